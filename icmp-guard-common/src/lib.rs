@@ -1,0 +1,18 @@
+//! Types and decision logic shared by the icmp-guard XDP program and its userspace.
+//!
+//! Everything here is `no_std` and free of kernel helpers, so the same parser, token bucket
+//! and policy that run in the XDP program also run (and are unit-tested and fuzzed) on the host.
+//! The kernel side only supplies packet bytes, the clock and the maps.
+
+#![no_std]
+
+pub mod bucket;
+pub mod config;
+pub mod maps;
+pub mod parse;
+pub mod policy;
+pub mod reason;
+
+pub use bucket::{Limit, SourceKey, SourceState};
+pub use config::Config;
+pub use reason::Reason;

@@ -1,0 +1,139 @@
+//! The icmp-guard XDP program.
+//!
+//! A thin entry over [`try_icmp_guard`], which returns the [`Reason`] for every frame; the entry
+//! records that reason's counter and turns it into the action, so every verdict is counted in
+//! one place. Parsing and policy are the shared, host-tested code in `icmp-guard-common`; this
+//! file only supplies the packet bytes, the clock and the maps.
+
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::generated::bpf_ktime_get_coarse_ns,
+    macros::{map, xdp},
+    maps::{Array, LruPerCpuHashMap, PerCpuArray},
+    programs::XdpContext,
+};
+use aya_log_ebpf::warn;
+use icmp_guard_common::{
+    Config, Reason, SourceKey, SourceState,
+    maps::SOURCES_MAX_ENTRIES,
+    parse::{self, Frame},
+    policy::{self, Decision},
+    reason::COUNTER_SLOTS,
+};
+
+/// Limits, written by the CLI (`attach`, `set`); one entry.
+#[map(name = "IG_CONFIG")]
+static IG_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// Packets per verdict reason, per CPU so the hot path needs no atomics; userspace sums them.
+/// Sized with headroom over `Reason::ALL` so new reasons keep the layout.
+#[map(name = "IG_COUNTERS")]
+static IG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Token bucket per source, per CPU (no cross-CPU contention, see the README for what that
+/// means for the quota); LRU so a spoofed flood evicts the stalest sources instead of failing.
+/// Sized by `SOURCES_MAX_ENTRIES` (~5 MiB on 2 CPUs).
+#[map(name = "IG_SOURCES")]
+static IG_SOURCES: LruPerCpuHashMap<SourceKey, SourceState> =
+    LruPerCpuHashMap::with_max_entries(SOURCES_MAX_ENTRIES, 0);
+
+#[xdp]
+pub fn icmp_guard(ctx: XdpContext) -> u32 {
+    let reason = try_icmp_guard(&ctx);
+    if let Some(count) = IG_COUNTERS.get_ptr_mut(reason.slot()) {
+        // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled.
+        unsafe { *count += 1 };
+    }
+    if reason.is_drop() {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+/// The verdict for one frame.
+#[inline(always)]
+fn try_icmp_guard(ctx: &XdpContext) -> Reason {
+    let frame = XdpFrame {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    let pkt = match parse::parse_frame(&frame) {
+        Ok(pkt) => pkt,
+        Err(reason) => return reason,
+    };
+    // The config map always holds its single entry; fail open if it ever did not.
+    let Some(cfg) = IG_CONFIG.get(0) else {
+        return Reason::PassedUnmetered;
+    };
+    match policy::decide(&pkt, cfg) {
+        Decision::Final(reason) => reason,
+        Decision::MeterEcho => meter(ctx, SourceKey::v4(pkt.src), cfg),
+    }
+}
+
+/// Charges the source's echo bucket.
+#[inline(always)]
+fn meter(ctx: &XdpContext, key: SourceKey, cfg: &Config) -> Reason {
+    // SAFETY: a helper without arguments or side effects. The coarse clock (jiffy resolution)
+    // costs half of bpf_ktime_get_ns; GCRA tolerates its steps.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if let Some(state) = IG_SOURCES.get_ptr_mut(&key) {
+        // SAFETY: this CPU's value of the entry; per-CPU, so no other writer.
+        let state = unsafe { &mut *state };
+        return verdict(state.charge(now, &cfg.echo));
+    }
+    let mut state = SourceState::default();
+    let passed = state.charge(now, &cfg.echo);
+    if let Err(err) = IG_SOURCES.insert(&key, &state, 0) {
+        // Rare: LRU maps evict instead of failing, so this means memory pressure.
+        warn!(ctx, "icmp-guard: source map insert failed: {}", err);
+        return Reason::PassedUnmetered;
+    }
+    verdict(passed)
+}
+
+#[inline(always)]
+const fn verdict(passed: bool) -> Reason {
+    if passed {
+        Reason::Passed
+    } else {
+        Reason::DroppedRateSource
+    }
+}
+
+/// The frame as the verifier sees it: `start..end` of packet memory.
+struct XdpFrame {
+    start: usize,
+    end: usize,
+}
+
+impl Frame for XdpFrame {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    #[inline(always)]
+    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        let at = self.start + offset;
+        if at + size_of::<T>() > self.end {
+            return None;
+        }
+        // SAFETY: bounds-checked against data_end just above; headers are plain integers.
+        Some(unsafe { core::ptr::read_unaligned(at as *const T) })
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

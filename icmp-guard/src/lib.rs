@@ -1,0 +1,2 @@
+//! The icmp-guard userspace: loads, attaches and steers the XDP program.
+pub mod object;
