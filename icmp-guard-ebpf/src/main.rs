@@ -9,7 +9,7 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{xdp_action, xdp_md},
     helpers::generated::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
     maps::{Array, LruPerCpuHashMap, PerCpuArray},
@@ -58,6 +58,7 @@ pub fn icmp_guard(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn try_icmp_guard(ctx: &XdpContext) -> Reason {
     let frame = XdpFrame {
+        ctx: ctx.ctx,
         start: ctx.data(),
         end: ctx.data_end(),
     };
@@ -107,14 +108,24 @@ const fn verdict(passed: bool) -> Reason {
 
 /// The frame as the verifier sees it: `start..end` of packet memory.
 struct XdpFrame {
+    ctx: *mut xdp_md,
     start: usize,
     end: usize,
 }
 
 impl Frame for XdpFrame {
+    /// The length from fresh, volatile loads of the context. With `self.end - self.start`,
+    /// LLVM learns `start + len == end` and deletes bounds checks it can prove from length
+    /// arithmetic (ICMP header within total length within the frame), which the verifier
+    /// cannot follow and rejects.
     #[inline(always)]
     fn len(&self) -> usize {
-        self.end - self.start
+        // SAFETY: ctx is the program's valid context pointer.
+        unsafe {
+            let end = core::ptr::read_volatile(&raw const (*self.ctx).data_end);
+            let start = core::ptr::read_volatile(&raw const (*self.ctx).data);
+            end.wrapping_sub(start) as usize
+        }
     }
 
     #[inline(always)]

@@ -1,2 +1,16 @@
 //! The icmp-guard userspace: loads, attaches and steers the XDP program.
+//!
+//! One module per subcommand under [`commands`]; pin layout in [`pins`]; the pinned maps in
+//! [`guard`]; limits and their validation in [`limits`]; typed errors in [`error`].
+
+pub mod bpffs;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod guard;
+pub mod limits;
 pub mod object;
+pub mod pins;
+pub mod privilege;
+
+pub use error::Error;

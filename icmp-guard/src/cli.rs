@@ -1,0 +1,102 @@
+//! The command line, as clap definitions.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{limits::LimitArgs, pins};
+
+/// XDP ICMP rate limiter: drops malformed, oversized and over-quota ICMP at the driver.
+///
+/// The program and its maps stay pinned in bpffs after each command exits, so the guard keeps
+/// enforcing with no daemon running.
+#[derive(Debug, Parser)]
+#[command(
+    name = "icmp-guard",
+    version,
+    after_help = "Examples:\n  icmp-guard attach eth0\n  icmp-guard attach eth0 --echo-rate 50 --echo-burst 100\n  icmp-guard set eth0 --echo-rate 5\n  icmp-guard stats eth0\n  icmp-guard status --json\n  icmp-guard detach eth0"
+)]
+pub struct Cli {
+    /// bpffs mount point holding the pins (under PATH/icmp-guard/<IFACE>/); mounted if it is
+    /// not a bpffs yet
+    #[arg(long, global = true, value_name = "PATH", env = pins::BPFFS_ENV, default_value = pins::DEFAULT_BPFFS)]
+    pub bpffs: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the guard, attach it to an interface and pin it; it keeps running after exit
+    Attach(AttachArgs),
+    /// Change limits of a guarded interface live; buckets and counters are kept
+    Set(SetArgs),
+    /// Detach the guard from an interface and remove every pin it made
+    Detach(IfaceArgs),
+    /// List guarded interfaces with their program, mode and limits
+    Status(StatusArgs),
+    /// Show drop counters and the top sources of a guarded interface
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IfaceArgs {
+    /// Network interface, e.g. eth0
+    #[arg(value_name = "IFACE")]
+    pub iface: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    /// Network interface, e.g. eth0
+    #[arg(value_name = "IFACE")]
+    pub iface: String,
+
+    /// XDP mode: native (in the driver), generic (in the stack, any interface), or auto
+    /// (native, falling back to generic)
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub mode: Mode,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    /// Network interface, e.g. eth0
+    #[arg(value_name = "IFACE")]
+    pub iface: String,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// Network interface, e.g. eth0
+    #[arg(value_name = "IFACE")]
+    pub iface: String,
+
+    /// Print one JSON object instead of tables
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many top sources (by drops) to list
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+}

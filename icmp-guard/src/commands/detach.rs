@@ -1,0 +1,33 @@
+//! `icmp-guard detach`: unpin the link (which detaches the program) and remove every pin.
+
+use std::path::Path;
+
+use aya::programs::links::PinnedLink;
+
+use crate::{Error, commands::attach::remove_pins, pins::Pins, privilege};
+
+pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
+    privilege::require("detach")?;
+    let pins = Pins::new(bpffs, iface);
+    if !pins.exist() {
+        return Err(Error::NotGuarded {
+            iface: iface.to_owned(),
+            dir: pins.dir,
+        });
+    }
+    let path = pins.link();
+    let link = PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
+    // Removing the pin leaves our fd as the link's last reference; dropping it detaches.
+    let link = link.unpin().map_err(Error::io("removing the pinned link", &path))?;
+    drop(link);
+    remove_pins(&pins);
+    if pins.dir.exists() {
+        return Err(Error::Io {
+            what: "some pins could not be removed from",
+            path: pins.dir,
+            source: std::io::Error::other("folder not empty"),
+        });
+    }
+    println!("icmp-guard detached from {iface}; pins removed");
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! One module per subcommand, dispatched from [`execute`].
+
+pub mod attach;
+pub mod detach;
+pub mod set;
+pub mod stats;
+pub mod status;
+
+use crate::{
+    Error,
+    cli::{Cli, Command},
+};
+
+/// Runs the parsed command line; output goes to stdout.
+pub fn execute(cli: Cli) -> Result<(), Error> {
+    let bpffs = cli.bpffs.as_path();
+    match cli.command {
+        Command::Attach(args) => attach::run(bpffs, &args),
+        Command::Set(args) => set::run(bpffs, &args),
+        Command::Detach(args) => detach::run(bpffs, &args.iface),
+        Command::Status(args) => status::run(bpffs, &args),
+        Command::Stats(args) => stats::run(bpffs, &args),
+    }
+}

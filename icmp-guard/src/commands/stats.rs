@@ -1,0 +1,110 @@
+//! `icmp-guard stats`: counters per reason and the top sources.
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
+
+use icmp_guard_common::{Reason, SourceKey};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    Error,
+    cli::StatsArgs,
+    guard::{Guard, SourceTotals},
+    pins::Pins,
+    privilege,
+};
+
+pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
+    privilege::require("stats")?;
+    let guard = Guard::open(Pins::new(bpffs, &args.iface))?;
+    let counters = guard.counters()?;
+    let top = top_sources(guard.sources()?, args.top);
+    if args.json {
+        println!("{}", to_json(&args.iface, &counters, &top));
+    } else {
+        print_table(&args.iface, &counters, &top);
+    }
+    Ok(())
+}
+
+/// The `n` sources with the most drops (then the most passes), in descending order.
+#[must_use]
+pub fn top_sources(mut sources: Vec<SourceTotals>, n: usize) -> Vec<SourceTotals> {
+    sources.sort_unstable_by(|a, b| {
+        (b.dropped, b.passed, a.key).cmp(&(a.dropped, a.passed, b.key))
+    });
+    sources.truncate(n);
+    sources
+}
+
+/// A source key as `address/prefix`.
+#[must_use]
+pub fn format_source(key: &SourceKey) -> String {
+    match key.as_v4() {
+        Some(v4) => format!("{}/32", Ipv4Addr::from(v4)),
+        None => format!("{}/128", Ipv6Addr::from(key.addr)),
+    }
+}
+
+fn to_json(iface: &str, counters: &[(Reason, u64)], top: &[SourceTotals]) -> Value {
+    let counters: Map<String, Value> = counters
+        .iter()
+        .map(|(reason, n)| (reason.name().to_owned(), json!(n)))
+        .collect();
+    let top: Vec<Value> = top
+        .iter()
+        .map(|s| json!({"source": format_source(&s.key), "passed": s.passed, "dropped": s.dropped}))
+        .collect();
+    json!({"interface": iface, "counters": counters, "top_sources": top})
+}
+
+fn print_table(iface: &str, counters: &[(Reason, u64)], top: &[SourceTotals]) {
+    println!("icmp-guard on {iface}");
+    println!("  {:<22} {:>12}  meaning", "counter", "packets");
+    for (reason, n) in counters {
+        println!("  {:<22} {:>12}  {}", reason.name(), n, reason.help());
+    }
+    let dropped: u64 = counters.iter().filter(|(r, _)| r.is_drop()).map(|(_, n)| n).sum();
+    let total: u64 = counters.iter().map(|(_, n)| n).sum();
+    println!("  {:<22} {:>12}  of {total} frames seen", "dropped in all", dropped);
+    println!();
+    if top.is_empty() {
+        println!("no metered sources yet");
+        return;
+    }
+    println!("top sources by drops");
+    println!("  {:<40} {:>12} {:>12}", "source", "passed", "dropped");
+    for s in top {
+        println!("  {:<40} {:>12} {:>12}", format_source(&s.key), s.passed, s.dropped);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(last: u8, passed: u64, dropped: u64) -> SourceTotals {
+        SourceTotals {
+            key: SourceKey::v4([198, 51, 100, last]),
+            passed,
+            dropped,
+        }
+    }
+
+    #[test]
+    fn top_sources_by_drops_then_passes() {
+        let top = top_sources(vec![totals(1, 5, 0), totals(2, 1, 9), totals(3, 7, 9), totals(4, 0, 1)], 3);
+        let order: Vec<_> = top.iter().map(|s| s.key.addr[15]).collect();
+        assert_eq!(order, [3, 2, 4]);
+    }
+
+    #[test]
+    fn formats_v4_and_v6_sources() {
+        assert_eq!(format_source(&SourceKey::v4([203, 0, 113, 9])), "203.0.113.9/32");
+        let mut v6 = SourceKey { addr: [0; 16] };
+        v6.addr[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(format_source(&v6), "2001:db8::/128");
+    }
+}

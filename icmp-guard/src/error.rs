@@ -1,0 +1,115 @@
+//! Typed errors. Each message names the interface or value at fault and how to fix it.
+
+use std::{io, path::PathBuf};
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("interface {iface:?} does not exist (see `ip link show`)")]
+    UnknownInterface { iface: String },
+
+    #[error(
+        "{iface} is already guarded (pins in {}); change limits with `icmp-guard set {iface}` or run `icmp-guard detach {iface}` first",
+        dir.display()
+    )]
+    AlreadyGuarded { iface: String, dir: PathBuf },
+
+    #[error(
+        "{iface} is not guarded (no pins in {}); run `icmp-guard attach {iface}` first, or pass the --bpffs used at attach",
+        dir.display()
+    )]
+    NotGuarded { iface: String, dir: PathBuf },
+
+    #[error(
+        "{action} needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN): run it as root or grant them, e.g. `sudo icmp-guard ...`"
+    )]
+    Privilege { action: &'static str },
+
+    #[error(
+        "native XDP is not available on {iface}: {source}; use --mode auto (falls back to generic) or --mode generic"
+    )]
+    NativeUnavailable {
+        iface: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+
+    #[error(
+        "{iface} already has an XDP program attached that is not icmp-guard's; icmp-guard will not replace it (inspect it with `ip link show {iface}`, remove it with `ip link set {iface} xdp off`)"
+    )]
+    ForeignProgram { iface: String },
+
+    #[error("cannot attach to {iface} in {mode} mode")]
+    Attach {
+        iface: String,
+        mode: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+
+    #[error(
+        "{} is not a bpffs and mounting one there failed; mount it yourself (`mount -t bpf bpf {}`) or pass --bpffs",
+        path.display(), path.display()
+    )]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("invalid {what}: {why}")]
+    InvalidLimit { what: &'static str, why: String },
+
+    #[error("loading the XDP program failed (kernel too old, or the verifier refused it)")]
+    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    #[error("{what} {}", path.display())]
+    Pin {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("{what}")]
+    Map {
+        what: String,
+        #[source]
+        source: aya::maps::MapError,
+    },
+
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps a map error with what was being done.
+    pub fn map(what: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> Self {
+        let what = what.into();
+        move |source| Self::Map { what, source }
+    }
+
+    /// Wraps an I/O error with what was being done to which path.
+    pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { what, path, source }
+    }
+
+    /// Wraps a pinning error with what was being done to which path.
+    pub fn pin<E>(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let path = path.into();
+        move |source| Self::Pin {
+            what,
+            path,
+            source: Box::new(source),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Where a guarded interface's state is pinned: `<bpffs>/icmp-guard/<IFACE>/`.
+
+use std::path::{Path, PathBuf};
+
+use icmp_guard_common::maps;
+
+/// Default bpffs mount point.
+pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
+
+/// Environment variable that overrides the bpffs path.
+pub const BPFFS_ENV: &str = "ICMP_GUARD_BPFFS";
+
+/// Folder under the bpffs that holds one sub-folder per guarded interface.
+pub const ROOT_DIR: &str = "icmp-guard";
+
+/// Every map the program pins, in the order they are pinned.
+pub const MAPS: [&str; 3] = [maps::CONFIG, maps::COUNTERS, maps::SOURCES];
+
+/// The root of all icmp-guard pins on a bpffs.
+#[must_use]
+pub fn root(bpffs: &Path) -> PathBuf {
+    bpffs.join(ROOT_DIR)
+}
+
+/// The pins of one interface.
+#[derive(Clone, Debug)]
+pub struct Pins {
+    pub iface: String,
+    pub dir: PathBuf,
+}
+
+impl Pins {
+    #[must_use]
+    pub fn new(bpffs: &Path, iface: &str) -> Self {
+        Self {
+            iface: iface.to_owned(),
+            dir: root(bpffs).join(iface),
+        }
+    }
+
+    /// The pinned link that keeps the program attached.
+    #[must_use]
+    pub fn link(&self) -> PathBuf {
+        self.dir.join(maps::LINK_PIN)
+    }
+
+    /// A pinned map, by name.
+    #[must_use]
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Whether this interface holds icmp-guard pins.
+    #[must_use]
+    pub fn exist(&self) -> bool {
+        self.link().exists()
+    }
+}
