@@ -1,10 +1,38 @@
 //! What to do with a parsed ICMP packet, before any per-source state is consulted.
 
 use crate::{
-    Config, Reason,
+    Config, Limit, Reason, SourceKey,
     config::MAX_DATAGRAM,
-    parse::{Fragment, IcmpPacket},
+    parse::{self, Fragment, Frame, IcmpPacket},
 };
+
+/// What the verdict needs from its surroundings: the config map, and the per-source buckets
+/// with their clock. The XDP program implements it over its maps; tests over a `HashMap`.
+pub trait Env {
+    /// The configuration; `None` only if the config map is somehow empty (then fail open).
+    fn config(&self) -> Option<&Config>;
+
+    /// Charges one packet to `key`'s bucket under `limit`; returns `Passed`,
+    /// `DroppedRateSource`, or `PassedUnmetered` if no bucket could be kept.
+    fn charge(&self, key: SourceKey, limit: &Limit) -> Reason;
+}
+
+/// The verdict for one frame: parse, decide, meter. The config is only consulted for ICMP, so
+/// other traffic pays for the parse alone.
+#[inline(always)]
+pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
+    let pkt = match parse::parse_frame(frame) {
+        Ok(pkt) => pkt,
+        Err(reason) => return reason,
+    };
+    let Some(cfg) = env.config() else {
+        return Reason::PassedUnmetered;
+    };
+    match decide(&pkt, cfg) {
+        Decision::Final(reason) => reason,
+        Decision::MeterEcho => env.charge(SourceKey::v4(pkt.src), &cfg.echo),
+    }
+}
 
 /// ICMPv4 types the policy names (RFC 792).
 pub mod icmp_type {

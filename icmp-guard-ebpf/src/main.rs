@@ -17,10 +17,10 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use icmp_guard_common::{
-    Config, Reason, SourceKey, SourceState,
+    Config, Limit, Reason, SourceKey, SourceState,
     maps::SOURCES_MAX_ENTRIES,
-    parse::{self, Frame},
-    policy::{self, Decision},
+    parse::Frame,
+    policy::{self, Env},
     reason::COUNTER_SLOTS,
 };
 
@@ -62,39 +62,39 @@ fn try_icmp_guard(ctx: &XdpContext) -> Reason {
         start: ctx.data(),
         end: ctx.data_end(),
     };
-    let pkt = match parse::parse_frame(&frame) {
-        Ok(pkt) => pkt,
-        Err(reason) => return reason,
-    };
-    // The config map always holds its single entry; fail open if it ever did not.
-    let Some(cfg) = IG_CONFIG.get(0) else {
-        return Reason::PassedUnmetered;
-    };
-    match policy::decide(&pkt, cfg) {
-        Decision::Final(reason) => reason,
-        Decision::MeterEcho => meter(ctx, SourceKey::v4(pkt.src), cfg),
-    }
+    policy::judge(&frame, &Maps { ctx })
 }
 
-/// Charges the source's echo bucket.
-#[inline(always)]
-fn meter(ctx: &XdpContext, key: SourceKey, cfg: &Config) -> Reason {
-    // SAFETY: a helper without arguments or side effects. The coarse clock (jiffy resolution)
-    // costs half of bpf_ktime_get_ns; GCRA tolerates its steps.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if let Some(state) = IG_SOURCES.get_ptr_mut(&key) {
-        // SAFETY: this CPU's value of the entry; per-CPU, so no other writer.
-        let state = unsafe { &mut *state };
-        return verdict(state.charge(now, &cfg.echo));
+/// The program's maps and clock, as the shared policy sees them.
+struct Maps<'a> {
+    ctx: &'a XdpContext,
+}
+
+impl Env for Maps<'_> {
+    #[inline(always)]
+    fn config(&self) -> Option<&Config> {
+        IG_CONFIG.get(0)
     }
-    let mut state = SourceState::default();
-    let passed = state.charge(now, &cfg.echo);
-    if let Err(err) = IG_SOURCES.insert(&key, &state, 0) {
-        // Rare: LRU maps evict instead of failing, so this means memory pressure.
-        warn!(ctx, "icmp-guard: source map insert failed: {}", err);
-        return Reason::PassedUnmetered;
+
+    #[inline(always)]
+    fn charge(&self, key: SourceKey, limit: &Limit) -> Reason {
+        // SAFETY: a helper without arguments or side effects. The coarse clock (jiffy
+        // resolution) costs half of bpf_ktime_get_ns; GCRA tolerates its steps.
+        let now = unsafe { bpf_ktime_get_coarse_ns() };
+        if let Some(state) = IG_SOURCES.get_ptr_mut(&key) {
+            // SAFETY: this CPU's value of the entry; per-CPU, so no other writer.
+            let state = unsafe { &mut *state };
+            return verdict(state.charge(now, limit));
+        }
+        let mut state = SourceState::default();
+        let passed = state.charge(now, limit);
+        if let Err(err) = IG_SOURCES.insert(&key, &state, 0) {
+            // Rare: LRU maps evict instead of failing, so this means memory pressure.
+            warn!(self.ctx, "icmp-guard: source map insert failed: {}", err);
+            return Reason::PassedUnmetered;
+        }
+        verdict(passed)
     }
-    verdict(passed)
 }
 
 #[inline(always)]

@@ -47,6 +47,9 @@ pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
     if rc != 0 {
         return Err(fail(io::Error::last_os_error()));
     }
-    log::info!("mounted a bpffs at {}", path.display());
+    log::warn!(
+        "mounted a bpffs at {}; in a private mount namespace (e.g. under `ip netns exec`) it and the pins vanish when the command exits: mount it from the host namespace first",
+        path.display()
+    );
     Ok(())
 }

@@ -1,0 +1,165 @@
+//! Sends crafted frames out of an interface over `AF_PACKET`: floods and ping-of-death
+//! fragment trains that `ping` cannot make. Bounded by `--count`; prints a JSON report.
+//!
+//! Run it inside a lab namespace (`ip netns exec`), towards the lab's own hosts only.
+
+use std::{net::Ipv4Addr, time::Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use clap::{Parser, ValueEnum};
+use icmp_guard_tests::packet::{IPPROTO_ICMP, Ipv4, MF, echo_request, ipv4_frame};
+
+#[derive(Parser)]
+struct Args {
+    /// Interface to send on
+    #[arg(long)]
+    iface: String,
+    /// Destination MAC (the guarded interface)
+    #[arg(long)]
+    dst_mac: String,
+    /// What to send
+    #[arg(long, value_enum, default_value_t = Kind::Echo)]
+    kind: Kind,
+    /// Source address (the first of --sources consecutive ones)
+    #[arg(long, default_value = "198.51.100.2")]
+    src: Ipv4Addr,
+    /// Destination address
+    #[arg(long, default_value = "198.51.100.1")]
+    dst: Ipv4Addr,
+    /// Frames to send (echo)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    count: u32,
+    /// Consecutive source addresses to cycle through (echo)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    sources: u32,
+    /// Echo data bytes
+    #[arg(long, default_value_t = 56)]
+    data: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// Echo requests
+    Echo,
+    /// A ping of death: an echo fragmented past 65535 bytes
+    Pod,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let dst_mac = parse_mac(&args.dst_mac)?;
+    let src_mac = parse_mac(
+        std::fs::read_to_string(format!("/sys/class/net/{}/address", args.iface))
+            .with_context(|| format!("reading the MAC of {}", args.iface))?
+            .trim(),
+    )?;
+    let frames: Vec<Vec<u8>> = match args.kind {
+        Kind::Echo => (0..args.sources)
+            .map(|i| {
+                let src = Ipv4Addr::from(u32::from(args.src).wrapping_add(i));
+                ipv4_frame(&Ipv4::new(src.octets(), args.dst.octets(), IPPROTO_ICMP, echo_request(args.data)))
+            })
+            .collect(),
+        Kind::Pod => ping_of_death(args.src.octets(), args.dst.octets()),
+    };
+    let count = match args.kind {
+        Kind::Echo => args.count as usize,
+        Kind::Pod => frames.len(),
+    };
+    let socket = PacketSocket::bind(&args.iface)?;
+    let started = Instant::now();
+    for frame in frames.iter().cycle().take(count) {
+        let mut frame = frame.clone();
+        frame[..6].copy_from_slice(&dst_mac);
+        frame[6..12].copy_from_slice(&src_mac);
+        socket.send(&frame)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{}", serde_json::json!({"sent": count, "seconds": seconds}));
+    Ok(())
+}
+
+/// Fragments of one echo whose reassembly would reach 65555 bytes: 1480-byte pieces, then a
+/// last one at offset 65464 with 71 bytes (the classic ping of death).
+fn ping_of_death(src: [u8; 4], dst: [u8; 4]) -> Vec<Vec<u8>> {
+    let echo = echo_request(65_464 + 71 - 8);
+    let piece = 1480;
+    let mut frames = Vec::new();
+    let mut offset = 0;
+    while offset < 65_464 {
+        let end = (offset + piece).min(65_464);
+        let mut ip = Ipv4::new(src, dst, IPPROTO_ICMP, echo[offset..end].to_vec());
+        ip.id = 0x0bad;
+        ip.frag = (offset / 8) as u16 | MF;
+        frames.push(ipv4_frame(&ip));
+        offset = end;
+    }
+    let mut last = Ipv4::new(src, dst, IPPROTO_ICMP, echo[65_464..].to_vec());
+    last.id = 0x0bad;
+    last.frag = (65_464 / 8) as u16;
+    frames.push(ipv4_frame(&last));
+    frames
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bytes: Vec<u8> = s
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("bad MAC address {s:?}"))?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("bad MAC address {s:?}"))
+}
+
+/// An `AF_PACKET` raw socket bound to one interface.
+struct PacketSocket(std::os::fd::OwnedFd);
+
+impl PacketSocket {
+    fn bind(iface: &str) -> Result<Self> {
+        use std::os::fd::{AsRawFd as _, FromRawFd as _};
+        let name = std::ffi::CString::new(iface)?;
+        // SAFETY: valid NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        ensure!(ifindex != 0, "no interface {iface}");
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        if fd < 0 {
+            bail!("socket(AF_PACKET): {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: all-zero sockaddr_ll is valid; fields set below.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: addr is a valid sockaddr_ll of the given size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc != 0 {
+            bail!("bind to {iface}: {}", std::io::Error::last_os_error());
+        }
+        Ok(Self(fd))
+    }
+
+    fn send(&self, frame: &[u8]) -> Result<()> {
+        use std::os::fd::AsRawFd as _;
+        for _ in 0..10_000 {
+            // SAFETY: frame is a valid buffer of frame.len() bytes.
+            let n = unsafe { libc::send(self.0.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            // The qdisc-less veth can push back under a flood; retry.
+            if err.raw_os_error() != Some(libc::ENOBUFS) {
+                bail!("send: {err}");
+            }
+            std::thread::yield_now();
+        }
+        bail!("send: the interface kept refusing frames (ENOBUFS)")
+    }
+}

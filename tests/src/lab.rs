@@ -1,0 +1,247 @@
+//! Network-namespace labs: two hosts joined by a veth pair, a private bpffs, and helpers to
+//! run the CLI, ping and the frame injector inside them. Everything is removed on drop.
+//!
+//! The CLI runs under `nsenter --net` (network namespace only) rather than `ip netns exec`,
+//! which would also give it a private mount namespace where a bpffs mounted by the CLI would
+//! vanish on exit.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+
+/// Address of the guarded host in every lab.
+pub const GUARDED_ADDR: &str = "198.51.100.1";
+/// Address of the client host in every lab.
+pub const CLIENT_ADDR: &str = "198.51.100.2";
+/// Prefix length of the lab link.
+pub const PREFIX: u8 = 24;
+
+/// A name unique to this process and call, at most 15 characters (an interface name's limit).
+#[must_use]
+pub fn unique(tag: char) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("ig{}{tag}{n}", std::process::id())
+}
+
+/// Runs a command, failing with its stderr unless it succeeds.
+pub fn run(cmd: &mut Command) -> Result<Output> {
+    let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out)
+}
+
+/// `ip` with arguments.
+pub fn ip(args: &[&str]) -> Result<Output> {
+    run(Command::new("ip").args(args))
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a namespace with its loopback up.
+    pub fn new(name: String) -> Result<Self> {
+        ip(&["netns", "add", &name])?;
+        let ns = Self { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// `program` inside the namespace with its own /sys (`ip netns exec`), for tools that
+    /// read interface details from sysfs.
+    #[must_use]
+    pub fn exec(&self, program: impl AsRef<Path>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program.as_ref());
+        c
+    }
+
+    /// `program` inside the namespace's network only, keeping the host's mounts.
+    #[must_use]
+    pub fn enter(&self, program: impl AsRef<Path>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name))
+            .arg("--")
+            .arg(program.as_ref());
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// A bpffs mounted in a fresh folder outside /sys, unmounted and removed on drop.
+#[derive(Debug)]
+pub struct Bpffs {
+    pub path: PathBuf,
+}
+
+impl Bpffs {
+    pub fn new() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("icmp-guard-bpffs-{}", unique('f')));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        run(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&path))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).output();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// A binary of this workspace, next to the running executable (`target/<profile>/`, or its
+/// parent when running from `deps/`); `ICMP_GUARD_BIN_DIR` overrides the folder.
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let dirs: Vec<PathBuf> = match std::env::var_os("ICMP_GUARD_BIN_DIR") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => {
+            let exe = std::env::current_exe().context("locating the test executable")?;
+            exe.ancestors().skip(1).take(2).map(Path::to_path_buf).collect()
+        }
+    };
+    dirs.iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "{name} not found in {dirs:?}; build it first with the same profile (`cargo xtask test` does)"
+            )
+        })
+}
+
+/// Two hosts on one link: `guarded` (198.51.100.1, where icmp-guard runs) and `client`
+/// (198.51.100.2), plus a private bpffs for the pins.
+#[derive(Debug)]
+pub struct Lab {
+    pub guarded: Netns,
+    pub client: Netns,
+    pub guarded_if: String,
+    pub client_if: String,
+    pub bpffs: Bpffs,
+    cli: PathBuf,
+    inject: PathBuf,
+}
+
+impl Lab {
+    pub fn new() -> Result<Self> {
+        let cli = workspace_bin("icmp-guard")?;
+        let inject = workspace_bin("icmp-guard-inject")?;
+        let guarded = Netns::new(unique('g'))?;
+        let client = Netns::new(unique('c'))?;
+        let guarded_if = unique('a');
+        let client_if = unique('b');
+        ip(&[
+            "link", "add", &guarded_if, "netns", &guarded.name, "type", "veth", "peer", "name",
+            &client_if, "netns", &client.name,
+        ])?;
+        for (ns, iface, addr) in [
+            (&guarded, &guarded_if, GUARDED_ADDR),
+            (&client, &client_if, CLIENT_ADDR),
+        ] {
+            ip(&["-n", &ns.name, "addr", "add", &format!("{addr}/{PREFIX}"), "dev", iface])?;
+            ip(&["-n", &ns.name, "link", "set", iface, "up"])?;
+        }
+        let lab = Self {
+            guarded,
+            client,
+            guarded_if,
+            client_if,
+            bpffs: Bpffs::new()?,
+            cli,
+            inject,
+        };
+        // Static neighbours: no ARP on the path, so the first echo is not lost to resolution.
+        let guarded_mac = lab.mac(&lab.guarded, &lab.guarded_if)?;
+        let client_mac = lab.mac(&lab.client, &lab.client_if)?;
+        ip(&["-n", &lab.client.name, "neigh", "replace", GUARDED_ADDR, "lladdr", &guarded_mac, "dev", &lab.client_if])?;
+        ip(&["-n", &lab.guarded.name, "neigh", "replace", CLIENT_ADDR, "lladdr", &client_mac, "dev", &lab.guarded_if])?;
+        Ok(lab)
+    }
+
+    /// The MAC address of `iface` in `ns`.
+    pub fn mac(&self, ns: &Netns, iface: &str) -> Result<String> {
+        let out = run(ns.exec("cat").arg(format!("/sys/class/net/{iface}/address")))?;
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    /// The CLI in the guarded namespace with the lab's bpffs; returns its output whatever
+    /// the exit status.
+    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+        self.cli_in(&self.guarded, args)
+    }
+
+    /// The CLI in `ns` with the lab's bpffs.
+    pub fn cli_in(&self, ns: &Netns, args: &[&str]) -> Result<Output> {
+        let mut cmd = ns.enter(&self.cli);
+        cmd.arg("--bpffs").arg(&self.bpffs.path).args(args);
+        cmd.output().with_context(|| format!("spawning {cmd:?}"))
+    }
+
+    /// The CLI, which must succeed; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.cli(args)?;
+        if !out.status.success() {
+            bail!(
+                "icmp-guard {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// `stats --json` of the guarded interface.
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        let out = self.cli_ok(&["stats", &self.guarded_if, "--json"])?;
+        serde_json::from_str(&out).with_context(|| format!("parsing stats: {out}"))
+    }
+
+    /// iputils ping from the client to the guarded host: `count` echoes, `interval` seconds
+    /// apart, giving up after `deadline` seconds. Returns the number of replies.
+    pub fn ping(&self, count: u32, interval: &str, deadline: u32) -> Result<u32> {
+        let out = self
+            .client
+            .exec("ping")
+            .args(["-n", "-q", "-c", &count.to_string(), "-i", interval, "-w", &deadline.to_string(), GUARDED_ADDR])
+            .output()
+            .context("spawning ping (is iputils-ping installed?)")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let received = text
+            .lines()
+            .find_map(|l| l.split(", ").find_map(|p| p.strip_suffix(" received")))
+            .with_context(|| format!("no summary in ping output: {text}"))?;
+        Ok(received.trim().parse()?)
+    }
+
+    /// The injector in the client namespace, sending towards the guarded host; returns its
+    /// JSON report.
+    pub fn inject(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let dst_mac = self.mac(&self.guarded, &self.guarded_if)?;
+        let out = run(self
+            .client
+            .exec(&self.inject)
+            .args(["--iface", &self.client_if, "--dst-mac", &dst_mac])
+            .args(args))?;
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}

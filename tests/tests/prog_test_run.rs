@@ -1,0 +1,76 @@
+//! The fixture table through BPF_PROG_TEST_RUN on the real, verifier-checked program.
+
+use aya::{
+    Ebpf,
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap},
+    programs::{TestRun as _, TestRunOptions, Xdp},
+};
+use icmp_guard::object;
+use icmp_guard_common::{Config, Reason, SourceKey, SourceState, maps};
+use icmp_guard_tests::fixtures::cases;
+
+struct Loaded {
+    ebpf: Ebpf,
+}
+
+impl Loaded {
+    fn new() -> Self {
+        let mut ebpf = Ebpf::load(object::ICMP_GUARD).expect("the object loads");
+        let program: &mut Xdp = ebpf.program_mut(maps::PROGRAM).unwrap().try_into().unwrap();
+        program.load().expect("the verifier accepts the program");
+        Self { ebpf }
+    }
+
+    fn set_config(&mut self, cfg: &Config) {
+        let mut config: Array<&mut MapData, Config> =
+            Array::try_from(self.ebpf.map_mut(maps::CONFIG).unwrap()).unwrap();
+        config.set(0, cfg, 0).unwrap();
+    }
+
+    fn clear_sources(&mut self) {
+        let mut sources: PerCpuHashMap<&mut MapData, SourceKey, SourceState> =
+            PerCpuHashMap::try_from(self.ebpf.map_mut(maps::SOURCES).unwrap()).unwrap();
+        let keys: Vec<SourceKey> = sources.keys().map(Result::unwrap).collect();
+        for key in keys {
+            sources.remove(&key).unwrap();
+        }
+    }
+
+    fn counters(&self) -> Vec<u64> {
+        let counters: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map(maps::COUNTERS).unwrap()).unwrap();
+        Reason::ALL
+            .iter()
+            .map(|r| counters.get(&r.slot(), 0).unwrap().iter().sum())
+            .collect()
+    }
+
+    fn run(&self, frame: &[u8], repeat: u32) -> u32 {
+        let program: &Xdp = self.ebpf.program(maps::PROGRAM).unwrap().try_into().unwrap();
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        opts.repeat = repeat;
+        program.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+    }
+}
+
+#[test]
+fn every_fixture_through_bpf_prog_test_run() {
+    let mut prog = Loaded::new();
+    for case in cases() {
+        prog.set_config(&case.config);
+        prog.clear_sources();
+        let before = prog.counters();
+        let mut last = None;
+        for step in &case.steps {
+            last = Some(prog.run(&step.frame, step.times));
+        }
+        let after = prog.counters();
+        assert_eq!(last, Some(case.verdict.action()), "{}: XDP action", case.what);
+        for (i, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(after[i] - before[i], case.expected(*reason), "{}: counter {}", case.what, reason.name());
+        }
+    }
+}
