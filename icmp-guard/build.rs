@@ -1,5 +1,5 @@
 //! Builds the XDP programs (`icmp-guard-ebpf`) for the BPF target with the nightly toolchain and
-//! places the objects in OUT_DIR, where `src/lib.rs` embeds them.
+//! places the objects in `OUT_DIR`, where `src/lib.rs` embeds them.
 
 use aya_build::{Package, Toolchain};
 

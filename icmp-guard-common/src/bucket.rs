@@ -64,7 +64,9 @@ impl SourceKey {
     #[must_use]
     pub const fn v4(a: [u8; 4]) -> Self {
         Self {
-            addr: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]],
+            addr: [
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+            ],
         }
     }
 
@@ -111,7 +113,11 @@ impl SourceState {
     /// counts it either way. A new source starts from the zeroed state, i.e. a full bucket.
     #[inline(always)]
     pub fn charge(&mut self, now_ns: u64, limit: &Limit) -> bool {
-        let start = if self.tat_ns > now_ns { self.tat_ns } else { now_ns };
+        let start = if self.tat_ns > now_ns {
+            self.tat_ns
+        } else {
+            now_ns
+        };
         let tat = start.wrapping_add(limit.interval_ns);
         // `tat > now_ns` always holds here, so the subtraction cannot wrap.
         if tat - now_ns > limit.tolerance_ns {
@@ -157,9 +163,27 @@ mod tests {
             passed: u64,
         }
         let cases = [
-            Case { what: "burst passes back to back", rate: 1, burst: 5, arrivals: &[1; 5], passed: 5 },
-            Case { what: "one past the burst drops", rate: 1, burst: 5, arrivals: &[1; 6], passed: 5 },
-            Case { what: "burst of one", rate: 10, burst: 1, arrivals: &[7, 7, 7], passed: 1 },
+            Case {
+                what: "burst passes back to back",
+                rate: 1,
+                burst: 5,
+                arrivals: &[1; 5],
+                passed: 5,
+            },
+            Case {
+                what: "one past the burst drops",
+                rate: 1,
+                burst: 5,
+                arrivals: &[1; 6],
+                passed: 5,
+            },
+            Case {
+                what: "burst of one",
+                rate: 10,
+                burst: 1,
+                arrivals: &[7, 7, 7],
+                passed: 1,
+            },
             Case {
                 what: "refill after one interval",
                 rate: 10,
@@ -178,7 +202,15 @@ mod tests {
                 what: "idle for a day gets exactly a full burst back",
                 rate: 1,
                 burst: 3,
-                arrivals: &[1, 1, 1, 86_400 * NS_PER_SEC, 86_400 * NS_PER_SEC, 86_400 * NS_PER_SEC, 86_400 * NS_PER_SEC],
+                arrivals: &[
+                    1,
+                    1,
+                    1,
+                    86_400 * NS_PER_SEC,
+                    86_400 * NS_PER_SEC,
+                    86_400 * NS_PER_SEC,
+                    86_400 * NS_PER_SEC,
+                ],
                 passed: 6,
             },
         ];
@@ -196,7 +228,10 @@ mod tests {
         let limit = Limit::new(50, 20).unwrap();
         let (passed, _) = run(&limit, (0..10_000u64).map(|i| i * MS));
         let expected = 20 + 50 * 10;
-        assert!(passed.abs_diff(expected) <= 1, "passed {passed}, expected ~{expected}");
+        assert!(
+            passed.abs_diff(expected) <= 1,
+            "passed {passed}, expected ~{expected}"
+        );
     }
 
     #[test]

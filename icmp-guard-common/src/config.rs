@@ -41,8 +41,8 @@ pub struct Config {
     pub ifindex: u32,
     /// One of [`attach_mode`].
     pub attach_mode: u32,
-    /// Explicit padding: keeps the layout free of implicit holes.
-    pub _pad: u32,
+    /// Explicit padding (always zero): keeps the layout free of implicit holes.
+    pub reserved: u32,
     /// Attach time, seconds since the Unix epoch.
     pub attached_at: u64,
 }
@@ -61,7 +61,7 @@ impl Config {
             max_echo_size: defaults::MAX_ECHO_SIZE,
             ifindex: 0,
             attach_mode: attach_mode::UNKNOWN,
-            _pad: 0,
+            reserved: 0,
             attached_at: 0,
         }
     }

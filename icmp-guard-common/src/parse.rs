@@ -29,15 +29,15 @@ pub const ICMP_HEADER_LEN: usize = Icmpv4Hdr::LEN;
 /// Packet bytes, read through bounds checks.
 pub trait Frame {
     /// Bytes in the frame.
-    fn len(&self) -> usize;
+    fn size(&self) -> usize;
 
     /// A copy of the `T` stored at `offset`, or `None` if it does not fit in the frame.
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
 }
 
 impl Frame for [u8] {
-    fn len(&self) -> usize {
-        <[u8]>::len(self)
+    fn size(&self) -> usize {
+        self.len()
     }
 
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
@@ -134,7 +134,7 @@ fn parse_ipv4<F: Frame + ?Sized>(frame: &F, l3: usize) -> Result<IcmpPacket, Rea
     }
     // Bytes from the IP header to the end of the frame; shorter than total length means
     // truncated, longer is Ethernet padding and legal.
-    let captured = frame.len() - l3;
+    let captured = frame.size() - l3;
     let ip_len = usize::from(u16::from_be_bytes(ip.tot_len));
     if ip_len > captured || header_len > ip_len {
         return Err(Malformed);

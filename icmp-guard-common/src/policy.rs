@@ -34,7 +34,7 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     }
 }
 
-/// ICMPv4 types the policy names (RFC 792).
+/// `ICMPv4` types the policy names (RFC 792).
 pub mod icmp_type {
     pub const ECHO_REPLY: u8 = 0;
     pub const DEST_UNREACH: u8 = 3;

@@ -41,6 +41,10 @@ static IG_SOURCES: LruPerCpuHashMap<SourceKey, SourceState> =
     LruPerCpuHashMap::with_max_entries(SOURCES_MAX_ENTRIES, 0);
 
 #[xdp]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] macro fixes the signature"
+)]
 pub fn icmp_guard(ctx: XdpContext) -> u32 {
     let reason = try_icmp_guard(&ctx);
     if let Some(count) = IG_COUNTERS.get_ptr_mut(reason.slot()) {
@@ -81,14 +85,14 @@ impl Env for Maps<'_> {
         // SAFETY: a helper without arguments or side effects. The coarse clock (jiffy
         // resolution) costs half of bpf_ktime_get_ns; GCRA tolerates its steps.
         let now = unsafe { bpf_ktime_get_coarse_ns() };
-        if let Some(state) = IG_SOURCES.get_ptr_mut(&key) {
+        if let Some(state) = IG_SOURCES.get_ptr_mut(key) {
             // SAFETY: this CPU's value of the entry; per-CPU, so no other writer.
             let state = unsafe { &mut *state };
             return verdict(state.charge(now, limit));
         }
         let mut state = SourceState::default();
         let passed = state.charge(now, limit);
-        if let Err(err) = IG_SOURCES.insert(&key, &state, 0) {
+        if let Err(err) = IG_SOURCES.insert(key, state, 0) {
             // Rare: LRU maps evict instead of failing, so this means memory pressure.
             warn!(self.ctx, "icmp-guard: source map insert failed: {}", err);
             return Reason::PassedUnmetered;
@@ -119,7 +123,7 @@ impl Frame for XdpFrame {
     /// arithmetic (ICMP header within total length within the frame), which the verifier
     /// cannot follow and rejects.
     #[inline(always)]
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         // SAFETY: ctx is the program's valid context pointer.
         unsafe {
             let end = core::ptr::read_volatile(&raw const (*self.ctx).data_end);

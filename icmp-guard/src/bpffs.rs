@@ -5,7 +5,7 @@ use std::{ffi::CString, io, os::unix::ffi::OsStrExt as _, path::Path};
 use crate::Error;
 
 /// `BPF_FS_MAGIC` from linux/magic.h.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+const BPF_FS_MAGIC: u32 = 0xcafe_4a11;
 
 /// Whether `path` is the root of (or inside) a mounted bpffs.
 #[must_use]
@@ -17,9 +17,8 @@ pub fn is_bpffs(path: &Path) -> bool {
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: c_path is NUL-terminated; st is a valid, writable statfs.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &raw mut st) };
-    #[expect(clippy::unnecessary_cast, reason = "f_type's width differs between libcs")]
-    let magic = st.f_type as i64;
-    rc == 0 && magic == BPF_FS_MAGIC
+    // f_type is signed on glibc and unsigned on musl: let the comparison pick the type.
+    rc == 0 && u64::try_from(st.f_type).is_ok_and(|t| t == u64::from(BPF_FS_MAGIC))
 }
 
 /// Makes sure `path` is a bpffs, mounting one there (as bpftool does) if it is not.

@@ -46,9 +46,10 @@ impl Guard {
 
     /// The current configuration.
     pub fn config(&self) -> Result<Config, Error> {
-        self.config
-            .get(&0, 0)
-            .map_err(Error::map(format!("reading the config of {}", self.pins.iface)))
+        self.config.get(&0, 0).map_err(Error::map(format!(
+            "reading the config of {}",
+            self.pins.iface
+        )))
     }
 
     /// Replaces the configuration, in one map update.
@@ -62,11 +63,14 @@ impl Guard {
         Reason::ALL
             .iter()
             .map(|&reason| {
-                let values = self.counters.get(&reason.slot(), 0).map_err(Error::map(format!(
-                    "reading counter {} of {}",
-                    reason.name(),
-                    self.pins.iface
-                )))?;
+                let values = self
+                    .counters
+                    .get(&reason.slot(), 0)
+                    .map_err(Error::map(format!(
+                        "reading counter {} of {}",
+                        reason.name(),
+                        self.pins.iface
+                    )))?;
                 Ok((reason, values.iter().sum()))
             })
             .collect()
@@ -77,7 +81,10 @@ impl Guard {
     pub fn sources(&self) -> Result<Vec<SourceTotals>, Error> {
         let mut out = Vec::new();
         for key in self.sources.keys() {
-            let key = key.map_err(Error::map(format!("listing sources of {}", self.pins.iface)))?;
+            let key = key.map_err(Error::map(format!(
+                "listing sources of {}",
+                self.pins.iface
+            )))?;
             // The LRU may evict the key between listing and lookup.
             let Ok(values) = self.sources.get(&key, 0) else {
                 continue;
@@ -90,7 +97,8 @@ impl Guard {
     /// The id of the attached program, read through the pinned link.
     pub fn program_id(&self) -> Result<u32, Error> {
         let path = self.pins.link();
-        let link = PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
+        let link =
+            PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
         let info = aya::programs::links::FdLink::from(link)
             .info()
             .map_err(Error::pin("reading the pinned link", &path))?;

@@ -1,11 +1,7 @@
 //! The tunable limits: the flags `attach` and `set` share, and how they change a [`Config`].
 
 use clap::Args;
-use icmp_guard_common::{
-    Config, Limit,
-    bucket::MAX_RATE,
-    config::MAX_DATAGRAM,
-};
+use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, config::MAX_DATAGRAM};
 
 use crate::Error;
 
@@ -78,7 +74,9 @@ mod tests {
 
     #[test]
     fn defaults_match_the_common_crate() {
-        let cfg = LimitArgs::default().apply(&Config::with_defaults()).unwrap();
+        let cfg = LimitArgs::default()
+            .apply(&Config::with_defaults())
+            .unwrap();
         assert_eq!(cfg.echo.rate, defaults::ECHO_RATE);
         assert_eq!(cfg.echo.burst, defaults::ECHO_BURST);
         assert_eq!(cfg.max_echo_size, defaults::MAX_ECHO_SIZE);
@@ -103,11 +101,26 @@ mod tests {
     fn rejects_invalid_values() {
         let base = Config::with_defaults();
         for args in [
-            LimitArgs { echo_rate: Some(0), ..LimitArgs::default() },
-            LimitArgs { echo_burst: Some(0), ..LimitArgs::default() },
-            LimitArgs { echo_rate: Some(MAX_RATE + 1), ..LimitArgs::default() },
-            LimitArgs { max_echo_size: Some(MIN_ECHO_SIZE - 1), ..LimitArgs::default() },
-            LimitArgs { max_echo_size: Some(MAX_DATAGRAM + 1), ..LimitArgs::default() },
+            LimitArgs {
+                echo_rate: Some(0),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                echo_burst: Some(0),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                echo_rate: Some(MAX_RATE + 1),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                max_echo_size: Some(MIN_ECHO_SIZE - 1),
+                ..LimitArgs::default()
+            },
+            LimitArgs {
+                max_echo_size: Some(MAX_DATAGRAM + 1),
+                ..LimitArgs::default()
+            },
         ] {
             assert!(args.apply(&base).is_err(), "{args:?}");
         }

@@ -12,10 +12,11 @@ async fn main() -> ExitCode {
     match commands::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // One line: the error, then each cause after a colon.
             let mut msg = format!("icmp-guard: error: {err}");
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
-                msg.push_str(&format!(": {cause}"));
+                msg = format!("{msg}: {cause}");
                 source = cause.source();
             }
             eprintln!("{msg}");

@@ -1,13 +1,13 @@
 //! The fixture table: every case is a description, the frames sent, the verdict of the last
 //! frame and the exact change of every counter. The same table runs on the host model
-//! (`tests/host_fixtures.rs`), through BPF_PROG_TEST_RUN on the real program
+//! (`tests/host_fixtures.rs`), through `BPF_PROG_TEST_RUN` on the real program
 //! (`tests/prog_test_run.rs`), and as the benchmark's inputs.
 
 use icmp_guard_common::{Config, Limit, Reason, config::defaults};
 
 use crate::packet::{
-    self, DF, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4, MF,
-    echo_request, ether, icmp, ipv4_frame, padded,
+    self, DF, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4,
+    MF, echo_request, ether, icmp, ipv4_frame, padded,
 };
 
 /// The guarded host.
@@ -145,7 +145,10 @@ pub fn cases() -> Vec<Case> {
         Case {
             what: "flood past the burst: the burst passes, the next drops",
             config: flood_config,
-            steps: vec![Step { frame: echo.clone(), times: burst + 1 }],
+            steps: vec![Step {
+                frame: echo.clone(),
+                times: burst + 1,
+            }],
             verdict: Drop,
             counters: vec![(Passed, u64::from(burst)), (Rate, 1)],
         },
@@ -153,8 +156,14 @@ pub fn cases() -> Vec<Case> {
             what: "another source is untouched by a flooder's empty bucket",
             config: flood_config,
             steps: vec![
-                Step { frame: echo.clone(), times: burst + 3 },
-                Step { frame: echo_from(OTHER), times: 1 },
+                Step {
+                    frame: echo.clone(),
+                    times: burst + 3,
+                },
+                Step {
+                    frame: echo_from(OTHER),
+                    times: 1,
+                },
             ],
             verdict: Pass,
             counters: vec![(Passed, u64::from(burst) + 1), (Rate, 3)],
@@ -163,13 +172,24 @@ pub fn cases() -> Vec<Case> {
             what: "fragmentation needed from a flooding source is never limited",
             config: flood_config,
             steps: vec![
-                Step { frame: echo.clone(), times: burst + 1 },
-                Step { frame: frag_needed(1400), times: 3 },
+                Step {
+                    frame: echo.clone(),
+                    times: burst + 1,
+                },
+                Step {
+                    frame: frag_needed(1400),
+                    times: 3,
+                },
             ],
             verdict: Pass,
             counters: vec![(Passed, u64::from(burst)), (Rate, 1), (Exempt, 3)],
         },
-        Case::new("fragmentation needed with next-hop MTU 68", frag_needed(68), Pass, Exempt),
+        Case::new(
+            "fragmentation needed with next-hop MTU 68",
+            frag_needed(68),
+            Pass,
+            Exempt,
+        ),
         Case::new(
             "time exceeded (traceroute) is never limited",
             ipv4_frame(&icmp4(icmp(11, 0, [0; 4], &[0; 28]))),
@@ -190,10 +210,18 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::new("TCP passes untouched", l4_frame(IPPROTO_TCP), Pass, NonIcmp),
         Case::new("UDP passes untouched", l4_frame(IPPROTO_UDP), Pass, NonIcmp),
-        Case::new("ARP passes untouched", packet::arp_request(SRC, GUARDED), Pass, NonIcmp),
+        Case::new(
+            "ARP passes untouched",
+            packet::arp_request(SRC, GUARDED),
+            Pass,
+            NonIcmp,
+        ),
         Case::new(
             "malformed TCP is not ours to judge",
-            ipv4_frame(&Ipv4 { ihl: Some(2), ..Ipv4::new(SRC, GUARDED, IPPROTO_TCP, vec![0; 20]) }),
+            ipv4_frame(&Ipv4 {
+                ihl: Some(2),
+                ..Ipv4::new(SRC, GUARDED, IPPROTO_TCP, vec![0; 20])
+            }),
             Pass,
             NonIcmp,
         ),
@@ -205,46 +233,139 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::new(
             "IPv4 options (record route): ICMP found at ihl*4",
-            ipv4_frame(&Ipv4 { options: vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1], ..icmp4(echo_request(56)) }),
+            ipv4_frame(&Ipv4 {
+                options: vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                ..icmp4(echo_request(56))
+            }),
             Pass,
             Passed,
         ),
-        Case::new("TTL 1 echo is still answered", ipv4_frame(&Ipv4 { ttl: 1, ..icmp4(echo_request(56)) }), Pass, Passed),
+        Case::new(
+            "TTL 1 echo is still answered",
+            ipv4_frame(&Ipv4 {
+                ttl: 1,
+                ..icmp4(echo_request(56))
+            }),
+            Pass,
+            Passed,
+        ),
         Case::new(
             "DF set, offset 0, no MF: not a fragment",
-            ipv4_frame(&Ipv4 { frag: DF, ..icmp4(echo_request(56)) }),
+            ipv4_frame(&Ipv4 {
+                frag: DF,
+                ..icmp4(echo_request(56))
+            }),
             Pass,
             Passed,
         ),
-        Case::new("802.1Q-tagged echo is metered", ether(ETH_P_IP, &[ETH_P_8021Q], &icmp4(echo_request(56)).bytes()), Pass, Passed),
+        Case::new(
+            "802.1Q-tagged echo is metered",
+            ether(ETH_P_IP, &[ETH_P_8021Q], &icmp4(echo_request(56)).bytes()),
+            Pass,
+            Passed,
+        ),
         Case::new(
             "QinQ (802.1ad outer, 802.1Q inner) echo is metered",
-            ether(ETH_P_IP, &[ETH_P_8021AD, ETH_P_8021Q], &icmp4(echo_request(56)).bytes()),
+            ether(
+                ETH_P_IP,
+                &[ETH_P_8021AD, ETH_P_8021Q],
+                &icmp4(echo_request(56)).bytes(),
+            ),
             Pass,
             Passed,
         ),
         Case::new(
             "nine VLAN tags: past the parser's depth, passed and counted",
-            ether(ETH_P_IP, &[ETH_P_8021Q; 9], &icmp4(echo_request(56)).bytes()),
+            ether(
+                ETH_P_IP,
+                &[ETH_P_8021Q; 9],
+                &icmp4(echo_request(56)).bytes(),
+            ),
             Pass,
             Unparsed,
         ),
-        Case::new("IPv4 ethertype with only the Ethernet header", ether(ETH_P_IP, &[], &[]), Drop, Malformed),
-        Case::new("IHL below 5", ipv4_frame(&Ipv4 { ihl: Some(4), ..icmp4(echo_request(56)) }), Drop, Malformed),
         Case::new(
-            "IHL beyond the total length",
-            ipv4_frame(&Ipv4 { ihl: Some(15), tot_len: Some(40), ..icmp4(echo_request(56)) }),
+            "IPv4 ethertype with only the Ethernet header",
+            ether(ETH_P_IP, &[], &[]),
             Drop,
             Malformed,
         ),
-        Case::new("total length beyond the frame", ipv4_frame(&Ipv4 { tot_len: Some(200), ..icmp4(echo_request(56)) }), Drop, Malformed),
-        Case::new("total length 0", ipv4_frame(&Ipv4 { tot_len: Some(0), ..icmp4(echo_request(56)) }), Drop, Malformed),
-        Case::new("version 6 header behind the IPv4 ethertype", ipv4_frame(&Ipv4 { version: 6, ..icmp4(echo_request(56)) }), Drop, Malformed),
-        Case::new("ICMP header truncated to 4 bytes", ipv4_frame(&icmp4(vec![8, 0, 0, 0])), Drop, Malformed),
-        Case::new("tiny first fragment: offset 0, MF, no ICMP header", fragment(0, true, 0), Drop, Malformed),
-        Case::new("non-last fragment not a multiple of 8", fragment(0, true, 1001), Drop, Malformed),
-        Case::new("zero-length last fragment", fragment(1480, false, 0), Drop, Malformed),
-        Case::new("later fragment within limits is metered", fragment(1480, false, 520), Pass, Passed),
+        Case::new(
+            "IHL below 5",
+            ipv4_frame(&Ipv4 {
+                ihl: Some(4),
+                ..icmp4(echo_request(56))
+            }),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "IHL beyond the total length",
+            ipv4_frame(&Ipv4 {
+                ihl: Some(15),
+                tot_len: Some(40),
+                ..icmp4(echo_request(56))
+            }),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "total length beyond the frame",
+            ipv4_frame(&Ipv4 {
+                tot_len: Some(200),
+                ..icmp4(echo_request(56))
+            }),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "total length 0",
+            ipv4_frame(&Ipv4 {
+                tot_len: Some(0),
+                ..icmp4(echo_request(56))
+            }),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "version 6 header behind the IPv4 ethertype",
+            ipv4_frame(&Ipv4 {
+                version: 6,
+                ..icmp4(echo_request(56))
+            }),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "ICMP header truncated to 4 bytes",
+            ipv4_frame(&icmp4(vec![8, 0, 0, 0])),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "tiny first fragment: offset 0, MF, no ICMP header",
+            fragment(0, true, 0),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "non-last fragment not a multiple of 8",
+            fragment(0, true, 1001),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "zero-length last fragment",
+            fragment(1480, false, 0),
+            Drop,
+            Malformed,
+        ),
+        Case::new(
+            "later fragment within limits is metered",
+            fragment(1480, false, 520),
+            Pass,
+            Passed,
+        ),
         Case {
             what: "first fragment of an echo is metered by its type",
             config: Config::with_defaults(),
@@ -262,36 +383,56 @@ pub fn cases() -> Vec<Case> {
         Case {
             what: "ping of death boundary: reassembled size exactly 65535 passes",
             config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 65535),
-            steps: vec![Step { frame: fragment(65464, false, 51), times: 1 }],
+            steps: vec![Step {
+                frame: fragment(65464, false, 51),
+                times: 1,
+            }],
             verdict: Pass,
             counters: vec![(Passed, 1)],
         },
         Case {
             what: "ping of death: 65536 drops",
             config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 65535),
-            steps: vec![Step { frame: fragment(65464, false, 52), times: 1 }],
+            steps: vec![Step {
+                frame: fragment(65464, false, 52),
+                times: 1,
+            }],
             verdict: Drop,
             counters: vec![(Oversize, 1)],
         },
         Case {
             what: "ping of death: offset 65464 with 71 bytes (65555)",
             config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 65535),
-            steps: vec![Step { frame: fragment(65464, false, 71), times: 1 }],
+            steps: vec![Step {
+                frame: fragment(65464, false, 71),
+                times: 1,
+            }],
             verdict: Drop,
             counters: vec![(Oversize, 1)],
         },
-        Case::new("fragment reaching past --max-echo-size", fragment(9200, true, 16), Drop, Oversize),
+        Case::new(
+            "fragment reaching past --max-echo-size",
+            fragment(9200, true, 16),
+            Drop,
+            Oversize,
+        ),
         Case {
             what: "unfragmented echo larger than --max-echo-size",
             config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 1000),
-            steps: vec![Step { frame: ipv4_frame(&icmp4(echo_request(1000))), times: 1 }],
+            steps: vec![Step {
+                frame: ipv4_frame(&icmp4(echo_request(1000))),
+                times: 1,
+            }],
             verdict: Drop,
             counters: vec![(Oversize, 1)],
         },
         Case {
             what: "echo of exactly --max-echo-size passes",
             config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 1000),
-            steps: vec![Step { frame: ipv4_frame(&icmp4(echo_request(1000 - 28))), times: 1 }],
+            steps: vec![Step {
+                frame: ipv4_frame(&icmp4(echo_request(1000 - 28))),
+                times: 1,
+            }],
             verdict: Pass,
             counters: vec![(Passed, 1)],
         },
@@ -305,7 +446,10 @@ pub fn cases() -> Vec<Case> {
             steps: c
                 .steps
                 .iter()
-                .map(|s| Step { frame: retag(&s.frame, ETH_P_8021Q), times: s.times })
+                .map(|s| Step {
+                    frame: retag(&s.frame, ETH_P_8021Q),
+                    times: s.times,
+                })
                 .collect(),
             ..c.clone()
         })

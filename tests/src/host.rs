@@ -1,5 +1,5 @@
 //! The XDP program's verdict logic run on the host: the shared `judge` over a `HashMap` of
-//! buckets and a clock that stands still (like a burst inside one BPF_PROG_TEST_RUN call).
+//! buckets and a clock that stands still (like a burst inside one `BPF_PROG_TEST_RUN` call).
 
 use std::{cell::RefCell, collections::HashMap};
 

@@ -83,7 +83,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -112,12 +114,15 @@ impl Drop for Bpffs {
 /// A binary of this workspace, next to the running executable (`target/<profile>/`, or its
 /// parent when running from `deps/`); `ICMP_GUARD_BIN_DIR` overrides the folder.
 pub fn workspace_bin(name: &str) -> Result<PathBuf> {
-    let dirs: Vec<PathBuf> = match std::env::var_os("ICMP_GUARD_BIN_DIR") {
-        Some(dir) => vec![PathBuf::from(dir)],
-        None => {
-            let exe = std::env::current_exe().context("locating the test executable")?;
-            exe.ancestors().skip(1).take(2).map(Path::to_path_buf).collect()
-        }
+    let dirs: Vec<PathBuf> = if let Some(dir) = std::env::var_os("ICMP_GUARD_BIN_DIR") {
+        vec![PathBuf::from(dir)]
+    } else {
+        let exe = std::env::current_exe().context("locating the test executable")?;
+        exe.ancestors()
+            .skip(1)
+            .take(2)
+            .map(Path::to_path_buf)
+            .collect()
     };
     dirs.iter()
         .map(|d| d.join(name))
@@ -151,14 +156,32 @@ impl Lab {
         let guarded_if = unique('a');
         let client_if = unique('b');
         ip(&[
-            "link", "add", &guarded_if, "netns", &guarded.name, "type", "veth", "peer", "name",
-            &client_if, "netns", &client.name,
+            "link",
+            "add",
+            &guarded_if,
+            "netns",
+            &guarded.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &client_if,
+            "netns",
+            &client.name,
         ])?;
         for (ns, iface, addr) in [
             (&guarded, &guarded_if, GUARDED_ADDR),
             (&client, &client_if, CLIENT_ADDR),
         ] {
-            ip(&["-n", &ns.name, "addr", "add", &format!("{addr}/{PREFIX}"), "dev", iface])?;
+            ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{addr}/{PREFIX}"),
+                "dev",
+                iface,
+            ])?;
             ip(&["-n", &ns.name, "link", "set", iface, "up"])?;
         }
         let lab = Self {
@@ -173,14 +196,36 @@ impl Lab {
         // Static neighbours: no ARP on the path, so the first echo is not lost to resolution.
         let guarded_mac = lab.mac(&lab.guarded, &lab.guarded_if)?;
         let client_mac = lab.mac(&lab.client, &lab.client_if)?;
-        ip(&["-n", &lab.client.name, "neigh", "replace", GUARDED_ADDR, "lladdr", &guarded_mac, "dev", &lab.client_if])?;
-        ip(&["-n", &lab.guarded.name, "neigh", "replace", CLIENT_ADDR, "lladdr", &client_mac, "dev", &lab.guarded_if])?;
+        ip(&[
+            "-n",
+            &lab.client.name,
+            "neigh",
+            "replace",
+            GUARDED_ADDR,
+            "lladdr",
+            &guarded_mac,
+            "dev",
+            &lab.client_if,
+        ])?;
+        ip(&[
+            "-n",
+            &lab.guarded.name,
+            "neigh",
+            "replace",
+            CLIENT_ADDR,
+            "lladdr",
+            &client_mac,
+            "dev",
+            &lab.guarded_if,
+        ])?;
         Ok(lab)
     }
 
     /// The MAC address of `iface` in `ns`.
     pub fn mac(&self, ns: &Netns, iface: &str) -> Result<String> {
-        let out = run(ns.exec("cat").arg(format!("/sys/class/net/{iface}/address")))?;
+        let out = run(ns
+            .exec("cat")
+            .arg(format!("/sys/class/net/{iface}/address")))?;
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
     }
 
@@ -222,7 +267,17 @@ impl Lab {
         let out = self
             .client
             .exec("ping")
-            .args(["-n", "-q", "-c", &count.to_string(), "-i", interval, "-w", &deadline.to_string(), GUARDED_ADDR])
+            .args([
+                "-n",
+                "-q",
+                "-c",
+                &count.to_string(),
+                "-i",
+                interval,
+                "-w",
+                &deadline.to_string(),
+                GUARDED_ADDR,
+            ])
             .output()
             .context("spawning ping (is iputils-ping installed?)")?;
         let text = String::from_utf8_lossy(&out.stdout);

@@ -161,7 +161,13 @@ mod tests {
 
     #[test]
     fn checksums_verify_to_zero() {
-        let ip = Ipv4::new([198, 51, 100, 2], [198, 51, 100, 1], IPPROTO_ICMP, echo_request(56)).bytes();
+        let ip = Ipv4::new(
+            [198, 51, 100, 2],
+            [198, 51, 100, 1],
+            IPPROTO_ICMP,
+            echo_request(56),
+        )
+        .bytes();
         assert_eq!(checksum(&ip[..20]), 0);
         assert_eq!(checksum(&ip[20..]), 0);
         assert_eq!(ip.len(), 84);

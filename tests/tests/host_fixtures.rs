@@ -17,8 +17,16 @@ fn every_fixture_on_the_host_model() {
             }
         }
         let last = last.expect("a case sends at least one frame");
-        let verdict = if last.is_drop() { Verdict::Drop } else { Verdict::Pass };
-        assert_eq!(verdict, case.verdict, "{}: last frame got {last:?}", case.what);
+        let verdict = if last.is_drop() {
+            Verdict::Drop
+        } else {
+            Verdict::Pass
+        };
+        assert_eq!(
+            verdict, case.verdict,
+            "{}: last frame got {last:?}",
+            case.what
+        );
         for reason in Reason::ALL {
             assert_eq!(
                 env.counters[reason.slot() as usize],
@@ -28,7 +36,12 @@ fn every_fixture_on_the_host_model() {
                 reason.name()
             );
         }
-        assert_eq!(env.counters.iter().sum::<u64>(), case.frames(), "{}: one counter per frame", case.what);
+        assert_eq!(
+            env.counters.iter().sum::<u64>(),
+            case.frames(),
+            "{}: one counter per frame",
+            case.what
+        );
     }
 }
 
@@ -43,7 +56,11 @@ fn truncating_any_frame_never_panics_and_never_passes_bad_ipv4_icmp_as_metered()
                 let reason = env.run(&step.frame[..len]);
                 if len < step.frame.len() && reason == Reason::Passed {
                     // A truncated ICMP packet can only be metered if the cut fell in padding.
-                    assert!(case.what.contains("padded"), "{}: truncated to {len} was metered", case.what);
+                    assert!(
+                        case.what.contains("padded"),
+                        "{}: truncated to {len} was metered",
+                        case.what
+                    );
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! The fixture table through BPF_PROG_TEST_RUN on the real, verifier-checked program.
+//! The fixture table through `BPF_PROG_TEST_RUN` on the real, verifier-checked program.
 
 use aya::{
     Ebpf,
@@ -46,13 +46,21 @@ impl Loaded {
     }
 
     fn run(&self, frame: &[u8], repeat: u32) -> u32 {
-        let program: &Xdp = self.ebpf.program(maps::PROGRAM).unwrap().try_into().unwrap();
+        let program: &Xdp = self
+            .ebpf
+            .program(maps::PROGRAM)
+            .unwrap()
+            .try_into()
+            .unwrap();
         let mut out = vec![0u8; frame.len() + 256];
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
         opts.data_out = Some(&mut out);
         opts.repeat = repeat;
-        program.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+        program
+            .test_run(opts)
+            .expect("BPF_PROG_TEST_RUN")
+            .return_value
     }
 }
 
@@ -68,9 +76,20 @@ fn every_fixture_through_bpf_prog_test_run() {
             last = Some(prog.run(&step.frame, step.times));
         }
         let after = prog.counters();
-        assert_eq!(last, Some(case.verdict.action()), "{}: XDP action", case.what);
+        assert_eq!(
+            last,
+            Some(case.verdict.action()),
+            "{}: XDP action",
+            case.what
+        );
         for (i, reason) in Reason::ALL.iter().enumerate() {
-            assert_eq!(after[i] - before[i], case.expected(*reason), "{}: counter {}", case.what, reason.name());
+            assert_eq!(
+                after[i] - before[i],
+                case.expected(*reason),
+                "{}: counter {}",
+                case.what,
+                reason.name()
+            );
         }
     }
 }

@@ -45,7 +45,9 @@ pub fn run(bpffs_path: &Path, args: &AttachArgs) -> Result<(), Error> {
     let (link, mode) = {
         let program: &mut Xdp = ebpf
             .program_mut(maps::PROGRAM)
-            .ok_or_else(|| Error::Load(format!("program {} missing from the object", maps::PROGRAM).into()))?
+            .ok_or_else(|| {
+                Error::Load(format!("program {} missing from the object", maps::PROGRAM).into())
+            })?
             .try_into()
             .map_err(|e: ProgramError| Error::Load(Box::new(e)))?;
         program.load().map_err(|e| Error::Load(Box::new(e)))?;
@@ -94,7 +96,9 @@ fn attach(
                 other => other,
             })
             .map(|id| (id, attach_mode::NATIVE)),
-        Mode::Generic => try_mode(program, XdpMode::Skb, "generic").map(|id| (id, attach_mode::GENERIC)),
+        Mode::Generic => {
+            try_mode(program, XdpMode::Skb, "generic").map(|id| (id, attach_mode::GENERIC))
+        }
         Mode::Auto => match try_mode(program, XdpMode::Driver, "native") {
             Ok(id) => Ok((id, attach_mode::NATIVE)),
             Err(Error::Attach { .. }) => {
@@ -126,12 +130,14 @@ fn classify_attach_error(iface: &str, mode: &'static str, source: ProgramError) 
 }
 
 fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
-    let map = ebpf
-        .map_mut(maps::CONFIG)
-        .ok_or_else(|| Error::Load(format!("map {} missing from the object", maps::CONFIG).into()))?;
+    let map = ebpf.map_mut(maps::CONFIG).ok_or_else(|| {
+        Error::Load(format!("map {} missing from the object", maps::CONFIG).into())
+    })?;
     let mut config: aya::maps::Array<_, Config> =
         aya::maps::Array::try_from(map).map_err(Error::map(maps::CONFIG))?;
-    config.set(0, cfg, 0).map_err(Error::map("writing the initial config"))
+    config
+        .set(0, cfg, 0)
+        .map_err(Error::map("writing the initial config"))
 }
 
 fn pin_all(ebpf: &Ebpf, link: FdLink, pins: &Pins) -> Result<(), Error> {
@@ -144,7 +150,8 @@ fn pin_all(ebpf: &Ebpf, link: FdLink, pins: &Pins) -> Result<(), Error> {
         map.pin(&path).map_err(Error::pin("pinning map", &path))?;
     }
     let path = pins.link();
-    link.pin(&path).map_err(Error::pin("pinning the link", &path))?;
+    link.pin(&path)
+        .map_err(Error::pin("pinning the link", &path))?;
     Ok(())
 }
 

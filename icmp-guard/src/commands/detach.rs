@@ -18,7 +18,9 @@ pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
     let path = pins.link();
     let link = PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
     // Removing the pin leaves our fd as the link's last reference; dropping it detaches.
-    let link = link.unpin().map_err(Error::io("removing the pinned link", &path))?;
+    let link = link
+        .unpin()
+        .map_err(Error::io("removing the pinned link", &path))?;
     drop(link);
     remove_pins(&pins);
     if pins.dir.exists() {

@@ -8,7 +8,8 @@ pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
     if args.limits.is_empty() {
         return Err(Error::InvalidLimit {
             what: "arguments",
-            why: "no limit given; pass at least one of --echo-rate, --echo-burst, --max-echo-size".into(),
+            why: "no limit given; pass at least one of --echo-rate, --echo-burst, --max-echo-size"
+                .into(),
         });
     }
     privilege::require("set")?;

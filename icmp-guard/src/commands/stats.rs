@@ -32,9 +32,8 @@ pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
 /// The `n` sources with the most drops (then the most passes), in descending order.
 #[must_use]
 pub fn top_sources(mut sources: Vec<SourceTotals>, n: usize) -> Vec<SourceTotals> {
-    sources.sort_unstable_by(|a, b| {
-        (b.dropped, b.passed, a.key).cmp(&(a.dropped, a.passed, b.key))
-    });
+    sources
+        .sort_unstable_by(|a, b| (b.dropped, b.passed, a.key).cmp(&(a.dropped, a.passed, b.key)));
     sources.truncate(n);
     sources
 }
@@ -66,9 +65,16 @@ fn print_table(iface: &str, counters: &[(Reason, u64)], top: &[SourceTotals]) {
     for (reason, n) in counters {
         println!("  {:<22} {:>12}  {}", reason.name(), n, reason.help());
     }
-    let dropped: u64 = counters.iter().filter(|(r, _)| r.is_drop()).map(|(_, n)| n).sum();
+    let dropped: u64 = counters
+        .iter()
+        .filter(|(r, _)| r.is_drop())
+        .map(|(_, n)| n)
+        .sum();
     let total: u64 = counters.iter().map(|(_, n)| n).sum();
-    println!("  {:<22} {:>12}  of {total} frames seen", "dropped in all", dropped);
+    println!(
+        "  {:<22} {:>12}  of {total} frames seen",
+        "dropped in all", dropped
+    );
     println!();
     if top.is_empty() {
         println!("no metered sources yet");
@@ -77,7 +83,12 @@ fn print_table(iface: &str, counters: &[(Reason, u64)], top: &[SourceTotals]) {
     println!("top sources by drops");
     println!("  {:<40} {:>12} {:>12}", "source", "passed", "dropped");
     for s in top {
-        println!("  {:<40} {:>12} {:>12}", format_source(&s.key), s.passed, s.dropped);
+        println!(
+            "  {:<40} {:>12} {:>12}",
+            format_source(&s.key),
+            s.passed,
+            s.dropped
+        );
     }
 }
 
@@ -95,14 +106,25 @@ mod tests {
 
     #[test]
     fn top_sources_by_drops_then_passes() {
-        let top = top_sources(vec![totals(1, 5, 0), totals(2, 1, 9), totals(3, 7, 9), totals(4, 0, 1)], 3);
+        let top = top_sources(
+            vec![
+                totals(1, 5, 0),
+                totals(2, 1, 9),
+                totals(3, 7, 9),
+                totals(4, 0, 1),
+            ],
+            3,
+        );
         let order: Vec<_> = top.iter().map(|s| s.key.addr[15]).collect();
         assert_eq!(order, [3, 2, 4]);
     }
 
     #[test]
     fn formats_v4_and_v6_sources() {
-        assert_eq!(format_source(&SourceKey::v4([203, 0, 113, 9])), "203.0.113.9/32");
+        assert_eq!(
+            format_source(&SourceKey::v4([203, 0, 113, 9])),
+            "203.0.113.9/32"
+        );
         let mut v6 = SourceKey { addr: [0; 16] };
         v6.addr[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
         assert_eq!(format_source(&v6), "2001:db8::/128");

@@ -38,7 +38,10 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
     if args.json {
         println!("{}", Value::Array(rows));
     } else if rows.is_empty() {
-        println!("no interface is guarded (pins under {})", pins::root(bpffs_path).display());
+        println!(
+            "no interface is guarded (pins under {})",
+            pins::root(bpffs_path).display()
+        );
     } else {
         for r in &rows {
             println!(

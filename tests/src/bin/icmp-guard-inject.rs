@@ -57,7 +57,12 @@ fn main() -> Result<()> {
         Kind::Echo => (0..args.sources)
             .map(|i| {
                 let src = Ipv4Addr::from(u32::from(args.src).wrapping_add(i));
-                ipv4_frame(&Ipv4::new(src.octets(), args.dst.octets(), IPPROTO_ICMP, echo_request(args.data)))
+                ipv4_frame(&Ipv4::new(
+                    src.octets(),
+                    args.dst.octets(),
+                    IPPROTO_ICMP,
+                    echo_request(args.data),
+                ))
             })
             .collect(),
         Kind::Pod => ping_of_death(args.src.octets(), args.dst.octets()),
@@ -107,7 +112,9 @@ fn parse_mac(s: &str) -> Result<[u8; 6]> {
         .map(|b| u8::from_str_radix(b, 16))
         .collect::<Result<_, _>>()
         .with_context(|| format!("bad MAC address {s:?}"))?;
-    bytes.try_into().map_err(|_| anyhow::anyhow!("bad MAC address {s:?}"))
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad MAC address {s:?}"))
 }
 
 /// An `AF_PACKET` raw socket bound to one interface.
@@ -130,7 +137,7 @@ impl PacketSocket {
         // SAFETY: all-zero sockaddr_ll is valid; fields set below.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
+        addr.sll_ifindex = i32::try_from(ifindex)?;
         // SAFETY: addr is a valid sockaddr_ll of the given size.
         let rc = unsafe {
             libc::bind(
@@ -149,7 +156,8 @@ impl PacketSocket {
         use std::os::fd::AsRawFd as _;
         for _ in 0..10_000 {
             // SAFETY: frame is a valid buffer of frame.len() bytes.
-            let n = unsafe { libc::send(self.0.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            let n =
+                unsafe { libc::send(self.0.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
             if n >= 0 {
                 return Ok(());
             }

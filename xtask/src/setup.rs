@@ -1,0 +1,209 @@
+//! `cargo xtask setup`: makes a fresh machine able to build and test icmp-guard.
+//!
+//! - `rust-src` for the nightly toolchain (the eBPF crate is built with `-Z build-std=core`);
+//! - `bpf-linker` built against the nightly's own LLVM: a folder `<prefix>/lib` holds
+//!   `libLLVM.so` and the versioned name, both linked to the nightly's shared LLVM, and
+//!   `LLVM_PREFIX=<prefix> cargo install bpf-linker --features llvm-<major>`; a stamp records
+//!   which nightly it was built for, so a new nightly triggers a rebuild;
+//! - the tools the tests and the demo run (`ip`, `ping`, `nsenter`, `setpriv`), from Debian.
+//!
+//! Each step checks first and does nothing when already done.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{run, step};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Commands the tests and demo need, and the Debian package providing each.
+const SYSTEM_TOOLS: [(&str, &str); 5] = [
+    ("ip", "iproute2"),
+    ("ping", "iputils-ping"),
+    ("nsenter", "util-linux"),
+    ("setpriv", "util-linux"),
+    ("mount", "mount"),
+];
+
+pub fn ensure() -> Result<()> {
+    let nightly = Nightly::detect()?;
+    rust_src(&nightly)?;
+    bpf_linker(&nightly)?;
+    system_tools()?;
+    Ok(())
+}
+
+/// What we need to know about the nightly toolchain.
+struct Nightly {
+    /// `rustc -vV` release line, e.g. `1.97.0-nightly`.
+    release: String,
+    /// Commit hash, identifies the exact build.
+    commit: String,
+    /// LLVM major version, e.g. 22.
+    llvm_major: String,
+    /// The toolchain's `lib` folder.
+    lib: PathBuf,
+}
+
+impl Nightly {
+    fn detect() -> Result<Self> {
+        let out = Command::new("rustc")
+            .args(["+nightly", "-vV"])
+            .output()
+            .context("running `rustc +nightly -vV` (is rustup installed?)")?;
+        if !out.status.success() {
+            bail!(
+                "no nightly toolchain: the eBPF program needs one (`rustup toolchain install nightly`): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8(out.stdout)?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .with_context(|| format!("`rustc +nightly -vV` printed no {name}"))
+        };
+        let llvm = field("LLVM version:")?;
+        let sysroot = Command::new("rustc")
+            .args(["+nightly", "--print", "sysroot"])
+            .output()
+            .context("running `rustc +nightly --print sysroot`")?;
+        let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout)?.trim());
+        Ok(Self {
+            release: field("release:")?,
+            commit: field("commit-hash:")?,
+            llvm_major: llvm.split('.').next().unwrap_or_default().to_owned(),
+            lib: sysroot.join("lib"),
+        })
+    }
+
+    /// The toolchain's shared LLVM library, `libLLVM.so.<ver>-rust-<release>`.
+    fn libllvm(&self) -> Result<PathBuf> {
+        let entries = std::fs::read_dir(&self.lib)
+            .with_context(|| format!("listing {}", self.lib.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if name.starts_with("libLLVM.so.") && name.ends_with(&format!("-rust-{}", self.release))
+            {
+                return Ok(path);
+            }
+        }
+        bail!(
+            "the nightly toolchain ships no libLLVM.so.*-rust-{} in {}; bpf-linker cannot be built against its LLVM",
+            self.release,
+            self.lib.display()
+        )
+    }
+}
+
+fn rust_src(nightly: &Nightly) -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["component", "list", "--toolchain", "nightly", "--installed"])
+        .output()
+        .context("running rustup")?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
+        return Ok(());
+    }
+    step(&format!("installing rust-src for {}", nightly.release));
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
+        PathBuf::from,
+    )
+}
+
+fn bpf_linker(nightly: &Nightly) -> Result<()> {
+    let state = cargo_home().join("icmp-guard");
+    let stamp = state.join("bpf-linker.stamp");
+    let wanted = format!(
+        "bpf-linker {BPF_LINKER_VERSION} llvm-{} {} {}",
+        nightly.llvm_major, nightly.release, nightly.commit
+    );
+    let works = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)
+        });
+    if works && std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == wanted) {
+        return Ok(());
+    }
+    step(&format!(
+        "building bpf-linker {BPF_LINKER_VERSION} against the LLVM {} of {} (about a minute)",
+        nightly.llvm_major, nightly.release
+    ));
+    let libllvm = nightly.libllvm()?;
+    // The installed linker loads LLVM through this folder at run time: keep it.
+    let prefix = state.join(format!(
+        "llvm-{}-{}",
+        nightly.release,
+        &nightly.commit[..9.min(nightly.commit.len())]
+    ));
+    let lib = prefix.join("lib");
+    std::fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
+    let versioned = libllvm.file_name().context("libLLVM has a name")?;
+    for name in [std::ffi::OsStr::new("libLLVM.so"), versioned] {
+        let link = lib.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&libllvm, &link)
+            .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
+    }
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--locked",
+            "--force",
+        ])
+        .args([
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{}", nightly.llvm_major),
+        ])
+        .env("LLVM_PREFIX", &prefix))?;
+    std::fs::write(&stamp, format!("{wanted}\n"))
+        .with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(())
+}
+
+fn system_tools() -> Result<()> {
+    let missing: Vec<&str> = SYSTEM_TOOLS
+        .iter()
+        .filter(|(tool, _)| !on_path(tool))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut packages = missing.clone();
+    packages.dedup();
+    if !on_path("apt-get") {
+        bail!("missing tools for the tests and demo; install the packages {packages:?}");
+    }
+    step(&format!("installing {packages:?} with apt-get"));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+}
