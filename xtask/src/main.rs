@@ -95,7 +95,6 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         "clippy",
         "--release",
         "--locked",
-        "--workspace",
         "--all-targets",
         "--",
         "-D",
