@@ -46,7 +46,20 @@ impl Limit {
             tolerance_ns: burst as u64 * interval_ns,
         })
     }
+
+    /// The share of `rate` and `burst` that each of `cpus` CPUs enforces: both divided by
+    /// the number of CPUs, rounded up, so the CPUs together allow at most about the total.
+    #[must_use]
+    pub const fn per_cpu(rate: u32, burst: u32, cpus: u32) -> Option<Self> {
+        if cpus == 0 {
+            return None;
+        }
+        Self::new(rate.div_ceil(cpus), burst.div_ceil(cpus))
+    }
 }
+
+/// The first 12 bytes of an IPv4-mapped IPv6 address (`::ffff:0:0/96`).
+pub const V4_MAPPED_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
 /// Key of the per-source map: the source address as an IPv6 address, IPv4 mapped into
 /// `::ffff:0:0/96`, so one map and one code path serve both families.
@@ -70,49 +83,46 @@ impl SourceKey {
         }
     }
 
+    /// The key with every bit outside `mask` cleared: sources in one prefix share a bucket.
+    #[inline(always)]
+    #[must_use]
+    pub fn masked(&self, mask: &[u8; 16]) -> Self {
+        let mut addr = self.addr;
+        let mut i = 0;
+        while i < 16 {
+            addr[i] &= mask[i];
+            i += 1;
+        }
+        Self { addr }
+    }
+
     /// The IPv4 address, when this key holds one.
     #[must_use]
-    pub const fn as_v4(&self) -> Option<[u8; 4]> {
-        let a = &self.addr;
-        if a[0] == 0
-            && a[1] == 0
-            && a[2] == 0
-            && a[3] == 0
-            && a[4] == 0
-            && a[5] == 0
-            && a[6] == 0
-            && a[7] == 0
-            && a[8] == 0
-            && a[9] == 0
-            && a[10] == 0xff
-            && a[11] == 0xff
-        {
-            Some([a[12], a[13], a[14], a[15]])
+    pub fn as_v4(&self) -> Option<[u8; 4]> {
+        let (prefix, v4) = self.addr.split_at(12);
+        if prefix == V4_MAPPED_PREFIX {
+            v4.try_into().ok()
         } else {
             None
         }
     }
 }
 
-/// Value of the per-source map, one per CPU: the bucket and what it let through.
+/// One GCRA bucket: the theoretical arrival time of the next packet.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SourceState {
-    /// Theoretical arrival time of the next packet, in `bpf_ktime_get_coarse_ns` time.
+pub struct Bucket {
+    /// In `bpf_ktime_get_coarse_ns` time; zero is a full bucket.
     pub tat_ns: u64,
-    /// Packets this bucket passed.
-    pub passed: u64,
-    /// Packets this bucket dropped.
-    pub dropped: u64,
 }
 
-const _: () = assert!(size_of::<SourceState>() == 24);
+const _: () = assert!(size_of::<Bucket>() == 8);
 
-impl SourceState {
-    /// Charges one packet arriving at `now_ns`; returns whether it is within the limit, and
-    /// counts it either way. A new source starts from the zeroed state, i.e. a full bucket.
+impl Bucket {
+    /// Takes one token for a packet arriving at `now_ns`; false (and no change) when the
+    /// bucket is empty.
     #[inline(always)]
-    pub fn charge(&mut self, now_ns: u64, limit: &Limit) -> bool {
+    pub fn take(&mut self, now_ns: u64, limit: &Limit) -> bool {
         let start = if self.tat_ns > now_ns {
             self.tat_ns
         } else {
@@ -121,12 +131,52 @@ impl SourceState {
         let tat = start.wrapping_add(limit.interval_ns);
         // `tat > now_ns` always holds here, so the subtraction cannot wrap.
         if tat - now_ns > limit.tolerance_ns {
-            self.dropped = self.dropped.wrapping_add(1);
             false
         } else {
             self.tat_ns = tat;
+            true
+        }
+    }
+}
+
+/// Which of a source's buckets a packet is charged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Echo and timestamp requests, extended echo, and later fragments.
+    Echo,
+    /// Echo, timestamp and extended echo replies.
+    Reply,
+}
+
+/// Value of the per-source map, one per CPU: the buckets and what they let through.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceState {
+    pub echo: Bucket,
+    pub reply: Bucket,
+    /// Packets this source passed (both classes).
+    pub passed: u64,
+    /// Packets this source's buckets dropped (both classes).
+    pub dropped: u64,
+}
+
+const _: () = assert!(size_of::<SourceState>() == 32);
+
+impl SourceState {
+    /// Charges one packet of `class` arriving at `now_ns`; returns whether it is within the
+    /// limit, and counts it either way. A new source starts from the zeroed state, i.e. full.
+    #[inline(always)]
+    pub fn charge(&mut self, class: Class, now_ns: u64, limit: &Limit) -> bool {
+        let bucket = match class {
+            Class::Echo => &mut self.echo,
+            Class::Reply => &mut self.reply,
+        };
+        if bucket.take(now_ns, limit) {
             self.passed = self.passed.wrapping_add(1);
             true
+        } else {
+            self.dropped = self.dropped.wrapping_add(1);
+            false
         }
     }
 }
@@ -140,7 +190,7 @@ mod tests {
     fn run(limit: &Limit, arrivals_ns: impl IntoIterator<Item = u64>) -> (u64, u64) {
         let mut s = SourceState::default();
         for t in arrivals_ns {
-            s.charge(t, limit);
+            s.charge(Class::Echo, t, limit);
         }
         (s.passed, s.dropped)
     }
@@ -241,8 +291,29 @@ mod tests {
         assert_eq!(limit.tolerance_ns, u64::from(u32::MAX) * NS_PER_SEC);
         let mut s = SourceState::default();
         for _ in 0..1000 {
-            assert!(s.charge(5, &limit));
+            assert!(s.charge(Class::Echo, 5, &limit));
         }
+    }
+
+    #[test]
+    fn echo_and_reply_buckets_are_separate() {
+        let limit = Limit::new(1, 2).unwrap();
+        let mut s = SourceState::default();
+        assert!(s.charge(Class::Echo, 1, &limit));
+        assert!(s.charge(Class::Echo, 1, &limit));
+        assert!(!s.charge(Class::Echo, 1, &limit));
+        assert!(s.charge(Class::Reply, 1, &limit));
+        assert_eq!((s.passed, s.dropped), (3, 1));
+    }
+
+    #[test]
+    fn masking_aggregates_a_prefix() {
+        let mut mask = [0xff; 16];
+        mask[15] = 0;
+        let a = SourceKey::v4([198, 51, 100, 7]).masked(&mask);
+        let b = SourceKey::v4([198, 51, 100, 200]).masked(&mask);
+        assert_eq!(a, b);
+        assert_eq!(a.as_v4(), Some([198, 51, 100, 0]));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The configuration the XDP program reads on every metered packet.
+//! The configuration the XDP program reads for every ICMP packet.
 
 use crate::bucket::Limit;
 
@@ -8,13 +8,33 @@ pub mod defaults {
     pub const ECHO_RATE: u32 = 20;
     /// Echo requests a source may send back to back.
     pub const ECHO_BURST: u32 = 50;
+    /// Echo replies per second per source: generous, so this host's own pings to a busy peer
+    /// still work, while a reflected (Smurf) flood is cut.
+    pub const REPLY_RATE: u32 = 100;
+    /// Echo replies a source may send back to back.
+    pub const REPLY_BURST: u32 = 200;
+    /// Metered ICMP per second from all sources together.
+    pub const GLOBAL_RATE: u32 = 2000;
+    /// Metered ICMP from all sources that may arrive back to back.
+    pub const GLOBAL_BURST: u32 = 4000;
     /// Largest ICMP datagram (IP header included) accepted for an echo or any ICMP fragment:
     /// the largest common jumbo MTU, so `ping -M do -s 9188` MTU checks still work.
     pub const MAX_ECHO_SIZE: u32 = 9216;
+    /// IPv4 sources share a bucket per this prefix length.
+    pub const V4_PREFIX: u32 = 32;
+    /// IPv6 sources share a bucket per this prefix length (a /64 is one host's, RFC 8981).
+    pub const V6_PREFIX: u32 = 64;
 }
 
-/// Largest IPv4 datagram; a fragment reaching past it is a ping of death.
+/// Largest IPv4 datagram, and largest IPv6 payload; a fragment reaching past it is a ping of
+/// death.
 pub const MAX_DATAGRAM: u32 = 65535;
+
+/// Bits of [`Config::flags`].
+pub mod flags {
+    /// Count every verdict as usual but pass every frame.
+    pub const DRY_RUN: u32 = 1;
+}
 
 /// XDP attach mode actually in effect, recorded for `status`.
 pub mod attach_mode {
@@ -25,54 +45,134 @@ pub mod attach_mode {
 
 /// The single value of the config map.
 ///
-/// The program reads `echo` and `max_echo_size`; the loader also records where and how it
-/// attached (`ifindex`, `attach_mode`, `attached_at`) so `status` can report it from the pins
-/// alone. Userspace rewrites the whole value; each field is naturally aligned, so a reader
-/// racing an update sees every field either old or new, and any mix of old and new limits is a
-/// valid limit.
+/// Built by userspace (derived fields such as masks and per-CPU limits are computed there, so
+/// the program never divides); the loader also records where and how it attached (`ifindex`,
+/// `attach_mode`, `attached_at`) for `status`. Userspace rewrites the whole value; each field
+/// is naturally aligned, so a reader racing an update sees every field either old or new, and
+/// any mix of old and new limits is a valid limit.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Per-source limit on echo and timestamp requests and on non-first ICMP fragments.
+    /// Per-source limit on echo, timestamp and extended-echo requests and later fragments.
     pub echo: Limit,
+    /// Per-source limit on echo, timestamp and extended-echo replies.
+    pub reply: Limit,
+    /// The global budget as each CPU enforces it: `global_rate` and `global_burst` divided by
+    /// the number of CPUs, rounded up.
+    pub global_per_cpu: Limit,
+    /// The global budget as configured, for display.
+    pub global_rate: u32,
+    pub global_burst: u32,
+    /// Mask applied to IPv4 sources (IPv4-mapped: `96 + v4_prefix` bits).
+    pub v4_mask: [u8; 16],
+    /// Mask applied to IPv6 sources.
+    pub v6_mask: [u8; 16],
+    pub v4_prefix: u32,
+    pub v6_prefix: u32,
     /// See [`defaults::MAX_ECHO_SIZE`]; at most [`MAX_DATAGRAM`].
     pub max_echo_size: u32,
+    /// See [`flags`].
+    pub flags: u32,
+    /// Entries in the allow list; the program skips the lookup when zero.
+    pub allow_entries: u32,
+    /// Entries in the deny list; the program skips the lookup when zero.
+    pub deny_entries: u32,
     /// Interface index the program is attached to.
     pub ifindex: u32,
     /// One of [`attach_mode`].
     pub attach_mode: u32,
-    /// Explicit padding (always zero): keeps the layout free of implicit holes.
-    pub reserved: u32,
     /// Attach time, seconds since the Unix epoch.
     pub attached_at: u64,
 }
 
-const _: () = assert!(size_of::<Config>() == 48);
+const _: () = assert!(size_of::<Config>() == 152);
+
+/// A 16-byte mask of `len` leading one bits (`len` at most 128).
+#[must_use]
+pub const fn prefix_mask(len: u32) -> [u8; 16] {
+    let full = (len / 8) as usize;
+    let rem = len % 8;
+    let mut mask = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        mask[i] = if i < full {
+            0xff
+        } else if i == full && rem > 0 {
+            !(0xffu8 >> rem)
+        } else {
+            0
+        };
+        i += 1;
+    }
+    mask
+}
 
 impl Config {
-    /// The configuration with every limit at its default.
+    /// The configuration with every limit at its default, for a machine with `cpus` CPUs.
     #[must_use]
-    pub const fn with_defaults() -> Self {
+    pub const fn with_defaults(cpus: u32) -> Self {
         Self {
-            echo: match Limit::new(defaults::ECHO_RATE, defaults::ECHO_BURST) {
-                Some(l) => l,
-                None => panic!("default limit is valid"),
-            },
+            echo: unwrap(Limit::new(defaults::ECHO_RATE, defaults::ECHO_BURST)),
+            reply: unwrap(Limit::new(defaults::REPLY_RATE, defaults::REPLY_BURST)),
+            global_per_cpu: unwrap(Limit::per_cpu(
+                defaults::GLOBAL_RATE,
+                defaults::GLOBAL_BURST,
+                cpus,
+            )),
+            global_rate: defaults::GLOBAL_RATE,
+            global_burst: defaults::GLOBAL_BURST,
+            v4_mask: prefix_mask(96 + defaults::V4_PREFIX),
+            v6_mask: prefix_mask(defaults::V6_PREFIX),
+            v4_prefix: defaults::V4_PREFIX,
+            v6_prefix: defaults::V6_PREFIX,
             max_echo_size: defaults::MAX_ECHO_SIZE,
+            flags: 0,
+            allow_entries: 0,
+            deny_entries: 0,
             ifindex: 0,
             attach_mode: attach_mode::UNKNOWN,
-            reserved: 0,
             attached_at: 0,
         }
+    }
+
+    /// Whether dry-run is on.
+    #[inline(always)]
+    #[must_use]
+    pub const fn dry_run(&self) -> bool {
+        self.flags & flags::DRY_RUN != 0
+    }
+}
+
+const fn unwrap(limit: Option<Limit>) -> Limit {
+    match limit {
+        Some(l) => l,
+        None => panic!("default limits are valid"),
     }
 }
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY: repr(C), only integer fields, no implicit padding (asserted by size above).
+    // SAFETY (all four): repr(C), only integer fields, no implicit padding (sizes asserted).
     unsafe impl aya::Pod for super::Config {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for crate::bucket::SourceKey {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for crate::bucket::SourceState {}
+    unsafe impl aya::Pod for crate::bucket::Bucket {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(prefix_mask(0), [0; 16]);
+        assert_eq!(prefix_mask(128), [0xff; 16]);
+        let m = prefix_mask(96 + 24);
+        assert_eq!(&m[..15], &[0xff; 15]);
+        assert_eq!(m[15], 0);
+        let m = prefix_mask(61);
+        assert_eq!(&m[..7], &[0xff; 7]);
+        assert_eq!(m[7], 0xf8);
+        assert_eq!(&m[8..], &[0; 8]);
+    }
 }

@@ -1,29 +1,43 @@
-//! Bounds-checked parsing of Ethernet, VLAN tags, IPv4 and ICMP.
+//! Bounds-checked parsing of Ethernet, VLAN tags, IPv4, IPv6 with its extension headers, ICMP
+//! and ICMPv6.
 //!
 //! The parser reads through [`Frame`], implemented by the XDP program over `data..data_end`
 //! and on the host over a byte slice, so the exact code the verifier checks is the code the
-//! unit tests and fuzzers run. Every offset comes from a header length (`ihl` for IPv4), never
-//! from a literal.
+//! unit tests and fuzzers run. Every offset comes from a header length (`ihl` for IPv4, the
+//! length field of each IPv6 extension header), never from a literal.
 
-use network_types::{eth::EthHdr, icmp::Icmpv4Hdr, ip::Ipv4Hdr, vlan::VlanHdr};
+use network_types::{eth::EthHdr, icmp::Icmpv4Hdr, ip::Ipv4Hdr, ip::Ipv6Hdr, vlan::VlanHdr};
 
-use crate::Reason;
+use crate::{Reason, bucket::SourceKey, config::MAX_DATAGRAM};
 
 /// Ethertypes the parser knows.
 pub mod ethertype {
     pub const IPV4: u16 = 0x0800;
+    pub const IPV6: u16 = 0x86DD;
     pub const VLAN_8021Q: u16 = 0x8100;
     pub const VLAN_8021AD: u16 = 0x88A8;
 }
 
-/// IPv4 protocol number of ICMP.
-pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol / IPv6 next-header numbers the parser knows.
+pub mod proto {
+    pub const ICMP: u8 = 1;
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    pub const AH: u8 = 51;
+    pub const ICMPV6: u8 = 58;
+    pub const DEST_OPTS: u8 = 60;
+}
 
 /// VLAN tags the parser walks, like the kernel's `VLAN_MAX_DEPTH`.
 pub const VLAN_MAX_DEPTH: usize = 8;
 
-/// Smallest ICMP message: type, code, checksum and four bytes of rest-of-header (RFC 792); the
-/// kernel's `icmp_rcv` pulls this much before looking at any type.
+/// IPv6 extension headers the parser walks after an optional hop-by-hop header; a longer
+/// chain is dropped (RFC 9288 allows it; passing it unparsed would be a bypass).
+pub const EXT_HEADER_BUDGET: usize = 6;
+
+/// Smallest ICMP or ICMPv6 message: type, code, checksum and four bytes (RFC 792, RFC 4443);
+/// the kernel pulls this much before looking at any type.
 pub const ICMP_HEADER_LEN: usize = Icmpv4Hdr::LEN;
 
 /// Packet bytes, read through bounds checks.
@@ -48,29 +62,52 @@ impl Frame for [u8] {
     }
 }
 
+/// IP version of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The largest datagram, IP header included, a fragment may reach: 65535 bytes for IPv4
+    /// (the total length), a 65535-byte payload for IPv6.
+    #[must_use]
+    pub const fn max_datagram(self) -> u32 {
+        match self {
+            Self::V4 => MAX_DATAGRAM,
+            Self::V6 => MAX_DATAGRAM + Ipv6Hdr::LEN as u32,
+        }
+    }
+}
+
 /// Where an ICMP packet sits among fragments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fragment {
-    /// A whole datagram (offset 0, no more fragments).
+    /// A whole datagram (including an IPv6 atomic fragment: offset 0, no more fragments).
     None,
-    /// The first fragment (offset 0, more fragments follow): carries the ICMP header.
+    /// The first fragment: carries the ICMP header.
     First,
     /// Any later fragment: carries no ICMP header.
     Later,
 }
 
-/// What the parser learned about an ICMP packet.
+/// What the parser learned about an ICMP or ICMPv6 packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IcmpPacket {
-    /// IPv4 source address.
-    pub src: [u8; 4],
-    /// IPv4 destination address.
-    pub dst: [u8; 4],
-    /// The IPv4 total length.
+    pub family: Family,
+    /// Source address; IPv4 mapped into `::ffff:0:0/96`.
+    pub src: [u8; 16],
+    /// Destination address; IPv4 mapped likewise.
+    pub dst: [u8; 16],
+    /// The Ethernet destination is a group (broadcast or multicast) address.
+    pub l2_group: bool,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub hop_limit: u8,
+    /// Bytes of the IP packet: the IPv4 total length, or 40 + the IPv6 payload length.
     pub ip_len: u32,
-    /// Bytes the reassembled datagram reaches at least: header + fragment offset + payload.
+    /// Bytes the reassembled datagram reaches at least, IP header included.
     pub datagram_end: u32,
-    /// Fragment position.
     pub fragment: Fragment,
     /// ICMP type, when this packet carries the ICMP header (not a later fragment).
     pub icmp_type: u8,
@@ -86,24 +123,27 @@ impl IcmpPacket {
     }
 }
 
-/// Parses a frame; `Ok` for ICMP over IPv4 that is well formed, `Err` with the final reason
-/// for everything else (not ICMP, unparsed, malformed).
+/// Parses a frame; `Ok` for ICMP over IPv4 or ICMPv6 over IPv6 that is well formed, `Err`
+/// with the final reason for everything else (not ICMP, unparsed, malformed).
 #[inline(always)]
 pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
     // Runt frames are the driver's business; nothing to judge here.
     let eth: EthHdr = frame.read(0).ok_or(Reason::PassedNonIcmp)?;
+    let l2_group = eth.dst_addr[0] & 1 != 0;
     let mut proto = u16::from_be(eth.ether_type);
     let mut l3 = EthHdr::LEN;
     for _ in 0..VLAN_MAX_DEPTH {
         if !is_vlan(proto) {
             break;
         }
-        let tag: VlanHdr = frame.read(l3).ok_or(Reason::PassedNonIcmp)?;
+        // Tags to the end of the frame: nothing left to parse.
+        let tag: VlanHdr = frame.read(l3).ok_or(Reason::PassedUnparsed)?;
         proto = u16::from_be(tag.ether_type);
         l3 += VlanHdr::LEN;
     }
     match proto {
-        ethertype::IPV4 => parse_ipv4(frame, l3),
+        ethertype::IPV4 => parse_ipv4(frame, l3, l2_group),
+        ethertype::IPV6 => parse_ipv6(frame, l3, l2_group),
         p if is_vlan(p) => Err(Reason::PassedUnparsed),
         _ => Err(Reason::PassedNonIcmp),
     }
@@ -117,12 +157,16 @@ const fn is_vlan(proto: u16) -> bool {
 /// Parses IPv4 at `l3` and, for ICMP, validates it as the kernel's `ip_rcv_core` and
 /// `ip_frag_queue` would.
 #[inline(always)]
-fn parse_ipv4<F: Frame + ?Sized>(frame: &F, l3: usize) -> Result<IcmpPacket, Reason> {
+fn parse_ipv4<F: Frame + ?Sized>(
+    frame: &F,
+    l3: usize,
+    l2_group: bool,
+) -> Result<IcmpPacket, Reason> {
     use Reason::DroppedMalformed as Malformed;
 
     // An IPv4 ethertype without room for the fixed header is truncated: no protocol to pass on.
     let ip: Ipv4Hdr = frame.read(l3).ok_or(Malformed)?;
-    if ip.proto != IPPROTO_ICMP {
+    if ip.proto != proto::ICMP {
         return Err(Reason::PassedNonIcmp);
     }
     if ip.vihl >> 4 != 4 {
@@ -142,19 +186,11 @@ fn parse_ipv4<F: Frame + ?Sized>(frame: &F, l3: usize) -> Result<IcmpPacket, Rea
     let payload = ip_len - header_len;
 
     let frag = u16::from_be_bytes(ip.frags);
-    let more_fragments = frag & 0x2000 != 0;
+    let more = frag & 0x2000 != 0;
     let offset = usize::from(frag & 0x1fff) * 8;
-    let fragment = match (offset, more_fragments) {
-        (0, false) => Fragment::None,
-        (0, true) => Fragment::First,
-        _ => Fragment::Later,
-    };
-    if !matches!(fragment, Fragment::None) {
-        // RFC 791: every fragment but the last carries a multiple of 8 bytes, and a fragment
-        // carries data at all.
-        if payload == 0 || (more_fragments && payload % 8 != 0) {
-            return Err(Malformed);
-        }
+    let fragment = fragment_kind(offset, more);
+    if !matches!(fragment, Fragment::None) && !fragment_data_ok(payload, more) {
+        return Err(Malformed);
     }
 
     let (icmp_type, icmp_code) = if offset == 0 {
@@ -170,12 +206,178 @@ fn parse_ipv4<F: Frame + ?Sized>(frame: &F, l3: usize) -> Result<IcmpPacket, Rea
     };
 
     Ok(IcmpPacket {
-        src: ip.src_addr,
-        dst: ip.dst_addr,
+        family: Family::V4,
+        src: SourceKey::v4(ip.src_addr).addr,
+        dst: SourceKey::v4(ip.dst_addr).addr,
+        l2_group,
+        hop_limit: ip.ttl,
         ip_len: ip_len as u32,
         datagram_end: (header_len + offset + payload) as u32,
         fragment,
         icmp_type,
         icmp_code,
     })
+}
+
+/// Parses IPv6 at `l3`, walks its extension headers and, for ICMPv6, validates the chain and
+/// fragments as RFC 8200 asks.
+#[inline(always)]
+fn parse_ipv6<F: Frame + ?Sized>(
+    frame: &F,
+    l3: usize,
+    l2_group: bool,
+) -> Result<IcmpPacket, Reason> {
+    use Reason::DroppedMalformed as Malformed;
+
+    let ip: Ipv6Hdr = frame.read(l3).ok_or(Malformed)?;
+    if ip.vcf[0] >> 4 != 6 {
+        return Err(Malformed);
+    }
+    let payload_len = usize::from(u16::from_be_bytes(ip.payload_len));
+    let captured = frame.size() - l3;
+    // A zero payload length is only legal with a jumbo option, which needs a link with a
+    // 64 KiB+ MTU; Ethernet padding past the payload is legal.
+    if payload_len == 0 || Ipv6Hdr::LEN + payload_len > captured {
+        return Err(Malformed);
+    }
+    let first_ext = l3 + Ipv6Hdr::LEN;
+    let end = first_ext + payload_len;
+
+    let mut next = ip.next_hdr;
+    let mut off = first_ext;
+    // Hop-by-hop may only come first (RFC 8200 section 4.1); MLD needs it (router alert).
+    if next == proto::HOP_BY_HOP {
+        let (nh, len) = ext_header(frame, off, end, next)?;
+        next = nh;
+        off += len;
+    }
+    let mut fragment = Fragment::None;
+    let mut seen_fragment = false;
+    let mut datagram_end = (Ipv6Hdr::LEN + payload_len) as u32;
+    let mut found = false;
+    for _ in 0..EXT_HEADER_BUDGET {
+        match next {
+            proto::ICMPV6 => {
+                found = true;
+                break;
+            }
+            proto::HOP_BY_HOP => return Err(Malformed),
+            proto::ROUTING | proto::DEST_OPTS | proto::AH => {
+                let (nh, len) = ext_header(frame, off, end, next)?;
+                next = nh;
+                off += len;
+            }
+            proto::FRAGMENT => {
+                // Two fragment headers in one packet are never legitimate.
+                if seen_fragment {
+                    return Err(Malformed);
+                }
+                seen_fragment = true;
+                let hdr: [u8; 4] = frame.read(off).ok_or(Malformed)?;
+                let data = end.checked_sub(off + 8).ok_or(Malformed)?;
+                let offlg = u16::from_be_bytes([hdr[2], hdr[3]]);
+                let offset = usize::from(offlg & 0xfff8);
+                let more = offlg & 1 != 0;
+                // The IPv6 header and the extension headers before this one.
+                let unfragmentable = off - l3;
+                next = hdr[0];
+                off += 8;
+                // An atomic fragment (offset 0, no more) is a whole packet (RFC 6946).
+                fragment = fragment_kind(offset, more);
+                if matches!(fragment, Fragment::None) {
+                    continue;
+                }
+                if !fragment_data_ok(data, more) {
+                    return Err(Malformed);
+                }
+                // The unfragmentable part, then this fragment's data at its offset.
+                datagram_end = (unfragmentable + offset + data) as u32;
+                if matches!(fragment, Fragment::Later) {
+                    // No headers follow in a later fragment; its next header names the
+                    // fragmented protocol.
+                    found = next == proto::ICMPV6;
+                    break;
+                }
+            }
+            // Anything else (TCP, UDP, ESP, no next header, ...) is not ICMPv6.
+            _ => return Err(Reason::PassedNonIcmp),
+        }
+    }
+    if !found {
+        return Err(if next == proto::ICMPV6 || is_ext_header(next) {
+            Reason::DroppedExtHeaders
+        } else {
+            Reason::PassedNonIcmp
+        });
+    }
+
+    let (icmp_type, icmp_code) = if matches!(fragment, Fragment::Later) {
+        (0, 0)
+    } else {
+        // The ICMPv6 header must be in this packet: a first fragment whose chain leaves it
+        // for a later one is dropped (RFC 7112).
+        if off + ICMP_HEADER_LEN > end {
+            return Err(Malformed);
+        }
+        let icmp: [u8; 2] = frame.read(off).ok_or(Malformed)?;
+        (icmp[0], icmp[1])
+    };
+
+    Ok(IcmpPacket {
+        family: Family::V6,
+        src: ip.src_addr,
+        dst: ip.dst_addr,
+        l2_group,
+        hop_limit: ip.hop_limit,
+        ip_len: (Ipv6Hdr::LEN + payload_len) as u32,
+        datagram_end,
+        fragment,
+        icmp_type,
+        icmp_code,
+    })
+}
+
+/// Reads the (next header, length in bytes) of the extension header `kind` at `off`, which
+/// must end within the packet (`end`).
+#[inline(always)]
+fn ext_header<F: Frame + ?Sized>(
+    frame: &F,
+    off: usize,
+    end: usize,
+    kind: u8,
+) -> Result<(u8, usize), Reason> {
+    let hdr: [u8; 2] = frame.read(off).ok_or(Reason::DroppedMalformed)?;
+    let len = if kind == proto::AH {
+        (usize::from(hdr[1]) + 2) * 4
+    } else {
+        (usize::from(hdr[1]) + 1) * 8
+    };
+    if off + len > end {
+        return Err(Reason::DroppedMalformed);
+    }
+    Ok((hdr[0], len))
+}
+
+#[inline(always)]
+const fn is_ext_header(next: u8) -> bool {
+    matches!(
+        next,
+        proto::HOP_BY_HOP | proto::ROUTING | proto::FRAGMENT | proto::AH | proto::DEST_OPTS
+    )
+}
+
+#[inline(always)]
+const fn fragment_kind(offset: usize, more: bool) -> Fragment {
+    match (offset, more) {
+        (0, false) => Fragment::None,
+        (0, true) => Fragment::First,
+        _ => Fragment::Later,
+    }
+}
+
+/// RFC 791 and RFC 8200: a fragment carries data, and every fragment but the last carries a
+/// multiple of 8 bytes.
+#[inline(always)]
+const fn fragment_data_ok(data: usize, more: bool) -> bool {
+    data != 0 && (!more || data.is_multiple_of(8))
 }

@@ -1,24 +1,217 @@
-//! What to do with a parsed ICMP packet, before any per-source state is consulted.
+//! What to do with a parsed ICMP packet: the whole verdict, in the order the README documents.
 
 use crate::{
-    Config, Limit, Reason, SourceKey,
-    config::MAX_DATAGRAM,
-    parse::{self, Fragment, Frame, IcmpPacket},
+    Config, Reason,
+    bucket::{Bucket, Class, SourceKey, SourceState, V4_MAPPED_PREFIX},
+    parse::{self, Family, Fragment, Frame, IcmpPacket},
 };
 
-/// What the verdict needs from its surroundings: the config map, and the per-source buckets
-/// with their clock. The XDP program implements it over its maps; tests over a `HashMap`.
+/// `ICMPv4` types the policy names (RFC 792 and successors).
+pub mod icmp_type {
+    pub const ECHO_REPLY: u8 = 0;
+    pub const DEST_UNREACH: u8 = 3;
+    pub const REDIRECT: u8 = 5;
+    pub const ECHO_REQUEST: u8 = 8;
+    pub const ROUTER_ADVERT: u8 = 9;
+    pub const ROUTER_SOLICIT: u8 = 10;
+    pub const TIME_EXCEEDED: u8 = 11;
+    pub const PARAM_PROBLEM: u8 = 12;
+    pub const TIMESTAMP: u8 = 13;
+    pub const TIMESTAMP_REPLY: u8 = 14;
+    pub const PHOTURIS: u8 = 40;
+    pub const EXPERIMENTAL_MOBILITY: u8 = 41;
+    pub const EXT_ECHO_REQUEST: u8 = 42;
+    pub const EXT_ECHO_REPLY: u8 = 43;
+    /// Destination unreachable code "fragmentation needed" (RFC 1191).
+    pub const CODE_FRAG_NEEDED: u8 = 4;
+}
+
+/// `ICMPv6` types the policy names (RFC 4443, RFC 4861, RFC 3810, RFC 8335).
+pub mod icmpv6_type {
+    pub const PACKET_TOO_BIG: u8 = 2;
+    /// Types below this are errors.
+    pub const FIRST_INFORMATIONAL: u8 = 128;
+    pub const ECHO_REQUEST: u8 = 128;
+    pub const ECHO_REPLY: u8 = 129;
+    pub const MLD_QUERY: u8 = 130;
+    pub const MLD_REPORT: u8 = 131;
+    pub const MLD_DONE: u8 = 132;
+    pub const ROUTER_SOLICIT: u8 = 133;
+    pub const NEIGHBOUR_SOLICIT: u8 = 135;
+    pub const REDIRECT: u8 = 137;
+    pub const MLD2_REPORT: u8 = 143;
+    /// Last type assigned by IANA below the extended echo pair.
+    pub const LAST_ASSIGNED: u8 = 158;
+    pub const EXT_ECHO_REQUEST: u8 = 160;
+    pub const EXT_ECHO_REPLY: u8 = 161;
+}
+
+/// Neighbour discovery must arrive with the hop limit it was sent with (RFC 4861 6.1, 7.1).
+pub const NDP_HOP_LIMIT: u8 = 255;
+
+/// The allow and deny lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum List {
+    Allow,
+    Deny,
+}
+
+/// What the verdict needs from its surroundings: the config map, the clock, the per-source
+/// buckets, the per-CPU global bucket and the lists. The XDP program implements it over its
+/// maps; tests over `HashMap`s.
 pub trait Env {
     /// The configuration; `None` only if the config map is somehow empty (then fail open).
     fn config(&self) -> Option<&Config>;
 
-    /// Charges one packet to `key`'s bucket under `limit`; returns `Passed`,
-    /// `DroppedRateSource`, or `PassedUnmetered` if no bucket could be kept.
-    fn charge(&self, key: SourceKey, limit: &Limit) -> Reason;
+    /// The clock buckets are measured against, in nanoseconds.
+    fn now_ns(&self) -> u64;
+
+    /// Runs `f` on the state of `key` if the source is known.
+    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&mut SourceState) -> R) -> Option<R>;
+
+    /// Starts tracking a source; false if the map refused.
+    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool;
+
+    /// Runs `f` on this CPU's share of the global budget.
+    fn with_global<R>(&self, f: impl FnOnce(&mut Bucket) -> R) -> Option<R>;
+
+    /// Whether `addr` (IPv4 mapped) falls in a prefix of `list`.
+    fn listed(&self, list: List, addr: &[u8; 16]) -> bool;
 }
 
-/// The verdict for one frame: parse, decide, meter. The config is only consulted for ICMP, so
-/// other traffic pays for the parse alone.
+/// How the policy treats an ICMP type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Protocol machinery that nothing may limit or list away: neighbour discovery, MLD, and
+    /// path-MTU signals (packet too big, fragmentation needed).
+    Essential,
+    /// Errors and known informational types: never limited, but subject to the deny list.
+    Exempt,
+    /// Requests: echo, timestamp, extended echo. Metered; dropped when sent to a group.
+    Request,
+    /// Replies to requests: metered against the reply bucket.
+    Reply,
+    /// A later fragment: no type to look at; metered like a request.
+    LaterFragment,
+    /// Deprecated or unknown types.
+    Unknown,
+}
+
+/// The kind of a packet.
+#[inline(always)]
+#[must_use]
+pub fn kind_of(pkt: &IcmpPacket) -> Kind {
+    if !pkt.has_header() {
+        return Kind::LaterFragment;
+    }
+    match pkt.family {
+        Family::V4 => kind_v4(pkt.icmp_type, pkt.icmp_code),
+        Family::V6 => kind_v6(pkt.icmp_type),
+    }
+}
+
+#[inline(always)]
+const fn kind_v4(ty: u8, code: u8) -> Kind {
+    use icmp_type::{
+        CODE_FRAG_NEEDED, DEST_UNREACH, ECHO_REPLY, ECHO_REQUEST, EXPERIMENTAL_MOBILITY,
+        EXT_ECHO_REPLY, EXT_ECHO_REQUEST, PARAM_PROBLEM, PHOTURIS, REDIRECT, ROUTER_ADVERT,
+        ROUTER_SOLICIT, TIME_EXCEEDED, TIMESTAMP, TIMESTAMP_REPLY,
+    };
+    match ty {
+        DEST_UNREACH if code == CODE_FRAG_NEEDED => Kind::Essential,
+        ECHO_REQUEST | TIMESTAMP | EXT_ECHO_REQUEST => Kind::Request,
+        ECHO_REPLY | TIMESTAMP_REPLY | EXT_ECHO_REPLY => Kind::Reply,
+        DEST_UNREACH
+        | REDIRECT
+        | ROUTER_ADVERT
+        | ROUTER_SOLICIT
+        | TIME_EXCEEDED
+        | PARAM_PROBLEM
+        | PHOTURIS
+        | EXPERIMENTAL_MOBILITY => Kind::Exempt,
+        // 4 source quench (RFC 6633), 6 and 15-18 and 30-39 (RFC 6918), and everything
+        // unassigned, reserved or experimental (RFC 1122: unknown types are discarded).
+        _ => Kind::Unknown,
+    }
+}
+
+#[inline(always)]
+const fn kind_v6(ty: u8) -> Kind {
+    use icmpv6_type::{
+        ECHO_REPLY, ECHO_REQUEST, EXT_ECHO_REPLY, EXT_ECHO_REQUEST, FIRST_INFORMATIONAL,
+        LAST_ASSIGNED, MLD_DONE, MLD_QUERY, MLD_REPORT, MLD2_REPORT, PACKET_TOO_BIG, REDIRECT,
+        ROUTER_SOLICIT,
+    };
+    match ty {
+        PACKET_TOO_BIG
+        | MLD_QUERY
+        | MLD_REPORT
+        | MLD_DONE
+        | MLD2_REPORT
+        | ROUTER_SOLICIT..=REDIRECT => Kind::Essential,
+        // Errors, including unknown ones (RFC 4443 2.4 (a): pass them up).
+        0..FIRST_INFORMATIONAL => Kind::Exempt,
+        ECHO_REQUEST | EXT_ECHO_REQUEST => Kind::Request,
+        ECHO_REPLY | EXT_ECHO_REPLY => Kind::Reply,
+        FIRST_INFORMATIONAL..=LAST_ASSIGNED => Kind::Exempt,
+        // Unknown informational types are discarded (RFC 4443 2.4 (b)).
+        _ => Kind::Unknown,
+    }
+}
+
+/// Sources that cannot be on the wire (RFC 1122 3.2.1.3, RFC 4291). Private ranges and
+/// link-local are not martian: admins live there.
+#[inline(always)]
+#[must_use]
+pub fn is_martian(pkt: &IcmpPacket) -> bool {
+    let src = &pkt.src;
+    match pkt.family {
+        // 0/8 "this network", 127/8 loopback, 224/4 multicast, 240/4 reserved and the
+        // limited broadcast.
+        Family::V4 => matches!(src[12], 0 | 127 | 224..=255),
+        Family::V6 => {
+            let unspecified = src.iter().all(|&b| b == 0);
+            // Duplicate address detection and router solicitation may come from :: (RFC 4862
+            // 5.4, RFC 4861 6.3.7), and so may MLD reports sent meanwhile (RFC 3590).
+            let dad = unspecified
+                && pkt.has_header()
+                && matches!(
+                    pkt.icmp_type,
+                    icmpv6_type::NEIGHBOUR_SOLICIT
+                        | icmpv6_type::ROUTER_SOLICIT
+                        | icmpv6_type::MLD_REPORT
+                        | icmpv6_type::MLD2_REPORT
+                );
+            src[0] == 0xff
+                || is_loopback_v6(src)
+                || is_loopback_v6(&pkt.dst)
+                || (unspecified && !dad)
+                // IPv4-mapped addresses never appear on the wire (RFC 4291 2.5.5.2); as keys
+                // they would share buckets with IPv4 sources.
+                || src[..12] == V4_MAPPED_PREFIX
+        }
+    }
+}
+
+#[inline(always)]
+fn is_loopback_v6(addr: &[u8; 16]) -> bool {
+    addr[..15].iter().all(|&b| b == 0) && addr[15] == 1
+}
+
+/// Whether the packet is addressed to a group: Ethernet broadcast or multicast, the IPv4
+/// limited broadcast or multicast, or IPv6 multicast (RFC 1122 3.2.2.6, RFC 4443 4.2).
+#[inline(always)]
+#[must_use]
+pub fn to_group(pkt: &IcmpPacket) -> bool {
+    pkt.l2_group
+        || match pkt.family {
+            Family::V4 => pkt.dst[12] >= 224,
+            Family::V6 => pkt.dst[0] == 0xff,
+        }
+}
+
+/// The verdict for one frame: parse, screen, list, meter. The config is only consulted for
+/// ICMP, so other traffic pays for the parse alone.
 #[inline(always)]
 pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     let pkt = match parse::parse_frame(frame) {
@@ -28,58 +221,93 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     let Some(cfg) = env.config() else {
         return Reason::PassedUnmetered;
     };
-    match decide(&pkt, cfg) {
-        Decision::Final(reason) => reason,
-        Decision::MeterEcho => env.charge(SourceKey::v4(pkt.src), &cfg.echo),
+    if is_martian(&pkt) {
+        return Reason::DroppedMartian;
     }
-}
-
-/// `ICMPv4` types the policy names (RFC 792).
-pub mod icmp_type {
-    pub const ECHO_REPLY: u8 = 0;
-    pub const DEST_UNREACH: u8 = 3;
-    pub const ECHO_REQUEST: u8 = 8;
-    pub const TIME_EXCEEDED: u8 = 11;
-    pub const PARAM_PROBLEM: u8 = 12;
-    pub const TIMESTAMP: u8 = 13;
-}
-
-/// The policy's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Final: count under this reason (its [`Reason::is_drop`] says pass or drop).
-    Final(Reason),
-    /// Charge the source's echo bucket, then pass or drop.
-    MeterEcho,
-}
-
-/// Decides what a well-formed ICMP packet needs.
-#[inline(always)]
-#[must_use]
-pub fn decide(pkt: &IcmpPacket, cfg: &Config) -> Decision {
-    if !matches!(pkt.fragment, Fragment::None) {
-        // Checked on every fragment, whatever its type: later fragments carry no type, and
-        // the ping of death is built from them (Linux: "Oversized IP packet").
-        if pkt.datagram_end > MAX_DATAGRAM || pkt.datagram_end > cfg.max_echo_size {
-            return Decision::Final(Reason::DroppedOversize);
-        }
-        if matches!(pkt.fragment, Fragment::Later) {
-            // Counted against the source like the echo it most likely belongs to, so a
-            // fragment flood cannot bypass the quota.
-            return Decision::MeterEcho;
-        }
+    // Every fragment, whatever its type: later fragments carry none, and the ping of death is
+    // built from them (Linux: "Oversized IP packet").
+    if !matches!(pkt.fragment, Fragment::None)
+        && (pkt.datagram_end > pkt.family.max_datagram() || pkt.datagram_end > cfg.max_echo_size)
+    {
+        return Reason::DroppedOversize;
     }
-    match pkt.icmp_type {
-        icmp_type::ECHO_REQUEST | icmp_type::TIMESTAMP => {
-            if pkt.ip_len > cfg.max_echo_size {
-                Decision::Final(Reason::DroppedOversize)
-            } else {
-                Decision::MeterEcho
+    let kind = kind_of(&pkt);
+    if let Kind::Essential = kind {
+        return essential(&pkt);
+    }
+    if cfg.deny_entries != 0 && env.listed(List::Deny, &pkt.src) {
+        return Reason::DroppedDenied;
+    }
+    let class = match kind {
+        Kind::Unknown => return Reason::DroppedUnknownType,
+        Kind::Exempt | Kind::Essential => return Reason::PassedExempt,
+        Kind::Request => {
+            if to_group(&pkt) {
+                return Reason::DroppedBroadcast;
             }
+            if pkt.ip_len > cfg.max_echo_size {
+                return Reason::DroppedOversize;
+            }
+            Class::Echo
         }
-        // Errors (unreachable incl. fragmentation needed, time exceeded, parameter problem)
-        // carry path-MTU discovery and traceroute: never limited. Replies and other types are
-        // not limited by this version.
-        _ => Decision::Final(Reason::PassedExempt),
+        Kind::LaterFragment => Class::Echo,
+        Kind::Reply => Class::Reply,
+    };
+    if cfg.allow_entries != 0 && env.listed(List::Allow, &pkt.src) {
+        return Reason::Allowed;
     }
+    let mask = match pkt.family {
+        Family::V4 => &cfg.v4_mask,
+        Family::V6 => &cfg.v6_mask,
+    };
+    meter(env, cfg, &SourceKey { addr: pkt.src }.masked(mask), class)
+}
+
+/// Neighbour discovery, MLD and path-MTU signals: passed, unless malformed.
+#[inline(always)]
+fn essential(pkt: &IcmpPacket) -> Reason {
+    let ndp = pkt.family == Family::V6
+        && (icmpv6_type::ROUTER_SOLICIT..=icmpv6_type::REDIRECT).contains(&pkt.icmp_type);
+    // NDP is link-local only: a lower hop limit means it was forwarded (spoofed from off
+    // link), and NDP is never fragmented (RFC 6980).
+    if ndp && (pkt.hop_limit != NDP_HOP_LIMIT || !matches!(pkt.fragment, Fragment::None)) {
+        return Reason::DroppedMalformed;
+    }
+    Reason::PassedExempt
+}
+
+/// Charges the source's bucket of `class`, then this CPU's share of the global budget. A new
+/// source is only inserted when the global budget has room, so a flood of spoofed sources is
+/// bounded without filling the map first.
+#[inline(always)]
+fn meter<E: Env>(env: &E, cfg: &Config, key: &SourceKey, class: Class) -> Reason {
+    let limit = match class {
+        Class::Echo => &cfg.echo,
+        Class::Reply => &cfg.reply,
+    };
+    let over_source = match class {
+        Class::Echo => Reason::DroppedRateSource,
+        Class::Reply => Reason::DroppedRateReply,
+    };
+    let now = env.now_ns();
+    let known = env.with_source(key, |state| state.charge(class, now, limit));
+    if known == Some(false) {
+        return over_source;
+    }
+    let global_ok = env
+        .with_global(|bucket| bucket.take(now, &cfg.global_per_cpu))
+        .unwrap_or(true);
+    if !global_ok {
+        return Reason::DroppedRateGlobal;
+    }
+    if known.is_none() {
+        let mut state = SourceState::default();
+        if !state.charge(class, now, limit) {
+            return over_source;
+        }
+        if !env.insert_source(key, &state) {
+            return Reason::PassedUnmetered;
+        }
+    }
+    Reason::Passed
 }

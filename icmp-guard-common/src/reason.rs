@@ -13,28 +13,47 @@ pub const COUNTER_SLOTS: u32 = 32;
 pub enum Reason {
     /// Not ICMP (other ethertypes, TCP, UDP, ...): passed untouched.
     PassedNonIcmp = 0,
-    /// ICMP metered against a source's quota and within it.
+    /// ICMP metered against a source's quota (and the global budget) and within it.
     Passed = 1,
-    /// ICMP that is never rate limited (errors: unreachable, fragmentation needed, time
-    /// exceeded, parameter problem) or not limited by this version (echo replies, others).
+    /// ICMP that is never rate limited: errors (unreachable, fragmentation needed, packet too
+    /// big, time exceeded, parameter problem), neighbour discovery, MLD, and other known
+    /// informational types that are not echo.
     PassedExempt = 2,
     /// Metered ICMP passed without a bucket because the per-source map refused the insert
     /// (fail open; should stay at zero).
     PassedUnmetered = 3,
     /// More VLAN tags than the parser follows: passed, not inspected.
     PassedUnparsed = 4,
-    /// Malformed IPv4 or ICMP: bad header length, truncated, version mismatch, bad fragment.
+    /// Malformed IP or ICMP: bad header length, truncated, version mismatch, bad fragment,
+    /// bad extension header, neighbour discovery with a hop limit other than 255 or fragmented.
     DroppedMalformed = 5,
-    /// ICMP fragment reaching past 65535 bytes (ping of death) or past the configured maximum
-    /// echo size, or an unfragmented echo larger than that size.
+    /// Fragment reaching past 65535 bytes (ping of death) or past the configured maximum echo
+    /// size, or an unfragmented echo larger than that size.
     DroppedOversize = 6,
-    /// Over the source's token bucket.
+    /// Over the source's echo bucket.
     DroppedRateSource = 7,
+    /// From an allow-listed source: passed without any rate limit.
+    Allowed = 8,
+    /// Over the global ICMP budget.
+    DroppedRateGlobal = 9,
+    /// An echo reply over the source's reply bucket (the Smurf victim's side).
+    DroppedRateReply = 10,
+    /// Echo to a broadcast or multicast destination, by IP or by Ethernet address (Smurf).
+    DroppedBroadcast = 11,
+    /// From a deny-listed source.
+    DroppedDenied = 12,
+    /// From a source that cannot be on the wire: 0/8, 127/8, 224/4, 240/4; IPv6 multicast,
+    /// loopback, or unspecified (except duplicate address detection).
+    DroppedMartian = 13,
+    /// A deprecated or unknown ICMP type, or an unknown ICMPv6 informational type.
+    DroppedUnknownType = 14,
+    /// An IPv6 extension-header chain longer than the parser walks.
+    DroppedExtHeaders = 15,
 }
 
 impl Reason {
     /// Every reason, in counter-slot order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 16] = [
         Self::PassedNonIcmp,
         Self::Passed,
         Self::PassedExempt,
@@ -43,6 +62,14 @@ impl Reason {
         Self::DroppedMalformed,
         Self::DroppedOversize,
         Self::DroppedRateSource,
+        Self::Allowed,
+        Self::DroppedRateGlobal,
+        Self::DroppedRateReply,
+        Self::DroppedBroadcast,
+        Self::DroppedDenied,
+        Self::DroppedMartian,
+        Self::DroppedUnknownType,
+        Self::DroppedExtHeaders,
     ];
 
     /// The counter slot.
@@ -58,7 +85,16 @@ impl Reason {
     pub const fn is_drop(self) -> bool {
         matches!(
             self,
-            Self::DroppedMalformed | Self::DroppedOversize | Self::DroppedRateSource
+            Self::DroppedMalformed
+                | Self::DroppedOversize
+                | Self::DroppedRateSource
+                | Self::DroppedRateGlobal
+                | Self::DroppedRateReply
+                | Self::DroppedBroadcast
+                | Self::DroppedDenied
+                | Self::DroppedMartian
+                | Self::DroppedUnknownType
+                | Self::DroppedExtHeaders
         )
     }
 
@@ -74,6 +110,14 @@ impl Reason {
             Self::DroppedMalformed => "dropped_malformed",
             Self::DroppedOversize => "dropped_oversize",
             Self::DroppedRateSource => "dropped_rate_source",
+            Self::Allowed => "allowed",
+            Self::DroppedRateGlobal => "dropped_rate_global",
+            Self::DroppedRateReply => "dropped_rate_reply",
+            Self::DroppedBroadcast => "dropped_broadcast",
+            Self::DroppedDenied => "dropped_denied",
+            Self::DroppedMartian => "dropped_martian",
+            Self::DroppedUnknownType => "dropped_unknown_type",
+            Self::DroppedExtHeaders => "dropped_ext_headers",
         }
     }
 
@@ -82,13 +126,21 @@ impl Reason {
     pub const fn help(self) -> &'static str {
         match self {
             Self::PassedNonIcmp => "frames that are not ICMP, passed untouched",
-            Self::Passed => "ICMP within its source's quota",
-            Self::PassedExempt => "ICMP never rate limited (errors, PMTU, replies)",
+            Self::Passed => "ICMP within its source's quota and the global budget",
+            Self::PassedExempt => "ICMP never rate limited (errors, PMTU, NDP, MLD)",
             Self::PassedUnmetered => "ICMP passed because the source map refused an insert",
             Self::PassedUnparsed => "frames with more VLAN tags than the parser follows",
-            Self::DroppedMalformed => "malformed IPv4/ICMP headers or fragments",
+            Self::DroppedMalformed => "malformed IP/ICMP headers, fragments or NDP",
             Self::DroppedOversize => "ping of death or fragments/echo over --max-echo-size",
-            Self::DroppedRateSource => "echo over its source's token bucket",
+            Self::DroppedRateSource => "echo over its source's bucket",
+            Self::Allowed => "ICMP from the allow list, never limited",
+            Self::DroppedRateGlobal => "ICMP over the global budget",
+            Self::DroppedRateReply => "echo replies over their source's reply bucket",
+            Self::DroppedBroadcast => "echo to broadcast or multicast (Smurf)",
+            Self::DroppedDenied => "ICMP from the deny list",
+            Self::DroppedMartian => "ICMP from impossible sources (0/8, 127/8, 224/4, ...)",
+            Self::DroppedUnknownType => "deprecated or unknown ICMP types",
+            Self::DroppedExtHeaders => "IPv6 extension-header chains over the parse budget",
         }
     }
 }

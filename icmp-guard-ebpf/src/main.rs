@@ -2,8 +2,8 @@
 //!
 //! A thin entry over [`try_icmp_guard`], which returns the [`Reason`] for every frame; the entry
 //! records that reason's counter and turns it into the action, so every verdict is counted in
-//! one place. Parsing and policy are the shared, host-tested code in `icmp-guard-common`; this
-//! file only supplies the packet bytes, the clock and the maps.
+//! one place. Parsing, policy and buckets are the shared, host-tested code in
+//! `icmp-guard-common`; this file only supplies the packet bytes, the clock and the maps.
 
 #![no_std]
 #![no_main]
@@ -12,19 +12,20 @@ use aya_ebpf::{
     bindings::{xdp_action, xdp_md},
     helpers::generated::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
-    maps::{Array, LruPerCpuHashMap, PerCpuArray},
+    maps::{Array, LpmTrie, LruPerCpuHashMap, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
 use icmp_guard_common::{
-    Config, Limit, Reason, SourceKey, SourceState,
-    maps::SOURCES_MAX_ENTRIES,
+    Config, Reason, SourceKey, SourceState,
+    bucket::Bucket,
+    maps::{LIST_MAX_ENTRIES, SOURCES_MAX_ENTRIES},
     parse::Frame,
-    policy::{self, Env},
+    policy::{self, Env, List},
     reason::COUNTER_SLOTS,
 };
 
-/// Limits, written by the CLI (`attach`, `set`); one entry.
+/// Limits, prefixes, flags and list sizes, written by the CLI; one entry.
 #[map(name = "IG_CONFIG")]
 static IG_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
@@ -33,12 +34,24 @@ static IG_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map(name = "IG_COUNTERS")]
 static IG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
-/// Token bucket per source, per CPU (no cross-CPU contention, see the README for what that
+/// Buckets per source prefix, per CPU (no cross-CPU contention; see the README for what that
 /// means for the quota); LRU so a spoofed flood evicts the stalest sources instead of failing.
-/// Sized by `SOURCES_MAX_ENTRIES` (~5 MiB on 2 CPUs).
+/// Sized by `SOURCES_MAX_ENTRIES` (~8 MiB on 2 CPUs).
 #[map(name = "IG_SOURCES")]
 static IG_SOURCES: LruPerCpuHashMap<SourceKey, SourceState> =
     LruPerCpuHashMap::with_max_entries(SOURCES_MAX_ENTRIES, 0);
+
+/// Each CPU's share of the global budget; one entry.
+#[map(name = "IG_GLOBAL")]
+static IG_GLOBAL: PerCpuArray<Bucket> = PerCpuArray::with_max_entries(1, 0);
+
+/// Allow-listed prefixes, IPv4 mapped; looked up only when the config says it is not empty.
+#[map(name = "IG_ALLOW")]
+static IG_ALLOW: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTRIES, 0);
+
+/// Deny-listed prefixes, IPv4 mapped; looked up only when the config says it is not empty.
+#[map(name = "IG_DENY")]
+static IG_DENY: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTRIES, 0);
 
 #[xdp]
 #[expect(
@@ -51,7 +64,8 @@ pub fn icmp_guard(ctx: XdpContext) -> u32 {
         // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled.
         unsafe { *count += 1 };
     }
-    if reason.is_drop() {
+    // Only drops consult the config again, for dry-run: passes cost nothing more.
+    if reason.is_drop() && !IG_CONFIG.get(0).is_some_and(Config::dry_run) {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
@@ -81,32 +95,47 @@ impl Env for Maps<'_> {
     }
 
     #[inline(always)]
-    fn charge(&self, key: SourceKey, limit: &Limit) -> Reason {
+    fn now_ns(&self) -> u64 {
         // SAFETY: a helper without arguments or side effects. The coarse clock (jiffy
         // resolution) costs half of bpf_ktime_get_ns; GCRA tolerates its steps.
-        let now = unsafe { bpf_ktime_get_coarse_ns() };
-        if let Some(state) = IG_SOURCES.get_ptr_mut(key) {
-            // SAFETY: this CPU's value of the entry; per-CPU, so no other writer.
-            let state = unsafe { &mut *state };
-            return verdict(state.charge(now, limit));
-        }
-        let mut state = SourceState::default();
-        let passed = state.charge(now, limit);
-        if let Err(err) = IG_SOURCES.insert(key, state, 0) {
-            // Rare: LRU maps evict instead of failing, so this means memory pressure.
-            warn!(self.ctx, "icmp-guard: source map insert failed: {}", err);
-            return Reason::PassedUnmetered;
-        }
-        verdict(passed)
+        unsafe { bpf_ktime_get_coarse_ns() }
     }
-}
 
-#[inline(always)]
-const fn verdict(passed: bool) -> Reason {
-    if passed {
-        Reason::Passed
-    } else {
-        Reason::DroppedRateSource
+    #[inline(always)]
+    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&mut SourceState) -> R) -> Option<R> {
+        // SAFETY: this CPU's value of the entry; per-CPU, so no other writer.
+        IG_SOURCES
+            .get_ptr_mut(key)
+            .map(|state| f(unsafe { &mut *state }))
+    }
+
+    #[inline(always)]
+    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool {
+        match IG_SOURCES.insert(key, state, 0) {
+            Ok(()) => true,
+            Err(err) => {
+                // Rare: LRU maps evict instead of failing, so this means memory pressure.
+                warn!(self.ctx, "icmp-guard: source map insert failed: {}", err);
+                false
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn with_global<R>(&self, f: impl FnOnce(&mut Bucket) -> R) -> Option<R> {
+        // SAFETY: this CPU's slot; per-CPU, so no other writer.
+        IG_GLOBAL
+            .get_ptr_mut(0)
+            .map(|bucket| f(unsafe { &mut *bucket }))
+    }
+
+    #[inline(always)]
+    fn listed(&self, list: List, addr: &[u8; 16]) -> bool {
+        let key = Key::new(128, *addr);
+        match list {
+            List::Allow => IG_ALLOW.get(&key).is_some(),
+            List::Deny => IG_DENY.get(&key).is_some(),
+        }
     }
 }
 

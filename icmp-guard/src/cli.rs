@@ -14,7 +14,7 @@ use crate::{limits::LimitArgs, pins};
 #[command(
     name = "icmp-guard",
     version,
-    after_help = "Examples:\n  icmp-guard attach eth0\n  icmp-guard attach eth0 --echo-rate 50 --echo-burst 100\n  icmp-guard set eth0 --echo-rate 5\n  icmp-guard stats eth0\n  icmp-guard status --json\n  icmp-guard detach eth0"
+    after_help = "Examples:\n  icmp-guard attach eth0\n  icmp-guard attach eth0 --echo-rate 50 --echo-burst 100\n  icmp-guard set eth0 --echo-rate 5 --v4-prefix 24\n  icmp-guard allow add eth0 203.0.113.0/24\n  icmp-guard attach eth0 --dry-run\n  icmp-guard stats eth0\n  icmp-guard status --json\n  icmp-guard detach eth0"
 )]
 pub struct Cli {
     /// bpffs mount point holding the pins (under PATH/icmp-guard/<IFACE>/); mounted if it is
@@ -38,6 +38,38 @@ pub enum Command {
     Status(StatusArgs),
     /// Show drop counters and the top sources of a guarded interface
     Stats(StatsArgs),
+    /// Sources never rate limited (CIDR prefixes, IPv4 or IPv6)
+    #[command(subcommand)]
+    Allow(ListCommand),
+    /// Sources whose ICMP is always dropped (CIDR prefixes, IPv4 or IPv6)
+    #[command(subcommand)]
+    Deny(ListCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListCommand {
+    /// Add a prefix, e.g. 198.51.100.0/24 or 2001:db8::/48 (a bare address is a /32 or /128)
+    Add {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "CIDR")]
+        cidr: String,
+    },
+    /// Remove a prefix
+    Del {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "CIDR")]
+        cidr: String,
+    },
+    /// Show the prefixes
+    List {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]

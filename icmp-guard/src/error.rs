@@ -35,6 +35,11 @@ pub enum Error {
     },
 
     #[error(
+        "{iface} is a loopback interface: it carries only this host's own traffic, which icmp-guard would take for spoofed (martian) sources; attach to the interfaces facing the network"
+    )]
+    Loopback { iface: String },
+
+    #[error(
         "{iface} already has an XDP program attached that is not icmp-guard's; icmp-guard will not replace it (inspect it with `ip link show {iface}`, remove it with `ip link set {iface} xdp off`)"
     )]
     ForeignProgram { iface: String },
@@ -59,6 +64,18 @@ pub enum Error {
 
     #[error("invalid {what}: {why}")]
     InvalidLimit { what: &'static str, why: String },
+
+    #[error("invalid prefix: {0}")]
+    InvalidCidr(String),
+
+    #[error(
+        "the {list} list of {iface} is full ({max} prefixes); remove some with `icmp-guard {list} del {iface} CIDR` or merge them into shorter prefixes"
+    )]
+    ListFull {
+        iface: String,
+        list: &'static str,
+        max: u32,
+    },
 
     #[error("loading the XDP program failed (kernel too old, or the verifier refused it)")]
     Load(#[source] Box<dyn std::error::Error + Send + Sync>),

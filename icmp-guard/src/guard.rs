@@ -1,12 +1,15 @@
 //! The pinned state of one guarded interface: its link and maps.
 
 use aya::{
-    maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{
+        Array, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::links::PinnedLink,
 };
-use icmp_guard_common::{Config, Reason, SourceKey, SourceState, maps};
+use icmp_guard_common::{Config, Reason, SourceKey, SourceState, maps, policy::List};
 
-use crate::{Error, pins::Pins};
+use crate::{Error, cidr::Cidr, pins::Pins};
 
 /// Open handles on a guarded interface's pinned maps.
 pub struct Guard {
@@ -14,6 +17,8 @@ pub struct Guard {
     config: Array<MapData, Config>,
     counters: PerCpuArray<MapData, u64>,
     sources: PerCpuHashMap<MapData, SourceKey, SourceState>,
+    allow: LpmTrie<MapData, [u8; 16], u8>,
+    deny: LpmTrie<MapData, [u8; 16], u8>,
 }
 
 /// One source's bucket totals, summed over CPUs.
@@ -33,13 +38,17 @@ impl Guard {
                 dir: pins.dir,
             });
         }
-        let config = open_map(&pins, maps::CONFIG)?;
-        let counters = open_map(&pins, maps::COUNTERS)?;
-        let sources = open_map(&pins, maps::SOURCES)?;
         Ok(Self {
-            config: Array::try_from(config).map_err(Error::map(maps::CONFIG))?,
-            counters: PerCpuArray::try_from(counters).map_err(Error::map(maps::COUNTERS))?,
-            sources: PerCpuHashMap::try_from(sources).map_err(Error::map(maps::SOURCES))?,
+            config: Array::try_from(open_map(&pins, maps::CONFIG)?)
+                .map_err(Error::map(maps::CONFIG))?,
+            counters: PerCpuArray::try_from(open_map(&pins, maps::COUNTERS)?)
+                .map_err(Error::map(maps::COUNTERS))?,
+            sources: PerCpuHashMap::try_from(open_map(&pins, maps::SOURCES)?)
+                .map_err(Error::map(maps::SOURCES))?,
+            allow: LpmTrie::try_from(open_map(&pins, maps::ALLOW)?)
+                .map_err(Error::map(maps::ALLOW))?,
+            deny: LpmTrie::try_from(open_map(&pins, maps::DENY)?)
+                .map_err(Error::map(maps::DENY))?,
             pins,
         })
     }
@@ -94,6 +103,91 @@ impl Guard {
         Ok(out)
     }
 
+    /// The prefixes of a list, sorted.
+    pub fn list(&self, list: List) -> Result<Vec<Cidr>, Error> {
+        let trie = self.trie(list);
+        let mut out = trie
+            .keys()
+            .map(|key| key.map(|k| Cidr::from_stored(k.data(), k.prefix_len())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::map(format!(
+                "listing the {} list of {}",
+                list_name(list),
+                self.pins.iface
+            )))?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// Adds a prefix to a list and records the list's size in the config; true if it was new.
+    pub fn list_add(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
+        let known = self.list(list)?.contains(&cidr);
+        let key = Key::new(cidr.len, cidr.addr);
+        let (iface, name) = (self.pins.iface.clone(), list_name(list));
+        self.trie_mut(list)
+            .insert(&key, 1, 0)
+            .map_err(|source| match &source {
+                MapError::SyscallError(e)
+                    if e.io_error.raw_os_error() == Some(libc::ENOSPC)
+                        || e.io_error.raw_os_error() == Some(libc::E2BIG) =>
+                {
+                    Error::ListFull {
+                        iface: iface.clone(),
+                        list: name,
+                        max: maps::LIST_MAX_ENTRIES,
+                    }
+                }
+                _ => Error::Map {
+                    what: format!("adding {cidr} to the {name} list of {iface}"),
+                    source,
+                },
+            })?;
+        self.sync_list_size(list)?;
+        Ok(!known)
+    }
+
+    /// Removes a prefix from a list and records the list's size; false if it was not there.
+    pub fn list_del(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
+        if !self.list(list)?.contains(&cidr) {
+            return Ok(false);
+        }
+        let key = Key::new(cidr.len, cidr.addr);
+        let what = format!(
+            "removing {cidr} from the {} list of {}",
+            list_name(list),
+            self.pins.iface
+        );
+        self.trie_mut(list).remove(&key).map_err(Error::map(what))?;
+        self.sync_list_size(list)?;
+        Ok(true)
+    }
+
+    /// Writes the list's entry count into the config, so the program looks it up only when
+    /// it holds something.
+    fn sync_list_size(&mut self, list: List) -> Result<(), Error> {
+        let entries = self.list(list)?.len() as u32;
+        let mut cfg = self.config()?;
+        match list {
+            List::Allow => cfg.allow_entries = entries,
+            List::Deny => cfg.deny_entries = entries,
+        }
+        self.set_config(&cfg)
+    }
+
+    fn trie(&self, list: List) -> &LpmTrie<MapData, [u8; 16], u8> {
+        match list {
+            List::Allow => &self.allow,
+            List::Deny => &self.deny,
+        }
+    }
+
+    fn trie_mut(&mut self, list: List) -> &mut LpmTrie<MapData, [u8; 16], u8> {
+        match list {
+            List::Allow => &mut self.allow,
+            List::Deny => &mut self.deny,
+        }
+    }
+
     /// The id of the attached program, read through the pinned link.
     pub fn program_id(&self) -> Result<u32, Error> {
         let path = self.pins.link();
@@ -103,6 +197,15 @@ impl Guard {
             .info()
             .map_err(Error::pin("reading the pinned link", &path))?;
         Ok(info.program_id())
+    }
+}
+
+/// The list's name in messages: "allow" or "deny".
+#[must_use]
+pub const fn list_name(list: List) -> &'static str {
+    match list {
+        List::Allow => "allow",
+        List::Deny => "deny",
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`guard`]; limits and their validation in [`limits`]; typed errors in [`error`].
 
 pub mod bpffs;
+pub mod cidr;
 pub mod cli;
 pub mod commands;
 pub mod error;

@@ -14,7 +14,14 @@ pub const BPFFS_ENV: &str = "ICMP_GUARD_BPFFS";
 pub const ROOT_DIR: &str = "icmp-guard";
 
 /// Every map the program pins, in the order they are pinned.
-pub const MAPS: [&str; 3] = [maps::CONFIG, maps::COUNTERS, maps::SOURCES];
+pub const MAPS: [&str; 6] = [
+    maps::CONFIG,
+    maps::COUNTERS,
+    maps::SOURCES,
+    maps::GLOBAL,
+    maps::ALLOW,
+    maps::DENY,
+];
 
 /// The root of all icmp-guard pins on a bpffs.
 #[must_use]

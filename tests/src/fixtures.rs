@@ -1,13 +1,21 @@
 //! The fixture table: every case is a description, the frames sent, the verdict of the last
 //! frame and the exact change of every counter. The same table runs on the host model
 //! (`tests/host_fixtures.rs`), through `BPF_PROG_TEST_RUN` on the real program
-//! (`tests/prog_test_run.rs`), and as the benchmark's inputs.
+//! (`tests/prog_test_run.rs`), through a live veth in generic mode (`tests/e2e_v2.rs`), and
+//! as the benchmark's inputs.
+//!
+//! Rows name the entry of `VERDICTS.md` they check as `[V<n>]`.
 
-use icmp_guard_common::{Config, Limit, Reason, config::defaults};
+use icmp_guard::cidr::Cidr;
+use icmp_guard_common::{
+    Config, Limit, Reason,
+    config::{defaults, flags, prefix_mask},
+};
 
 use crate::packet::{
-    self, DF, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4,
-    MF, echo_request, ether, icmp, ipv4_frame, padded,
+    self, BROADCAST_MAC, DF, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETH_P_LLDP, Ext,
+    IPPROTO_DSTOPTS, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Ipv4,
+    Ipv6, MF, echo_request, ether, icmp, icmpv6, ipv4_frame, ipv6_frame, padded, to_mac,
 };
 
 /// The guarded host.
@@ -16,6 +24,35 @@ pub const GUARDED: [u8; 4] = [198, 51, 100, 1];
 pub const SRC: [u8; 4] = [198, 51, 100, 2];
 /// Another sender.
 pub const OTHER: [u8; 4] = [203, 0, 113, 9];
+
+/// The guarded host, IPv6.
+pub const GUARDED6: [u8; 16] = v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
+/// The sending host, IPv6.
+pub const SRC6: [u8; 16] = v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2]);
+/// Another sender in another /64.
+pub const OTHER6: [u8; 16] = v6([0x2001, 0xdb8, 0, 1, 0, 0, 0, 9]);
+/// The sender's link-local address.
+pub const LINK_LOCAL: [u8; 16] = v6([0xfe80, 0, 0, 0, 0, 0, 0, 2]);
+/// All nodes.
+pub const ALL_NODES: [u8; 16] = v6([0xff02, 0, 0, 0, 0, 0, 0, 1]);
+/// The guarded host's solicited-node group.
+pub const SOLICITED: [u8; 16] = v6([0xff02, 0, 0, 0, 0, 1, 0xff00, 1]);
+/// All MLDv2-capable routers.
+pub const MLDV2_ROUTERS: [u8; 16] = v6([0xff02, 0, 0, 0, 0, 0, 0, 0x16]);
+
+/// An IPv6 address from its eight groups.
+#[must_use]
+pub const fn v6(groups: [u16; 8]) -> [u8; 16] {
+    let mut out = [0; 16];
+    let mut i = 0;
+    while i < 8 {
+        let [hi, lo] = groups[i].to_be_bytes();
+        out[2 * i] = hi;
+        out[2 * i + 1] = lo;
+        i += 1;
+    }
+    out
+}
 
 /// XDP verdicts as returned by the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +70,16 @@ impl Verdict {
             Self::Pass => 2,
         }
     }
+
+    /// The verdict the program's exit gives `reason` under `cfg` (dry-run passes all).
+    #[must_use]
+    pub const fn of(reason: Reason, cfg: &Config) -> Self {
+        if reason.is_drop() && !cfg.dry_run() {
+            Self::Drop
+        } else {
+            Self::Pass
+        }
+    }
 }
 
 /// `frame` sent `times` times back to back.
@@ -45,8 +92,10 @@ pub struct Step {
 /// One row of the table.
 #[derive(Clone, Debug)]
 pub struct Case {
-    pub what: &'static str,
+    pub what: String,
     pub config: Config,
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
     pub steps: Vec<Step>,
     /// Verdict of the last frame sent.
     pub verdict: Verdict,
@@ -55,13 +104,46 @@ pub struct Case {
 }
 
 impl Case {
-    fn new(what: &'static str, frame: Vec<u8>, verdict: Verdict, reason: Reason) -> Self {
+    /// One frame, default config, one counter.
+    fn one(what: impl Into<String>, frame: Vec<u8>, reason: Reason) -> Self {
+        let config = Config::with_defaults(1);
         Self {
-            what,
-            config: Config::with_defaults(),
+            what: what.into(),
+            verdict: Verdict::of(reason, &config),
+            config,
+            allow: Vec::new(),
+            deny: Vec::new(),
             steps: vec![Step { frame, times: 1 }],
-            verdict,
             counters: vec![(reason, 1)],
+        }
+    }
+
+    /// The same with another config.
+    fn with(mut self, config: Config) -> Self {
+        self.config = config;
+        self.verdict = match self.counters.as_slice() {
+            [(reason, _)] => Verdict::of(*reason, &config),
+            _ => self.verdict,
+        };
+        self
+    }
+
+    /// Several steps with their counters; the verdict is that of `last`.
+    fn steps(
+        what: impl Into<String>,
+        config: Config,
+        steps: Vec<Step>,
+        last: Reason,
+        counters: Vec<(Reason, u64)>,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            verdict: Verdict::of(last, &config),
+            config,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            steps,
+            counters,
         }
     }
 
@@ -80,6 +162,24 @@ impl Case {
             .map(|(_, n)| n)
             .sum()
     }
+
+    /// The config as the program sees it: with the list sizes the CLI records.
+    #[must_use]
+    pub fn effective_config(&self) -> Config {
+        Config {
+            allow_entries: self.allow.len() as u32,
+            deny_entries: self.deny.len() as u32,
+            ..self.config
+        }
+    }
+}
+
+fn step(frame: Vec<u8>, times: u32) -> Step {
+    Step { frame, times }
+}
+
+fn cidr(text: &str) -> Cidr {
+    text.parse().expect("valid fixture prefix")
 }
 
 /// A config with the given echo limit and maximum echo size.
@@ -88,7 +188,7 @@ pub fn config(rate: u32, burst: u32, max_echo_size: u32) -> Config {
     Config {
         echo: Limit::new(rate, burst).expect("valid limit"),
         max_echo_size,
-        ..Config::with_defaults()
+        ..Config::with_defaults(1)
     }
 }
 
@@ -98,10 +198,22 @@ pub fn icmp4(payload: Vec<u8>) -> Ipv4 {
     Ipv4::new(SRC, GUARDED, IPPROTO_ICMP, payload)
 }
 
+/// An ICMP message of type `ty`, code `code`, from [`SRC`].
+#[must_use]
+pub fn icmp4_frame(ty: u8, code: u8) -> Vec<u8> {
+    ipv4_frame(&icmp4(icmp(ty, code, [0, 1, 0, 1], &[0; 28])))
+}
+
 /// A 98-byte echo request frame (`ping`'s default 56 data bytes) from `src`.
 #[must_use]
 pub fn echo_from(src: [u8; 4]) -> Vec<u8> {
     ipv4_frame(&Ipv4::new(src, GUARDED, IPPROTO_ICMP, echo_request(56)))
+}
+
+/// An echo request from [`SRC`] to `dst`.
+#[must_use]
+pub fn echo_to(dst: [u8; 4]) -> Vec<u8> {
+    ipv4_frame(&Ipv4::new(SRC, dst, IPPROTO_ICMP, echo_request(56)))
 }
 
 /// An IPv4 ICMP fragment from [`SRC`]: `offset` in bytes, `data_len` bytes of payload.
@@ -126,340 +238,961 @@ pub fn l4_frame(proto: u8) -> Vec<u8> {
     ipv4_frame(&Ipv4::new(SRC, GUARDED, proto, vec![0; 20]))
 }
 
+/// An ICMPv6 frame with a correct checksum.
+#[must_use]
+pub fn icmp6_frame(
+    src: [u8; 16],
+    dst: [u8; 16],
+    hop_limit: u8,
+    exts: Vec<Ext>,
+    ty: u8,
+    code: u8,
+    data: &[u8],
+) -> Vec<u8> {
+    let msg = icmpv6(&src, &dst, ty, code, [0x12, 0x34, 0, 1], data);
+    ipv6_frame(&Ipv6 {
+        hop_limit,
+        exts,
+        ..Ipv6::new(src, dst, IPPROTO_ICMPV6, msg)
+    })
+}
+
+/// An ICMPv6 echo request from `src` to [`GUARDED6`], 56 data bytes.
+#[must_use]
+pub fn echo6_from(src: [u8; 16]) -> Vec<u8> {
+    icmp6_frame(src, GUARDED6, 64, Vec::new(), 128, 0, &[0x5a; 56])
+}
+
+/// An ICMPv6 echo request from [`SRC6`] behind the given extension headers.
+#[must_use]
+pub fn echo6_behind(exts: Vec<Ext>, data_len: usize) -> Vec<u8> {
+    icmp6_frame(SRC6, GUARDED6, 64, exts, 128, 0, &vec![0x5a; data_len])
+}
+
+/// A neighbour solicitation for [`GUARDED6`] from `src` with `hop_limit`.
+#[must_use]
+pub fn neighbour_solicitation(src: [u8; 16], hop_limit: u8) -> Vec<u8> {
+    icmp6_frame(src, SOLICITED, hop_limit, Vec::new(), 135, 0, &GUARDED6)
+}
+
+/// Packet too big from [`SRC6`] (a router on the path) announcing `mtu`.
+#[must_use]
+pub fn packet_too_big(mtu: u32) -> Vec<u8> {
+    let quoted = Ipv6::new(GUARDED6, OTHER6, IPPROTO_TCP, vec![0; 8]).bytes();
+    let msg = icmpv6(&SRC6, &GUARDED6, 2, 0, mtu.to_be_bytes(), &quoted);
+    ipv6_frame(&Ipv6::new(SRC6, GUARDED6, IPPROTO_ICMPV6, msg))
+}
+
+/// `frame` (untagged) with the given VLAN tags inserted.
+#[must_use]
+pub fn retag(frame: &[u8], tags: &[u16]) -> Vec<u8> {
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let mut tagged = ether(ethertype, tags, &frame[14..]);
+    tagged[..12].copy_from_slice(&frame[..12]);
+    tagged
+}
+
 /// The table.
 #[must_use]
 #[expect(clippy::too_many_lines, reason = "a table reads best in one place")]
 pub fn cases() -> Vec<Case> {
     use Reason::{
-        DroppedMalformed as Malformed, DroppedOversize as Oversize, DroppedRateSource as Rate,
-        Passed, PassedExempt as Exempt, PassedNonIcmp as NonIcmp, PassedUnparsed as Unparsed,
+        Allowed, DroppedBroadcast as Broadcast, DroppedDenied as Denied,
+        DroppedExtHeaders as ExtHeaders, DroppedMalformed as Malformed, DroppedMartian as Martian,
+        DroppedOversize as Oversize, DroppedRateGlobal as Global, DroppedRateReply as ReplyRate,
+        DroppedRateSource as Rate, DroppedUnknownType as Unknown, Passed, PassedExempt as Exempt,
+        PassedNonIcmp as NonIcmp, PassedUnparsed as Unparsed,
     };
-    use Verdict::{Drop, Pass};
 
     let echo = echo_from(SRC);
+    let echo6 = echo6_from(SRC6);
     let burst = 5;
-    let flood_config = config(1, burst, defaults::MAX_ECHO_SIZE);
+    let flood = config(1, burst, defaults::MAX_ECHO_SIZE);
+    let b = u64::from(burst);
+    let pod = config(defaults::ECHO_RATE, defaults::ECHO_BURST, 65535);
 
     let mut cases = vec![
-        Case::new("echo request within quota", echo.clone(), Pass, Passed),
-        Case {
-            what: "flood past the burst: the burst passes, the next drops",
-            config: flood_config,
-            steps: vec![Step {
-                frame: echo.clone(),
-                times: burst + 1,
-            }],
-            verdict: Drop,
-            counters: vec![(Passed, u64::from(burst)), (Rate, 1)],
-        },
-        Case {
-            what: "another source is untouched by a flooder's empty bucket",
-            config: flood_config,
-            steps: vec![
-                Step {
-                    frame: echo.clone(),
-                    times: burst + 3,
-                },
-                Step {
-                    frame: echo_from(OTHER),
-                    times: 1,
-                },
-            ],
-            verdict: Pass,
-            counters: vec![(Passed, u64::from(burst) + 1), (Rate, 3)],
-        },
-        Case {
-            what: "fragmentation needed from a flooding source is never limited",
-            config: flood_config,
-            steps: vec![
-                Step {
-                    frame: echo.clone(),
-                    times: burst + 1,
-                },
-                Step {
-                    frame: frag_needed(1400),
-                    times: 3,
-                },
-            ],
-            verdict: Pass,
-            counters: vec![(Passed, u64::from(burst)), (Rate, 1), (Exempt, 3)],
-        },
-        Case::new(
-            "fragmentation needed with next-hop MTU 68",
-            frag_needed(68),
-            Pass,
-            Exempt,
-        ),
-        Case::new(
-            "time exceeded (traceroute) is never limited",
-            ipv4_frame(&icmp4(icmp(11, 0, [0; 4], &[0; 28]))),
-            Pass,
-            Exempt,
-        ),
-        Case::new(
-            "echo reply is not limited in this version",
-            ipv4_frame(&icmp4(icmp(0, 0, [0, 1, 0, 1], &[0; 56]))),
-            Pass,
-            Exempt,
-        ),
-        Case::new(
-            "timestamp request is metered like echo",
-            ipv4_frame(&icmp4(icmp(13, 0, [0, 1, 0, 1], &[0; 12]))),
-            Pass,
-            Passed,
-        ),
-        Case::new("TCP passes untouched", l4_frame(IPPROTO_TCP), Pass, NonIcmp),
-        Case::new("UDP passes untouched", l4_frame(IPPROTO_UDP), Pass, NonIcmp),
-        Case::new(
-            "ARP passes untouched",
-            packet::arp_request(SRC, GUARDED),
-            Pass,
-            NonIcmp,
-        ),
-        Case::new(
-            "malformed TCP is not ours to judge",
-            ipv4_frame(&Ipv4 {
-                ihl: Some(2),
-                ..Ipv4::new(SRC, GUARDED, IPPROTO_TCP, vec![0; 20])
-            }),
-            Pass,
-            NonIcmp,
-        ),
-        Case::new(
-            "padded short frame: 28-byte echo in a 60-byte frame",
-            padded(ipv4_frame(&icmp4(echo_request(0))), 60),
-            Pass,
-            Passed,
-        ),
-        Case::new(
-            "IPv4 options (record route): ICMP found at ihl*4",
-            ipv4_frame(&Ipv4 {
-                options: vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-                ..icmp4(echo_request(56))
-            }),
-            Pass,
-            Passed,
-        ),
-        Case::new(
-            "TTL 1 echo is still answered",
-            ipv4_frame(&Ipv4 {
-                ttl: 1,
-                ..icmp4(echo_request(56))
-            }),
-            Pass,
-            Passed,
-        ),
-        Case::new(
-            "DF set, offset 0, no MF: not a fragment",
-            ipv4_frame(&Ipv4 {
-                frag: DF,
-                ..icmp4(echo_request(56))
-            }),
-            Pass,
-            Passed,
-        ),
-        Case::new(
-            "802.1Q-tagged echo is metered",
-            ether(ETH_P_IP, &[ETH_P_8021Q], &icmp4(echo_request(56)).bytes()),
-            Pass,
-            Passed,
-        ),
-        Case::new(
-            "QinQ (802.1ad outer, 802.1Q inner) echo is metered",
-            ether(
-                ETH_P_IP,
-                &[ETH_P_8021AD, ETH_P_8021Q],
-                &icmp4(echo_request(56)).bytes(),
-            ),
-            Pass,
-            Passed,
-        ),
-        Case::new(
-            "nine VLAN tags: past the parser's depth, passed and counted",
-            ether(
-                ETH_P_IP,
-                &[ETH_P_8021Q; 9],
-                &icmp4(echo_request(56)).bytes(),
-            ),
-            Pass,
-            Unparsed,
-        ),
-        Case::new(
-            "IPv4 ethertype with only the Ethernet header",
+        // A. L2
+        Case::one(
+            "[V1] IPv4 ethertype with only the Ethernet header",
             ether(ETH_P_IP, &[], &[]),
-            Drop,
             Malformed,
         ),
-        Case::new(
-            "IHL below 5",
+        Case::one(
+            "[V1] IPv6 ethertype with only the Ethernet header",
+            ether(ETH_P_IPV6, &[], &[]),
+            Malformed,
+        ),
+        Case::one(
+            "[V2] ARP passes untouched",
+            packet::arp_request(SRC, GUARDED),
+            NonIcmp,
+        ),
+        Case::one(
+            "[V2] LLDP passes untouched",
+            to_mac(
+                ether(ETH_P_LLDP, &[], &[2, 7, 4, 0, 0, 0, 0, 0, 1]),
+                [0x01, 0x80, 0xc2, 0, 0, 0x0e],
+            ),
+            NonIcmp,
+        ),
+        Case::one(
+            "[V2] 802.3 length/LLC frame passes untouched",
+            ether(46, &[], &[0x42, 0x42, 3, 0, 0, 0]),
+            NonIcmp,
+        ),
+        Case::one(
+            "[V3] 802.1Q-tagged echo is metered",
+            retag(&echo, &[ETH_P_8021Q]),
+            Passed,
+        ),
+        Case::one(
+            "[V4] QinQ (802.1ad outer, 802.1Q inner) echo is metered",
+            retag(&echo, &[ETH_P_8021AD, ETH_P_8021Q]),
+            Passed,
+        ),
+        Case::one(
+            "[V5] nine VLAN tags: past the parser's depth, passed and counted",
+            retag(&echo, &[ETH_P_8021Q; 9]),
+            Unparsed,
+        ),
+        Case::one(
+            "[V5] VLAN tags to the end of the frame",
+            ether(ETH_P_8021Q, &[ETH_P_8021Q; 3], &[0x81]),
+            Unparsed,
+        ),
+        Case::one(
+            "[V7] unicast echo in an Ethernet broadcast frame",
+            to_mac(echo.clone(), BROADCAST_MAC),
+            Broadcast,
+        ),
+        Case::one(
+            "[V8] IPv6 header behind the IPv4 ethertype",
+            ipv4_frame(&Ipv4 {
+                version: 6,
+                ..icmp4(echo_request(56))
+            }),
+            Malformed,
+        ),
+        Case::one(
+            "[V8] IPv4 header behind the IPv6 ethertype",
+            ipv6_frame(&Ipv6 {
+                version: 4,
+                ..Ipv6::new(
+                    SRC6,
+                    GUARDED6,
+                    IPPROTO_ICMPV6,
+                    vec![128, 0, 0, 0, 0, 0, 0, 0],
+                )
+            }),
+            Malformed,
+        ),
+        // B. IPv4 header
+        Case::one(
+            "[V9] IHL below 5",
             ipv4_frame(&Ipv4 {
                 ihl: Some(4),
                 ..icmp4(echo_request(56))
             }),
-            Drop,
             Malformed,
         ),
-        Case::new(
-            "IHL beyond the total length",
+        Case::one(
+            "[V10] IHL beyond the total length",
             ipv4_frame(&Ipv4 {
                 ihl: Some(15),
                 tot_len: Some(40),
                 ..icmp4(echo_request(56))
             }),
-            Drop,
             Malformed,
         ),
-        Case::new(
-            "total length beyond the frame",
+        Case::one(
+            "[V10] IHL beyond the captured bytes",
+            ipv4_frame(&Ipv4 {
+                ihl: Some(15),
+                tot_len: Some(60),
+                ..icmp4(vec![8, 0])
+            }),
+            Malformed,
+        ),
+        Case::one(
+            "[V11] total length beyond the frame",
             ipv4_frame(&Ipv4 {
                 tot_len: Some(200),
                 ..icmp4(echo_request(56))
             }),
-            Drop,
             Malformed,
         ),
-        Case::new(
-            "total length 0",
+        Case::one(
+            "[V11] padded short frame: 28-byte echo in a 60-byte frame",
+            padded(ipv4_frame(&icmp4(echo_request(0))), 60),
+            Passed,
+        ),
+        Case::one(
+            "[V12] total length 0",
             ipv4_frame(&Ipv4 {
                 tot_len: Some(0),
                 ..icmp4(echo_request(56))
             }),
-            Drop,
             Malformed,
         ),
-        Case::new(
-            "version 6 header behind the IPv4 ethertype",
-            ipv4_frame(&Ipv4 {
-                version: 6,
-                ..icmp4(echo_request(56))
-            }),
-            Drop,
-            Malformed,
-        ),
-        Case::new(
-            "ICMP header truncated to 4 bytes",
-            ipv4_frame(&icmp4(vec![8, 0, 0, 0])),
-            Drop,
-            Malformed,
-        ),
-        Case::new(
-            "tiny first fragment: offset 0, MF, no ICMP header",
-            fragment(0, true, 0),
-            Drop,
-            Malformed,
-        ),
-        Case::new(
-            "non-last fragment not a multiple of 8",
-            fragment(0, true, 1001),
-            Drop,
-            Malformed,
-        ),
-        Case::new(
-            "zero-length last fragment",
-            fragment(1480, false, 0),
-            Drop,
-            Malformed,
-        ),
-        Case::new(
-            "later fragment within limits is metered",
-            fragment(1480, false, 520),
-            Pass,
+        Case::one(
+            "[V13] bad IPv4 header checksum: left to the kernel, which discards it silently",
+            {
+                let mut f = echo.clone();
+                f[24] ^= 0xff;
+                f
+            },
             Passed,
         ),
-        Case {
-            what: "first fragment of an echo is metered by its type",
-            config: Config::with_defaults(),
-            steps: vec![Step {
-                frame: {
-                    let mut ip = icmp4(echo_request(1472));
-                    ip.frag = MF;
-                    ipv4_frame(&ip)
-                },
-                times: 1,
-            }],
-            verdict: Pass,
-            counters: vec![(Passed, 1)],
-        },
-        Case {
-            what: "ping of death boundary: reassembled size exactly 65535 passes",
-            config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 65535),
-            steps: vec![Step {
-                frame: fragment(65464, false, 51),
-                times: 1,
-            }],
-            verdict: Pass,
-            counters: vec![(Passed, 1)],
-        },
-        Case {
-            what: "ping of death: 65536 drops",
-            config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 65535),
-            steps: vec![Step {
-                frame: fragment(65464, false, 52),
-                times: 1,
-            }],
-            verdict: Drop,
-            counters: vec![(Oversize, 1)],
-        },
-        Case {
-            what: "ping of death: offset 65464 with 71 bytes (65555)",
-            config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 65535),
-            steps: vec![Step {
-                frame: fragment(65464, false, 71),
-                times: 1,
-            }],
-            verdict: Drop,
-            counters: vec![(Oversize, 1)],
-        },
-        Case::new(
-            "fragment reaching past --max-echo-size",
+        Case::one(
+            "[V14] IPv4 options (record route): ICMP found at ihl*4",
+            ipv4_frame(&Ipv4 {
+                options: vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                ..icmp4(echo_request(56))
+            }),
+            Passed,
+        ),
+        Case::one(
+            "[V14] bad option length: left to the kernel (parameter problem)",
+            ipv4_frame(&Ipv4 {
+                options: vec![7, 40, 4, 0],
+                ..icmp4(echo_request(56))
+            }),
+            Passed,
+        ),
+        Case::one(
+            "[V16] TTL 1 echo is still answered",
+            ipv4_frame(&Ipv4 {
+                ttl: 1,
+                ..icmp4(echo_request(56))
+            }),
+            Passed,
+        ),
+        Case::one(
+            "malformed TCP is not ours to judge",
+            ipv4_frame(&Ipv4 {
+                ihl: Some(2),
+                ..Ipv4::new(SRC, GUARDED, IPPROTO_TCP, vec![0; 20])
+            }),
+            NonIcmp,
+        ),
+        Case::one("TCP passes untouched", l4_frame(IPPROTO_TCP), NonIcmp),
+        Case::one("UDP passes untouched", l4_frame(IPPROTO_UDP), NonIcmp),
+        // C. IPv4 fragments
+        Case::one(
+            "[V17] ping of death boundary: reassembled size exactly 65535 passes",
+            fragment(65464, false, 51),
+            Passed,
+        )
+        .with(pod),
+        Case::one(
+            "[V17] ping of death: 65536 drops",
+            fragment(65464, false, 52),
+            Oversize,
+        )
+        .with(pod),
+        Case::one(
+            "[V17] ping of death: offset 65464 with 71 bytes (65555)",
+            fragment(65464, false, 71),
+            Oversize,
+        )
+        .with(pod),
+        Case::one(
+            "[V18] later fragment reaching past --max-echo-size",
             fragment(9200, true, 16),
-            Drop,
             Oversize,
         ),
-        Case {
-            what: "unfragmented echo larger than --max-echo-size",
-            config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 1000),
-            steps: vec![Step {
-                frame: ipv4_frame(&icmp4(echo_request(1000))),
-                times: 1,
-            }],
-            verdict: Drop,
-            counters: vec![(Oversize, 1)],
-        },
-        Case {
-            what: "echo of exactly --max-echo-size passes",
-            config: config(defaults::ECHO_RATE, defaults::ECHO_BURST, 1000),
-            steps: vec![Step {
-                frame: ipv4_frame(&icmp4(echo_request(1000 - 28))),
-                times: 1,
-            }],
-            verdict: Pass,
-            counters: vec![(Passed, 1)],
-        },
+        Case::one(
+            "[V19] tiny first fragment: offset 0, MF, no ICMP header",
+            fragment(0, true, 0),
+            Malformed,
+        ),
+        Case::one(
+            "[V20] non-last fragment not a multiple of 8",
+            fragment(0, true, 1001),
+            Malformed,
+        ),
+        Case::one(
+            "[V21] zero-length last fragment",
+            fragment(1480, false, 0),
+            Malformed,
+        ),
+        Case::one(
+            "[V23] later fragment within limits is metered",
+            fragment(1480, false, 520),
+            Passed,
+        ),
+        Case::steps(
+            "[V23] a flood of later fragments is cut by the source's bucket",
+            flood,
+            vec![step(fragment(1480, true, 1480), burst + 2)],
+            Rate,
+            vec![(Passed, b), (Rate, 2)],
+        ),
+        Case::one(
+            "[V25] DF set, offset 0, no MF: not a fragment",
+            ipv4_frame(&Ipv4 {
+                frag: DF,
+                ..icmp4(echo_request(56))
+            }),
+            Passed,
+        ),
+        Case::one(
+            "first fragment of an echo is metered by its type",
+            {
+                let mut ip = icmp4(echo_request(1472));
+                ip.frag = MF;
+                ipv4_frame(&ip)
+            },
+            Passed,
+        ),
+        Case::one(
+            "unfragmented echo larger than --max-echo-size",
+            ipv4_frame(&icmp4(echo_request(1000))),
+            Oversize,
+        )
+        .with(config(defaults::ECHO_RATE, defaults::ECHO_BURST, 1000)),
+        Case::one(
+            "echo of exactly --max-echo-size passes",
+            ipv4_frame(&icmp4(echo_request(1000 - 28))),
+            Passed,
+        )
+        .with(config(defaults::ECHO_RATE, defaults::ECHO_BURST, 1000)),
+        // D. ICMPv4
+        Case::one(
+            "[V26] ICMP header truncated to 4 bytes",
+            ipv4_frame(&icmp4(vec![8, 0, 0, 0])),
+            Malformed,
+        ),
+        Case::one(
+            "[V26] destination unreachable truncated to 4 bytes",
+            ipv4_frame(&icmp4(vec![3, 1, 0, 0])),
+            Malformed,
+        ),
+        Case::one(
+            "[V27] bad ICMP checksum: left to the kernel, which sends no reply",
+            {
+                let mut f = echo.clone();
+                f[36] ^= 0xff;
+                f
+            },
+            Passed,
+        ),
+        Case::one(
+            "[V28] fragmentation needed with next-hop MTU 68",
+            frag_needed(68),
+            Exempt,
+        ),
+        Case::one(
+            "[V28] fragmentation needed with next-hop MTU 0",
+            frag_needed(0),
+            Exempt,
+        ),
+        Case::steps(
+            "[V28] fragmentation needed from a flooding source is never limited",
+            flood,
+            vec![step(echo.clone(), burst + 1), step(frag_needed(1400), 3)],
+            Exempt,
+            vec![(Passed, b), (Rate, 1), (Exempt, 3)],
+        ),
+        Case::one(
+            "[V29] time exceeded (traceroute) is never limited",
+            icmp4_frame(11, 0),
+            Exempt,
+        ),
+        Case::one(
+            "[V29] host unreachable is never limited",
+            icmp4_frame(3, 1),
+            Exempt,
+        ),
+        Case::one(
+            "[V29] redirect is left to the kernel's accept_redirects",
+            icmp4_frame(5, 1),
+            Exempt,
+        ),
+        Case::one(
+            "[V30] echo to the limited broadcast",
+            echo_to([255, 255, 255, 255]),
+            Broadcast,
+        ),
+        Case::one(
+            "[V30] echo to a subnet-directed broadcast (Ethernet broadcast)",
+            to_mac(echo_to([198, 51, 100, 255]), BROADCAST_MAC),
+            Broadcast,
+        ),
+        Case::one(
+            "[V30] echo to 224.0.0.1",
+            to_mac(echo_to([224, 0, 0, 1]), [0x01, 0, 0x5e, 0, 0, 1]),
+            Broadcast,
+        ),
+        Case::one(
+            "[V30] echo to 224.0.0.1 in a unicast frame",
+            echo_to([224, 0, 0, 1]),
+            Broadcast,
+        ),
+        Case::steps(
+            "[V31] unsolicited echo-reply flood is cut by the reply bucket",
+            Config {
+                reply: Limit::new(1, burst).unwrap(),
+                ..flood
+            },
+            vec![step(icmp4_frame(0, 0), burst + 1)],
+            ReplyRate,
+            vec![(Passed, b), (ReplyRate, 1)],
+        ),
+        Case::steps(
+            "[V31] replies and requests have separate buckets",
+            flood,
+            vec![step(echo.clone(), burst + 1), step(icmp4_frame(0, 0), 1)],
+            Passed,
+            vec![(Passed, b + 1), (Rate, 1)],
+        ),
+        Case::one(
+            "[V33] timestamp request is metered like echo",
+            icmp4_frame(13, 0),
+            Passed,
+        ),
+        Case::one(
+            "[V33] timestamp request to the limited broadcast",
+            ipv4_frame(&Ipv4::new(
+                SRC,
+                [255; 4],
+                IPPROTO_ICMP,
+                icmp(13, 0, [0, 1, 0, 1], &[0; 12]),
+            )),
+            Broadcast,
+        ),
+        Case::one(
+            "extended echo request (RFC 8335) is metered like echo",
+            icmp4_frame(42, 0),
+            Passed,
+        ),
+        Case::one(
+            "router advertisement is never limited",
+            icmp4_frame(9, 0),
+            Exempt,
+        ),
+        // B15: martians and non-martians
+        Case::one(
+            "[V15] source 0.0.0.0",
+            ipv4_frame(&Ipv4::new(
+                [0, 0, 0, 0],
+                GUARDED,
+                IPPROTO_ICMP,
+                echo_request(56),
+            )),
+            Martian,
+        ),
+        Case::one("[V15] source 127.0.0.1", echo_from([127, 0, 0, 1]), Martian),
+        Case::one("[V15] source 224.0.0.5", echo_from([224, 0, 0, 5]), Martian),
+        Case::one("[V15] source 240.0.0.1", echo_from([240, 0, 0, 1]), Martian),
+        Case::one("[V15] source 255.255.255.255", echo_from([255; 4]), Martian),
+        Case::one(
+            "[V15] source 10.0.0.1 is not martian",
+            echo_from([10, 0, 0, 1]),
+            Passed,
+        ),
+        Case::one(
+            "[V15] source 192.168.1.1 is not martian",
+            echo_from([192, 168, 1, 1]),
+            Passed,
+        ),
+        Case::one(
+            "[V15] source 169.254.1.1 is not martian",
+            echo_from([169, 254, 1, 1]),
+            Passed,
+        ),
+        // E. IPv6, extension headers, fragments
+        Case::one("ICMPv6 echo request is metered", echo6.clone(), Passed),
+        Case::one(
+            "[V34] payload length beyond the frame",
+            ipv6_frame(&Ipv6 {
+                payload_len: Some(500),
+                ..Ipv6::new(
+                    SRC6,
+                    GUARDED6,
+                    IPPROTO_ICMPV6,
+                    icmpv6(&SRC6, &GUARDED6, 128, 0, [0; 4], &[0; 56]),
+                )
+            }),
+            Malformed,
+        ),
+        Case::one(
+            "[V34] payload length shorter than the frame (padding)",
+            padded(icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 128, 0, &[]), 80),
+            Passed,
+        ),
+        Case::one(
+            "[V34] payload length 0 without a jumbo option",
+            ipv6_frame(&Ipv6 {
+                payload_len: Some(0),
+                ..Ipv6::new(SRC6, GUARDED6, IPPROTO_ICMPV6, vec![0; 8])
+            }),
+            Malformed,
+        ),
+        Case::one(
+            "[V35] source ff02::1",
+            icmp6_frame(ALL_NODES, GUARDED6, 64, Vec::new(), 128, 0, &[0; 8]),
+            Martian,
+        ),
+        Case::one(
+            "[V35] source ::1",
+            icmp6_frame(
+                v6([0, 0, 0, 0, 0, 0, 0, 1]),
+                GUARDED6,
+                64,
+                Vec::new(),
+                128,
+                0,
+                &[0; 8],
+            ),
+            Martian,
+        ),
+        Case::one(
+            "[V35] destination ::1",
+            icmp6_frame(
+                SRC6,
+                v6([0, 0, 0, 0, 0, 0, 0, 1]),
+                64,
+                Vec::new(),
+                128,
+                0,
+                &[0; 8],
+            ),
+            Martian,
+        ),
+        Case::one(
+            "[V35] echo from ::",
+            icmp6_frame([0; 16], GUARDED6, 64, Vec::new(), 128, 0, &[0; 8]),
+            Martian,
+        ),
+        Case::one(
+            "[V35] duplicate address detection: NS from ::",
+            neighbour_solicitation([0; 16], 255),
+            Exempt,
+        ),
+        Case::one(
+            "IPv4-mapped source in an IPv6 packet",
+            icmp6_frame(
+                v6([0, 0, 0, 0, 0, 0xffff, 0xc633, 0x6402]),
+                GUARDED6,
+                64,
+                Vec::new(),
+                128,
+                0,
+                &[0; 8],
+            ),
+            Martian,
+        ),
+        Case::one(
+            "[V36] hop-by-hop after another extension header",
+            echo6_behind(
+                vec![Ext::padn(IPPROTO_DSTOPTS), Ext::padn(IPPROTO_HOPOPTS)],
+                56,
+            ),
+            Malformed,
+        ),
+        Case::one(
+            "hop-by-hop first is fine",
+            echo6_behind(vec![Ext::padn(IPPROTO_HOPOPTS)], 56),
+            Passed,
+        ),
+        Case::one(
+            "[V37] extension header length past the packet",
+            echo6_behind(
+                vec![Ext {
+                    kind: IPPROTO_DSTOPTS,
+                    body: vec![10, 1, 4, 0, 0, 0, 0],
+                }],
+                8,
+            ),
+            Malformed,
+        ),
+        Case::one(
+            "[V38] ten destination-options headers: over the parse budget",
+            echo6_behind(vec![Ext::padn(IPPROTO_DSTOPTS); 10], 56),
+            ExtHeaders,
+        ),
+        Case::one(
+            "five destination-options headers are within the budget",
+            echo6_behind(vec![Ext::padn(IPPROTO_DSTOPTS); 5], 56),
+            Passed,
+        ),
+        Case::one(
+            "[V39] first fragment whose chain leaves the ICMPv6 header out",
+            ipv6_frame(&Ipv6 {
+                exts: vec![Ext::fragment(0, true, 7), Ext::padn(IPPROTO_DSTOPTS)],
+                ..Ipv6::new(SRC6, GUARDED6, IPPROTO_ICMPV6, Vec::new())
+            }),
+            Malformed,
+        ),
+        Case::one(
+            "[V40] non-last fragment not a multiple of 8",
+            echo6_behind(vec![Ext::fragment(0, true, 7)], 50),
+            Malformed,
+        ),
+        Case::one(
+            "[V40] offset 65528 plus data past 65535",
+            ipv6_frame(&Ipv6 {
+                exts: vec![Ext::fragment(65528, false, 7)],
+                ..Ipv6::new(SRC6, GUARDED6, IPPROTO_ICMPV6, vec![0; 16])
+            }),
+            Oversize,
+        )
+        .with(pod),
+        Case::one(
+            "[V40] later IPv6 fragment within limits is metered",
+            ipv6_frame(&Ipv6 {
+                exts: vec![Ext::fragment(1232, false, 7)],
+                ..Ipv6::new(SRC6, GUARDED6, IPPROTO_ICMPV6, vec![0; 64])
+            }),
+            Passed,
+        ),
+        Case::one(
+            "later IPv6 fragment of UDP is not ours",
+            ipv6_frame(&Ipv6 {
+                exts: vec![Ext::fragment(1232, false, 7)],
+                ..Ipv6::new(SRC6, GUARDED6, IPPROTO_UDP, vec![0; 64])
+            }),
+            NonIcmp,
+        ),
+        Case::steps(
+            "[V41] atomic fragment: metered as a whole packet, not a bypass",
+            Config {
+                echo: Limit::new(1, 2).unwrap(),
+                ..flood
+            },
+            vec![step(echo6_behind(vec![Ext::fragment(0, false, 7)], 56), 3)],
+            Rate,
+            vec![(Passed, 2), (Rate, 1)],
+        ),
+        Case::one(
+            "[V43] two fragment headers",
+            echo6_behind(
+                vec![Ext::fragment(0, true, 7), Ext::fragment(0, true, 7)],
+                48,
+            ),
+            Malformed,
+        ),
+        Case::one(
+            "[V44] non-last fragment under 1280 bytes is not dropped",
+            echo6_behind(vec![Ext::fragment(0, true, 7)], 48),
+            Passed,
+        ),
+        Case::one(
+            "UDP over IPv6 passes untouched",
+            ipv6_frame(&Ipv6::new(SRC6, GUARDED6, IPPROTO_UDP, vec![0; 16])),
+            NonIcmp,
+        ),
+        // F. ICMPv6
+        Case::one(
+            "[V45] packet too big with MTU 1000",
+            packet_too_big(1000),
+            Exempt,
+        ),
+        Case::steps(
+            "[V45] packet too big from a flooding source is never limited",
+            flood,
+            vec![
+                step(echo6.clone(), burst + 1),
+                step(packet_too_big(1280), 3),
+            ],
+            Exempt,
+            vec![(Passed, b), (Rate, 1), (Exempt, 3)],
+        ),
+        Case::one(
+            "[V46] destination unreachable (admin prohibited)",
+            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 1, 1, &[0; 48]),
+            Exempt,
+        ),
+        Case::one(
+            "[V46] time exceeded, code 0",
+            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 3, 0, &[0; 48]),
+            Exempt,
+        ),
+        Case::one(
+            "[V46] parameter problem, code 1",
+            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 4, 1, &[0; 48]),
+            Exempt,
+        ),
+        Case::one(
+            "[V46] parameter problem, code 2",
+            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 4, 2, &[0; 48]),
+            Exempt,
+        ),
+        Case::steps(
+            "[V47] neighbour solicitations during a flood are never limited",
+            flood,
+            vec![
+                step(echo6.clone(), burst + 1),
+                step(neighbour_solicitation(LINK_LOCAL, 255), 20),
+            ],
+            Exempt,
+            vec![(Passed, b), (Rate, 1), (Exempt, 20)],
+        ),
+        Case::one(
+            "[V47] router advertisement with hop limit 255",
+            icmp6_frame(LINK_LOCAL, ALL_NODES, 255, Vec::new(), 134, 0, &[0; 16]),
+            Exempt,
+        ),
+        Case::one(
+            "[V47] neighbour solicitation with hop limit 64 (forwarded)",
+            neighbour_solicitation(LINK_LOCAL, 64),
+            Malformed,
+        ),
+        Case::one(
+            "[V48] fragmented neighbour solicitation",
+            icmp6_frame(
+                LINK_LOCAL,
+                SOLICITED,
+                255,
+                vec![Ext::fragment(0, true, 9)],
+                135,
+                0,
+                &GUARDED6,
+            ),
+            Malformed,
+        ),
+        Case::one(
+            "[V49] MLDv2 report behind a hop-by-hop router alert",
+            icmp6_frame(
+                LINK_LOCAL,
+                MLDV2_ROUTERS,
+                1,
+                vec![Ext::router_alert()],
+                143,
+                0,
+                &[0; 20],
+            ),
+            Exempt,
+        ),
+        Case::one(
+            "[V49] MLD query behind a hop-by-hop router alert",
+            icmp6_frame(
+                LINK_LOCAL,
+                ALL_NODES,
+                1,
+                vec![Ext::router_alert()],
+                130,
+                0,
+                &[0; 20],
+            ),
+            Exempt,
+        ),
+        Case::one(
+            "[V50] echo to ff02::1 (smurf6)",
+            icmp6_frame(SRC6, ALL_NODES, 64, Vec::new(), 128, 0, &[0; 56]),
+            Broadcast,
+        ),
+        Case::one(
+            "[V51] unknown informational type 200",
+            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 200, 0, &[0; 8]),
+            Unknown,
+        ),
+        Case::one(
+            "[V51] unknown error type 100 is passed up",
+            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 100, 0, &[0; 8]),
+            Exempt,
+        ),
+        Case::one(
+            "[V52] bad ICMPv6 checksum: left to the kernel, which sends no reply",
+            {
+                let mut f = echo6.clone();
+                f[56] ^= 0xff;
+                f
+            },
+            Passed,
+        ),
+        Case::one(
+            "ICMPv6 echo reply is metered against the reply bucket",
+            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 129, 0, &[0; 56]),
+            Passed,
+        ),
+        // G. Floods
+        Case::steps(
+            "[V53] flood past the burst: the burst passes, the next drops",
+            flood,
+            vec![step(echo.clone(), burst + 1)],
+            Rate,
+            vec![(Passed, b), (Rate, 1)],
+        ),
+        Case::steps(
+            "[V53] another source is untouched by a flooder's empty bucket",
+            flood,
+            vec![step(echo.clone(), burst + 3), step(echo_from(OTHER), 1)],
+            Passed,
+            vec![(Passed, b + 1), (Rate, 3)],
+        ),
+        Case::steps(
+            "[V53] ICMPv6 flood past the burst",
+            flood,
+            vec![step(echo6.clone(), burst + 1)],
+            Rate,
+            vec![(Passed, b), (Rate, 1)],
+        ),
+        Case::steps(
+            "[V54] 256 sources across a /24 share one bucket with --v4-prefix 24",
+            Config {
+                v4_mask: prefix_mask(96 + 24),
+                v4_prefix: 24,
+                ..flood
+            },
+            (0..=255u8)
+                .map(|i| step(echo_from([198, 51, 100, i]), 1))
+                .collect(),
+            Rate,
+            vec![(Passed, b), (Rate, 256 - b)],
+        ),
+        Case::steps(
+            "[V54] 256 sources each under quota: the global budget binds",
+            Config {
+                global_per_cpu: Limit::new(1, 10).unwrap(),
+                ..flood
+            },
+            (0..=255u8)
+                .map(|i| step(echo_from([198, 51, 100, i]), 1))
+                .collect(),
+            Global,
+            vec![(Passed, 10), (Global, 246)],
+        ),
+        Case::steps(
+            "[V55] address hopping inside a /64 shares one bucket",
+            flood,
+            (2..=10u16)
+                .map(|i| step(echo6_from(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0xbeef, i])), 1))
+                .collect(),
+            Rate,
+            vec![(Passed, b), (Rate, 9 - b)],
+        ),
+        Case::steps(
+            "[V55] another /64 is another bucket",
+            flood,
+            vec![step(echo6.clone(), burst + 1), step(echo6_from(OTHER6), 1)],
+            Passed,
+            vec![(Passed, b + 1), (Rate, 1)],
+        ),
     ];
-    // Everything the table checks for untagged echo must hold behind a tag too.
+
+    // [V56] Spoofed sources exhaust the global budget; an allow-listed monitor still passes.
+    let mut spoofed = Case::steps(
+        "[V56] spoofed flood over the global budget; the allow-listed monitor passes",
+        Config {
+            global_per_cpu: Limit::new(1, 10).unwrap(),
+            ..flood
+        },
+        (0..50u8)
+            .map(|i| step(echo_from([198, 51, 100, i + 10]), 1))
+            .chain([step(echo_from(OTHER), 1)])
+            .collect(),
+        Allowed,
+        vec![(Passed, 10), (Global, 40), (Allowed, 1)],
+    );
+    spoofed.allow = vec![cidr("203.0.113.0/24")];
+    cases.push(spoofed);
+
+    // Lists.
+    let mut allowed = Case::steps(
+        "allow list: never rate limited",
+        flood,
+        vec![step(echo.clone(), burst + 5)],
+        Allowed,
+        vec![(Allowed, b + 5)],
+    );
+    allowed.allow = vec![cidr("198.51.100.2")];
+    cases.push(allowed);
+    let mut allowed6 = Case::steps(
+        "allow list: IPv6 prefix",
+        flood,
+        vec![step(echo6.clone(), burst + 5)],
+        Allowed,
+        vec![(Allowed, b + 5)],
+    );
+    allowed6.allow = vec![cidr("2001:db8::/48")];
+    cases.push(allowed6);
+    let mut denied = Case::steps(
+        "deny list: ICMP from the prefix dropped, others pass",
+        flood,
+        vec![step(echo.clone(), 2), step(echo_from(OTHER), 1)],
+        Passed,
+        vec![(Denied, 2), (Passed, 1)],
+    );
+    denied.deny = vec![cidr("198.51.100.0/24")];
+    cases.push(denied);
+    let mut both = Case::one("deny wins over allow", echo.clone(), Denied);
+    both.allow = vec![cidr("198.51.100.2")];
+    both.deny = vec![cidr("198.51.100.0/24")];
+    cases.push(both);
+    let mut essential = Case::steps(
+        "deny list cannot break NDP or path MTU",
+        flood,
+        vec![
+            step(neighbour_solicitation(LINK_LOCAL, 255), 1),
+            step(packet_too_big(1280), 1),
+            step(frag_needed(1400), 1),
+        ],
+        Exempt,
+        vec![(Exempt, 3)],
+    );
+    essential.deny = vec![
+        cidr("fe80::/10"),
+        cidr("2001:db8::/32"),
+        cidr("198.51.100.0/24"),
+    ];
+    cases.push(essential);
+
+    // Dry run: everything counted as it would be, nothing dropped.
+    let dry = Config {
+        flags: flags::DRY_RUN,
+        ..flood
+    };
+    cases.push(Case::steps(
+        "dry run: a flood is counted but passes",
+        dry,
+        vec![step(echo.clone(), burst + 1)],
+        Rate,
+        vec![(Passed, b), (Rate, 1)],
+    ));
+    cases.push(
+        Case::one(
+            "dry run: malformed is counted but passes",
+            ipv4_frame(&Ipv4 {
+                ihl: Some(4),
+                ..icmp4(echo_request(56))
+            }),
+            Malformed,
+        )
+        .with(dry),
+    );
+
+    // [V32] Deprecated and unknown ICMPv4 types.
+    for ty in [
+        1u8, 2, 4, 6, 7, 15, 16, 17, 18, 19, 30, 39, 44, 200, 253, 255,
+    ] {
+        cases.push(Case::one(
+            format!("[V32] ICMP type {ty} is deprecated or unknown"),
+            icmp4_frame(ty, 0),
+            Unknown,
+        ));
+    }
+
+    // [V3] Everything checked for untagged floods must hold behind a tag too.
     let tagged: Vec<Case> = cases
         .iter()
-        .filter(|c| c.what.starts_with("flood past the burst"))
+        .filter(|c| {
+            c.what.starts_with("[V53]")
+                || c.what.starts_with("[V47]")
+                || c.what.starts_with("[V30]")
+        })
         .map(|c| Case {
-            what: "802.1Q-tagged flood past the burst",
+            what: format!("{} (802.1Q-tagged)", c.what),
             steps: c
                 .steps
                 .iter()
-                .map(|s| Step {
-                    frame: retag(&s.frame, ETH_P_8021Q),
-                    times: s.times,
-                })
+                .map(|s| step(retag(&s.frame, &[ETH_P_8021Q]), s.times))
                 .collect(),
             ..c.clone()
         })
         .collect();
     cases.extend(tagged);
     cases
-}
-
-/// `frame` (untagged) with one VLAN tag inserted.
-fn retag(frame: &[u8], tpid: u16) -> Vec<u8> {
-    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-    ether(ethertype, &[tpid], &frame[14..])
 }

@@ -1,29 +1,42 @@
-//! The XDP program's verdict logic run on the host: the shared `judge` over a `HashMap` of
-//! buckets and a clock that stands still (like a burst inside one `BPF_PROG_TEST_RUN` call).
+//! The XDP program's verdict logic run on the host: the shared `judge` over `HashMap`s and a
+//! clock that stands still (like a burst inside one `BPF_PROG_TEST_RUN` call).
 
 use std::{cell::RefCell, collections::HashMap};
 
+use icmp_guard::cidr::Cidr;
 use icmp_guard_common::{
-    Config, Limit, Reason, SourceKey, SourceState,
-    policy::{self, Env},
+    Config, Reason, SourceKey, SourceState,
+    bucket::Bucket,
+    config::prefix_mask,
+    policy::{self, Env, List},
     reason::COUNTER_SLOTS,
 };
 
-/// Buckets, counters and a clock.
+/// Buckets, lists, counters and a clock.
 pub struct HostEnv {
     pub config: Config,
     pub now_ns: u64,
-    pub buckets: RefCell<HashMap<SourceKey, SourceState>>,
+    pub sources: RefCell<HashMap<SourceKey, SourceState>>,
+    pub global: RefCell<Bucket>,
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
     pub counters: [u64; COUNTER_SLOTS as usize],
 }
 
 impl HostEnv {
+    /// An environment with `config` and the lists, whose sizes go into the config as the
+    /// CLI records them.
     #[must_use]
-    pub fn new(config: Config) -> Self {
+    pub fn new(mut config: Config, allow: &[Cidr], deny: &[Cidr]) -> Self {
+        config.allow_entries = allow.len() as u32;
+        config.deny_entries = deny.len() as u32;
         Self {
             config,
             now_ns: 1_000_000_000,
-            buckets: RefCell::default(),
+            sources: RefCell::default(),
+            global: RefCell::default(),
+            allow: allow.to_vec(),
+            deny: deny.to_vec(),
             counters: [0; COUNTER_SLOTS as usize],
         }
     }
@@ -41,13 +54,31 @@ impl Env for HostEnv {
         Some(&self.config)
     }
 
-    fn charge(&self, key: SourceKey, limit: &Limit) -> Reason {
-        let mut buckets = self.buckets.borrow_mut();
-        let state = buckets.entry(key).or_default();
-        if state.charge(self.now_ns, limit) {
-            Reason::Passed
-        } else {
-            Reason::DroppedRateSource
-        }
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&mut SourceState) -> R) -> Option<R> {
+        self.sources.borrow_mut().get_mut(key).map(f)
+    }
+
+    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool {
+        self.sources.borrow_mut().insert(*key, *state);
+        true
+    }
+
+    fn with_global<R>(&self, f: impl FnOnce(&mut Bucket) -> R) -> Option<R> {
+        Some(f(&mut self.global.borrow_mut()))
+    }
+
+    fn listed(&self, list: List, addr: &[u8; 16]) -> bool {
+        let prefixes = match list {
+            List::Allow => &self.allow,
+            List::Deny => &self.deny,
+        };
+        prefixes.iter().any(|p| {
+            let mask = prefix_mask(p.len);
+            (0..16).all(|i| addr[i] & mask[i] == p.addr[i])
+        })
     }
 }

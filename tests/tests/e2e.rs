@@ -6,7 +6,7 @@
 use std::{process::Command, time::Instant};
 
 use anyhow::Result;
-use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, Netns, ip};
+use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, Netns, ip, unique};
 use serde_json::Value;
 
 const RATE: u64 = 10;
@@ -87,7 +87,7 @@ fn lifecycle(mode: &str) -> Result<()> {
 
     // `set` raises the limit live; buckets and counters are kept.
     let out = lab.cli_ok(&["set", iface, "--echo-rate", "1000", "--echo-burst", "5000"])?;
-    assert!(out.contains("echo 1000/s per source, burst 5000"), "{out}");
+    assert!(out.contains("echo 1000/s burst 5000 per source"), "{out}");
     lab.inject(&["--kind", "echo", "--count", "500"])?;
     let after = lab.stats()?;
     assert_eq!(
@@ -252,23 +252,47 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
 
 #[test]
 fn native_mode_is_refused_where_the_driver_lacks_it_and_auto_falls_back() {
-    // Loopback has no native XDP; the lab namespace has its own.
+    // A bridge has no native XDP.
     let lab = Lab::new().unwrap();
-    let lo = "lo";
-    let out = lab.cli(&["attach", lo, "--mode", "native"]).unwrap();
+    let bridge = unique('r');
+    ip(&[
+        "-n",
+        &lab.guarded.name,
+        "link",
+        "add",
+        &bridge,
+        "type",
+        "bridge",
+    ])
+    .unwrap();
+    ip(&["-n", &lab.guarded.name, "link", "set", &bridge, "up"]).unwrap();
+    let out = lab.cli(&["attach", &bridge, "--mode", "native"]).unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr_of(&out).contains("native XDP is not available on lo"),
+        stderr_of(&out).contains(&format!("native XDP is not available on {bridge}")),
         "{}",
         stderr_of(&out)
     );
-    assert!(!has_xdp(&lab.guarded, lo));
-    assert!(!lab.bpffs.path.join("icmp-guard").join(lo).exists());
+    assert!(!has_xdp(&lab.guarded, &bridge));
+    assert!(!lab.bpffs.path.join("icmp-guard").join(&bridge).exists());
 
-    let out = lab.cli_ok(&["attach", lo]).unwrap();
+    let out = lab.cli_ok(&["attach", &bridge]).unwrap();
     assert!(out.contains("in generic mode"), "{out}");
-    assert!(has_xdp(&lab.guarded, lo));
+    assert!(has_xdp(&lab.guarded, &bridge));
     let listing: Value = serde_json::from_str(&lab.cli_ok(&["status", "--json"]).unwrap()).unwrap();
     assert_eq!(listing[0]["mode"], "generic", "{listing}");
-    lab.cli_ok(&["detach", lo]).unwrap();
+    lab.cli_ok(&["detach", &bridge]).unwrap();
+}
+
+#[test]
+fn loopback_is_refused() {
+    let lab = Lab::new().unwrap();
+    let out = lab.cli(&["attach", "lo"]).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("lo is a loopback interface"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!has_xdp(&lab.guarded, "lo"));
 }

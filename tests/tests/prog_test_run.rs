@@ -2,11 +2,14 @@
 
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{
+        Array, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
-use icmp_guard::object;
-use icmp_guard_common::{Config, Reason, SourceKey, SourceState, maps};
+use icmp_guard::{cidr::Cidr, object};
+use icmp_guard_common::{Config, Reason, SourceKey, SourceState, bucket::Bucket, maps};
 use icmp_guard_tests::fixtures::cases;
 
 struct Loaded {
@@ -27,12 +30,36 @@ impl Loaded {
         config.set(0, cfg, 0).unwrap();
     }
 
-    fn clear_sources(&mut self) {
+    /// Forgets every source and refills the global budget.
+    fn reset_state(&mut self) {
         let mut sources: PerCpuHashMap<&mut MapData, SourceKey, SourceState> =
             PerCpuHashMap::try_from(self.ebpf.map_mut(maps::SOURCES).unwrap()).unwrap();
         let keys: Vec<SourceKey> = sources.keys().map(Result::unwrap).collect();
         for key in keys {
             sources.remove(&key).unwrap();
+        }
+        let mut global: PerCpuArray<&mut MapData, Bucket> =
+            PerCpuArray::try_from(self.ebpf.map_mut(maps::GLOBAL).unwrap()).unwrap();
+        let cpus = aya::util::nr_cpus().unwrap();
+        global
+            .set(
+                0,
+                PerCpuValues::try_from(vec![Bucket::default(); cpus]).unwrap(),
+                0,
+            )
+            .unwrap();
+    }
+
+    /// Replaces the contents of a list.
+    fn set_list(&mut self, name: &str, prefixes: &[Cidr]) {
+        let mut trie: LpmTrie<&mut MapData, [u8; 16], u8> =
+            LpmTrie::try_from(self.ebpf.map_mut(name).unwrap()).unwrap();
+        let keys: Vec<Key<[u8; 16]>> = trie.keys().map(Result::unwrap).collect();
+        for key in keys {
+            trie.remove(&key).unwrap();
+        }
+        for p in prefixes {
+            trie.insert(&Key::new(p.len, p.addr), 1, 0).unwrap();
         }
     }
 
@@ -68,8 +95,10 @@ impl Loaded {
 fn every_fixture_through_bpf_prog_test_run() {
     let mut prog = Loaded::new();
     for case in cases() {
-        prog.set_config(&case.config);
-        prog.clear_sources();
+        prog.set_config(&case.effective_config());
+        prog.set_list(maps::ALLOW, &case.allow);
+        prog.set_list(maps::DENY, &case.deny);
+        prog.reset_state();
         let before = prog.counters();
         let mut last = None;
         for step in &case.steps {

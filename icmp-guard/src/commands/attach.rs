@@ -23,9 +23,15 @@ use crate::{
 pub fn run(bpffs_path: &Path, args: &AttachArgs) -> Result<(), Error> {
     let iface = args.iface.as_str();
     // Validate everything before touching the system.
-    let mut cfg = args.limits.apply(&Config::with_defaults())?;
+    let cpus = limits::online_cpus();
+    let mut cfg = args.limits.apply(&Config::with_defaults(cpus), cpus)?;
     privilege::require("attach")?;
     let ifindex = ifindex(iface)?;
+    if is_loopback(iface) {
+        return Err(Error::Loopback {
+            iface: iface.to_owned(),
+        });
+    }
     let pins = Pins::new(bpffs_path, iface);
     if pins.exist() {
         return Err(Error::AlreadyGuarded {
@@ -174,6 +180,33 @@ pub(crate) fn ifindex(iface: &str) -> Result<u32, Error> {
         0 => Err(unknown()),
         index => Ok(index),
     }
+}
+
+/// Whether `iface` is a loopback device (`IFF_LOOPBACK`): its 127/8 and ::1 traffic is
+/// martian everywhere else, and nothing on it comes from the network.
+fn is_loopback(iface: &str) -> bool {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
+    // SAFETY: plain socket(2); the descriptor is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is valid; the name is copied in below, NUL-terminated.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(iface.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of a valid ifreq.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut req) };
+    // SAFETY: on success the kernel filled ifru_flags.
+    rc == 0 && (i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_LOOPBACK) != 0
 }
 
 /// The name of an [`attach_mode`] value.

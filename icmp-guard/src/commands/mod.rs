@@ -2,9 +2,12 @@
 
 pub mod attach;
 pub mod detach;
+pub mod lists;
 pub mod set;
 pub mod stats;
 pub mod status;
+
+use icmp_guard_common::policy::List;
 
 use crate::{
     Error,
@@ -20,5 +23,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
         Command::Detach(args) => detach::run(bpffs, &args.iface),
         Command::Status(args) => status::run(bpffs, &args),
         Command::Stats(args) => stats::run(bpffs, &args),
+        Command::Allow(command) => lists::run(bpffs, List::Allow, &command),
+        Command::Deny(command) => lists::run(bpffs, List::Deny, &command),
     }
 }

@@ -15,7 +15,7 @@ pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
     privilege::require("set")?;
     let mut guard = Guard::open(Pins::new(bpffs, &args.iface))?;
     let old = guard.config()?;
-    let new = args.limits.apply(&old)?;
+    let new = args.limits.apply(&old, limits::online_cpus())?;
     guard.set_config(&new)?;
     println!("{}: {}", args.iface, limits::describe(&new));
     Ok(())

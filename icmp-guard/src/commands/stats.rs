@@ -5,7 +5,7 @@ use std::{
     path::Path,
 };
 
-use icmp_guard_common::{Reason, SourceKey};
+use icmp_guard_common::{Config, Reason, SourceKey};
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -19,12 +19,13 @@ use crate::{
 pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     privilege::require("stats")?;
     let guard = Guard::open(Pins::new(bpffs, &args.iface))?;
+    let cfg = guard.config()?;
     let counters = guard.counters()?;
     let top = top_sources(guard.sources()?, args.top);
     if args.json {
-        println!("{}", to_json(&args.iface, &counters, &top));
+        println!("{}", to_json(&args.iface, &cfg, &counters, &top));
     } else {
-        print_table(&args.iface, &counters, &top);
+        print_table(&args.iface, &cfg, &counters, &top);
     }
     Ok(())
 }
@@ -38,29 +39,33 @@ pub fn top_sources(mut sources: Vec<SourceTotals>, n: usize) -> Vec<SourceTotals
     sources
 }
 
-/// A source key as `address/prefix`.
+/// A source key as the prefix it aggregates, e.g. `198.51.100.0/24` or `2001:db8:1::/64`.
 #[must_use]
-pub fn format_source(key: &SourceKey) -> String {
+pub fn format_source(key: &SourceKey, cfg: &Config) -> String {
     match key.as_v4() {
-        Some(v4) => format!("{}/32", Ipv4Addr::from(v4)),
-        None => format!("{}/128", Ipv6Addr::from(key.addr)),
+        Some(v4) => format!("{}/{}", Ipv4Addr::from(v4), cfg.v4_prefix),
+        None => format!("{}/{}", Ipv6Addr::from(key.addr), cfg.v6_prefix),
     }
 }
 
-fn to_json(iface: &str, counters: &[(Reason, u64)], top: &[SourceTotals]) -> Value {
+fn to_json(iface: &str, cfg: &Config, counters: &[(Reason, u64)], top: &[SourceTotals]) -> Value {
     let counters: Map<String, Value> = counters
         .iter()
         .map(|(reason, n)| (reason.name().to_owned(), json!(n)))
         .collect();
     let top: Vec<Value> = top
         .iter()
-        .map(|s| json!({"source": format_source(&s.key), "passed": s.passed, "dropped": s.dropped}))
+        .map(|s| json!({"source": format_source(&s.key, cfg), "passed": s.passed, "dropped": s.dropped}))
         .collect();
-    json!({"interface": iface, "counters": counters, "top_sources": top})
+    json!({"interface": iface, "dry_run": cfg.dry_run(), "counters": counters, "top_sources": top})
 }
 
-fn print_table(iface: &str, counters: &[(Reason, u64)], top: &[SourceTotals]) {
-    println!("icmp-guard on {iface}");
+fn print_table(iface: &str, cfg: &Config, counters: &[(Reason, u64)], top: &[SourceTotals]) {
+    if cfg.dry_run() {
+        println!("icmp-guard on {iface} (DRY RUN: drops are counted, nothing is dropped)");
+    } else {
+        println!("icmp-guard on {iface}");
+    }
     println!("  {:<22} {:>12}  meaning", "counter", "packets");
     for (reason, n) in counters {
         println!("  {:<22} {:>12}  {}", reason.name(), n, reason.help());
@@ -85,7 +90,7 @@ fn print_table(iface: &str, counters: &[(Reason, u64)], top: &[SourceTotals]) {
     for s in top {
         println!(
             "  {:<40} {:>12} {:>12}",
-            format_source(&s.key),
+            format_source(&s.key, cfg),
             s.passed,
             s.dropped
         );
@@ -120,13 +125,19 @@ mod tests {
     }
 
     #[test]
-    fn formats_v4_and_v6_sources() {
+    fn formats_sources_as_their_prefix() {
+        let mut cfg = Config::with_defaults(1);
         assert_eq!(
-            format_source(&SourceKey::v4([203, 0, 113, 9])),
+            format_source(&SourceKey::v4([203, 0, 113, 9]), &cfg),
             "203.0.113.9/32"
         );
+        cfg.v4_prefix = 24;
+        assert_eq!(
+            format_source(&SourceKey::v4([203, 0, 113, 0]), &cfg),
+            "203.0.113.0/24"
+        );
         let mut v6 = SourceKey { addr: [0; 16] };
-        v6.addr[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-        assert_eq!(format_source(&v6), "2001:db8::/128");
+        v6.addr[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 1]);
+        assert_eq!(format_source(&v6, &cfg), "2001:db8:1::/64");
     }
 }

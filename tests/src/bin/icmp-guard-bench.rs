@@ -12,7 +12,7 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use icmp_guard::object;
-use icmp_guard_common::{Config, bucket::MAX_RATE, config::defaults, maps};
+use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, config::defaults, maps};
 use icmp_guard_tests::{
     fixtures::{SRC, Verdict, config, echo_from, frag_needed, l4_frame},
     packet::IPPROTO_TCP,
@@ -37,13 +37,16 @@ fn main() -> Result<()> {
         Case {
             what: "TCP frame",
             frame: l4_frame(IPPROTO_TCP),
-            config: Config::with_defaults(),
+            config: Config::with_defaults(1),
             verdict: Verdict::Pass,
         },
         Case {
             what: "echo within quota",
             frame: echo.clone(),
-            config: config(MAX_RATE, u32::MAX, defaults::MAX_ECHO_SIZE),
+            config: Config {
+                global_per_cpu: Limit::new(MAX_RATE, u32::MAX).context("limit")?,
+                ..config(MAX_RATE, u32::MAX, defaults::MAX_ECHO_SIZE)
+            },
             verdict: Verdict::Pass,
         },
         Case {
@@ -55,7 +58,7 @@ fn main() -> Result<()> {
         Case {
             what: "frag needed (exempt)",
             frame: frag_needed(1400),
-            config: Config::with_defaults(),
+            config: Config::with_defaults(1),
             verdict: Verdict::Pass,
         },
     ];

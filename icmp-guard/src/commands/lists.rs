@@ -1,0 +1,70 @@
+//! `icmp-guard allow|deny add|del|list`: the prefix lists.
+//!
+//! The allow list exempts its sources from every rate limit (per source, replies, global);
+//! the deny list drops their ICMP. Neither touches neighbour discovery, MLD or path-MTU
+//! signals, which no list may break.
+
+use std::path::Path;
+
+use icmp_guard_common::policy::List;
+use serde_json::json;
+
+use crate::{
+    Error,
+    cidr::Cidr,
+    cli::ListCommand,
+    guard::{Guard, list_name},
+    pins::Pins,
+    privilege,
+};
+
+pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error> {
+    privilege::require(match list {
+        List::Allow => "allow",
+        List::Deny => "deny",
+    })?;
+    let name = list_name(list);
+    match command {
+        ListCommand::Add { iface, cidr } => {
+            let cidr = parse(cidr)?;
+            let mut guard = Guard::open(Pins::new(bpffs, iface))?;
+            if guard.list_add(list, cidr)? {
+                println!("{iface}: {cidr} added to the {name} list");
+            } else {
+                println!("{iface}: {cidr} already in the {name} list");
+            }
+        }
+        ListCommand::Del { iface, cidr } => {
+            let cidr = parse(cidr)?;
+            let mut guard = Guard::open(Pins::new(bpffs, iface))?;
+            if guard.list_del(list, cidr)? {
+                println!("{iface}: {cidr} removed from the {name} list");
+            } else {
+                return Err(Error::InvalidCidr(format!(
+                    "{cidr} is not in the {name} list of {iface} (see `icmp-guard {name} list {iface}`)"
+                )));
+            }
+        }
+        ListCommand::List { iface, json } => {
+            let guard = Guard::open(Pins::new(bpffs, iface))?;
+            let prefixes: Vec<String> = guard.list(list)?.iter().map(ToString::to_string).collect();
+            if *json {
+                println!(
+                    "{}",
+                    json!({"interface": iface, "list": name, "prefixes": prefixes})
+                );
+            } else if prefixes.is_empty() {
+                println!("{iface}: the {name} list is empty");
+            } else {
+                for p in prefixes {
+                    println!("{p}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse(text: &str) -> Result<Cidr, Error> {
+    text.parse().map_err(Error::InvalidCidr)
+}
