@@ -19,6 +19,10 @@ pub const GUARDED_ADDR: &str = "198.51.100.1";
 pub const CLIENT_ADDR: &str = "198.51.100.2";
 /// Prefix length of the lab link.
 pub const PREFIX: u8 = 24;
+/// IPv6 address of the guarded host.
+pub const GUARDED_ADDR6: &str = "2001:db8::1";
+/// IPv6 address of the client host.
+pub const CLIENT_ADDR6: &str = "2001:db8::2";
 
 /// A name unique to this process and call, at most 15 characters (an interface name's limit).
 #[must_use]
@@ -169,18 +173,14 @@ impl Lab {
             "netns",
             &client.name,
         ])?;
-        for (ns, iface, addr) in [
-            (&guarded, &guarded_if, GUARDED_ADDR),
-            (&client, &client_if, CLIENT_ADDR),
+        for (ns, iface, addr, addr6) in [
+            (&guarded, &guarded_if, GUARDED_ADDR, GUARDED_ADDR6),
+            (&client, &client_if, CLIENT_ADDR, CLIENT_ADDR6),
         ] {
+            let (v4, v6) = (format!("{addr}/{PREFIX}"), format!("{addr6}/64"));
+            ip(&["-n", &ns.name, "addr", "add", &v4, "dev", iface])?;
             ip(&[
-                "-n",
-                &ns.name,
-                "addr",
-                "add",
-                &format!("{addr}/{PREFIX}"),
-                "dev",
-                iface,
+                "-n", &ns.name, "-6", "addr", "add", &v6, "dev", iface, "nodad",
             ])?;
             ip(&["-n", &ns.name, "link", "set", iface, "up"])?;
         }
@@ -193,31 +193,20 @@ impl Lab {
             cli,
             inject,
         };
-        // Static neighbours: no ARP on the path, so the first echo is not lost to resolution.
+        // Static neighbours: no ARP or neighbour discovery on the path, so the first echo is
+        // not lost to resolution.
         let guarded_mac = lab.mac(&lab.guarded, &lab.guarded_if)?;
         let client_mac = lab.mac(&lab.client, &lab.client_if)?;
-        ip(&[
-            "-n",
-            &lab.client.name,
-            "neigh",
-            "replace",
-            GUARDED_ADDR,
-            "lladdr",
-            &guarded_mac,
-            "dev",
-            &lab.client_if,
-        ])?;
-        ip(&[
-            "-n",
-            &lab.guarded.name,
-            "neigh",
-            "replace",
-            CLIENT_ADDR,
-            "lladdr",
-            &client_mac,
-            "dev",
-            &lab.guarded_if,
-        ])?;
+        for (ns, iface, addr, mac) in [
+            (&lab.client, &lab.client_if, GUARDED_ADDR, &guarded_mac),
+            (&lab.client, &lab.client_if, GUARDED_ADDR6, &guarded_mac),
+            (&lab.guarded, &lab.guarded_if, CLIENT_ADDR, &client_mac),
+            (&lab.guarded, &lab.guarded_if, CLIENT_ADDR6, &client_mac),
+        ] {
+            ip(&[
+                "-n", &ns.name, "neigh", "replace", addr, "lladdr", mac, "dev", iface,
+            ])?;
+        }
         Ok(lab)
     }
 
@@ -264,6 +253,15 @@ impl Lab {
     /// iputils ping from the client to the guarded host: `count` echoes, `interval` seconds
     /// apart, giving up after `deadline` seconds. Returns the number of replies.
     pub fn ping(&self, count: u32, interval: &str, deadline: u32) -> Result<u32> {
+        self.ping_to(GUARDED_ADDR, count, interval, deadline)
+    }
+
+    /// The same over IPv6.
+    pub fn ping6(&self, count: u32, interval: &str, deadline: u32) -> Result<u32> {
+        self.ping_to(GUARDED_ADDR6, count, interval, deadline)
+    }
+
+    fn ping_to(&self, addr: &str, count: u32, interval: &str, deadline: u32) -> Result<u32> {
         let out = self
             .client
             .exec("ping")
@@ -276,7 +274,7 @@ impl Lab {
                 interval,
                 "-w",
                 &deadline.to_string(),
-                GUARDED_ADDR,
+                addr,
             ])
             .output()
             .context("spawning ping (is iputils-ping installed?)")?;
@@ -286,6 +284,17 @@ impl Lab {
             .find_map(|l| l.split(", ").find_map(|p| p.strip_suffix(" received")))
             .with_context(|| format!("no summary in ping output: {text}"))?;
         Ok(received.trim().parse()?)
+    }
+
+    /// Stops the client's own IPv6 chatter (router solicitations, MLD reports), so that the
+    /// only frames reaching the guarded interface are the ones a test sends.
+    pub fn silence_client(&self) -> Result<()> {
+        run(self.client.exec("sysctl").args([
+            "-q",
+            "-w",
+            &format!("net.ipv6.conf.{}.disable_ipv6=1", self.client_if),
+        ]))?;
+        Ok(())
     }
 
     /// The injector in the client namespace, sending towards the guarded host; returns its

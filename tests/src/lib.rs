@@ -2,6 +2,8 @@
 //! a frame injector and a host model of the XDP program.
 
 pub mod fixtures;
+pub mod harness;
 pub mod host;
 pub mod lab;
 pub mod packet;
+pub mod recording;

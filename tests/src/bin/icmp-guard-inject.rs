@@ -1,13 +1,22 @@
-//! Sends crafted frames out of an interface over `AF_PACKET`: floods and ping-of-death
-//! fragment trains that `ping` cannot make. Bounded by `--count`; prints a JSON report.
+//! Sends crafted frames out of an interface over `AF_PACKET`: floods, ping-of-death fragment
+//! trains, neighbour solicitations, packet-too-big messages and recorded fixture frames, none
+//! of which `ping` can make. Bounded by `--count` (or the file); prints a JSON report.
 //!
 //! Run it inside a lab namespace (`ip netns exec`), towards the lab's own hosts only.
 
-use std::{net::Ipv4Addr, time::Instant};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+    time::Instant,
+};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
-use icmp_guard_tests::packet::{IPPROTO_ICMP, Ipv4, MF, echo_request, ipv4_frame};
+use icmp_guard_tests::{
+    fixtures::{echo6_from, neighbour_solicitation, packet_too_big, retag},
+    packet::{ETH_P_8021Q, IPPROTO_ICMP, Ipv4, MF, echo_request, ipv4_frame},
+    recording,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -26,6 +35,18 @@ struct Args {
     /// Destination address
     #[arg(long, default_value = "198.51.100.1")]
     dst: Ipv4Addr,
+    /// IPv6 source address (the first of --sources consecutive ones), for echo6 and ns
+    #[arg(long, default_value = "2001:db8::2")]
+    src6: Ipv6Addr,
+    /// Tag every frame with this 802.1Q VLAN id
+    #[arg(long)]
+    vlan: Option<u16>,
+    /// Pin the sender to this CPU (frames are then processed on it)
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Frames recorded by the tests (kind `recorded`)
+    #[arg(long)]
+    frames: Option<PathBuf>,
     /// Frames to send (echo)
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     count: u32,
@@ -43,6 +64,14 @@ enum Kind {
     Echo,
     /// A ping of death: an echo fragmented past 65535 bytes
     Pod,
+    /// ICMPv6 echo requests
+    Echo6,
+    /// Neighbour solicitations (hop limit 255)
+    Ns,
+    /// ICMPv6 packet too big (MTU 1280)
+    Ptb,
+    /// The frames of --frames, each as often as recorded, in order
+    Recorded,
 }
 
 fn main() -> Result<()> {
@@ -53,7 +82,10 @@ fn main() -> Result<()> {
             .with_context(|| format!("reading the MAC of {}", args.iface))?
             .trim(),
     )?;
-    let frames: Vec<Vec<u8>> = match args.kind {
+    let v6_source =
+        |i: u32| Ipv6Addr::from(u128::from(args.src6).wrapping_add(u128::from(i))).octets();
+    // (frame, times) in sending order.
+    let plan: Vec<(Vec<u8>, u32)> = match args.kind {
         Kind::Echo => (0..args.sources)
             .map(|i| {
                 let src = Ipv4Addr::from(u32::from(args.src).wrapping_add(i));
@@ -64,23 +96,71 @@ fn main() -> Result<()> {
                     echo_request(args.data),
                 ))
             })
+            .cycle()
+            .take(args.count as usize)
+            .map(|f| (f, 1))
             .collect(),
-        Kind::Pod => ping_of_death(args.src.octets(), args.dst.octets()),
+        Kind::Echo6 => (0..args.sources)
+            .map(|i| echo6_from(v6_source(i)))
+            .cycle()
+            .take(args.count as usize)
+            .map(|f| (f, 1))
+            .collect(),
+        Kind::Ns => vec![(neighbour_solicitation(v6_source(0), 255), args.count)],
+        Kind::Ptb => vec![(packet_too_big(1280), args.count)],
+        Kind::Pod => ping_of_death(args.src.octets(), args.dst.octets())
+            .into_iter()
+            .map(|f| (f, 1))
+            .collect(),
+        Kind::Recorded => {
+            let path = args
+                .frames
+                .as_ref()
+                .context("--kind recorded needs --frames")?;
+            recording::read(path)?
+        }
     };
-    let count = match args.kind {
-        Kind::Echo => args.count as usize,
-        Kind::Pod => frames.len(),
-    };
+    if let Some(cpu) = args.cpu {
+        pin_to(cpu)?;
+    }
     let socket = PacketSocket::bind(&args.iface)?;
     let started = Instant::now();
-    for frame in frames.iter().cycle().take(count) {
-        let mut frame = frame.clone();
-        frame[..6].copy_from_slice(&dst_mac);
-        frame[6..12].copy_from_slice(&src_mac);
-        socket.send(&frame)?;
+    let mut sent: u64 = 0;
+    for (frame, times) in &plan {
+        let mut frame = match args.vlan {
+            Some(_) => retag(frame, &[ETH_P_8021Q]),
+            None => frame.clone(),
+        };
+        if let Some(id) = args.vlan {
+            frame[14..16].copy_from_slice(&id.to_be_bytes());
+        }
+        // Recorded frames keep their own addresses: the fixtures set them on purpose.
+        if !matches!(args.kind, Kind::Recorded) {
+            frame[..6].copy_from_slice(&dst_mac);
+            frame[6..12].copy_from_slice(&src_mac);
+        }
+        for _ in 0..*times {
+            socket.send(&frame)?;
+            sent += 1;
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!("{}", serde_json::json!({"sent": count, "seconds": seconds}));
+    println!("{}", serde_json::json!({"sent": sent, "seconds": seconds}));
+    Ok(())
+}
+
+fn pin_to(cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu set filled with one CPU, applied to this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
+        ensure!(
+            rc == 0,
+            "pinning to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
     Ok(())
 }
 

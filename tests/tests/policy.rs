@@ -1,0 +1,296 @@
+//! End to end for the policy: IPv6, neighbour discovery and path MTU under floods, VLAN tags,
+//! prefix aggregation, allow and deny lists, dry-run, and value validation.
+
+use anyhow::Result;
+use icmp_guard_tests::lab::{Lab, ip};
+use serde_json::Value;
+
+const RATE: u64 = 10;
+const BURST: u64 = 20;
+
+fn counter(stats: &Value, name: &str) -> u64 {
+    stats["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("counter {name} missing from {stats}"))
+}
+
+fn drops(stats: &Value) -> u64 {
+    stats["counters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with("dropped_"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum()
+}
+
+/// The most a per-CPU bucket can pass since `started`: every CPU's burst plus its rate over
+/// the elapsed whole seconds (rounded up, plus one for the coarse clock).
+fn ceiling(started: std::time::Instant) -> u64 {
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    cpus * (BURST + RATE * (started.elapsed().as_secs() + 2))
+}
+
+fn attach(lab: &Lab, extra: &[&str]) -> Result<String> {
+    let (rate, burst) = (RATE.to_string(), BURST.to_string());
+    let mut args = vec![
+        "attach",
+        &lab.guarded_if,
+        "--echo-rate",
+        &rate,
+        "--echo-burst",
+        &burst,
+    ];
+    args.extend_from_slice(extra);
+    lab.cli_ok(&args)
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn icmpv6_flood_is_limited_while_another_source_pings() {
+    let lab = Lab::new().unwrap();
+    let started = std::time::Instant::now();
+    attach(&lab, &[]).unwrap();
+    let report = lab
+        .inject(&[
+            "--kind",
+            "echo6",
+            "--src6",
+            "2001:db8:0:1::66",
+            "--count",
+            "2000",
+        ])
+        .unwrap();
+    assert_eq!(report["sent"], 2000);
+    assert_eq!(
+        lab.ping6(3, "0.2", 10).unwrap(),
+        3,
+        "ping -6 from another /64 is answered"
+    );
+    let stats = lab.stats().unwrap();
+    let dropped = counter(&stats, "dropped_rate_source");
+    assert!(dropped >= 2000 - ceiling(started), "{stats}");
+    assert_eq!(
+        stats["top_sources"][0]["source"], "2001:db8:0:1::/64",
+        "{stats}"
+    );
+    assert_eq!(stats["top_sources"][0]["dropped"], dropped, "{stats}");
+}
+
+#[test]
+fn neighbour_discovery_and_packet_too_big_are_never_dropped() {
+    let lab = Lab::new().unwrap();
+    // The tightest limits there are.
+    lab.cli_ok(&[
+        "attach",
+        &lab.guarded_if,
+        "--echo-rate",
+        "1",
+        "--echo-burst",
+        "1",
+        "--reply-rate",
+        "1",
+        "--reply-burst",
+        "1",
+        "--global-rate",
+        "1",
+        "--global-burst",
+        "1",
+    ])
+    .unwrap();
+    lab.inject(&["--kind", "ns", "--src6", "fe80::2", "--count", "500"])
+        .unwrap();
+    lab.inject(&["--kind", "ptb", "--count", "500"]).unwrap();
+    let stats = lab.stats().unwrap();
+    assert!(counter(&stats, "passed_exempt") >= 1000, "{stats}");
+    assert_eq!(drops(&stats), 0, "{stats}");
+    assert_eq!(
+        lab.ping6(1, "0.2", 5).unwrap(),
+        1,
+        "neighbour discovery still works"
+    );
+}
+
+#[test]
+fn tagged_flood_is_limited() {
+    let lab = Lab::new().unwrap();
+    let started = std::time::Instant::now();
+    attach(&lab, &[]).unwrap();
+    lab.inject(&["--kind", "echo", "--vlan", "100", "--count", "1000"])
+        .unwrap();
+    let stats = lab.stats().unwrap();
+    assert!(
+        counter(&stats, "dropped_rate_source") >= 1000 - ceiling(started),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["top_sources"][0]["source"], "198.51.100.2/32",
+        "{stats}"
+    );
+}
+
+#[test]
+fn address_hopping_inside_a_prefix_is_one_source() {
+    let lab = Lab::new().unwrap();
+    let started = std::time::Instant::now();
+    attach(&lab, &["--v4-prefix", "24"]).unwrap();
+    lab.inject(&[
+        "--kind",
+        "echo",
+        "--src",
+        "198.51.100.10",
+        "--sources",
+        "200",
+        "--count",
+        "2000",
+    ])
+    .unwrap();
+    let stats = lab.stats().unwrap();
+    let top = &stats["top_sources"];
+    assert_eq!(
+        top.as_array().unwrap().len(),
+        1,
+        "one bucket for the /24: {stats}"
+    );
+    assert_eq!(top[0]["source"], "198.51.100.0/24", "{stats}");
+    assert!(
+        top[0]["dropped"].as_u64().unwrap() >= 2000 - ceiling(started),
+        "{stats}"
+    );
+}
+
+#[test]
+fn allow_and_deny_lists() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    attach(&lab, &[]).unwrap();
+
+    lab.cli_ok(&["deny", "add", iface, "198.51.100.2"]).unwrap();
+    let listed: Value =
+        serde_json::from_str(&lab.cli_ok(&["deny", "list", iface, "--json"]).unwrap()).unwrap();
+    assert_eq!(listed["prefixes"], serde_json::json!(["198.51.100.2/32"]));
+    assert_eq!(
+        lab.ping(3, "0.1", 2).unwrap(),
+        0,
+        "denied source gets no reply"
+    );
+    // ping keeps sending until its deadline when no reply comes: at least three were denied.
+    assert!(counter(&lab.stats().unwrap(), "dropped_denied") >= 3);
+    lab.cli_ok(&["deny", "del", iface, "198.51.100.2/32"])
+        .unwrap();
+    assert_eq!(
+        lab.ping(3, "0.1", 5).unwrap(),
+        3,
+        "answered again once removed"
+    );
+
+    lab.cli_ok(&["set", iface, "--echo-rate", "1", "--echo-burst", "1"])
+        .unwrap();
+    lab.cli_ok(&["allow", "add", iface, "198.51.100.0/24"])
+        .unwrap();
+    lab.inject(&["--kind", "echo", "--count", "500"]).unwrap();
+    let stats = lab.stats().unwrap();
+    assert_eq!(counter(&stats, "allowed"), 500, "{stats}");
+    assert_eq!(counter(&stats, "dropped_rate_source"), 0, "{stats}");
+    let listing: Value = serde_json::from_str(&lab.cli_ok(&["status", "--json"]).unwrap()).unwrap();
+    assert_eq!(
+        listing[0]["lists"],
+        serde_json::json!({"allow": 1, "deny": 0}),
+        "{listing}"
+    );
+
+    for (bad, why) in [
+        ("198.51.100.7/24", "did you mean 198.51.100.0/24"),
+        ("198.51.100.0/33", "0 to 32"),
+        ("2001:db8::/129", "0 to 128"),
+        ("banana", "not an IPv4 or IPv6"),
+    ] {
+        let out = lab.cli(&["allow", "add", iface, bad]).unwrap();
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(stderr_of(&out).contains(why), "{bad}: {}", stderr_of(&out));
+    }
+    let out = lab.cli(&["deny", "del", iface, "203.0.113.0/24"]).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("is not in the deny list"),
+        "{}",
+        stderr_of(&out)
+    );
+    let listed: Value =
+        serde_json::from_str(&lab.cli_ok(&["allow", "list", iface, "--json"]).unwrap()).unwrap();
+    assert_eq!(
+        listed["prefixes"],
+        serde_json::json!(["198.51.100.0/24"]),
+        "refused prefixes left no trace"
+    );
+}
+
+#[test]
+fn dry_run_passes_everything_and_counts() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&[
+        "attach",
+        iface,
+        "--dry-run",
+        "--echo-rate",
+        "1",
+        "--echo-burst",
+        "2",
+    ])
+    .unwrap();
+    assert_eq!(
+        lab.ping(10, "0.05", 5).unwrap(),
+        10,
+        "nothing dropped in a dry run"
+    );
+    let stats = lab.stats().unwrap();
+    assert_eq!(stats["dry_run"], true);
+    assert!(
+        counter(&stats, "dropped_rate_source") >= 5,
+        "drops still counted: {stats}"
+    );
+
+    let out = lab.cli_ok(&["set", iface, "--enforce"]).unwrap();
+    assert!(!out.contains("DRY RUN"), "{out}");
+    assert!(lab.ping(10, "0.05", 3).unwrap() < 10, "enforcing again");
+}
+
+#[test]
+fn invalid_values_are_rejected_before_anything_is_written() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    for args in [
+        vec!["attach", iface, "--v4-prefix", "33"],
+        vec!["attach", iface, "--v6-prefix", "129"],
+        vec!["attach", iface, "--global-rate", "0"],
+        vec!["attach", iface, "--reply-burst", "0"],
+        vec!["attach", iface, "--dry-run", "--enforce"],
+    ] {
+        let out = lab.cli(&args).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+    }
+    let out = ip(&["-n", &lab.guarded.name, "link", "show", "dev", iface]).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("prog/xdp"),
+        "nothing attached"
+    );
+
+    attach(&lab, &[]).unwrap();
+    let before = lab.cli_ok(&["status", "--json"]).unwrap();
+    for args in [
+        vec!["set", iface, "--v6-prefix", "129"],
+        vec!["set", iface, "--echo-burst", "0"],
+    ] {
+        let out = lab.cli(&args).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    assert_eq!(
+        lab.cli_ok(&["status", "--json"]).unwrap(),
+        before,
+        "config unchanged"
+    );
+}
