@@ -153,18 +153,28 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Result<Self> {
+        Self::with_queues(1)
+    }
+
+    /// A lab whose veth pair has `queues` receive and transmit queues on each side.
+    pub fn with_queues(queues: u32) -> Result<Self> {
         let cli = workspace_bin("icmp-guard")?;
         let inject = workspace_bin("icmp-guard-inject")?;
         let guarded = Netns::new(unique('g'))?;
         let client = Netns::new(unique('c'))?;
         let guarded_if = unique('a');
         let client_if = unique('b');
+        let queues = queues.to_string();
         ip(&[
             "link",
             "add",
             &guarded_if,
             "netns",
             &guarded.name,
+            "numtxqueues",
+            &queues,
+            "numrxqueues",
+            &queues,
             "type",
             "veth",
             "peer",
@@ -172,6 +182,10 @@ impl Lab {
             &client_if,
             "netns",
             &client.name,
+            "numtxqueues",
+            &queues,
+            "numrxqueues",
+            &queues,
         ])?;
         for (ns, iface, addr, addr6) in [
             (&guarded, &guarded_if, GUARDED_ADDR, GUARDED_ADDR6),
@@ -300,12 +314,16 @@ impl Lab {
     /// The injector in the client namespace, sending towards the guarded host; returns its
     /// JSON report.
     pub fn inject(&self, args: &[&str]) -> Result<serde_json::Value> {
-        let dst_mac = self.mac(&self.guarded, &self.guarded_if)?;
-        let out = run(self
-            .client
-            .exec(&self.inject)
-            .args(["--iface", &self.client_if, "--dst-mac", &dst_mac])
-            .args(args))?;
+        let out = run(&mut self.inject_command(args)?)?;
         Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// The injector command, to run it alongside others.
+    pub fn inject_command(&self, args: &[&str]) -> Result<Command> {
+        let dst_mac = self.mac(&self.guarded, &self.guarded_if)?;
+        let mut cmd = self.client.exec(&self.inject);
+        cmd.args(["--iface", &self.client_if, "--dst-mac", &dst_mac])
+            .args(args);
+        Ok(cmd)
     }
 }

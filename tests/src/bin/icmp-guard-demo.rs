@@ -8,10 +8,13 @@ use std::{
 };
 
 use anyhow::{Result, bail};
-use icmp_guard_tests::lab::{CLIENT_ADDR, GUARDED_ADDR, Lab, workspace_bin};
+use icmp_guard_tests::lab::{
+    CLIENT_ADDR, CLIENT_ADDR6, GUARDED_ADDR, GUARDED_ADDR6, Lab, workspace_bin,
+};
 
-/// A documentation address standing in for the flooder.
+/// Documentation addresses standing in for the flooder.
 const FLOODER: &str = "203.0.113.66";
+const FLOODER6: &str = "2001:db8:0:1::66";
 const FLOOD: u32 = 5000;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -100,9 +103,32 @@ fn demo() -> Result<()> {
     checkpoint()?;
 
     title(&format!(
+        "an ICMPv6 flood: {FLOOD} echo requests from {FLOODER6}"
+    ));
+    let report = lab.inject(&[
+        "--kind",
+        "echo6",
+        "--src6",
+        FLOODER6,
+        "--count",
+        &FLOOD.to_string(),
+    ])?;
+    println!("  sent {}", report["sent"]);
+    checkpoint()?;
+
+    title("meanwhile, 200 neighbour solicitations: never limited");
+    let report = lab.inject(&["--kind", "ns", "--src6", "fe80::2", "--count", "200"])?;
+    println!("  sent {}", report["sent"]);
+    checkpoint()?;
+
+    title(&format!(
         "the monitoring ping from {CLIENT_ADDR} again: its own quota is untouched"
     ));
     println!("  {}/3 answered", lab.ping(3, "0.2", 10)?);
+    println!(
+        "  and over IPv6 from {CLIENT_ADDR6}: {}/3 answered",
+        lab.ping6(3, "0.2", 10)?
+    );
     checkpoint()?;
 
     title(&format!("icmp-guard stats {iface}"));
