@@ -46,3 +46,23 @@ fn every_fixture_through_bpf_prog_test_run() {
         check_counters(&case, &before, &maps.counters().unwrap()).unwrap();
     }
 }
+
+/// The verifier walks at most 1,000,000 instructions; stay well under half, so the next
+/// feature does not find the program suddenly unloadable.
+#[test]
+fn the_verifier_has_headroom() {
+    const BUDGET: u32 = 500_000;
+    let mut ebpf = Ebpf::load(object::ICMP_GUARD).expect("the object loads");
+    let program: &mut Xdp = ebpf.program_mut(maps::PROGRAM).unwrap().try_into().unwrap();
+    program.load().expect("the verifier accepts the program");
+    let verified = program
+        .info()
+        .unwrap()
+        .verified_instruction_count()
+        .expect("kernel reports verified_insns (5.16+)");
+    println!("verifier processed {verified} instructions");
+    assert!(
+        verified < BUDGET,
+        "verifier processed {verified} instructions, budget {BUDGET}"
+    );
+}

@@ -49,11 +49,11 @@ fn demo() -> Result<()> {
     let lab = Lab::new()?;
     let iface = lab.guarded_if.clone();
     println!(
-        "  guarded host {GUARDED_ADDR} on {iface} (namespace {})",
+        "  guarded host {GUARDED_ADDR} and {GUARDED_ADDR6} on {iface} (namespace {})",
         lab.guarded.name
     );
     println!(
-        "  client       {CLIENT_ADDR} on {} (namespace {})",
+        "  client       {CLIENT_ADDR} and {CLIENT_ADDR6} on {} (namespace {})",
         lab.client_if, lab.client.name
     );
     println!(
