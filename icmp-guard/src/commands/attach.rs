@@ -201,7 +201,7 @@ fn is_loopback(iface: &str) -> bool {
         .iter_mut()
         .zip(iface.bytes().take(libc::IFNAMSIZ - 1))
     {
-        *dst = src as libc::c_char;
+        *dst = libc::c_char::from_ne_bytes([src]);
     }
     // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of a valid ifreq.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut req) };
