@@ -29,6 +29,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the guard, attach it to an interface and pin it; it keeps running after exit
+    #[command(
+        after_help = "Examples:\n  icmp-guard attach eth0\n  icmp-guard attach eth0 --mode native --echo-rate 50 --v6-prefix 56\n  icmp-guard attach --config /etc/icmp-guard/icmp-guard.toml\n  icmp-guard attach eth0 --replace   # upgrade the program in place, keeping state"
+    )]
     Attach(AttachArgs),
     /// Change limits of a guarded interface live; buckets and counters are kept
     Set(SetArgs),
@@ -37,7 +40,23 @@ pub enum Command {
     /// List guarded interfaces with their program, mode and limits
     Status(StatusArgs),
     /// Show drop counters and the top sources of a guarded interface
+    #[command(
+        after_help = "Examples:\n  icmp-guard stats eth0\n  icmp-guard stats eth0 --json\n  icmp-guard stats eth0 --watch --top 20"
+    )]
     Stats(StatsArgs),
+    /// Remove every pin of an interface, even stale or incompatible ones (detaches the guard)
+    Clean(IfaceArgs),
+    /// Run as a service: guard the interfaces of a config file and serve Prometheus metrics
+    #[command(
+        after_help = "Signals: SIGHUP re-reads and applies the file (an invalid file changes nothing), SIGTERM stops (guards stay unless daemon.on_exit = \"detach\")."
+    )]
+    Run(RunArgs),
+    /// Work with configuration files
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the man page or shell completions
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
     /// Sources never rate limited (CIDR prefixes, IPv4 or IPv6)
     #[command(subcommand)]
     Allow(ListCommand),
@@ -81,17 +100,53 @@ pub struct IfaceArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct AttachArgs {
-    /// Network interface, e.g. eth0
-    #[arg(value_name = "IFACE")]
-    pub iface: String,
+    /// Network interface, e.g. eth0 (with --config: only this one of the file's interfaces)
+    #[arg(value_name = "IFACE", required_unless_present = "config")]
+    pub iface: Option<String>,
 
     /// XDP mode: native (in the driver), generic (in the stack, any interface), or auto
     /// (native, falling back to generic)
-    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    #[arg(long, value_enum, default_value_t = Mode::Auto, conflicts_with = "config")]
     pub mode: Mode,
+
+    /// Attach the interfaces of this TOML file with their modes, limits and lists
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Swap the program of an already guarded interface for this version's, atomically and
+    /// keeping its maps (counters, buckets, lists)
+    #[arg(long)]
+    pub replace: bool,
 
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The TOML configuration (see `icmp-guard config check`)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file without touching anything
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// The man page, in roff
+    Man,
+    /// Completions for a shell
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -131,4 +186,8 @@ pub struct StatsArgs {
     /// How many top sources (by drops) to list
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
+
+    /// Refresh every SECS seconds (default 1) with per-second rates, until Ctrl-C
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1", conflicts_with = "json")]
+    pub watch: Option<u64>,
 }

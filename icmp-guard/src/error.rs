@@ -40,9 +40,41 @@ pub enum Error {
     Loopback { iface: String },
 
     #[error(
-        "{iface} already has an XDP program attached that is not icmp-guard's; icmp-guard will not replace it (inspect it with `ip link show {iface}`, remove it with `ip link set {iface} xdp off`)"
+        "{iface} already has an XDP program attached that is not icmp-guard's ({program}); icmp-guard will not replace it (inspect it with `ip link show {iface}`, remove it with `ip link set {iface} xdp off`)"
     )]
-    ForeignProgram { iface: String },
+    ForeignProgram { iface: String, program: String },
+
+    #[error(
+        "another icmp-guard command has held the lock on {} for {waited:?}; wait for it to finish, or find it with `fuser -v {}`",
+        root.display(), root.display()
+    )]
+    Busy {
+        root: PathBuf,
+        waited: std::time::Duration,
+    },
+
+    #[error(
+        "{iface} has stale icmp-guard state: {why}; remove it with `icmp-guard clean {iface}`, then attach again"
+    )]
+    Stale { iface: String, why: String },
+
+    #[error(
+        "the state pinned for {iface} was made by an incompatible icmp-guard: map {map} has {field} {pinned}, this version needs {wanted}; remove it with `icmp-guard clean {iface}` (this drops its counters and buckets), then attach again"
+    )]
+    Incompatible {
+        iface: String,
+        map: &'static str,
+        field: &'static str,
+        pinned: u32,
+        wanted: u32,
+    },
+
+    #[error("cannot swap the program on {iface} through its pinned link")]
+    Replace {
+        iface: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
 
     #[error("cannot attach to {iface} in {mode} mode")]
     Attach {
@@ -62,8 +94,18 @@ pub enum Error {
         source: io::Error,
     },
 
+    #[error("cannot serve metrics on {addr}; pick another daemon.metrics address")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("invalid {what}: {why}")]
     InvalidLimit { what: &'static str, why: String },
+
+    #[error("{}: {message}", path.display())]
+    ConfigFile { path: PathBuf, message: String },
 
     #[error("invalid prefix: {0}")]
     InvalidCidr(String),

@@ -2,11 +2,13 @@
 
 use aya::{
     maps::{
-        Array, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
+        Array, IterableMap as _, Map, MapData, MapError, PerCpuArray, PerCpuHashMap,
         lpm_trie::{Key, LpmTrie},
     },
     programs::links::PinnedLink,
 };
+use std::os::fd::AsFd as _;
+
 use icmp_guard_common::{Config, Reason, SourceKey, SourceState, maps, policy::List};
 
 use crate::{Error, cidr::Cidr, pins::Pins};
@@ -85,22 +87,28 @@ impl Guard {
             .collect()
     }
 
-    /// Every tracked source with its totals over CPUs. Entries evicted while the map is walked
-    /// are skipped.
+    /// Every tracked source with its totals over CPUs, read in batches (see [`crate::batch`]).
     pub fn sources(&self) -> Result<Vec<SourceTotals>, Error> {
-        let mut out = Vec::new();
-        for key in self.sources.keys() {
-            let key = key.map_err(Error::map(format!(
-                "listing sources of {}",
-                self.pins.iface
-            )))?;
-            // The LRU may evict the key between listing and lookup.
-            let Ok(values) = self.sources.get(&key, 0) else {
-                continue;
-            };
-            out.push(totals(key, &values));
-        }
-        Ok(out)
+        let cpus = aya::util::nr_cpus().map_err(|(what, source)| Error::Io {
+            what: "counting CPUs in",
+            path: what.into(),
+            source,
+        })?;
+        let fd = self.sources.map().fd().as_fd();
+        let entries = crate::batch::sources(fd, cpus).map_err(|source| Error::Io {
+            what: "reading the sources of",
+            path: self.pins.map(maps::SOURCES),
+            source,
+        })?;
+        Ok(entries
+            .into_iter()
+            .map(|(key, values)| totals(key, &values))
+            .collect())
+    }
+
+    /// Entries in the per-source map and its capacity.
+    pub fn source_fill(&self) -> Result<(usize, u32), Error> {
+        Ok((self.sources()?.len(), maps::SOURCES_MAX_ENTRIES))
     }
 
     /// The prefixes of a list, sorted.
@@ -162,6 +170,18 @@ impl Guard {
         Ok(true)
     }
 
+    /// Makes a list exactly `prefixes`: adds the missing, removes the others.
+    pub fn set_list(&mut self, list: List, prefixes: &[Cidr]) -> Result<(), Error> {
+        let current = self.list(list)?;
+        for cidr in prefixes.iter().filter(|p| !current.contains(p)) {
+            self.list_add(list, *cidr)?;
+        }
+        for cidr in current.iter().filter(|p| !prefixes.contains(p)) {
+            self.list_del(list, *cidr)?;
+        }
+        Ok(())
+    }
+
     /// Writes the list's entry count into the config, so the program looks it up only when
     /// it holds something.
     fn sync_list_size(&mut self, list: List) -> Result<(), Error> {
@@ -209,7 +229,7 @@ pub const fn list_name(list: List) -> &'static str {
     }
 }
 
-fn totals(key: SourceKey, values: &PerCpuValues<SourceState>) -> SourceTotals {
+fn totals(key: SourceKey, values: &[SourceState]) -> SourceTotals {
     values.iter().fold(
         SourceTotals {
             key,

@@ -3,12 +3,20 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use icmp_guard::{cli::Cli, commands};
+use icmp_guard::{
+    cli::{Cli, Command},
+    commands,
+};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon reports what it does; one-shot commands only warn.
+    let level = if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     match commands::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

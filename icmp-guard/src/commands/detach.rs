@@ -4,10 +4,11 @@ use std::path::Path;
 
 use aya::programs::links::PinnedLink;
 
-use crate::{Error, commands::attach::remove_pins, pins::Pins, privilege};
+use crate::{Error, loader::remove_pins, lock::Lock, pins::Pins, privilege};
 
 pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
     privilege::require("detach")?;
+    let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::new(bpffs, iface);
     if !pins.exist() {
         return Err(Error::NotGuarded {

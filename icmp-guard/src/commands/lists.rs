@@ -14,6 +14,7 @@ use crate::{
     cidr::Cidr,
     cli::ListCommand,
     guard::{Guard, list_name},
+    lock::Lock,
     pins::Pins,
     privilege,
 };
@@ -27,6 +28,7 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
     match command {
         ListCommand::Add { iface, cidr } => {
             let cidr = parse(cidr)?;
+            let _lock = Lock::acquire(bpffs)?;
             let mut guard = Guard::open(Pins::new(bpffs, iface))?;
             if guard.list_add(list, cidr)? {
                 println!("{iface}: {cidr} added to the {name} list");
@@ -36,6 +38,7 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
         }
         ListCommand::Del { iface, cidr } => {
             let cidr = parse(cidr)?;
+            let _lock = Lock::acquire(bpffs)?;
             let mut guard = Guard::open(Pins::new(bpffs, iface))?;
             if guard.list_del(list, cidr)? {
                 println!("{iface}: {cidr} removed from the {name} list");

@@ -1,8 +1,12 @@
 //! One module per subcommand, dispatched from [`execute`].
 
 pub mod attach;
+pub mod clean;
+pub mod config;
 pub mod detach;
+pub mod generate;
 pub mod lists;
+pub mod run;
 pub mod set;
 pub mod stats;
 pub mod status;
@@ -25,5 +29,9 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
         Command::Stats(args) => stats::run(bpffs, &args),
         Command::Allow(command) => lists::run(bpffs, List::Allow, &command),
         Command::Deny(command) => lists::run(bpffs, List::Deny, &command),
+        Command::Clean(args) => clean::run(bpffs, &args.iface),
+        Command::Run(args) => run::run(bpffs, &args),
+        Command::Config(command) => config::run(&command),
+        Command::Generate(command) => generate::run(&command),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::{Error, cli::SetArgs, guard::Guard, limits, pins::Pins, privilege};
+use crate::{Error, cli::SetArgs, guard::Guard, limits, lock::Lock, pins::Pins, privilege};
 
 pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
     if args.limits.is_empty() {
@@ -13,6 +13,7 @@ pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
         });
     }
     privilege::require("set")?;
+    let _lock = Lock::acquire(bpffs)?;
     let mut guard = Guard::open(Pins::new(bpffs, &args.iface))?;
     let old = guard.config()?;
     let new = args.limits.apply(&old, limits::online_cpus())?;

@@ -1,8 +1,11 @@
 //! `icmp-guard stats`: counters per reason and the top sources.
 
 use std::{
+    collections::HashMap,
+    fmt::Write as _,
     net::{Ipv4Addr, Ipv6Addr},
     path::Path,
+    time::Duration,
 };
 
 use icmp_guard_common::{Config, Reason, SourceKey};
@@ -19,6 +22,9 @@ use crate::{
 pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     privilege::require("stats")?;
     let guard = Guard::open(Pins::new(bpffs, &args.iface))?;
+    if let Some(secs) = args.watch {
+        return watch(&guard, &args.iface, secs.max(1), args.top);
+    }
     let cfg = guard.config()?;
     let counters = guard.counters()?;
     let top = top_sources(guard.sources()?, args.top);
@@ -28,6 +34,77 @@ pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
         print_table(&args.iface, &cfg, &counters, &top);
     }
     Ok(())
+}
+
+/// `--watch`: redraws every `secs` seconds with per-second rates per reason and the sources
+/// dropping the most right now, like `xdp-filter poll`. Runs until interrupted.
+fn watch(guard: &Guard, iface: &str, secs: u64, top: usize) -> Result<(), Error> {
+    let mut before = guard.counters()?;
+    let mut sources_before: HashMap<SourceKey, (u64, u64)> = guard
+        .sources()?
+        .into_iter()
+        .map(|s| (s.key, (s.passed, s.dropped)))
+        .collect();
+    loop {
+        std::thread::sleep(Duration::from_secs(secs));
+        let cfg = guard.config()?;
+        let now = guard.counters()?;
+        let sources = guard.sources()?;
+        let per_sec = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs as f64;
+        let mut screen = String::new();
+        let _ = writeln!(
+            screen,
+            "\x1b[2J\x1b[Hicmp-guard on {iface}, every {secs} s (Ctrl-C to stop){}",
+            if cfg.dry_run() { ", DRY RUN" } else { "" }
+        );
+        let _ = writeln!(
+            screen,
+            "  {:<22} {:>12} {:>12}",
+            "counter", "total", "per second"
+        );
+        for ((reason, n), (_, old)) in now.iter().zip(&before) {
+            let _ = writeln!(
+                screen,
+                "  {:<22} {:>12} {:>12.1}",
+                reason.name(),
+                n,
+                per_sec(*n, *old)
+            );
+        }
+        let mut rates: Vec<(SourceKey, f64, f64)> = sources
+            .iter()
+            .map(|s| {
+                let (passed, dropped) = sources_before.get(&s.key).copied().unwrap_or((0, 0));
+                (
+                    s.key,
+                    per_sec(s.passed, passed),
+                    per_sec(s.dropped, dropped),
+                )
+            })
+            .filter(|(_, p, d)| *p > 0.0 || *d > 0.0)
+            .collect();
+        rates.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.1.total_cmp(&a.1)));
+        let _ = writeln!(screen, "\ntop sources now ({} tracked)", sources.len());
+        let _ = writeln!(
+            screen,
+            "  {:<40} {:>12} {:>12}",
+            "source", "passed/s", "dropped/s"
+        );
+        for (key, passed, dropped) in rates.iter().take(top) {
+            let _ = writeln!(
+                screen,
+                "  {:<40} {passed:>12.1} {dropped:>12.1}",
+                format_source(key, &cfg)
+            );
+        }
+        print!("{screen}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        before = now;
+        sources_before = sources
+            .into_iter()
+            .map(|s| (s.key, (s.passed, s.dropped)))
+            .collect();
+    }
 }
 
 /// The `n` sources with the most drops (then the most passes), in descending order.

@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 use crate::{
     Error, bpffs,
     cli::StatusArgs,
-    commands::attach::mode_name,
     guard::Guard,
     limits,
+    loader::mode_name,
+    netlink,
     pins::{self, Pins},
     privilege,
 };
@@ -25,11 +26,19 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             guard.list(List::Allow)?.len(),
             guard.list(List::Deny)?.len(),
         );
+        let (sources, capacity) = guard.source_fill()?;
+        let program_id = guard.program_id()?;
+        // The kernel's word on the mode, when the interface still carries our program.
+        let mode = netlink::xdp_state(cfg.ifindex)
+            .ok()
+            .flatten()
+            .filter(|s| s.program_id == program_id)
+            .map_or_else(|| mode_name(cfg.attach_mode), |s| s.mode);
         rows.push(json!({
             "interface": iface,
-            "program_id": guard.program_id()?,
+            "program_id": program_id,
             "ifindex": cfg.ifindex,
-            "mode": mode_name(cfg.attach_mode),
+            "mode": mode,
             "attached_at": cfg.attached_at,
             "dry_run": cfg.dry_run(),
             "limits": {
@@ -44,6 +53,7 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
                 "max_echo_size": cfg.max_echo_size,
             },
             "lists": {"allow": allow, "deny": deny},
+            "sources": {"tracked": sources, "capacity": capacity},
             "summary": limits::describe(&cfg),
             "pins": guard.pins.dir,
         }));
@@ -58,14 +68,17 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
     } else {
         for r in &rows {
             println!(
-                "{} (ifindex {}): program {} in {} mode; {}; lists: {} allowed, {} denied prefixes",
+                "{} (ifindex {}): program {} in {} mode since {} (unix time)\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {}",
                 r["interface"].as_str().unwrap_or_default(),
                 r["ifindex"],
                 r["program_id"],
                 r["mode"].as_str().unwrap_or_default(),
+                r["attached_at"],
                 r["summary"].as_str().unwrap_or_default(),
                 r["lists"]["allow"],
-                r["lists"]["deny"]
+                r["lists"]["deny"],
+                r["sources"]["tracked"],
+                r["sources"]["capacity"]
             );
         }
     }

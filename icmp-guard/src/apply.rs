@@ -1,0 +1,64 @@
+//! Making one interface match its entry of a configuration file: attach it if it is not
+//! guarded, then set its policy and make its lists exactly the file's. Shared by
+//! `attach --config` and the daemon.
+
+use std::path::Path;
+
+use icmp_guard_common::{Config, policy::List};
+
+use crate::{
+    Error,
+    config_file::InterfaceConfig,
+    guard::Guard,
+    limits::{self, online_cpus},
+    loader::{self, Attached},
+    pins::Pins,
+};
+
+/// What applying did to an interface.
+#[derive(Debug)]
+pub enum Applied {
+    /// It was not guarded and now is.
+    Attached(Attached),
+    /// It was guarded; its policy and lists were updated.
+    Updated,
+}
+
+/// The policy a file asks for, as a config over the defaults (not over the current one: a
+/// key removed from the file goes back to its default).
+pub fn policy(ic: &InterfaceConfig) -> Result<Config, Error> {
+    let cpus = online_cpus();
+    ic.limits.apply(&Config::with_defaults(cpus), cpus)
+}
+
+/// Attaches `ic.name` if needed, then applies the file's policy and lists.
+pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
+    let pins = Pins::new(bpffs, &ic.name);
+    let wanted = policy(ic)?;
+    let applied = if pins.exist() {
+        Applied::Updated
+    } else {
+        Applied::Attached(loader::attach(bpffs, &pins, ic.mode, &wanted)?)
+    };
+    let mut guard = Guard::open(pins)?;
+    let current = guard.config()?;
+    guard.set_config(&keep_runtime(&wanted, &current))?;
+    guard.set_list(List::Allow, &ic.allow)?;
+    guard.set_list(List::Deny, &ic.deny)?;
+    log::debug!("{}: {}", ic.name, limits::describe(&wanted));
+    Ok(applied)
+}
+
+/// `wanted` with the fields the loader and the lists own (where and how it is attached, list
+/// sizes) taken from `current`.
+#[must_use]
+pub fn keep_runtime(wanted: &Config, current: &Config) -> Config {
+    Config {
+        ifindex: current.ifindex,
+        attach_mode: current.attach_mode,
+        attached_at: current.attached_at,
+        allow_entries: current.allow_entries,
+        deny_entries: current.deny_entries,
+        ..*wanted
+    }
+}

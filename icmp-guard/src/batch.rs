@@ -1,0 +1,86 @@
+//! `BPF_MAP_LOOKUP_BATCH` over the per-source map: one walk in large chunks that, unlike
+//! `get_next_key`, neither restarts nor skips when the LRU evicts entries meanwhile (the
+//! kernel resumes from a bucket index, not from a key that may be gone).
+
+use std::{
+    io,
+    os::fd::{AsRawFd as _, BorrowedFd},
+};
+
+use icmp_guard_common::{SourceKey, SourceState};
+
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+
+/// Entries fetched per syscall.
+const CHUNK: u32 = 4096;
+
+/// The batch member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Every entry of a `LRU_PERCPU_HASH` of `SourceKey -> SourceState`, with one value per
+/// possible CPU.
+pub fn sources(map: BorrowedFd<'_>, cpus: usize) -> io::Result<Vec<(SourceKey, Vec<SourceState>)>> {
+    // Per-CPU values are laid out per CPU, each rounded up to 8 bytes (32 already is).
+    let value_len = size_of::<SourceState>().next_multiple_of(8);
+    let mut keys = vec![SourceKey { addr: [0; 16] }; CHUNK as usize];
+    let mut values = vec![SourceState::default(); CHUNK as usize * cpus];
+    debug_assert_eq!(value_len, size_of::<SourceState>());
+    // The batch token is a bucket index; 8 bytes hold it with room.
+    let (mut token_in, mut token_out) = (0u64, 0u64);
+    let mut first = true;
+    let mut out = Vec::new();
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                (&raw const token_in) as u64
+            },
+            out_batch: (&raw mut token_out) as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: CHUNK,
+            map_fd: map.as_raw_fd().cast_unsigned(),
+            ..BatchAttr::default()
+        };
+        // SAFETY: attr points at live buffers of CHUNK keys and CHUNK * cpus values and at
+        // the two tokens; the kernel writes at most that much.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &raw mut attr,
+                size_of::<BatchAttr>(),
+            )
+        };
+        let done = if rc == 0 {
+            false
+        } else {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::ENOENT) {
+                return Err(err);
+            }
+            true
+        };
+        let filled = attr.count as usize;
+        for (i, key) in keys.iter().take(filled).enumerate() {
+            out.push((*key, values[i * cpus..(i + 1) * cpus].to_vec()));
+        }
+        if done {
+            return Ok(out);
+        }
+        token_in = token_out;
+        first = false;
+    }
+}

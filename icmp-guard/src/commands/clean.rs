@@ -1,0 +1,27 @@
+//! `icmp-guard clean`: remove every pin of an interface, whatever state it is in (stale,
+//! left by a crash, or made by an incompatible version). Removing the link pin detaches the
+//! guard; the maps go with their pins.
+
+use std::path::Path;
+
+use crate::{Error, loader::remove_pins, lock::Lock, pins::Pins, privilege};
+
+pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
+    privilege::require("clean")?;
+    let _lock = Lock::acquire(bpffs)?;
+    let pins = Pins::new(bpffs, iface);
+    if !pins.dir.exists() {
+        println!("{iface}: nothing to clean under {}", pins.dir.display());
+        return Ok(());
+    }
+    remove_pins(&pins);
+    if pins.dir.exists() {
+        return Err(Error::Io {
+            what: "some pins could not be removed from",
+            path: pins.dir,
+            source: std::io::Error::other("folder not empty"),
+        });
+    }
+    println!("{iface}: every pin under {} removed", pins.dir.display());
+    Ok(())
+}

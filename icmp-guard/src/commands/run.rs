@@ -1,0 +1,341 @@
+//! `icmp-guard run --config FILE`: the service. It guards every interface of the file and
+//! keeps them guarded: SIGHUP re-reads the file and applies it only if all of it is valid;
+//! an interface that disappears and comes back (new ifindex) is re-attached with its maps
+//! kept; rare events logged by the program (aya-log) are forwarded to this log; `/metrics`
+//! serves Prometheus text. SIGTERM or SIGINT stop it, leaving the guards attached
+//! (`daemon.on_exit = "keep"`, the default) or detaching them (`"detach"`).
+//!
+//! On start, interfaces that are already guarded get this version's program through their
+//! pinned link (an atomic swap that keeps counters and buckets), so restarting the service
+//! after an upgrade never leaves a gap in protection.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use aya_log::EbpfLogger;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+    task::JoinHandle,
+};
+
+use crate::{
+    Error,
+    apply::{self, Applied},
+    cli::RunArgs,
+    config_file::{ConfigFile, OnExit},
+    guard::Guard,
+    loader::{self, mode_name},
+    lock::Lock,
+    metrics,
+    pins::Pins,
+    privilege,
+};
+
+/// How often interfaces are checked and program logs flushed.
+const TICK: Duration = Duration::from_secs(1);
+
+pub fn run(cli_bpffs: &Path, args: &RunArgs) -> Result<(), Error> {
+    privilege::require("run")?;
+    let cfg = ConfigFile::load(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("starting the runtime for", &args.config))?;
+    runtime.block_on(Daemon::new(cli_bpffs, cfg).run())
+}
+
+/// What the metrics endpoint reads: the bpffs and the configured interfaces.
+type Shared = Arc<Mutex<(PathBuf, Vec<String>)>>;
+
+struct Daemon {
+    cli_bpffs: PathBuf,
+    cfg: ConfigFile,
+    bpffs: PathBuf,
+    /// Interfaces seen missing, so their absence is logged once.
+    gone: BTreeSet<String>,
+    /// Program logs, by program id.
+    loggers: HashMap<u32, EbpfLogger<&'static dyn log::Log>>,
+    shared: Shared,
+}
+
+impl Daemon {
+    fn new(cli_bpffs: &Path, cfg: ConfigFile) -> Self {
+        let bpffs = cfg.bpffs_or(cli_bpffs);
+        let names = cfg.interfaces.iter().map(|i| i.name.clone()).collect();
+        Self {
+            cli_bpffs: cli_bpffs.to_path_buf(),
+            shared: Arc::new(Mutex::new((bpffs.clone(), names))),
+            cfg,
+            bpffs,
+            gone: BTreeSet::new(),
+            loggers: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self) -> Result<(), Error> {
+        // Bind first: a daemon that cannot serve its metrics changes nothing.
+        let mut server = serve(self.cfg.metrics, self.shared.clone()).await?;
+        self.apply(true);
+        let mut hangup = signal(SignalKind::hangup())
+            .map_err(Error::io("handling SIGHUP for", &self.cfg.path))?;
+        let mut terminate = signal(SignalKind::terminate())
+            .map_err(Error::io("handling SIGTERM for", &self.cfg.path))?;
+        let mut interrupt = signal(SignalKind::interrupt())
+            .map_err(Error::io("handling SIGINT for", &self.cfg.path))?;
+        let mut tick = tokio::time::interval(TICK);
+        log::info!(
+            "icmp-guard daemon running with {}: {} interface(s), metrics on http://{}/metrics",
+            self.cfg.path.display(),
+            self.cfg.interfaces.len(),
+            self.cfg.metrics
+        );
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    if let Some(restarted) = self.reload().await {
+                        server.abort();
+                        server = restarted;
+                    }
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+                _ = tick.tick() => {
+                    self.watch();
+                    self.flush_logs();
+                }
+            }
+        }
+        server.abort();
+        self.flush_logs();
+        self.stop();
+        Ok(())
+    }
+
+    /// Makes every configured interface match the file; `upgrade` swaps this version's
+    /// program into guards that already exist.
+    fn apply(&mut self, upgrade: bool) {
+        let _lock = match Lock::acquire(&self.bpffs) {
+            Ok(lock) => lock,
+            Err(e) => return log::error!("{e}"),
+        };
+        for ic in &self.cfg.interfaces {
+            let pins = Pins::new(&self.bpffs, &ic.name);
+            if upgrade && pins.exist() && loader::ifindex(&ic.name).is_ok() {
+                match loader::replace(&pins) {
+                    Ok((old, new)) => log::info!("{}: program {old} replaced with {new}", ic.name),
+                    Err(e) => log::error!("{e}"),
+                }
+            }
+            if loader::ifindex(&ic.name).is_err() {
+                log::warn!(
+                    "{}: no such interface yet; it is attached when it appears",
+                    ic.name
+                );
+                self.gone.insert(ic.name.clone());
+                continue;
+            }
+            match apply::apply(&self.bpffs, ic) {
+                Ok(Applied::Attached(a)) => log::info!(
+                    "{}: attached in {} mode as program {}",
+                    ic.name,
+                    mode_name(a.mode),
+                    a.program_id
+                ),
+                Ok(Applied::Updated) => log::info!("{}: policy and lists applied", ic.name),
+                Err(e) => log::error!("{e}"),
+            }
+        }
+    }
+
+    /// SIGHUP: the new file, if all of it is valid; returns a new metrics server when the
+    /// address changed.
+    async fn reload(&mut self) -> Option<JoinHandle<()>> {
+        let new = match ConfigFile::load(&self.cfg.path) {
+            Ok(new) => new,
+            Err(e) => {
+                log::error!("reload refused, nothing changed: {e}");
+                return None;
+            }
+        };
+        let names: BTreeSet<&str> = new.interfaces.iter().map(|i| i.name.as_str()).collect();
+        let dropped: Vec<String> = self
+            .cfg
+            .interfaces
+            .iter()
+            .filter(|i| !names.contains(i.name.as_str()))
+            .map(|i| i.name.clone())
+            .collect();
+        let old_metrics = self.cfg.metrics;
+        self.bpffs = new.bpffs_or(&self.cli_bpffs);
+        self.cfg = new;
+        for name in dropped {
+            self.detach(&name, "no longer in the configuration");
+        }
+        self.apply(false);
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = (
+                self.bpffs.clone(),
+                self.cfg.interfaces.iter().map(|i| i.name.clone()).collect(),
+            );
+        }
+        log::info!("reloaded {}", self.cfg.path.display());
+        if self.cfg.metrics == old_metrics {
+            return None;
+        }
+        match serve(self.cfg.metrics, self.shared.clone()).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                log::error!("metrics stay on {old_metrics}: {e}");
+                self.cfg.metrics = old_metrics;
+                None
+            }
+        }
+    }
+
+    /// Re-attaches interfaces that came back with a new index, attaches new ones.
+    fn watch(&mut self) {
+        let interfaces = self.cfg.interfaces.clone();
+        for ic in &interfaces {
+            let Ok(index) = loader::ifindex(&ic.name) else {
+                if self.gone.insert(ic.name.clone()) {
+                    log::warn!(
+                        "{}: interface gone; the kernel detached its guard; waiting for it to come back",
+                        ic.name
+                    );
+                }
+                continue;
+            };
+            let pins = Pins::new(&self.bpffs, &ic.name);
+            let pinned_index = Guard::open(pins.clone())
+                .and_then(|g| g.config())
+                .map(|c| c.ifindex);
+            let result = match pinned_index {
+                Ok(pinned) if pinned == index => {
+                    self.gone.remove(&ic.name);
+                    continue;
+                }
+                Ok(_) => self.locked(|| {
+                    loader::reattach(&pins, ic.mode).map(|a| ("re-attached", a.program_id))
+                }),
+                Err(_) => self.locked(|| {
+                    apply::apply(&self.bpffs, ic).map(|applied| match applied {
+                        Applied::Attached(a) => ("attached", a.program_id),
+                        Applied::Updated => ("updated", 0),
+                    })
+                }),
+            };
+            match result {
+                Ok((what, program)) => {
+                    log::info!(
+                        "{}: interface is back (ifindex {index}); {what} as program {program}",
+                        ic.name
+                    );
+                    self.gone.remove(&ic.name);
+                }
+                Err(e) => log::error!("{e}"),
+            }
+        }
+    }
+
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        let _lock = Lock::acquire(&self.bpffs)?;
+        f()
+    }
+
+    /// Forwards the programs' aya-log records (rare events) to this process's log.
+    fn flush_logs(&mut self) {
+        for ic in &self.cfg.interfaces {
+            let Ok(id) = Guard::open(Pins::new(&self.bpffs, &ic.name)).and_then(|g| g.program_id())
+            else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.loggers.entry(id) {
+                match EbpfLogger::init_from_id(id) {
+                    Ok(logger) => {
+                        slot.insert(logger);
+                    }
+                    Err(e) => {
+                        log::debug!("{}: no program log to forward: {e}", ic.name);
+                        continue;
+                    }
+                }
+            }
+            if let Some(logger) = self.loggers.get_mut(&id) {
+                logger.flush();
+            }
+        }
+    }
+
+    fn detach(&self, name: &str, why: &str) {
+        let result = self.locked(|| {
+            let pins = Pins::new(&self.bpffs, name);
+            if pins.dir.exists() {
+                loader::remove_pins(&pins);
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => log::info!("{name}: detached ({why})"),
+            Err(e) => log::error!("{e}"),
+        }
+    }
+
+    fn stop(&self) {
+        match self.cfg.on_exit {
+            OnExit::Keep => log::info!(
+                "stopping; guards stay attached and enforcing (daemon.on_exit = \"keep\")"
+            ),
+            OnExit::Detach => {
+                for ic in &self.cfg.interfaces {
+                    self.detach(&ic.name, "daemon.on_exit = \"detach\"");
+                }
+            }
+        }
+    }
+}
+
+/// Binds the metrics endpoint and serves it in the background.
+async fn serve(addr: SocketAddr, shared: Shared) -> Result<JoinHandle<()>, Error> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Metrics { addr, source })?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 2048];
+                let read =
+                    tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
+                let Ok(Ok(n)) = read else {
+                    return;
+                };
+                let head = String::from_utf8_lossy(&request[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or_default();
+                let (status, body) = if head.starts_with("GET ")
+                    && (path == "/metrics" || path.starts_with("/metrics?"))
+                {
+                    let (bpffs, names) = shared.lock().map(|s| s.clone()).unwrap_or_default();
+                    ("200 OK", metrics::render(&bpffs, &names))
+                } else {
+                    ("404 Not Found", "see /metrics\n".to_owned())
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    }))
+}

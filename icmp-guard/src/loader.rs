@@ -1,0 +1,340 @@
+//! Loading, attaching, replacing and re-attaching the program, for the CLI and the daemon.
+//!
+//! Maps are pinned under the interface's folder by the loader itself (`map_pin_path`): a
+//! fresh attach creates and pins them, a replace or re-attach reuses them after
+//! [`schema::check`] has made sure their layout still fits. The pinned link is what marks an
+//! interface as guarded, and it is pinned last.
+
+use std::{
+    ffi::CString,
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
+};
+use icmp_guard_common::{Config, config::attach_mode, maps};
+
+use crate::{Error, bpffs, cli::Mode, netlink, pins::Pins, schema};
+
+/// What an attach did.
+#[derive(Clone, Copy, Debug)]
+pub struct Attached {
+    pub ifindex: u32,
+    /// One of [`attach_mode`].
+    pub mode: u32,
+    pub program_id: u32,
+}
+
+/// Loads the embedded object with every map at its pin under `pins` (created there if
+/// missing, reused if present) and the program loaded into the kernel.
+fn load(pins: &Pins) -> Result<Ebpf, Error> {
+    let paths: Vec<_> = crate::pins::MAPS
+        .iter()
+        .map(|name| (*name, pins.map(name)))
+        .collect();
+    let mut loader = EbpfLoader::new();
+    for (name, path) in &paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    let mut ebpf = loader
+        .load(crate::object::ICMP_GUARD)
+        .map_err(|e| Error::Load(Box::new(e)))?;
+    program(&mut ebpf)?
+        .load()
+        .map_err(|e| Error::Load(Box::new(e)))?;
+    Ok(ebpf)
+}
+
+fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, Error> {
+    ebpf.program_mut(maps::PROGRAM)
+        .ok_or_else(|| {
+            Error::Load(format!("program {} missing from the object", maps::PROGRAM).into())
+        })?
+        .try_into()
+        .map_err(|e: ProgramError| Error::Load(Box::new(e)))
+}
+
+fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
+    let map = ebpf.map_mut(maps::CONFIG).ok_or_else(|| {
+        Error::Load(format!("map {} missing from the object", maps::CONFIG).into())
+    })?;
+    let mut config: Array<&mut MapData, Config> =
+        Array::try_from(map).map_err(Error::map(maps::CONFIG))?;
+    config
+        .set(0, cfg, 0)
+        .map_err(Error::map("writing the config"))
+}
+
+/// Attaches a new guard to `pins.iface` with `cfg` (whose policy fields are used as given).
+/// Nothing is left behind on failure.
+pub fn attach(bpffs_path: &Path, pins: &Pins, mode: Mode, cfg: &Config) -> Result<Attached, Error> {
+    let iface = pins.iface.as_str();
+    let ifindex = ifindex(iface)?;
+    if is_loopback(iface) {
+        return Err(Error::Loopback {
+            iface: iface.to_owned(),
+        });
+    }
+    if pins.exist() {
+        return Err(Error::AlreadyGuarded {
+            iface: iface.to_owned(),
+            dir: pins.dir.clone(),
+        });
+    }
+    if pins.dir.exists() {
+        return Err(Error::Stale {
+            iface: iface.to_owned(),
+            why: format!("{} holds pins but no link", pins.dir.display()),
+        });
+    }
+    bpffs::ensure_mounted(bpffs_path)?;
+    std::fs::create_dir_all(&pins.dir).map_err(Error::io("creating the pin folder", &pins.dir))?;
+    let result = attach_in(pins, ifindex, mode, cfg);
+    if result.is_err() {
+        remove_pins(pins);
+    }
+    result
+}
+
+fn attach_in(pins: &Pins, ifindex: u32, mode: Mode, cfg: &Config) -> Result<Attached, Error> {
+    let mut ebpf = load(pins)?;
+    let mut cfg = Config {
+        ifindex,
+        attach_mode: attach_mode::UNKNOWN,
+        attached_at: now(),
+        ..*cfg
+    };
+    // Limits go in before the program can see a packet.
+    write_config(&mut ebpf, &cfg)?;
+    let program = program(&mut ebpf)?;
+    let (link_id, attached_mode) = attach_mode_of(program, &pins.iface, mode)?;
+    let link: FdLink = program
+        .take_link(link_id)
+        .map_err(|e| Error::Load(Box::new(e)))?
+        .try_into()
+        .map_err(|e| Error::Load(Box::new(e)))?;
+    let program_id = link
+        .info()
+        .map_err(|e| Error::Load(Box::new(e)))?
+        .program_id();
+    cfg.attach_mode = attached_mode;
+    write_config(&mut ebpf, &cfg)?;
+    let path = pins.link();
+    link.pin(&path)
+        .map_err(Error::pin("pinning the link", &path))?;
+    Ok(Attached {
+        ifindex,
+        mode: attached_mode,
+        program_id,
+    })
+}
+
+/// Swaps the embedded program in for the one attached to `pins.iface`, atomically through
+/// the pinned link (`bpf_link_update`), reusing the pinned maps: no unguarded moment, no lost
+/// counter or bucket. Returns the old and new program ids.
+pub fn replace(pins: &Pins) -> Result<(u32, u32), Error> {
+    schema::check(pins)?;
+    let path = pins.link();
+    let pinned =
+        PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
+    let link = FdLink::from(pinned);
+    let old = link
+        .info()
+        .map_err(Error::pin("reading the pinned link", &path))?
+        .program_id();
+    let mut ebpf = load(pins)?;
+    let program = program(&mut ebpf)?;
+    let link = XdpLink::try_from(link).map_err(|e| Error::Load(Box::new(e)))?;
+    program
+        .attach_to_link(link)
+        .map_err(|source| Error::Replace {
+            iface: pins.iface.clone(),
+            source,
+        })?;
+    let new = program.info().map_err(|e| Error::Load(Box::new(e)))?.id();
+    // Dropping `ebpf` closes our descriptors; the pinned link keeps the new program attached.
+    Ok((old, new))
+}
+
+/// Attaches again after the interface was deleted and recreated under the same name (a new
+/// ifindex; the kernel detached the old link): the old link pin goes, the pinned maps stay.
+pub fn reattach(pins: &Pins, mode: Mode) -> Result<Attached, Error> {
+    schema::check(pins)?;
+    let ifindex = ifindex(&pins.iface)?;
+    let _ = std::fs::remove_file(pins.link());
+    let mut ebpf = load(pins)?;
+    let mut cfg = {
+        let map = ebpf
+            .map(maps::CONFIG)
+            .ok_or_else(|| Error::Load("config map missing".into()))?;
+        let config: Array<&MapData, Config> =
+            Array::try_from(map).map_err(Error::map(maps::CONFIG))?;
+        config
+            .get(&0, 0)
+            .map_err(Error::map("reading the config"))?
+    };
+    let program = program(&mut ebpf)?;
+    let (link_id, attached_mode) = attach_mode_of(program, &pins.iface, mode)?;
+    let link: FdLink = program
+        .take_link(link_id)
+        .map_err(|e| Error::Load(Box::new(e)))?
+        .try_into()
+        .map_err(|e| Error::Load(Box::new(e)))?;
+    let program_id = link
+        .info()
+        .map_err(|e| Error::Load(Box::new(e)))?
+        .program_id();
+    cfg.ifindex = ifindex;
+    cfg.attach_mode = attached_mode;
+    cfg.attached_at = now();
+    write_config(&mut ebpf, &cfg)?;
+    let path = pins.link();
+    link.pin(&path)
+        .map_err(Error::pin("pinning the link", &path))?;
+    Ok(Attached {
+        ifindex,
+        mode: attached_mode,
+        program_id,
+    })
+}
+
+/// Attaches in the requested mode; `auto` tries native first, then generic.
+fn attach_mode_of(
+    program: &mut Xdp,
+    iface: &str,
+    mode: Mode,
+) -> Result<(aya::programs::xdp::XdpLinkId, u32), Error> {
+    let try_mode = |program: &mut Xdp, xdp_mode: XdpMode, name: &'static str| {
+        program
+            .attach(iface, xdp_mode)
+            .map_err(|source| classify_attach_error(iface, name, source))
+    };
+    match mode {
+        Mode::Native => try_mode(program, XdpMode::Driver, "native")
+            .map_err(|e| match e {
+                Error::Attach { iface, source, .. } => Error::NativeUnavailable { iface, source },
+                other => other,
+            })
+            .map(|id| (id, attach_mode::NATIVE)),
+        Mode::Generic => {
+            try_mode(program, XdpMode::Skb, "generic").map(|id| (id, attach_mode::GENERIC))
+        }
+        Mode::Auto => match try_mode(program, XdpMode::Driver, "native") {
+            Ok(id) => Ok((id, attach_mode::NATIVE)),
+            Err(Error::Attach { .. }) => {
+                log::warn!("native XDP unavailable on {iface}; using generic mode");
+                try_mode(program, XdpMode::Skb, "generic").map(|id| (id, attach_mode::GENERIC))
+            }
+            Err(other) => Err(other),
+        },
+    }
+}
+
+/// Turns the kernel's "busy" into the refusal to clobber another program, naming it.
+fn classify_attach_error(iface: &str, mode: &'static str, source: ProgramError) -> Error {
+    let busy = std::error::Error::source(&source)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error)
+        .is_some_and(|errno| errno == libc::EBUSY || errno == libc::EEXIST);
+    if !busy {
+        return Error::Attach {
+            iface: iface.to_owned(),
+            mode,
+            source,
+        };
+    }
+    let program = ifindex(iface)
+        .ok()
+        .and_then(|index| netlink::xdp_state(index).ok().flatten())
+        .map_or_else(
+            || "unknown program".to_owned(),
+            |state| {
+                let name =
+                    netlink::program_name(state.program_id).unwrap_or_else(|| "unnamed".to_owned());
+                format!(
+                    "program {} \"{name}\" in {} mode",
+                    state.program_id, state.mode
+                )
+            },
+        );
+    Error::ForeignProgram {
+        iface: iface.to_owned(),
+        program,
+    }
+}
+
+/// Best-effort removal of every pin of `pins` and its folder; the link goes first, which
+/// detaches the program.
+pub fn remove_pins(pins: &Pins) {
+    let _ = std::fs::remove_file(pins.link());
+    if let Ok(entries) = std::fs::read_dir(&pins.dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir(&pins.dir);
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The index of `iface` in this network namespace.
+pub fn ifindex(iface: &str) -> Result<u32, Error> {
+    let unknown = || Error::UnknownInterface {
+        iface: iface.to_owned(),
+    };
+    let c_iface = CString::new(iface).map_err(|_| unknown())?;
+    // SAFETY: c_iface is a valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(c_iface.as_ptr()) } {
+        0 => Err(unknown()),
+        index => Ok(index),
+    }
+}
+
+/// Whether `iface` is a loopback device (`IFF_LOOPBACK`): its 127/8 and ::1 traffic is
+/// martian everywhere else, and nothing on it comes from the network.
+fn is_loopback(iface: &str) -> bool {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
+    // SAFETY: plain socket(2); the descriptor is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is valid; the name is copied in below, NUL-terminated.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(iface.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *dst = libc::c_char::from_ne_bytes([src]);
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of a valid ifreq.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut req) };
+    // SAFETY: on success the kernel filled ifru_flags.
+    rc == 0 && (i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_LOOPBACK) != 0
+}
+
+/// The name of an [`attach_mode`] value.
+#[must_use]
+pub const fn mode_name(mode: u32) -> &'static str {
+    match mode {
+        attach_mode::NATIVE => "native",
+        attach_mode::GENERIC => "generic",
+        _ => "unknown",
+    }
+}

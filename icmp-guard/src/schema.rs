@@ -1,0 +1,44 @@
+//! Whether pinned maps can be reused by this version: each pinned map must have the type,
+//! key and value sizes, capacity and flags that the embedded object declares. Reusing a map
+//! of another layout would corrupt it silently, so a mismatch stops the command with the fix.
+
+use aya::maps::MapInfo;
+
+use crate::{Error, object, pins::Pins};
+
+/// Checks every pinned map of `pins` against the embedded object.
+pub fn check(pins: &Pins) -> Result<(), Error> {
+    let obj = aya_obj::Object::parse(object::ICMP_GUARD).map_err(|e| Error::Load(Box::new(e)))?;
+    for name in crate::pins::MAPS {
+        let wanted = obj
+            .maps
+            .get(name)
+            .ok_or_else(|| Error::Load(format!("map {name} missing from the object").into()))?;
+        let path = pins.map(name);
+        let Ok(info) = MapInfo::from_pin(&path) else {
+            return Err(Error::Stale {
+                iface: pins.iface.clone(),
+                why: format!("map {name} is not pinned at {}", path.display()),
+            });
+        };
+        let pinned_type = info.map_type().map_or(u32::MAX, |t| t as u32);
+        for (field, pinned, wanted) in [
+            ("type", pinned_type, wanted.map_type()),
+            ("key size", info.key_size(), wanted.key_size()),
+            ("value size", info.value_size(), wanted.value_size()),
+            ("capacity", info.max_entries(), wanted.max_entries()),
+            ("flags", info.map_flags(), wanted.map_flags()),
+        ] {
+            if pinned != wanted {
+                return Err(Error::Incompatible {
+                    iface: pins.iface.clone(),
+                    map: name,
+                    field,
+                    pinned,
+                    wanted,
+                });
+            }
+        }
+    }
+    Ok(())
+}
