@@ -42,16 +42,18 @@ pub const ICMP_HEADER_LEN: usize = Icmpv4Hdr::LEN;
 
 /// Packet bytes, read through bounds checks.
 pub trait Frame {
-    /// Bytes in the frame.
-    fn size(&self) -> usize;
+    /// Whether the frame holds the `len` bytes at `offset` (a length check that needs no
+    /// frame length: the XDP side compares pointers, which needs no privilege beyond
+    /// `CAP_BPF`).
+    fn has(&self, offset: usize, len: usize) -> bool;
 
     /// A copy of the `T` stored at `offset`, or `None` if it does not fit in the frame.
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
 }
 
 impl Frame for [u8] {
-    fn size(&self) -> usize {
-        self.len()
+    fn has(&self, offset: usize, len: usize) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.len())
     }
 
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
@@ -176,11 +178,10 @@ fn parse_ipv4<F: Frame + ?Sized>(
     if header_len < Ipv4Hdr::LEN {
         return Err(Malformed);
     }
-    // Bytes from the IP header to the end of the frame; shorter than total length means
-    // truncated, longer is Ethernet padding and legal.
-    let captured = frame.size() - l3;
+    // A frame shorter than the total length is truncated; longer is Ethernet padding and
+    // legal.
     let ip_len = usize::from(u16::from_be_bytes(ip.tot_len));
-    if ip_len > captured || header_len > ip_len {
+    if !frame.has(l3, ip_len) || header_len > ip_len {
         return Err(Malformed);
     }
     let payload = ip_len - header_len;
@@ -234,10 +235,9 @@ fn parse_ipv6<F: Frame + ?Sized>(
         return Err(Malformed);
     }
     let payload_len = usize::from(u16::from_be_bytes(ip.payload_len));
-    let captured = frame.size() - l3;
     // A zero payload length is only legal with a jumbo option, which needs a link with a
     // 64 KiB+ MTU; Ethernet padding past the payload is legal.
-    if payload_len == 0 || Ipv6Hdr::LEN + payload_len > captured {
+    if payload_len == 0 || !frame.has(l3, Ipv6Hdr::LEN + payload_len) {
         return Err(Malformed);
     }
     let first_ext = l3 + Ipv6Hdr::LEN;

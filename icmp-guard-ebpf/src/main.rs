@@ -7,9 +7,10 @@
 
 #![no_std]
 #![no_main]
+#![feature(asm_experimental_arch)]
 
 use aya_ebpf::{
-    bindings::{xdp_action, xdp_md},
+    bindings::xdp_action,
     helpers::generated::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
     maps::{Array, LpmTrie, LruPerCpuHashMap, PerCpuArray, lpm_trie::Key},
@@ -76,7 +77,6 @@ pub fn icmp_guard(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn try_icmp_guard(ctx: &XdpContext) -> Reason {
     let frame = XdpFrame {
-        ctx: ctx.ctx,
         start: ctx.data(),
         end: ctx.data_end(),
     };
@@ -141,24 +141,25 @@ impl Env for Maps<'_> {
 
 /// The frame as the verifier sees it: `start..end` of packet memory.
 struct XdpFrame {
-    ctx: *mut xdp_md,
     start: usize,
     end: usize,
 }
 
 impl Frame for XdpFrame {
-    /// The length from fresh, volatile loads of the context. With `self.end - self.start`,
-    /// LLVM learns `start + len == end` and deletes bounds checks it can prove from length
-    /// arithmetic (ICMP header within total length within the frame), which the verifier
-    /// cannot follow and rejects.
+    /// The sum is made in inline assembly, which LLVM cannot see through: otherwise it would
+    /// learn `start + offset + len <= end` and delete later bounds checks that follow from
+    /// length arithmetic (ICMP header within total length within the frame), which the
+    /// verifier cannot follow and rejects. Pointers are compared, never subtracted
+    /// (subtracting them needs `CAP_PERFMON`, and a frame length is not needed).
     #[inline(always)]
-    fn size(&self) -> usize {
-        // SAFETY: ctx is the program's valid context pointer.
+    fn has(&self, offset: usize, len: usize) -> bool {
+        let mut at = self.start;
+        let span = offset + len;
+        // SAFETY: register arithmetic only; no memory is touched.
         unsafe {
-            let end = core::ptr::read_volatile(&raw const (*self.ctx).data_end);
-            let start = core::ptr::read_volatile(&raw const (*self.ctx).data);
-            end.wrapping_sub(start) as usize
+            core::arch::asm!("{at} += {span}", at = inout(reg) at, span = in(reg) span, options(pure, nomem, nostack));
         }
+        at <= self.end
     }
 
     #[inline(always)]

@@ -16,10 +16,9 @@ use crate::{
 };
 
 /// What applying did to an interface.
-#[derive(Debug)]
 pub enum Applied {
     /// It was not guarded and now is.
-    Attached(Attached),
+    Attached(Box<Attached>),
     /// It was guarded; its policy and lists were updated.
     Updated,
 }
@@ -38,7 +37,7 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     let applied = if pins.exist() {
         Applied::Updated
     } else {
-        Applied::Attached(loader::attach(bpffs, &pins, ic.mode, &wanted)?)
+        Applied::Attached(Box::new(loader::attach(bpffs, &pins, ic.mode, &wanted)?))
     };
     let mut guard = Guard::open(pins)?;
     let current = guard.config()?;

@@ -21,9 +21,13 @@ pub enum Error {
     NotGuarded { iface: String, dir: PathBuf },
 
     #[error(
-        "{action} needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN): run it as root or grant them, e.g. `sudo icmp-guard ...`"
+        "{action} needs {needed} (or root); missing {missing}: run it as root or grant them, e.g. `sudo icmp-guard ...` or systemd's AmbientCapabilities="
     )]
-    Privilege { action: &'static str },
+    Privilege {
+        action: &'static str,
+        needed: String,
+        missing: String,
+    },
 
     #[error(
         "native XDP is not available on {iface}: {source}; use --mode auto (falls back to generic) or --mode generic"

@@ -24,13 +24,31 @@ use icmp_guard_common::{Config, config::attach_mode, maps};
 
 use crate::{Error, bpffs, cli::Mode, netlink, pins::Pins, schema};
 
+/// The program's aya-log records, read from the ring buffer of the program this process
+/// loaded (no `CAP_SYS_ADMIN` needed, unlike looking a program up by id).
+pub type ProgramLog = aya_log::EbpfLogger<&'static dyn log::Log>;
+
 /// What an attach did.
-#[derive(Clone, Copy, Debug)]
 pub struct Attached {
     pub ifindex: u32,
     /// One of [`attach_mode`].
     pub mode: u32,
     pub program_id: u32,
+    /// The new program's log, for a process that stays to forward it.
+    pub log: Option<ProgramLog>,
+}
+
+/// What a replace did.
+pub struct Replaced {
+    pub old_program: u32,
+    pub new_program: u32,
+    pub log: Option<ProgramLog>,
+}
+
+fn program_log(ebpf: &mut Ebpf) -> Option<ProgramLog> {
+    aya_log::EbpfLogger::init(ebpf)
+        .map_err(|e| log::debug!("no program log to forward: {e}"))
+        .ok()
 }
 
 /// Loads the embedded object with every map at its pin under `pins` (created there if
@@ -134,13 +152,14 @@ fn attach_in(pins: &Pins, ifindex: u32, mode: Mode, cfg: &Config) -> Result<Atta
         ifindex,
         mode: attached_mode,
         program_id,
+        log: program_log(&mut ebpf),
     })
 }
 
 /// Swaps the embedded program in for the one attached to `pins.iface`, atomically through
 /// the pinned link (`bpf_link_update`), reusing the pinned maps: no unguarded moment, no lost
-/// counter or bucket. Returns the old and new program ids.
-pub fn replace(pins: &Pins) -> Result<(u32, u32), Error> {
+/// counter or bucket.
+pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
     schema::check(pins)?;
     let path = pins.link();
     let pinned =
@@ -161,7 +180,11 @@ pub fn replace(pins: &Pins) -> Result<(u32, u32), Error> {
         })?;
     let new = program.info().map_err(|e| Error::Load(Box::new(e)))?.id();
     // Dropping `ebpf` closes our descriptors; the pinned link keeps the new program attached.
-    Ok((old, new))
+    Ok(Replaced {
+        old_program: old,
+        new_program: new,
+        log: program_log(&mut ebpf),
+    })
 }
 
 /// Attaches again after the interface was deleted and recreated under the same name (a new
@@ -203,6 +226,7 @@ pub fn reattach(pins: &Pins, mode: Mode) -> Result<Attached, Error> {
         ifindex,
         mode: attached_mode,
         program_id,
+        log: program_log(&mut ebpf),
     })
 }
 

@@ -1,25 +1,52 @@
 //! Up-front capability check, so a missing privilege is reported by name instead of as a bare
 //! EPERM from deep inside a syscall.
+//!
+//! Loading the program needs `CAP_BPF`, `CAP_NET_ADMIN` (XDP) and `CAP_PERFMON`: the parser
+//! reads headers at offsets that depend on the packet (`ihl`, IPv6 extension headers), and
+//! the verifier only allows variable offsets into packets to programs that may bypass its
+//! Spectre v1 sanitising, which is what `CAP_PERFMON` grants. Every other command works on
+//! pinned maps and links and needs `CAP_BPF` alone. `CAP_SYS_ADMIN` covers all of them.
 
 use crate::Error;
 
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_BPF: u32 = 39;
+/// A capability and its number (linux/capability.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap(pub &'static str, pub u32);
 
-/// Fails unless the process may load BPF programs and attach them to interfaces.
-pub fn require(action: &'static str) -> Result<(), Error> {
-    let caps = effective_caps().unwrap_or(u64::MAX);
-    let has = |cap: u32| caps & (1 << cap) != 0;
-    if (has(CAP_BPF) || has(CAP_SYS_ADMIN)) && (has(CAP_NET_ADMIN) || has(CAP_SYS_ADMIN)) {
-        Ok(())
-    } else {
-        Err(Error::Privilege { action })
+pub const CAP_NET_ADMIN: Cap = Cap("CAP_NET_ADMIN", 12);
+pub const CAP_SYS_ADMIN: Cap = Cap("CAP_SYS_ADMIN", 21);
+pub const CAP_PERFMON: Cap = Cap("CAP_PERFMON", 38);
+pub const CAP_BPF: Cap = Cap("CAP_BPF", 39);
+
+/// What loading and attaching the program needs.
+pub const LOAD: &[Cap] = &[CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON];
+/// What working on pinned state needs.
+pub const PINS: &[Cap] = &[CAP_BPF];
+
+/// Fails unless the process has every capability of `needed` (or `CAP_SYS_ADMIN`, which
+/// stands in for all of them).
+pub fn require(action: &'static str, needed: &'static [Cap]) -> Result<(), Error> {
+    let Some(caps) = effective_caps() else {
+        // Unknown: the kernel has the last word.
+        return Ok(());
+    };
+    let has = |cap: Cap| caps & (1 << cap.1) != 0;
+    let missing: Vec<&'static str> = needed
+        .iter()
+        .filter(|c| !has(**c) && !has(CAP_SYS_ADMIN))
+        .map(|c| c.0)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
+    Err(Error::Privilege {
+        action,
+        needed: needed.iter().map(|c| c.0).collect::<Vec<_>>().join(", "),
+        missing: missing.join(", "),
+    })
 }
 
-/// The effective capability set, from `/proc/self/status`; `None` if it cannot be read (then
-/// the kernel has the last word).
+/// The effective capability set, from `/proc/self/status`.
 fn effective_caps() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let hex = status

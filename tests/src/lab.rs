@@ -85,11 +85,78 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// An HTTP GET from inside the namespace (on a thread that enters it alone), e.g. to
+    /// scrape a server bound to the namespace's loopback. Bounded by a 5 s timeout.
+    pub fn http_get(&self, addr: &str, path: &str) -> Result<String> {
+        use std::io::{Read as _, Write as _};
+        let ns = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+        let (addr, path) = (addr.to_owned(), path.to_owned());
+        std::thread::spawn(move || -> Result<String> {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: setns on this thread only, with a namespace descriptor we hold.
+            ensure!(
+                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == 0,
+                "setns: {}",
+                std::io::Error::last_os_error()
+            );
+            let timeout = Some(std::time::Duration::from_secs(5));
+            let mut stream = std::net::TcpStream::connect(&addr)?;
+            stream.set_read_timeout(timeout)?;
+            stream.set_write_timeout(timeout)?;
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes())?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            let (head, body) = response
+                .split_once("\r\n\r\n")
+                .context("no HTTP header end")?;
+            ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
+            Ok(body.to_owned())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the HTTP thread panicked"))?
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();
+    }
+}
+
+/// A running daemon, killed (SIGKILL) on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    pub child: std::process::Child,
+}
+
+impl Daemon {
+    /// Sends `signal` (e.g. `libc::SIGHUP`).
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        let pid = i32::try_from(self.child.id())?;
+        // SAFETY: kill(2) on our own child's pid.
+        ensure!(
+            unsafe { libc::kill(pid, signal) } == 0,
+            "kill: {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(())
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -138,6 +205,51 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
         })
 }
 
+/// Creates the veth pair between the two hosts, addresses it and brings it up.
+fn link_pair(
+    guarded: &Netns,
+    guarded_if: &str,
+    client: &Netns,
+    client_if: &str,
+    queues: u32,
+) -> Result<()> {
+    let queues = queues.to_string();
+    ip(&[
+        "link",
+        "add",
+        guarded_if,
+        "netns",
+        &guarded.name,
+        "numtxqueues",
+        &queues,
+        "numrxqueues",
+        &queues,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        client_if,
+        "netns",
+        &client.name,
+        "numtxqueues",
+        &queues,
+        "numrxqueues",
+        &queues,
+    ])?;
+    for (ns, iface, addr, addr6) in [
+        (guarded, guarded_if, GUARDED_ADDR, GUARDED_ADDR6),
+        (client, client_if, CLIENT_ADDR, CLIENT_ADDR6),
+    ] {
+        let (v4, v6) = (format!("{addr}/{PREFIX}"), format!("{addr6}/64"));
+        ip(&["-n", &ns.name, "addr", "add", &v4, "dev", iface])?;
+        ip(&[
+            "-n", &ns.name, "-6", "addr", "add", &v6, "dev", iface, "nodad",
+        ])?;
+        ip(&["-n", &ns.name, "link", "set", iface, "up"])?;
+    }
+    Ok(())
+}
+
 /// Two hosts on one link: `guarded` (198.51.100.1, where icmp-guard runs) and `client`
 /// (198.51.100.2), plus a private bpffs for the pins.
 #[derive(Debug)]
@@ -164,40 +276,7 @@ impl Lab {
         let client = Netns::new(unique('c'))?;
         let guarded_if = unique('a');
         let client_if = unique('b');
-        let queues = queues.to_string();
-        ip(&[
-            "link",
-            "add",
-            &guarded_if,
-            "netns",
-            &guarded.name,
-            "numtxqueues",
-            &queues,
-            "numrxqueues",
-            &queues,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &client_if,
-            "netns",
-            &client.name,
-            "numtxqueues",
-            &queues,
-            "numrxqueues",
-            &queues,
-        ])?;
-        for (ns, iface, addr, addr6) in [
-            (&guarded, &guarded_if, GUARDED_ADDR, GUARDED_ADDR6),
-            (&client, &client_if, CLIENT_ADDR, CLIENT_ADDR6),
-        ] {
-            let (v4, v6) = (format!("{addr}/{PREFIX}"), format!("{addr6}/64"));
-            ip(&["-n", &ns.name, "addr", "add", &v4, "dev", iface])?;
-            ip(&[
-                "-n", &ns.name, "-6", "addr", "add", &v6, "dev", iface, "nodad",
-            ])?;
-            ip(&["-n", &ns.name, "link", "set", iface, "up"])?;
-        }
+        link_pair(&guarded, &guarded_if, &client, &client_if, queues)?;
         let lab = Self {
             guarded,
             client,
@@ -207,21 +286,59 @@ impl Lab {
             cli,
             inject,
         };
-        // Static neighbours: no ARP or neighbour discovery on the path, so the first echo is
-        // not lost to resolution.
-        let guarded_mac = lab.mac(&lab.guarded, &lab.guarded_if)?;
-        let client_mac = lab.mac(&lab.client, &lab.client_if)?;
+        lab.static_neighbours()?;
+        Ok(lab)
+    }
+
+    /// Static neighbours: no ARP or neighbour discovery on the path, so the first echo is not
+    /// lost to resolution.
+    fn static_neighbours(&self) -> Result<()> {
+        let guarded_mac = self.mac(&self.guarded, &self.guarded_if)?;
+        let client_mac = self.mac(&self.client, &self.client_if)?;
         for (ns, iface, addr, mac) in [
-            (&lab.client, &lab.client_if, GUARDED_ADDR, &guarded_mac),
-            (&lab.client, &lab.client_if, GUARDED_ADDR6, &guarded_mac),
-            (&lab.guarded, &lab.guarded_if, CLIENT_ADDR, &client_mac),
-            (&lab.guarded, &lab.guarded_if, CLIENT_ADDR6, &client_mac),
+            (&self.client, &self.client_if, GUARDED_ADDR, &guarded_mac),
+            (&self.client, &self.client_if, GUARDED_ADDR6, &guarded_mac),
+            (&self.guarded, &self.guarded_if, CLIENT_ADDR, &client_mac),
+            (&self.guarded, &self.guarded_if, CLIENT_ADDR6, &client_mac),
         ] {
             ip(&[
                 "-n", &ns.name, "neigh", "replace", addr, "lladdr", mac, "dev", iface,
             ])?;
         }
-        Ok(lab)
+        Ok(())
+    }
+
+    /// Deletes the link and creates it again under the same names: the guarded interface
+    /// comes back with a new ifindex.
+    pub fn recreate_link(&self) -> Result<()> {
+        ip(&["-n", &self.guarded.name, "link", "del", &self.guarded_if])?;
+        link_pair(
+            &self.guarded,
+            &self.guarded_if,
+            &self.client,
+            &self.client_if,
+            1,
+        )?;
+        self.static_neighbours()
+    }
+
+    /// The icmp-guard daemon in the guarded namespace with the lab's bpffs, logging to
+    /// `log`; killed when the returned handle drops.
+    pub fn daemon(&self, config: &Path, log: &Path) -> Result<Daemon> {
+        let out =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = self
+            .guarded
+            .enter(&self.cli)
+            .arg("--bpffs")
+            .arg(&self.bpffs.path)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("spawning the daemon")?;
+        Ok(Daemon { child })
     }
 
     /// The MAC address of `iface` in `ns`.

@@ -225,7 +225,7 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
         "no pins left by the refusal"
     );
 
-    // Without CAP_BPF/CAP_NET_ADMIN the CLI names them.
+    // Without CAP_BPF the CLI names it.
     let out = Command::new("nsenter")
         .args([&format!("--net=/run/netns/{}", lab.guarded.name), "--"])
         .args([
@@ -242,7 +242,7 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr_of(&out).contains("CAP_BPF and CAP_NET_ADMIN"),
+        stderr_of(&out).contains("stats needs CAP_BPF (or root); missing CAP_BPF"),
         "{}",
         stderr_of(&out)
     );

@@ -5,7 +5,8 @@
 //!   `libLLVM.so` and the versioned name, both linked to the nightly's shared LLVM, and
 //!   `LLVM_PREFIX=<prefix> cargo install bpf-linker --features llvm-<major>`; a stamp records
 //!   which nightly it was built for, so a new nightly triggers a rebuild;
-//! - the tools the tests and the demo run (`ip`, `ping`, `nsenter`, `setpriv`), from Debian.
+//! - the tools the tests and the demo run (`ip`, `ping`, `nsenter`, `setpriv`, `bpftool`),
+//!   from Debian.
 //!
 //! Each step checks first and does nothing when already done.
 
@@ -18,8 +19,9 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 5] = [
+const SYSTEM_TOOLS: [(&str, &str); 6] = [
     ("ip", "iproute2"),
+    ("bpftool", "bpftool"),
     ("ping", "iputils-ping"),
     ("nsenter", "util-linux"),
     ("setpriv", "util-linux"),

@@ -26,7 +26,7 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     // Validate everything before touching the system.
     let cpus = online_cpus();
     let cfg = args.limits.apply(&Config::with_defaults(cpus), cpus)?;
-    privilege::require("attach")?;
+    privilege::require("attach", privilege::LOAD)?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::new(bpffs, iface);
     if args.replace {
@@ -52,7 +52,8 @@ fn replace(pins: &Pins, args: &AttachArgs) -> Result<(), Error> {
             dir: pins.dir.clone(),
         });
     }
-    let (old, new) = loader::replace(pins)?;
+    let replaced = loader::replace(pins)?;
+    let (old, new) = (replaced.old_program, replaced.new_program);
     let mut guard = Guard::open(pins.clone())?;
     let cfg = args.limits.apply(&guard.config()?, online_cpus())?;
     guard.set_config(&cfg)?;
@@ -88,7 +89,7 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             ),
         });
     }
-    privilege::require("attach")?;
+    privilege::require("attach", privilege::LOAD)?;
     let bpffs = cfg.bpffs_or(bpffs);
     let _lock = Lock::acquire(&bpffs)?;
     for ic in chosen {
@@ -100,8 +101,11 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             });
         }
         if args.replace && pins.exist() {
-            let (old, new) = loader::replace(&pins)?;
-            println!("{}: replaced program {old} with {new}", ic.name);
+            let replaced = loader::replace(&pins)?;
+            println!(
+                "{}: replaced program {} with {}",
+                ic.name, replaced.old_program, replaced.new_program
+            );
         }
         match apply::apply(&bpffs, ic)? {
             Applied::Attached(a) => println!(

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::{Error, loader::remove_pins, lock::Lock, pins::Pins, privilege};
 
 pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
-    privilege::require("clean")?;
+    privilege::require("clean", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::new(bpffs, iface);
     if !pins.dir.exists() {

@@ -7,7 +7,7 @@ use aya::programs::links::PinnedLink;
 use crate::{Error, loader::remove_pins, lock::Lock, pins::Pins, privilege};
 
 pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
-    privilege::require("detach")?;
+    privilege::require("detach", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::new(bpffs, iface);
     if !pins.exist() {

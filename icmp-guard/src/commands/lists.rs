@@ -20,10 +20,13 @@ use crate::{
 };
 
 pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error> {
-    privilege::require(match list {
-        List::Allow => "allow",
-        List::Deny => "deny",
-    })?;
+    privilege::require(
+        match list {
+            List::Allow => "allow",
+            List::Deny => "deny",
+        },
+        privilege::PINS,
+    )?;
     let name = list_name(list);
     match command {
         ListCommand::Add { iface, cidr } => {

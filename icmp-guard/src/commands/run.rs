@@ -17,7 +17,6 @@ use std::{
     time::Duration,
 };
 
-use aya_log::EbpfLogger;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpListener,
@@ -31,7 +30,7 @@ use crate::{
     cli::RunArgs,
     config_file::{ConfigFile, OnExit},
     guard::Guard,
-    loader::{self, mode_name},
+    loader::{self, ProgramLog, mode_name},
     lock::Lock,
     metrics,
     pins::Pins,
@@ -42,7 +41,7 @@ use crate::{
 const TICK: Duration = Duration::from_secs(1);
 
 pub fn run(cli_bpffs: &Path, args: &RunArgs) -> Result<(), Error> {
-    privilege::require("run")?;
+    privilege::require("run", privilege::LOAD)?;
     let cfg = ConfigFile::load(&args.config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -60,8 +59,8 @@ struct Daemon {
     bpffs: PathBuf,
     /// Interfaces seen missing, so their absence is logged once.
     gone: BTreeSet<String>,
-    /// Program logs, by program id.
-    loggers: HashMap<u32, EbpfLogger<&'static dyn log::Log>>,
+    /// Program logs, by interface: taken from the programs this daemon loaded.
+    loggers: HashMap<String, ProgramLog>,
     shared: Shared,
 }
 
@@ -129,7 +128,15 @@ impl Daemon {
             let pins = Pins::new(&self.bpffs, &ic.name);
             if upgrade && pins.exist() && loader::ifindex(&ic.name).is_ok() {
                 match loader::replace(&pins) {
-                    Ok((old, new)) => log::info!("{}: program {old} replaced with {new}", ic.name),
+                    Ok(r) => {
+                        log::info!(
+                            "{}: program {} replaced with {}",
+                            ic.name,
+                            r.old_program,
+                            r.new_program
+                        );
+                        self.loggers.extend(r.log.map(|l| (ic.name.clone(), l)));
+                    }
                     Err(e) => log::error!("{e}"),
                 }
             }
@@ -142,12 +149,15 @@ impl Daemon {
                 continue;
             }
             match apply::apply(&self.bpffs, ic) {
-                Ok(Applied::Attached(a)) => log::info!(
-                    "{}: attached in {} mode as program {}",
-                    ic.name,
-                    mode_name(a.mode),
-                    a.program_id
-                ),
+                Ok(Applied::Attached(a)) => {
+                    log::info!(
+                        "{}: attached in {} mode as program {}",
+                        ic.name,
+                        mode_name(a.mode),
+                        a.program_id
+                    );
+                    self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
+                }
                 Ok(Applied::Updated) => log::info!("{}: policy and lists applied", ic.name),
                 Err(e) => log::error!("{e}"),
             }
@@ -251,29 +261,13 @@ impl Daemon {
 
     /// Forwards the programs' aya-log records (rare events) to this process's log.
     fn flush_logs(&mut self) {
-        for ic in &self.cfg.interfaces {
-            let Ok(id) = Guard::open(Pins::new(&self.bpffs, &ic.name)).and_then(|g| g.program_id())
-            else {
-                continue;
-            };
-            if let std::collections::hash_map::Entry::Vacant(slot) = self.loggers.entry(id) {
-                match EbpfLogger::init_from_id(id) {
-                    Ok(logger) => {
-                        slot.insert(logger);
-                    }
-                    Err(e) => {
-                        log::debug!("{}: no program log to forward: {e}", ic.name);
-                        continue;
-                    }
-                }
-            }
-            if let Some(logger) = self.loggers.get_mut(&id) {
-                logger.flush();
-            }
+        for log in self.loggers.values_mut() {
+            log.flush();
         }
     }
 
-    fn detach(&self, name: &str, why: &str) {
+    fn detach(&mut self, name: &str, why: &str) {
+        self.loggers.remove(name);
         let result = self.locked(|| {
             let pins = Pins::new(&self.bpffs, name);
             if pins.dir.exists() {
@@ -287,14 +281,16 @@ impl Daemon {
         }
     }
 
-    fn stop(&self) {
+    fn stop(&mut self) {
         match self.cfg.on_exit {
             OnExit::Keep => log::info!(
                 "stopping; guards stay attached and enforcing (daemon.on_exit = \"keep\")"
             ),
             OnExit::Detach => {
-                for ic in &self.cfg.interfaces {
-                    self.detach(&ic.name, "daemon.on_exit = \"detach\"");
+                let names: Vec<String> =
+                    self.cfg.interfaces.iter().map(|i| i.name.clone()).collect();
+                for name in names {
+                    self.detach(&name, "daemon.on_exit = \"detach\"");
                 }
             }
         }
@@ -313,12 +309,17 @@ async fn serve(addr: SocketAddr, shared: Shared) -> Result<JoinHandle<()>, Error
             };
             let shared = shared.clone();
             tokio::spawn(async move {
-                let mut request = vec![0u8; 2048];
-                let read =
-                    tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
-                let Ok(Ok(n)) = read else {
-                    return;
-                };
+                // Up to the end of the header (bounded in size and time).
+                let mut request = Vec::with_capacity(1024);
+                let mut chunk = [0u8; 1024];
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                    match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+                        Ok(Ok(n)) if n > 0 => request.extend_from_slice(&chunk[..n]),
+                        _ => break,
+                    }
+                }
+                let n = request.len();
                 let head = String::from_utf8_lossy(&request[..n]);
                 let path = head.split_whitespace().nth(1).unwrap_or_default();
                 let (status, body) = if head.starts_with("GET ")

@@ -12,7 +12,7 @@ pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
                 .into(),
         });
     }
-    privilege::require("set")?;
+    privilege::require("set", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
     let mut guard = Guard::open(Pins::new(bpffs, &args.iface))?;
     let old = guard.config()?;

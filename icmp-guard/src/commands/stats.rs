@@ -20,7 +20,7 @@ use crate::{
 };
 
 pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
-    privilege::require("stats")?;
+    privilege::require("stats", privilege::PINS)?;
     let guard = Guard::open(Pins::new(bpffs, &args.iface))?;
     if let Some(secs) = args.watch {
         return watch(&guard, &args.iface, secs.max(1), args.top);

@@ -17,7 +17,7 @@ use crate::{
 };
 
 pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
-    privilege::require("status")?;
+    privilege::require("status", privilege::PINS)?;
     let mut rows = Vec::new();
     for iface in guarded_interfaces(bpffs_path)? {
         let guard = Guard::open(Pins::new(bpffs_path, &iface))?;

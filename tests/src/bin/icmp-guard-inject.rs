@@ -7,7 +7,7 @@
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
     path::PathBuf,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -44,6 +44,9 @@ struct Args {
     /// Pin the sender to this CPU (frames are then processed on it)
     #[arg(long)]
     cpu: Option<usize>,
+    /// Pace the frames at this many per second (default: as fast as possible)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pps: Option<u32>,
     /// Frames recorded by the tests (kind `recorded`)
     #[arg(long)]
     frames: Option<PathBuf>,
@@ -140,6 +143,13 @@ fn main() -> Result<()> {
             frame[6..12].copy_from_slice(&src_mac);
         }
         for _ in 0..*times {
+            if let Some(pps) = args.pps {
+                // Frame n leaves at n / pps seconds; sleeping only when ahead.
+                let due = started + Duration::from_secs_f64(sent as f64 / f64::from(pps));
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
             socket.send(&frame)?;
             sent += 1;
         }

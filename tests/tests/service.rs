@@ -1,0 +1,546 @@
+//! The operator's side, end to end: the daemon (config, metrics, SIGHUP, interface churn,
+//! SIGKILL), in-place upgrades under a flood, the lock, stale and incompatible state,
+//! capabilities, the shipped config and unit, and the generated docs.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+use icmp_guard_tests::lab::{Lab, ip, workspace_bin};
+use serde_json::Value;
+
+const METRICS: &str = "127.0.0.1:9966";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds.
+fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("not within {secs} s: {what}")
+}
+
+fn status(lab: &Lab) -> Value {
+    lab.cli_ok(&["status", "--json"])
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn has_xdp(lab: &Lab) -> bool {
+    ip(&[
+        "-n",
+        &lab.guarded.name,
+        "link",
+        "show",
+        "dev",
+        &lab.guarded_if,
+    ])
+    .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
+}
+
+fn write_config(lab: &Lab, path: &Path, echo_rate: u32) {
+    std::fs::write(
+        path,
+        format!(
+            "[daemon]\nmetrics = \"{METRICS}\"\n[[interface]]\nname = \"{}\"\nallow = [\"192.0.2.0/24\"]\n[interface.limits]\necho_rate = {echo_rate}\necho_burst = 20\n",
+            lab.guarded_if
+        ),
+    )
+    .unwrap();
+}
+
+/// The value of one sample of a scrape.
+fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+fn scrape(lab: &Lab) -> Result<prometheus_parse::Scrape> {
+    let body = lab.guarded.http_get(METRICS, "/metrics")?;
+    Ok(prometheus_parse::Scrape::parse(
+        body.lines().map(|l| Ok(l.to_owned())),
+    )?)
+}
+
+#[test]
+#[expect(clippy::too_many_lines, reason = "one daemon's life, step by step")]
+fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigkill() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    let config = lab.bpffs.path.with_extension("toml");
+    let log = lab.bpffs.path.with_extension("log");
+    write_config(&lab, &config, 10);
+    let mut daemon = lab.daemon(&config, &log).unwrap();
+    eventually(10, "the daemon attaches", || {
+        status(&lab)[0]["interface"] == iface.as_str()
+    })
+    .unwrap();
+    assert_eq!(
+        status(&lab)[0]["lists"]["allow"],
+        1,
+        "lists applied from the file"
+    );
+
+    // /metrics parses with a real Prometheus parser and says what the guard does.
+    assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2);
+    let metrics = scrape(&lab).unwrap();
+    let on = [("interface", iface.as_str())];
+    assert_eq!(sample(&metrics, "icmp_guard_up", &on), Some(1.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "icmp_guard_limit",
+            &[("interface", &iface), ("limit", "echo_rate")]
+        ),
+        Some(10.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "icmp_guard_packets_total",
+            &[
+                ("interface", &iface),
+                ("reason", "passed"),
+                ("verdict", "pass")
+            ]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        sample(&metrics, "icmp_guard_sources_capacity", &on),
+        Some(65536.0)
+    );
+    assert!(sample(&metrics, "icmp_guard_sources", &on).unwrap() >= 1.0);
+    assert_eq!(
+        sample(
+            &metrics,
+            "icmp_guard_list_prefixes",
+            &[("interface", &iface), ("list", "allow")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "icmp_guard_top_source_passed_packets",
+            &[
+                ("interface", &iface),
+                ("rank", "1"),
+                ("source", "198.51.100.2/32")
+            ]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        sample(&metrics, "icmp_guard_source_insert_failures_total", &on),
+        Some(0.0)
+    );
+
+    // SIGHUP with a changed limit takes effect.
+    write_config(&lab, &config, 33);
+    daemon.signal(libc::SIGHUP).unwrap();
+    eventually(5, "the new limit", || {
+        status(&lab)[0]["limits"]["echo_rate"] == 33
+    })
+    .unwrap();
+
+    // SIGHUP with a broken file changes nothing.
+    std::fs::write(
+        &config,
+        "[[interface]]\nname = \"x\"\n[interface.limits]\necho_rate = 0\n",
+    )
+    .unwrap();
+    daemon.signal(libc::SIGHUP).unwrap();
+    eventually(5, "the refusal is logged", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("reload refused")
+    })
+    .unwrap();
+    assert!(daemon.running(), "the daemon survives a broken file");
+    assert_eq!(
+        status(&lab)[0]["limits"]["echo_rate"],
+        33,
+        "nothing changed"
+    );
+    write_config(&lab, &config, 33);
+
+    // The interface disappears and comes back with a new index: the guard comes back.
+    let before = status(&lab)[0]["ifindex"].clone();
+    lab.recreate_link().unwrap();
+    eventually(10, "re-attached after the interface came back", || {
+        has_xdp(&lab) && status(&lab)[0]["ifindex"] != before
+    })
+    .unwrap();
+    assert_eq!(
+        status(&lab)[0]["limits"]["echo_rate"],
+        33,
+        "its maps were kept"
+    );
+    assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2);
+
+    // SIGKILL leaves the program attached and enforcing.
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    assert!(has_xdp(&lab));
+    let dropped_before = lab.stats().unwrap()["counters"]["dropped_rate_source"]
+        .as_u64()
+        .unwrap();
+    lab.inject(&["--kind", "echo", "--count", "1000"]).unwrap();
+    let dropped_after = lab.stats().unwrap()["counters"]["dropped_rate_source"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        dropped_after >= dropped_before + 900,
+        "still enforcing: {dropped_before} -> {dropped_after}"
+    );
+    let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn daemon_detaches_on_sigterm_when_configured() {
+    let lab = Lab::new().unwrap();
+    let config = lab.bpffs.path.with_extension("toml");
+    let log = lab.bpffs.path.with_extension("log");
+    std::fs::write(
+        &config,
+        format!("[daemon]\nmetrics = \"{METRICS}\"\non_exit = \"detach\"\n[[interface]]\nname = \"{}\"\n", lab.guarded_if),
+    )
+    .unwrap();
+    let mut daemon = lab.daemon(&config, &log).unwrap();
+    eventually(10, "the daemon attaches", || has_xdp(&lab)).unwrap();
+    daemon.signal(libc::SIGTERM).unwrap();
+    eventually(10, "the daemon exits", || !daemon.running()).unwrap();
+    assert!(!has_xdp(&lab), "detached on exit");
+    let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn replace_under_a_flood_loses_no_counter_and_lets_no_burst_through() {
+    const RATE: u64 = 10;
+    const BURST: u64 = 20;
+    const FLOOD: u64 = 6000;
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    let started = Instant::now();
+    lab.cli_ok(&[
+        "attach",
+        iface,
+        "--echo-rate",
+        &RATE.to_string(),
+        "--echo-burst",
+        &BURST.to_string(),
+    ])
+    .unwrap();
+    let old = status(&lab)[0]["program_id"].clone();
+    // 3 s of flood at 2000 pps; the swap happens in the middle of it.
+    let mut flood = lab
+        .inject_command(&[
+            "--kind",
+            "echo",
+            "--count",
+            &FLOOD.to_string(),
+            "--pps",
+            "2000",
+        ])
+        .unwrap()
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let out = lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
+    assert!(out.contains("atomically"), "{out}");
+    assert!(flood.wait().unwrap().success());
+    let new = status(&lab)[0]["program_id"].clone();
+    assert_ne!(old, new, "a new program");
+    let stats = lab.stats().unwrap();
+    let passed = stats["counters"]["passed"].as_u64().unwrap();
+    let dropped = stats["counters"]["dropped_rate_source"].as_u64().unwrap();
+    assert_eq!(
+        passed + dropped,
+        FLOOD,
+        "no counter lost across the swap: {stats}"
+    );
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    let ceiling = cpus * (BURST + RATE * (started.elapsed().as_secs() + 2));
+    assert!(
+        passed <= ceiling,
+        "no fresh burst after the swap: passed {passed} > {ceiling}"
+    );
+}
+
+#[test]
+fn concurrent_commands_wait_for_the_lock() {
+    use std::os::fd::AsRawFd as _;
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface]).unwrap();
+    let root = std::fs::File::open(lab.bpffs.path.join("icmp-guard")).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(root.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let mut cmd = lab.guarded.enter(workspace_bin("icmp-guard").unwrap());
+    let mut set = cmd
+        .arg("--bpffs")
+        .arg(&lab.bpffs.path)
+        .args(["set", &iface, "--echo-rate", "5"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        set.try_wait().unwrap().is_none(),
+        "set waits while another command holds the lock"
+    );
+    drop(root);
+    assert!(set.wait().unwrap().success());
+    assert_eq!(status(&lab)[0]["limits"]["echo_rate"], 5);
+}
+
+#[test]
+fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface]).unwrap();
+    // An older version's config map: same name, another value size.
+    let pin = lab
+        .bpffs
+        .path
+        .join("icmp-guard")
+        .join(iface)
+        .join("IG_CONFIG");
+    std::fs::remove_file(&pin).unwrap();
+    let out = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&pin)
+        .args([
+            "type",
+            "array",
+            "key",
+            "4",
+            "value",
+            "48",
+            "entries",
+            "1",
+            "name",
+            "IG_CONFIG",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = lab.cli(&["attach", iface, "--replace"]).unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("map IG_CONFIG has value size 48, this version needs 152"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("icmp-guard clean {iface}")), "{err}");
+
+    lab.cli_ok(&["clean", iface]).unwrap();
+    assert!(!has_xdp(&lab), "clean detaches");
+    assert!(!lab.bpffs.path.join("icmp-guard").join(iface).exists());
+
+    // Pins without a link (a crash between pinning maps and the link) are stale.
+    std::fs::create_dir_all(lab.bpffs.path.join("icmp-guard").join(iface)).unwrap();
+    let out = lab.cli(&["attach", iface]).unwrap();
+    assert!(
+        stderr_of(&out).contains("stale icmp-guard state"),
+        "{}",
+        stderr_of(&out)
+    );
+    lab.cli_ok(&["clean", iface]).unwrap();
+    lab.cli_ok(&["attach", iface]).unwrap();
+    assert!(has_xdp(&lab));
+}
+
+#[test]
+fn a_foreign_program_is_named_and_never_clobbered() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    let attached = lab.cli_ok(&["attach", iface]).unwrap();
+    let id = status(&lab)[0]["program_id"].clone();
+    // Seen from another pin root, that program is foreign.
+    let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
+    let out = lab
+        .guarded
+        .enter(workspace_bin("icmp-guard").unwrap())
+        .arg("--bpffs")
+        .arg(&other.path)
+        .args(["attach", iface])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{attached}");
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!("program {id} \"icmp_guard\" in native mode")),
+        "{err}"
+    );
+    assert_eq!(status(&lab)[0]["program_id"], id, "untouched");
+}
+
+/// Runs the CLI in the guarded namespace with only `caps` (e.g. "+bpf,+net_admin").
+fn with_caps(lab: &Lab, caps: &str, args: &[&str]) -> std::process::Output {
+    Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.guarded.name))
+        .args([
+            "--",
+            "setpriv",
+            "--inh-caps=-all",
+            &format!("--bounding-set=-all,{caps}"),
+            "--",
+        ])
+        .arg(workspace_bin("icmp-guard").unwrap())
+        .arg("--bpffs")
+        .arg(&lab.bpffs.path)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cap_bpf_net_admin_and_perfmon_are_enough_and_missing_ones_are_named() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    // Without CAP_PERFMON the verifier refuses variable offsets into packets: named up front.
+    let out = with_caps(&lab, "+bpf,+net_admin", &["attach", iface]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("missing CAP_PERFMON"),
+        "{}",
+        stderr_of(&out)
+    );
+    for args in [
+        vec!["attach", iface, "--echo-rate", "7"],
+        vec!["set", iface, "--echo-burst", "9"],
+        vec!["deny", "add", iface, "203.0.113.0/24"],
+        vec!["attach", iface, "--replace"],
+        vec!["status"],
+    ] {
+        let out = with_caps(&lab, "+bpf,+net_admin,+perfmon", &args);
+        assert!(
+            out.status.success(),
+            "{args:?} without CAP_SYS_ADMIN: {}",
+            stderr_of(&out)
+        );
+    }
+    // Pinned state needs CAP_BPF alone.
+    for args in [vec!["stats", iface, "--json"], vec!["detach", iface]] {
+        let out = with_caps(&lab, "+bpf", &args);
+        assert!(
+            out.status.success(),
+            "{args:?} with CAP_BPF only: {}",
+            stderr_of(&out)
+        );
+    }
+    assert!(!has_xdp(&lab));
+}
+
+#[test]
+fn the_shipped_config_and_unit_are_valid() {
+    let example = repo().join("contrib/icmp-guard.toml");
+    let out = Command::new(workspace_bin("icmp-guard").unwrap())
+        .args(["config", "check"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("eth0:") && text.contains("eth1:") && text.contains("DRY RUN"),
+        "{text}"
+    );
+
+    let broken =
+        std::env::temp_dir().join(format!("icmp-guard-broken-{}.toml", std::process::id()));
+    std::fs::write(
+        &broken,
+        "[[interface]]\nname = \"eth0\"\n[interface.limits]\nv4_prefix = 40\n",
+    )
+    .unwrap();
+    let out = Command::new(workspace_bin("icmp-guard").unwrap())
+        .args(["config", "check"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&broken);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&broken.display().to_string())
+            && err.contains("interface[0] (eth0).limits.v4_prefix: 40 is outside 0..=32"),
+        "{err}"
+    );
+
+    let unit = std::fs::read_to_string(repo().join("contrib/icmp-guard.service")).unwrap();
+    for line in [
+        "ExecStart=/usr/local/bin/icmp-guard run --config /etc/icmp-guard/icmp-guard.toml",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
+    }
+    let caps = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .unwrap();
+    assert!(
+        caps.contains("CAP_BPF")
+            && caps.contains("CAP_NET_ADMIN")
+            && !caps.contains("CAP_SYS_ADMIN"),
+        "{caps}"
+    );
+}
+
+#[test]
+fn man_page_and_completions_come_from_the_cli() {
+    let bin = workspace_bin("icmp-guard").unwrap();
+    let man = Command::new(&bin)
+        .args(["generate", "man"])
+        .output()
+        .unwrap();
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        man.contains(".TH icmp-guard 1") && man.contains("attach"),
+        "{man}"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(&bin)
+            .args(["generate", "completions", shell])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("icmp-guard"),
+            "{shell}"
+        );
+    }
+}
