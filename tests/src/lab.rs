@@ -128,6 +128,32 @@ impl Drop for Netns {
     }
 }
 
+/// A fresh folder under the temporary directory, removed with its contents on drop.
+#[derive(Debug)]
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("icmp-guard-lab-{}", unique('s')));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self { path })
+    }
+
+    /// A path inside the folder.
+    #[must_use]
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// A running daemon, killed (SIGKILL) on drop.
 #[derive(Debug)]
 pub struct Daemon {
@@ -254,6 +280,8 @@ fn link_pair(
 /// (198.51.100.2), plus a private bpffs for the pins.
 #[derive(Debug)]
 pub struct Lab {
+    /// A folder of the lab's own for configs, logs and recordings; removed on drop.
+    pub scratch: Scratch,
     pub guarded: Netns,
     pub client: Netns,
     pub guarded_if: String,
@@ -278,6 +306,7 @@ impl Lab {
         let client_if = unique('b');
         link_pair(&guarded, &guarded_if, &client, &client_if, queues)?;
         let lab = Self {
+            scratch: Scratch::new()?,
             guarded,
             client,
             guarded_if,

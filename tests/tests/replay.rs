@@ -18,7 +18,7 @@ fn replay(mode: &str) {
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface, "--mode", mode]).unwrap();
     let mut maps = ProgramMaps::from_pins(&lab.bpffs.path.join("icmp-guard").join(&iface)).unwrap();
-    let recording_path = lab.bpffs.path.with_extension(format!("{mode}.frames"));
+    let recording_path = lab.scratch.file("case.frames");
     for case in cases() {
         maps.prepare(&case).unwrap();
         let before = maps.counters().unwrap();
@@ -52,7 +52,6 @@ fn replay(mode: &str) {
         };
         check_counters(&case, &before, &after).unwrap();
     }
-    let _ = std::fs::remove_file(&recording_path);
     lab.cli_ok(&["detach", &iface]).unwrap();
 }
 

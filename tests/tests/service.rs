@@ -93,8 +93,8 @@ fn scrape(lab: &Lab) -> Result<prometheus_parse::Scrape> {
 fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigkill() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
-    let config = lab.bpffs.path.with_extension("toml");
-    let log = lab.bpffs.path.with_extension("log");
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
     write_config(&lab, &config, 10);
     let mut daemon = lab.daemon(&config, &log).unwrap();
     eventually(10, "the daemon attaches", || {
@@ -222,15 +222,13 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
         dropped_after >= dropped_before + 900,
         "still enforcing: {dropped_before} -> {dropped_after}"
     );
-    let _ = std::fs::remove_file(&config);
-    let _ = std::fs::remove_file(&log);
 }
 
 #[test]
 fn daemon_detaches_on_sigterm_when_configured() {
     let lab = Lab::new().unwrap();
-    let config = lab.bpffs.path.with_extension("toml");
-    let log = lab.bpffs.path.with_extension("log");
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
     std::fs::write(
         &config,
         format!("[daemon]\nmetrics = \"{METRICS}\"\non_exit = \"detach\"\n[[interface]]\nname = \"{}\"\n", lab.guarded_if),
@@ -241,8 +239,6 @@ fn daemon_detaches_on_sigterm_when_configured() {
     daemon.signal(libc::SIGTERM).unwrap();
     eventually(10, "the daemon exits", || !daemon.running()).unwrap();
     assert!(!has_xdp(&lab), "detached on exit");
-    let _ = std::fs::remove_file(&config);
-    let _ = std::fs::remove_file(&log);
 }
 
 #[test]
@@ -492,7 +488,6 @@ fn the_shipped_config_and_unit_are_valid() {
         .arg(&broken)
         .output()
         .unwrap();
-    let _ = std::fs::remove_file(&broken);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr_of(&out);
     assert!(
