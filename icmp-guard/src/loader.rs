@@ -117,14 +117,15 @@ pub fn attach(bpffs_path: &Path, pins: &Pins, mode: Mode, cfg: &Config) -> Resul
     std::fs::create_dir_all(&pins.dir).map_err(Error::io("creating the pin folder", &pins.dir))?;
     let result = attach_in(pins, ifindex, mode, cfg);
     if result.is_err() {
-        remove_pins(pins);
+        // Best effort: the attach error is the one to report.
+        let _ = remove_pins(pins);
     }
     result
 }
 
 fn attach_in(pins: &Pins, ifindex: u32, mode: Mode, cfg: &Config) -> Result<Attached, Error> {
     let mut ebpf = load(pins)?;
-    let mut cfg = Config {
+    let cfg = Config {
         ifindex,
         attach_mode: attach_mode::UNKNOWN,
         attached_at: now(),
@@ -132,6 +133,18 @@ fn attach_in(pins: &Pins, ifindex: u32, mode: Mode, cfg: &Config) -> Result<Atta
     };
     // Limits go in before the program can see a packet.
     write_config(&mut ebpf, &cfg)?;
+    link_and_pin(ebpf, pins, ifindex, mode, cfg)
+}
+
+/// Attaches the loaded program to `ifindex`, records the mode it got in `cfg`, and pins the
+/// link: the last step, which makes the interface guarded.
+fn link_and_pin(
+    mut ebpf: Ebpf,
+    pins: &Pins,
+    ifindex: u32,
+    mode: Mode,
+    mut cfg: Config,
+) -> Result<Attached, Error> {
     let program = program(&mut ebpf)?;
     let (link_id, attached_mode) = attach_mode_of(program, &pins.iface, mode)?;
     let link: FdLink = program
@@ -143,6 +156,7 @@ fn attach_in(pins: &Pins, ifindex: u32, mode: Mode, cfg: &Config) -> Result<Atta
         .info()
         .map_err(|e| Error::Load(Box::new(e)))?
         .program_id();
+    cfg.ifindex = ifindex;
     cfg.attach_mode = attached_mode;
     write_config(&mut ebpf, &cfg)?;
     let path = pins.link();
@@ -193,8 +207,8 @@ pub fn reattach(pins: &Pins, mode: Mode) -> Result<Attached, Error> {
     schema::check(pins)?;
     let ifindex = ifindex(&pins.iface)?;
     let _ = std::fs::remove_file(pins.link());
-    let mut ebpf = load(pins)?;
-    let mut cfg = {
+    let ebpf = load(pins)?;
+    let cfg = {
         let map = ebpf
             .map(maps::CONFIG)
             .ok_or_else(|| Error::Load("config map missing".into()))?;
@@ -204,30 +218,11 @@ pub fn reattach(pins: &Pins, mode: Mode) -> Result<Attached, Error> {
             .get(&0, 0)
             .map_err(Error::map("reading the config"))?
     };
-    let program = program(&mut ebpf)?;
-    let (link_id, attached_mode) = attach_mode_of(program, &pins.iface, mode)?;
-    let link: FdLink = program
-        .take_link(link_id)
-        .map_err(|e| Error::Load(Box::new(e)))?
-        .try_into()
-        .map_err(|e| Error::Load(Box::new(e)))?;
-    let program_id = link
-        .info()
-        .map_err(|e| Error::Load(Box::new(e)))?
-        .program_id();
-    cfg.ifindex = ifindex;
-    cfg.attach_mode = attached_mode;
-    cfg.attached_at = now();
-    write_config(&mut ebpf, &cfg)?;
-    let path = pins.link();
-    link.pin(&path)
-        .map_err(Error::pin("pinning the link", &path))?;
-    Ok(Attached {
-        ifindex,
-        mode: attached_mode,
-        program_id,
-        log: program_log(&mut ebpf),
-    })
+    let cfg = Config {
+        attached_at: now(),
+        ..cfg
+    };
+    link_and_pin(ebpf, pins, ifindex, mode, cfg)
 }
 
 /// Attaches in the requested mode; `auto` tries native first, then generic.
@@ -295,9 +290,9 @@ fn classify_attach_error(iface: &str, mode: &'static str, source: ProgramError) 
     }
 }
 
-/// Best-effort removal of every pin of `pins` and its folder; the link goes first, which
-/// detaches the program.
-pub fn remove_pins(pins: &Pins) {
+/// Removes every pin of `pins` and its folder; the link goes first, which detaches the
+/// program. Fails if anything is left.
+pub fn remove_pins(pins: &Pins) -> Result<(), Error> {
     let _ = std::fs::remove_file(pins.link());
     if let Ok(entries) = std::fs::read_dir(&pins.dir) {
         for entry in entries.flatten() {
@@ -305,6 +300,14 @@ pub fn remove_pins(pins: &Pins) {
         }
     }
     let _ = std::fs::remove_dir(&pins.dir);
+    if pins.dir.exists() {
+        return Err(Error::Io {
+            what: "some pins could not be removed from",
+            path: pins.dir.clone(),
+            source: std::io::Error::other("folder not empty"),
+        });
+    }
+    Ok(())
 }
 
 fn now() -> u64 {

@@ -32,6 +32,36 @@ pub fn unique(tag: char) -> String {
     format!("ig{}{tag}{n}", std::process::id())
 }
 
+/// A counter of a `stats --json` object.
+#[must_use]
+pub fn counter(stats: &serde_json::Value, name: &str) -> u64 {
+    stats["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("counter {name} missing from {stats}"))
+}
+
+/// A command's stderr as text.
+#[must_use]
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Pins the calling thread to `cpu`.
+pub fn pin_thread_to(cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu set filled with one CPU, applied to this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
+        ensure!(
+            rc == 0,
+            "pinning to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
 /// Runs a command, failing with its stderr unless it succeeds.
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
@@ -134,11 +164,18 @@ pub struct Scratch {
     pub path: PathBuf,
 }
 
+/// A new folder under the temporary directory, named `prefix` and a unique suffix.
+fn fresh_dir(prefix: &str, tag: char) -> Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("{prefix}-{}", unique(tag)));
+    std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(path)
+}
+
 impl Scratch {
     pub fn new() -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("icmp-guard-lab-{}", unique('s')));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path })
+        Ok(Self {
+            path: fresh_dir("icmp-guard-lab", 's')?,
+        })
     }
 
     /// A path inside the folder.
@@ -194,8 +231,7 @@ pub struct Bpffs {
 
 impl Bpffs {
     pub fn new() -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("icmp-guard-bpffs-{}", unique('f')));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        let path = fresh_dir("icmp-guard-bpffs", 'f')?;
         run(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&path))?;
         Ok(Self { path })
     }

@@ -6,22 +6,12 @@
 use std::{process::Command, time::Instant};
 
 use anyhow::Result;
-use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, Netns, ip, unique};
+use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, Netns, counter, ip, stderr_of, unique};
 use serde_json::Value;
 
 const RATE: u64 = 10;
 const BURST: u64 = 20;
 const FLOOD: u64 = 2000;
-
-fn counter(stats: &Value, name: &str) -> u64 {
-    stats["counters"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("counter {name} missing from {stats}"))
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn has_xdp(ns: &Netns, iface: &str) -> bool {
     let out = ip(&["-n", &ns.name, "link", "show", "dev", iface]).unwrap();

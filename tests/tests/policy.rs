@@ -2,17 +2,11 @@
 //! prefix aggregation, allow and deny lists, dry-run, and value validation.
 
 use anyhow::Result;
-use icmp_guard_tests::lab::{Lab, ip};
+use icmp_guard_tests::lab::{Lab, counter, ip, stderr_of};
 use serde_json::Value;
 
 const RATE: u64 = 10;
 const BURST: u64 = 20;
-
-fn counter(stats: &Value, name: &str) -> u64 {
-    stats["counters"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("counter {name} missing from {stats}"))
-}
 
 fn drops(stats: &Value) -> u64 {
     stats["counters"]
@@ -43,10 +37,6 @@ fn attach(lab: &Lab, extra: &[&str]) -> Result<String> {
     ];
     args.extend_from_slice(extra);
     lab.cli_ok(&args)
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -292,5 +282,42 @@ fn invalid_values_are_rejected_before_anything_is_written() {
         lab.cli_ok(&["status", "--json"]).unwrap(),
         before,
         "config unchanged"
+    );
+}
+
+#[test]
+fn a_full_list_is_reported_not_swallowed() {
+    use aya::maps::{
+        Map, MapData,
+        lpm_trie::{Key, LpmTrie},
+    };
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    attach(&lab, &[]).unwrap();
+    // Fill the allow list to capacity directly (the CLI would take one process per prefix).
+    let pin = lab
+        .bpffs
+        .path
+        .join("icmp-guard")
+        .join(iface)
+        .join(icmp_guard_common::maps::ALLOW);
+    let mut trie: LpmTrie<MapData, [u8; 16], u8> =
+        LpmTrie::try_from(Map::from_map_data(MapData::from_pin(&pin).unwrap()).unwrap()).unwrap();
+    for i in 0..icmp_guard_common::maps::LIST_MAX_ENTRIES {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        addr[4..8].copy_from_slice(&i.to_be_bytes());
+        trie.insert(&Key::new(64, addr), 1, 0).unwrap();
+    }
+    let out = lab
+        .cli(&["allow", "add", iface, "198.51.100.0/24"])
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "the allow list of {iface} is full (4096 prefixes)"
+        )),
+        "{}",
+        stderr_of(&out)
     );
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{Result, bail};
-use icmp_guard_tests::lab::{Lab, ip, workspace_bin};
+use icmp_guard_tests::lab::{Lab, ip, stderr_of, workspace_bin};
 use serde_json::Value;
 
 const METRICS: &str = "127.0.0.1:9966";
@@ -19,10 +19,6 @@ fn repo() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Polls `check` every 100 ms for up to `secs` seconds.

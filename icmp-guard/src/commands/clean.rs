@@ -14,14 +14,7 @@ pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
         println!("{iface}: nothing to clean under {}", pins.dir.display());
         return Ok(());
     }
-    remove_pins(&pins);
-    if pins.dir.exists() {
-        return Err(Error::Io {
-            what: "some pins could not be removed from",
-            path: pins.dir,
-            source: std::io::Error::other("folder not empty"),
-        });
-    }
+    remove_pins(&pins)?;
     println!("{iface}: every pin under {} removed", pins.dir.display());
     Ok(())
 }

@@ -23,14 +23,7 @@ pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
         .unpin()
         .map_err(Error::io("removing the pinned link", &path))?;
     drop(link);
-    remove_pins(&pins);
-    if pins.dir.exists() {
-        return Err(Error::Io {
-            what: "some pins could not be removed from",
-            path: pins.dir,
-            source: std::io::Error::other("folder not empty"),
-        });
-    }
+    remove_pins(&pins)?;
     println!("icmp-guard detached from {iface}; pins removed");
     Ok(())
 }

@@ -271,7 +271,7 @@ impl Daemon {
         let result = self.locked(|| {
             let pins = Pins::new(&self.bpffs, name);
             if pins.dir.exists() {
-                loader::remove_pins(&pins);
+                loader::remove_pins(&pins)?;
             }
             Ok(())
         });

@@ -21,7 +21,7 @@ use icmp_guard::object;
 use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, config::defaults, maps};
 use icmp_guard_tests::{
     fixtures::{SRC, Verdict, config, echo_from, frag_needed, l4_frame},
-    lab::Lab,
+    lab::{Lab, pin_thread_to},
     packet::IPPROTO_TCP,
 };
 
@@ -232,18 +232,8 @@ fn thread_cpu_ns() -> u64 {
 
 /// Pins this thread to the CPU it runs on, so per-CPU maps and caches stay put.
 fn pin_to_current_cpu() -> Result<()> {
-    // SAFETY: plain libc calls on this thread with a zeroed, then filled, cpu set.
-    unsafe {
-        let cpu = libc::sched_getcpu();
-        ensure!(cpu >= 0, "sched_getcpu failed");
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu.cast_unsigned() as usize, &mut set);
-        let rc = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
-        ensure!(
-            rc == 0,
-            "sched_setaffinity: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    ensure!(cpu >= 0, "sched_getcpu failed");
+    pin_thread_to(cpu.cast_unsigned() as usize)
 }

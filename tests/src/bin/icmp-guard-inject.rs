@@ -14,6 +14,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
 use icmp_guard_tests::{
     fixtures::{echo6_from, neighbour_solicitation, packet_too_big, retag},
+    lab::pin_thread_to,
     packet::{ETH_P_8021Q, IPPROTO_ICMP, Ipv4, MF, echo_request, ipv4_frame},
     recording,
 };
@@ -124,7 +125,7 @@ fn main() -> Result<()> {
         }
     };
     if let Some(cpu) = args.cpu {
-        pin_to(cpu)?;
+        pin_thread_to(cpu)?;
     }
     let socket = PacketSocket::bind(&args.iface)?;
     let started = Instant::now();
@@ -156,21 +157,6 @@ fn main() -> Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     println!("{}", serde_json::json!({"sent": sent, "seconds": seconds}));
-    Ok(())
-}
-
-fn pin_to(cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu set filled with one CPU, applied to this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        let rc = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
-        ensure!(
-            rc == 0,
-            "pinning to CPU {cpu}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
     Ok(())
 }
 
