@@ -79,15 +79,15 @@ impl Daemon {
     }
 
     async fn run(mut self) -> Result<(), Error> {
-        // Bind first: a daemon that cannot serve its metrics changes nothing.
+        // Signals first: one that arrives while the guards are being attached must not kill
+        // the process with its default action.
+        let path = self.cfg.path.clone();
+        let mut hangup = signal(SignalKind::hangup()).map_err(Error::io("handling SIGHUP for", &path))?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(Error::io("handling SIGTERM for", &path))?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::io("handling SIGINT for", &path))?;
+        // Bind next: a daemon that cannot serve its metrics changes nothing.
         let mut server = serve(self.cfg.metrics, self.shared.clone()).await?;
         self.apply(true);
-        let mut hangup = signal(SignalKind::hangup())
-            .map_err(Error::io("handling SIGHUP for", &self.cfg.path))?;
-        let mut terminate = signal(SignalKind::terminate())
-            .map_err(Error::io("handling SIGTERM for", &self.cfg.path))?;
-        let mut interrupt = signal(SignalKind::interrupt())
-            .map_err(Error::io("handling SIGINT for", &self.cfg.path))?;
         let mut tick = tokio::time::interval(TICK);
         log::info!(
             "icmp-guard daemon running with {}: {} interface(s), metrics on http://{}/metrics",
