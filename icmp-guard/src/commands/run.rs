@@ -82,9 +82,12 @@ impl Daemon {
         // Signals first: one that arrives while the guards are being attached must not kill
         // the process with its default action.
         let path = self.cfg.path.clone();
-        let mut hangup = signal(SignalKind::hangup()).map_err(Error::io("handling SIGHUP for", &path))?;
-        let mut terminate = signal(SignalKind::terminate()).map_err(Error::io("handling SIGTERM for", &path))?;
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::io("handling SIGINT for", &path))?;
+        let mut hangup =
+            signal(SignalKind::hangup()).map_err(Error::io("handling SIGHUP for", &path))?;
+        let mut terminate =
+            signal(SignalKind::terminate()).map_err(Error::io("handling SIGTERM for", &path))?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).map_err(Error::io("handling SIGINT for", &path))?;
         // Bind next: a daemon that cannot serve its metrics changes nothing.
         let mut server = serve(self.cfg.metrics, self.shared.clone()).await?;
         self.apply(true);
