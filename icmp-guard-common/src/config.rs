@@ -1,6 +1,9 @@
 //! The configuration the XDP program reads for every ICMP packet.
 
-use crate::bucket::Limit;
+use crate::{
+    bucket::{Class, Limit},
+    parse::Family,
+};
 
 /// Defaults, shared by the CLI's `--help`, the README and the tests.
 pub mod defaults {
@@ -132,6 +135,45 @@ impl Config {
             ifindex: 0,
             attach_mode: attach_mode::UNKNOWN,
             attached_at: 0,
+        }
+    }
+
+    /// The per-source limit of `class`.
+    ///
+    /// Both limits are read (volatile) and one is chosen by value. Otherwise LLVM turns the
+    /// choice into one load from `config + (0 or 24)`: on the XDP side a map-value pointer
+    /// plus an offset that differs between paths, which the verifier refuses to programs
+    /// without `CAP_PERFMON`.
+    #[inline(always)]
+    #[must_use]
+    pub fn limit(&self, class: Class) -> Limit {
+        // SAFETY: both are plain reads of fields of a valid reference.
+        let (echo, reply) = unsafe {
+            (
+                core::ptr::read_volatile(&raw const self.echo),
+                core::ptr::read_volatile(&raw const self.reply),
+            )
+        };
+        match class {
+            Class::Echo => echo,
+            Class::Reply => reply,
+        }
+    }
+
+    /// The source mask of `family`, chosen like [`Config::limit`] and for the same reason.
+    #[inline(always)]
+    #[must_use]
+    pub fn mask(&self, family: Family) -> [u8; 16] {
+        // SAFETY: both are plain reads of fields of a valid reference.
+        let (v4, v6) = unsafe {
+            (
+                core::ptr::read_volatile(&raw const self.v4_mask),
+                core::ptr::read_volatile(&raw const self.v6_mask),
+            )
+        };
+        match family {
+            Family::V4 => v4,
+            Family::V6 => v6,
         }
     }
 

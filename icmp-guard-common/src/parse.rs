@@ -33,8 +33,11 @@ pub mod proto {
 pub const VLAN_MAX_DEPTH: usize = 8;
 
 /// IPv6 extension headers the parser walks after an optional hop-by-hop header; a longer
-/// chain is dropped (RFC 9288 allows it; passing it unparsed would be a bypass).
-pub const EXT_HEADER_BUDGET: usize = 6;
+/// chain is dropped (RFC 9288 allows it; passing it unparsed would be a bypass). Real chains
+/// in front of ICMPv6 hold one or two (fragment, destination options, routing); the verifier
+/// explores every step of the walk, so the budget is also what keeps the program loadable
+/// without `CAP_PERFMON` (see `the_verifier_has_headroom`).
+pub const EXT_HEADER_BUDGET: usize = 4;
 
 /// Smallest ICMP or ICMPv6 message: type, code, checksum and four bytes (RFC 792, RFC 4443);
 /// the kernel pulls this much before looking at any type.
@@ -133,6 +136,13 @@ pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
     let eth: EthHdr = frame.read(0).ok_or(Reason::PassedNonIcmp)?;
     let l2_group = eth.dst_addr[0] & 1 != 0;
     let mut proto = u16::from_be(eth.ether_type);
+    // Untagged frames first, with the network header at a constant offset: the XDP side
+    // reads constant offsets directly and variable ones through a helper.
+    match proto {
+        ethertype::IPV4 => return parse_ipv4(frame, EthHdr::LEN, l2_group),
+        ethertype::IPV6 => return parse_ipv6(frame, EthHdr::LEN, l2_group),
+        _ => {}
+    }
     let mut l3 = EthHdr::LEN;
     for _ in 0..VLAN_MAX_DEPTH {
         if !is_vlan(proto) {
@@ -200,7 +210,13 @@ fn parse_ipv4<F: Frame + ?Sized>(
         if payload < ICMP_HEADER_LEN {
             return Err(Malformed);
         }
-        let icmp: Icmpv4Hdr = frame.read(l3 + header_len).ok_or(Malformed)?;
+        // Without options (nearly always) the offset is a constant: a direct read on XDP.
+        let icmp: Icmpv4Hdr = if header_len == Ipv4Hdr::LEN {
+            frame.read(l3 + Ipv4Hdr::LEN)
+        } else {
+            frame.read(l3 + header_len)
+        }
+        .ok_or(Malformed)?;
         (icmp.type_, icmp.code)
     } else {
         (0, 0)
@@ -243,8 +259,69 @@ fn parse_ipv6<F: Frame + ?Sized>(
     let first_ext = l3 + Ipv6Hdr::LEN;
     let end = first_ext + payload_len;
 
-    let mut next = ip.next_hdr;
-    let mut off = first_ext;
+    let packet = |fragment, datagram_end, icmp: [u8; 2]| IcmpPacket {
+        family: Family::V6,
+        src: ip.src_addr,
+        dst: ip.dst_addr,
+        l2_group,
+        hop_limit: ip.hop_limit,
+        ip_len: (Ipv6Hdr::LEN + payload_len) as u32,
+        datagram_end,
+        fragment,
+        icmp_type: icmp[0],
+        icmp_code: icmp[1],
+    };
+    // No extension headers (nearly always): the ICMPv6 header sits at a constant offset.
+    if ip.next_hdr == proto::ICMPV6 {
+        if ICMP_HEADER_LEN > payload_len {
+            return Err(Malformed);
+        }
+        let icmp: [u8; 2] = frame.read(first_ext).ok_or(Malformed)?;
+        return Ok(packet(
+            Fragment::None,
+            (Ipv6Hdr::LEN + payload_len) as u32,
+            icmp,
+        ));
+    }
+
+    let Walk {
+        off,
+        fragment,
+        datagram_end,
+    } = walk_extensions(frame, l3, ip.next_hdr, end)?;
+    let icmp = if matches!(fragment, Fragment::Later) {
+        [0, 0]
+    } else {
+        // The ICMPv6 header must be in this packet: a first fragment whose chain leaves it
+        // for a later one is dropped (RFC 7112).
+        if off + ICMP_HEADER_LEN > end {
+            return Err(Malformed);
+        }
+        frame.read(off).ok_or(Malformed)?
+    };
+    Ok(packet(fragment, datagram_end, icmp))
+}
+
+/// Where an extension-header walk found the ICMPv6 header (or, for a later fragment, its
+/// data), and what it learned about fragmentation.
+struct Walk {
+    off: usize,
+    fragment: Fragment,
+    datagram_end: u32,
+}
+
+/// Walks the extension headers of the IPv6 packet at `l3` (payload ending at `end`), starting
+/// with `next`; `Err` with the reason when the chain is bad, too long, or not ICMPv6.
+#[inline(always)]
+fn walk_extensions<F: Frame + ?Sized>(
+    frame: &F,
+    l3: usize,
+    mut next: u8,
+    end: usize,
+) -> Result<Walk, Reason> {
+    use Reason::DroppedMalformed as Malformed;
+
+    let mut off = l3 + Ipv6Hdr::LEN;
     // Hop-by-hop may only come first (RFC 8200 section 4.1); MLD needs it (router alert).
     if next == proto::HOP_BY_HOP {
         let (nh, len) = ext_header(frame, off, end, next)?;
@@ -253,13 +330,15 @@ fn parse_ipv6<F: Frame + ?Sized>(
     }
     let mut fragment = Fragment::None;
     let mut seen_fragment = false;
-    let mut datagram_end = (Ipv6Hdr::LEN + payload_len) as u32;
-    let mut found = false;
+    let mut datagram_end = (end - l3) as u32;
     for _ in 0..EXT_HEADER_BUDGET {
         match next {
             proto::ICMPV6 => {
-                found = true;
-                break;
+                return Ok(Walk {
+                    off,
+                    fragment,
+                    datagram_end,
+                });
             }
             proto::HOP_BY_HOP => return Err(Malformed),
             proto::ROUTING | proto::DEST_OPTS | proto::AH => {
@@ -295,46 +374,32 @@ fn parse_ipv6<F: Frame + ?Sized>(
                 if matches!(fragment, Fragment::Later) {
                     // No headers follow in a later fragment; its next header names the
                     // fragmented protocol.
-                    found = next == proto::ICMPV6;
-                    break;
+                    return if next == proto::ICMPV6 {
+                        Ok(Walk {
+                            off,
+                            fragment,
+                            datagram_end,
+                        })
+                    } else {
+                        Err(Reason::PassedNonIcmp)
+                    };
                 }
             }
             // Anything else (TCP, UDP, ESP, no next header, ...) is not ICMPv6.
             _ => return Err(Reason::PassedNonIcmp),
         }
     }
-    if !found {
-        return Err(if next == proto::ICMPV6 || is_ext_header(next) {
-            Reason::DroppedExtHeaders
-        } else {
-            Reason::PassedNonIcmp
-        });
+    // The budget's last header may lead straight to ICMPv6; anything else left in the chain
+    // is too long to judge.
+    match next {
+        proto::ICMPV6 => Ok(Walk {
+            off,
+            fragment,
+            datagram_end,
+        }),
+        n if is_ext_header(n) => Err(Reason::DroppedExtHeaders),
+        _ => Err(Reason::PassedNonIcmp),
     }
-
-    let (icmp_type, icmp_code) = if matches!(fragment, Fragment::Later) {
-        (0, 0)
-    } else {
-        // The ICMPv6 header must be in this packet: a first fragment whose chain leaves it
-        // for a later one is dropped (RFC 7112).
-        if off + ICMP_HEADER_LEN > end {
-            return Err(Malformed);
-        }
-        let icmp: [u8; 2] = frame.read(off).ok_or(Malformed)?;
-        (icmp[0], icmp[1])
-    };
-
-    Ok(IcmpPacket {
-        family: Family::V6,
-        src: ip.src_addr,
-        dst: ip.dst_addr,
-        l2_group,
-        hop_limit: ip.hop_limit,
-        ip_len: (Ipv6Hdr::LEN + payload_len) as u32,
-        datagram_end,
-        fragment,
-        icmp_type,
-        icmp_code,
-    })
 }
 
 /// Reads the (next header, length in bytes) of the extension header `kind` at `off`, which

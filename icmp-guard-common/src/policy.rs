@@ -256,11 +256,12 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     if cfg.allow_entries != 0 && env.listed(List::Allow, &pkt.src) {
         return Reason::Allowed;
     }
-    let mask = match pkt.family {
-        Family::V4 => &cfg.v4_mask,
-        Family::V6 => &cfg.v6_mask,
-    };
-    meter(env, cfg, &SourceKey { addr: pkt.src }.masked(mask), class)
+    meter(
+        env,
+        cfg,
+        &SourceKey { addr: pkt.src }.masked(&cfg.mask(pkt.family)),
+        class,
+    )
 }
 
 /// Neighbour discovery, MLD and path-MTU signals: passed, unless malformed.
@@ -281,10 +282,7 @@ fn essential(pkt: &IcmpPacket) -> Reason {
 /// bounded without filling the map first.
 #[inline(always)]
 fn meter<E: Env>(env: &E, cfg: &Config, key: &SourceKey, class: Class) -> Reason {
-    let limit = match class {
-        Class::Echo => &cfg.echo,
-        Class::Reply => &cfg.reply,
-    };
+    let limit = &cfg.limit(class);
     let over_source = match class {
         Class::Echo => Reason::DroppedRateSource,
         Class::Reply => Reason::DroppedRateReply,
@@ -300,14 +298,8 @@ fn meter<E: Env>(env: &E, cfg: &Config, key: &SourceKey, class: Class) -> Reason
     if !global_ok {
         return Reason::DroppedRateGlobal;
     }
-    if known.is_none() {
-        let mut state = SourceState::default();
-        if !state.charge(class, now, limit) {
-            return over_source;
-        }
-        if !env.insert_source(key, &state) {
-            return Reason::PassedUnmetered;
-        }
+    if known.is_none() && !env.insert_source(key, &SourceState::first(class, now, limit)) {
+        return Reason::PassedUnmetered;
     }
     Reason::Passed
 }

@@ -7,11 +7,15 @@
 
 #![no_std]
 #![no_main]
-#![feature(asm_experimental_arch)]
+#![feature(core_intrinsics)]
+#![expect(
+    internal_features,
+    reason = "is_val_statically_known picks the packet access path"
+)]
 
 use aya_ebpf::{
-    bindings::xdp_action,
-    helpers::generated::bpf_ktime_get_coarse_ns,
+    bindings::{xdp_action, xdp_md},
+    helpers::generated::{bpf_ktime_get_coarse_ns, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
     macros::{map, xdp},
     maps::{Array, LpmTrie, LruPerCpuHashMap, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
@@ -77,6 +81,7 @@ pub fn icmp_guard(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn try_icmp_guard(ctx: &XdpContext) -> Reason {
     let frame = XdpFrame {
+        ctx: ctx.ctx,
         start: ctx.data(),
         end: ctx.data_end(),
     };
@@ -139,37 +144,53 @@ impl Env for Maps<'_> {
     }
 }
 
-/// The frame as the verifier sees it: `start..end` of packet memory.
+/// The frame as the verifier sees it: `start..end` of packet memory, and the context for the
+/// helpers.
+///
+/// Packet reads at offsets the compiler knows are direct and bounds-checked against
+/// `data_end`. Reads at offsets that depend on the packet (after `ihl`, IPv6 extension
+/// headers, VLAN tags) go through `bpf_xdp_load_bytes`, and length checks through
+/// `bpf_xdp_get_buff_len`: a packet pointer plus a variable is only allowed to programs that
+/// may bypass the verifier's Spectre v1 sanitising (`CAP_PERFMON`), and the helpers need no
+/// more than `CAP_BPF`. They also keep LLVM from deriving one bounds check from another, which
+/// the verifier could not follow.
 struct XdpFrame {
+    ctx: *mut xdp_md,
     start: usize,
     end: usize,
 }
 
 impl Frame for XdpFrame {
-    /// The sum is made in inline assembly, which LLVM cannot see through: otherwise it would
-    /// learn `start + offset + len <= end` and delete later bounds checks that follow from
-    /// length arithmetic (ICMP header within total length within the frame), which the
-    /// verifier cannot follow and rejects. Pointers are compared, never subtracted
-    /// (subtracting them needs `CAP_PERFMON`, and a frame length is not needed).
     #[inline(always)]
     fn has(&self, offset: usize, len: usize) -> bool {
-        let mut at = self.start;
-        let span = offset + len;
-        // SAFETY: register arithmetic only; no memory is touched.
-        unsafe {
-            core::arch::asm!("{at} += {span}", at = inout(reg) at, span = in(reg) span, options(pure, nomem, nostack));
-        }
-        at <= self.end
+        // SAFETY: ctx is the program's context.
+        let frame_len = unsafe { bpf_xdp_get_buff_len(self.ctx) };
+        (offset + len) as u64 <= frame_len
     }
 
     #[inline(always)]
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
-        let at = self.start + offset;
-        if at + size_of::<T>() > self.end {
-            return None;
+        if core::intrinsics::is_val_statically_known(offset) {
+            let at = self.start + offset;
+            if at + size_of::<T>() > self.end {
+                return None;
+            }
+            // SAFETY: bounds-checked against data_end just above; headers are plain integers.
+            return Some(unsafe { core::ptr::read_unaligned(at as *const T) });
         }
-        // SAFETY: bounds-checked against data_end just above; headers are plain integers.
-        Some(unsafe { core::ptr::read_unaligned(at as *const T) })
+        let mut out = core::mem::MaybeUninit::<T>::uninit();
+        // SAFETY: the helper copies size_of::<T>() bytes into `out` or fails without writing
+        // past it; offsets and lengths fit in u32 (frames are at most a page here).
+        let rc = unsafe {
+            bpf_xdp_load_bytes(
+                self.ctx,
+                offset as u32,
+                out.as_mut_ptr().cast(),
+                size_of::<T>() as u32,
+            )
+        };
+        // SAFETY: on success every byte of `out` was written.
+        (rc == 0).then(|| unsafe { out.assume_init() })
     }
 }
 

@@ -1,11 +1,10 @@
 //! Up-front capability check, so a missing privilege is reported by name instead of as a bare
 //! EPERM from deep inside a syscall.
 //!
-//! Loading the program needs `CAP_BPF`, `CAP_NET_ADMIN` (XDP) and `CAP_PERFMON`: the parser
-//! reads headers at offsets that depend on the packet (`ihl`, IPv6 extension headers), and
-//! the verifier only allows variable offsets into packets to programs that may bypass its
-//! Spectre v1 sanitising, which is what `CAP_PERFMON` grants. Every other command works on
-//! pinned maps and links and needs `CAP_BPF` alone. `CAP_SYS_ADMIN` covers all of them.
+//! Loading and attaching the program needs `CAP_BPF` and `CAP_NET_ADMIN` (XDP); the program
+//! is written so that it needs no `CAP_PERFMON` (see `XdpFrame` in the eBPF crate). Every
+//! other command works on pinned maps and links and needs `CAP_BPF` alone. `CAP_SYS_ADMIN`
+//! covers all of them.
 
 use crate::Error;
 
@@ -15,11 +14,10 @@ pub struct Cap(pub &'static str, pub u32);
 
 pub const CAP_NET_ADMIN: Cap = Cap("CAP_NET_ADMIN", 12);
 pub const CAP_SYS_ADMIN: Cap = Cap("CAP_SYS_ADMIN", 21);
-pub const CAP_PERFMON: Cap = Cap("CAP_PERFMON", 38);
 pub const CAP_BPF: Cap = Cap("CAP_BPF", 39);
 
 /// What loading and attaching the program needs.
-pub const LOAD: &[Cap] = &[CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON];
+pub const LOAD: &[Cap] = &[CAP_BPF, CAP_NET_ADMIN];
 /// What working on pinned state needs.
 pub const PINS: &[Cap] = &[CAP_BPF];
 

@@ -814,9 +814,21 @@ pub fn cases() -> Vec<Case> {
             ExtHeaders,
         ),
         Case::one(
-            "five destination-options headers are within the budget",
-            echo6_behind(vec![Ext::padn(IPPROTO_DSTOPTS); 5], 56),
+            "hop-by-hop and four destination-options headers are within the budget",
+            echo6_behind(
+                [
+                    vec![Ext::padn(IPPROTO_HOPOPTS)],
+                    vec![Ext::padn(IPPROTO_DSTOPTS); 4],
+                ]
+                .concat(),
+                56,
+            ),
             Passed,
+        ),
+        Case::one(
+            "five destination-options headers are over the budget",
+            echo6_behind(vec![Ext::padn(IPPROTO_DSTOPTS); 5], 56),
+            ExtHeaders,
         ),
         Case::one(
             "[V39] first fragment whose chain leaves the ICMPv6 header out",
