@@ -33,6 +33,10 @@ pub fn ensure() -> Result<()> {
     rust_src(&nightly)?;
     bpf_linker(&nightly)?;
     system_tools()?;
+    step(&format!(
+        "setup: {} with rust-src, bpf-linker {BPF_LINKER_VERSION} on its LLVM {}, test tools present",
+        nightly.release, nightly.llvm_major
+    ));
     Ok(())
 }
 
