@@ -427,6 +427,25 @@ impl Lab {
         cmd.output().with_context(|| format!("spawning {cmd:?}"))
     }
 
+    /// The CLI in the guarded namespace with its capability bounding set changed by `caps`
+    /// (setpriv syntax, e.g. "-all,+bpf,+net_admin"), as a capability-bounded service runs.
+    pub fn cli_with_caps(&self, caps: &str, args: &[&str]) -> Result<Output> {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.guarded.name))
+            .args([
+                "--",
+                "setpriv",
+                "--inh-caps=-all",
+                &format!("--bounding-set={caps}"),
+                "--",
+            ])
+            .arg(&self.cli)
+            .arg("--bpffs")
+            .arg(&self.bpffs.path)
+            .args(args);
+        cmd.output().with_context(|| format!("spawning {cmd:?}"))
+    }
+
     /// The CLI, which must succeed; returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
         let out = self.cli(args)?;

@@ -3,7 +3,7 @@
 //! Each test builds its own lab with unique names and removes it on drop. Traffic stays
 //! between the lab's two hosts (198.51.100.0/24) and every flood is bounded by count.
 
-use std::{process::Command, time::Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, Netns, counter, ip, stderr_of, unique};
@@ -193,42 +193,9 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
     fails(&["attach", iface], &format!("{iface} is already guarded"));
     fails(&["set", iface], "no limit given");
 
-    // A second pin root does not own the program: it must not clobber it.
-    let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
-    let mut cmd = lab
-        .guarded
-        .enter(icmp_guard_tests::lab::workspace_bin("icmp-guard").unwrap());
-    let out = cmd
-        .arg("--bpffs")
-        .arg(&other.path)
-        .args(["attach", iface])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("already has an XDP program attached that is not icmp-guard's"),
-        "{}",
-        stderr_of(&out)
-    );
-    assert!(
-        !other.path.join("icmp-guard").join(iface).exists(),
-        "no pins left by the refusal"
-    );
-
-    // Without CAP_BPF the CLI names it.
-    let out = Command::new("nsenter")
-        .args([&format!("--net=/run/netns/{}", lab.guarded.name), "--"])
-        .args([
-            "setpriv",
-            "--bounding-set=-bpf,-sys_admin,-net_admin",
-            "--inh-caps=-all",
-            "--",
-        ])
-        .arg(icmp_guard_tests::lab::workspace_bin("icmp-guard").unwrap())
-        .arg("--bpffs")
-        .arg(&lab.bpffs.path)
-        .args(["stats", iface])
-        .output()
+    // Without CAP_BPF the CLI names it (a foreign program is refused in tests/service.rs).
+    let out = lab
+        .cli_with_caps("-bpf,-sys_admin,-net_admin", &["stats", iface])
         .unwrap();
     assert!(!out.status.success());
     assert!(

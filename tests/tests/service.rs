@@ -400,23 +400,9 @@ fn a_foreign_program_is_named_and_never_clobbered() {
     assert_eq!(status(&lab)[0]["program_id"], id, "untouched");
 }
 
-/// Runs the CLI in the guarded namespace with only `caps` (e.g. "+bpf,+net_admin").
+/// The CLI with only `caps` (e.g. "+bpf,+net_admin").
 fn with_caps(lab: &Lab, caps: &str, args: &[&str]) -> std::process::Output {
-    Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", lab.guarded.name))
-        .args([
-            "--",
-            "setpriv",
-            "--inh-caps=-all",
-            &format!("--bounding-set=-all,{caps}"),
-            "--",
-        ])
-        .arg(workspace_bin("icmp-guard").unwrap())
-        .arg("--bpffs")
-        .arg(&lab.bpffs.path)
-        .args(args)
-        .output()
-        .unwrap()
+    lab.cli_with_caps(&format!("-all,{caps}"), args).unwrap()
 }
 
 #[test]
