@@ -1,8 +1,8 @@
 //! The fixture table: every case is a description, the frames sent, the verdict of the last
 //! frame and the exact change of every counter. The same table runs on the host model
 //! (`tests/host_fixtures.rs`), through `BPF_PROG_TEST_RUN` on the real program
-//! (`tests/prog_test_run.rs`), through a live veth in generic mode (`tests/e2e_v2.rs`), and
-//! as the benchmark's inputs.
+//! (`tests/prog_test_run.rs`), and through a live veth in generic and native mode
+//! (`tests/replay.rs`). Its frame builders also make the benchmark's inputs.
 //!
 //! Rows name the entry of `VERDICTS.md` they check as `[V<n>]`.
 
