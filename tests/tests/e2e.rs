@@ -47,6 +47,14 @@ fn lifecycle(mode: &str) -> Result<()> {
     assert!(listing[0]["program_id"].as_u64().unwrap() > 0, "{listing}");
     assert_eq!(listing[0]["limits"]["echo_rate"], RATE, "{listing}");
 
+    // An interface taken down and up keeps its guard [V65].
+    ip(&["-n", &lab.guarded.name, "link", "set", iface, "down"])?;
+    ip(&["-n", &lab.guarded.name, "link", "set", iface, "up"])?;
+    assert!(
+        has_xdp(&lab.guarded, iface),
+        "still attached after down and up"
+    );
+
     // A monitoring ping is answered.
     assert_eq!(lab.ping(3, "0.2", 10)?, 3);
 
