@@ -527,3 +527,43 @@ fn man_page_and_completions_come_from_the_cli() {
         );
     }
 }
+
+#[test]
+fn stats_watch_shows_rates_per_second_and_top_offenders() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface, "--echo-rate", "1", "--echo-burst", "1"])
+        .unwrap();
+    // A paced flood runs while `--watch 1` redraws; both are bounded in time.
+    let mut flood = lab
+        .inject_command(&["--kind", "echo", "--count", "3000", "--pps", "1000"])
+        .unwrap()
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Command::new("timeout")
+        .args(["2.5"])
+        .arg("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.guarded.name))
+        .arg("--")
+        .arg(workspace_bin("icmp-guard").unwrap())
+        .arg("--bpffs")
+        .arg(&lab.bpffs.path)
+        .args(["stats", iface, "--watch", "1", "--top", "3"])
+        .output()
+        .unwrap();
+    assert!(flood.wait().unwrap().success());
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("per second") && screen.contains("top sources now"),
+        "{screen}"
+    );
+    // The last redraw shows the flooder dropping hundreds per second.
+    let last = screen.rsplit("top sources now").next().unwrap();
+    let line = last
+        .lines()
+        .find(|l| l.contains("198.51.100.2/32"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    let dropped_per_sec: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(dropped_per_sec > 300.0, "{line}");
+}
