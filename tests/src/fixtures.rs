@@ -128,6 +128,18 @@ impl Case {
         self
     }
 
+    /// The same with these prefixes on the allow list.
+    fn allowing(mut self, prefixes: &[&str]) -> Self {
+        self.allow = prefixes.iter().map(|p| cidr(p)).collect();
+        self
+    }
+
+    /// The same with these prefixes on the deny list.
+    fn denying(mut self, prefixes: &[&str]) -> Self {
+        self.deny = prefixes.iter().map(|p| cidr(p)).collect();
+        self
+    }
+
     /// Several steps with their counters; the verdict is that of `last`.
     fn steps(
         what: impl Into<String>,
@@ -1086,71 +1098,64 @@ pub fn cases() -> Vec<Case> {
     ];
 
     // [V56] Spoofed sources exhaust the global budget; an allow-listed monitor still passes.
-    let mut spoofed = Case::steps(
-        "[V56] spoofed flood over the global budget; the allow-listed monitor passes",
-        Config {
-            global_per_cpu: Limit::new(1, 10).unwrap(),
-            ..flood
-        },
-        (0..50u8)
-            .map(|i| step(echo_from([198, 51, 100, i + 10]), 1))
-            .chain([step(echo_from(OTHER), 1)])
-            .collect(),
-        Allowed,
-        vec![(Passed, 10), (Global, 40), (Allowed, 1)],
-    );
-    spoofed.allow = vec![cidr("203.0.113.0/24")];
-    cases.push(spoofed);
-
-    // Lists.
-    let mut allowed = Case::steps(
-        "allow list: never rate limited",
-        flood,
-        vec![step(echo.clone(), burst + 5)],
-        Allowed,
-        vec![(Allowed, b + 5)],
-    );
-    allowed.allow = vec![cidr("198.51.100.2")];
-    cases.push(allowed);
-    let mut allowed6 = Case::steps(
-        "allow list: IPv6 prefix",
-        flood,
-        vec![step(echo6.clone(), burst + 5)],
-        Allowed,
-        vec![(Allowed, b + 5)],
-    );
-    allowed6.allow = vec![cidr("2001:db8::/48")];
-    cases.push(allowed6);
-    let mut denied = Case::steps(
-        "deny list: ICMP from the prefix dropped, others pass",
-        flood,
-        vec![step(echo.clone(), 2), step(echo_from(OTHER), 1)],
-        Passed,
-        vec![(Denied, 2), (Passed, 1)],
-    );
-    denied.deny = vec![cidr("198.51.100.0/24")];
-    cases.push(denied);
-    let mut both = Case::one("deny wins over allow", echo.clone(), Denied);
-    both.allow = vec![cidr("198.51.100.2")];
-    both.deny = vec![cidr("198.51.100.0/24")];
-    cases.push(both);
-    let mut essential = Case::steps(
-        "deny list cannot break NDP or path MTU",
-        flood,
-        vec![
-            step(neighbour_solicitation(LINK_LOCAL, 255), 1),
-            step(packet_too_big(1280), 1),
-            step(frag_needed(1400), 1),
-        ],
-        Exempt,
-        vec![(Exempt, 3)],
-    );
-    essential.deny = vec![
-        cidr("fe80::/10"),
-        cidr("2001:db8::/32"),
-        cidr("198.51.100.0/24"),
-    ];
-    cases.push(essential);
+    let global_10 = Config {
+        global_per_cpu: Limit::new(1, 10).unwrap(),
+        ..flood
+    };
+    let spoofed_then_monitor = (0..50u8)
+        .map(|i| step(echo_from([198, 51, 100, i + 10]), 1))
+        .chain([step(echo_from(OTHER), 1)])
+        .collect();
+    cases.extend([
+        Case::steps(
+            "[V56] spoofed flood over the global budget; the allow-listed monitor passes",
+            global_10,
+            spoofed_then_monitor,
+            Allowed,
+            vec![(Passed, 10), (Global, 40), (Allowed, 1)],
+        )
+        .allowing(&["203.0.113.0/24"]),
+        // Lists.
+        Case::steps(
+            "allow list: never rate limited",
+            flood,
+            vec![step(echo.clone(), burst + 5)],
+            Allowed,
+            vec![(Allowed, b + 5)],
+        )
+        .allowing(&["198.51.100.2"]),
+        Case::steps(
+            "allow list: IPv6 prefix",
+            flood,
+            vec![step(echo6.clone(), burst + 5)],
+            Allowed,
+            vec![(Allowed, b + 5)],
+        )
+        .allowing(&["2001:db8::/48"]),
+        Case::steps(
+            "deny list: ICMP from the prefix dropped, others pass",
+            flood,
+            vec![step(echo.clone(), 2), step(echo_from(OTHER), 1)],
+            Passed,
+            vec![(Denied, 2), (Passed, 1)],
+        )
+        .denying(&["198.51.100.0/24"]),
+        Case::one("deny wins over allow", echo.clone(), Denied)
+            .allowing(&["198.51.100.2"])
+            .denying(&["198.51.100.0/24"]),
+        Case::steps(
+            "deny list cannot break NDP or path MTU",
+            flood,
+            vec![
+                step(neighbour_solicitation(LINK_LOCAL, 255), 1),
+                step(packet_too_big(1280), 1),
+                step(frag_needed(1400), 1),
+            ],
+            Exempt,
+            vec![(Exempt, 3)],
+        )
+        .denying(&["fe80::/10", "2001:db8::/32", "198.51.100.0/24"]),
+    ]);
 
     // Dry run: everything counted as it would be, nothing dropped.
     let dry = Config {
