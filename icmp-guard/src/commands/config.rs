@@ -1,5 +1,7 @@
 //! `icmp-guard config check`: validate a configuration file without touching anything.
 
+use clap::ValueEnum as _;
+
 use crate::{Error, apply, cli::ConfigCommand, config_file::ConfigFile, limits};
 
 pub fn run(command: &ConfigCommand) -> Result<(), Error> {
@@ -9,10 +11,14 @@ pub fn run(command: &ConfigCommand) -> Result<(), Error> {
             for ic in &cfg.interfaces {
                 // The file's limits must also make a valid policy together (derived values).
                 let policy = apply::policy(ic)?;
+                let mode = ic
+                    .mode
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default();
                 println!(
-                    "{}: mode {:?}; {}; {} allowed, {} denied prefixes",
+                    "{}: mode {mode}; {}; {} allowed, {} denied prefixes",
                     ic.name,
-                    ic.mode,
                     limits::describe(&policy),
                     ic.allow.len(),
                     ic.deny.len()
