@@ -295,6 +295,19 @@ pub fn packet_too_big(mtu: u32) -> Vec<u8> {
     ipv6_frame(&Ipv6::new(SRC6, GUARDED6, IPPROTO_ICMPV6, msg))
 }
 
+/// `frame` with the byte at `offset` inverted: a broken checksum.
+#[must_use]
+pub fn flipped(mut frame: Vec<u8>, offset: usize) -> Vec<u8> {
+    frame[offset] ^= 0xff;
+    frame
+}
+
+/// Offsets of checksums in an untagged frame, from the header lengths.
+const ETH_LEN: usize = 14;
+const IPV4_CHECKSUM: usize = ETH_LEN + 10;
+const ICMP_CHECKSUM: usize = ETH_LEN + 20 + 2;
+const ICMPV6_CHECKSUM: usize = ETH_LEN + 40 + 2;
+
 /// `frame` (untagged) with the given VLAN tags inserted.
 #[must_use]
 pub fn retag(frame: &[u8], tags: &[u16]) -> Vec<u8> {
@@ -449,11 +462,7 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V13] bad IPv4 header checksum: left to the kernel, which discards it silently",
-            {
-                let mut f = echo.clone();
-                f[24] ^= 0xff;
-                f
-            },
+            flipped(echo.clone(), IPV4_CHECKSUM),
             Passed,
         ),
         Case::one(
@@ -583,11 +592,7 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V27] bad ICMP checksum: left to the kernel, which sends no reply",
-            {
-                let mut f = echo.clone();
-                f[36] ^= 0xff;
-                f
-            },
+            flipped(echo.clone(), ICMP_CHECKSUM),
             Passed,
         ),
         Case::one(
@@ -1020,11 +1025,7 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V52] bad ICMPv6 checksum: left to the kernel, which sends no reply",
-            {
-                let mut f = echo6.clone();
-                f[56] ^= 0xff;
-                f
-            },
+            flipped(echo6.clone(), ICMPV6_CHECKSUM),
             Passed,
         ),
         Case::one(

@@ -417,14 +417,17 @@ impl Lab {
     /// The CLI in the guarded namespace with the lab's bpffs; returns its output whatever
     /// the exit status.
     pub fn cli(&self, args: &[&str]) -> Result<Output> {
-        self.cli_in(&self.guarded, args)
+        let mut cmd = self.cli_command(&self.bpffs.path, args);
+        cmd.output().with_context(|| format!("spawning {cmd:?}"))
     }
 
-    /// The CLI in `ns` with the lab's bpffs.
-    pub fn cli_in(&self, ns: &Netns, args: &[&str]) -> Result<Output> {
-        let mut cmd = ns.enter(&self.cli);
-        cmd.arg("--bpffs").arg(&self.bpffs.path).args(args);
-        cmd.output().with_context(|| format!("spawning {cmd:?}"))
+    /// The CLI command in the guarded namespace with pins under `bpffs`, to run it another
+    /// way (in the background, or against another pin root).
+    #[must_use]
+    pub fn cli_command(&self, bpffs: &Path, args: &[&str]) -> Command {
+        let mut cmd = self.guarded.enter(&self.cli);
+        cmd.arg("--bpffs").arg(bpffs).args(args);
+        cmd
     }
 
     /// The CLI in the guarded namespace with its capability bounding set changed by `caps`

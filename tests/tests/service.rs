@@ -300,11 +300,8 @@ fn concurrent_commands_wait_for_the_lock() {
     let root = std::fs::File::open(lab.bpffs.path.join("icmp-guard")).unwrap();
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(root.as_raw_fd(), libc::LOCK_EX) }, 0);
-    let mut cmd = lab.guarded.enter(workspace_bin("icmp-guard").unwrap());
-    let mut set = cmd
-        .arg("--bpffs")
-        .arg(&lab.bpffs.path)
-        .args(["set", &iface, "--echo-rate", "5"])
+    let mut set = lab
+        .cli_command(&lab.bpffs.path, &["set", &iface, "--echo-rate", "5"])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -384,11 +381,7 @@ fn a_foreign_program_is_named_and_never_clobbered() {
     // Seen from another pin root, that program is foreign.
     let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
     let out = lab
-        .guarded
-        .enter(workspace_bin("icmp-guard").unwrap())
-        .arg("--bpffs")
-        .arg(&other.path)
-        .args(["attach", iface])
+        .cli_command(&other.path, &["attach", iface])
         .output()
         .unwrap();
     assert!(!out.status.success(), "{attached}");
