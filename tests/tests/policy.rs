@@ -315,7 +315,8 @@ fn a_full_list_is_reported_not_swallowed() {
     assert!(!out.status.success());
     assert!(
         stderr_of(&out).contains(&format!(
-            "the allow list of {iface} is full (4096 prefixes)"
+            "the allow list of {iface} is full ({} prefixes)",
+            icmp_guard_common::maps::LIST_MAX_ENTRIES
         )),
         "{}",
         stderr_of(&out)

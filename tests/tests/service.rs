@@ -131,7 +131,7 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
     );
     assert_eq!(
         sample(&metrics, "icmp_guard_sources_capacity", &on),
-        Some(65536.0)
+        Some(f64::from(icmp_guard_common::maps::SOURCES_MAX_ENTRIES))
     );
     assert!(sample(&metrics, "icmp_guard_sources", &on).unwrap() >= 1.0);
     assert_eq!(
@@ -350,7 +350,10 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     assert!(!out.status.success());
     let err = stderr_of(&out);
     assert!(
-        err.contains("map IG_CONFIG has value size 48, this version needs 152"),
+        err.contains(&format!(
+            "map IG_CONFIG has value size 48, this version needs {}",
+            size_of::<icmp_guard_common::Config>()
+        )),
         "{err}"
     );
     assert!(err.contains(&format!("icmp-guard clean {iface}")), "{err}");
