@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{limits::LimitArgs, pins};
+use crate::{iface::IfaceName, limits::LimitArgs, pins};
 
 /// XDP ICMP rate limiter: drops malformed, oversized and over-quota ICMP at the driver.
 ///
@@ -70,21 +70,21 @@ pub enum ListCommand {
     /// Add a prefix, e.g. 198.51.100.0/24 or 2001:db8::/48 (a bare address is a /32 or /128)
     Add {
         #[arg(value_name = "IFACE")]
-        iface: String,
+        iface: IfaceName,
         #[arg(value_name = "CIDR")]
         cidr: String,
     },
     /// Remove a prefix
     Del {
         #[arg(value_name = "IFACE")]
-        iface: String,
+        iface: IfaceName,
         #[arg(value_name = "CIDR")]
         cidr: String,
     },
     /// Show the prefixes
     List {
         #[arg(value_name = "IFACE")]
-        iface: String,
+        iface: IfaceName,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -95,14 +95,14 @@ pub enum ListCommand {
 pub struct IfaceArgs {
     /// Network interface, e.g. eth0
     #[arg(value_name = "IFACE")]
-    pub iface: String,
+    pub iface: IfaceName,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct AttachArgs {
     /// Network interface, e.g. eth0 (with --config: only this one of the file's interfaces)
     #[arg(value_name = "IFACE", required_unless_present = "config")]
-    pub iface: Option<String>,
+    pub iface: Option<IfaceName>,
 
     /// XDP mode: native (in the driver), generic (in the stack, any interface), or auto
     /// (native, falling back to generic)
@@ -160,7 +160,7 @@ pub enum Mode {
 pub struct SetArgs {
     /// Network interface, e.g. eth0
     #[arg(value_name = "IFACE")]
-    pub iface: String,
+    pub iface: IfaceName,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -177,7 +177,7 @@ pub struct StatusArgs {
 pub struct StatsArgs {
     /// Network interface, e.g. eth0
     #[arg(value_name = "IFACE")]
-    pub iface: String,
+    pub iface: IfaceName,
 
     /// Print one JSON object instead of tables
     #[arg(long)]

@@ -36,6 +36,7 @@ use crate::{
     Error,
     cidr::Cidr,
     cli::Mode,
+    iface::IfaceName,
     limits::{LimitArgs, MIN_ECHO_SIZE},
 };
 
@@ -112,7 +113,7 @@ pub struct ConfigFile {
 /// One guarded interface, validated.
 #[derive(Clone, Debug)]
 pub struct InterfaceConfig {
-    pub name: String,
+    pub name: IfaceName,
     pub mode: Mode,
     /// The policy, as flags over the defaults.
     pub limits: LimitArgs,
@@ -168,18 +169,13 @@ impl ConfigFile {
         let mut seen = BTreeSet::new();
         let mut interfaces = Vec::with_capacity(raw.interface.len());
         for (i, iface) in raw.interface.iter().enumerate() {
-            let at = format!("interface[{i}] ({})", iface.name);
-            if iface.name.is_empty()
-                || iface.name.len() >= libc::IFNAMSIZ
-                || iface.name.contains(['/', ' '])
-            {
-                return Err(fail(format!(
-                    "{at}.name: {:?} is not an interface name",
-                    iface.name
-                )));
-            }
-            if !seen.insert(iface.name.clone()) {
-                return Err(fail(format!("{at}.name: {} appears twice", iface.name)));
+            let name: IfaceName = iface
+                .name
+                .parse()
+                .map_err(|why| fail(format!("interface[{i}].name: {why}")))?;
+            let at = format!("interface[{i}] ({name})");
+            if !seen.insert(name.clone()) {
+                return Err(fail(format!("{at}.name: {name} appears twice")));
             }
             let mode = match iface.mode.as_deref() {
                 None | Some("auto") => Mode::Auto,
@@ -202,7 +198,7 @@ impl ConfigFile {
                     .collect::<Result<Vec<_>, _>>()
             };
             interfaces.push(InterfaceConfig {
-                name: iface.name.clone(),
+                name,
                 mode,
                 limits: merge(&defaults, &own),
                 allow: prefixes(&iface.allow, "allow")?,
@@ -363,6 +359,18 @@ mod tests {
             (
                 "[daemon]\nmetrics = \"localhost\"\n[[interface]]\nname = \"eth0\"",
                 "daemon.metrics",
+            ),
+            (
+                "[[interface]]\nname = \"..\"",
+                "interface[0].name: \"..\" is not a valid interface name",
+            ),
+            (
+                "[[interface]]\nname = \"../../etc\"",
+                "interface[0].name: \"../../etc\" is not a valid interface name",
+            ),
+            (
+                "[[interface]]\nname = \"eth0\\nfake: line\"",
+                r#"interface[0].name: "eth0\nfake: line" is not"#,
             ),
             ("", "no [[interface]] table"),
         ] {

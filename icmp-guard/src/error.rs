@@ -141,6 +141,12 @@ pub enum Error {
         source: aya::maps::MapError,
     },
 
+    #[error(
+        "{} holds files icmp-guard did not make ({files}); they were left in place: remove them yourself if they are yours to remove",
+        dir.display()
+    )]
+    ForeignFiles { dir: PathBuf, files: String },
+
     #[error("{what} {}", path.display())]
     Io {
         what: &'static str,

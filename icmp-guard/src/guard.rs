@@ -36,7 +36,7 @@ impl Guard {
     pub fn open(pins: Pins) -> Result<Self, Error> {
         if !pins.exist() {
             return Err(Error::NotGuarded {
-                iface: pins.iface,
+                iface: pins.iface.to_string(),
                 dir: pins.dir,
             });
         }
@@ -140,7 +140,7 @@ impl Guard {
                         || e.io_error.raw_os_error() == Some(libc::E2BIG) =>
                 {
                     Error::ListFull {
-                        iface: iface.clone(),
+                        iface: iface.to_string(),
                         list: name,
                         max: maps::LIST_MAX_ENTRIES,
                     }

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config_file;
 pub mod error;
 pub mod guard;
+pub mod iface;
 pub mod limits;
 pub mod loader;
 pub mod lock;

@@ -189,7 +189,7 @@ pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
     program
         .attach_to_link(link)
         .map_err(|source| Error::Replace {
-            iface: pins.iface.clone(),
+            iface: pins.iface.to_string(),
             source,
         })?;
     let new = program.info().map_err(|e| Error::Load(Box::new(e)))?.id();
@@ -290,24 +290,39 @@ fn classify_attach_error(iface: &str, mode: &'static str, source: ProgramError) 
     }
 }
 
-/// Removes every pin of `pins` and its folder; the link goes first, which detaches the
-/// program. Fails if anything is left.
+/// Removes the pins icmp-guard makes (the link first, which detaches the program, then each
+/// map) and the interface's folder. Nothing else is ever unlinked: a file icmp-guard did not
+/// make stays, and is named in the error.
 pub fn remove_pins(pins: &Pins) -> Result<(), Error> {
-    let _ = std::fs::remove_file(pins.link());
-    if let Ok(entries) = std::fs::read_dir(&pins.dir) {
-        for entry in entries.flatten() {
-            let _ = std::fs::remove_file(entry.path());
+    for path in pins.all() {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing the pin", &path)(e)),
         }
     }
-    let _ = std::fs::remove_dir(&pins.dir);
-    if pins.dir.exists() {
-        return Err(Error::Io {
-            what: "some pins could not be removed from",
-            path: pins.dir.clone(),
-            source: std::io::Error::other("folder not empty"),
-        });
+    match std::fs::remove_dir(&pins.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => {
+            let foreign: Vec<String> = std::fs::read_dir(&pins.dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| format!("{:?}", e.file_name().to_string_lossy()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if foreign.is_empty() {
+                Err(Error::io("removing the pin folder", &pins.dir)(source))
+            } else {
+                Err(Error::ForeignFiles {
+                    dir: pins.dir.clone(),
+                    files: foreign.join(", "),
+                })
+            }
+        }
     }
-    Ok(())
 }
 
 fn now() -> u64 {

@@ -9,6 +9,7 @@ use icmp_guard_common::{Config, Reason, policy::List};
 use crate::{
     commands::stats::{format_source, top_sources},
     guard::Guard,
+    iface::IfaceName,
     loader, netlink,
     pins::Pins,
 };
@@ -18,7 +19,7 @@ pub const TOP_SOURCES: usize = 10;
 
 /// One interface's numbers, read from its pins.
 struct Sample {
-    iface: String,
+    iface: IfaceName,
     cfg: Config,
     program_id: u32,
     mode: &'static str,
@@ -30,7 +31,7 @@ struct Sample {
     deny: usize,
 }
 
-fn sample(bpffs: &Path, iface: &str) -> Option<Sample> {
+fn sample(bpffs: &Path, iface: &IfaceName) -> Option<Sample> {
     let guard = Guard::open(Pins::new(bpffs, iface)).ok()?;
     let cfg = guard.config().ok()?;
     let sources = guard.sources().ok()?;
@@ -41,7 +42,7 @@ fn sample(bpffs: &Path, iface: &str) -> Option<Sample> {
         .collect();
     let state = netlink::xdp_state(cfg.ifindex).ok().flatten();
     Some(Sample {
-        iface: iface.to_owned(),
+        iface: iface.clone(),
         program_id: guard.program_id().unwrap_or(0),
         mode: state.map_or(loader::mode_name(cfg.attach_mode), |s| s.mode),
         counters: guard.counters().ok()?,
@@ -65,7 +66,7 @@ fn escape(value: &str) -> String {
 /// as not attached.
 #[must_use]
 #[expect(clippy::too_many_lines, reason = "one metric family after another")]
-pub fn render(bpffs: &Path, interfaces: &[String]) -> String {
+pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
     let samples: Vec<Sample> = interfaces.iter().filter_map(|i| sample(bpffs, i)).collect();
     let mut out = String::new();
     let mut family =

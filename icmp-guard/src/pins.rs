@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use icmp_guard_common::maps;
 
+use crate::iface::IfaceName;
+
 /// Default bpffs mount point.
 pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
 
@@ -32,16 +34,18 @@ pub fn root(bpffs: &Path) -> PathBuf {
 /// The pins of one interface.
 #[derive(Clone, Debug)]
 pub struct Pins {
-    pub iface: String,
+    pub iface: IfaceName,
     pub dir: PathBuf,
 }
 
 impl Pins {
     #[must_use]
-    pub fn new(bpffs: &Path, iface: &str) -> Self {
+    pub fn new(bpffs: &Path, iface: &IfaceName) -> Self {
+        // A validated name has no `/` and is not `..`: the folder is always directly inside
+        // the root.
         Self {
-            iface: iface.to_owned(),
-            dir: root(bpffs).join(iface),
+            iface: iface.clone(),
+            dir: root(bpffs).join(iface.as_str()),
         }
     }
 
@@ -55,6 +59,12 @@ impl Pins {
     #[must_use]
     pub fn map(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Every pin icmp-guard makes for this interface, the link first: the only files
+    /// `detach` and `clean` ever remove.
+    pub fn all(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        std::iter::once(self.link()).chain(MAPS.iter().map(|name| self.map(name)))
     }
 
     /// Whether this interface holds icmp-guard pins.

@@ -17,7 +17,7 @@ pub fn check(pins: &Pins) -> Result<(), Error> {
         let path = pins.map(name);
         let Ok(info) = MapInfo::from_pin(&path) else {
             return Err(Error::Stale {
-                iface: pins.iface.clone(),
+                iface: pins.iface.to_string(),
                 why: format!("map {name} is not pinned at {}", path.display()),
             });
         };
@@ -31,7 +31,7 @@ pub fn check(pins: &Pins) -> Result<(), Error> {
         ] {
             if pinned != wanted {
                 return Err(Error::Incompatible {
-                    iface: pins.iface.clone(),
+                    iface: pins.iface.to_string(),
                     map: name,
                     field,
                     pinned,

@@ -261,3 +261,73 @@ fn loopback_is_refused() {
     );
     assert!(!has_xdp(&lab.guarded, "lo"));
 }
+
+/// Interface names reach paths under the pin folder: `clean ../../x` once removed an unrelated
+/// folder, and `clean ..` another tool's pin at the top of the bpffs. Every command that takes
+/// a name refuses one the kernel would refuse, as a usage error, and touches nothing.
+#[test]
+fn interface_names_never_leave_the_pin_folder() {
+    let lab = Lab::new().unwrap();
+    // Bait: a folder beside the bpffs and a file at the top of the bpffs, both someone else's.
+    let victim = lab.scratch.file("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("precious"), b"keep me").unwrap();
+    let foreign_pin = lab.bpffs.path.join("another-tool");
+    std::fs::create_dir_all(&foreign_pin).unwrap();
+    // Enough `..` to reach `/` from `<bpffs>/icmp-guard/`, then the bait's absolute path.
+    let escape = format!("../../../../../..{}", victim.display());
+    let names = [
+        escape.as_str(),
+        "..",
+        "../x",
+        ".",
+        "",
+        "a/b",
+        "eth0:1",
+        "eth 0",
+        "eth0\nfake",
+        "sixteen_bytes_xx",
+    ];
+    for name in names {
+        for args in [
+            vec!["clean", name],
+            vec!["detach", name],
+            vec!["attach", name],
+            vec!["set", name, "--echo-rate", "5"],
+            vec!["stats", name],
+            vec!["allow", "add", name, "198.51.100.0/24"],
+            vec!["deny", "list", name],
+        ] {
+            let out = lab.cli(&args).unwrap();
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains("is not a valid interface name"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    assert!(
+        victim.join("precious").exists(),
+        "clean left the pin folder"
+    );
+    assert!(foreign_pin.exists(), "clean removed another tool's pin");
+
+    // A guard's folder holding a file icmp-guard did not make: clean removes its own pins,
+    // names the stranger and leaves it.
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface]).unwrap();
+    let stranger = lab
+        .bpffs
+        .path
+        .join("icmp-guard")
+        .join(iface)
+        .join("not-ours");
+    std::fs::create_dir(&stranger).unwrap();
+    let out = lab.cli(&["clean", iface]).unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("\"not-ours\""), "{err}");
+    assert!(stranger.exists(), "clean removed a file it did not make");
+    assert!(!has_xdp(&lab.guarded, iface), "clean still detaches");
+}

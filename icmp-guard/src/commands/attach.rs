@@ -22,7 +22,9 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     if let Some(file) = &args.config {
         return from_file(bpffs, file, args);
     }
-    let iface = args.iface.as_deref().unwrap_or_default();
+    let Some(iface) = &args.iface else {
+        unreachable!("clap requires IFACE unless --config is given");
+    };
     // Validate everything before touching the system.
     let cpus = online_cpus();
     let cfg = args.limits.apply(&Config::with_defaults(cpus), cpus)?;
@@ -48,7 +50,7 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
 fn replace(pins: &Pins, args: &AttachArgs) -> Result<(), Error> {
     if !pins.exist() {
         return Err(Error::NotGuarded {
-            iface: pins.iface.clone(),
+            iface: pins.iface.to_string(),
             dir: pins.dir.clone(),
         });
     }
@@ -96,7 +98,7 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         let pins = Pins::new(&bpffs, &ic.name);
         if pins.exist() && !args.replace {
             return Err(Error::AlreadyGuarded {
-                iface: ic.name.clone(),
+                iface: ic.name.to_string(),
                 dir: pins.dir,
             });
         }

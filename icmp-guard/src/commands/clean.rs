@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use crate::{Error, loader::remove_pins, lock::Lock, pins::Pins, privilege};
+use crate::{Error, iface::IfaceName, loader::remove_pins, lock::Lock, pins::Pins, privilege};
 
-pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
+pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
     privilege::require("clean", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::new(bpffs, iface);

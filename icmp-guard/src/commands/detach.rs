@@ -4,15 +4,15 @@ use std::path::Path;
 
 use aya::programs::links::PinnedLink;
 
-use crate::{Error, loader::remove_pins, lock::Lock, pins::Pins, privilege};
+use crate::{Error, iface::IfaceName, loader::remove_pins, lock::Lock, pins::Pins, privilege};
 
-pub fn run(bpffs: &Path, iface: &str) -> Result<(), Error> {
+pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
     privilege::require("detach", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::new(bpffs, iface);
     if !pins.exist() {
         return Err(Error::NotGuarded {
-            iface: iface.to_owned(),
+            iface: iface.to_string(),
             dir: pins.dir,
         });
     }

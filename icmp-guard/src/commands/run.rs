@@ -30,6 +30,7 @@ use crate::{
     cli::RunArgs,
     config_file::{ConfigFile, OnExit},
     guard::Guard,
+    iface::IfaceName,
     loader::{self, ProgramLog, mode_name},
     lock::Lock,
     metrics,
@@ -51,16 +52,16 @@ pub fn run(cli_bpffs: &Path, args: &RunArgs) -> Result<(), Error> {
 }
 
 /// What the metrics endpoint reads: the bpffs and the configured interfaces.
-type Shared = Arc<Mutex<(PathBuf, Vec<String>)>>;
+type Shared = Arc<Mutex<(PathBuf, Vec<IfaceName>)>>;
 
 struct Daemon {
     cli_bpffs: PathBuf,
     cfg: ConfigFile,
     bpffs: PathBuf,
     /// Interfaces seen missing, so their absence is logged once.
-    gone: BTreeSet<String>,
+    gone: BTreeSet<IfaceName>,
     /// Program logs, by interface: taken from the programs this daemon loaded.
-    loggers: HashMap<String, ProgramLog>,
+    loggers: HashMap<IfaceName, ProgramLog>,
     shared: Shared,
 }
 
@@ -177,12 +178,12 @@ impl Daemon {
                 return None;
             }
         };
-        let names: BTreeSet<&str> = new.interfaces.iter().map(|i| i.name.as_str()).collect();
-        let dropped: Vec<String> = self
+        let names: BTreeSet<&IfaceName> = new.interfaces.iter().map(|i| &i.name).collect();
+        let dropped: Vec<IfaceName> = self
             .cfg
             .interfaces
             .iter()
-            .filter(|i| !names.contains(i.name.as_str()))
+            .filter(|i| !names.contains(&i.name))
             .map(|i| i.name.clone())
             .collect();
         let old_metrics = self.cfg.metrics;
@@ -269,7 +270,7 @@ impl Daemon {
         }
     }
 
-    fn detach(&mut self, name: &str, why: &str) {
+    fn detach(&mut self, name: &IfaceName, why: &str) {
         self.loggers.remove(name);
         let result = self.locked(|| {
             let pins = Pins::new(&self.bpffs, name);
@@ -290,7 +291,7 @@ impl Daemon {
                 "stopping; guards stay attached and enforcing (daemon.on_exit = \"keep\")"
             ),
             OnExit::Detach => {
-                let names: Vec<String> =
+                let names: Vec<IfaceName> =
                     self.cfg.interfaces.iter().map(|i| i.name.clone()).collect();
                 for name in names {
                     self.detach(&name, "daemon.on_exit = \"detach\"");

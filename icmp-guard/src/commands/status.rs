@@ -9,6 +9,7 @@ use crate::{
     Error, bpffs,
     cli::StatusArgs,
     guard::Guard,
+    iface::IfaceName,
     limits,
     loader::mode_name,
     netlink,
@@ -86,7 +87,7 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
 }
 
 /// Interfaces with pins under the bpffs, sorted by name.
-fn guarded_interfaces(bpffs_path: &Path) -> Result<Vec<String>, Error> {
+fn guarded_interfaces(bpffs_path: &Path) -> Result<Vec<IfaceName>, Error> {
     let root = pins::root(bpffs_path);
     if !bpffs::is_bpffs(bpffs_path) || !root.exists() {
         return Ok(Vec::new());
@@ -94,7 +95,10 @@ fn guarded_interfaces(bpffs_path: &Path) -> Result<Vec<String>, Error> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&root).map_err(Error::io("listing", &root))? {
         let entry = entry.map_err(Error::io("listing", &root))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        // A folder whose name is no interface name was not made by icmp-guard.
+        let Some(name) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
         if Pins::new(bpffs_path, &name).exist() {
             names.push(name);
         }

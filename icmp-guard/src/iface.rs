@@ -1,0 +1,138 @@
+//! Interface names, validated once by the kernel's own rules before they reach a path.
+//!
+//! A name becomes a folder under `<bpffs>/icmp-guard/`, so an unchecked `..` or `a/b` would
+//! let a command reach (and `clean` delete) files outside the pin folder. The rules are
+//! `dev_valid_name()` in net/core/dev.c: 1 to 15 bytes (`IFNAMSIZ - 1`), not `.` or `..`, and
+//! no `/`, `:` or white space (`isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`). NUL cannot
+//! appear in a name either.
+
+use std::{fmt, ops::Deref, str::FromStr};
+
+/// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
+pub const MAX_LEN: usize = 15;
+
+/// An interface name the kernel would accept, safe to join to a path.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IfaceName(String);
+
+/// Why a string is not an interface name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not a valid interface name: {why} (see `ip link show`)")]
+pub struct InvalidName {
+    /// The rejected name (printed escaped, so it cannot split a log line).
+    pub name: String,
+    pub why: &'static str,
+}
+
+impl IfaceName {
+    /// The name as the kernel knows it.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for IfaceName {
+    type Err = InvalidName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let why = if name.is_empty() {
+            Some("it is empty")
+        } else if name.len() > MAX_LEN {
+            Some("longer than 15 bytes")
+        } else if name == "." || name == ".." {
+            Some("`.` and `..` are not names")
+        } else if name.contains('/') {
+            Some("it contains `/`")
+        } else if name.contains(':') {
+            Some("it contains `:`")
+        } else if name
+            .bytes()
+            .any(|b| b == 0 || b == b' ' || (b'\t'..=b'\r').contains(&b))
+        {
+            Some("it contains white space or NUL")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(InvalidName {
+                name: name.to_owned(),
+                why,
+            }),
+            None => Ok(Self(name.to_owned())),
+        }
+    }
+}
+
+impl TryFrom<String> for IfaceName {
+    type Error = InvalidName;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
+    }
+}
+
+impl Deref for IfaceName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for IfaceName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IfaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for IfaceName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_kernels_rules() {
+        let cases: &[(&str, bool)] = &[
+            ("eth0", true),
+            ("a", true),
+            ("veth-ig-123456", true),
+            ("exactly15bytes_", true),
+            ("sixteen_bytes_xx", false),
+            ("", false),
+            (".", false),
+            ("..", false),
+            ("..a", true),
+            ("../../etc", false),
+            ("a/b", false),
+            ("/", false),
+            ("eth0:1", false),
+            ("eth 0", false),
+            ("eth0\n", false),
+            ("eth\t0", false),
+            ("eth\u{b}0", false),
+            ("eth\0", false),
+        ];
+        for &(name, ok) in cases {
+            assert_eq!(name.parse::<IfaceName>().is_ok(), ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_name_is_printed_escaped() {
+        let err = "a\nb/c".parse::<IfaceName>().unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.contains(r#""a\nb/c""#), "{err}");
+    }
+}
