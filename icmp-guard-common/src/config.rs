@@ -138,6 +138,24 @@ impl Config {
         }
     }
 
+    /// `self` with its derived fields (each limit's interval and tolerance, the global
+    /// budget's per-CPU share, the source masks) computed from the primary ones (rates,
+    /// bursts, prefix lengths) for `cpus` CPUs; `None` when a primary value is out of range.
+    #[must_use]
+    pub fn derive(self, cpus: u32) -> Option<Self> {
+        if self.v4_prefix > 32 || self.v6_prefix > 128 || self.max_echo_size > MAX_DATAGRAM {
+            return None;
+        }
+        Some(Self {
+            echo: Limit::new(self.echo.rate, self.echo.burst)?,
+            reply: Limit::new(self.reply.rate, self.reply.burst)?,
+            global_per_cpu: Limit::per_cpu(self.global_rate, self.global_burst, cpus)?,
+            v4_mask: prefix_mask(96 + self.v4_prefix),
+            v6_mask: prefix_mask(self.v6_prefix),
+            ..self
+        })
+    }
+
     /// The per-source limit of `class`.
     ///
     /// Both limits are read (volatile) and one is chosen by value. Otherwise LLVM turns the

@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use crate::{iface::IfaceName, limits::LimitArgs, pins};
+use crate::{
+    kernel::{AttachMode, IfaceName},
+    pinned::layout as pins,
+    policy::{Cidr, Overrides},
+};
 
 /// XDP ICMP rate limiter: drops malformed, oversized and over-quota ICMP at the driver.
 ///
@@ -72,14 +76,14 @@ pub enum ListCommand {
         #[arg(value_name = "IFACE")]
         iface: IfaceName,
         #[arg(value_name = "CIDR")]
-        cidr: String,
+        cidr: Cidr,
     },
     /// Remove a prefix
     Del {
         #[arg(value_name = "IFACE")]
         iface: IfaceName,
         #[arg(value_name = "CIDR")]
-        cidr: String,
+        cidr: Cidr,
     },
     /// Show the prefixes
     List {
@@ -106,8 +110,8 @@ pub struct AttachArgs {
 
     /// XDP mode: native (in the driver), generic (in the stack, any interface), or auto
     /// (native, falling back to generic)
-    #[arg(long, value_enum, default_value_t = Mode::Auto, conflicts_with = "config")]
-    pub mode: Mode,
+    #[arg(long, value_enum, default_value_t = AttachMode::Auto, conflicts_with = "config")]
+    pub mode: AttachMode,
 
     /// Attach the interfaces of this TOML file with their modes, limits and lists
     #[arg(long, value_name = "FILE")]
@@ -119,7 +123,7 @@ pub struct AttachArgs {
     pub replace: bool,
 
     #[command(flatten)]
-    pub limits: LimitArgs,
+    pub limits: Overrides,
 }
 
 #[derive(Debug, clap::Args)]
@@ -149,13 +153,6 @@ pub enum GenerateCommand {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    Auto,
-    Native,
-    Generic,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct SetArgs {
     /// Network interface, e.g. eth0
@@ -163,7 +160,7 @@ pub struct SetArgs {
     pub iface: IfaceName,
 
     #[command(flatten)]
-    pub limits: LimitArgs,
+    pub limits: Overrides,
 }
 
 #[derive(Debug, clap::Args)]

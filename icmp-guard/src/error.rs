@@ -83,7 +83,7 @@ pub enum Error {
     #[error("cannot attach to {iface} in {mode} mode")]
     Attach {
         iface: String,
-        mode: &'static str,
+        mode: crate::kernel::AttachMode,
         #[source]
         source: aya::programs::ProgramError,
     },
@@ -147,6 +147,10 @@ pub enum Error {
     )]
     ForeignFiles { dir: PathBuf, files: String },
 
+    /// The command line asks for something impossible; exits 2 like clap's own usage errors.
+    #[error("{0}")]
+    Usage(String),
+
     #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
@@ -157,6 +161,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The process exit code: 2 for usage errors, 1 for everything else.
+    #[must_use]
+    pub const fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
     /// Wraps a map error with what was being done.
     pub fn map(what: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> Self {
         let what = what.into();

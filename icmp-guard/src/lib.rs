@@ -1,26 +1,25 @@
-//! The icmp-guard userspace: loads, attaches and steers the XDP program.
+//! The icmp-guard userspace: loads, attaches and steers the XDP program, and reports on it.
 //!
-//! One module per subcommand under [`commands`]; pin layout in [`pins`]; the pinned maps in
-//! [`guard`]; limits and their validation in [`limits`]; typed errors in [`error`].
+//! - [`cli`]: the command line; [`commands`]: one thin module per subcommand.
+//! - [`policy`]: the knobs (one table: flag, config key, unit, range, default), the policy
+//!   they make, and CIDR prefixes.
+//! - [`config_file`]: the TOML file, validated whole, and applying it to an interface.
+//! - [`pinned`]: everything under the bpffs: pin layout, lock, typed map handles, layout check.
+//! - [`kernel`]: the embedded object, load/attach/replace, interface names, netlink,
+//!   privileges.
+//! - [`report`]: the read model (one snapshot of a guard) and its renderings: text, JSON,
+//!   Prometheus.
+//! - [`daemon`]: the service loop and its HTTP listener.
+//! - [`error`]: typed errors naming the interface, the value and the fix.
 
-pub mod apply;
-pub mod batch;
-pub mod bpffs;
-pub mod cidr;
 pub mod cli;
 pub mod commands;
 pub mod config_file;
+pub mod daemon;
 pub mod error;
-pub mod guard;
-pub mod iface;
-pub mod limits;
-pub mod loader;
-pub mod lock;
-pub mod metrics;
-pub mod netlink;
-pub mod object;
-pub mod pins;
-pub mod privilege;
-pub mod schema;
+pub mod kernel;
+pub mod pinned;
+pub mod policy;
+pub mod report;
 
 pub use error::Error;

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
                 source = cause.source();
             }
             eprintln!("{msg}");
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Rows name the entry of `VERDICTS.md` they check as `[V<n>]`.
 
-use icmp_guard::cidr::Cidr;
+use icmp_guard::policy::Cidr;
 use icmp_guard_common::{
     Config, Limit, Reason,
     config::{defaults, flags, prefix_mask},

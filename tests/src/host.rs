@@ -3,7 +3,7 @@
 
 use std::{cell::RefCell, collections::HashMap};
 
-use icmp_guard::cidr::Cidr;
+use icmp_guard::policy::Cidr;
 use icmp_guard_common::{
     Config, Reason, SourceKey, SourceState,
     bucket::Bucket,

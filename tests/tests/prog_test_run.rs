@@ -4,7 +4,7 @@ use aya::{
     Ebpf,
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
-use icmp_guard::object;
+use icmp_guard::kernel::object;
 use icmp_guard_common::maps;
 use icmp_guard_tests::{
     fixtures::cases,

@@ -7,15 +7,14 @@ use icmp_guard_common::Config;
 
 use crate::{
     Error,
-    apply::{self, Applied},
     cli::AttachArgs,
-    config_file::ConfigFile,
-    guard::Guard,
-    limits::{self, online_cpus},
-    loader::{self, mode_name},
-    lock::Lock,
-    pins::Pins,
-    privilege,
+    config_file::{
+        ConfigFile,
+        apply::{self, Applied},
+    },
+    kernel::{loader, online_cpus, privilege},
+    pinned::{Guard, Lock, Pins},
+    policy::describe,
 };
 
 pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
@@ -38,9 +37,9 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     println!(
         "icmp-guard attached to {iface} (ifindex {}) in {} mode as program {}: {}",
         attached.ifindex,
-        mode_name(attached.mode),
+        attached.mode,
         attached.program_id,
-        limits::describe(&cfg)
+        describe(&cfg)
     );
     println!("pinned under {}", pins.dir.display());
     Ok(())
@@ -57,12 +56,12 @@ fn replace(pins: &Pins, args: &AttachArgs) -> Result<(), Error> {
     let replaced = loader::replace(pins)?;
     let (old, new) = (replaced.old_program, replaced.new_program);
     let mut guard = Guard::open(pins.clone())?;
-    let cfg = args.limits.apply(&guard.config()?, online_cpus())?;
-    guard.set_config(&cfg)?;
+    let cfg = args.limits.apply(&guard.maps.config()?, online_cpus())?;
+    guard.maps.set_config(&cfg)?;
     println!(
         "icmp-guard on {} replaced program {old} with {new} atomically; counters, buckets and lists kept: {}",
         pins.iface,
-        limits::describe(&cfg)
+        describe(&cfg)
     );
     Ok(())
 }
@@ -71,10 +70,9 @@ fn replace(pins: &Pins, args: &AttachArgs) -> Result<(), Error> {
 /// policy and lists; `--replace` upgrades the guarded ones in place first.
 fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> {
     if !args.limits.is_empty() {
-        return Err(Error::InvalidLimit {
-            what: "arguments",
-            why: "policy flags and --config exclude each other: put the limits in the file".into(),
-        });
+        return Err(Error::Usage(
+            "policy flags and --config exclude each other: put the limits in the file".into(),
+        ));
     }
     let cfg = ConfigFile::load(file)?;
     let chosen: Vec<_> = cfg
@@ -114,11 +112,11 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
                 "icmp-guard attached to {} (ifindex {}) in {} mode as program {}: {}",
                 ic.name,
                 a.ifindex,
-                mode_name(a.mode),
+                a.mode,
                 a.program_id,
-                limits::describe(&apply::policy(ic)?)
+                describe(&apply::policy(ic)?)
             ),
-            Applied::Updated => println!("{}: {}", ic.name, limits::describe(&apply::policy(ic)?)),
+            Applied::Updated => println!("{}: {}", ic.name, describe(&apply::policy(ic)?)),
         }
     }
     Ok(())

@@ -4,7 +4,11 @@
 
 use std::path::Path;
 
-use crate::{Error, iface::IfaceName, loader::remove_pins, lock::Lock, pins::Pins, privilege};
+use crate::{
+    Error,
+    kernel::{IfaceName, privilege},
+    pinned::{Lock, Pins},
+};
 
 pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
     privilege::require("clean", privilege::PINS)?;
@@ -14,7 +18,7 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
         println!("{iface}: nothing to clean under {}", pins.dir.display());
         return Ok(());
     }
-    remove_pins(&pins)?;
+    pins.remove()?;
     println!("{iface}: every pin under {} removed", pins.dir.display());
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! `icmp-guard config check`: validate a configuration file without touching anything.
 
-use clap::ValueEnum as _;
-
-use crate::{Error, apply, cli::ConfigCommand, config_file::ConfigFile, limits};
+use crate::{
+    Error,
+    cli::ConfigCommand,
+    config_file::{ConfigFile, apply},
+    policy,
+};
 
 pub fn run(command: &ConfigCommand) -> Result<(), Error> {
     match command {
@@ -11,15 +14,11 @@ pub fn run(command: &ConfigCommand) -> Result<(), Error> {
             for ic in &cfg.interfaces {
                 // The file's limits must also make a valid policy together (derived values).
                 let policy = apply::policy(ic)?;
-                let mode = ic
-                    .mode
-                    .to_possible_value()
-                    .map(|v| v.get_name().to_owned())
-                    .unwrap_or_default();
                 println!(
-                    "{}: mode {mode}; {}; {} allowed, {} denied prefixes",
+                    "{}: mode {}; {}; {} allowed, {} denied prefixes",
                     ic.name,
-                    limits::describe(&policy),
+                    ic.mode,
+                    policy::describe(&policy),
                     ic.allow.len(),
                     ic.deny.len()
                 );

@@ -4,7 +4,11 @@ use std::path::Path;
 
 use aya::programs::links::PinnedLink;
 
-use crate::{Error, iface::IfaceName, loader::remove_pins, lock::Lock, pins::Pins, privilege};
+use crate::{
+    Error,
+    kernel::{IfaceName, privilege},
+    pinned::{Lock, Pins},
+};
 
 pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
     privilege::require("detach", privilege::PINS)?;
@@ -23,7 +27,7 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
         .unpin()
         .map_err(Error::io("removing the pinned link", &path))?;
     drop(link);
-    remove_pins(&pins)?;
+    pins.remove()?;
     println!("icmp-guard detached from {iface}; pins removed");
     Ok(())
 }

@@ -11,39 +11,28 @@ use serde_json::json;
 
 use crate::{
     Error,
-    cidr::Cidr,
     cli::ListCommand,
-    guard::{Guard, list_name},
-    lock::Lock,
-    pins::Pins,
-    privilege,
+    kernel::privilege,
+    pinned::{Guard, Lock, Pins, maps::list_name},
 };
 
 pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error> {
-    privilege::require(
-        match list {
-            List::Allow => "allow",
-            List::Deny => "deny",
-        },
-        privilege::PINS,
-    )?;
     let name = list_name(list);
+    privilege::require(name, privilege::PINS)?;
     match command {
         ListCommand::Add { iface, cidr } => {
-            let cidr = parse(cidr)?;
             let _lock = Lock::acquire(bpffs)?;
             let mut guard = Guard::open(Pins::new(bpffs, iface))?;
-            if guard.list_add(list, cidr)? {
+            if guard.maps.list_add(list, *cidr)? {
                 println!("{iface}: {cidr} added to the {name} list");
             } else {
                 println!("{iface}: {cidr} already in the {name} list");
             }
         }
         ListCommand::Del { iface, cidr } => {
-            let cidr = parse(cidr)?;
             let _lock = Lock::acquire(bpffs)?;
             let mut guard = Guard::open(Pins::new(bpffs, iface))?;
-            if guard.list_del(list, cidr)? {
+            if guard.maps.list_del(list, *cidr)? {
                 println!("{iface}: {cidr} removed from the {name} list");
             } else {
                 return Err(Error::InvalidCidr(format!(
@@ -53,7 +42,12 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
         }
         ListCommand::List { iface, json } => {
             let guard = Guard::open(Pins::new(bpffs, iface))?;
-            let prefixes: Vec<String> = guard.list(list)?.iter().map(ToString::to_string).collect();
+            let prefixes: Vec<String> = guard
+                .maps
+                .list(list)?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             if *json {
                 println!(
                     "{}",
@@ -69,8 +63,4 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
         }
     }
     Ok(())
-}
-
-fn parse(text: &str) -> Result<Cidr, Error> {
-    text.parse().map_err(Error::InvalidCidr)
 }

@@ -1,4 +1,5 @@
-//! One module per subcommand, dispatched from [`execute`].
+//! One thin module per subcommand, dispatched from [`execute`]: each checks its privileges,
+//! takes the lock if it changes a guard, calls the library and prints the result.
 
 pub mod attach;
 pub mod clean;
@@ -6,7 +7,6 @@ pub mod config;
 pub mod detach;
 pub mod generate;
 pub mod lists;
-pub mod run;
 pub mod set;
 pub mod stats;
 pub mod status;
@@ -16,6 +16,8 @@ use icmp_guard_common::policy::List;
 use crate::{
     Error,
     cli::{Cli, Command},
+    daemon,
+    kernel::privilege,
 };
 
 /// Runs the parsed command line; output goes to stdout.
@@ -30,7 +32,10 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
         Command::Allow(command) => lists::run(bpffs, List::Allow, &command),
         Command::Deny(command) => lists::run(bpffs, List::Deny, &command),
         Command::Clean(args) => clean::run(bpffs, &args.iface),
-        Command::Run(args) => run::run(bpffs, &args),
+        Command::Run(args) => {
+            privilege::require("run", privilege::LOAD)?;
+            daemon::run(bpffs, &args.config)
+        }
         Command::Config(command) => config::run(&command),
         Command::Generate(command) => generate::run(&command),
     }

@@ -1,23 +1,28 @@
-//! `icmp-guard set`: change limits live.
+//! `icmp-guard set`: change limits live; buckets, counters and lists are kept.
 
 use std::path::Path;
 
-use crate::{Error, cli::SetArgs, guard::Guard, limits, lock::Lock, pins::Pins, privilege};
+use crate::{
+    Error,
+    cli::SetArgs,
+    kernel::{online_cpus, privilege},
+    pinned::{Guard, Lock, Pins},
+    policy::{self, Overrides},
+};
 
 pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
     if args.limits.is_empty() {
-        return Err(Error::InvalidLimit {
-            what: "arguments",
-            why: "no limit given; pass at least one of --echo-rate, --echo-burst, --max-echo-size"
-                .into(),
-        });
+        return Err(Error::Usage(format!(
+            "set {} needs at least one of {}",
+            args.iface,
+            Overrides::flags()
+        )));
     }
     privilege::require("set", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
     let mut guard = Guard::open(Pins::new(bpffs, &args.iface))?;
-    let old = guard.config()?;
-    let new = args.limits.apply(&old, limits::online_cpus())?;
-    guard.set_config(&new)?;
-    println!("{}: {}", args.iface, limits::describe(&new));
+    let new = args.limits.apply(&guard.maps.config()?, online_cpus())?;
+    guard.maps.set_config(&new)?;
+    println!("{}: {}", args.iface, policy::describe(&new));
     Ok(())
 }

@@ -17,7 +17,7 @@ use aya::{
     maps::{Array, MapData},
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
-use icmp_guard::object;
+use icmp_guard::kernel::object;
 use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, config::defaults, maps};
 use icmp_guard_tests::{
     fixtures::{SRC, Verdict, config, echo_from, frag_needed, l4_frame},

@@ -8,7 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Error, pins};
+use super::layout as pins;
+use crate::Error;
 
 /// How long a command waits for another one to finish.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -9,10 +9,12 @@ use icmp_guard_common::{Config, policy::List};
 use crate::{
     Error,
     config_file::InterfaceConfig,
-    guard::Guard,
-    limits::{self, online_cpus},
-    loader::{self, Attached},
-    pins::Pins,
+    kernel::{
+        loader::{self, Attached},
+        online_cpus,
+    },
+    pinned::{Guard, Pins},
+    policy,
 };
 
 /// What applying did to an interface.
@@ -40,11 +42,11 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
         Applied::Attached(Box::new(loader::attach(bpffs, &pins, ic.mode, &wanted)?))
     };
     let mut guard = Guard::open(pins)?;
-    let current = guard.config()?;
-    guard.set_config(&keep_runtime(&wanted, &current))?;
-    guard.set_list(List::Allow, &ic.allow)?;
-    guard.set_list(List::Deny, &ic.deny)?;
-    log::debug!("{}: {}", ic.name, limits::describe(&wanted));
+    let current = guard.maps.config()?;
+    guard.maps.set_config(&keep_runtime(&wanted, &current))?;
+    guard.maps.set_list(List::Allow, &ic.allow)?;
+    guard.maps.set_list(List::Deny, &ic.deny)?;
+    log::debug!("{}: {}", ic.name, policy::describe(&wanted));
     Ok(applied)
 }
 

@@ -23,22 +23,24 @@
 //! Validation is complete before anything is applied: every error names the file, the key
 //! and the allowed range.
 
+pub mod apply;
+
 use std::{
     collections::BTreeSet,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
 
-use icmp_guard_common::{bucket::MAX_RATE, config::MAX_DATAGRAM};
 use serde::Deserialize;
 
 use crate::{
     Error,
-    cidr::Cidr,
-    cli::Mode,
-    iface::IfaceName,
-    limits::{LimitArgs, MIN_ECHO_SIZE},
+    kernel::{AttachMode, IfaceName},
+    policy::{Cidr, KNOBS, Overrides, knobs},
 };
+
+/// The key of the tri-state dry-run in a limits table.
+const DRY_RUN_KEY: &str = "dry_run";
 
 /// Default address of the metrics endpoint.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9966";
@@ -62,20 +64,9 @@ struct RawDaemon {
     on_exit: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    echo_rate: Option<i64>,
-    echo_burst: Option<i64>,
-    reply_rate: Option<i64>,
-    reply_burst: Option<i64>,
-    global_rate: Option<i64>,
-    global_burst: Option<i64>,
-    v4_prefix: Option<i64>,
-    v6_prefix: Option<i64>,
-    max_echo_size: Option<i64>,
-    dry_run: Option<bool>,
-}
+/// A limits table (`[defaults]`, `[interface.limits]`): checked key by key against the
+/// knob table, so a new knob needs no change here.
+type RawLimits = toml::Table;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,9 +105,9 @@ pub struct ConfigFile {
 #[derive(Clone, Debug)]
 pub struct InterfaceConfig {
     pub name: IfaceName,
-    pub mode: Mode,
-    /// The policy, as flags over the defaults.
-    pub limits: LimitArgs,
+    pub mode: AttachMode,
+    /// The policy, as values over the defaults.
+    pub limits: Overrides,
     pub allow: Vec<Cidr>,
     pub deny: Vec<Cidr>,
 }
@@ -178,14 +169,12 @@ impl ConfigFile {
                 return Err(fail(format!("{at}.name: {name} appears twice")));
             }
             let mode = match iface.mode.as_deref() {
-                None | Some("auto") => Mode::Auto,
-                Some("native") => Mode::Native,
-                Some("generic") => Mode::Generic,
-                Some(other) => {
-                    return Err(fail(format!(
-                        "{at}.mode: {other:?} must be \"auto\", \"native\" or \"generic\""
-                    )));
-                }
+                None => AttachMode::Auto,
+                Some(name) => AttachMode::requested(name).ok_or_else(|| {
+                    fail(format!(
+                        "{at}.mode: {name:?} must be \"auto\", \"native\" or \"generic\""
+                    ))
+                })?,
             };
             let own = limits(&iface.limits, &format!("{at}.limits")).map_err(fail)?;
             let prefixes = |list: &[String], key: &str| {
@@ -200,7 +189,7 @@ impl ConfigFile {
             interfaces.push(InterfaceConfig {
                 name,
                 mode,
-                limits: merge(&defaults, &own),
+                limits: own.over(&defaults),
                 allow: prefixes(&iface.allow, "allow")?,
                 deny: prefixes(&iface.deny, "deny")?,
             });
@@ -220,62 +209,47 @@ impl ConfigFile {
     }
 }
 
-/// Checks the ranges of a limits table; `at` names it in messages.
-fn limits(raw: &RawLimits, at: &str) -> Result<LimitArgs, String> {
-    let check = |key: &str, value: Option<i64>, lo: i64, hi: i64| -> Result<Option<u32>, String> {
-        value
-            .map(|v| match u32::try_from(v) {
-                Ok(v) if (lo..=hi).contains(&i64::from(v)) => Ok(v),
-                _ => Err(format!("{at}.{key}: {v} is outside {lo}..={hi}")),
-            })
-            .transpose()
-    };
-    let rate = i64::from(MAX_RATE);
-    let burst = i64::from(u32::MAX);
-    Ok(LimitArgs {
-        echo_rate: check("echo_rate", raw.echo_rate, 1, rate)?,
-        echo_burst: check("echo_burst", raw.echo_burst, 1, burst)?,
-        reply_rate: check("reply_rate", raw.reply_rate, 1, rate)?,
-        reply_burst: check("reply_burst", raw.reply_burst, 1, burst)?,
-        global_rate: check("global_rate", raw.global_rate, 1, rate)?,
-        global_burst: check("global_burst", raw.global_burst, 1, burst)?,
-        v4_prefix: check("v4_prefix", raw.v4_prefix, 0, 32)?,
-        v6_prefix: check("v6_prefix", raw.v6_prefix, 0, 128)?,
-        max_echo_size: check(
-            "max_echo_size",
-            raw.max_echo_size,
-            i64::from(MIN_ECHO_SIZE),
-            i64::from(MAX_DATAGRAM),
-        )?,
-        dry_run: raw.dry_run == Some(true),
-        enforce: raw.dry_run == Some(false),
-    })
+/// Checks a limits table against the knob table; `at` names it in messages.
+fn limits(raw: &RawLimits, at: &str) -> Result<Overrides, String> {
+    let mut out = Overrides::default();
+    for (key, value) in raw {
+        if key == DRY_RUN_KEY {
+            out.dry_run =
+                Some(value.as_bool().ok_or_else(|| {
+                    format!("{at}.{key}: {} must be true or false", shown(value))
+                })?);
+            continue;
+        }
+        let Some(knob) = knobs::by_name(key) else {
+            let known: Vec<&str> = KNOBS.iter().map(|k| k.name).collect();
+            return Err(format!(
+                "{at}: unknown field `{key}`, expected one of {}, {DRY_RUN_KEY}",
+                known.join(", ")
+            ));
+        };
+        let number = value.as_integer().ok_or_else(|| {
+            format!(
+                "{at}.{key}: {} must be a whole number of {}",
+                shown(value),
+                knob.unit
+            )
+        })?;
+        if let Some(why) = knob.check(number) {
+            return Err(format!("{at}.{key}: {why}"));
+        }
+        out.set(knob, u32::try_from(number).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
 }
 
-/// `own` over `defaults`.
-fn merge(defaults: &LimitArgs, own: &LimitArgs) -> LimitArgs {
-    let explicit_mode = own.dry_run || own.enforce;
-    LimitArgs {
-        echo_rate: own.echo_rate.or(defaults.echo_rate),
-        echo_burst: own.echo_burst.or(defaults.echo_burst),
-        reply_rate: own.reply_rate.or(defaults.reply_rate),
-        reply_burst: own.reply_burst.or(defaults.reply_burst),
-        global_rate: own.global_rate.or(defaults.global_rate),
-        global_burst: own.global_burst.or(defaults.global_burst),
-        v4_prefix: own.v4_prefix.or(defaults.v4_prefix),
-        v6_prefix: own.v6_prefix.or(defaults.v6_prefix),
-        max_echo_size: own.max_echo_size.or(defaults.max_echo_size),
-        dry_run: if explicit_mode {
-            own.dry_run
-        } else {
-            defaults.dry_run
-        },
-        // Without a dry_run key anywhere the interface enforces.
-        enforce: if explicit_mode {
-            own.enforce
-        } else {
-            !defaults.dry_run
-        },
+/// A TOML value as a message shows it.
+fn shown(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => format!("{s:?}"),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        other => format!("a {}", other.type_str()),
     }
 }
 
@@ -314,15 +288,20 @@ mod tests {
         assert_eq!(cfg.metrics.port(), 9100);
         assert_eq!(cfg.on_exit, OnExit::Detach);
         let eth0 = &cfg.interfaces[0];
+        let knob = |name| knobs::by_name(name).unwrap();
         assert_eq!(
-            (eth0.mode, eth0.limits.echo_rate, eth0.limits.echo_burst),
-            (Mode::Native, Some(5), Some(9))
+            (
+                eth0.mode,
+                eth0.limits.get(knob("echo_rate")),
+                eth0.limits.get(knob("echo_burst"))
+            ),
+            (AttachMode::Native, Some(5), Some(9))
         );
-        assert!(eth0.limits.dry_run && !eth0.limits.enforce);
+        assert_eq!(eth0.limits.dry_run, Some(true));
         assert_eq!(eth0.allow.len(), 2);
         let eth1 = &cfg.interfaces[1];
-        assert_eq!(eth1.limits.echo_rate, Some(7));
-        assert!(!eth1.limits.dry_run && eth1.limits.enforce);
+        assert_eq!(eth1.limits.get(knob("echo_rate")), Some(7));
+        assert_eq!(eth1.limits.dry_run, Some(false));
     }
 
     #[test]
@@ -355,6 +334,18 @@ mod tests {
             (
                 "[[interface]]\nname = \"eth0\"\nechorate = 5",
                 "unknown field `echorate`",
+            ),
+            (
+                "[defaults]\nechorate = 5\n[[interface]]\nname = \"eth0\"",
+                "defaults: unknown field `echorate`, expected one of echo_rate,",
+            ),
+            (
+                "[defaults]\necho_rate = \"fast\"\n[[interface]]\nname = \"eth0\"",
+                "defaults.echo_rate: \"fast\" must be a whole number of packets per second",
+            ),
+            (
+                "[defaults]\ndry_run = 1\n[[interface]]\nname = \"eth0\"",
+                "defaults.dry_run: 1 must be true or false",
             ),
             (
                 "[daemon]\nmetrics = \"localhost\"\n[[interface]]\nname = \"eth0\"",

@@ -6,7 +6,9 @@
 //! no `/`, `:` or white space (`isspace`: space, `\t`, `\n`, `\v`, `\f`, `\r`). NUL cannot
 //! appear in a name either.
 
-use std::{fmt, ops::Deref, str::FromStr};
+use std::{ffi::CString, fmt, ops::Deref, str::FromStr};
+
+use crate::Error;
 
 /// Longest interface name the kernel accepts (`IFNAMSIZ - 1`).
 pub const MAX_LEN: usize = 15;
@@ -96,6 +98,47 @@ impl serde::Serialize for IfaceName {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
     }
+}
+
+/// The index of `iface` in this network namespace.
+pub fn ifindex(iface: &str) -> Result<u32, Error> {
+    let unknown = || Error::UnknownInterface {
+        iface: iface.to_owned(),
+    };
+    let c_iface = CString::new(iface).map_err(|_| unknown())?;
+    // SAFETY: c_iface is a valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(c_iface.as_ptr()) } {
+        0 => Err(unknown()),
+        index => Ok(index),
+    }
+}
+
+/// Whether `iface` is a loopback device (`IFF_LOOPBACK`): its 127/8 and ::1 traffic is
+/// martian everywhere else, and nothing on it comes from the network.
+#[must_use]
+pub fn is_loopback(iface: &str) -> bool {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
+    // SAFETY: plain socket(2); the descriptor is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is valid; the name is copied in below, NUL-terminated.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(iface.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *dst = libc::c_char::from_ne_bytes([src]);
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of a valid ifreq.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut req) };
+    // SAFETY: on success the kernel filled ifru_flags.
+    rc == 0 && (i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_LOOPBACK) != 0
 }
 
 #[cfg(test)]

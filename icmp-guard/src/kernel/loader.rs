@@ -6,7 +6,6 @@
 //! interface as guarded, and it is pinned last.
 
 use std::{
-    ffi::CString,
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -20,9 +19,17 @@ use aya::{
         xdp::XdpLink,
     },
 };
-use icmp_guard_common::{Config, config::attach_mode, maps};
+use icmp_guard_common::{Config, maps};
 
-use crate::{Error, bpffs, cli::Mode, netlink, pins::Pins, schema};
+use super::{
+    AttachMode,
+    iface::{ifindex, is_loopback},
+    netlink,
+};
+use crate::{
+    Error,
+    pinned::{Pins, bpffs, schema},
+};
 
 /// The program's aya-log records, read from the ring buffer of the program this process
 /// loaded (no `CAP_SYS_ADMIN` needed, unlike looking a program up by id).
@@ -31,8 +38,8 @@ pub type ProgramLog = aya_log::EbpfLogger<&'static dyn log::Log>;
 /// What an attach did.
 pub struct Attached {
     pub ifindex: u32,
-    /// One of [`attach_mode`].
-    pub mode: u32,
+    /// Native or generic: what the kernel gave.
+    pub mode: AttachMode,
     pub program_id: u32,
     /// The new program's log, for a process that stays to forward it.
     pub log: Option<ProgramLog>,
@@ -54,7 +61,7 @@ fn program_log(ebpf: &mut Ebpf) -> Option<ProgramLog> {
 /// Loads the embedded object with every map at its pin under `pins` (created there if
 /// missing, reused if present) and the program loaded into the kernel.
 fn load(pins: &Pins) -> Result<Ebpf, Error> {
-    let paths: Vec<_> = crate::pins::MAPS
+    let paths: Vec<_> = crate::pinned::layout::MAPS
         .iter()
         .map(|name| (*name, pins.map(name)))
         .collect();
@@ -63,7 +70,7 @@ fn load(pins: &Pins) -> Result<Ebpf, Error> {
         loader.map_pin_path(name, path.as_path());
     }
     let mut ebpf = loader
-        .load(crate::object::ICMP_GUARD)
+        .load(super::object::ICMP_GUARD)
         .map_err(|e| Error::Load(Box::new(e)))?;
     program(&mut ebpf)?
         .load()
@@ -93,7 +100,12 @@ fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
 
 /// Attaches a new guard to `pins.iface` with `cfg` (whose policy fields are used as given).
 /// Nothing is left behind on failure.
-pub fn attach(bpffs_path: &Path, pins: &Pins, mode: Mode, cfg: &Config) -> Result<Attached, Error> {
+pub fn attach(
+    bpffs_path: &Path,
+    pins: &Pins,
+    mode: AttachMode,
+    cfg: &Config,
+) -> Result<Attached, Error> {
     let iface = pins.iface.as_str();
     let ifindex = ifindex(iface)?;
     if is_loopback(iface) {
@@ -118,16 +130,16 @@ pub fn attach(bpffs_path: &Path, pins: &Pins, mode: Mode, cfg: &Config) -> Resul
     let result = attach_in(pins, ifindex, mode, cfg);
     if result.is_err() {
         // Best effort: the attach error is the one to report.
-        let _ = remove_pins(pins);
+        let _ = pins.remove();
     }
     result
 }
 
-fn attach_in(pins: &Pins, ifindex: u32, mode: Mode, cfg: &Config) -> Result<Attached, Error> {
+fn attach_in(pins: &Pins, ifindex: u32, mode: AttachMode, cfg: &Config) -> Result<Attached, Error> {
     let mut ebpf = load(pins)?;
     let cfg = Config {
         ifindex,
-        attach_mode: attach_mode::UNKNOWN,
+        attach_mode: AttachMode::Unknown.recorded(),
         attached_at: now(),
         ..*cfg
     };
@@ -142,7 +154,7 @@ fn link_and_pin(
     mut ebpf: Ebpf,
     pins: &Pins,
     ifindex: u32,
-    mode: Mode,
+    mode: AttachMode,
     mut cfg: Config,
 ) -> Result<Attached, Error> {
     let program = program(&mut ebpf)?;
@@ -157,7 +169,7 @@ fn link_and_pin(
         .map_err(|e| Error::Load(Box::new(e)))?
         .program_id();
     cfg.ifindex = ifindex;
-    cfg.attach_mode = attached_mode;
+    cfg.attach_mode = attached_mode.recorded();
     write_config(&mut ebpf, &cfg)?;
     let path = pins.link();
     link.pin(&path)
@@ -203,7 +215,7 @@ pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
 
 /// Attaches again after the interface was deleted and recreated under the same name (a new
 /// ifindex; the kernel detached the old link): the old link pin goes, the pinned maps stay.
-pub fn reattach(pins: &Pins, mode: Mode) -> Result<Attached, Error> {
+pub fn reattach(pins: &Pins, mode: AttachMode) -> Result<Attached, Error> {
     schema::check(pins)?;
     let ifindex = ifindex(&pins.iface)?;
     let _ = std::fs::remove_file(pins.link());
@@ -225,40 +237,41 @@ pub fn reattach(pins: &Pins, mode: Mode) -> Result<Attached, Error> {
     link_and_pin(ebpf, pins, ifindex, mode, cfg)
 }
 
-/// Attaches in the requested mode; `auto` tries native first, then generic.
+/// Attaches in the requested mode; `auto` tries native first, then generic. Returns the
+/// mode the kernel gave.
 fn attach_mode_of(
     program: &mut Xdp,
     iface: &str,
-    mode: Mode,
-) -> Result<(aya::programs::xdp::XdpLinkId, u32), Error> {
-    let try_mode = |program: &mut Xdp, xdp_mode: XdpMode, name: &'static str| {
+    mode: AttachMode,
+) -> Result<(aya::programs::xdp::XdpLinkId, AttachMode), Error> {
+    let try_mode = |program: &mut Xdp, mode: AttachMode| {
+        let xdp_mode = match mode {
+            AttachMode::Native => XdpMode::Driver,
+            _ => XdpMode::Skb,
+        };
         program
             .attach(iface, xdp_mode)
-            .map_err(|source| classify_attach_error(iface, name, source))
+            .map(|id| (id, mode))
+            .map_err(|source| classify_attach_error(iface, mode, source))
     };
     match mode {
-        Mode::Native => try_mode(program, XdpMode::Driver, "native")
-            .map_err(|e| match e {
-                Error::Attach { iface, source, .. } => Error::NativeUnavailable { iface, source },
-                other => other,
-            })
-            .map(|id| (id, attach_mode::NATIVE)),
-        Mode::Generic => {
-            try_mode(program, XdpMode::Skb, "generic").map(|id| (id, attach_mode::GENERIC))
-        }
-        Mode::Auto => match try_mode(program, XdpMode::Driver, "native") {
-            Ok(id) => Ok((id, attach_mode::NATIVE)),
+        AttachMode::Native => try_mode(program, AttachMode::Native).map_err(|e| match e {
+            Error::Attach { iface, source, .. } => Error::NativeUnavailable { iface, source },
+            other => other,
+        }),
+        AttachMode::Auto => match try_mode(program, AttachMode::Native) {
             Err(Error::Attach { .. }) => {
                 log::warn!("native XDP unavailable on {iface}; using generic mode");
-                try_mode(program, XdpMode::Skb, "generic").map(|id| (id, attach_mode::GENERIC))
+                try_mode(program, AttachMode::Generic)
             }
-            Err(other) => Err(other),
+            other => other,
         },
+        _ => try_mode(program, AttachMode::Generic),
     }
 }
 
 /// Turns the kernel's "busy" into the refusal to clobber another program, naming it.
-fn classify_attach_error(iface: &str, mode: &'static str, source: ProgramError) -> Error {
+fn classify_attach_error(iface: &str, mode: AttachMode, source: ProgramError) -> Error {
     let busy = std::error::Error::source(&source)
         .and_then(|e| e.downcast_ref::<std::io::Error>())
         .and_then(std::io::Error::raw_os_error)
@@ -290,93 +303,8 @@ fn classify_attach_error(iface: &str, mode: &'static str, source: ProgramError) 
     }
 }
 
-/// Removes the pins icmp-guard makes (the link first, which detaches the program, then each
-/// map) and the interface's folder. Nothing else is ever unlinked: a file icmp-guard did not
-/// make stays, and is named in the error.
-pub fn remove_pins(pins: &Pins) -> Result<(), Error> {
-    for path in pins.all() {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("removing the pin", &path)(e)),
-        }
-    }
-    match std::fs::remove_dir(&pins.dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => {
-            let foreign: Vec<String> = std::fs::read_dir(&pins.dir)
-                .map(|entries| {
-                    entries
-                        .flatten()
-                        .map(|e| format!("{:?}", e.file_name().to_string_lossy()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if foreign.is_empty() {
-                Err(Error::io("removing the pin folder", &pins.dir)(source))
-            } else {
-                Err(Error::ForeignFiles {
-                    dir: pins.dir.clone(),
-                    files: foreign.join(", "),
-                })
-            }
-        }
-    }
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The index of `iface` in this network namespace.
-pub fn ifindex(iface: &str) -> Result<u32, Error> {
-    let unknown = || Error::UnknownInterface {
-        iface: iface.to_owned(),
-    };
-    let c_iface = CString::new(iface).map_err(|_| unknown())?;
-    // SAFETY: c_iface is a valid NUL-terminated string.
-    match unsafe { libc::if_nametoindex(c_iface.as_ptr()) } {
-        0 => Err(unknown()),
-        index => Ok(index),
-    }
-}
-
-/// Whether `iface` is a loopback device (`IFF_LOOPBACK`): its 127/8 and ::1 traffic is
-/// martian everywhere else, and nothing on it comes from the network.
-fn is_loopback(iface: &str) -> bool {
-    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
-
-    // SAFETY: plain socket(2); the descriptor is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero ifreq is valid; the name is copied in below, NUL-terminated.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req
-        .ifr_name
-        .iter_mut()
-        .zip(iface.bytes().take(libc::IFNAMSIZ - 1))
-    {
-        *dst = libc::c_char::from_ne_bytes([src]);
-    }
-    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of a valid ifreq.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut req) };
-    // SAFETY: on success the kernel filled ifru_flags.
-    rc == 0 && (i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_LOOPBACK) != 0
-}
-
-/// The name of an [`attach_mode`] value.
-#[must_use]
-pub const fn mode_name(mode: u32) -> &'static str {
-    match mode {
-        attach_mode::NATIVE => "native",
-        attach_mode::GENERIC => "generic",
-        _ => "unknown",
-    }
 }

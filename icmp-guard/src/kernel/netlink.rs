@@ -4,25 +4,21 @@
 
 use std::{io, mem::size_of};
 
+use super::AttachMode;
+
 /// `IFLA_XDP` and its nested attributes (linux/if_link.h).
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_ATTACHED: u16 = 2;
 const IFLA_XDP_PROG_ID: u16 = 4;
 const NLA_F_NESTED: u16 = 1 << 15;
 
-/// `XDP_ATTACHED_*` values.
-const XDP_ATTACHED_DRV: u8 = 1;
-const XDP_ATTACHED_SKB: u8 = 2;
-const XDP_ATTACHED_HW: u8 = 3;
-const XDP_ATTACHED_MULTI: u8 = 4;
-
 /// The XDP program attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct XdpState {
     /// Program id (0 when several modes are attached at once and none is the main one).
     pub program_id: u32,
-    /// "native", "generic", "offload" or "multiple".
-    pub mode: &'static str,
+    /// Native, generic, offload or multiple.
+    pub mode: AttachMode,
 }
 
 #[repr(C)]
@@ -138,12 +134,8 @@ fn parse_reply(msg: &[u8]) -> io::Result<Option<XdpState>> {
                 _ => {}
             }
         }
-        let mode = match attached {
-            XDP_ATTACHED_DRV => "native",
-            XDP_ATTACHED_SKB => "generic",
-            XDP_ATTACHED_HW => "offload",
-            XDP_ATTACHED_MULTI => "multiple",
-            _ => return Ok(None),
+        let Some(mode) = AttachMode::from_netlink(attached) else {
+            return Ok(None);
         };
         return Ok(Some(XdpState { program_id, mode }));
     }

@@ -4,55 +4,26 @@
 
 use std::{fmt::Write as _, path::Path};
 
-use icmp_guard_common::{Config, Reason, policy::List};
+use icmp_guard_common::Reason;
 
-use crate::{
-    commands::stats::{format_source, top_sources},
-    guard::Guard,
-    iface::IfaceName,
-    loader, netlink,
-    pins::Pins,
-};
+use super::Snapshot;
+use crate::{kernel::IfaceName, policy::KNOBS};
 
 /// Top sources exported per interface: a bounded label set.
 pub const TOP_SOURCES: usize = 10;
 
-/// One interface's numbers, read from its pins.
-struct Sample {
-    iface: IfaceName,
-    cfg: Config,
-    program_id: u32,
-    mode: &'static str,
-    counters: Vec<(Reason, u64)>,
-    sources: usize,
-    capacity: u32,
-    top: Vec<(String, u64, u64)>,
-    allow: usize,
-    deny: usize,
-}
-
-fn sample(bpffs: &Path, iface: &IfaceName) -> Option<Sample> {
-    let guard = Guard::open(Pins::new(bpffs, iface)).ok()?;
-    let cfg = guard.config().ok()?;
-    let sources = guard.sources().ok()?;
-    let count = sources.len();
-    let top = top_sources(sources, TOP_SOURCES)
+/// Reads every interface's snapshot; one that cannot be read is logged with the reason and
+/// left out, which the exposition shows as `icmp_guard_up 0`.
+#[must_use]
+pub fn read(bpffs: &Path, interfaces: &[IfaceName]) -> Vec<Snapshot> {
+    interfaces
         .iter()
-        .map(|s| (format_source(&s.key, &cfg), s.passed, s.dropped))
-        .collect();
-    let state = netlink::xdp_state(cfg.ifindex).ok().flatten();
-    Some(Sample {
-        iface: iface.clone(),
-        program_id: guard.program_id().unwrap_or(0),
-        mode: state.map_or(loader::mode_name(cfg.attach_mode), |s| s.mode),
-        counters: guard.counters().ok()?,
-        sources: count,
-        capacity: icmp_guard_common::maps::SOURCES_MAX_ENTRIES,
-        top,
-        allow: guard.list(List::Allow).ok()?.len(),
-        deny: guard.list(List::Deny).ok()?.len(),
-        cfg,
-    })
+        .filter_map(|iface| {
+            Snapshot::open(bpffs, iface)
+                .map_err(|e| log::warn!("{iface}: reported as down (icmp_guard_up 0): {e}"))
+                .ok()
+        })
+        .collect()
 }
 
 fn escape(value: &str) -> String {
@@ -62,12 +33,11 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The exposition for `interfaces` under `bpffs`; interfaces without a guard are reported
-/// as not attached.
+/// The exposition for the configured `interfaces`, from the snapshots of those that could
+/// be read; the others are reported as not attached.
 #[must_use]
 #[expect(clippy::too_many_lines, reason = "one metric family after another")]
-pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
-    let samples: Vec<Sample> = interfaces.iter().filter_map(|i| sample(bpffs, i)).collect();
+pub fn render(interfaces: &[IfaceName], samples: &[Snapshot]) -> String {
     let mut out = String::new();
     let mut family =
         |name: &str, kind: &str, help: &str, lines: &mut dyn Iterator<Item = String>| {
@@ -77,14 +47,14 @@ pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
                 let _ = writeln!(out, "{name}{line}");
             }
         };
-    let label = |s: &Sample| format!("interface=\"{}\"", escape(&s.iface));
+    let label = |s: &Snapshot| format!("interface=\"{}\"", escape(&s.interface));
 
     family(
         "icmp_guard_up",
         "gauge",
         "Whether the interface is guarded (1) or not (0).",
         &mut interfaces.iter().map(|i| {
-            let up = u8::from(samples.iter().any(|s| &s.iface == i));
+            let up = u8::from(samples.iter().any(|s| &s.interface == i));
             format!("{{interface=\"{}\"}} {up}", escape(i))
         }),
     );
@@ -120,42 +90,25 @@ pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
         "icmp_guard_passed_packets_total",
         "counter",
         "Frames passed, all reasons together.",
-        &mut samples.iter().map(|s| {
-            let n: u64 = s
-                .counters
-                .iter()
-                .filter(|(r, _)| !r.is_drop())
-                .map(|(_, n)| n)
-                .sum();
-            format!("{{{}}} {n}", label(s))
-        }),
+        &mut samples
+            .iter()
+            .map(|s| format!("{{{}}} {}", label(s), s.passed())),
     );
     family(
         "icmp_guard_dropped_packets_total",
         "counter",
         "Frames dropped (or that would be, in a dry run), all reasons together.",
-        &mut samples.iter().map(|s| {
-            let n: u64 = s
-                .counters
-                .iter()
-                .filter(|(r, _)| r.is_drop())
-                .map(|(_, n)| n)
-                .sum();
-            format!("{{{}}} {n}", label(s))
-        }),
+        &mut samples
+            .iter()
+            .map(|s| format!("{{{}}} {}", label(s), s.dropped())),
     );
     family(
         "icmp_guard_source_insert_failures_total",
         "counter",
         "Sources the per-source map refused to track (their ICMP passed unmetered).",
-        &mut samples.iter().map(|s| {
-            let n = s
-                .counters
-                .iter()
-                .find(|(r, _)| *r == Reason::PassedUnmetered)
-                .map_or(0, |(_, n)| *n);
-            format!("{{{}}} {n}", label(s))
-        }),
+        &mut samples
+            .iter()
+            .map(|s| format!("{{{}}} {}", label(s), s.counter(Reason::PassedUnmetered))),
     );
     family(
         "icmp_guard_sources",
@@ -163,7 +116,7 @@ pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
         "Source prefixes tracked in the per-source map.",
         &mut samples
             .iter()
-            .map(|s| format!("{{{}}} {}", label(s), s.sources)),
+            .map(|s| format!("{{{}}} {}", label(s), s.sources.len())),
     );
     family(
         "icmp_guard_sources_capacity",
@@ -178,17 +131,15 @@ pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
         "gauge",
         "Packets dropped by the buckets of the top sources (at most 10 per interface).",
         &mut samples.iter().flat_map(|s| {
-            s.top
-                .iter()
-                .enumerate()
-                .map(move |(rank, (source, _, dropped))| {
-                    format!(
-                        "{{{},rank=\"{}\",source=\"{}\"}} {dropped}",
-                        label(s),
-                        rank + 1,
-                        escape(source)
-                    )
-                })
+            s.top(TOP_SOURCES).iter().enumerate().map(move |(rank, t)| {
+                format!(
+                    "{{{},rank=\"{}\",source=\"{}\"}} {}",
+                    label(s),
+                    rank + 1,
+                    escape(&s.source_name(&t.key)),
+                    t.dropped
+                )
+            })
         }),
     );
     family(
@@ -196,17 +147,15 @@ pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
         "gauge",
         "Packets passed by the buckets of the top sources (at most 10 per interface).",
         &mut samples.iter().flat_map(|s| {
-            s.top
-                .iter()
-                .enumerate()
-                .map(move |(rank, (source, passed, _))| {
-                    format!(
-                        "{{{},rank=\"{}\",source=\"{}\"}} {passed}",
-                        label(s),
-                        rank + 1,
-                        escape(source)
-                    )
-                })
+            s.top(TOP_SOURCES).iter().enumerate().map(move |(rank, t)| {
+                format!(
+                    "{{{},rank=\"{}\",source=\"{}\"}} {}",
+                    label(s),
+                    rank + 1,
+                    escape(&s.source_name(&t.key)),
+                    t.passed
+                )
+            })
         }),
     );
     family(
@@ -214,20 +163,14 @@ pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
         "gauge",
         "The configured limits (rates in packets per second, bursts in packets, sizes in bytes).",
         &mut samples.iter().flat_map(|s| {
-            let c = &s.cfg;
-            [
-                ("echo_rate", u64::from(c.echo.rate)),
-                ("echo_burst", u64::from(c.echo.burst)),
-                ("reply_rate", u64::from(c.reply.rate)),
-                ("reply_burst", u64::from(c.reply.burst)),
-                ("global_rate", u64::from(c.global_rate)),
-                ("global_burst", u64::from(c.global_burst)),
-                ("v4_prefix", u64::from(c.v4_prefix)),
-                ("v6_prefix", u64::from(c.v6_prefix)),
-                ("max_echo_size", u64::from(c.max_echo_size)),
-            ]
-            .into_iter()
-            .map(move |(limit, v)| format!("{{{},limit=\"{limit}\"}} {v}", label(s)))
+            KNOBS.iter().map(move |k| {
+                format!(
+                    "{{{},limit=\"{}\"}} {}",
+                    label(s),
+                    k.name,
+                    (k.get)(&s.config)
+                )
+            })
         }),
     );
     family(
@@ -236,7 +179,7 @@ pub fn render(bpffs: &Path, interfaces: &[IfaceName]) -> String {
         "Whether the guard only counts (1) or enforces (0).",
         &mut samples
             .iter()
-            .map(|s| format!("{{{}}} {}", label(s), u8::from(s.cfg.dry_run()))),
+            .map(|s| format!("{{{}}} {}", label(s), u8::from(s.config.dry_run()))),
     );
     family(
         "icmp_guard_list_prefixes",

@@ -1,24 +1,68 @@
-//! The pinned state of one guarded interface: its link and maps.
+//! Typed handles on the program's maps, whether they were pinned by an attach ([`Guard`])
+//! or taken out of an object the caller loaded ([`Maps::from_ebpf`], as the test harness
+//! does for `BPF_PROG_TEST_RUN`).
+
+use std::os::fd::AsFd as _;
 
 use aya::{
+    Ebpf,
     maps::{
-        Array, IterableMap as _, Map, MapData, MapError, PerCpuArray, PerCpuHashMap,
+        Array, IterableMap as _, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
         lpm_trie::{Key, LpmTrie},
     },
     programs::links::PinnedLink,
 };
-use std::os::fd::AsFd as _;
+use icmp_guard_common::{
+    Config, Reason, SourceKey, SourceState, bucket::Bucket, maps, policy::List,
+};
 
-use icmp_guard_common::{Config, Reason, SourceKey, SourceState, maps, policy::List};
+use super::Pins;
+use crate::{Error, policy::Cidr};
 
-use crate::{Error, cidr::Cidr, pins::Pins};
-
-/// Open handles on a guarded interface's pinned maps.
+/// The pinned state of a guarded interface: where its pins are, and handles on its maps.
 pub struct Guard {
     pub pins: Pins,
+    pub maps: Maps,
+}
+
+impl Guard {
+    /// Opens the pins of `pins.iface`; fails with [`Error::NotGuarded`] if there are none.
+    pub fn open(pins: Pins) -> Result<Self, Error> {
+        if !pins.exist() {
+            return Err(Error::NotGuarded {
+                iface: pins.iface.to_string(),
+                dir: pins.dir,
+            });
+        }
+        let maps = Maps::from_fn(pins.iface.to_string(), |name| {
+            let path = pins.map(name);
+            let data =
+                MapData::from_pin(&path).map_err(Error::pin("opening the pinned map", &path))?;
+            Map::from_map_data(data).map_err(Error::pin("opening the pinned map", &path))
+        })?;
+        Ok(Self { pins, maps })
+    }
+
+    /// The id of the attached program, read through the pinned link.
+    pub fn program_id(&self) -> Result<u32, Error> {
+        let path = self.pins.link();
+        let link =
+            PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
+        let info = aya::programs::links::FdLink::from(link)
+            .info()
+            .map_err(Error::pin("reading the pinned link", &path))?;
+        Ok(info.program_id())
+    }
+}
+
+/// Handles on every map of one program instance.
+pub struct Maps {
+    /// Whose maps these are, for messages (the interface name).
+    label: String,
     config: Array<MapData, Config>,
     counters: PerCpuArray<MapData, u64>,
     sources: PerCpuHashMap<MapData, SourceKey, SourceState>,
+    global: PerCpuArray<MapData, Bucket>,
     allow: LpmTrie<MapData, [u8; 16], u8>,
     deny: LpmTrie<MapData, [u8; 16], u8>,
 }
@@ -31,41 +75,42 @@ pub struct SourceTotals {
     pub dropped: u64,
 }
 
-impl Guard {
-    /// Opens the pins of `pins.iface`; fails with [`Error::NotGuarded`] if there are none.
-    pub fn open(pins: Pins) -> Result<Self, Error> {
-        if !pins.exist() {
-            return Err(Error::NotGuarded {
-                iface: pins.iface.to_string(),
-                dir: pins.dir,
-            });
-        }
+impl Maps {
+    /// Takes the maps out of an object the caller loaded; `label` names them in messages.
+    pub fn from_ebpf(label: impl Into<String>, ebpf: &mut Ebpf) -> Result<Self, Error> {
+        Self::from_fn(label.into(), |name| {
+            ebpf.take_map(name)
+                .ok_or_else(|| Error::Load(format!("map {name} missing from the object").into()))
+        })
+    }
+
+    fn from_fn(
+        label: String,
+        mut open: impl FnMut(&str) -> Result<Map, Error>,
+    ) -> Result<Self, Error> {
         Ok(Self {
-            config: Array::try_from(open_map(&pins, maps::CONFIG)?)
-                .map_err(Error::map(maps::CONFIG))?,
-            counters: PerCpuArray::try_from(open_map(&pins, maps::COUNTERS)?)
+            config: Array::try_from(open(maps::CONFIG)?).map_err(Error::map(maps::CONFIG))?,
+            counters: PerCpuArray::try_from(open(maps::COUNTERS)?)
                 .map_err(Error::map(maps::COUNTERS))?,
-            sources: PerCpuHashMap::try_from(open_map(&pins, maps::SOURCES)?)
+            sources: PerCpuHashMap::try_from(open(maps::SOURCES)?)
                 .map_err(Error::map(maps::SOURCES))?,
-            allow: LpmTrie::try_from(open_map(&pins, maps::ALLOW)?)
-                .map_err(Error::map(maps::ALLOW))?,
-            deny: LpmTrie::try_from(open_map(&pins, maps::DENY)?)
-                .map_err(Error::map(maps::DENY))?,
-            pins,
+            global: PerCpuArray::try_from(open(maps::GLOBAL)?).map_err(Error::map(maps::GLOBAL))?,
+            allow: LpmTrie::try_from(open(maps::ALLOW)?).map_err(Error::map(maps::ALLOW))?,
+            deny: LpmTrie::try_from(open(maps::DENY)?).map_err(Error::map(maps::DENY))?,
+            label,
         })
     }
 
     /// The current configuration.
     pub fn config(&self) -> Result<Config, Error> {
-        self.config.get(&0, 0).map_err(Error::map(format!(
-            "reading the config of {}",
-            self.pins.iface
-        )))
+        self.config
+            .get(&0, 0)
+            .map_err(Error::map(format!("reading the config of {}", self.label)))
     }
 
     /// Replaces the configuration, in one map update.
     pub fn set_config(&mut self, cfg: &Config) -> Result<(), Error> {
-        let what = format!("writing the config of {}", self.pins.iface);
+        let what = format!("writing the config of {}", self.label);
         self.config.set(0, cfg, 0).map_err(Error::map(what))
     }
 
@@ -80,14 +125,14 @@ impl Guard {
                     .map_err(Error::map(format!(
                         "reading counter {} of {}",
                         reason.name(),
-                        self.pins.iface
+                        self.label
                     )))?;
                 Ok((reason, values.iter().sum()))
             })
             .collect()
     }
 
-    /// Every tracked source with its totals over CPUs, read in batches (see [`crate::batch`]).
+    /// Every tracked source with its totals over CPUs, read in batches (see [`super::batch`]).
     pub fn sources(&self) -> Result<Vec<SourceTotals>, Error> {
         let cpus = aya::util::nr_cpus().map_err(|(what, source)| Error::Io {
             what: "counting CPUs in",
@@ -95,9 +140,9 @@ impl Guard {
             source,
         })?;
         let fd = self.sources.map().fd().as_fd();
-        let entries = crate::batch::sources(fd, cpus).map_err(|source| Error::Io {
+        let entries = super::batch::sources(fd, cpus).map_err(|source| Error::Io {
             what: "reading the sources of",
-            path: self.pins.map(maps::SOURCES),
+            path: format!("{} ({})", self.label, maps::SOURCES).into(),
             source,
         })?;
         Ok(entries
@@ -121,7 +166,7 @@ impl Guard {
             .map_err(Error::map(format!(
                 "listing the {} list of {}",
                 list_name(list),
-                self.pins.iface
+                self.label
             )))?;
         out.sort();
         Ok(out)
@@ -131,7 +176,7 @@ impl Guard {
     pub fn list_add(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
         let known = self.list(list)?.contains(&cidr);
         let key = Key::new(cidr.len, cidr.addr);
-        let (iface, name) = (self.pins.iface.clone(), list_name(list));
+        let (iface, name) = (self.label.clone(), list_name(list));
         self.trie_mut(list)
             .insert(&key, 1, 0)
             .map_err(|source| match &source {
@@ -140,7 +185,7 @@ impl Guard {
                         || e.io_error.raw_os_error() == Some(libc::E2BIG) =>
                 {
                     Error::ListFull {
-                        iface: iface.to_string(),
+                        iface: iface.clone(),
                         list: name,
                         max: maps::LIST_MAX_ENTRIES,
                     }
@@ -163,7 +208,7 @@ impl Guard {
         let what = format!(
             "removing {cidr} from the {} list of {}",
             list_name(list),
-            self.pins.iface
+            self.label
         );
         self.trie_mut(list).remove(&key).map_err(Error::map(what))?;
         self.sync_list_size(list)?;
@@ -208,15 +253,30 @@ impl Guard {
         }
     }
 
-    /// The id of the attached program, read through the pinned link.
-    pub fn program_id(&self) -> Result<u32, Error> {
-        let path = self.pins.link();
-        let link =
-            PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
-        let info = aya::programs::links::FdLink::from(link)
-            .info()
-            .map_err(Error::pin("reading the pinned link", &path))?;
-        Ok(info.program_id())
+    /// Forgets every bucket: every source and the global budget start afresh, as on a new
+    /// attach. Counters, limits and lists are kept.
+    pub fn reset_buckets(&mut self) -> Result<(), Error> {
+        let what = || format!("resetting the buckets of {}", self.label);
+        let keys: Vec<SourceKey> = self
+            .sources
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(Error::map(what()))?;
+        for key in keys {
+            self.sources.remove(&key).map_err(Error::map(what()))?;
+        }
+        let cpus = aya::util::nr_cpus().map_err(|(what, source)| Error::Io {
+            what: "counting CPUs in",
+            path: what.into(),
+            source,
+        })?;
+        let fresh =
+            PerCpuValues::try_from(vec![Bucket::default(); cpus]).map_err(|source| Error::Io {
+                what: "building fresh buckets for",
+                path: maps::GLOBAL.into(),
+                source,
+            })?;
+        self.global.set(0, fresh, 0).map_err(Error::map(what()))
     }
 }
 
@@ -242,10 +302,4 @@ fn totals(key: SourceKey, values: &[SourceState]) -> SourceTotals {
             ..acc
         },
     )
-}
-
-fn open_map(pins: &Pins, name: &str) -> Result<Map, Error> {
-    let path = pins.map(name);
-    let data = MapData::from_pin(&path).map_err(Error::pin("opening the pinned map", &path))?;
-    Map::from_map_data(data).map_err(Error::pin("opening the pinned map", &path))
 }

@@ -4,12 +4,13 @@
 
 use aya::maps::MapInfo;
 
-use crate::{Error, object, pins::Pins};
+use super::{Pins, layout};
+use crate::{Error, kernel::object};
 
 /// Checks every pinned map of `pins` against the embedded object.
 pub fn check(pins: &Pins) -> Result<(), Error> {
     let obj = aya_obj::Object::parse(object::ICMP_GUARD).map_err(|e| Error::Load(Box::new(e)))?;
-    for name in crate::pins::MAPS {
+    for name in layout::MAPS {
         let wanted = obj
             .maps
             .get(name)

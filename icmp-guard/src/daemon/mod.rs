@@ -11,48 +11,45 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpListener,
     signal::unix::{SignalKind, signal},
     task::JoinHandle,
 };
 
+use self::http::{Shared, serve};
 use crate::{
     Error,
-    apply::{self, Applied},
-    cli::RunArgs,
-    config_file::{ConfigFile, OnExit},
-    guard::Guard,
-    iface::IfaceName,
-    loader::{self, ProgramLog, mode_name},
-    lock::Lock,
-    metrics,
-    pins::Pins,
-    privilege,
+    config_file::{
+        ConfigFile, OnExit,
+        apply::{self, Applied},
+    },
+    kernel::{
+        IfaceName,
+        iface::ifindex,
+        loader::{self, ProgramLog},
+    },
+    pinned::{Guard, Lock, Pins},
 };
+
+pub mod http;
 
 /// How often interfaces are checked and program logs flushed.
 const TICK: Duration = Duration::from_secs(1);
 
-pub fn run(cli_bpffs: &Path, args: &RunArgs) -> Result<(), Error> {
-    privilege::require("run", privilege::LOAD)?;
-    let cfg = ConfigFile::load(&args.config)?;
+/// Runs the service for the file `config` until SIGTERM or SIGINT.
+pub fn run(cli_bpffs: &Path, config: &Path) -> Result<(), Error> {
+    let cfg = ConfigFile::load(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(Error::io("starting the runtime for", &args.config))?;
+        .map_err(Error::io("starting the runtime for", config))?;
     runtime.block_on(Daemon::new(cli_bpffs, cfg).run())
 }
-
-/// What the metrics endpoint reads: the bpffs and the configured interfaces.
-type Shared = Arc<Mutex<(PathBuf, Vec<IfaceName>)>>;
 
 struct Daemon {
     cli_bpffs: PathBuf,
@@ -130,7 +127,7 @@ impl Daemon {
         };
         for ic in &self.cfg.interfaces {
             let pins = Pins::new(&self.bpffs, &ic.name);
-            if upgrade && pins.exist() && loader::ifindex(&ic.name).is_ok() {
+            if upgrade && pins.exist() && ifindex(&ic.name).is_ok() {
                 match loader::replace(&pins) {
                     Ok(r) => {
                         log::info!(
@@ -144,7 +141,7 @@ impl Daemon {
                     Err(e) => log::error!("{e}"),
                 }
             }
-            if loader::ifindex(&ic.name).is_err() {
+            if ifindex(&ic.name).is_err() {
                 log::warn!(
                     "{}: no such interface yet; it is attached when it appears",
                     ic.name
@@ -157,7 +154,7 @@ impl Daemon {
                     log::info!(
                         "{}: attached in {} mode as program {}",
                         ic.name,
-                        mode_name(a.mode),
+                        a.mode,
                         a.program_id
                     );
                     self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
@@ -217,7 +214,7 @@ impl Daemon {
     fn watch(&mut self) {
         let interfaces = self.cfg.interfaces.clone();
         for ic in &interfaces {
-            let Ok(index) = loader::ifindex(&ic.name) else {
+            let Ok(index) = ifindex(&ic.name) else {
                 if self.gone.insert(ic.name.clone()) {
                     log::warn!(
                         "{}: interface gone; the kernel detached its guard; waiting for it to come back",
@@ -228,7 +225,7 @@ impl Daemon {
             };
             let pins = Pins::new(&self.bpffs, &ic.name);
             let pinned_index = Guard::open(pins.clone())
-                .and_then(|g| g.config())
+                .and_then(|g| g.maps.config())
                 .map(|c| c.ifindex);
             let result = match pinned_index {
                 Ok(pinned) if pinned == index => {
@@ -275,7 +272,7 @@ impl Daemon {
         let result = self.locked(|| {
             let pins = Pins::new(&self.bpffs, name);
             if pins.dir.exists() {
-                loader::remove_pins(&pins)?;
+                pins.remove()?;
             }
             Ok(())
         });
@@ -299,48 +296,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// Binds the metrics endpoint and serves it in the background.
-async fn serve(addr: SocketAddr, shared: Shared) -> Result<JoinHandle<()>, Error> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Metrics { addr, source })?;
-    Ok(tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                // Up to the end of the header (bounded in size and time).
-                let mut request = Vec::with_capacity(1024);
-                let mut chunk = [0u8; 1024];
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
-                    match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-                        Ok(Ok(n)) if n > 0 => request.extend_from_slice(&chunk[..n]),
-                        _ => break,
-                    }
-                }
-                let n = request.len();
-                let head = String::from_utf8_lossy(&request[..n]);
-                let path = head.split_whitespace().nth(1).unwrap_or_default();
-                let (status, body) = if head.starts_with("GET ")
-                    && (path == "/metrics" || path.starts_with("/metrics?"))
-                {
-                    let (bpffs, names) = shared.lock().map(|s| s.clone()).unwrap_or_default();
-                    ("200 OK", metrics::render(&bpffs, &names))
-                } else {
-                    ("404 Not Found", "see /metrics\n".to_owned())
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    }))
 }

@@ -1,0 +1,131 @@
+//! Where a guarded interface's state is pinned: `<bpffs>/icmp-guard/<IFACE>/`.
+
+use std::path::{Path, PathBuf};
+
+use icmp_guard_common::maps;
+
+use crate::{Error, kernel::IfaceName};
+
+/// Default bpffs mount point.
+pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
+
+/// Environment variable that overrides the bpffs path.
+pub const BPFFS_ENV: &str = "ICMP_GUARD_BPFFS";
+
+/// Folder under the bpffs that holds one sub-folder per guarded interface.
+pub const ROOT_DIR: &str = "icmp-guard";
+
+/// Every map the program pins, in the order they are pinned.
+pub const MAPS: [&str; 6] = [
+    maps::CONFIG,
+    maps::COUNTERS,
+    maps::SOURCES,
+    maps::GLOBAL,
+    maps::ALLOW,
+    maps::DENY,
+];
+
+/// The root of all icmp-guard pins on a bpffs.
+#[must_use]
+pub fn root(bpffs: &Path) -> PathBuf {
+    bpffs.join(ROOT_DIR)
+}
+
+/// The interfaces with pins under `bpffs`, sorted by name; none when `bpffs` is not a bpffs.
+pub fn guarded(bpffs: &Path) -> Result<Vec<IfaceName>, Error> {
+    let root = root(bpffs);
+    if !super::bpffs::is_bpffs(bpffs) || !root.exists() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&root).map_err(Error::io("listing", &root))? {
+        let entry = entry.map_err(Error::io("listing", &root))?;
+        // A folder whose name is no interface name was not made by icmp-guard.
+        let Some(name) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if Pins::new(bpffs, &name).exist() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The pins of one interface.
+#[derive(Clone, Debug)]
+pub struct Pins {
+    pub iface: IfaceName,
+    pub dir: PathBuf,
+}
+
+impl Pins {
+    #[must_use]
+    pub fn new(bpffs: &Path, iface: &IfaceName) -> Self {
+        // A validated name has no `/` and is not `..`: the folder is always directly inside
+        // the root.
+        Self {
+            iface: iface.clone(),
+            dir: root(bpffs).join(iface.as_str()),
+        }
+    }
+
+    /// The pinned link that keeps the program attached.
+    #[must_use]
+    pub fn link(&self) -> PathBuf {
+        self.dir.join(maps::LINK_PIN)
+    }
+
+    /// A pinned map, by name.
+    #[must_use]
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Every pin icmp-guard makes for this interface, the link first: the only files
+    /// `detach` and `clean` ever remove.
+    pub fn all(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        std::iter::once(self.link()).chain(MAPS.iter().map(|name| self.map(name)))
+    }
+
+    /// Whether this interface holds icmp-guard pins.
+    #[must_use]
+    pub fn exist(&self) -> bool {
+        self.link().exists()
+    }
+
+    /// Removes the pins icmp-guard makes (the link first, which detaches the program, then each
+    /// map) and the interface's folder. Nothing else is ever unlinked: a file icmp-guard did not
+    /// make stays, and is named in the error.
+    pub fn remove(&self) -> Result<(), Error> {
+        for path in self.all() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing the pin", &path)(e)),
+            }
+        }
+        match std::fs::remove_dir(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => {
+                let foreign: Vec<String> = std::fs::read_dir(&self.dir)
+                    .map(|entries| {
+                        entries
+                            .flatten()
+                            .map(|e| format!("{:?}", e.file_name().to_string_lossy()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if foreign.is_empty() {
+                    Err(Error::io("removing the pin folder", &self.dir)(source))
+                } else {
+                    Err(Error::ForeignFiles {
+                        dir: self.dir.clone(),
+                        files: foreign.join(", "),
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The state a guard keeps in the bpffs: where it is pinned ([`layout`]), the lock that
+//! serialises changes ([`lock`]), typed handles on the pinned maps ([`maps`]), batch reads of
+//! the source map ([`batch`]), and whether pinned maps fit this version ([`schema`]).
+
+pub mod batch;
+pub mod bpffs;
+pub mod layout;
+pub mod lock;
+pub mod maps;
+pub mod schema;
+
+pub use layout::Pins;
+pub use lock::Lock;
+pub use maps::Guard;

@@ -1,0 +1,253 @@
+//! The tunable policy: the knobs ([`knobs`]), the values a command or a file gives for them
+//! ([`Overrides`]), and how they change the program's [`Config`]. CIDR prefixes for the
+//! allow and deny lists are in [`cidr`].
+
+pub mod cidr;
+pub mod knobs;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use icmp_guard_common::{Config, config::flags};
+
+pub use self::{
+    cidr::Cidr,
+    knobs::{KNOBS, Knob, describe},
+};
+use crate::Error;
+
+/// The knob values a command line or a config file gives; each one left out keeps its
+/// current value (on `attach`: its default).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// By position in [`KNOBS`].
+    values: [Option<u32>; KNOBS.len()],
+    /// `Some(true)`: count every verdict but drop nothing; `Some(false)`: enforce; `None`:
+    /// leave as it is.
+    pub dry_run: Option<bool>,
+}
+
+impl Overrides {
+    /// The value given for `knob`, if any.
+    #[must_use]
+    pub fn get(&self, knob: &Knob) -> Option<u32> {
+        self.values[index(knob)]
+    }
+
+    /// Gives `value` for `knob`.
+    pub fn set(&mut self, knob: &Knob, value: u32) {
+        self.values[index(knob)] = Some(value);
+    }
+
+    /// The knobs given, with their values.
+    pub fn given(&self) -> impl Iterator<Item = (&'static Knob, u32)> + '_ {
+        KNOBS
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(knob, value)| value.map(|v| (knob, v)))
+    }
+
+    /// Whether nothing was given.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.given().next().is_none() && self.dry_run.is_none()
+    }
+
+    /// `self` over `defaults`: what `self` gives, else what `defaults` gives.
+    #[must_use]
+    pub fn over(&self, defaults: &Self) -> Self {
+        let mut out = defaults.clone();
+        for (knob, value) in self.given() {
+            out.set(knob, value);
+        }
+        out.dry_run = self.dry_run.or(defaults.dry_run);
+        out
+    }
+
+    /// `cfg` with these values applied and its derived fields recomputed, validated as a
+    /// whole; `cpus` is the number of CPUs the global budget is split over.
+    pub fn apply(&self, cfg: &Config, cpus: u32) -> Result<Config, Error> {
+        let mut out = *cfg;
+        for (knob, value) in self.given() {
+            if let Some(why) = knob.check(i64::from(value)) {
+                return Err(Error::InvalidLimit {
+                    what: knob.name,
+                    why,
+                });
+            }
+            (knob.set)(&mut out, value);
+        }
+        match self.dry_run {
+            Some(true) => out.flags |= flags::DRY_RUN,
+            Some(false) => out.flags &= !flags::DRY_RUN,
+            None => {}
+        }
+        out.derive(cpus).ok_or_else(|| Error::InvalidLimit {
+            what: "policy",
+            why: format!("{} over {cpus} CPUs is not a valid policy", describe(&out)),
+        })
+    }
+
+    /// Every flag `set` accepts, for the message when none is given.
+    #[must_use]
+    pub fn flags() -> String {
+        let mut all: Vec<String> = KNOBS.iter().map(Knob::flag).collect();
+        all.extend(["--dry-run".to_owned(), "--enforce".to_owned()]);
+        all.join(", ")
+    }
+}
+
+fn index(knob: &Knob) -> usize {
+    KNOBS
+        .iter()
+        .position(|k| std::ptr::eq(k, knob) || k.name == knob.name)
+        .expect("every knob is in KNOBS")
+}
+
+const DRY_RUN_ID: &str = "dry_run";
+const ENFORCE_ID: &str = "enforce";
+
+/// The knobs as flags, one per row of [`KNOBS`], plus `--dry-run` and `--enforce`.
+impl clap::Args for Overrides {
+    fn augment_args(mut cmd: Command) -> Command {
+        for knob in &KNOBS {
+            cmd = cmd.arg(
+                Arg::new(knob.name)
+                    .long(knob.name.replace('_', "-"))
+                    .value_name(knob.value_name)
+                    .value_parser(
+                        clap::value_parser!(u32).range(i64::from(knob.min)..=i64::from(knob.max)),
+                    )
+                    .help(format!("{} [attach default: {}]", knob.help, knob.default)),
+            );
+        }
+        cmd.arg(
+            Arg::new(DRY_RUN_ID)
+                .long("dry-run")
+                .action(ArgAction::SetTrue)
+                .conflicts_with(ENFORCE_ID)
+                .help("Count every verdict but drop nothing"),
+        )
+        .arg(
+            Arg::new(ENFORCE_ID)
+                .long("enforce")
+                .action(ArgAction::SetTrue)
+                .help("Drop what the policy drops (the default; ends a dry run)"),
+        )
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for Overrides {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut out = Self::default();
+        for knob in &KNOBS {
+            if let Some(value) = matches.get_one::<u32>(knob.name) {
+                out.set(knob, *value);
+            }
+        }
+        out.dry_run = if matches.get_flag(DRY_RUN_ID) {
+            Some(true)
+        } else if matches.get_flag(ENFORCE_ID) {
+            Some(false)
+        } else {
+            None
+        };
+        Ok(out)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use icmp_guard_common::{
+        bucket::MAX_RATE,
+        config::{MAX_DATAGRAM, defaults, prefix_mask},
+    };
+
+    use super::{knobs::MIN_ECHO_SIZE, *};
+
+    fn given(pairs: &[(&str, u32)], dry_run: Option<bool>) -> Overrides {
+        let mut out = Overrides {
+            dry_run,
+            ..Overrides::default()
+        };
+        for &(name, value) in pairs {
+            out.set(knobs::by_name(name).unwrap(), value);
+        }
+        out
+    }
+
+    #[test]
+    fn defaults_match_the_common_crate() {
+        let cfg = Overrides::default()
+            .apply(&Config::with_defaults(2), 2)
+            .unwrap();
+        assert_eq!(cfg, Config::with_defaults(2));
+        assert_eq!(cfg.echo.rate, defaults::ECHO_RATE);
+        assert_eq!(cfg.global_per_cpu.rate, defaults::GLOBAL_RATE / 2);
+        assert!(!cfg.dry_run());
+    }
+
+    #[test]
+    fn only_given_values_change() {
+        let base = Config::with_defaults(1);
+        let args = given(&[("echo_burst", 7), ("v4_prefix", 24)], Some(true));
+        let cfg = args.apply(&base, 1).unwrap();
+        assert_eq!(cfg.echo.burst, 7);
+        assert_eq!(cfg.echo.rate, base.echo.rate);
+        assert_eq!(cfg.echo.tolerance_ns, 7 * base.echo.interval_ns);
+        assert_eq!(cfg.reply, base.reply);
+        assert_eq!(cfg.v4_mask, prefix_mask(120));
+        assert_eq!(cfg.v6_mask, base.v6_mask);
+        assert!(cfg.dry_run());
+        let back = given(&[], Some(false)).apply(&cfg, 1).unwrap();
+        assert!(!back.dry_run());
+        assert_eq!(back.echo.burst, 7);
+    }
+
+    #[test]
+    fn global_budget_is_split_over_cpus() {
+        let args = given(&[("global_rate", 1000), ("global_burst", 3)], None);
+        let cfg = args.apply(&Config::with_defaults(4), 4).unwrap();
+        assert_eq!((cfg.global_rate, cfg.global_burst), (1000, 3));
+        assert_eq!(
+            (cfg.global_per_cpu.rate, cfg.global_per_cpu.burst),
+            (250, 1)
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_values() {
+        let base = Config::with_defaults(1);
+        for (name, value) in [
+            ("echo_rate", 0),
+            ("reply_burst", 0),
+            ("global_rate", MAX_RATE + 1),
+            ("v4_prefix", 33),
+            ("v6_prefix", 129),
+            ("max_echo_size", MIN_ECHO_SIZE - 1),
+            ("max_echo_size", MAX_DATAGRAM + 1),
+        ] {
+            let err = given(&[(name, value)], None).apply(&base, 1).unwrap_err();
+            assert!(err.to_string().contains(name), "{name} {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_file_entry_over_the_defaults() {
+        let defaults = given(&[("echo_rate", 5), ("echo_burst", 9)], Some(true));
+        let own = given(&[("echo_burst", 3)], None);
+        let merged = own.over(&defaults);
+        assert_eq!(
+            merged,
+            given(&[("echo_rate", 5), ("echo_burst", 3)], Some(true))
+        );
+        assert_eq!(given(&[], Some(false)).over(&defaults).dry_run, Some(false));
+    }
+}

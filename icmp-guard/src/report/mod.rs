@@ -1,0 +1,225 @@
+//! The read model: one [`Snapshot`] of a guarded interface, read once by [`Snapshot::read`],
+//! and rendered by `status`, `stats` (text, JSON, `--watch`) and the Prometheus endpoint.
+//! No view reads a map, the kernel or the pins itself, so they cannot drift apart.
+//!
+//! - [`json`]: the `Serialize` shapes of `status --json` and `stats --json`;
+//! - [`text`]: the tables of `status`, `stats` and `stats --watch`;
+//! - [`prometheus`]: the exposition served on `/metrics`.
+
+pub mod json;
+pub mod prometheus;
+pub mod text;
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    path::{Path, PathBuf},
+};
+
+use icmp_guard_common::{Config, Reason, SourceKey, maps, policy::List};
+
+use crate::{
+    Error,
+    kernel::{AttachMode, IfaceName, netlink},
+    pinned::{Guard, Pins, maps::SourceTotals},
+};
+
+/// Everything the views show about one guarded interface, read at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub interface: IfaceName,
+    /// The folder of its pins.
+    pub pins: PathBuf,
+    /// The config map's value: limits, dry-run, where and when it was attached.
+    pub config: Config,
+    /// The program the pinned link holds.
+    pub program_id: u32,
+    /// The attach mode, by [`reported_mode`].
+    pub mode: AttachMode,
+    /// Every counter, in [`Reason::ALL`] order.
+    pub counters: Vec<(Reason, u64)>,
+    /// Every tracked source prefix with its totals, most drops first (see [`rank`]).
+    pub sources: Vec<SourceTotals>,
+    /// Capacity of the per-source map.
+    pub capacity: u32,
+    /// Prefixes in the allow and deny lists.
+    pub allow: usize,
+    pub deny: usize,
+}
+
+impl Snapshot {
+    /// Reads the guard of `iface` under `bpffs`.
+    pub fn open(bpffs: &Path, iface: &IfaceName) -> Result<Self, Error> {
+        Self::read(&Guard::open(Pins::new(bpffs, iface))?)
+    }
+
+    /// Reads every fact the views show from an open guard.
+    pub fn read(guard: &Guard) -> Result<Self, Error> {
+        let config = guard.maps.config()?;
+        let program_id = guard.program_id()?;
+        let mut sources = guard.maps.sources()?;
+        rank(&mut sources);
+        Ok(Self {
+            interface: guard.pins.iface.clone(),
+            pins: guard.pins.dir.clone(),
+            mode: reported_mode(&config, program_id),
+            program_id,
+            counters: guard.maps.counters()?,
+            sources,
+            capacity: maps::SOURCES_MAX_ENTRIES,
+            allow: guard.maps.list(List::Allow)?.len(),
+            deny: guard.maps.list(List::Deny)?.len(),
+            config,
+        })
+    }
+
+    /// The `n` sources with the most drops (then the most passes).
+    #[must_use]
+    pub fn top(&self, n: usize) -> &[SourceTotals] {
+        &self.sources[..n.min(self.sources.len())]
+    }
+
+    /// Frames passed, all reasons together.
+    #[must_use]
+    pub fn passed(&self) -> u64 {
+        self.counters
+            .iter()
+            .filter(|(r, _)| !r.is_drop())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Frames dropped (or that would be, in a dry run), all reasons together.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.counters
+            .iter()
+            .filter(|(r, _)| r.is_drop())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// One counter.
+    #[must_use]
+    pub fn counter(&self, reason: Reason) -> u64 {
+        self.counters
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// A source key as the prefix its bucket aggregates under this guard's config.
+    #[must_use]
+    pub fn source_name(&self, key: &SourceKey) -> String {
+        format_source(key, &self.config)
+    }
+}
+
+/// The attach mode to report: the kernel's word when the interface still carries the
+/// program the pinned link holds, else the mode the loader recorded at attach. The one
+/// place that decides it.
+#[must_use]
+pub fn reported_mode(config: &Config, program_id: u32) -> AttachMode {
+    netlink::xdp_state(config.ifindex)
+        .ok()
+        .flatten()
+        .filter(|state| state.program_id == program_id)
+        .map_or_else(
+            || AttachMode::from_recorded(config.attach_mode),
+            |state| state.mode,
+        )
+}
+
+/// Orders sources most drops first, then most passes, then by key.
+pub fn rank(sources: &mut [SourceTotals]) {
+    sources
+        .sort_unstable_by(|a, b| (b.dropped, b.passed, a.key).cmp(&(a.dropped, a.passed, b.key)));
+}
+
+/// A source key as the prefix it aggregates, e.g. `198.51.100.0/24` or `2001:db8:1::/64`.
+#[must_use]
+pub fn format_source(key: &SourceKey, cfg: &Config) -> String {
+    match key.as_v4() {
+        Some(v4) => format!("{}/{}", Ipv4Addr::from(v4), cfg.v4_prefix),
+        None => format!("{}/{}", Ipv6Addr::from(key.addr), cfg.v6_prefix),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn totals(last: u8, passed: u64, dropped: u64) -> SourceTotals {
+        SourceTotals {
+            key: SourceKey::v4([198, 51, 100, last]),
+            passed,
+            dropped,
+        }
+    }
+
+    /// A snapshot with fixed contents, for the views' tests.
+    pub(crate) fn sample() -> Snapshot {
+        let mut config = Config::with_defaults(2);
+        config.v4_prefix = 24;
+        config.ifindex = 7;
+        config.attached_at = 1_795_876_339;
+        config.attach_mode = AttachMode::Native.recorded();
+        let counters = Reason::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (*r, i as u64))
+            .collect();
+        let mut sources = vec![totals(0, 4, 2), totals(9, 1, 0)];
+        rank(&mut sources);
+        Snapshot {
+            interface: "eth0".parse().unwrap(),
+            pins: PathBuf::from("/sys/fs/bpf/icmp-guard/eth0"),
+            config,
+            program_id: 13,
+            mode: AttachMode::Native,
+            counters,
+            sources,
+            capacity: 65536,
+            allow: 1,
+            deny: 0,
+        }
+    }
+
+    #[test]
+    fn sources_rank_by_drops_then_passes() {
+        let mut sources = vec![
+            totals(1, 5, 0),
+            totals(2, 1, 9),
+            totals(3, 7, 9),
+            totals(4, 0, 1),
+        ];
+        rank(&mut sources);
+        let order: Vec<_> = sources.iter().map(|s| s.key.addr[15]).collect();
+        assert_eq!(order, [3, 2, 4, 1]);
+    }
+
+    #[test]
+    fn sources_read_as_their_prefix() {
+        let mut cfg = Config::with_defaults(1);
+        assert_eq!(
+            format_source(&SourceKey::v4([203, 0, 113, 9]), &cfg),
+            "203.0.113.9/32"
+        );
+        cfg.v4_prefix = 24;
+        assert_eq!(
+            format_source(&SourceKey::v4([203, 0, 113, 0]), &cfg),
+            "203.0.113.0/24"
+        );
+        let mut v6 = SourceKey { addr: [0; 16] };
+        v6.addr[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 1]);
+        assert_eq!(format_source(&v6, &cfg), "2001:db8:1::/64");
+    }
+
+    #[test]
+    fn totals_split_by_verdict() {
+        let s = sample();
+        let all: u64 = s.counters.iter().map(|(_, n)| n).sum();
+        assert_eq!(s.passed() + s.dropped(), all);
+        assert_eq!(s.top(1).len(), 1);
+        assert_eq!(s.top(10).len(), 2);
+    }
+}

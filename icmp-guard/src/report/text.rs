@@ -1,0 +1,171 @@
+//! The tables people read: `status`, `stats` and `stats --watch`, from [`Snapshot`]s.
+
+use std::{collections::HashMap, fmt::Write as _};
+
+use icmp_guard_common::SourceKey;
+
+use super::Snapshot;
+use crate::policy;
+
+/// One guard as `status` lists it.
+#[must_use]
+pub fn status(s: &Snapshot) -> String {
+    format!(
+        "{} (ifindex {}): program {} in {} mode since {} (unix time)\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {}\n",
+        s.interface,
+        s.config.ifindex,
+        s.program_id,
+        s.mode,
+        s.config.attached_at,
+        policy::describe(&s.config),
+        s.allow,
+        s.deny,
+        s.sources.len(),
+        s.capacity
+    )
+}
+
+/// `stats`: every counter with its meaning, the total, and the `top` sources by drops.
+#[must_use]
+pub fn stats(s: &Snapshot, top: usize) -> String {
+    let mut out = String::new();
+    if s.config.dry_run() {
+        let _ = writeln!(
+            out,
+            "icmp-guard on {} (DRY RUN: drops are counted, nothing is dropped)",
+            s.interface
+        );
+    } else {
+        let _ = writeln!(out, "icmp-guard on {}", s.interface);
+    }
+    let _ = writeln!(out, "  {:<22} {:>12}  meaning", "counter", "packets");
+    for (reason, n) in &s.counters {
+        let _ = writeln!(out, "  {:<22} {:>12}  {}", reason.name(), n, reason.help());
+    }
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>12}  of {} frames seen",
+        "dropped in all",
+        s.dropped(),
+        s.passed() + s.dropped()
+    );
+    let _ = writeln!(out);
+    let top = s.top(top);
+    if top.is_empty() {
+        let _ = writeln!(out, "no metered sources yet");
+        return out;
+    }
+    let _ = writeln!(out, "top sources by drops");
+    let _ = writeln!(out, "  {:<40} {:>12} {:>12}", "source", "passed", "dropped");
+    for source in top {
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>12} {:>12}",
+            s.source_name(&source.key),
+            source.passed,
+            source.dropped
+        );
+    }
+    out
+}
+
+/// One screen of `stats --watch`: per-second rates per reason between `before` and `now`,
+/// `secs` apart, and the `top` sources dropping the most right now.
+#[must_use]
+pub fn watch(before: &Snapshot, now: &Snapshot, secs: u64, top: usize) -> String {
+    let per_sec = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs as f64;
+    let mut screen = String::new();
+    let _ = writeln!(
+        screen,
+        "\x1b[2J\x1b[Hicmp-guard on {}, every {secs} s (Ctrl-C to stop){}",
+        now.interface,
+        if now.config.dry_run() {
+            ", DRY RUN"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        screen,
+        "  {:<22} {:>12} {:>12}",
+        "counter", "total", "per second"
+    );
+    for ((reason, n), (_, old)) in now.counters.iter().zip(&before.counters) {
+        let _ = writeln!(
+            screen,
+            "  {:<22} {:>12} {:>12.1}",
+            reason.name(),
+            n,
+            per_sec(*n, *old)
+        );
+    }
+    let earlier: HashMap<SourceKey, (u64, u64)> = before
+        .sources
+        .iter()
+        .map(|s| (s.key, (s.passed, s.dropped)))
+        .collect();
+    let mut rates: Vec<(SourceKey, f64, f64)> = now
+        .sources
+        .iter()
+        .map(|s| {
+            let (passed, dropped) = earlier.get(&s.key).copied().unwrap_or((0, 0));
+            (
+                s.key,
+                per_sec(s.passed, passed),
+                per_sec(s.dropped, dropped),
+            )
+        })
+        .filter(|(_, p, d)| *p > 0.0 || *d > 0.0)
+        .collect();
+    rates.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.1.total_cmp(&a.1)));
+    let _ = writeln!(screen, "\ntop sources now ({} tracked)", now.sources.len());
+    let _ = writeln!(
+        screen,
+        "  {:<40} {:>12} {:>12}",
+        "source", "passed/s", "dropped/s"
+    );
+    for (key, passed, dropped) in rates.iter().take(top) {
+        let _ = writeln!(
+            screen,
+            "  {:<40} {passed:>12.1} {dropped:>12.1}",
+            now.source_name(key)
+        );
+    }
+    screen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{super::tests::sample, *};
+
+    #[test]
+    fn status_reads_as_before() {
+        assert_eq!(
+            status(&sample()),
+            "eth0 (ifindex 7): program 13 in native mode since 1795876339 (unix time)\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, sources by /24 and /64, max echo size 9216 bytes\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536\n"
+        );
+    }
+
+    #[test]
+    fn stats_lists_every_counter_and_the_top_sources() {
+        let s = sample();
+        let out = stats(&s, 10);
+        assert!(out.starts_with("icmp-guard on eth0\n"), "{out}");
+        for (reason, _) in &s.counters {
+            assert!(out.contains(reason.name()), "{out}");
+        }
+        assert!(out.contains("dropped in all"), "{out}");
+        assert!(out.contains("198.51.100.0/24"), "{out}");
+    }
+
+    #[test]
+    fn watch_shows_rates_between_two_snapshots() {
+        let before = sample();
+        let mut now = sample();
+        now.counters[1].1 += 20;
+        now.sources[0].dropped += 10;
+        let out = watch(&before, &now, 2, 5);
+        assert!(out.contains("10.0"), "{out}");
+        assert!(out.contains("5.0"), "{out}");
+    }
+}
