@@ -116,6 +116,13 @@ impl Netns {
 }
 
 impl Netns {
+    /// Whether `iface` in this namespace carries an XDP program, as `ip link` shows it.
+    #[must_use]
+    pub fn has_xdp(&self, iface: &str) -> bool {
+        ip(&["-n", &self.name, "link", "show", "dev", iface])
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
+    }
+
     /// An HTTP GET from inside the namespace (on a thread that enters it alone), e.g. to
     /// scrape a server bound to the namespace's loopback. Bounded by a 5 s timeout.
     pub fn http_get(&self, addr: &str, path: &str) -> Result<String> {
@@ -462,6 +469,32 @@ impl Lab {
         Ok(String::from_utf8(out.stdout)?)
     }
 
+    /// `status --json`, parsed.
+    pub fn status(&self) -> Result<serde_json::Value> {
+        let out = self.cli_ok(&["status", "--json"])?;
+        serde_json::from_str(&out).with_context(|| format!("parsing status: {out}"))
+    }
+
+    /// Whether the guarded interface carries an XDP program.
+    #[must_use]
+    pub fn guarded_has_xdp(&self) -> bool {
+        self.guarded.has_xdp(&self.guarded_if)
+    }
+
+    /// The folder where icmp-guard pins the state of `iface` in the lab's bpffs, by the
+    /// product's own layout.
+    #[must_use]
+    pub fn pin_dir(&self, iface: &str) -> PathBuf {
+        let iface = iface.parse().expect("the lab's interface names are valid");
+        icmp_guard::pinned::Pins::new(&self.bpffs.path, &iface).dir
+    }
+
+    /// The root of every icmp-guard pin in the lab's bpffs.
+    #[must_use]
+    pub fn pin_root(&self) -> PathBuf {
+        icmp_guard::pinned::layout::root(&self.bpffs.path)
+    }
+
     /// `stats --json` of the guarded interface.
     pub fn stats(&self) -> Result<serde_json::Value> {
         let out = self.cli_ok(&["stats", &self.guarded_if, "--json"])?;
@@ -530,4 +563,16 @@ impl Lab {
             .args(args);
         Ok(cmd)
     }
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds.
+pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("not within {secs} s: {what}")
 }

@@ -6,17 +6,12 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, Netns, counter, ip, stderr_of, unique};
+use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, counter, ip, stderr_of, unique};
 use serde_json::Value;
 
 const RATE: u64 = 10;
 const BURST: u64 = 20;
 const FLOOD: u64 = 2000;
-
-fn has_xdp(ns: &Netns, iface: &str) -> bool {
-    let out = ip(&["-n", &ns.name, "link", "show", "dev", iface]).unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
-}
 
 /// Attach, ping, flood, `set`, flood again, detach: in the given `--mode`.
 fn lifecycle(mode: &str) -> Result<()> {
@@ -36,12 +31,12 @@ fn lifecycle(mode: &str) -> Result<()> {
     assert!(out.contains(&format!("attached to {iface}")), "{out}");
     assert!(out.contains(&format!("in {mode} mode")), "{out}");
     assert!(
-        has_xdp(&lab.guarded, iface),
+        lab.guarded.has_xdp(iface),
         "program attached after the CLI exited"
     );
 
     // Pinned state outlives the CLI: another process finds it.
-    let listing: Value = serde_json::from_str(&lab.cli_ok(&["status", "--json"])?)?;
+    let listing: Value = lab.status()?;
     assert_eq!(listing[0]["interface"], iface, "{listing}");
     assert_eq!(listing[0]["mode"], mode, "{listing}");
     assert!(listing[0]["program_id"].as_u64().unwrap() > 0, "{listing}");
@@ -51,7 +46,7 @@ fn lifecycle(mode: &str) -> Result<()> {
     ip(&["-n", &lab.guarded.name, "link", "set", iface, "down"])?;
     ip(&["-n", &lab.guarded.name, "link", "set", iface, "up"])?;
     assert!(
-        has_xdp(&lab.guarded, iface),
+        lab.guarded.has_xdp(iface),
         "still attached after down and up"
     );
 
@@ -94,7 +89,7 @@ fn lifecycle(mode: &str) -> Result<()> {
         "no drops under the raised limit: {after}"
     );
     assert_eq!(counter(&after, "passed"), passed + 500, "{after}");
-    let listing: Value = serde_json::from_str(&lab.cli_ok(&["status", "--json"])?)?;
+    let listing: Value = lab.status()?;
     assert_eq!(listing[0]["limits"]["echo_burst"], 5000, "{listing}");
     assert_eq!(
         listing[0]["program_id"],
@@ -105,17 +100,17 @@ fn lifecycle(mode: &str) -> Result<()> {
     // `detach` leaves no program and no pins, and traffic still flows.
     let out = lab.cli_ok(&["detach", iface])?;
     assert!(out.contains("detached"), "{out}");
-    assert!(!has_xdp(&lab.guarded, iface), "program gone");
-    let dir = lab.bpffs.path.join("icmp-guard").join(iface);
+    assert!(!lab.guarded.has_xdp(iface), "program gone");
+    let dir = lab.pin_dir(iface);
     assert!(!dir.exists(), "pins gone: {}", dir.display());
-    let listing: Value = serde_json::from_str(&lab.cli_ok(&["status", "--json"])?)?;
+    let listing: Value = lab.status()?;
     assert_eq!(listing, Value::Array(vec![]));
     assert_eq!(lab.ping(2, "0.2", 10)?, 2);
     Ok(())
 }
 
 fn stats_program_id(lab: &Lab) -> Result<Value> {
-    let listing: Value = serde_json::from_str(&lab.cli_ok(&["status", "--json"])?)?;
+    let listing: Value = lab.status()?;
     Ok(listing[0]["program_id"].clone())
 }
 
@@ -193,13 +188,24 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
         );
     }
     assert!(
-        !has_xdp(&lab.guarded, iface),
+        !lab.guarded.has_xdp(iface),
         "nothing attached by refused commands"
     );
 
     lab.cli_ok(&["attach", iface]).unwrap();
     fails(&["attach", iface], &format!("{iface} is already guarded"));
-    fails(&["set", iface], "no limit given");
+    // `set` with nothing to set is a usage error that lists every flag it takes.
+    let out = lab.cli(&["set", iface]).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    for flag in [
+        "--echo-rate",
+        "--max-echo-size",
+        "--v6-prefix",
+        "--dry-run",
+        "--enforce",
+    ] {
+        assert!(stderr_of(&out).contains(flag), "{}", stderr_of(&out));
+    }
 
     // Without CAP_BPF the CLI names it (a foreign program is refused in tests/service.rs).
     let out = lab
@@ -238,13 +244,13 @@ fn native_mode_is_refused_where_the_driver_lacks_it_and_auto_falls_back() {
         "{}",
         stderr_of(&out)
     );
-    assert!(!has_xdp(&lab.guarded, &bridge));
-    assert!(!lab.bpffs.path.join("icmp-guard").join(&bridge).exists());
+    assert!(!lab.guarded.has_xdp(&bridge));
+    assert!(!lab.pin_dir(&bridge).exists());
 
     let out = lab.cli_ok(&["attach", &bridge]).unwrap();
     assert!(out.contains("in generic mode"), "{out}");
-    assert!(has_xdp(&lab.guarded, &bridge));
-    let listing: Value = serde_json::from_str(&lab.cli_ok(&["status", "--json"]).unwrap()).unwrap();
+    assert!(lab.guarded.has_xdp(&bridge));
+    let listing: Value = lab.status().unwrap();
     assert_eq!(listing[0]["mode"], "generic", "{listing}");
     lab.cli_ok(&["detach", &bridge]).unwrap();
 }
@@ -259,7 +265,7 @@ fn loopback_is_refused() {
         "{}",
         stderr_of(&out)
     );
-    assert!(!has_xdp(&lab.guarded, "lo"));
+    assert!(!lab.guarded.has_xdp("lo"));
 }
 
 /// Interface names reach paths under the pin folder: `clean ../../x` once removed an unrelated
@@ -317,17 +323,12 @@ fn interface_names_never_leave_the_pin_folder() {
     // names the stranger and leaves it.
     let iface = lab.guarded_if.as_str();
     lab.cli_ok(&["attach", iface]).unwrap();
-    let stranger = lab
-        .bpffs
-        .path
-        .join("icmp-guard")
-        .join(iface)
-        .join("not-ours");
+    let stranger = lab.pin_dir(iface).join("not-ours");
     std::fs::create_dir(&stranger).unwrap();
     let out = lab.cli(&["clean", iface]).unwrap();
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("\"not-ours\""), "{err}");
     assert!(stranger.exists(), "clean removed a file it did not make");
-    assert!(!has_xdp(&lab.guarded, iface), "clean still detaches");
+    assert!(!lab.guarded.has_xdp(iface), "clean still detaches");
 }

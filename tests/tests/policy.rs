@@ -185,7 +185,7 @@ fn allow_and_deny_lists() {
     let stats = lab.stats().unwrap();
     assert_eq!(counter(&stats, "allowed"), 500, "{stats}");
     assert_eq!(counter(&stats, "dropped_rate_source"), 0, "{stats}");
-    let listing: Value = serde_json::from_str(&lab.cli_ok(&["status", "--json"]).unwrap()).unwrap();
+    let listing: Value = lab.status().unwrap();
     assert_eq!(
         listing[0]["lists"],
         serde_json::json!({"allow": 1, "deny": 0}),
@@ -295,12 +295,7 @@ fn a_full_list_is_reported_not_swallowed() {
     let iface = lab.guarded_if.as_str();
     attach(&lab, &[]).unwrap();
     // Fill the allow list to capacity directly (the CLI would take one process per prefix).
-    let pin = lab
-        .bpffs
-        .path
-        .join("icmp-guard")
-        .join(iface)
-        .join(icmp_guard_common::maps::ALLOW);
+    let pin = lab.pin_dir(iface).join(icmp_guard_common::maps::ALLOW);
     let mut trie: LpmTrie<MapData, [u8; 16], u8> =
         LpmTrie::try_from(Map::from_map_data(MapData::from_pin(&pin).unwrap()).unwrap()).unwrap();
     for i in 0..icmp_guard_common::maps::LIST_MAX_ENTRIES {

@@ -8,9 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Result, bail};
-use icmp_guard_tests::lab::{Lab, ip, stderr_of, workspace_bin};
-use serde_json::Value;
+use anyhow::Result;
+use icmp_guard_tests::lab::{Lab, eventually, stderr_of, workspace_bin};
 
 const METRICS: &str = "127.0.0.1:9966";
 
@@ -19,37 +18,6 @@ fn repo() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-/// Polls `check` every 100 ms for up to `secs` seconds.
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("not within {secs} s: {what}")
-}
-
-fn status(lab: &Lab) -> Value {
-    lab.cli_ok(&["status", "--json"])
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null)
-}
-
-fn has_xdp(lab: &Lab) -> bool {
-    ip(&[
-        "-n",
-        &lab.guarded.name,
-        "link",
-        "show",
-        "dev",
-        &lab.guarded_if,
-    ])
-    .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
 }
 
 fn write_config(lab: &Lab, path: &Path, echo_rate: u32) {
@@ -94,11 +62,11 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
     write_config(&lab, &config, 10);
     let mut daemon = lab.daemon(&config, &log).unwrap();
     eventually(10, "the daemon attaches", || {
-        status(&lab)[0]["interface"] == iface.as_str()
+        lab.status().unwrap_or_default()[0]["interface"] == iface.as_str()
     })
     .unwrap();
     assert_eq!(
-        status(&lab)[0]["lists"]["allow"],
+        lab.status().unwrap_or_default()[0]["lists"]["allow"],
         1,
         "lists applied from the file"
     );
@@ -164,7 +132,7 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
     write_config(&lab, &config, 33);
     daemon.signal(libc::SIGHUP).unwrap();
     eventually(5, "the new limit", || {
-        status(&lab)[0]["limits"]["echo_rate"] == 33
+        lab.status().unwrap_or_default()[0]["limits"]["echo_rate"] == 33
     })
     .unwrap();
 
@@ -183,21 +151,21 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
     .unwrap();
     assert!(daemon.running(), "the daemon survives a broken file");
     assert_eq!(
-        status(&lab)[0]["limits"]["echo_rate"],
+        lab.status().unwrap_or_default()[0]["limits"]["echo_rate"],
         33,
         "nothing changed"
     );
     write_config(&lab, &config, 33);
 
     // The interface disappears and comes back with a new index: the guard comes back.
-    let before = status(&lab)[0]["ifindex"].clone();
+    let before = lab.status().unwrap_or_default()[0]["ifindex"].clone();
     lab.recreate_link().unwrap();
     eventually(10, "re-attached after the interface came back", || {
-        has_xdp(&lab) && status(&lab)[0]["ifindex"] != before
+        lab.guarded_has_xdp() && lab.status().unwrap_or_default()[0]["ifindex"] != before
     })
     .unwrap();
     assert_eq!(
-        status(&lab)[0]["limits"]["echo_rate"],
+        lab.status().unwrap_or_default()[0]["limits"]["echo_rate"],
         33,
         "its maps were kept"
     );
@@ -206,7 +174,7 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
     // SIGKILL leaves the program attached and enforcing.
     daemon.child.kill().unwrap();
     daemon.child.wait().unwrap();
-    assert!(has_xdp(&lab));
+    assert!(lab.guarded_has_xdp());
     let dropped_before = lab.stats().unwrap()["counters"]["dropped_rate_source"]
         .as_u64()
         .unwrap();
@@ -231,10 +199,10 @@ fn daemon_detaches_on_sigterm_when_configured() {
     )
     .unwrap();
     let mut daemon = lab.daemon(&config, &log).unwrap();
-    eventually(10, "the daemon attaches", || has_xdp(&lab)).unwrap();
+    eventually(10, "the daemon attaches", || lab.guarded_has_xdp()).unwrap();
     daemon.signal(libc::SIGTERM).unwrap();
     eventually(10, "the daemon exits", || !daemon.running()).unwrap();
-    assert!(!has_xdp(&lab), "detached on exit");
+    assert!(!lab.guarded_has_xdp(), "detached on exit");
 }
 
 #[test]
@@ -254,7 +222,7 @@ fn replace_under_a_flood_loses_no_counter_and_lets_no_burst_through() {
         &BURST.to_string(),
     ])
     .unwrap();
-    let old = status(&lab)[0]["program_id"].clone();
+    let old = lab.status().unwrap_or_default()[0]["program_id"].clone();
     // 3 s of flood at 2000 pps; the swap happens in the middle of it.
     let mut flood = lab
         .inject_command(&[
@@ -273,7 +241,7 @@ fn replace_under_a_flood_loses_no_counter_and_lets_no_burst_through() {
     let out = lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
     assert!(out.contains("atomically"), "{out}");
     assert!(flood.wait().unwrap().success());
-    let new = status(&lab)[0]["program_id"].clone();
+    let new = lab.status().unwrap_or_default()[0]["program_id"].clone();
     assert_ne!(old, new, "a new program");
     let stats = lab.stats().unwrap();
     let passed = stats["counters"]["passed"].as_u64().unwrap();
@@ -297,7 +265,7 @@ fn concurrent_commands_wait_for_the_lock() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface]).unwrap();
-    let root = std::fs::File::open(lab.bpffs.path.join("icmp-guard")).unwrap();
+    let root = std::fs::File::open(lab.pin_root()).unwrap();
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(root.as_raw_fd(), libc::LOCK_EX) }, 0);
     let mut set = lab
@@ -312,7 +280,10 @@ fn concurrent_commands_wait_for_the_lock() {
     );
     drop(root);
     assert!(set.wait().unwrap().success());
-    assert_eq!(status(&lab)[0]["limits"]["echo_rate"], 5);
+    assert_eq!(
+        lab.status().unwrap_or_default()[0]["limits"]["echo_rate"],
+        5
+    );
 }
 
 #[test]
@@ -321,12 +292,7 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     let iface = lab.guarded_if.as_str();
     lab.cli_ok(&["attach", iface]).unwrap();
     // An older version's config map: same name, another value size.
-    let pin = lab
-        .bpffs
-        .path
-        .join("icmp-guard")
-        .join(iface)
-        .join("IG_CONFIG");
+    let pin = lab.pin_dir(iface).join("IG_CONFIG");
     std::fs::remove_file(&pin).unwrap();
     let out = Command::new("bpftool")
         .args(["map", "create"])
@@ -359,11 +325,11 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     assert!(err.contains(&format!("icmp-guard clean {iface}")), "{err}");
 
     lab.cli_ok(&["clean", iface]).unwrap();
-    assert!(!has_xdp(&lab), "clean detaches");
-    assert!(!lab.bpffs.path.join("icmp-guard").join(iface).exists());
+    assert!(!lab.guarded_has_xdp(), "clean detaches");
+    assert!(!lab.pin_dir(iface).exists());
 
     // Pins without a link (a crash between pinning maps and the link) are stale.
-    std::fs::create_dir_all(lab.bpffs.path.join("icmp-guard").join(iface)).unwrap();
+    std::fs::create_dir_all(lab.pin_dir(iface)).unwrap();
     let out = lab.cli(&["attach", iface]).unwrap();
     assert!(
         stderr_of(&out).contains("stale icmp-guard state"),
@@ -372,7 +338,7 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     );
     lab.cli_ok(&["clean", iface]).unwrap();
     lab.cli_ok(&["attach", iface]).unwrap();
-    assert!(has_xdp(&lab));
+    assert!(lab.guarded_has_xdp());
 }
 
 #[test]
@@ -380,7 +346,7 @@ fn a_foreign_program_is_named_and_never_clobbered() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.as_str();
     let attached = lab.cli_ok(&["attach", iface]).unwrap();
-    let id = status(&lab)[0]["program_id"].clone();
+    let id = lab.status().unwrap_or_default()[0]["program_id"].clone();
     // Seen from another pin root, that program is foreign.
     let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
     let out = lab
@@ -393,7 +359,11 @@ fn a_foreign_program_is_named_and_never_clobbered() {
         err.contains(&format!("program {id} \"icmp_guard\" in native mode")),
         "{err}"
     );
-    assert_eq!(status(&lab)[0]["program_id"], id, "untouched");
+    assert_eq!(
+        lab.status().unwrap_or_default()[0]["program_id"],
+        id,
+        "untouched"
+    );
 }
 
 /// The CLI with only `caps` (e.g. "+bpf,+net_admin").
@@ -413,7 +383,7 @@ fn cap_bpf_and_cap_net_admin_are_enough_and_a_missing_one_is_named() {
         "{}",
         stderr_of(&out)
     );
-    assert!(!has_xdp(&lab));
+    assert!(!lab.guarded_has_xdp());
     for args in [
         vec!["attach", iface, "--echo-rate", "7"],
         vec!["set", iface, "--echo-burst", "9"],
@@ -428,7 +398,7 @@ fn cap_bpf_and_cap_net_admin_are_enough_and_a_missing_one_is_named() {
             stderr_of(&out)
         );
     }
-    assert!(has_xdp(&lab));
+    assert!(lab.guarded_has_xdp());
     assert!(
         lab.ping(2, "0.2", 5).unwrap() == 2,
         "the program loaded without CAP_PERFMON works"
@@ -442,7 +412,7 @@ fn cap_bpf_and_cap_net_admin_are_enough_and_a_missing_one_is_named() {
             stderr_of(&out)
         );
     }
-    assert!(!has_xdp(&lab));
+    assert!(!lab.guarded_has_xdp());
 }
 
 #[test]
