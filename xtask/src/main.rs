@@ -1,6 +1,8 @@
 //! Project tasks: `cargo xtask setup|build|test|bench|demo`.
 //!
-//! Every task runs `setup` first, so a fresh machine needs nothing but Rust and this repo.
+//! Every task first sets up what it needs (see [`setup`]): `build` the eBPF toolchain; `test`,
+//! `bench` and `demo` that and the test tools. So a fresh machine needs nothing but Rust and
+//! this repo, and on a ready one the checks cost a few process spawns and print nothing.
 
 mod setup;
 
@@ -40,22 +42,41 @@ enum Task {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = workspace_root();
-    setup::ensure()?;
     match cli.task {
-        Task::Setup => Ok(()),
-        Task::Build => build(&root),
-        Task::Test { args } => test(&root, &args),
+        Task::Setup => {
+            let toolchain = setup::ebpf_toolchain()?;
+            setup::test_tools()?;
+            step(&format!("setup: {toolchain}, test tools present"));
+            Ok(())
+        }
+        Task::Build => {
+            setup::ebpf_toolchain()?;
+            build(&root)
+        }
+        Task::Test { args } => {
+            require_root("test")?;
+            setup_for_tests()?;
+            test(&root, &args)
+        }
         Task::Bench => {
-            build(&root)?;
             require_root("bench")?;
+            setup_for_tests()?;
+            build(&root)?;
             run(Command::new(root.join("target/release/icmp-guard-bench")).current_dir(&root))
         }
         Task::Demo => {
-            build(&root)?;
             require_root("demo")?;
+            setup_for_tests()?;
+            build(&root)?;
             run(Command::new(root.join("target/release/icmp-guard-demo")).current_dir(&root))
         }
     }
+}
+
+/// What `test`, `bench` and `demo` need: they build the program and run the test tools.
+fn setup_for_tests() -> Result<()> {
+    setup::ebpf_toolchain()?;
+    setup::test_tools()
 }
 
 fn workspace_root() -> PathBuf {
@@ -86,7 +107,6 @@ fn build(root: &Path) -> Result<()> {
 }
 
 fn test(root: &Path, args: &[String]) -> Result<()> {
-    require_root("test")?;
     build(root)?;
     step("rustfmt");
     run(cargo(root).args(["fmt", "--all", "--check"]))?;
