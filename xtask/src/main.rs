@@ -62,13 +62,13 @@ fn main() -> Result<()> {
             require_root("bench")?;
             setup_for_tests()?;
             build(&root)?;
-            run(Command::new(root.join("target/release/icmp-guard-bench")).current_dir(&root))
+            run(Command::new(release_bin(&root, "icmp-guard-bench")?).current_dir(&root))
         }
         Task::Demo => {
             require_root("demo")?;
             setup_for_tests()?;
             build(&root)?;
-            run(Command::new(root.join("target/release/icmp-guard-demo")).current_dir(&root))
+            run(Command::new(release_bin(&root, "icmp-guard-demo")?).current_dir(&root))
         }
     }
 }
@@ -84,6 +84,27 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+/// Where `build` put the binary `name`: `release/` in the target directory cargo uses, which
+/// `CARGO_TARGET_DIR` or `build.target-dir` may move out of the workspace.
+fn release_bin(root: &Path, name: &str) -> Result<PathBuf> {
+    let mut cmd = cargo(root);
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing `cargo metadata`")?;
+    let target_dir = metadata["target_directory"]
+        .as_str()
+        .context("`cargo metadata` printed no target_directory")?;
+    Ok(Path::new(target_dir).join("release").join(name))
 }
 
 fn cargo(root: &Path) -> Command {
@@ -175,4 +196,20 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed: {status}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_are_looked_up_in_the_target_dir_cargo_uses() {
+        // This test runs from `<target dir>/<profile>/deps/`, wherever CARGO_TARGET_DIR put it.
+        let exe = std::env::current_exe().unwrap();
+        let target_dir = exe.ancestors().nth(3).unwrap();
+        assert_eq!(
+            release_bin(&workspace_root(), "icmp-guard-demo").unwrap(),
+            target_dir.join("release/icmp-guard-demo")
+        );
+    }
 }
