@@ -1,10 +1,11 @@
 //! Bounds-checked parsing of Ethernet, VLAN tags, IPv4, IPv6 with its extension headers, ICMP
 //! and ICMPv6.
 //!
-//! The parser reads through [`Frame`], implemented by the XDP program over `data..data_end`
-//! and on the host over a byte slice, so the exact code the verifier checks is the code the
-//! unit tests and fuzzers run. Every offset comes from a header length (`ihl` for IPv4, the
-//! length field of each IPv6 extension header), never from a literal.
+//! The parser reads through [`Frame`], implemented by the XDP program over the packet (direct
+//! reads at constant offsets, `bpf_xdp_load_bytes` at packet-dependent ones) and on the host
+//! over a byte slice, so the exact code the verifier checks is the code the unit tests and
+//! fuzzers run. Every offset comes from a header length (`ihl` for IPv4, the length field of
+//! each IPv6 extension header), never from a literal.
 
 use network_types::{eth::EthHdr, icmp::Icmpv4Hdr, ip::Ipv4Hdr, ip::Ipv6Hdr, vlan::VlanHdr};
 
@@ -45,9 +46,11 @@ pub const ICMP_HEADER_LEN: usize = Icmpv4Hdr::LEN;
 
 /// Packet bytes, read through bounds checks.
 pub trait Frame {
-    /// Whether the frame holds the `len` bytes at `offset` (a length check that needs no
-    /// frame length: the XDP side compares pointers, which needs no privilege beyond
-    /// `CAP_BPF`).
+    /// Whether the frame holds the `len` bytes at `offset`: `offset + len` against the frame's
+    /// length, without reading anything. The XDP side gets the length from
+    /// `bpf_xdp_get_buff_len` rather than comparing `data + offset` with `data_end`: adding a
+    /// packet-dependent offset to a packet pointer needs `CAP_PERFMON`, the helper only
+    /// `CAP_BPF`.
     fn has(&self, offset: usize, len: usize) -> bool;
 
     /// A copy of the `T` stored at `offset`, or `None` if it does not fit in the frame.

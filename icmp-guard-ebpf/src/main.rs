@@ -29,6 +29,8 @@ use icmp_guard_common::{
     policy::{self, Env, List},
     reason::COUNTER_SLOTS,
 };
+// The panic handler and the license.
+extern crate icmp_guard_ebpf;
 
 /// Limits, prefixes, flags and list sizes, written by the CLI; one entry.
 #[map(name = "IG_CONFIG")]
@@ -193,13 +195,3 @@ impl Frame for XdpFrame {
         (rc == 0).then(|| unsafe { out.assume_init() })
     }
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,6 +1,8 @@
 //! Project tasks: `cargo xtask setup|build|test|bench|demo`.
 //!
-//! Every task runs `setup` first, so a fresh machine needs nothing but Rust and this repo.
+//! Every task first sets up what it needs (see [`setup`]): `build` the eBPF toolchain; `test`,
+//! `bench` and `demo` that and the test tools. So a fresh machine needs nothing but Rust and
+//! this repo, and on a ready one the checks cost a few process spawns and print nothing.
 
 mod setup;
 
@@ -40,22 +42,41 @@ enum Task {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = workspace_root();
-    setup::ensure()?;
     match cli.task {
-        Task::Setup => Ok(()),
-        Task::Build => build(&root),
-        Task::Test { args } => test(&root, &args),
+        Task::Setup => {
+            let toolchain = setup::ebpf_toolchain()?;
+            setup::test_tools()?;
+            step(&format!("setup: {toolchain}, test tools present"));
+            Ok(())
+        }
+        Task::Build => {
+            setup::ebpf_toolchain()?;
+            build(&root)
+        }
+        Task::Test { args } => {
+            require_root("test")?;
+            setup_for_tests()?;
+            test(&root, &args)
+        }
         Task::Bench => {
-            build(&root)?;
             require_root("bench")?;
-            run(Command::new(root.join("target/release/icmp-guard-bench")).current_dir(&root))
+            setup_for_tests()?;
+            build(&root)?;
+            run(Command::new(release_bin(&root, "icmp-guard-bench")?).current_dir(&root))
         }
         Task::Demo => {
-            build(&root)?;
             require_root("demo")?;
-            run(Command::new(root.join("target/release/icmp-guard-demo")).current_dir(&root))
+            setup_for_tests()?;
+            build(&root)?;
+            run(Command::new(release_bin(&root, "icmp-guard-demo")?).current_dir(&root))
         }
     }
+}
+
+/// What `test`, `bench` and `demo` need: they build the program and run the test tools.
+fn setup_for_tests() -> Result<()> {
+    setup::ebpf_toolchain()?;
+    setup::test_tools()
 }
 
 fn workspace_root() -> PathBuf {
@@ -63,6 +84,27 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+/// Where `build` put the binary `name`: `release/` in the target directory cargo uses, which
+/// `CARGO_TARGET_DIR` or `build.target-dir` may move out of the workspace.
+fn release_bin(root: &Path, name: &str) -> Result<PathBuf> {
+    let mut cmd = cargo(root);
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing `cargo metadata`")?;
+    let target_dir = metadata["target_directory"]
+        .as_str()
+        .context("`cargo metadata` printed no target_directory")?;
+    Ok(Path::new(target_dir).join("release").join(name))
 }
 
 fn cargo(root: &Path) -> Command {
@@ -86,7 +128,6 @@ fn build(root: &Path) -> Result<()> {
 }
 
 fn test(root: &Path, args: &[String]) -> Result<()> {
-    require_root("test")?;
     build(root)?;
     step("rustfmt");
     run(cargo(root).args(["fmt", "--all", "--check"]))?;
@@ -155,4 +196,20 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed: {status}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_are_looked_up_in_the_target_dir_cargo_uses() {
+        // This test runs from `<target dir>/<profile>/deps/`, wherever CARGO_TARGET_DIR put it.
+        let exe = std::env::current_exe().unwrap();
+        let target_dir = exe.ancestors().nth(3).unwrap();
+        assert_eq!(
+            release_bin(&workspace_root(), "icmp-guard-demo").unwrap(),
+            target_dir.join("release/icmp-guard-demo")
+        );
+    }
 }

@@ -1,14 +1,18 @@
-//! `cargo xtask setup`: makes a fresh machine able to build and test icmp-guard.
+//! What the tasks need on the machine, installed when missing. `cargo xtask setup` ensures
+//! both parts; `build` needs the first, `test`, `bench` and `demo` both.
 //!
-//! - `rust-src` for the nightly toolchain (the eBPF crate is built with `-Z build-std=core`);
-//! - `bpf-linker` built against the nightly's own LLVM: a folder `<prefix>/lib` holds
-//!   `libLLVM.so` and the versioned name, both linked to the nightly's shared LLVM, and
+//! - [`ebpf_toolchain`], what building the XDP program takes: `rust-src` for the nightly
+//!   toolchain (the eBPF crate is built with `-Z build-std=core`), and `bpf-linker` built
+//!   against the nightly's own LLVM: a folder `<prefix>/lib` holds `libLLVM.so` and the
+//!   versioned name, both linked to the nightly's shared LLVM, and
 //!   `LLVM_PREFIX=<prefix> cargo install bpf-linker --features llvm-<major>`; a stamp records
 //!   which nightly it was built for, so a new nightly triggers a rebuild;
-//! - the tools the tests and the demo run (`ip`, `ping`, `nsenter`, `setpriv`, `bpftool`),
-//!   from Debian.
+//! - [`test_tools`], the commands the tests, the benchmark and the demo run (`ip`, `ping`,
+//!   `nsenter`, `setpriv`, `bpftool`, `mount`), from Debian.
 //!
-//! Each step checks first and does nothing when already done.
+//! Each step checks first (a few `rustc`, `rustup` and `bpf-linker` queries, a `PATH` lookup)
+//! and, when everything is there, does nothing and prints nothing: no `apt-get`, no `cargo
+//! install`.
 
 use std::{path::PathBuf, process::Command};
 
@@ -28,16 +32,16 @@ const SYSTEM_TOOLS: [(&str, &str); 6] = [
     ("mount", "mount"),
 ];
 
-pub fn ensure() -> Result<()> {
+/// Makes sure the XDP program can be built: the nightly's `rust-src` and a `bpf-linker` on its
+/// LLVM. Returns what is there, for `cargo xtask setup` to report.
+pub fn ebpf_toolchain() -> Result<String> {
     let nightly = Nightly::detect()?;
     rust_src(&nightly)?;
     bpf_linker(&nightly)?;
-    system_tools()?;
-    step(&format!(
-        "setup: {} with rust-src, bpf-linker {BPF_LINKER_VERSION} on its LLVM {}, test tools present",
+    Ok(format!(
+        "{} with rust-src, bpf-linker {BPF_LINKER_VERSION} on its LLVM {}",
         nightly.release, nightly.llvm_major
-    ));
-    Ok(())
+    ))
 }
 
 /// What we need to know about the nightly toolchain.
@@ -187,16 +191,18 @@ fn bpf_linker(nightly: &Nightly) -> Result<()> {
     Ok(())
 }
 
-fn system_tools() -> Result<()> {
-    let missing: Vec<&str> = SYSTEM_TOOLS
+/// Makes sure the commands the tests, the benchmark and the demo run are on `PATH`, installing
+/// the missing ones' packages with `apt-get` (which is only called then).
+pub fn test_tools() -> Result<()> {
+    let mut packages: Vec<&str> = SYSTEM_TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))
         .map(|(_, package)| *package)
         .collect();
-    if missing.is_empty() {
+    if packages.is_empty() {
         return Ok(());
     }
-    let mut packages = missing.clone();
+    packages.sort_unstable();
     packages.dedup();
     if !on_path("apt-get") {
         bail!("missing tools for the tests and demo; install the packages {packages:?}");
@@ -206,7 +212,16 @@ fn system_tools() -> Result<()> {
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&packages)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let still: Vec<&str> = SYSTEM_TOOLS
+        .iter()
+        .map(|(tool, _)| *tool)
+        .filter(|tool| !on_path(tool))
+        .collect();
+    if !still.is_empty() {
+        bail!("installed {packages:?}, but {still:?} are still not on PATH");
+    }
+    Ok(())
 }
 
 fn on_path(tool: &str) -> bool {
