@@ -1,7 +1,8 @@
 //! Types and decision logic shared by the icmp-guard XDP program and its userspace.
 //!
 //! Everything here is `no_std` and free of kernel helpers, so the same parser, token bucket
-//! and policy that run in the XDP program also run (and are unit-tested and fuzzed) on the host.
+//! and policy that run in the XDP program also run (and are unit-tested, and checked against
+//! the real program with the fixture table) on the host.
 //! The kernel side only supplies packet bytes, the clock and the maps.
 
 #![no_std]
