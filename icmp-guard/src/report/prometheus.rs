@@ -7,6 +7,7 @@ use std::{fmt::Write as _, path::Path};
 use icmp_guard_common::Reason;
 
 use super::Snapshot;
+use crate::pinned::maps::SourceTotals;
 use crate::{kernel::IfaceName, policy::KNOBS};
 
 /// Top sources exported per interface: a bounded label set.
@@ -126,37 +127,35 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot]) -> String {
             .iter()
             .map(|s| format!("{{{}}} {}", label(s), s.capacity)),
     );
+    // The top sources: a bounded label set, one series per rank.
+    let top = |pick: fn(&SourceTotals) -> u64| {
+        move |s: &Snapshot| {
+            s.top(TOP_SOURCES)
+                .iter()
+                .enumerate()
+                .map(|(rank, t)| {
+                    format!(
+                        "{{{},rank=\"{}\",source=\"{}\"}} {}",
+                        label(s),
+                        rank + 1,
+                        escape(&s.source_name(&t.key)),
+                        pick(t)
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
     family(
         "icmp_guard_top_source_dropped_packets",
         "gauge",
         "Packets dropped by the buckets of the top sources (at most 10 per interface).",
-        &mut samples.iter().flat_map(|s| {
-            s.top(TOP_SOURCES).iter().enumerate().map(move |(rank, t)| {
-                format!(
-                    "{{{},rank=\"{}\",source=\"{}\"}} {}",
-                    label(s),
-                    rank + 1,
-                    escape(&s.source_name(&t.key)),
-                    t.dropped
-                )
-            })
-        }),
+        &mut samples.iter().flat_map(top(|t| t.dropped)),
     );
     family(
         "icmp_guard_top_source_passed_packets",
         "gauge",
         "Packets passed by the buckets of the top sources (at most 10 per interface).",
-        &mut samples.iter().flat_map(|s| {
-            s.top(TOP_SOURCES).iter().enumerate().map(move |(rank, t)| {
-                format!(
-                    "{{{},rank=\"{}\",source=\"{}\"}} {}",
-                    label(s),
-                    rank + 1,
-                    escape(&s.source_name(&t.key)),
-                    t.passed
-                )
-            })
-        }),
+        &mut samples.iter().flat_map(top(|t| t.passed)),
     );
     family(
         "icmp_guard_limit",
@@ -192,4 +191,28 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot]) -> String {
         }),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{super::tests::sample, *};
+
+    #[test]
+    fn an_unreadable_interface_is_down_and_every_family_renders() {
+        let configured: Vec<IfaceName> = vec!["eth0".parse().unwrap(), "eth1".parse().unwrap()];
+        let out = render(&configured, &[sample()]);
+        for line in [
+            r#"icmp_guard_up{interface="eth0"} 1"#,
+            r#"icmp_guard_up{interface="eth1"} 0"#,
+            r#"icmp_guard_program_info{interface="eth0",program_id="13",mode="native"} 1"#,
+            r#"icmp_guard_top_source_dropped_packets{interface="eth0",rank="1",source="198.51.100.0/24"} 2"#,
+            r#"icmp_guard_top_source_passed_packets{interface="eth0",rank="2",source="198.51.100.9/24"} 1"#,
+            r#"icmp_guard_limit{interface="eth0",limit="max_echo_size"} 9216"#,
+            r#"icmp_guard_sources{interface="eth0"} 2"#,
+            r#"icmp_guard_list_prefixes{interface="eth0",list="allow"} 1"#,
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
+        assert!(!out.contains(r#"interface="eth1","#), "{out}");
+    }
 }
