@@ -13,9 +13,17 @@ use icmp_guard_common::{
 };
 
 use crate::packet::{
-    self, BROADCAST_MAC, DF, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETH_P_LLDP, Ext,
-    IPPROTO_DSTOPTS, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Ipv4,
-    Ipv6, MF, echo_request, ether, icmp, icmpv6, ipv4_frame, ipv6_frame, padded, to_mac,
+    self, ALL_HOSTS_MAC, BROADCAST_MAC, DF, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
+    ETH_P_LLDP, Ext, ICMP_CHECKSUM, ICMPV6_CHECKSUM, IPPROTO_DSTOPTS, IPPROTO_HOPOPTS,
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_CHECKSUM, Ipv4, Ipv6, LLDP_MAC,
+    MF, PacketBuilder, echo_from, echo_request, echo_to, echo6_behind, echo6_from, ether, flipped,
+    frag_needed, fragment, icmp_type, icmp4, icmp4_frame,
+    icmpv6_type::{
+        DEST_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, MLD_QUERY, MLDV2_REPORT,
+        NEIGHBOUR_SOLICITATION, PARAMETER_PROBLEM, ROUTER_ADVERTISEMENT, TIME_EXCEEDED,
+    },
+    ipv4_frame, ipv6_frame, l4_frame, neighbour_solicitation, packet_too_big, padded, retag,
+    to_mac,
 };
 
 /// The guarded host.
@@ -204,119 +212,6 @@ pub fn config(rate: u32, burst: u32, max_echo_size: u32) -> Config {
     }
 }
 
-/// An IPv4 ICMP packet from [`SRC`] to [`GUARDED`].
-#[must_use]
-pub fn icmp4(payload: Vec<u8>) -> Ipv4 {
-    Ipv4::new(SRC, GUARDED, IPPROTO_ICMP, payload)
-}
-
-/// An ICMP message of type `ty`, code `code`, from [`SRC`].
-#[must_use]
-pub fn icmp4_frame(ty: u8, code: u8) -> Vec<u8> {
-    ipv4_frame(&icmp4(icmp(ty, code, [0, 1, 0, 1], &[0; 28])))
-}
-
-/// A 98-byte echo request frame (`ping`'s default 56 data bytes) from `src`.
-#[must_use]
-pub fn echo_from(src: [u8; 4]) -> Vec<u8> {
-    ipv4_frame(&Ipv4::new(src, GUARDED, IPPROTO_ICMP, echo_request(56)))
-}
-
-/// An echo request from [`SRC`] to `dst`.
-#[must_use]
-pub fn echo_to(dst: [u8; 4]) -> Vec<u8> {
-    ipv4_frame(&Ipv4::new(SRC, dst, IPPROTO_ICMP, echo_request(56)))
-}
-
-/// An IPv4 ICMP fragment from [`SRC`]: `offset` in bytes, `data_len` bytes of payload.
-#[must_use]
-pub fn fragment(offset: usize, more: bool, data_len: usize) -> Vec<u8> {
-    let mut ip = icmp4(vec![0xab; data_len]);
-    ip.frag = (offset / 8) as u16 | if more { MF } else { 0 };
-    ipv4_frame(&ip)
-}
-
-/// Fragmentation needed (type 3 code 4) quoting one of our packets, next-hop MTU `mtu`.
-#[must_use]
-pub fn frag_needed(mtu: u16) -> Vec<u8> {
-    let quoted = Ipv4::new(GUARDED, OTHER, IPPROTO_TCP, vec![0; 8]).bytes();
-    let [hi, lo] = mtu.to_be_bytes();
-    ipv4_frame(&icmp4(icmp(3, 4, [0, 0, hi, lo], &quoted)))
-}
-
-/// A TCP or UDP frame from [`SRC`].
-#[must_use]
-pub fn l4_frame(proto: u8) -> Vec<u8> {
-    ipv4_frame(&Ipv4::new(SRC, GUARDED, proto, vec![0; 20]))
-}
-
-/// An ICMPv6 frame with a correct checksum.
-#[must_use]
-pub fn icmp6_frame(
-    src: [u8; 16],
-    dst: [u8; 16],
-    hop_limit: u8,
-    exts: Vec<Ext>,
-    ty: u8,
-    code: u8,
-    data: &[u8],
-) -> Vec<u8> {
-    let msg = icmpv6(&src, &dst, ty, code, [0x12, 0x34, 0, 1], data);
-    ipv6_frame(&Ipv6 {
-        hop_limit,
-        exts,
-        ..Ipv6::new(src, dst, IPPROTO_ICMPV6, msg)
-    })
-}
-
-/// An ICMPv6 echo request from `src` to [`GUARDED6`], 56 data bytes.
-#[must_use]
-pub fn echo6_from(src: [u8; 16]) -> Vec<u8> {
-    icmp6_frame(src, GUARDED6, 64, Vec::new(), 128, 0, &[0x5a; 56])
-}
-
-/// An ICMPv6 echo request from [`SRC6`] behind the given extension headers.
-#[must_use]
-pub fn echo6_behind(exts: Vec<Ext>, data_len: usize) -> Vec<u8> {
-    icmp6_frame(SRC6, GUARDED6, 64, exts, 128, 0, &vec![0x5a; data_len])
-}
-
-/// A neighbour solicitation for [`GUARDED6`] from `src` with `hop_limit`.
-#[must_use]
-pub fn neighbour_solicitation(src: [u8; 16], hop_limit: u8) -> Vec<u8> {
-    icmp6_frame(src, SOLICITED, hop_limit, Vec::new(), 135, 0, &GUARDED6)
-}
-
-/// Packet too big from [`SRC6`] (a router on the path) announcing `mtu`.
-#[must_use]
-pub fn packet_too_big(mtu: u32) -> Vec<u8> {
-    let quoted = Ipv6::new(GUARDED6, OTHER6, IPPROTO_TCP, vec![0; 8]).bytes();
-    let msg = icmpv6(&SRC6, &GUARDED6, 2, 0, mtu.to_be_bytes(), &quoted);
-    ipv6_frame(&Ipv6::new(SRC6, GUARDED6, IPPROTO_ICMPV6, msg))
-}
-
-/// `frame` with the byte at `offset` inverted: a broken checksum.
-#[must_use]
-pub fn flipped(mut frame: Vec<u8>, offset: usize) -> Vec<u8> {
-    frame[offset] ^= 0xff;
-    frame
-}
-
-/// Offsets of checksums in an untagged frame, from the header lengths.
-const ETH_LEN: usize = 14;
-const IPV4_CHECKSUM: usize = ETH_LEN + 10;
-const ICMP_CHECKSUM: usize = ETH_LEN + 20 + 2;
-const ICMPV6_CHECKSUM: usize = ETH_LEN + 40 + 2;
-
-/// `frame` (untagged) with the given VLAN tags inserted.
-#[must_use]
-pub fn retag(frame: &[u8], tags: &[u16]) -> Vec<u8> {
-    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-    let mut tagged = ether(ethertype, tags, &frame[14..]);
-    tagged[..12].copy_from_slice(&frame[..12]);
-    tagged
-}
-
 /// The table.
 #[must_use]
 #[expect(clippy::too_many_lines, reason = "a table reads best in one place")]
@@ -357,7 +252,7 @@ pub fn cases() -> Vec<Case> {
             "[V2] LLDP passes untouched",
             to_mac(
                 ether(ETH_P_LLDP, &[], &[2, 7, 4, 0, 0, 0, 0, 0, 1]),
-                [0x01, 0x80, 0xc2, 0, 0, 0x0e],
+                LLDP_MAC,
             ),
             NonIcmp,
         ),
@@ -407,7 +302,7 @@ pub fn cases() -> Vec<Case> {
                     SRC6,
                     GUARDED6,
                     IPPROTO_ICMPV6,
-                    vec![128, 0, 0, 0, 0, 0, 0, 0],
+                    vec![ECHO_REQUEST, 0, 0, 0, 0, 0, 0, 0],
                 )
             }),
             Malformed,
@@ -614,17 +509,20 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V29] time exceeded (traceroute) is never limited",
-            icmp4_frame(11, 0),
+            icmp4_frame(icmp_type::TIME_EXCEEDED, 0),
             Exempt,
         ),
         Case::one(
             "[V29] host unreachable is never limited",
-            icmp4_frame(3, 1),
+            icmp4_frame(
+                icmp_type::DEST_UNREACHABLE,
+                icmp_type::CODE_HOST_UNREACHABLE,
+            ),
             Exempt,
         ),
         Case::one(
             "[V29] redirect is left to the kernel's accept_redirects",
-            icmp4_frame(5, 1),
+            icmp4_frame(icmp_type::REDIRECT, icmp_type::CODE_REDIRECT_HOST),
             Exempt,
         ),
         Case::one(
@@ -639,7 +537,7 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V30] echo to 224.0.0.1",
-            to_mac(echo_to([224, 0, 0, 1]), [0x01, 0, 0x5e, 0, 0, 1]),
+            to_mac(echo_to([224, 0, 0, 1]), ALL_HOSTS_MAC),
             Broadcast,
         ),
         Case::one(
@@ -653,40 +551,43 @@ pub fn cases() -> Vec<Case> {
                 reply: Limit::new(1, burst).unwrap(),
                 ..flood
             },
-            vec![step(icmp4_frame(0, 0), burst + 1)],
+            vec![step(icmp4_frame(icmp_type::ECHO_REPLY, 0), burst + 1)],
             ReplyRate,
             vec![(Passed, b), (ReplyRate, 1)],
         ),
         Case::steps(
             "[V31] replies and requests have separate buckets",
             flood,
-            vec![step(echo.clone(), burst + 1), step(icmp4_frame(0, 0), 1)],
+            vec![
+                step(echo.clone(), burst + 1),
+                step(icmp4_frame(icmp_type::ECHO_REPLY, 0), 1),
+            ],
             Passed,
             vec![(Passed, b + 1), (Rate, 1)],
         ),
         Case::one(
             "[V33] timestamp request is metered like echo",
-            icmp4_frame(13, 0),
+            icmp4_frame(icmp_type::TIMESTAMP, 0),
             Passed,
         ),
         Case::one(
             "[V33] timestamp request to the limited broadcast",
-            ipv4_frame(&Ipv4::new(
-                SRC,
-                [255; 4],
-                IPPROTO_ICMP,
-                icmp(13, 0, [0, 1, 0, 1], &[0; 12]),
-            )),
+            PacketBuilder::new()
+                .ipv4(SRC, [255; 4])
+                .icmp(icmp_type::TIMESTAMP)
+                .rest([0, 1, 0, 1])
+                .data(&[0; 12])
+                .build(),
             Broadcast,
         ),
         Case::one(
             "extended echo request (RFC 8335) is metered like echo",
-            icmp4_frame(42, 0),
+            icmp4_frame(icmp_type::EXTENDED_ECHO_REQUEST, 0),
             Passed,
         ),
         Case::one(
             "router advertisement is never limited",
-            icmp4_frame(9, 0),
+            icmp4_frame(icmp_type::ROUTER_ADVERTISEMENT, 0),
             Exempt,
         ),
         // B15: martians and non-martians
@@ -723,20 +624,24 @@ pub fn cases() -> Vec<Case> {
         Case::one("ICMPv6 echo request is metered", echo6.clone(), Passed),
         Case::one(
             "[V34] payload length beyond the frame",
-            ipv6_frame(&Ipv6 {
-                payload_len: Some(500),
-                ..Ipv6::new(
-                    SRC6,
-                    GUARDED6,
-                    IPPROTO_ICMPV6,
-                    icmpv6(&SRC6, &GUARDED6, 128, 0, [0; 4], &[0; 56]),
-                )
-            }),
+            PacketBuilder::new()
+                .ipv6(SRC6, GUARDED6)
+                .payload_len(500)
+                .icmpv6(ECHO_REQUEST)
+                .rest([0; 4])
+                .data(&[0; 56])
+                .build(),
             Malformed,
         ),
         Case::one(
             "[V34] payload length shorter than the frame (padding)",
-            padded(icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 128, 0, &[]), 80),
+            padded(
+                PacketBuilder::new()
+                    .ipv6(SRC6, GUARDED6)
+                    .icmpv6(ECHO_REQUEST)
+                    .build(),
+                80,
+            ),
             Passed,
         ),
         Case::one(
@@ -749,38 +654,38 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V35] source ff02::1",
-            icmp6_frame(ALL_NODES, GUARDED6, 64, Vec::new(), 128, 0, &[0; 8]),
+            PacketBuilder::new()
+                .ipv6(ALL_NODES, GUARDED6)
+                .icmpv6(ECHO_REQUEST)
+                .data(&[0; 8])
+                .build(),
             Martian,
         ),
         Case::one(
             "[V35] source ::1",
-            icmp6_frame(
-                v6([0, 0, 0, 0, 0, 0, 0, 1]),
-                GUARDED6,
-                64,
-                Vec::new(),
-                128,
-                0,
-                &[0; 8],
-            ),
+            PacketBuilder::new()
+                .ipv6(v6([0, 0, 0, 0, 0, 0, 0, 1]), GUARDED6)
+                .icmpv6(ECHO_REQUEST)
+                .data(&[0; 8])
+                .build(),
             Martian,
         ),
         Case::one(
             "[V35] destination ::1",
-            icmp6_frame(
-                SRC6,
-                v6([0, 0, 0, 0, 0, 0, 0, 1]),
-                64,
-                Vec::new(),
-                128,
-                0,
-                &[0; 8],
-            ),
+            PacketBuilder::new()
+                .ipv6(SRC6, v6([0, 0, 0, 0, 0, 0, 0, 1]))
+                .icmpv6(ECHO_REQUEST)
+                .data(&[0; 8])
+                .build(),
             Martian,
         ),
         Case::one(
             "[V35] echo from ::",
-            icmp6_frame([0; 16], GUARDED6, 64, Vec::new(), 128, 0, &[0; 8]),
+            PacketBuilder::new()
+                .ipv6([0; 16], GUARDED6)
+                .icmpv6(ECHO_REQUEST)
+                .data(&[0; 8])
+                .build(),
             Martian,
         ),
         Case::one(
@@ -790,15 +695,11 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "IPv4-mapped source in an IPv6 packet",
-            icmp6_frame(
-                v6([0, 0, 0, 0, 0, 0xffff, 0xc633, 0x6402]),
-                GUARDED6,
-                64,
-                Vec::new(),
-                128,
-                0,
-                &[0; 8],
-            ),
+            PacketBuilder::new()
+                .ipv6(v6([0, 0, 0, 0, 0, 0xffff, 0xc633, 0x6402]), GUARDED6)
+                .icmpv6(ECHO_REQUEST)
+                .data(&[0; 8])
+                .build(),
             Martian,
         ),
         Case::one(
@@ -931,22 +832,41 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V46] destination unreachable (admin prohibited)",
-            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 1, 1, &[0; 48]),
+            PacketBuilder::new()
+                .ipv6(SRC6, GUARDED6)
+                .icmpv6(DEST_UNREACHABLE)
+                .code(1)
+                .data(&[0; 48])
+                .build(),
             Exempt,
         ),
         Case::one(
             "[V46] time exceeded, code 0",
-            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 3, 0, &[0; 48]),
+            PacketBuilder::new()
+                .ipv6(SRC6, GUARDED6)
+                .icmpv6(TIME_EXCEEDED)
+                .data(&[0; 48])
+                .build(),
             Exempt,
         ),
         Case::one(
             "[V46] parameter problem, code 1",
-            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 4, 1, &[0; 48]),
+            PacketBuilder::new()
+                .ipv6(SRC6, GUARDED6)
+                .icmpv6(PARAMETER_PROBLEM)
+                .code(1)
+                .data(&[0; 48])
+                .build(),
             Exempt,
         ),
         Case::one(
             "[V46] parameter problem, code 2",
-            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 4, 2, &[0; 48]),
+            PacketBuilder::new()
+                .ipv6(SRC6, GUARDED6)
+                .icmpv6(PARAMETER_PROBLEM)
+                .code(2)
+                .data(&[0; 48])
+                .build(),
             Exempt,
         ),
         Case::steps(
@@ -961,7 +881,12 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V47] router advertisement with hop limit 255",
-            icmp6_frame(LINK_LOCAL, ALL_NODES, 255, Vec::new(), 134, 0, &[0; 16]),
+            PacketBuilder::new()
+                .ipv6(LINK_LOCAL, ALL_NODES)
+                .hop_limit(255)
+                .icmpv6(ROUTER_ADVERTISEMENT)
+                .data(&[0; 16])
+                .build(),
             Exempt,
         ),
         Case::one(
@@ -971,56 +896,62 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "[V48] fragmented neighbour solicitation",
-            icmp6_frame(
-                LINK_LOCAL,
-                SOLICITED,
-                255,
-                vec![Ext::fragment(0, true, 9)],
-                135,
-                0,
-                &GUARDED6,
-            ),
+            PacketBuilder::new()
+                .ipv6(LINK_LOCAL, SOLICITED)
+                .hop_limit(255)
+                .ext(Ext::fragment(0, true, 9))
+                .icmpv6(NEIGHBOUR_SOLICITATION)
+                .data(&GUARDED6)
+                .build(),
             Malformed,
         ),
         Case::one(
             "[V49] MLDv2 report behind a hop-by-hop router alert",
-            icmp6_frame(
-                LINK_LOCAL,
-                MLDV2_ROUTERS,
-                1,
-                vec![Ext::router_alert()],
-                143,
-                0,
-                &[0; 20],
-            ),
+            PacketBuilder::new()
+                .ipv6(LINK_LOCAL, MLDV2_ROUTERS)
+                .hop_limit(1)
+                .ext(Ext::router_alert())
+                .icmpv6(MLDV2_REPORT)
+                .data(&[0; 20])
+                .build(),
             Exempt,
         ),
         Case::one(
             "[V49] MLD query behind a hop-by-hop router alert",
-            icmp6_frame(
-                LINK_LOCAL,
-                ALL_NODES,
-                1,
-                vec![Ext::router_alert()],
-                130,
-                0,
-                &[0; 20],
-            ),
+            PacketBuilder::new()
+                .ipv6(LINK_LOCAL, ALL_NODES)
+                .hop_limit(1)
+                .ext(Ext::router_alert())
+                .icmpv6(MLD_QUERY)
+                .data(&[0; 20])
+                .build(),
             Exempt,
         ),
         Case::one(
             "[V50] echo to ff02::1 (smurf6)",
-            icmp6_frame(SRC6, ALL_NODES, 64, Vec::new(), 128, 0, &[0; 56]),
+            PacketBuilder::new()
+                .ipv6(SRC6, ALL_NODES)
+                .icmpv6(ECHO_REQUEST)
+                .data(&[0; 56])
+                .build(),
             Broadcast,
         ),
         Case::one(
             "[V51] unknown informational type 200",
-            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 200, 0, &[0; 8]),
+            PacketBuilder::new()
+                .ipv6(SRC6, GUARDED6)
+                .icmpv6(200)
+                .data(&[0; 8])
+                .build(),
             Unknown,
         ),
         Case::one(
             "[V51] unknown error type 100 is passed up",
-            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 100, 0, &[0; 8]),
+            PacketBuilder::new()
+                .ipv6(SRC6, GUARDED6)
+                .icmpv6(100)
+                .data(&[0; 8])
+                .build(),
             Exempt,
         ),
         Case::one(
@@ -1030,7 +961,11 @@ pub fn cases() -> Vec<Case> {
         ),
         Case::one(
             "ICMPv6 echo reply is metered against the reply bucket",
-            icmp6_frame(SRC6, GUARDED6, 64, Vec::new(), 129, 0, &[0; 56]),
+            PacketBuilder::new()
+                .ipv6(SRC6, GUARDED6)
+                .icmpv6(ECHO_REPLY)
+                .data(&[0; 56])
+                .build(),
             Passed,
         ),
         // G. Floods

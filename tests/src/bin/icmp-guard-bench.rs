@@ -20,9 +20,9 @@ use aya::{
 use icmp_guard::object;
 use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, config::defaults, maps};
 use icmp_guard_tests::{
-    fixtures::{SRC, Verdict, config, echo_from, frag_needed, l4_frame},
+    fixtures::{SRC, Verdict, config},
     lab::{Lab, pin_thread_to},
-    packet::IPPROTO_TCP,
+    packet::{IPPROTO_TCP, echo_from, frag_needed, l4_frame},
 };
 
 const ROUNDS: usize = 9;
