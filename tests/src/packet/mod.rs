@@ -89,6 +89,20 @@ pub const IPV4_CHECKSUM: usize = ETH_LEN + 10;
 pub const ICMP_CHECKSUM: usize = ETH_LEN + 20 + 2;
 pub const ICMPV6_CHECKSUM: usize = ETH_LEN + 40 + 2;
 
+/// An IPv6 address from its eight groups.
+#[must_use]
+pub const fn v6(groups: [u16; 8]) -> [u8; 16] {
+    let mut out = [0; 16];
+    let mut i = 0;
+    while i < 8 {
+        let [hi, lo] = groups[i].to_be_bytes();
+        out[2 * i] = hi;
+        out[2 * i + 1] = lo;
+        i += 1;
+    }
+    out
+}
+
 /// The Internet checksum (RFC 1071).
 #[must_use]
 pub fn checksum(bytes: &[u8]) -> u16 {
