@@ -71,12 +71,6 @@ pub struct Ipv4Builder {
 }
 
 impl Ipv4Builder {
-    #[must_use]
-    pub const fn ttl(mut self, ttl: u8) -> Self {
-        self.ip.ttl = ttl;
-        self
-    }
-
     /// An ICMP message of `icmp_type`, code 0 unless set.
     #[must_use]
     pub fn icmp(self, icmp_type: u8) -> IcmpBuilder {

@@ -215,4 +215,16 @@ mod tests {
             .build();
         assert_eq!(built, by_hand);
     }
+
+    #[test]
+    fn the_ethernet_destination_can_be_set() {
+        let frame = PacketBuilder::new()
+            .eth_to(BROADCAST_MAC)
+            .ipv4([198, 51, 100, 2], [198, 51, 100, 1])
+            .icmp(icmp_type::ECHO_REQUEST)
+            .build();
+        assert_eq!(frame[..6], BROADCAST_MAC);
+        assert_eq!(frame[6..12], SRC_MAC);
+        assert_eq!(checksum(&frame[ETH_LEN + 20..]), 0);
+    }
 }
