@@ -1,9 +1,10 @@
 //! Frame builders for tests, able to build the malformed frames the fixtures need; the one
 //! place frames are made, for the fixture table, the benchmark and the injector.
 //!
-//! Well-formed frames read like the packet, outside in:
-//! `PacketBuilder::new().ipv6(src, dst).hop_limit(255).icmpv6(NEIGHBOUR_SOLICITATION).data(..).build()`.
-//! Malformed ones set the wrong field on [`Ipv4`] or [`Ipv6`] and keep the rest.
+//! Well-formed frames read like the packet, outside in, with [`PacketBuilder`]:
+//! `PacketBuilder::new().ipv6(src, dst).hop_limit(255).icmpv6(NEIGHBOUR_SOLICITATION)`, then
+//! `.data(..).build()`. Malformed ones set the wrong field on [`Ipv4`] or [`Ipv6`] and keep
+//! the rest.
 
 mod builder;
 mod frames;
