@@ -1,9 +1,11 @@
 //! `cargo xtask bench`: ns per packet through `BPF_PROG_TEST_RUN`, icmp-guard against a bare
 //! `XDP_PASS` program measured in the same run on the same frame.
 //!
-//! The thread is pinned to one CPU; each round runs every case on both programs with
-//! `REPEAT` repetitions and takes the thread's CPU time per packet; the table shows medians
-//! over `ROUNDS` rounds, the difference in ns and the ratio.
+//! The cases are the fixture table's rows tagged `Tag::Bench`: each row's last frame, under
+//! the row's config and checked against the row's verdict. The thread is pinned to one CPU;
+//! each round runs every case on both programs with `REPEAT` repetitions and takes the
+//! thread's CPU time per packet; the table shows medians over `ROUNDS` rounds, the difference
+//! in ns and the ratio.
 //!
 //! A second table measures what per-CPU buckets mean for the quota: on a lab veth with one
 //! and with two receive queues, one source floods from two CPUs at once, and the packets that
@@ -18,21 +20,61 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use icmp_guard::kernel::object;
-use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, config::defaults, maps};
+use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, maps};
 use icmp_guard_tests::{
-    fixtures::{SRC, Verdict, config, echo_from, frag_needed, l4_frame},
+    fixtures::{Tag, Verdict, cases},
     lab::{Lab, pin_thread_to},
-    packet::IPPROTO_TCP,
 };
 
 const ROUNDS: usize = 9;
 const REPEAT: u32 = 1_000_000;
 
+/// A fixture row as the benchmark runs it.
 struct Case {
     what: &'static str,
     frame: Vec<u8>,
     config: Config,
     verdict: Verdict,
+}
+
+/// The fixture table's rows tagged `Tag::Bench`, in table order: the last frame of each, with
+/// the row's config (limits lifted where the tag says so) and verdict.
+fn bench_cases() -> Result<Vec<Case>> {
+    let lifted = Limit::new(MAX_RATE, u32::MAX).context("limit")?;
+    let mut out = Vec::new();
+    for row in cases() {
+        for tag in &row.tags {
+            let Tag::Bench { name, lift_limits } = *tag else {
+                continue;
+            };
+            ensure!(
+                row.allow.is_empty() && row.deny.is_empty(),
+                "{name}: the benchmark loads no allow or deny list"
+            );
+            let config = row.effective_config();
+            out.push(Case {
+                what: name,
+                frame: row
+                    .steps
+                    .last()
+                    .context("a row sends a frame")?
+                    .frame
+                    .clone(),
+                config: if lift_limits {
+                    Config {
+                        echo: lifted,
+                        global_per_cpu: lifted,
+                        ..config
+                    }
+                } else {
+                    config
+                },
+                verdict: row.verdict,
+            });
+        }
+    }
+    ensure!(!out.is_empty(), "no fixture row is tagged Bench");
+    Ok(out)
 }
 
 fn main() -> Result<()> {
@@ -47,36 +89,7 @@ fn program_table() -> Result<()> {
     pin_to_current_cpu()?;
     let mut guard = load(object::ICMP_GUARD, maps::PROGRAM)?;
     let base = load(object::XDP_PASS, "xdp_pass")?;
-    let echo = echo_from(SRC);
-    let cases = [
-        Case {
-            what: "TCP frame",
-            frame: l4_frame(IPPROTO_TCP),
-            config: Config::with_defaults(1),
-            verdict: Verdict::Pass,
-        },
-        Case {
-            what: "echo within quota",
-            frame: echo.clone(),
-            config: Config {
-                global_per_cpu: Limit::new(MAX_RATE, u32::MAX).context("limit")?,
-                ..config(MAX_RATE, u32::MAX, defaults::MAX_ECHO_SIZE)
-            },
-            verdict: Verdict::Pass,
-        },
-        Case {
-            what: "echo over quota",
-            frame: echo,
-            config: config(1, 1, defaults::MAX_ECHO_SIZE),
-            verdict: Verdict::Drop,
-        },
-        Case {
-            what: "frag needed (exempt)",
-            frame: frag_needed(1400),
-            config: Config::with_defaults(1),
-            verdict: Verdict::Pass,
-        },
-    ];
+    let cases = bench_cases()?;
 
     println!("BPF_PROG_TEST_RUN, {REPEAT} packets x {ROUNDS} rounds, thread CPU time, medians");
     println!(

@@ -13,9 +13,11 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
 use icmp_guard_tests::{
-    fixtures::{echo6_from, neighbour_solicitation, packet_too_big, retag},
     lab::pin_thread_to,
-    packet::{ETH_P_8021Q, IPPROTO_ICMP, Ipv4, MF, echo_request, ipv4_frame},
+    packet::{
+        ETH_P_8021Q, IPPROTO_ICMP, Ipv4, MF, echo_request, echo6_from, ipv4_frame,
+        neighbour_solicitation, packet_too_big, retag,
+    },
     recording,
 };
 
