@@ -147,6 +147,9 @@ pub enum Error {
     )]
     ForeignFiles { dir: PathBuf, files: String },
 
+    #[error("cannot print JSON")]
+    Json(#[source] serde_json::Error),
+
     /// The command line asks for something impossible; exits 2 like clap's own usage errors.
     #[error("{0}")]
     Usage(String),

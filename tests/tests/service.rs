@@ -323,6 +323,27 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
         "{err}"
     );
     assert!(err.contains(&format!("icmp-guard clean {iface}")), "{err}");
+    // And a map pin this version does not know (a map another version had): clean removes
+    // every `IG_*` pin, not only this version's.
+    let retired = lab.pin_dir(iface).join("IG_RETIRED");
+    let out = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&retired)
+        .args([
+            "type",
+            "array",
+            "key",
+            "4",
+            "value",
+            "4",
+            "entries",
+            "1",
+            "name",
+            "IG_RETIRED",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
 
     lab.cli_ok(&["clean", iface]).unwrap();
     assert!(!lab.guarded_has_xdp(), "clean detaches");

@@ -20,7 +20,7 @@ pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string(&snapshot.stats(args.top)).unwrap_or_default()
+            serde_json::to_string(&snapshot.stats(args.top)).map_err(Error::Json)?
         );
     } else {
         print!("{}", text::stats(&snapshot, args.top));

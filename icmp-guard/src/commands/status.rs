@@ -18,7 +18,7 @@ pub fn run(bpffs: &Path, args: &StatusArgs) -> Result<(), Error> {
         .collect::<Result<Vec<_>, _>>()?;
     if args.json {
         let rows: Vec<_> = snapshots.iter().map(Snapshot::status).collect();
-        println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+        println!("{}", serde_json::to_string(&rows).map_err(Error::Json)?);
     } else if snapshots.is_empty() {
         println!(
             "no interface is guarded (pins under {})",

@@ -15,6 +15,9 @@ pub const BPFFS_ENV: &str = "ICMP_GUARD_BPFFS";
 /// Folder under the bpffs that holds one sub-folder per guarded interface.
 pub const ROOT_DIR: &str = "icmp-guard";
 
+/// How every map pin icmp-guard makes is named, in this version and the others.
+pub const MAP_PREFIX: &str = "IG_";
+
 /// Every map the program pins, in the order they are pinned.
 pub const MAPS: [&str; 6] = [
     maps::CONFIG,
@@ -94,11 +97,34 @@ impl Pins {
         self.link().exists()
     }
 
-    /// Removes the pins icmp-guard makes (the link first, which detaches the program, then each
-    /// map) and the interface's folder. Nothing else is ever unlinked: a file icmp-guard did not
-    /// make stays, and is named in the error.
+    /// Removes the pins icmp-guard makes (the link first, which detaches the program, then
+    /// every map pin: this version's, and any `IG_*` map an older or newer version pinned)
+    /// and the interface's folder. Nothing else is ever unlinked: a file icmp-guard did not
+    /// make stays, and is named in the error. A folder that is a symbolic link is refused.
     pub fn remove(&self) -> Result<(), Error> {
-        for path in self.all() {
+        match std::fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("inspecting the pin folder", &self.dir)(e)),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(Error::ForeignFiles {
+                    dir: self.dir.clone(),
+                    files: "the folder itself is not a directory".into(),
+                });
+            }
+            Ok(_) => {}
+        }
+        let older = std::fs::read_dir(&self.dir)
+            .map_err(Error::io("listing the pin folder", &self.dir))?
+            .flatten()
+            .filter(|e| {
+                e.file_type().is_ok_and(|t| t.is_file())
+                    && e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(MAP_PREFIX))
+            })
+            .map(|e| e.path());
+        let pins: Vec<PathBuf> = self.all().chain(older).collect();
+        for path in pins {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -108,7 +134,7 @@ impl Pins {
         match std::fs::remove_dir(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
                 let foreign: Vec<String> = std::fs::read_dir(&self.dir)
                     .map(|entries| {
                         entries
@@ -117,15 +143,25 @@ impl Pins {
                             .collect()
                     })
                     .unwrap_or_default();
-                if foreign.is_empty() {
-                    Err(Error::io("removing the pin folder", &self.dir)(source))
-                } else {
-                    Err(Error::ForeignFiles {
-                        dir: self.dir.clone(),
-                        files: foreign.join(", "),
-                    })
-                }
+                Err(Error::ForeignFiles {
+                    dir: self.dir.clone(),
+                    files: foreign.join(", "),
+                })
             }
+            Err(e) => Err(Error::io("removing the pin folder", &self.dir)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_map_pin_carries_the_prefix_remove_looks_for() {
+        for name in MAPS {
+            assert!(name.starts_with(MAP_PREFIX), "{name}");
+        }
+        assert!(!maps::LINK_PIN.starts_with(MAP_PREFIX));
     }
 }

@@ -4,9 +4,9 @@
 //! `icmp_guard_limit{limit=...}` label), gives its flag's value name, unit, range, default
 //! and help, the fragment it adds to the one-line summary, and how it is read from and written
 //! to the program's [`Config`]. The command-line parser, the config file's validation, the
-//! summary, the status JSON and the metrics all iterate over [`KNOBS`]. Adding a knob is one
-//! row here plus its field in [`Config`] (and, if it has derived fields, their computation
-//! in [`Config::derive`]).
+//! summary, the status JSON and the metrics all iterate over [`KNOBS`]. On this side, adding
+//! a knob is one row here; in the common crate, its field in [`Config`], its default, and any
+//! derived field in [`Config::derive`] (the README's "Adding a knob" has the whole list).
 //!
 //! Dry-run is not a number: it is the tri-state [`super::Overrides::dry_run`].
 

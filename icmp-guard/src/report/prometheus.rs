@@ -8,20 +8,24 @@ use icmp_guard_common::Reason;
 
 use super::Snapshot;
 use crate::pinned::maps::SourceTotals;
-use crate::{kernel::IfaceName, policy::KNOBS};
+use crate::{Error, kernel::IfaceName, policy::KNOBS};
 
 /// Top sources exported per interface: a bounded label set.
 pub const TOP_SOURCES: usize = 10;
 
-/// Reads every interface's snapshot; one that cannot be read is logged with the reason and
-/// left out, which the exposition shows as `icmp_guard_up 0`.
+/// Reads every interface's snapshot; one that cannot be read is left out, which the
+/// exposition shows as `icmp_guard_up 0`, and the reason is logged (at debug level when the
+/// interface simply holds no guard, which the service already reports when it happens).
 #[must_use]
 pub fn read(bpffs: &Path, interfaces: &[IfaceName]) -> Vec<Snapshot> {
     interfaces
         .iter()
         .filter_map(|iface| {
             Snapshot::open(bpffs, iface)
-                .map_err(|e| log::warn!("{iface}: reported as down (icmp_guard_up 0): {e}"))
+                .map_err(|e| match e {
+                    Error::NotGuarded { .. } => log::debug!("{iface}: icmp_guard_up 0: {e}"),
+                    _ => log::warn!("{iface}: reported as down (icmp_guard_up 0): {e}"),
+                })
                 .ok()
         })
         .collect()
