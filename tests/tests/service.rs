@@ -286,6 +286,19 @@ fn concurrent_commands_wait_for_the_lock() {
     );
 }
 
+/// Pins a one-entry array map with 4-byte keys and `value` -byte values at `path`, as another
+/// version of icmp-guard might have.
+fn pin_array(path: &Path, value: u32, name: &str) {
+    let out = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(path)
+        .args(["type", "array", "key", "4", "value", &value.to_string()])
+        .args(["entries", "1", "name", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 #[test]
 fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     let lab = Lab::new().unwrap();
@@ -294,24 +307,7 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     // An older version's config map: same name, another value size.
     let pin = lab.pin_dir(iface).join("IG_CONFIG");
     std::fs::remove_file(&pin).unwrap();
-    let out = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&pin)
-        .args([
-            "type",
-            "array",
-            "key",
-            "4",
-            "value",
-            "48",
-            "entries",
-            "1",
-            "name",
-            "IG_CONFIG",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    pin_array(&pin, 48, "IG_CONFIG");
     let out = lab.cli(&["attach", iface, "--replace"]).unwrap();
     assert!(!out.status.success());
     let err = stderr_of(&out);
@@ -326,24 +322,7 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     // And a map pin this version does not know (a map another version had): clean removes
     // every `IG_*` pin, not only this version's.
     let retired = lab.pin_dir(iface).join("IG_RETIRED");
-    let out = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&retired)
-        .args([
-            "type",
-            "array",
-            "key",
-            "4",
-            "value",
-            "4",
-            "entries",
-            "1",
-            "name",
-            "IG_RETIRED",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    pin_array(&retired, 4, "IG_RETIRED");
 
     lab.cli_ok(&["clean", iface]).unwrap();
     assert!(!lab.guarded_has_xdp(), "clean detaches");
