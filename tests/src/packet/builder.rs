@@ -74,52 +74,65 @@ impl Ipv4Builder {
     /// An ICMP message of `icmp_type`, code 0 unless set.
     #[must_use]
     pub fn icmp(self, icmp_type: u8) -> IcmpBuilder {
-        IcmpBuilder {
-            ip: self,
-            icmp_type,
-            code: 0,
-            rest: REST,
-            data: Vec::new(),
-        }
+        IcmpMessage::new(self, icmp_type)
     }
 }
 
-/// An ICMP message inside its IPv4 packet.
+/// An ICMP or ICMPv6 message inside its IP packet `Ip` ([`Ipv4Builder`] or [`Ipv6Builder`]).
 #[derive(Clone, Debug)]
-pub struct IcmpBuilder {
-    ip: Ipv4Builder,
+pub struct IcmpMessage<Ip> {
+    ip: Ip,
     icmp_type: u8,
     code: u8,
     rest: [u8; 4],
     data: Vec<u8>,
 }
 
-impl IcmpBuilder {
+/// An ICMP message inside its IPv4 packet.
+pub type IcmpBuilder = IcmpMessage<Ipv4Builder>;
+
+/// An ICMPv6 message inside its IPv6 packet.
+pub type Icmpv6Builder = IcmpMessage<Ipv6Builder>;
+
+impl<Ip> IcmpMessage<Ip> {
+    const fn new(ip: Ip, icmp_type: u8) -> Self {
+        Self {
+            ip,
+            icmp_type,
+            code: 0,
+            rest: REST,
+            data: Vec::new(),
+        }
+    }
+
     #[must_use]
-    pub const fn code(mut self, code: u8) -> Self {
+    pub fn code(mut self, code: u8) -> Self {
         self.code = code;
         self
     }
 
     /// The four bytes after the checksum.
     #[must_use]
-    pub const fn rest(mut self, rest: [u8; 4]) -> Self {
+    pub fn rest(mut self, rest: [u8; 4]) -> Self {
         self.rest = rest;
         self
     }
 
-    /// The next-hop MTU of a fragmentation-needed message (RFC 1191).
-    #[must_use]
-    pub const fn next_hop_mtu(self, mtu: u16) -> Self {
-        let [hi, lo] = mtu.to_be_bytes();
-        self.rest([0, 0, hi, lo])
-    }
-
-    /// The bytes after the eight-byte header: echo data, or the quoted packet of an error.
+    /// The bytes after the eight-byte header: echo data, the target of a neighbour
+    /// solicitation, or the quoted packet of an error.
     #[must_use]
     pub fn data(mut self, data: &[u8]) -> Self {
         self.data = data.to_vec();
         self
+    }
+}
+
+impl IcmpBuilder {
+    /// The next-hop MTU of a fragmentation-needed message (RFC 1191).
+    #[must_use]
+    pub fn next_hop_mtu(self, mtu: u16) -> Self {
+        let [hi, lo] = mtu.to_be_bytes();
+        self.rest([0, 0, hi, lo])
     }
 
     /// The frame, checksums included.
@@ -169,52 +182,15 @@ impl Ipv6Builder {
     /// An ICMPv6 message of `icmp_type`, code 0 unless set.
     #[must_use]
     pub fn icmpv6(self, icmp_type: u8) -> Icmpv6Builder {
-        Icmpv6Builder {
-            ip: self,
-            icmp_type,
-            code: 0,
-            rest: REST,
-            data: Vec::new(),
-        }
+        IcmpMessage::new(self, icmp_type)
     }
-}
-
-/// An ICMPv6 message inside its IPv6 packet.
-#[derive(Clone, Debug)]
-pub struct Icmpv6Builder {
-    ip: Ipv6Builder,
-    icmp_type: u8,
-    code: u8,
-    rest: [u8; 4],
-    data: Vec<u8>,
 }
 
 impl Icmpv6Builder {
-    #[must_use]
-    pub const fn code(mut self, code: u8) -> Self {
-        self.code = code;
-        self
-    }
-
-    /// The four bytes after the checksum.
-    #[must_use]
-    pub const fn rest(mut self, rest: [u8; 4]) -> Self {
-        self.rest = rest;
-        self
-    }
-
     /// The MTU of a packet-too-big message.
     #[must_use]
-    pub const fn mtu(self, mtu: u32) -> Self {
+    pub fn mtu(self, mtu: u32) -> Self {
         self.rest(mtu.to_be_bytes())
-    }
-
-    /// The bytes after the eight-byte header: echo data, the target of a neighbour
-    /// solicitation, or the quoted packet of an error.
-    #[must_use]
-    pub fn data(mut self, data: &[u8]) -> Self {
-        self.data = data.to_vec();
-        self
     }
 
     /// The frame, the checksum over the pseudo-header included.
