@@ -4,8 +4,9 @@
 //! The parser reads through [`Frame`], implemented by the XDP program over the packet (direct
 //! reads at constant offsets, `bpf_xdp_load_bytes` at packet-dependent ones) and on the host
 //! over a byte slice, so the exact code the verifier checks is the code the host model and
-//! the fixture table run (every truncation of every fixture frame included). Every offset comes from a header length (`ihl` for IPv4, the length field of
-//! each IPv6 extension header), never from a literal.
+//! the fixture table run (every truncation of every fixture frame included). Every offset
+//! comes from a header length (`ihl` for IPv4, the length field of each IPv6 extension
+//! header), never from a literal.
 
 use network_types::{eth::EthHdr, icmp::Icmpv4Hdr, ip::Ipv4Hdr, ip::Ipv6Hdr, vlan::VlanHdr};
 

@@ -18,11 +18,10 @@ use crate::{
 };
 
 pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
-    if let Some(file) = &args.config {
-        return from_file(bpffs, file, args);
-    }
-    let Some(iface) = &args.iface else {
-        unreachable!("clap requires IFACE unless --config is given");
+    let iface = match (&args.config, &args.iface) {
+        (Some(file), _) => return from_file(bpffs, file, args),
+        (None, Some(iface)) => iface,
+        (None, None) => return Err(Error::Usage("attach needs IFACE or --config FILE".into())),
     };
     // Validate everything before touching the system.
     let cpus = online_cpus();

@@ -234,10 +234,10 @@ fn limits(raw: &RawLimits, at: &str) -> Result<Overrides, String> {
                 knob.unit
             )
         })?;
-        if let Some(why) = knob.check(number) {
-            return Err(format!("{at}.{key}: {why}"));
-        }
-        out.set(knob, u32::try_from(number).map_err(|e| e.to_string())?);
+        let value = knob
+            .accept(number)
+            .map_err(|why| format!("{at}.{key}: {why}"))?;
+        out.set(knob, value);
     }
     Ok(out)
 }

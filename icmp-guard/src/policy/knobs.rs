@@ -59,11 +59,12 @@ impl Knob {
         self.min..=self.max
     }
 
-    /// Why `value` is refused, or `None` when it is in range.
-    #[must_use]
-    pub fn check(&self, value: i64) -> Option<String> {
-        let ok = u32::try_from(value).is_ok_and(|v| self.range().contains(&v));
-        (!ok).then(|| format!("{value} is outside {}..={}", self.min, self.max))
+    /// `value` if it is in range, else why it is refused.
+    pub fn accept(&self, value: i64) -> Result<u32, String> {
+        u32::try_from(value)
+            .ok()
+            .filter(|v| self.range().contains(v))
+            .ok_or_else(|| format!("{value} is outside {}..={}", self.min, self.max))
     }
 }
 

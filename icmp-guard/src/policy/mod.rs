@@ -5,6 +5,8 @@
 pub mod cidr;
 pub mod knobs;
 
+use std::collections::BTreeMap;
+
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use icmp_guard_common::{Config, config::flags};
 
@@ -18,8 +20,8 @@ use crate::Error;
 /// current value (on `attach`: its default).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// By position in [`KNOBS`].
-    values: [Option<u32>; KNOBS.len()],
+    /// By knob name.
+    values: BTreeMap<&'static str, u32>,
     /// `Some(true)`: count every verdict but drop nothing; `Some(false)`: enforce; `None`:
     /// leave as it is.
     pub dry_run: Option<bool>,
@@ -29,20 +31,19 @@ impl Overrides {
     /// The value given for `knob`, if any.
     #[must_use]
     pub fn get(&self, knob: &Knob) -> Option<u32> {
-        self.values[index(knob)]
+        self.values.get(knob.name).copied()
     }
 
     /// Gives `value` for `knob`.
     pub fn set(&mut self, knob: &Knob, value: u32) {
-        self.values[index(knob)] = Some(value);
+        self.values.insert(knob.name, value);
     }
 
     /// The knobs given, with their values.
     pub fn given(&self) -> impl Iterator<Item = (&'static Knob, u32)> + '_ {
         KNOBS
             .iter()
-            .zip(&self.values)
-            .filter_map(|(knob, value)| value.map(|v| (knob, v)))
+            .filter_map(|knob| self.get(knob).map(|value| (knob, value)))
     }
 
     /// Whether nothing was given.
@@ -67,12 +68,12 @@ impl Overrides {
     pub fn apply(&self, cfg: &Config, cpus: u32) -> Result<Config, Error> {
         let mut out = *cfg;
         for (knob, value) in self.given() {
-            if let Some(why) = knob.check(i64::from(value)) {
-                return Err(Error::InvalidLimit {
+            let value = knob
+                .accept(i64::from(value))
+                .map_err(|why| Error::InvalidLimit {
                     what: knob.name,
                     why,
-                });
-            }
+                })?;
             (knob.set)(&mut out, value);
         }
         match self.dry_run {
@@ -93,13 +94,6 @@ impl Overrides {
         all.extend(["--dry-run".to_owned(), "--enforce".to_owned()]);
         all.join(", ")
     }
-}
-
-fn index(knob: &Knob) -> usize {
-    KNOBS
-        .iter()
-        .position(|k| std::ptr::eq(k, knob) || k.name == knob.name)
-        .expect("every knob is in KNOBS")
 }
 
 const DRY_RUN_ID: &str = "dry_run";
