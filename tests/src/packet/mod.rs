@@ -5,6 +5,11 @@
 //! `PacketBuilder::new().ipv6(src, dst).hop_limit(255).icmpv6(NEIGHBOUR_SOLICITATION)`, then
 //! `.data(..).build()`. Malformed ones set the wrong field on [`Ipv4`] or [`Ipv6`] and keep
 //! the rest.
+//!
+//! The wire numbers below (ethertypes, protocols, ICMP and ICMPv6 types) are written out here
+//! on purpose rather than taken from `icmp_guard_common`: the tests are an oracle for the
+//! parser and the policy, and a wrong constant in the product must not build the frames that
+//! would catch it.
 
 mod builder;
 mod frames;
