@@ -20,6 +20,13 @@ pub mod defaults {
     pub const GLOBAL_RATE: u32 = 2000;
     /// Metered ICMP from all sources that may arrive back to back.
     pub const GLOBAL_BURST: u32 = 4000;
+    /// Sources not seen before admitted per second, per class (requests, replies): all a
+    /// flood of spoofed sources can take from the global budget.
+    pub const NEW_SOURCE_RATE: u32 = 100;
+    /// New sources that may be admitted back to back, per class.
+    pub const NEW_SOURCE_BURST: u32 = 200;
+    /// Source prefixes tracked at once (the per-source table's capacity).
+    pub const MAX_SOURCES: u32 = 65_536;
     /// Largest ICMP datagram (IP header included) accepted for an echo or any ICMP fragment:
     /// the largest common jumbo MTU, so `ping -M do -s 9188` MTU checks still work.
     pub const MAX_ECHO_SIZE: u32 = 9216;
@@ -48,8 +55,8 @@ pub mod attach_mode {
 
 /// The single value of the config map.
 ///
-/// Built by userspace (derived fields such as masks and per-CPU limits are computed there, so
-/// the program never divides); the loader also records where and how it attached (`ifindex`,
+/// Built by userspace (derived fields such as masks and intervals are computed there, so the
+/// program never divides); the loader also records where and how it attached (`ifindex`,
 /// `attach_mode`, `attached_at`) for `status`. Userspace rewrites the whole value; each field
 /// is naturally aligned, so a reader racing an update sees every field either old or new, and
 /// any mix of old and new limits is a valid limit.
@@ -60,12 +67,11 @@ pub struct Config {
     pub echo: Limit,
     /// Per-source limit on echo, timestamp and extended-echo replies.
     pub reply: Limit,
-    /// The global budget as each CPU enforces it: `global_rate` and `global_burst` divided by
-    /// the number of CPUs, rounded up.
-    pub global_per_cpu: Limit,
-    /// The global budget as configured, for display.
-    pub global_rate: u32,
-    pub global_burst: u32,
+    /// Metered ICMP from all sources together: one budget every CPU draws from.
+    pub global: Limit,
+    /// How fast sources not seen before are admitted, per class: one budget for requests,
+    /// one for replies, each of this size.
+    pub new_source: Limit,
     /// Mask applied to IPv4 sources (IPv4-mapped: `96 + v4_prefix` bits).
     pub v4_mask: [u8; 16],
     /// Mask applied to IPv6 sources.
@@ -84,11 +90,18 @@ pub struct Config {
     pub ifindex: u32,
     /// One of [`attach_mode`].
     pub attach_mode: u32,
+    /// Capacity of the per-source table, fixed when the table is created.
+    pub max_sources: u32,
+    /// Zero; keeps the layout free of implicit padding.
+    pub reserved: u32,
+    /// Keys the hash that places sources in the recently-seen filter, so an attacker cannot
+    /// aim spoofed addresses at the slots of known sources. Random per attach.
+    pub seen_seed: u64,
     /// Attach time, seconds since the Unix epoch.
     pub attached_at: u64,
 }
 
-const _: () = assert!(size_of::<Config>() == 152);
+const _: () = assert!(size_of::<Config>() == 184);
 
 /// A 16-byte mask of `len` leading one bits (`len` at most 128).
 #[must_use]
@@ -111,19 +124,18 @@ pub const fn prefix_mask(len: u32) -> [u8; 16] {
 }
 
 impl Config {
-    /// The configuration with every limit at its default, for a machine with `cpus` CPUs.
+    /// The configuration with every limit at its default, on an exact clock (see
+    /// [`Config::derive`] for the coarse one).
     #[must_use]
-    pub const fn with_defaults(cpus: u32) -> Self {
+    pub const fn with_defaults() -> Self {
         Self {
             echo: unwrap(Limit::new(defaults::ECHO_RATE, defaults::ECHO_BURST)),
             reply: unwrap(Limit::new(defaults::REPLY_RATE, defaults::REPLY_BURST)),
-            global_per_cpu: unwrap(Limit::per_cpu(
-                defaults::GLOBAL_RATE,
-                defaults::GLOBAL_BURST,
-                cpus,
+            global: unwrap(Limit::new(defaults::GLOBAL_RATE, defaults::GLOBAL_BURST)),
+            new_source: unwrap(Limit::new(
+                defaults::NEW_SOURCE_RATE,
+                defaults::NEW_SOURCE_BURST,
             )),
-            global_rate: defaults::GLOBAL_RATE,
-            global_burst: defaults::GLOBAL_BURST,
             v4_mask: prefix_mask(96 + defaults::V4_PREFIX),
             v6_mask: prefix_mask(defaults::V6_PREFIX),
             v4_prefix: defaults::V4_PREFIX,
@@ -134,22 +146,31 @@ impl Config {
             deny_entries: 0,
             ifindex: 0,
             attach_mode: attach_mode::UNKNOWN,
+            max_sources: defaults::MAX_SOURCES,
+            reserved: 0,
+            seen_seed: 0,
             attached_at: 0,
         }
     }
 
-    /// `self` with its derived fields (each limit's interval and tolerance, the global
-    /// budget's per-CPU share, the source masks) computed from the primary ones (rates,
-    /// bursts, prefix lengths) for `cpus` CPUs; `None` when a primary value is out of range.
+    /// `self` with its derived fields (each limit's interval and tolerance, the source masks)
+    /// computed from the primary ones (rates, bursts, prefix lengths) for a clock that steps
+    /// every `tick_ns` (see [`Limit::on_clock`]); `None` when a primary value is out of range.
     #[must_use]
-    pub fn derive(self, cpus: u32) -> Option<Self> {
-        if self.v4_prefix > 32 || self.v6_prefix > 128 || self.max_echo_size > MAX_DATAGRAM {
+    pub fn derive(self, tick_ns: u64) -> Option<Self> {
+        if self.v4_prefix > 32
+            || self.v6_prefix > 128
+            || self.max_echo_size > MAX_DATAGRAM
+            || self.max_sources == 0
+        {
             return None;
         }
+        let limit = |l: Limit| Some(Limit::new(l.rate, l.burst)?.on_clock(tick_ns));
         Some(Self {
-            echo: Limit::new(self.echo.rate, self.echo.burst)?,
-            reply: Limit::new(self.reply.rate, self.reply.burst)?,
-            global_per_cpu: Limit::per_cpu(self.global_rate, self.global_burst, cpus)?,
+            echo: limit(self.echo)?,
+            reply: limit(self.reply)?,
+            global: limit(self.global)?,
+            new_source: limit(self.new_source)?,
             v4_mask: prefix_mask(96 + self.v4_prefix),
             v6_mask: prefix_mask(self.v6_prefix),
             ..self
@@ -212,11 +233,10 @@ const fn unwrap(limit: Option<Limit>) -> Limit {
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY (all four): repr(C), only integer fields, no implicit padding (sizes asserted).
+    // SAFETY (all three): repr(C), only integer fields, no implicit padding (sizes asserted).
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for crate::bucket::SourceKey {}
-    unsafe impl aya::Pod for crate::bucket::SourceState {}
-    unsafe impl aya::Pod for crate::bucket::Bucket {}
+    unsafe impl aya::Pod for crate::bucket::SourceRecord {}
 }
 
 #[cfg(test)]

@@ -6,14 +6,21 @@
 //! The kernel side only supplies packet bytes, the clock and the maps.
 
 #![no_std]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(internal_features, reason = "atomic intrinsics: see the atomic module")
+)]
 
+pub mod atomic;
 pub mod bucket;
 pub mod config;
 pub mod maps;
 pub mod parse;
 pub mod policy;
 pub mod reason;
+pub mod seen;
 
-pub use bucket::{Limit, SourceKey, SourceState};
+pub use bucket::{Limit, SourceKey, SourceRecord, SourceState};
 pub use config::Config;
 pub use reason::Reason;

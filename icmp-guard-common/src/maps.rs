@@ -9,18 +9,23 @@ pub const PROGRAM: &str = "icmp_guard";
 pub const CONFIG: &str = "IG_CONFIG";
 /// `PerCpuArray<u64>`, one slot per [`crate::Reason`].
 pub const COUNTERS: &str = "IG_COUNTERS";
-/// `LruPerCpuHashMap<SourceKey, SourceState>`: the per-source buckets.
+/// `LruHashMap<SourceKey, SourceState>`: the per-source buckets, shared by every CPU.
 pub const SOURCES: &str = "IG_SOURCES";
-/// `PerCpuArray<Bucket>`, one entry: each CPU's share of the global budget.
+/// `Array<Bucket>`, one entry: the global budget, shared by every CPU.
 pub const GLOBAL: &str = "IG_GLOBAL";
+/// `Array<Bucket>`, one entry per [`crate::bucket::Class`]: the admission budgets for new
+/// sources.
+pub const ADMISSION: &str = "IG_ADMISSION";
+/// `Array<u64>` of [`crate::seen::SLOTS`]: when a source hashing to each slot was last seen.
+pub const SEEN: &str = "IG_SEEN";
 /// `LpmTrie<[u8; 16], u8>`: allow-listed prefixes (IPv4 mapped).
 pub const ALLOW: &str = "IG_ALLOW";
 /// `LpmTrie<[u8; 16], u8>`: deny-listed prefixes (IPv4 mapped).
 pub const DENY: &str = "IG_DENY";
 
-/// Entries of the per-source map. Each CPU keeps its own 32-byte value per entry, so the map
-/// costs about `SOURCES_MAX_ENTRIES * (64 + 32 * ncpus)` bytes: ~8 MiB on 2 CPUs.
-pub const SOURCES_MAX_ENTRIES: u32 = 65_536;
+/// Entries the per-source map is declared with; the loader sets the real capacity from
+/// `--max-sources` before the map is created.
+pub const SOURCES_DECLARED_ENTRIES: u32 = crate::config::defaults::MAX_SOURCES;
 
 /// Entries of each of the allow and deny lists (the tries are not preallocated).
 pub const LIST_MAX_ENTRIES: u32 = 4096;

@@ -1,9 +1,12 @@
 //! What to do with a parsed ICMP packet: the whole verdict, in the order the README documents.
 
+use core::sync::atomic::AtomicU64;
+
 use crate::{
     Config, Reason,
-    bucket::{Bucket, Class, SourceKey, SourceState, V4_MAPPED_PREFIX},
+    bucket::{Bucket, Class, Limit, SourceKey, SourceState, V4_MAPPED_PREFIX},
     parse::{self, Family, Fragment, Frame, IcmpPacket},
+    seen,
 };
 
 /// `ICMPv4` types the policy names (RFC 792 and successors).
@@ -57,8 +60,9 @@ pub enum List {
 }
 
 /// What the verdict needs from its surroundings: the config map, the clock, the per-source
-/// buckets, the per-CPU global bucket and the lists. The XDP program implements it over its
-/// maps; tests over `HashMap`s.
+/// buckets, the global and admission budgets, the recently-seen filter and the lists. The XDP
+/// program implements it over its maps; tests over `HashMap`s. Every bucket and stamp is
+/// shared by all CPUs and only changed atomically.
 pub trait Env {
     /// The configuration; `None` only if the config map is somehow empty (then fail open).
     fn config(&self) -> Option<&Config>;
@@ -67,13 +71,19 @@ pub trait Env {
     fn now_ns(&self) -> u64;
 
     /// Runs `f` on the state of `key` if the source is known.
-    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&mut SourceState) -> R) -> Option<R>;
+    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&SourceState) -> R) -> Option<R>;
 
     /// Starts tracking a source; false if the map refused.
     fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool;
 
-    /// Runs `f` on this CPU's share of the global budget.
-    fn with_global<R>(&self, f: impl FnOnce(&mut Bucket) -> R) -> Option<R>;
+    /// Runs `f` on the global budget.
+    fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
+
+    /// Runs `f` on the admission budget of `class`.
+    fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
+
+    /// Runs `f` on slot `slot` (below [`seen::SLOTS`]) of the recently-seen filter.
+    fn with_seen<R>(&self, slot: u32, f: impl FnOnce(&AtomicU64) -> R) -> Option<R>;
 
     /// Whether `addr` (IPv4 mapped) falls in a prefix of `list`.
     fn listed(&self, list: List, addr: &[u8; 16]) -> bool;
@@ -277,29 +287,97 @@ fn essential(pkt: &IcmpPacket) -> Reason {
     Reason::PassedExempt
 }
 
-/// Charges the source's bucket of `class`, then this CPU's share of the global budget. A new
-/// source is only inserted when the global budget has room, so a flood of spoofed sources is
-/// bounded without filling the map first.
+/// Meters one packet of `class` from `key`.
+///
+/// A known source is charged to its own bucket, then to the global budget; a drop by either
+/// is counted in its entry. A source that is not known (or not seen within the recently-seen
+/// window) must first get a token from the admission budget of its class: a flood of
+/// spoofed sources empties only that budget, and while it is empty such packets are refused
+/// after a look at the recently-seen filter, without a miss in the per-source table. An
+/// admitted source takes from the global budget like any other and gets an entry either way,
+/// so a global drop is attributed to it too.
 #[inline(always)]
 fn meter<E: Env>(env: &E, cfg: &Config, key: &SourceKey, class: Class) -> Reason {
-    let limit = &cfg.limit(class);
-    let over_source = match class {
-        Class::Echo => Reason::DroppedRateSource,
-        Class::Reply => Reason::DroppedRateReply,
-    };
     let now = env.now_ns();
-    let known = env.with_source(key, |state| state.charge(class, now, limit));
-    if known == Some(false) {
-        return over_source;
+    // One lookup of the filter's slot for the whole verdict. The slot is always below
+    // `seen::SLOTS`, so the lookup cannot fail; if it somehow did, fail open.
+    env.with_seen(seen::slot(key, cfg.seen_seed), |stamp| {
+        meter_with(env, cfg, key, class, now, stamp)
+    })
+    .unwrap_or(Reason::PassedUnmetered)
+}
+
+#[inline(always)]
+fn meter_with<E: Env>(
+    env: &E,
+    cfg: &Config,
+    key: &SourceKey,
+    class: Class,
+    now: u64,
+    stamp: &AtomicU64,
+) -> Reason {
+    let limit = cfg.limit(class);
+    let last_seen = crate::atomic::load(stamp);
+    let recent = seen::is_recent(last_seen, now);
+    if recent && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now, &limit))
+    {
+        if seen::needs_stamp(last_seen, now) {
+            crate::atomic::store(stamp, now);
+        }
+        return reason;
+    }
+    let admitted = env
+        .with_admission(class, |bucket| bucket.take(now, &cfg.new_source))
+        .unwrap_or(true);
+    if !admitted {
+        return Reason::DroppedNewSource;
+    }
+    crate::atomic::store(stamp, now);
+    // A source idle for longer than the window may still have its entry: look now, when the
+    // admission budget bounds how often this lookup happens.
+    if !recent
+        && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now, &limit))
+    {
+        return reason;
     }
     let global_ok = env
-        .with_global(|bucket| bucket.take(now, &cfg.global_per_cpu))
+        .with_global(|bucket| bucket.take(now, &cfg.global))
         .unwrap_or(true);
-    if !global_ok {
-        return Reason::DroppedRateGlobal;
+    let state = if global_ok {
+        SourceState::first(class, now, &limit)
+    } else {
+        SourceState::first_dropped()
+    };
+    match (global_ok, env.insert_source(key, &state)) {
+        (false, _) => Reason::DroppedRateGlobal,
+        (true, false) => Reason::PassedUnmetered,
+        (true, true) => Reason::Passed,
     }
-    if known.is_none() && !env.insert_source(key, &SourceState::first(class, now, limit)) {
-        return Reason::PassedUnmetered;
+}
+
+/// Meters a packet of a known source: its bucket of `class`, then the global budget.
+#[inline(always)]
+fn known<E: Env>(
+    env: &E,
+    cfg: &Config,
+    state: &SourceState,
+    class: Class,
+    now: u64,
+    limit: &Limit,
+) -> Reason {
+    if !state.charge(class, now, limit) {
+        return match class {
+            Class::Echo => Reason::DroppedRateSource,
+            Class::Reply => Reason::DroppedRateReply,
+        };
     }
-    Reason::Passed
+    let global_ok = env
+        .with_global(|bucket| bucket.take(now, &cfg.global))
+        .unwrap_or(true);
+    state.count(global_ok);
+    if global_ok {
+        Reason::Passed
+    } else {
+        Reason::DroppedRateGlobal
+    }
 }

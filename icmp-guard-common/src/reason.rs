@@ -34,7 +34,7 @@ pub enum Reason {
     DroppedRateSource = 7,
     /// From an allow-listed source: passed without any rate limit.
     Allowed = 8,
-    /// Over the global ICMP budget.
+    /// Over the global ICMP budget (counted in the source's entry too).
     DroppedRateGlobal = 9,
     /// An echo reply over the source's reply bucket (the Smurf victim's side).
     DroppedRateReply = 10,
@@ -49,11 +49,14 @@ pub enum Reason {
     DroppedUnknownType = 14,
     /// An IPv6 extension-header chain longer than the parser walks.
     DroppedExtHeaders = 15,
+    /// From a source not seen lately while the admission budget for new sources of its class
+    /// is empty (a flood of spoofed or fresh sources); the source gets no entry.
+    DroppedNewSource = 16,
 }
 
 impl Reason {
     /// Every reason, in counter-slot order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::PassedNonIcmp,
         Self::Passed,
         Self::PassedExempt,
@@ -70,6 +73,7 @@ impl Reason {
         Self::DroppedMartian,
         Self::DroppedUnknownType,
         Self::DroppedExtHeaders,
+        Self::DroppedNewSource,
     ];
 
     /// The counter slot.
@@ -95,6 +99,7 @@ impl Reason {
                 | Self::DroppedMartian
                 | Self::DroppedUnknownType
                 | Self::DroppedExtHeaders
+                | Self::DroppedNewSource
         )
     }
 
@@ -118,6 +123,7 @@ impl Reason {
             Self::DroppedMartian => "dropped_martian",
             Self::DroppedUnknownType => "dropped_unknown_type",
             Self::DroppedExtHeaders => "dropped_ext_headers",
+            Self::DroppedNewSource => "dropped_new_source",
         }
     }
 
@@ -141,6 +147,9 @@ impl Reason {
             Self::DroppedMartian => "ICMP from impossible sources (0/8, 127/8, 224/4, ...)",
             Self::DroppedUnknownType => "deprecated or unknown ICMP types",
             Self::DroppedExtHeaders => "IPv6 extension-header chains over the parse budget",
+            Self::DroppedNewSource => {
+                "ICMP from sources not seen lately, over the admission budget"
+            }
         }
     }
 }

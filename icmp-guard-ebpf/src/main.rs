@@ -17,17 +17,19 @@ use aya_ebpf::{
     bindings::{xdp_action, xdp_md},
     helpers::generated::{bpf_ktime_get_coarse_ns, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
     macros::{map, xdp},
-    maps::{Array, LpmTrie, LruPerCpuHashMap, PerCpuArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
+use core::sync::atomic::AtomicU64;
 use icmp_guard_common::{
     Config, Reason, SourceKey, SourceState,
-    bucket::Bucket,
-    maps::{LIST_MAX_ENTRIES, SOURCES_MAX_ENTRIES},
+    bucket::{Bucket, Class},
+    maps::{LIST_MAX_ENTRIES, SOURCES_DECLARED_ENTRIES},
     parse::Frame,
     policy::{self, Env, List},
     reason::COUNTER_SLOTS,
+    seen,
 };
 // The panic handler and the license.
 extern crate icmp_guard_ebpf;
@@ -41,16 +43,28 @@ static IG_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map(name = "IG_COUNTERS")]
 static IG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
-/// Buckets per source prefix, per CPU (no cross-CPU contention; see the README for what that
-/// means for the quota); LRU so a spoofed flood evicts the stalest sources instead of failing.
-/// Sized by `SOURCES_MAX_ENTRIES` (~8 MiB on 2 CPUs).
+/// Buckets per source prefix, one value shared by every CPU (so a source gets its quota once
+/// however its packets are spread over receive queues), changed only atomically. LRU, so
+/// the stalest sources make room; inserts are bounded by the admission budget, so the common
+/// LRU's lock is rare. Capacity from `--max-sources` (set by the loader; declared with the
+/// default): about 112 bytes a source whatever the CPU count, 7 MiB for 65,536.
 #[map(name = "IG_SOURCES")]
-static IG_SOURCES: LruPerCpuHashMap<SourceKey, SourceState> =
-    LruPerCpuHashMap::with_max_entries(SOURCES_MAX_ENTRIES, 0);
+static IG_SOURCES: LruHashMap<SourceKey, SourceState> =
+    LruHashMap::with_max_entries(SOURCES_DECLARED_ENTRIES, 0);
 
-/// Each CPU's share of the global budget; one entry.
+/// The global budget, one bucket every CPU draws from.
 #[map(name = "IG_GLOBAL")]
-static IG_GLOBAL: PerCpuArray<Bucket> = PerCpuArray::with_max_entries(1, 0);
+static IG_GLOBAL: Array<Bucket> = Array::with_max_entries(1, 0);
+
+/// The admission budgets for sources not seen lately: one bucket per class (requests,
+/// replies), so a spoofed echo flood cannot starve the replies to this host's own pings.
+#[map(name = "IG_ADMISSION")]
+static IG_ADMISSION: Array<Bucket> = Array::with_max_entries(2, 0);
+
+/// The recently-seen filter (see `icmp_guard_common::seen`): a last-seen stamp per hash slot,
+/// 1 MiB, so refusing a spoofed source needs no miss in `IG_SOURCES`.
+#[map(name = "IG_SEEN")]
+static IG_SEEN: Array<u64> = Array::with_max_entries(seen::SLOTS, 0);
 
 /// Allow-listed prefixes, IPv4 mapped; looked up only when the config says it is not empty.
 #[map(name = "IG_ALLOW")]
@@ -109,11 +123,10 @@ impl Env for Maps<'_> {
     }
 
     #[inline(always)]
-    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&mut SourceState) -> R) -> Option<R> {
-        // SAFETY: this CPU's value of the entry; per-CPU, so no other writer.
-        IG_SOURCES
-            .get_ptr_mut(key)
-            .map(|state| f(unsafe { &mut *state }))
+    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&SourceState) -> R) -> Option<R> {
+        // SAFETY: the value lives as long as the program run (RCU); shared between CPUs, and
+        // every field is an atomic, so a shared reference is all we hand out.
+        unsafe { IG_SOURCES.get(key) }.map(f)
     }
 
     #[inline(always)]
@@ -129,11 +142,21 @@ impl Env for Maps<'_> {
     }
 
     #[inline(always)]
-    fn with_global<R>(&self, f: impl FnOnce(&mut Bucket) -> R) -> Option<R> {
-        // SAFETY: this CPU's slot; per-CPU, so no other writer.
-        IG_GLOBAL
-            .get_ptr_mut(0)
-            .map(|bucket| f(unsafe { &mut *bucket }))
+    fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
+        IG_GLOBAL.get(0).map(f)
+    }
+
+    #[inline(always)]
+    fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
+        IG_ADMISSION.get(class.slot()).map(f)
+    }
+
+    #[inline(always)]
+    fn with_seen<R>(&self, slot: u32, f: impl FnOnce(&AtomicU64) -> R) -> Option<R> {
+        // SAFETY: an 8-byte aligned map value that outlives the run, only accessed atomically.
+        IG_SEEN
+            .get_ptr_mut(slot)
+            .map(|stamp| f(unsafe { AtomicU64::from_ptr(stamp) }))
     }
 
     #[inline(always)]

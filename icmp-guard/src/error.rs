@@ -73,6 +73,26 @@ pub enum Error {
         wanted: u32,
     },
 
+    #[error(
+        "{iface}: {knob} is {current} and is fixed when the guard's tables are created, so it cannot become {wanted} on a running guard; detach it (`icmp-guard detach {iface}`, which drops its counters and buckets) and attach it again with the new value"
+    )]
+    FixedAtAttach {
+        iface: String,
+        knob: &'static str,
+        current: u32,
+        wanted: u32,
+    },
+
+    #[error(
+        "--max-sources {wanted} needs about {needed_mib} MiB of kernel memory for the per-source table, more than half of the {available_mib} MiB available; choose at most {fits}"
+    )]
+    TableTooLarge {
+        wanted: u32,
+        needed_mib: u64,
+        available_mib: u64,
+        fits: u32,
+    },
+
     #[error("cannot swap the program on {iface} through its pinned link")]
     Replace {
         iface: String,

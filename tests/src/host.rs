@@ -1,15 +1,20 @@
 //! The XDP program's verdict logic run on the host: the shared `judge` over `HashMap`s and a
 //! clock that stands still (like a burst inside one `BPF_PROG_TEST_RUN` call).
 
-use std::{cell::RefCell, collections::HashMap};
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+};
 
 use icmp_guard::policy::Cidr;
 use icmp_guard_common::{
     Config, Reason, SourceKey, SourceState,
-    bucket::Bucket,
+    bucket::{Bucket, Class},
     config::prefix_mask,
     policy::{self, Env, List},
     reason::COUNTER_SLOTS,
+    seen,
 };
 
 /// Buckets, lists, counters and a clock.
@@ -17,7 +22,9 @@ pub struct HostEnv {
     pub config: Config,
     pub now_ns: u64,
     pub sources: RefCell<HashMap<SourceKey, SourceState>>,
-    pub global: RefCell<Bucket>,
+    pub global: Bucket,
+    pub admission: [Bucket; 2],
+    pub seen: Vec<AtomicU64>,
     pub allow: Vec<Cidr>,
     pub deny: Vec<Cidr>,
     pub counters: [u64; COUNTER_SLOTS as usize],
@@ -34,7 +41,9 @@ impl HostEnv {
             config,
             now_ns: 1_000_000_000,
             sources: RefCell::default(),
-            global: RefCell::default(),
+            global: Bucket::default(),
+            admission: [Bucket::default(), Bucket::default()],
+            seen: (0..seen::SLOTS).map(|_| AtomicU64::new(0)).collect(),
             allow: allow.to_vec(),
             deny: deny.to_vec(),
             counters: [0; COUNTER_SLOTS as usize],
@@ -58,17 +67,32 @@ impl Env for HostEnv {
         self.now_ns
     }
 
-    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&mut SourceState) -> R) -> Option<R> {
-        self.sources.borrow_mut().get_mut(key).map(f)
+    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&SourceState) -> R) -> Option<R> {
+        self.sources.borrow().get(key).map(f)
     }
 
     fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool {
-        self.sources.borrow_mut().insert(*key, *state);
+        let copy = |cell: &AtomicU64| AtomicU64::new(cell.load(Relaxed));
+        let state = SourceState {
+            echo: copy(&state.echo),
+            reply: copy(&state.reply),
+            passed: copy(&state.passed),
+            dropped: copy(&state.dropped),
+        };
+        self.sources.borrow_mut().insert(*key, state);
         true
     }
 
-    fn with_global<R>(&self, f: impl FnOnce(&mut Bucket) -> R) -> Option<R> {
-        Some(f(&mut self.global.borrow_mut()))
+    fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
+        Some(f(&self.global))
+    }
+
+    fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
+        self.admission.get(class.slot() as usize).map(f)
+    }
+
+    fn with_seen<R>(&self, slot: u32, f: impl FnOnce(&AtomicU64) -> R) -> Option<R> {
+        self.seen.get(slot as usize).map(f)
     }
 
     fn listed(&self, list: List, addr: &[u8; 16]) -> bool {

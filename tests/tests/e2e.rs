@@ -53,13 +53,24 @@ fn lifecycle(mode: &str) -> Result<()> {
     // A monitoring ping is answered.
     assert_eq!(lab.ping(3, "0.2", 10)?, 3);
 
-    // A bounded flood is cut to about burst + rate * time, per CPU.
-    let report = lab.inject(&["--kind", "echo", "--count", &FLOOD.to_string()])?;
-    assert_eq!(report["sent"], FLOOD);
+    // A bounded flood from two CPUs at once is cut to one bucket's burst + rate * time: the
+    // bucket is shared, so a second CPU gains the source nothing [V58].
+    let half = (FLOOD / 2).to_string();
+    let mut senders = ["0", "1"]
+        .iter()
+        .map(|cpu| {
+            lab.inject_command(&["--kind", "echo", "--count", &half, "--cpu", cpu])?
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(anyhow::Error::from)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for sender in &mut senders {
+        assert!(sender.wait()?.success(), "injector failed");
+    }
     // Whole seconds since attach, rounded up, plus one for the coarse clock's steps.
     let seconds = started.elapsed().as_secs() + 2;
-    let cpus = std::thread::available_parallelism()?.get() as u64;
-    let ceiling = cpus * (BURST + RATE * seconds);
+    let ceiling = BURST + RATE * seconds;
     let stats = lab.stats()?;
     let passed = counter(&stats, "passed");
     let dropped = counter(&stats, "dropped_rate_source");
@@ -178,6 +189,9 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
         ("--echo-rate", "fast"),
         ("--echo-burst", "0"),
         ("--max-echo-size", "70000"),
+        ("--max-sources", "100"),
+        ("--max-sources", "16777217"),
+        ("--new-source-rate", "0"),
     ] {
         let out = lab.cli(&["attach", iface, flag, value]).unwrap();
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
@@ -190,6 +204,12 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
     assert!(
         !lab.guarded.has_xdp(iface),
         "nothing attached by refused commands"
+    );
+
+    // An admission rate that would let spoofed sources take the global budget.
+    fails(
+        &["attach", iface, "--new-source-rate", "1000"],
+        "twice that (2000) must stay below global_rate (2000)",
     );
 
     lab.cli_ok(&["attach", iface]).unwrap();
@@ -218,6 +238,34 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
         stderr_of(&out)
     );
 
+    lab.cli_ok(&["detach", iface]).unwrap();
+}
+
+#[test]
+fn the_source_table_is_sized_at_attach_and_reported() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface, "--max-sources", "4096"])
+        .unwrap();
+    let status = lab.status().unwrap();
+    let sources = &status[0]["sources"];
+    assert_eq!(sources["capacity"], 4096, "{status}");
+    assert_eq!(status[0]["limits"]["max_sources"], 4096, "{status}");
+    // What the kernel charges: at most 128 bytes a source, whatever the CPU count.
+    let bytes = sources["bytes"].as_u64().unwrap();
+    assert!(bytes > 0 && bytes <= 128 * 4096, "{status}");
+
+    // Fixed at attach: `set` refuses to change it and says how.
+    let out = lab.cli(&["set", iface, "--max-sources", "8192"]).unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("max_sources is 4096") && err.contains("cannot become 8192"),
+        "{err}"
+    );
+    // ... and a replace keeps the table it has.
+    lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
+    assert_eq!(lab.status().unwrap()[0]["sources"]["capacity"], 4096);
     lab.cli_ok(&["detach", iface]).unwrap();
 }
 

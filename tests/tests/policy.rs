@@ -73,7 +73,8 @@ fn icmpv6_flood_is_limited_while_another_source_pings() {
 #[test]
 fn neighbour_discovery_and_packet_too_big_are_never_dropped() {
     let lab = Lab::new().unwrap();
-    // The tightest limits there are.
+    // The tightest limits there are (the global rate must stay above both admission
+    // budgets together).
     lab.cli_ok(&[
         "attach",
         &lab.guarded_if,
@@ -85,8 +86,12 @@ fn neighbour_discovery_and_packet_too_big_are_never_dropped() {
         "1",
         "--reply-burst",
         "1",
-        "--global-rate",
+        "--new-source-rate",
         "1",
+        "--new-source-burst",
+        "1",
+        "--global-rate",
+        "3",
         "--global-burst",
         "1",
     ])

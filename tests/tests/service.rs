@@ -99,7 +99,7 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
     );
     assert_eq!(
         sample(&metrics, "icmp_guard_sources_capacity", &on),
-        Some(f64::from(icmp_guard_common::maps::SOURCES_MAX_ENTRIES))
+        Some(f64::from(icmp_guard_common::config::defaults::MAX_SOURCES))
     );
     assert!(sample(&metrics, "icmp_guard_sources", &on).unwrap() >= 1.0);
     assert_eq!(

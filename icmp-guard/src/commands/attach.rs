@@ -12,9 +12,9 @@ use crate::{
         ConfigFile,
         apply::{self, Applied},
     },
-    kernel::{loader, online_cpus, privilege},
+    kernel::{clock_tick_ns, loader, privilege},
     pinned::{Guard, Lock, Pins},
-    policy::describe,
+    policy::{self, describe},
 };
 
 pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
@@ -24,8 +24,9 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
         (None, None) => return Err(Error::Usage("attach needs IFACE or --config FILE".into())),
     };
     // Validate everything before touching the system.
-    let cpus = online_cpus();
-    let cfg = args.limits.apply(&Config::with_defaults(cpus), cpus)?;
+    let cfg = args
+        .limits
+        .apply(&Config::with_defaults(), clock_tick_ns())?;
     privilege::require("attach", privilege::LOAD)?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::new(bpffs, iface);
@@ -55,7 +56,9 @@ fn replace(pins: &Pins, args: &AttachArgs) -> Result<(), Error> {
     let replaced = loader::replace(pins)?;
     let (old, new) = (replaced.old_program, replaced.new_program);
     let mut guard = Guard::open(pins.clone())?;
-    let cfg = args.limits.apply(&guard.maps.config()?, online_cpus())?;
+    let current = guard.maps.config()?;
+    let cfg = args.limits.apply(&current, clock_tick_ns())?;
+    policy::check_fixed(&pins.iface, &current, &cfg)?;
     guard.maps.set_config(&cfg)?;
     println!(
         "icmp-guard on {} replaced program {old} with {new} atomically; counters, buckets and lists kept: {}",

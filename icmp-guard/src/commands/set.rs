@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::{
     Error,
     cli::SetArgs,
-    kernel::{online_cpus, privilege},
+    kernel::{clock_tick_ns, privilege},
     pinned::{Guard, Lock, Pins},
     policy::{self, Overrides},
 };
@@ -21,7 +21,9 @@ pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
     privilege::require("set", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
     let mut guard = Guard::open(Pins::new(bpffs, &args.iface))?;
-    let new = args.limits.apply(&guard.maps.config()?, online_cpus())?;
+    let current = guard.maps.config()?;
+    let new = args.limits.apply(&current, clock_tick_ns())?;
+    policy::check_fixed(&args.iface, &current, &new)?;
     guard.maps.set_config(&new)?;
     println!("{}: {}", args.iface, policy::describe(&new));
     Ok(())

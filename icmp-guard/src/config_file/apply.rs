@@ -10,8 +10,8 @@ use crate::{
     Error,
     config_file::InterfaceConfig,
     kernel::{
+        clock_tick_ns,
         loader::{self, Attached},
-        online_cpus,
     },
     pinned::{Guard, Pins},
     policy,
@@ -28,8 +28,7 @@ pub enum Applied {
 /// The policy a file asks for, as a config over the defaults (not over the current one: a
 /// key removed from the file goes back to its default).
 pub fn policy(ic: &InterfaceConfig) -> Result<Config, Error> {
-    let cpus = online_cpus();
-    ic.limits.apply(&Config::with_defaults(cpus), cpus)
+    ic.limits.apply(&Config::with_defaults(), clock_tick_ns())
 }
 
 /// Attaches `ic.name` if needed, then applies the file's policy and lists.
@@ -43,6 +42,7 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     };
     let mut guard = Guard::open(pins)?;
     let current = guard.maps.config()?;
+    policy::check_fixed(&ic.name, &current, &wanted)?;
     guard.maps.set_config(&keep_runtime(&wanted, &current))?;
     guard.maps.set_list(List::Allow, &ic.allow)?;
     guard.maps.set_list(List::Deny, &ic.deny)?;
@@ -60,6 +60,7 @@ pub fn keep_runtime(wanted: &Config, current: &Config) -> Config {
         attached_at: current.attached_at,
         allow_entries: current.allow_entries,
         deny_entries: current.deny_entries,
+        seen_seed: current.seen_seed,
         ..*wanted
     }
 }

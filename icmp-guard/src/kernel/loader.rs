@@ -59,13 +59,15 @@ fn program_log(ebpf: &mut Ebpf) -> Option<ProgramLog> {
 }
 
 /// Loads the embedded object with every map at its pin under `pins` (created there if
-/// missing, reused if present) and the program loaded into the kernel.
-fn load(pins: &Pins) -> Result<Ebpf, Error> {
+/// missing, with `max_sources` entries in the per-source table; reused if present) and the
+/// program loaded into the kernel.
+fn load(pins: &Pins, max_sources: u32) -> Result<Ebpf, Error> {
     let paths: Vec<_> = crate::pinned::layout::MAPS
         .iter()
         .map(|name| (*name, pins.map(name)))
         .collect();
     let mut loader = EbpfLoader::new();
+    loader.map_max_entries(maps::SOURCES, max_sources);
     for (name, path) in &paths {
         loader.map_pin_path(name, path.as_path());
     }
@@ -125,6 +127,7 @@ pub fn attach(
             why: format!("{} holds pins but no link", pins.dir.display()),
         });
     }
+    table_fits(cfg.max_sources)?;
     bpffs::ensure_mounted(bpffs_path)?;
     std::fs::create_dir_all(&pins.dir).map_err(Error::io("creating the pin folder", &pins.dir))?;
     let result = attach_in(pins, ifindex, mode, cfg);
@@ -136,11 +139,12 @@ pub fn attach(
 }
 
 fn attach_in(pins: &Pins, ifindex: u32, mode: AttachMode, cfg: &Config) -> Result<Attached, Error> {
-    let mut ebpf = load(pins)?;
+    let mut ebpf = load(pins, cfg.max_sources)?;
     let cfg = Config {
         ifindex,
         attach_mode: AttachMode::Unknown.recorded(),
         attached_at: now(),
+        seen_seed: super::random_seed(),
         ..*cfg
     };
     // Limits go in before the program can see a packet.
@@ -195,7 +199,7 @@ pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
         .info()
         .map_err(Error::pin("reading the pinned link", &path))?
         .program_id();
-    let mut ebpf = load(pins)?;
+    let mut ebpf = load(pins, pinned_capacity(pins)?)?;
     let program = program(&mut ebpf)?;
     let link = XdpLink::try_from(link).map_err(|e| Error::Load(Box::new(e)))?;
     program
@@ -219,7 +223,7 @@ pub fn reattach(pins: &Pins, mode: AttachMode) -> Result<Attached, Error> {
     schema::check(pins)?;
     let ifindex = ifindex(&pins.iface)?;
     let _ = std::fs::remove_file(pins.link());
-    let ebpf = load(pins)?;
+    let ebpf = load(pins, pinned_capacity(pins)?)?;
     let cfg = {
         let map = ebpf
             .map(maps::CONFIG)
@@ -303,8 +307,71 @@ fn classify_attach_error(iface: &str, mode: AttachMode, source: ProgramError) ->
     }
 }
 
+/// The capacity of the per-source table pinned for `pins` (checked by [`schema::check`]).
+fn pinned_capacity(pins: &Pins) -> Result<u32, Error> {
+    let path = pins.map(maps::SOURCES);
+    aya::maps::MapInfo::from_pin(&path)
+        .map(|info| info.max_entries())
+        .map_err(Error::pin("reading the pinned map", &path))
+}
+
+/// Bytes the kernel allocates for a per-source table of `entries`: one preallocated element
+/// each (a 48-byte header, the 16-byte key, the 32-byte value) and a 16-byte bucket head per
+/// entry rounded up to a power of two.
+#[must_use]
+pub fn table_bytes(entries: u32) -> u64 {
+    const ELEMENT: u64 = 48 + 16 + 32;
+    const BUCKET: u64 = 16;
+    u64::from(entries) * ELEMENT + u64::from(entries.next_power_of_two()) * BUCKET
+}
+
+/// Refuses a per-source table that would take more than half of the memory available now:
+/// the kernel preallocates it whole when the map is created.
+fn table_fits(entries: u32) -> Result<(), Error> {
+    let Some(available) = mem_available() else {
+        return Ok(());
+    };
+    let needed = table_bytes(entries);
+    if needed <= available / 2 {
+        return Ok(());
+    }
+    let per_entry = table_bytes(1 << 20) >> 20;
+    Err(Error::TableTooLarge {
+        wanted: entries,
+        needed_mib: needed >> 20,
+        available_mib: available >> 20,
+        fits: u32::try_from(available / 2 / per_entry).unwrap_or(u32::MAX),
+    })
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+fn mem_available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo.lines().find_map(|line| {
+        let kib = line
+            .strip_prefix("MemAvailable:")?
+            .trim()
+            .strip_suffix("kB")?;
+        kib.trim().parse::<u64>().ok().map(|k| k * 1024)
+    })
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_costs_at_most_128_bytes() {
+        for entries in [1024, 65_536, 100_000, 1 << 24] {
+            let per_source = table_bytes(entries) / u64::from(entries);
+            assert!(per_source <= 128, "{entries}: {per_source} bytes a source");
+        }
+        assert_eq!(table_bytes(65_536) >> 20, 7);
+    }
 }

@@ -12,8 +12,40 @@ pub mod privilege;
 pub use iface::IfaceName;
 pub use mode::AttachMode;
 
-/// CPUs that process packets, over which the global budget is split.
+/// How far the program's clock (`bpf_ktime_get_coarse_ns`) jumps at each step: the
+/// resolution of `CLOCK_MONOTONIC_COARSE`, one jiffy (4 ms at `HZ=250`). The buckets are
+/// derived for it (see `Limit::on_clock`); 10 ms (`HZ=100`, the coarsest) if it cannot be read.
 #[must_use]
-pub fn online_cpus() -> u32 {
-    aya::util::online_cpus().map_or(1, |cpus| cpus.len().max(1) as u32)
+pub fn clock_tick_ns() -> u64 {
+    const COARSEST: u64 = 10_000_000;
+    let mut res = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec we own.
+    let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &raw mut res) };
+    if rc != 0 {
+        return COARSEST;
+    }
+    let ns = u64::try_from(res.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(res.tv_nsec).unwrap_or(0));
+    if ns == 0 { COARSEST } else { ns }
+}
+
+/// A random seed for the recently-seen filter's hash, from the kernel's generator.
+#[must_use]
+pub fn random_seed() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: writes at most buf.len() bytes into buf.
+    let got = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if got != 8 {
+        // getrandom(2) cannot fail for 8 bytes once the pool is ready; the time is a poorer
+        // seed, but a seed: it only makes aiming spoofed addresses at slots harder.
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+    }
+    u64::from_ne_bytes(buf)
 }

@@ -7,7 +7,7 @@ use std::{
     os::fd::{AsRawFd as _, BorrowedFd},
 };
 
-use icmp_guard_common::{SourceKey, SourceState};
+use icmp_guard_common::{SourceKey, SourceRecord};
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 
@@ -28,14 +28,10 @@ struct BatchAttr {
     flags: u64,
 }
 
-/// Every entry of a `LRU_PERCPU_HASH` of `SourceKey -> SourceState`, with one value per
-/// possible CPU.
-pub fn sources(map: BorrowedFd<'_>, cpus: usize) -> io::Result<Vec<(SourceKey, Vec<SourceState>)>> {
-    // Per-CPU values are laid out per CPU, each rounded up to 8 bytes (32 already is).
-    let value_len = size_of::<SourceState>().next_multiple_of(8);
+/// Every entry of an `LRU_HASH` of `SourceKey -> SourceState`, its value as plain integers.
+pub fn sources(map: BorrowedFd<'_>) -> io::Result<Vec<(SourceKey, SourceRecord)>> {
     let mut keys = vec![SourceKey { addr: [0; 16] }; CHUNK as usize];
-    let mut values = vec![SourceState::default(); CHUNK as usize * cpus];
-    debug_assert_eq!(value_len, size_of::<SourceState>());
+    let mut values = vec![SourceRecord::default(); CHUNK as usize];
     // The batch token is a bucket index; 8 bytes hold it with room.
     let (mut token_in, mut token_out) = (0u64, 0u64);
     let mut first = true;
@@ -54,8 +50,9 @@ pub fn sources(map: BorrowedFd<'_>, cpus: usize) -> io::Result<Vec<(SourceKey, V
             map_fd: map.as_raw_fd().cast_unsigned(),
             ..BatchAttr::default()
         };
-        // SAFETY: attr points at live buffers of CHUNK keys and CHUNK * cpus values and at
-        // the two tokens; the kernel writes at most that much.
+        // SAFETY: attr points at live buffers of CHUNK keys and CHUNK values (of the map's
+        // value size, asserted in the common crate) and at the two tokens; the kernel writes
+        // at most that much.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -74,9 +71,12 @@ pub fn sources(map: BorrowedFd<'_>, cpus: usize) -> io::Result<Vec<(SourceKey, V
             true
         };
         let filled = attr.count as usize;
-        for (i, key) in keys.iter().take(filled).enumerate() {
-            out.push((*key, values[i * cpus..(i + 1) * cpus].to_vec()));
-        }
+        out.extend(
+            keys.iter()
+                .copied()
+                .zip(values.iter().copied())
+                .take(filled),
+        );
         if done {
             return Ok(out);
         }

@@ -19,11 +19,13 @@ pub const ROOT_DIR: &str = "icmp-guard";
 pub const MAP_PREFIX: &str = "IG_";
 
 /// Every map the program pins, in the order they are pinned.
-pub const MAPS: [&str; 6] = [
+pub const MAPS: [&str; 8] = [
     maps::CONFIG,
     maps::COUNTERS,
     maps::SOURCES,
     maps::GLOBAL,
+    maps::ADMISSION,
+    maps::SEEN,
     maps::ALLOW,
     maps::DENY,
 ];

@@ -2,19 +2,17 @@
 //! or taken out of an object the caller loaded ([`Maps::from_ebpf`], as the test harness
 //! does for `BPF_PROG_TEST_RUN`).
 
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::{
     Ebpf,
     maps::{
-        Array, IterableMap as _, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
+        Array, HashMap, IterableMap as _, Map, MapData, MapError, PerCpuArray,
         lpm_trie::{Key, LpmTrie},
     },
     programs::links::PinnedLink,
 };
-use icmp_guard_common::{
-    Config, Reason, SourceKey, SourceState, bucket::Bucket, maps, policy::List,
-};
+use icmp_guard_common::{Config, Reason, SourceKey, SourceRecord, maps, policy::List};
 
 use super::Pins;
 use crate::{Error, policy::Cidr};
@@ -61,13 +59,22 @@ pub struct Maps {
     label: String,
     config: Array<MapData, Config>,
     counters: PerCpuArray<MapData, u64>,
-    sources: PerCpuHashMap<MapData, SourceKey, SourceState>,
-    global: PerCpuArray<MapData, Bucket>,
+    sources: HashMap<MapData, SourceKey, SourceRecord>,
+    /// The global budget's one bucket, and the admission budgets' two, as plain TATs.
+    global: Array<MapData, u64>,
+    admission: Array<MapData, u64>,
     allow: LpmTrie<MapData, [u8; 16], u8>,
     deny: LpmTrie<MapData, [u8; 16], u8>,
 }
 
-/// One source's bucket totals, summed over CPUs.
+/// The per-source table's size and cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceTable {
+    pub capacity: u32,
+    pub bytes: u64,
+}
+
+/// What one source's entry says became of its packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceTotals {
     pub key: SourceKey,
@@ -92,9 +99,10 @@ impl Maps {
             config: Array::try_from(open(maps::CONFIG)?).map_err(Error::map(maps::CONFIG))?,
             counters: PerCpuArray::try_from(open(maps::COUNTERS)?)
                 .map_err(Error::map(maps::COUNTERS))?,
-            sources: PerCpuHashMap::try_from(open(maps::SOURCES)?)
-                .map_err(Error::map(maps::SOURCES))?,
-            global: PerCpuArray::try_from(open(maps::GLOBAL)?).map_err(Error::map(maps::GLOBAL))?,
+            sources: HashMap::try_from(open(maps::SOURCES)?).map_err(Error::map(maps::SOURCES))?,
+            global: Array::try_from(open(maps::GLOBAL)?).map_err(Error::map(maps::GLOBAL))?,
+            admission: Array::try_from(open(maps::ADMISSION)?)
+                .map_err(Error::map(maps::ADMISSION))?,
             allow: LpmTrie::try_from(open(maps::ALLOW)?).map_err(Error::map(maps::ALLOW))?,
             deny: LpmTrie::try_from(open(maps::DENY)?).map_err(Error::map(maps::DENY))?,
             label,
@@ -132,28 +140,41 @@ impl Maps {
             .collect()
     }
 
-    /// Every tracked source with its totals over CPUs, read in batches (see [`super::batch`]).
+    /// Every tracked source with its totals, read in batches (see [`super::batch`]).
     pub fn sources(&self) -> Result<Vec<SourceTotals>, Error> {
-        let cpus = aya::util::nr_cpus().map_err(|(what, source)| Error::Io {
-            what: "counting CPUs in",
-            path: what.into(),
-            source,
-        })?;
         let fd = self.sources.map().fd().as_fd();
-        let entries = super::batch::sources(fd, cpus).map_err(|source| Error::Io {
+        let entries = super::batch::sources(fd).map_err(|source| Error::Io {
             what: "reading the sources of",
             path: format!("{} ({})", self.label, maps::SOURCES).into(),
             source,
         })?;
         Ok(entries
             .into_iter()
-            .map(|(key, values)| totals(key, &values))
+            .map(|(key, record)| SourceTotals {
+                key,
+                passed: record.passed,
+                dropped: record.dropped,
+            })
             .collect())
     }
 
-    /// Entries in the per-source map and its capacity.
-    pub fn source_fill(&self) -> Result<(usize, u32), Error> {
-        Ok((self.sources()?.len(), maps::SOURCES_MAX_ENTRIES))
+    /// The per-source table's capacity and the bytes the kernel charges for it (`memlock`
+    /// in the map's fdinfo: every element is preallocated, so this is what the table costs
+    /// whatever its fill).
+    pub fn source_table(&self) -> Result<SourceTable, Error> {
+        let fd = self.sources.map().fd().as_fd().as_raw_fd();
+        let path = std::path::PathBuf::from(format!("/proc/self/fdinfo/{fd}"));
+        let fdinfo = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
+        let field = |name: &str| {
+            fdinfo.lines().find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+        };
+        Ok(SourceTable {
+            capacity: field("max_entries:").map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX)),
+            bytes: field("memlock:").unwrap_or(0),
+        })
     }
 
     /// The prefixes of a list, sorted.
@@ -253,8 +274,8 @@ impl Maps {
         }
     }
 
-    /// Forgets every bucket: every source and the global budget start afresh, as on a new
-    /// attach. Counters, limits and lists are kept.
+    /// Forgets every bucket: every source, the global budget and the admission budgets start
+    /// afresh, as on a new attach. Counters, limits and lists are kept.
     pub fn reset_buckets(&mut self) -> Result<(), Error> {
         let what = || format!("resetting the buckets of {}", self.label);
         let keys: Vec<SourceKey> = self
@@ -265,18 +286,13 @@ impl Maps {
         for key in keys {
             self.sources.remove(&key).map_err(Error::map(what()))?;
         }
-        let cpus = aya::util::nr_cpus().map_err(|(what, source)| Error::Io {
-            what: "counting CPUs in",
-            path: what.into(),
-            source,
-        })?;
-        let fresh =
-            PerCpuValues::try_from(vec![Bucket::default(); cpus]).map_err(|source| Error::Io {
-                what: "building fresh buckets for",
-                path: maps::GLOBAL.into(),
-                source,
-            })?;
-        self.global.set(0, fresh, 0).map_err(Error::map(what()))
+        self.global.set(0, 0, 0).map_err(Error::map(what()))?;
+        for class in 0..self.admission.len() {
+            self.admission
+                .set(class, 0, 0)
+                .map_err(Error::map(what()))?;
+        }
+        Ok(())
     }
 }
 
@@ -287,19 +303,4 @@ pub const fn list_name(list: List) -> &'static str {
         List::Allow => "allow",
         List::Deny => "deny",
     }
-}
-
-fn totals(key: SourceKey, values: &[SourceState]) -> SourceTotals {
-    values.iter().fold(
-        SourceTotals {
-            key,
-            passed: 0,
-            dropped: 0,
-        },
-        |acc, v| SourceTotals {
-            passed: acc.passed + v.passed,
-            dropped: acc.dropped + v.dropped,
-            ..acc
-        },
-    )
 }

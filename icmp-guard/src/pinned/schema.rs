@@ -1,8 +1,10 @@
 //! Whether pinned maps can be reused by this version: each pinned map must have the type,
-//! key and value sizes, capacity and flags that the embedded object declares. Reusing a map
-//! of another layout would corrupt it silently, so a mismatch stops the command with the fix.
+//! key and value sizes, capacity and flags that the embedded object declares (except the
+//! per-source table's capacity, which `--max-sources` chose). Reusing a map of another layout
+//! would corrupt it silently, so a mismatch stops the command with the fix.
 
 use aya::maps::MapInfo;
+use icmp_guard_common::maps;
 
 use super::{Pins, layout};
 use crate::{Error, kernel::object};
@@ -23,6 +25,7 @@ pub fn check(pins: &Pins) -> Result<(), Error> {
             });
         };
         let pinned_type = info.map_type().map_or(u32::MAX, |t| t as u32);
+        let chosen_capacity = name == maps::SOURCES;
         for (field, pinned, wanted) in [
             ("type", pinned_type, wanted.map_type()),
             ("key size", info.key_size(), wanted.key_size()),
@@ -30,7 +33,7 @@ pub fn check(pins: &Pins) -> Result<(), Error> {
             ("capacity", info.max_entries(), wanted.max_entries()),
             ("flags", info.map_flags(), wanted.map_flags()),
         ] {
-            if pinned != wanted {
+            if pinned != wanted && !(chosen_capacity && field == "capacity") {
                 return Err(Error::Incompatible {
                     iface: pins.iface.to_string(),
                     map: name,

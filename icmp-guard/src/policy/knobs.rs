@@ -21,6 +21,13 @@ use icmp_guard_common::{
 /// Smallest meaningful `--max-echo-size`: an IPv4 header and an ICMP header.
 pub const MIN_ECHO_SIZE: u32 = 28;
 
+/// Smallest `--max-sources`: below this an LRU table evicts sources faster than they prove
+/// themselves.
+pub const MIN_SOURCES: u32 = 1024;
+
+/// Largest `--max-sources`: 16 Mi sources, about 1.8 GiB of kernel memory.
+pub const MAX_SOURCES: u32 = 1 << 24;
+
 /// One tunable value of the policy.
 #[derive(Debug)]
 pub struct Knob {
@@ -69,7 +76,7 @@ impl Knob {
 }
 
 /// Every knob, in the order `--help`, the summary, JSON and metrics show them.
-pub static KNOBS: [Knob; 9] = [
+pub static KNOBS: [Knob; 12] = [
     Knob {
         name: "echo_rate",
         value_name: "PPS",
@@ -125,10 +132,10 @@ pub static KNOBS: [Knob; 9] = [
         min: 1,
         max: MAX_RATE,
         default: defaults::GLOBAL_RATE,
-        help: "Metered ICMP per second from all sources together (split evenly over the CPUs)",
+        help: "Metered ICMP per second from all sources together (one budget all CPUs share)",
         summary: ", global {}/s",
-        get: |c| c.global_rate,
-        set: |c, v| c.global_rate = v,
+        get: |c| c.global.rate,
+        set: |c, v| c.global.rate = v,
     },
     Knob {
         name: "global_burst",
@@ -139,8 +146,33 @@ pub static KNOBS: [Knob; 9] = [
         default: defaults::GLOBAL_BURST,
         help: "Metered ICMP from all sources that may arrive back to back",
         summary: " burst {}",
-        get: |c| c.global_burst,
-        set: |c, v| c.global_burst = v,
+        get: |c| c.global.burst,
+        set: |c, v| c.global.burst = v,
+    },
+    Knob {
+        name: "new_source_rate",
+        value_name: "PPS",
+        unit: "sources per second",
+        min: 1,
+        max: MAX_RATE,
+        default: defaults::NEW_SOURCE_RATE,
+        help: "Sources not seen lately admitted per second, for requests and for replies each: \
+               all a flood of spoofed sources can take from the global budget",
+        summary: ", new sources {}/s",
+        get: |c| c.new_source.rate,
+        set: |c, v| c.new_source.rate = v,
+    },
+    Knob {
+        name: "new_source_burst",
+        value_name: "N",
+        unit: "sources",
+        min: 1,
+        max: u32::MAX,
+        default: defaults::NEW_SOURCE_BURST,
+        help: "Sources not seen lately that may be admitted back to back",
+        summary: " burst {}",
+        get: |c| c.new_source.burst,
+        set: |c, v| c.new_source.burst = v,
     },
     Knob {
         name: "v4_prefix",
@@ -179,6 +211,19 @@ pub static KNOBS: [Knob; 9] = [
         get: |c| c.max_echo_size,
         set: |c, v| c.max_echo_size = v,
     },
+    Knob {
+        name: "max_sources",
+        value_name: "N",
+        unit: "sources",
+        min: MIN_SOURCES,
+        max: MAX_SOURCES,
+        default: defaults::MAX_SOURCES,
+        help: "Source prefixes tracked at once, about 112 bytes each whatever the CPU count; \
+               fixed when the guard is attached",
+        summary: ", up to {} sources",
+        get: |c| c.max_sources,
+        set: |c, v| c.max_sources = v,
+    },
 ];
 
 /// The knob called `name`.
@@ -206,7 +251,7 @@ mod tests {
 
     #[test]
     fn every_default_is_the_common_crates_and_in_range() {
-        let cfg = Config::with_defaults(1);
+        let cfg = Config::with_defaults();
         for knob in &KNOBS {
             assert_eq!((knob.get)(&cfg), knob.default, "{}", knob.name);
             assert!(knob.range().contains(&knob.default), "{}", knob.name);
@@ -217,7 +262,7 @@ mod tests {
     #[test]
     fn set_then_get_round_trips() {
         for knob in &KNOBS {
-            let mut cfg = Config::with_defaults(1);
+            let mut cfg = Config::with_defaults();
             (knob.set)(&mut cfg, knob.min);
             assert_eq!((knob.get)(&cfg), knob.min, "{}", knob.name);
         }
@@ -238,12 +283,12 @@ mod tests {
 
     #[test]
     fn the_summary_reads_as_before() {
-        let mut cfg = Config::with_defaults(1);
+        let mut cfg = Config::with_defaults();
         assert_eq!(
             describe(&cfg),
-            "echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, sources by /32 and /64, max echo size 9216 bytes"
+            "echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, sources by /32 and /64, max echo size 9216 bytes, up to 65536 sources"
         );
         cfg.flags |= icmp_guard_common::config::flags::DRY_RUN;
-        assert!(describe(&cfg).ends_with("9216 bytes, DRY RUN (nothing dropped)"));
+        assert!(describe(&cfg).ends_with("65536 sources, DRY RUN (nothing dropped)"));
     }
 }

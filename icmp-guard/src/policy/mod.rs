@@ -63,9 +63,9 @@ impl Overrides {
         out
     }
 
-    /// `cfg` with these values applied and its derived fields recomputed, validated as a
-    /// whole; `cpus` is the number of CPUs the global budget is split over.
-    pub fn apply(&self, cfg: &Config, cpus: u32) -> Result<Config, Error> {
+    /// `cfg` with these values applied and its derived fields recomputed for a clock that
+    /// steps every `tick_ns`, validated as a whole.
+    pub fn apply(&self, cfg: &Config, tick_ns: u64) -> Result<Config, Error> {
         let mut out = *cfg;
         for (knob, value) in self.given() {
             let value = knob
@@ -81,9 +81,25 @@ impl Overrides {
             Some(false) => out.flags &= !flags::DRY_RUN,
             None => {}
         }
-        out.derive(cpus).ok_or_else(|| Error::InvalidLimit {
+        // Spoofed sources can take the admission budgets of both classes from the global
+        // budget; the sources already known must keep the rest.
+        if 2 * u64::from(out.new_source.rate) >= u64::from(out.global.rate) {
+            return Err(Error::InvalidLimit {
+                what: "new_source_rate",
+                why: format!(
+                    "{} per class, twice that ({}) must stay below global_rate ({}): a flood of \
+                     spoofed sources takes up to that much of the global budget, and the \
+                     sources already known need the rest; lower --new-source-rate or raise \
+                     --global-rate",
+                    out.new_source.rate,
+                    2 * u64::from(out.new_source.rate),
+                    out.global.rate
+                ),
+            });
+        }
+        out.derive(tick_ns).ok_or_else(|| Error::InvalidLimit {
             what: "policy",
-            why: format!("{} over {cpus} CPUs is not a valid policy", describe(&out)),
+            why: format!("{} is not a valid policy", describe(&out)),
         })
     }
 
@@ -94,6 +110,24 @@ impl Overrides {
         all.extend(["--dry-run".to_owned(), "--enforce".to_owned()]);
         all.join(", ")
     }
+}
+
+/// Refuses a change to a value fixed when the guard's maps were created: the per-source
+/// table's capacity.
+pub fn check_fixed(
+    iface: &crate::kernel::IfaceName,
+    current: &Config,
+    wanted: &Config,
+) -> Result<(), Error> {
+    if current.max_sources == wanted.max_sources {
+        return Ok(());
+    }
+    Err(Error::FixedAtAttach {
+        iface: iface.to_string(),
+        knob: "max_sources",
+        current: current.max_sources,
+        wanted: wanted.max_sources,
+    })
 }
 
 const DRY_RUN_ID: &str = "dry_run";
@@ -180,19 +214,19 @@ mod tests {
     #[test]
     fn defaults_match_the_common_crate() {
         let cfg = Overrides::default()
-            .apply(&Config::with_defaults(2), 2)
+            .apply(&Config::with_defaults(), 0)
             .unwrap();
-        assert_eq!(cfg, Config::with_defaults(2));
+        assert_eq!(cfg, Config::with_defaults());
         assert_eq!(cfg.echo.rate, defaults::ECHO_RATE);
-        assert_eq!(cfg.global_per_cpu.rate, defaults::GLOBAL_RATE / 2);
+        assert_eq!(cfg.global.rate, defaults::GLOBAL_RATE);
         assert!(!cfg.dry_run());
     }
 
     #[test]
     fn only_given_values_change() {
-        let base = Config::with_defaults(1);
+        let base = Config::with_defaults();
         let args = given(&[("echo_burst", 7), ("v4_prefix", 24)], Some(true));
-        let cfg = args.apply(&base, 1).unwrap();
+        let cfg = args.apply(&base, 0).unwrap();
         assert_eq!(cfg.echo.burst, 7);
         assert_eq!(cfg.echo.rate, base.echo.rate);
         assert_eq!(cfg.echo.tolerance_ns, 7 * base.echo.interval_ns);
@@ -200,25 +234,41 @@ mod tests {
         assert_eq!(cfg.v4_mask, prefix_mask(120));
         assert_eq!(cfg.v6_mask, base.v6_mask);
         assert!(cfg.dry_run());
-        let back = given(&[], Some(false)).apply(&cfg, 1).unwrap();
+        let back = given(&[], Some(false)).apply(&cfg, 0).unwrap();
         assert!(!back.dry_run());
         assert_eq!(back.echo.burst, 7);
     }
 
     #[test]
-    fn global_budget_is_split_over_cpus() {
-        let args = given(&[("global_rate", 1000), ("global_burst", 3)], None);
-        let cfg = args.apply(&Config::with_defaults(4), 4).unwrap();
-        assert_eq!((cfg.global_rate, cfg.global_burst), (1000, 3));
-        assert_eq!(
-            (cfg.global_per_cpu.rate, cfg.global_per_cpu.burst),
-            (250, 1)
-        );
+    fn limits_are_derived_for_the_clock_tick() {
+        // burst 1 at 1000/s on a 4 ms clock: the tolerance covers an interval and a tick.
+        let args = given(&[("echo_rate", 1000), ("echo_burst", 1)], None);
+        let cfg = args.apply(&Config::with_defaults(), 4_000_000).unwrap();
+        assert_eq!(cfg.echo.interval_ns, 1_000_000);
+        assert_eq!(cfg.echo.tolerance_ns, 5_000_000);
+        // A tolerance already longer than that is kept.
+        assert_eq!(cfg.reply.tolerance_ns, 200 * 10_000_000);
+    }
+
+    #[test]
+    fn admission_must_leave_room_in_the_global_budget() {
+        for (new, global, ok) in [(100, 2000, true), (999, 2000, true), (1000, 2000, false)] {
+            let args = given(&[("new_source_rate", new), ("global_rate", global)], None);
+            let result = args.apply(&Config::with_defaults(), 0);
+            assert_eq!(result.is_ok(), ok, "{new} {global}");
+            if let Err(e) = result {
+                let text = e.to_string();
+                assert!(
+                    text.contains("new_source_rate") && text.contains("--global-rate"),
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]
     fn rejects_invalid_values() {
-        let base = Config::with_defaults(1);
+        let base = Config::with_defaults();
         for (name, value) in [
             ("echo_rate", 0),
             ("reply_burst", 0),
@@ -228,7 +278,7 @@ mod tests {
             ("max_echo_size", MIN_ECHO_SIZE - 1),
             ("max_echo_size", MAX_DATAGRAM + 1),
         ] {
-            let err = given(&[(name, value)], None).apply(&base, 1).unwrap_err();
+            let err = given(&[(name, value)], None).apply(&base, 0).unwrap_err();
             assert!(err.to_string().contains(name), "{name} {value}: {err}");
         }
     }

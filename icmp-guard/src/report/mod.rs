@@ -15,12 +15,15 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use icmp_guard_common::{Config, Reason, SourceKey, maps, policy::List};
+use icmp_guard_common::{Config, Reason, SourceKey, policy::List};
 
 use crate::{
     Error,
     kernel::{AttachMode, IfaceName, netlink},
-    pinned::{Guard, Pins, maps::SourceTotals},
+    pinned::{
+        Guard, Pins,
+        maps::{SourceTable, SourceTotals},
+    },
 };
 
 /// Everything the views show about one guarded interface, read at one moment.
@@ -39,8 +42,8 @@ pub struct Snapshot {
     pub counters: Vec<(Reason, u64)>,
     /// Every tracked source prefix with its totals, most drops first (see [`rank`]).
     pub sources: Vec<SourceTotals>,
-    /// Capacity of the per-source map.
-    pub capacity: u32,
+    /// Capacity and memory of the per-source map.
+    pub table: SourceTable,
     /// Prefixes in the allow and deny lists.
     pub allow: usize,
     pub deny: usize,
@@ -65,7 +68,7 @@ impl Snapshot {
             program_id,
             counters: guard.maps.counters()?,
             sources,
-            capacity: maps::SOURCES_MAX_ENTRIES,
+            table: guard.maps.source_table()?,
             allow: guard.maps.list(List::Allow)?.len(),
             deny: guard.maps.list(List::Deny)?.len(),
             config,
@@ -158,7 +161,7 @@ pub(crate) mod tests {
 
     /// A snapshot with fixed contents, for the views' tests.
     pub(crate) fn sample() -> Snapshot {
-        let mut config = Config::with_defaults(2);
+        let mut config = Config::with_defaults();
         config.v4_prefix = 24;
         config.ifindex = 7;
         config.attached_at = 1_795_876_339;
@@ -178,7 +181,10 @@ pub(crate) mod tests {
             mode: AttachMode::Native,
             counters,
             sources,
-            capacity: 65536,
+            table: SourceTable {
+                capacity: 65536,
+                bytes: 7_340_032,
+            },
             allow: 1,
             deny: 0,
         }
@@ -199,7 +205,7 @@ pub(crate) mod tests {
 
     #[test]
     fn sources_read_as_their_prefix() {
-        let mut cfg = Config::with_defaults(1);
+        let mut cfg = Config::with_defaults();
         assert_eq!(
             format_source(&SourceKey::v4([203, 0, 113, 9]), &cfg),
             "203.0.113.9/32"

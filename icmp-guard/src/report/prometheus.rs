@@ -129,7 +129,15 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot]) -> String {
         "Capacity of the per-source map; past it the least recently seen source is evicted.",
         &mut samples
             .iter()
-            .map(|s| format!("{{{}}} {}", label(s), s.capacity)),
+            .map(|s| format!("{{{}}} {}", label(s), s.table.capacity)),
+    );
+    family(
+        "icmp_guard_sources_bytes",
+        "gauge",
+        "Memory the kernel charges for the per-source map (preallocated: independent of its fill).",
+        &mut samples
+            .iter()
+            .map(|s| format!("{{{}}} {}", label(s), s.table.bytes)),
     );
     // The top sources: a bounded label set, one series per rank.
     let top = |pick: fn(&SourceTotals) -> u64| {

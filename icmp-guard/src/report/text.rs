@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, fmt::Write as _};
 
-use icmp_guard_common::SourceKey;
+use icmp_guard_common::{Reason, SourceKey};
 
 use super::Snapshot;
 use crate::policy;
@@ -11,7 +11,7 @@ use crate::policy;
 #[must_use]
 pub fn status(s: &Snapshot) -> String {
     format!(
-        "{} (ifindex {}): program {} in {} mode since {} (unix time)\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {}\n",
+        "{} (ifindex {}): program {} in {} mode since {} (unix time)\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {} ({:.1} MiB)\n",
         s.interface,
         s.config.ifindex,
         s.program_id,
@@ -21,7 +21,8 @@ pub fn status(s: &Snapshot) -> String {
         s.allow,
         s.deny,
         s.sources.len(),
-        s.capacity
+        s.table.capacity,
+        s.table.bytes as f64 / f64::from(1u32 << 20)
     )
 }
 
@@ -66,8 +67,19 @@ pub fn stats(s: &Snapshot, top: usize) -> String {
             source.dropped
         );
     }
+    let _ = writeln!(
+        out,
+        "  {:<40} {:>12} {:>12}",
+        NOT_ADMITTED,
+        "",
+        s.counter(Reason::DroppedNewSource)
+    );
     out
 }
+
+/// The line for drops of sources that never got an entry (`dropped_new_source`): attributed
+/// to them together, since keeping them apart is what the admission budget avoids.
+const NOT_ADMITTED: &str = "(sources not admitted, no entry)";
 
 /// One screen of `stats --watch`: per-second rates per reason between `before` and `now`,
 /// `secs` apart, and the `top` sources dropping the most right now.
@@ -131,6 +143,14 @@ pub fn watch(before: &Snapshot, now: &Snapshot, secs: u64, top: usize) -> String
             now.source_name(key)
         );
     }
+    let not_admitted = |s: &Snapshot| s.counter(Reason::DroppedNewSource);
+    let _ = writeln!(
+        screen,
+        "  {:<40} {:>12} {:>12.1}",
+        NOT_ADMITTED,
+        "",
+        per_sec(not_admitted(now), not_admitted(before))
+    );
     screen
 }
 
@@ -142,7 +162,7 @@ mod tests {
     fn status_reads_as_before() {
         assert_eq!(
             status(&sample()),
-            "eth0 (ifindex 7): program 13 in native mode since 1795876339 (unix time)\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, sources by /24 and /64, max echo size 9216 bytes\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536\n"
+            "eth0 (ifindex 7): program 13 in native mode since 1795876339 (unix time)\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536 (7.0 MiB)\n"
         );
     }
 
@@ -156,6 +176,12 @@ mod tests {
         }
         assert!(out.contains("dropped in all"), "{out}");
         assert!(out.contains("198.51.100.0/24"), "{out}");
+        // Drops of sources without an entry are attributed to them together (counter 16).
+        assert!(
+            out.lines()
+                .any(|l| l.contains(NOT_ADMITTED) && l.trim_end().ends_with(" 16")),
+            "{out}"
+        );
     }
 
     #[test]

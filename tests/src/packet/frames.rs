@@ -3,7 +3,7 @@
 
 use super::{
     Ext, IPPROTO_ICMP, IPPROTO_TCP, Ipv4, Ipv6, MF, PacketBuilder, echo_request,
-    icmp_type::{CODE_FRAG_NEEDED, DEST_UNREACHABLE},
+    icmp_type::{CODE_FRAG_NEEDED, DEST_UNREACHABLE, ECHO_REPLY},
     icmpv6_type::{ECHO_REQUEST, NEIGHBOUR_SOLICITATION, PACKET_TOO_BIG},
     ipv4_frame,
 };
@@ -31,6 +31,18 @@ pub fn icmp4_frame(ty: u8, code: u8) -> Vec<u8> {
 #[must_use]
 pub fn echo_from(src: [u8; 4]) -> Vec<u8> {
     ipv4_frame(&Ipv4::new(src, GUARDED, IPPROTO_ICMP, echo_request(56)))
+}
+
+/// An echo reply (type 0, `ping`'s default 56 data bytes) from `src`: the answer to one of
+/// this host's pings.
+#[must_use]
+pub fn echo_reply_from(src: [u8; 4]) -> Vec<u8> {
+    PacketBuilder::new()
+        .ipv4(src, GUARDED)
+        .icmp(ECHO_REPLY)
+        .rest([0, 1, 0, 1])
+        .data(&[0x5a; 56])
+        .build()
 }
 
 /// An echo request from [`SRC`] to `dst`.
