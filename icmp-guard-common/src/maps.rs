@@ -23,10 +23,6 @@ pub const ALLOW: &str = "IG_ALLOW";
 /// `LpmTrie<[u8; 16], u8>`: deny-listed prefixes (IPv4 mapped).
 pub const DENY: &str = "IG_DENY";
 
-/// Entries the per-source map is declared with; the loader sets the real capacity from
-/// `--max-sources` before the map is created.
-pub const SOURCES_DECLARED_ENTRIES: u32 = crate::config::defaults::MAX_SOURCES;
-
 /// Entries of each of the allow and deny lists (the tries are not preallocated).
 pub const LIST_MAX_ENTRIES: u32 = 4096;
 

@@ -25,7 +25,8 @@ use core::sync::atomic::AtomicU64;
 use icmp_guard_common::{
     Config, Reason, SourceKey, SourceState,
     bucket::{Bucket, Class},
-    maps::{LIST_MAX_ENTRIES, SOURCES_DECLARED_ENTRIES},
+    config::defaults::MAX_SOURCES,
+    maps::LIST_MAX_ENTRIES,
     parse::Frame,
     policy::{self, Env, List},
     reason::COUNTER_SLOTS,
@@ -46,11 +47,12 @@ static IG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLO
 /// Buckets per source prefix, one value shared by every CPU (so a source gets its quota once
 /// however its packets are spread over receive queues), changed only atomically. LRU, so
 /// the stalest sources make room; inserts are bounded by the admission budget, so the common
-/// LRU's lock is rare. Capacity from `--max-sources` (set by the loader; declared with the
-/// default): about 112 bytes a source whatever the CPU count, 7 MiB for 65,536.
+/// LRU's lock is rare. Declared with the default capacity; the loader sets the real one from
+/// `--max-sources` before creating the map: about 112 bytes a source whatever the CPU count,
+/// 7 MiB for 65,536.
 #[map(name = "IG_SOURCES")]
 static IG_SOURCES: LruHashMap<SourceKey, SourceState> =
-    LruHashMap::with_max_entries(SOURCES_DECLARED_ENTRIES, 0);
+    LruHashMap::with_max_entries(MAX_SOURCES, 0);
 
 /// The global budget, one bucket every CPU draws from.
 #[map(name = "IG_GLOBAL")]
