@@ -2,7 +2,7 @@
 
 use icmp_guard_common::Reason;
 use icmp_guard_tests::{
-    fixtures::{Tag, Verdict, cases},
+    fixtures::{SRC, Tag, Verdict, cases},
     host::HostEnv,
 };
 
@@ -87,5 +87,39 @@ fn every_truncation_of_every_fixture_frame_is_judged_without_panicking() {
                 }
             }
         }
+    }
+}
+
+/// Every drop by a metering stage is counted in the entry of the source it hit, so
+/// `top_sources` names it: a known source dropped by the global budget, and a new source
+/// admitted while the global budget is empty (which gets its entry for that). A source
+/// refused admission gets no entry. (source, verdict, its entry's passed and dropped after.)
+#[test]
+fn metering_drops_are_attributed_to_the_source() {
+    use icmp_guard_common::{Config, Limit, SourceKey, SourceState};
+    use icmp_guard_tests::{fixtures::OTHER, packet::echo_from};
+
+    let third = [203, 0, 113, 77];
+    let config = Config {
+        echo: Limit::new(1, 100).unwrap(),
+        global: Limit::new(1, 1).unwrap(),
+        new_source: Limit::new(1, 2).unwrap(),
+        ..Config::with_defaults()
+    };
+    let cases = [
+        (SRC, Reason::Passed, Some((1, 0))),
+        (SRC, Reason::DroppedRateGlobal, Some((1, 1))),
+        (OTHER, Reason::DroppedRateGlobal, Some((0, 1))),
+        (third, Reason::DroppedNewSource, None),
+    ];
+    let mut env = HostEnv::new(config, &[], &[]);
+    for (source, verdict, entry) in cases {
+        assert_eq!(env.run(&echo_from(source)), verdict, "{source:?}");
+        let entry_now = env
+            .sources
+            .borrow()
+            .get(&SourceKey::v4(source))
+            .map(SourceState::totals);
+        assert_eq!(entry_now, entry, "{source:?} after {verdict:?}");
     }
 }
