@@ -62,6 +62,17 @@ pub fn pin_thread_to(cpu: usize) -> Result<()> {
     Ok(())
 }
 
+/// Whether the running kernel is at least `major.minor`, by `/proc/sys/kernel/osrelease`: for
+/// tests that skip a feature on older kernels and must fail where it should exist.
+#[must_use]
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
 /// Runs a command, failing with its stderr unless it succeeds.
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
