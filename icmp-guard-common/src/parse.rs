@@ -2,11 +2,16 @@
 //! and ICMPv6.
 //!
 //! The parser reads through [`Frame`], implemented by the XDP program over the packet (direct
-//! reads at constant offsets, `bpf_xdp_load_bytes` at packet-dependent ones) and on the host
-//! over a byte slice, so the exact code the verifier checks is the code the host model and
-//! the fixture table run (every truncation of every fixture frame included). Every offset
-//! comes from a header length (`ihl` for IPv4, the length field of each IPv6 extension
-//! header), never from a literal.
+//! reads at constant offsets within the linear part, `bpf_xdp_load_bytes` at packet-dependent
+//! ones and past the linear part) and on the host over a byte slice, so the exact code the
+//! verifier checks is the code the host model and the fixture table run (every truncation of
+//! every fixture frame included). Every offset comes from a header length (`ihl` for IPv4,
+//! the length field of each IPv6 extension header), never from a literal.
+//!
+//! Nothing here assumes a frame is one piece of memory: a multi-buffer (jumbo) frame reaches
+//! XDP as a linear part and fragments, and [`Frame`] reads any byte of it and measures all of
+//! it, so lengths (the IPv4 total length, the IPv6 payload length, hence the ping-of-death and
+//! `--max-echo-size` checks) are judged against the whole frame.
 
 use network_types::{eth::EthHdr, icmp::Icmpv4Hdr, ip::Ipv4Hdr, ip::Ipv6Hdr, vlan::VlanHdr};
 
@@ -48,13 +53,14 @@ pub const ICMP_HEADER_LEN: usize = Icmpv4Hdr::LEN;
 /// Packet bytes, read through bounds checks.
 pub trait Frame {
     /// Whether the frame holds the `len` bytes at `offset`: `offset + len` against the frame's
-    /// length, without reading anything. The XDP side gets the length from
-    /// `bpf_xdp_get_buff_len` rather than comparing `data + offset` with `data_end`: adding a
-    /// packet-dependent offset to a packet pointer needs `CAP_PERFMON`, the helper only
-    /// `CAP_BPF`.
+    /// whole length, fragments included, without reading anything. The XDP side gets the
+    /// length from `bpf_xdp_get_buff_len` rather than comparing `data + offset` with
+    /// `data_end`, which bounds only the linear part: adding a packet-dependent offset to a
+    /// packet pointer needs `CAP_PERFMON`, the helper only `CAP_BPF`.
     fn has(&self, offset: usize, len: usize) -> bool;
 
-    /// A copy of the `T` stored at `offset`, or `None` if it does not fit in the frame.
+    /// A copy of the `T` stored at `offset`, or `None` if it does not fit in the frame; on XDP
+    /// it may straddle the linear part and the fragments.
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
 }
 

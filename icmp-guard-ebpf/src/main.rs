@@ -76,7 +76,10 @@ static IG_ALLOW: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTR
 #[map(name = "IG_DENY")]
 static IG_DENY: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTRIES, 0);
 
-#[xdp]
+// `frags`: built for multi-buffer XDP (section `xdp.frags`, loaded with BPF_F_XDP_HAS_FRAGS),
+// so drivers accept it above a page of MTU (jumbo frames) and hand it frames in several
+// buffers. The program never assumes a frame is linear: see `XdpFrame`.
+#[xdp(frags)]
 #[expect(
     clippy::needless_pass_by_value,
     reason = "the #[xdp] macro fixes the signature"
@@ -98,11 +101,7 @@ pub fn icmp_guard(ctx: XdpContext) -> u32 {
 /// The verdict for one frame.
 #[inline(always)]
 fn try_icmp_guard(ctx: &XdpContext) -> Reason {
-    let frame = XdpFrame {
-        ctx: ctx.ctx,
-        start: ctx.data(),
-        end: ctx.data_end(),
-    };
+    let frame = XdpFrame { ctx: ctx.ctx };
     policy::judge(&frame, &Maps { ctx })
 }
 
@@ -171,26 +170,46 @@ impl Env for Maps<'_> {
     }
 }
 
-/// The frame as the verifier sees it: `start..end` of packet memory, and the context for the
-/// helpers.
+/// The frame as the verifier sees it: the context, from which each direct read takes the
+/// linear part of packet memory (`data..data_end`) afresh, and the helpers their argument.
 ///
-/// Packet reads at offsets the compiler knows are direct and bounds-checked against
-/// `data_end`. Reads at offsets that depend on the packet (after `ihl`, IPv6 extension
-/// headers, VLAN tags) go through `bpf_xdp_load_bytes`, and length checks through
-/// `bpf_xdp_get_buff_len`: a packet pointer plus a variable is only allowed to programs that
-/// may bypass the verifier's Spectre v1 sanitising (`CAP_PERFMON`), and the helpers need no
-/// more than `CAP_BPF`. They also keep LLVM from deriving one bounds check from another, which
-/// the verifier could not follow.
+/// A multi-buffer frame (jumbo MTU, `xdp.frags`) has only its first part between `data` and
+/// `data_end`; the rest is in fragments the program cannot address. So reads at offsets the
+/// compiler knows are direct when they fit in the linear part (bounds-checked against
+/// `data_end`, the common case), and go through `bpf_xdp_load_bytes`, which reads across
+/// fragments, when they do not. Reads at offsets that depend on the packet (after `ihl`, IPv6
+/// extension headers, VLAN tags) always go through the helper, and lengths are judged against
+/// the whole frame with `bpf_xdp_get_buff_len`, fragments included: a packet pointer plus a
+/// variable is only allowed to programs that may bypass the verifier's Spectre v1 sanitising
+/// (`CAP_PERFMON`), and the helpers need no more than `CAP_BPF`. They also keep LLVM from
+/// deriving one bounds check from another, which the verifier could not follow.
 struct XdpFrame {
     ctx: *mut xdp_md,
-    start: usize,
-    end: usize,
+}
+
+impl XdpFrame {
+    /// `data` and `data_end`, loaded from the context at each use (volatile, so LLVM cannot
+    /// keep them): packet pointers held across the parse get spilled to the stack, and a
+    /// later 32-bit spill into a slot a pointer held is refused to programs without
+    /// `CAP_PERFMON` ("attempt to corrupt spilled pointer on stack"). A context load costs
+    /// less than the spill and fill it replaces.
+    #[inline(always)]
+    fn linear(&self) -> (usize, usize) {
+        // SAFETY: ctx is the program's context; its fields are readable for the whole run.
+        unsafe {
+            (
+                core::ptr::read_volatile(&raw const (*self.ctx).data) as usize,
+                core::ptr::read_volatile(&raw const (*self.ctx).data_end) as usize,
+            )
+        }
+    }
 }
 
 impl Frame for XdpFrame {
     #[inline(always)]
     fn has(&self, offset: usize, len: usize) -> bool {
-        // SAFETY: ctx is the program's context.
+        // SAFETY: ctx is the program's context. The length of the whole frame, fragments
+        // included.
         let frame_len = unsafe { bpf_xdp_get_buff_len(self.ctx) };
         (offset + len) as u64 <= frame_len
     }
@@ -198,16 +217,19 @@ impl Frame for XdpFrame {
     #[inline(always)]
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
         if core::intrinsics::is_val_statically_known(offset) {
-            let at = self.start + offset;
-            if at + size_of::<T>() > self.end {
-                return None;
+            let (start, end) = self.linear();
+            let at = start + offset;
+            if at + size_of::<T>() <= end {
+                // SAFETY: bounds-checked against data_end just above; headers are plain
+                // integers.
+                return Some(unsafe { core::ptr::read_unaligned(at as *const T) });
             }
-            // SAFETY: bounds-checked against data_end just above; headers are plain integers.
-            return Some(unsafe { core::ptr::read_unaligned(at as *const T) });
+            // Past the linear part: in a fragment, or past the end (the helper says which).
         }
         let mut out = core::mem::MaybeUninit::<T>::uninit();
         // SAFETY: the helper copies size_of::<T>() bytes into `out` or fails without writing
-        // past it; offsets and lengths fit in u32 (frames are at most a page here).
+        // past it; it reads across fragments and fails past the end of the frame. Offsets
+        // fit in u32: even a multi-buffer frame is far below 4 GiB.
         let rc = unsafe {
             bpf_xdp_load_bytes(
                 self.ctx,

@@ -29,11 +29,11 @@ pub enum Error {
         missing: String,
     },
 
-    #[error(
-        "native XDP is not available on {iface}: {source}; use --mode auto (falls back to generic) or --mode generic"
-    )]
+    #[error("native XDP is not available on {iface}: {refusal}; {}", refusal.fix(iface))]
     NativeUnavailable {
         iface: String,
+        /// The cause, in the driver's words when it gives them.
+        refusal: Box<crate::kernel::refusal::NativeRefusal>,
         #[source]
         source: aya::programs::ProgramError,
     },

@@ -19,6 +19,8 @@ pub const GUARDED_ADDR: &str = "198.51.100.1";
 pub const CLIENT_ADDR: &str = "198.51.100.2";
 /// Prefix length of the lab link.
 pub const PREFIX: u8 = 24;
+/// MTU of the lab link unless a test asks for another: Ethernet's.
+pub const DEFAULT_MTU: usize = 1500;
 /// IPv6 address of the guarded host.
 pub const GUARDED_ADDR6: &str = "2001:db8::1";
 /// IPv6 address of the client host.
@@ -60,6 +62,17 @@ pub fn pin_thread_to(cpu: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether the running kernel is at least `major.minor`, by `/proc/sys/kernel/osrelease`: for
+/// tests that skip a feature on older kernels and must fail where it should exist.
+#[must_use]
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
 }
 
 /// Runs a command, failing with its stderr unless it succeeds.
@@ -274,15 +287,18 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
         })
 }
 
-/// Creates the veth pair between the two hosts, addresses it and brings it up.
+/// Creates the veth pair between the two hosts, with `queues` queues and `mtu` on each side,
+/// addresses it and brings it up.
 fn link_pair(
     guarded: &Netns,
     guarded_if: &str,
     client: &Netns,
     client_if: &str,
     queues: u32,
+    mtu: usize,
 ) -> Result<()> {
     let queues = queues.to_string();
+    let mtu = mtu.to_string();
     ip(&[
         "link",
         "add",
@@ -314,7 +330,7 @@ fn link_pair(
         ip(&[
             "-n", &ns.name, "-6", "addr", "add", &v6, "dev", iface, "nodad",
         ])?;
-        ip(&["-n", &ns.name, "link", "set", iface, "up"])?;
+        ip(&["-n", &ns.name, "link", "set", iface, "mtu", &mtu, "up"])?;
     }
     Ok(())
 }
@@ -332,22 +348,33 @@ pub struct Lab {
     pub bpffs: Bpffs,
     cli: PathBuf,
     inject: PathBuf,
+    queues: u32,
+    mtu: usize,
 }
 
 impl Lab {
     pub fn new() -> Result<Self> {
-        Self::with_queues(1)
+        Self::with_link(1, DEFAULT_MTU)
     }
 
     /// A lab whose veth pair has `queues` receive and transmit queues on each side.
     pub fn with_queues(queues: u32) -> Result<Self> {
+        Self::with_link(queues, DEFAULT_MTU)
+    }
+
+    /// A lab whose link has `mtu` on both sides (e.g. 9000 for jumbo frames).
+    pub fn with_mtu(mtu: usize) -> Result<Self> {
+        Self::with_link(1, mtu)
+    }
+
+    fn with_link(queues: u32, mtu: usize) -> Result<Self> {
         let cli = workspace_bin("icmp-guard")?;
         let inject = workspace_bin("icmp-guard-inject")?;
         let guarded = Netns::new(unique('g'))?;
         let client = Netns::new(unique('c'))?;
         let guarded_if = unique('a');
         let client_if = unique('b');
-        link_pair(&guarded, &guarded_if, &client, &client_if, queues)?;
+        link_pair(&guarded, &guarded_if, &client, &client_if, queues, mtu)?;
         let lab = Self {
             scratch: Scratch::new()?,
             guarded,
@@ -357,6 +384,8 @@ impl Lab {
             bpffs: Bpffs::new()?,
             cli,
             inject,
+            queues,
+            mtu,
         };
         lab.static_neighbours()?;
         Ok(lab)
@@ -380,6 +409,25 @@ impl Lab {
         Ok(())
     }
 
+    /// Sets the MTU of both ends of the link.
+    pub fn set_mtu(&self, mtu: usize) -> Result<()> {
+        for (ns, iface) in [
+            (&self.guarded, &self.guarded_if),
+            (&self.client, &self.client_if),
+        ] {
+            ip(&[
+                "-n",
+                &ns.name,
+                "link",
+                "set",
+                iface,
+                "mtu",
+                &mtu.to_string(),
+            ])?;
+        }
+        Ok(())
+    }
+
     /// Deletes the link and creates it again under the same names: the guarded interface
     /// comes back with a new ifindex.
     pub fn recreate_link(&self) -> Result<()> {
@@ -389,7 +437,8 @@ impl Lab {
             &self.guarded_if,
             &self.client,
             &self.client_if,
-            1,
+            self.queues,
+            self.mtu,
         )?;
         self.static_neighbours()
     }
@@ -504,18 +553,34 @@ impl Lab {
     /// iputils ping from the client to the guarded host: `count` echoes, `interval` seconds
     /// apart, giving up after `deadline` seconds. Returns the number of replies.
     pub fn ping(&self, count: u32, interval: &str, deadline: u32) -> Result<u32> {
-        self.ping_to(GUARDED_ADDR, count, interval, deadline)
+        self.ping_to(GUARDED_ADDR, &[], count, interval, deadline)
     }
 
     /// The same over IPv6.
     pub fn ping6(&self, count: u32, interval: &str, deadline: u32) -> Result<u32> {
-        self.ping_to(GUARDED_ADDR6, count, interval, deadline)
+        self.ping_to(GUARDED_ADDR6, &[], count, interval, deadline)
     }
 
-    fn ping_to(&self, addr: &str, count: u32, interval: &str, deadline: u32) -> Result<u32> {
+    /// iputils ping from the client to `addr` (either family) with `size` data bytes and
+    /// fragmentation prohibited (`-s SIZE -M do`): `count` echoes 0.2 s apart, giving up after
+    /// 10 s. Returns the number of replies.
+    pub fn ping_unfragmented(&self, addr: &str, size: usize, count: u32) -> Result<u32> {
+        let size = size.to_string();
+        self.ping_to(addr, &["-s", &size, "-M", "do"], count, "0.2", 10)
+    }
+
+    fn ping_to(
+        &self,
+        addr: &str,
+        options: &[&str],
+        count: u32,
+        interval: &str,
+        deadline: u32,
+    ) -> Result<u32> {
         let out = self
             .client
             .exec("ping")
+            .args(options)
             .args([
                 "-n",
                 "-q",

@@ -1,6 +1,7 @@
 //! The fixture table again, through a live veth: every frame is sent by the injector from the
 //! client namespace and judged by the program the CLI attached, in generic (skb) mode and in
-//! native mode. The counters must move exactly as in `BPF_PROG_TEST_RUN`.
+//! native mode. The counters must move exactly as in `BPF_PROG_TEST_RUN`. The link runs at a
+//! jumbo MTU, so the table's jumbo rows cross it too, in several buffers.
 
 use std::time::{Duration, Instant};
 
@@ -8,11 +9,12 @@ use icmp_guard_tests::{
     fixtures::cases,
     harness::{ProgramMaps, check_counters},
     lab::Lab,
+    packet::JUMBO_MTU,
     recording,
 };
 
 fn replay(mode: &str) {
-    let lab = Lab::new().unwrap();
+    let lab = Lab::with_mtu(JUMBO_MTU).unwrap();
     // Only the injected frames may reach the guarded interface.
     lab.silence_client().unwrap();
     let iface = lab.guarded_if.clone();

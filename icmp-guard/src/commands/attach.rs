@@ -41,6 +41,9 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
         attached.program_id,
         describe(&cfg)
     );
+    if let Some(note) = attached.fallback_note(iface) {
+        println!("{note}");
+    }
     println!("pinned under {}", pins.dir.display());
     Ok(())
 }
@@ -110,14 +113,19 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             );
         }
         match apply::apply(&bpffs, ic)? {
-            Applied::Attached(a) => println!(
-                "icmp-guard attached to {} (ifindex {}) in {} mode as program {}: {}",
-                ic.name,
-                a.ifindex,
-                a.mode,
-                a.program_id,
-                describe(&apply::policy(ic)?)
-            ),
+            Applied::Attached(a) => {
+                println!(
+                    "icmp-guard attached to {} (ifindex {}) in {} mode as program {}: {}",
+                    ic.name,
+                    a.ifindex,
+                    a.mode,
+                    a.program_id,
+                    describe(&apply::policy(ic)?)
+                );
+                if let Some(note) = a.fallback_note(&ic.name) {
+                    println!("{note}");
+                }
+            }
             Applied::Updated => println!("{}: {}", ic.name, describe(&apply::policy(ic)?)),
         }
     }

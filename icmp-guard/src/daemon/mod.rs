@@ -157,6 +157,9 @@ impl Daemon {
                         a.mode,
                         a.program_id
                     );
+                    if let Some(note) = a.fallback_note(&ic.name) {
+                        log::warn!("{note}");
+                    }
                     self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
                 }
                 Ok(Applied::Updated) => log::info!("{}: policy and lists applied", ic.name),
@@ -233,21 +236,29 @@ impl Daemon {
                     continue;
                 }
                 Ok(_) => self.locked(|| {
-                    loader::reattach(&pins, ic.mode).map(|a| ("re-attached", a.program_id))
+                    loader::reattach(&pins, ic.mode).map(|a| {
+                        let note = a.fallback_note(&ic.name);
+                        ("re-attached", a.program_id, note)
+                    })
                 }),
                 Err(_) => self.locked(|| {
                     apply::apply(&self.bpffs, ic).map(|applied| match applied {
-                        Applied::Attached(a) => ("attached", a.program_id),
-                        Applied::Updated => ("updated", 0),
+                        Applied::Attached(a) => {
+                            ("attached", a.program_id, a.fallback_note(&ic.name))
+                        }
+                        Applied::Updated => ("updated", 0, None),
                     })
                 }),
             };
             match result {
-                Ok((what, program)) => {
+                Ok((what, program, note)) => {
                     log::info!(
                         "{}: interface is back (ifindex {index}); {what} as program {program}",
                         ic.name
                     );
+                    if let Some(note) = note {
+                        log::warn!("{note}");
+                    }
                     self.gone.remove(&ic.name);
                 }
                 Err(e) => log::error!("{e}"),

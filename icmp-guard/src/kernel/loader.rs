@@ -6,6 +6,7 @@
 //! interface as guarded, and it is pinned last.
 
 use std::{
+    os::fd::AsFd as _,
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -16,7 +17,7 @@ use aya::{
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
-        xdp::XdpLink,
+        xdp::{XdpLink, XdpLinkId},
     },
 };
 use icmp_guard_common::{Config, maps};
@@ -25,6 +26,7 @@ use super::{
     AttachMode,
     iface::{ifindex, is_loopback},
     netlink,
+    refusal::NativeRefusal,
 };
 use crate::{
     Error,
@@ -40,9 +42,21 @@ pub struct Attached {
     pub ifindex: u32,
     /// Native or generic: what the kernel gave.
     pub mode: AttachMode,
+    /// When `auto` fell back to generic: why native was refused.
+    pub native_refused: Option<NativeRefusal>,
     pub program_id: u32,
     /// The new program's log, for a process that stays to forward it.
     pub log: Option<ProgramLog>,
+}
+
+impl Attached {
+    /// When `auto` fell back to generic: the line that says why, for the caller to report.
+    #[must_use]
+    pub fn fallback_note(&self, iface: &str) -> Option<String> {
+        self.native_refused.as_ref().map(|refusal| {
+            format!("generic mode because native XDP is not available on {iface}: {refusal}")
+        })
+    }
 }
 
 /// What a replace did.
@@ -162,9 +176,10 @@ fn link_and_pin(
     mut cfg: Config,
 ) -> Result<Attached, Error> {
     let program = program(&mut ebpf)?;
-    let (link_id, attached_mode) = attach_mode_of(program, &pins.iface, mode)?;
+    let linked = attach_mode_of(program, &pins.iface, mode)?;
+    let attached_mode = linked.mode;
     let link: FdLink = program
-        .take_link(link_id)
+        .take_link(linked.id)
         .map_err(|e| Error::Load(Box::new(e)))?
         .try_into()
         .map_err(|e| Error::Load(Box::new(e)))?;
@@ -181,6 +196,7 @@ fn link_and_pin(
     Ok(Attached {
         ifindex,
         mode: attached_mode,
+        native_refused: linked.native_refused,
         program_id,
         log: program_log(&mut ebpf),
     })
@@ -241,45 +257,87 @@ pub fn reattach(pins: &Pins, mode: AttachMode) -> Result<Attached, Error> {
     link_and_pin(ebpf, pins, ifindex, mode, cfg)
 }
 
-/// Attaches in the requested mode; `auto` tries native first, then generic. Returns the
-/// mode the kernel gave.
-fn attach_mode_of(
-    program: &mut Xdp,
-    iface: &str,
+/// A program attached through a link: the link, the mode the kernel gave, and, when `auto`
+/// fell back to generic, why native was refused.
+struct Linked {
+    id: XdpLinkId,
     mode: AttachMode,
-) -> Result<(aya::programs::xdp::XdpLinkId, AttachMode), Error> {
-    let try_mode = |program: &mut Xdp, mode: AttachMode| {
-        let xdp_mode = match mode {
-            AttachMode::Native => XdpMode::Driver,
-            _ => XdpMode::Skb,
-        };
+    native_refused: Option<NativeRefusal>,
+}
+
+/// Attaches in the requested mode; `auto` tries native first, then generic, and keeps the
+/// reason native was refused.
+fn attach_mode_of(program: &mut Xdp, iface: &str, mode: AttachMode) -> Result<Linked, Error> {
+    let generic = |program: &mut Xdp| {
         program
-            .attach(iface, xdp_mode)
-            .map(|id| (id, mode))
-            .map_err(|source| classify_attach_error(iface, mode, source))
+            .attach(iface, XdpMode::Skb)
+            .map_err(|source| refused(iface, AttachMode::Generic, source))
     };
-    match mode {
-        AttachMode::Native => try_mode(program, AttachMode::Native).map_err(|e| match e {
-            Error::Attach { iface, source, .. } => Error::NativeUnavailable { iface, source },
-            other => other,
-        }),
-        AttachMode::Auto => match try_mode(program, AttachMode::Native) {
-            Err(Error::Attach { .. }) => {
-                log::warn!("native XDP unavailable on {iface}; using generic mode");
-                try_mode(program, AttachMode::Generic)
-            }
-            other => other,
-        },
-        _ => try_mode(program, AttachMode::Generic),
+    if !matches!(mode, AttachMode::Native | AttachMode::Auto) {
+        return Ok(Linked {
+            id: generic(program)?,
+            mode: AttachMode::Generic,
+            native_refused: None,
+        });
+    }
+    let source = match program.attach(iface, XdpMode::Driver) {
+        Ok(id) => {
+            return Ok(Linked {
+                id,
+                mode: AttachMode::Native,
+                native_refused: None,
+            });
+        }
+        Err(source) => source,
+    };
+    let error = refused(iface, AttachMode::Native, source);
+    let Error::Attach { source, .. } = error else {
+        // Another program holds the interface: no mode would do.
+        return Err(error);
+    };
+    let refusal = native_refusal(program, iface, &source);
+    if let AttachMode::Native = mode {
+        return Err(Error::NativeUnavailable {
+            iface: iface.to_owned(),
+            refusal: Box::new(refusal),
+            source,
+        });
+    }
+    Ok(Linked {
+        id: generic(program)?,
+        mode: AttachMode::Generic,
+        native_refused: Some(refusal),
+    })
+}
+
+/// Asks why the driver refused native XDP, in its own words (over rtnetlink; see
+/// [`netlink::native_refusal`]), with the errno and the MTU.
+fn native_refusal(program: &Xdp, iface: &str, source: &ProgramError) -> NativeRefusal {
+    let index = ifindex(iface).ok();
+    let driver_says = index.zip(program.fd().ok()).and_then(|(index, fd)| {
+        netlink::native_refusal(index, fd.as_fd())
+            .map_err(|e| log::debug!("no driver message for {iface}: {e}"))
+            .ok()
+            .flatten()
+    });
+    NativeRefusal {
+        errno: errno(source),
+        driver_says,
+        mtu: index.and_then(|index| netlink::link(index).ok()?.mtu),
     }
 }
 
-/// Turns the kernel's "busy" into the refusal to clobber another program, naming it.
-fn classify_attach_error(iface: &str, mode: AttachMode, source: ProgramError) -> Error {
-    let busy = std::error::Error::source(&source)
+/// The errno under an attach error, if the kernel gave one.
+fn errno(source: &ProgramError) -> Option<i32> {
+    std::error::Error::source(source)
         .and_then(|e| e.downcast_ref::<std::io::Error>())
         .and_then(std::io::Error::raw_os_error)
-        .is_some_and(|errno| errno == libc::EBUSY || errno == libc::EEXIST);
+}
+
+/// An attach refused in `mode`: the refusal to clobber another program when the kernel says
+/// "busy" (naming that program), else the kernel's error.
+fn refused(iface: &str, mode: AttachMode, source: ProgramError) -> Error {
+    let busy = errno(&source).is_some_and(|errno| errno == libc::EBUSY || errno == libc::EEXIST);
     if !busy {
         return Error::Attach {
             iface: iface.to_owned(),

@@ -1,6 +1,7 @@
 //! Talking to the kernel: the embedded XDP object ([`object`]), loading, attaching and
 //! replacing it ([`loader`]), interface names and indexes ([`iface`]), the attach mode
-//! ([`mode`]), rtnetlink queries ([`netlink`]) and capability checks ([`privilege`]).
+//! ([`mode`]), rtnetlink queries ([`netlink`]), why a driver refused native XDP
+//! ([`refusal`]) and capability checks ([`privilege`]).
 
 pub mod iface;
 pub mod loader;
@@ -8,6 +9,7 @@ pub mod mode;
 pub mod netlink;
 pub mod object;
 pub mod privilege;
+pub mod refusal;
 
 pub use iface::IfaceName;
 pub use mode::AttachMode;

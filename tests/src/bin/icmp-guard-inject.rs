@@ -62,13 +62,26 @@ struct Args {
     /// Echo data bytes
     #[arg(long, default_value_t = 56)]
     data: usize,
+    /// Data bytes of each ping-of-death fragment but the last two, a multiple of 8 (pod);
+    /// 8000 makes a jumbo one
+    #[arg(long, default_value_t = 1480, value_parser = fragment_size)]
+    piece: usize,
+}
+
+/// A fragment size: a multiple of 8 from 8 to 65464, so every offset stays one.
+fn fragment_size(text: &str) -> Result<usize, String> {
+    let bytes: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if bytes == 0 || bytes > 65_464 || !bytes.is_multiple_of(8) {
+        return Err("a multiple of 8 from 8 to 65464".into());
+    }
+    Ok(bytes)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Kind {
     /// Echo requests
     Echo,
-    /// A ping of death: an echo fragmented past 65535 bytes
+    /// A ping of death: an echo fragmented past 65535 bytes, in pieces of --piece bytes
     Pod,
     /// ICMPv6 echo requests
     Echo6,
@@ -114,7 +127,7 @@ fn main() -> Result<()> {
             .collect(),
         Kind::Ns => vec![(neighbour_solicitation(v6_source(0), 255), args.count)],
         Kind::Ptb => vec![(packet_too_big(1280), args.count)],
-        Kind::Pod => ping_of_death(args.src.octets(), args.dst.octets())
+        Kind::Pod => ping_of_death(args.src.octets(), args.dst.octets(), args.piece)
             .into_iter()
             .map(|f| (f, 1))
             .collect(),
@@ -162,11 +175,11 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Fragments of one echo whose reassembly would reach 65555 bytes: 1480-byte pieces, then a
-/// last one at offset 65464 with 71 bytes (the classic ping of death).
-fn ping_of_death(src: [u8; 4], dst: [u8; 4]) -> Vec<Vec<u8>> {
+/// Fragments of one echo whose reassembly would reach 65555 bytes: pieces of `piece` bytes up
+/// to offset 65464, then a last one there with 71 bytes (with 1480-byte pieces, the classic
+/// ping of death; with 8000, a jumbo one).
+fn ping_of_death(src: [u8; 4], dst: [u8; 4], piece: usize) -> Vec<Vec<u8>> {
     let echo = echo_request(65_464 + 71 - 8);
-    let piece = 1480;
     let mut frames = Vec::new();
     let mut offset = 0;
     while offset < 65_464 {

@@ -2,7 +2,7 @@
 //! the test network ([`crate::fixtures`]'s addresses).
 
 use super::{
-    Ext, IPPROTO_ICMP, IPPROTO_TCP, Ipv4, Ipv6, MF, PacketBuilder, echo_request,
+    Ext, IPPROTO_ICMP, IPPROTO_TCP, Ipv4, Ipv6, JUMBO_MTU, MF, PacketBuilder, echo_request,
     icmp_type::{CODE_FRAG_NEEDED, DEST_UNREACHABLE, ECHO_REPLY},
     icmpv6_type::{ECHO_REQUEST, NEIGHBOUR_SOLICITATION, PACKET_TOO_BIG},
     ipv4_frame,
@@ -43,6 +43,13 @@ pub fn echo_reply_from(src: [u8; 4]) -> Vec<u8> {
         .rest([0, 1, 0, 1])
         .data(&[0x5a; 56])
         .build()
+}
+
+/// An echo request from [`SRC`] whose datagram fills a [`JUMBO_MTU`] link: 9014 bytes on the
+/// wire.
+#[must_use]
+pub fn jumbo_echo() -> Vec<u8> {
+    ipv4_frame(&icmp4(echo_request(JUMBO_MTU - 28)))
 }
 
 /// An echo request from [`SRC`] to `dst`.

@@ -19,7 +19,7 @@ mod ipv6;
 pub use builder::{IcmpBuilder, Icmpv6Builder, Ipv4Builder, Ipv6Builder, PacketBuilder};
 pub use frames::{
     echo_from, echo_reply_from, echo_to, echo6_behind, echo6_from, frag_needed, fragment, icmp4,
-    icmp4_frame, l4_frame, neighbour_solicitation, packet_too_big,
+    icmp4_frame, jumbo_echo, l4_frame, neighbour_solicitation, packet_too_big,
 };
 pub use ipv4::{Ipv4, echo_request, icmp, ipv4_frame};
 pub use ipv6::{Ext, Ipv6, icmpv6, ipv6_frame};
@@ -50,6 +50,10 @@ pub const IPPROTO_ROUTING: u8 = 43;
 pub const IPPROTO_FRAGMENT: u8 = 44;
 pub const IPPROTO_ICMPV6: u8 = 58;
 pub const IPPROTO_DSTOPTS: u8 = 60;
+
+/// The jumbo MTU the tests use: the common 9000, more than two pages, so a frame that fills it
+/// reaches an XDP program in several buffers.
+pub const JUMBO_MTU: usize = 9000;
 
 /// IPv4 "more fragments" flag in the flags/offset word.
 pub const MF: u16 = 0x2000;
