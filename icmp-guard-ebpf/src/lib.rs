@@ -1,7 +1,7 @@
 //! What every XDP object of this crate carries besides its program: the panic handler a
 //! `no_std` binary must have, and the license the kernel reads from the `license` section
 //! (helpers such as `bpf_xdp_load_bytes` are only offered to GPL-compatible programs). The
-//! binaries, `src/main.rs` and the `xdp-pass` baseline, link them with
+//! binaries, `src/main.rs` and the bench's programs in `src/bin/`, link them with
 //! `extern crate icmp_guard_ebpf;`.
 //!
 //! The library target also lets `icmp-guard` list this crate as a build-dependency, so cargo

@@ -50,11 +50,17 @@ pub fn stderr_of(out: &Output) -> String {
 
 /// Pins the calling thread to `cpu`.
 pub fn pin_thread_to(cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu set filled with one CPU, applied to this thread.
+    pin_task_to(0, cpu)
+}
+
+/// Pins the task (thread) `tid` to `cpu`; 0 is the calling thread.
+pub fn pin_task_to(tid: u32, cpu: usize) -> Result<()> {
+    let tid = libc::pid_t::try_from(tid)?;
+    // SAFETY: a zeroed cpu set filled with one CPU, applied to one task.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        let rc = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
+        let rc = libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &raw const set);
         ensure!(
             rc == 0,
             "pinning to CPU {cpu}: {}",
@@ -140,16 +146,10 @@ impl Netns {
     /// scrape a server bound to the namespace's loopback. Bounded by a 5 s timeout.
     pub fn http_get(&self, addr: &str, path: &str) -> Result<String> {
         use std::io::{Read as _, Write as _};
-        let ns = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+        let name = self.name.clone();
         let (addr, path) = (addr.to_owned(), path.to_owned());
         std::thread::spawn(move || -> Result<String> {
-            use std::os::fd::AsRawFd as _;
-            // SAFETY: setns on this thread only, with a namespace descriptor we hold.
-            ensure!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == 0,
-                "setns: {}",
-                std::io::Error::last_os_error()
-            );
+            enter_netns(&name)?;
             let timeout = Some(std::time::Duration::from_secs(5));
             let mut stream = std::net::TcpStream::connect(&addr)?;
             stream.set_read_timeout(timeout)?;
@@ -168,6 +168,22 @@ impl Netns {
         .join()
         .map_err(|_| anyhow::anyhow!("the HTTP thread panicked"))?
     }
+}
+
+/// Moves the calling thread, and only it, into the network namespace `name` (its interfaces,
+/// ifindexes, sockets and `/proc/thread-self/net`). Use a thread of its own: a namespace
+/// belongs to one OS thread, and processes it spawns inherit it.
+pub fn enter_netns(name: &str) -> Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let ns = std::fs::File::open(format!("/run/netns/{name}"))
+        .with_context(|| format!("opening network namespace {name}"))?;
+    // SAFETY: setns on this thread only, with a namespace descriptor we hold.
+    ensure!(
+        unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == 0,
+        "setns into {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
 }
 
 impl Drop for Netns {
@@ -578,28 +594,41 @@ impl Lab {
         deadline: u32,
     ) -> Result<u32> {
         let out = self
-            .client
-            .exec("ping")
-            .args(options)
-            .args([
-                "-n",
-                "-q",
-                "-c",
-                &count.to_string(),
-                "-i",
-                interval,
-                "-w",
-                &deadline.to_string(),
-                addr,
-            ])
+            .ping_command_with(addr, options, count, interval, deadline)
             .output()
             .context("spawning ping (is iputils-ping installed?)")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let received = text
-            .lines()
-            .find_map(|l| l.split(", ").find_map(|p| p.strip_suffix(" received")))
-            .with_context(|| format!("no summary in ping output: {text}"))?;
-        Ok(received.trim().parse()?)
+        ping_received(&out)
+    }
+
+    /// The ping of [`ping`](Self::ping) towards `addr` as a command, to run it alongside
+    /// something else; [`ping_received`] reads its output.
+    #[must_use]
+    pub fn ping_command(&self, addr: &str, count: u32, interval: &str, deadline: u32) -> Command {
+        self.ping_command_with(addr, &[], count, interval, deadline)
+    }
+
+    fn ping_command_with(
+        &self,
+        addr: &str,
+        options: &[&str],
+        count: u32,
+        interval: &str,
+        deadline: u32,
+    ) -> Command {
+        let mut cmd = self.client.exec("ping");
+        cmd.args(options);
+        cmd.args([
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval,
+            "-w",
+            &deadline.to_string(),
+            addr,
+        ]);
+        cmd
     }
 
     /// Stops the client's own IPv6 chatter (router solicitations, MLD reports), so that the
@@ -628,6 +657,25 @@ impl Lab {
             .args(args);
         Ok(cmd)
     }
+}
+
+/// The replies an iputils ping received, from its summary line.
+pub fn ping_received(out: &Output) -> Result<u32> {
+    Ok(ping_summary(out)?.1)
+}
+
+/// The requests an iputils ping sent and the replies it received, from its summary line
+/// ("5 packets transmitted, 4 received, ...").
+pub fn ping_summary(out: &Output) -> Result<(u32, u32)> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |suffix: &str| -> Result<u32> {
+        let value = text
+            .lines()
+            .find_map(|l| l.split(", ").find_map(|p| p.strip_suffix(suffix)))
+            .with_context(|| format!("no \"{suffix}\" in ping output: {text}"))?;
+        Ok(value.trim().parse()?)
+    };
+    Ok((field(" packets transmitted")?, field(" received")?))
 }
 
 /// Polls `check` every 100 ms for up to `secs` seconds.

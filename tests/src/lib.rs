@@ -5,5 +5,6 @@ pub mod fixtures;
 pub mod harness;
 pub mod host;
 pub mod lab;
+pub mod live;
 pub mod packet;
 pub mod recording;

@@ -33,8 +33,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Nanoseconds per packet on the real program against a bare pass-all baseline (needs root)
-    Bench,
+    /// Nanoseconds per packet on the real program against a bare pass-all baseline, the
+    /// per-CPU quota, and live traffic through a veth pair (needs root)
+    Bench {
+        /// Extra arguments for the bench binary, e.g. `--json`
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// A flood contained on a lab of network namespaces, with statistics (needs root)
     Demo,
 }
@@ -58,11 +63,13 @@ fn main() -> Result<()> {
             setup_for_tests()?;
             test(&root, &args)
         }
-        Task::Bench => {
+        Task::Bench { args } => {
             require_root("bench")?;
             setup_for_tests()?;
             build(&root)?;
-            run(Command::new(release_bin(&root, "icmp-guard-bench")?).current_dir(&root))
+            run(Command::new(release_bin(&root, "icmp-guard-bench")?)
+                .args(&args)
+                .current_dir(&root))
         }
         Task::Demo => {
             require_root("demo")?;

@@ -5,3 +5,9 @@ pub static ICMP_GUARD: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR
 
 /// A bare `XDP_PASS` program, the benchmark baseline.
 pub static XDP_PASS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp-pass"));
+
+/// A bare `XDP_DROP` program, the receive-side baseline of the bench's live table.
+pub static XDP_DROP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp-drop"));
+
+/// The bench's live-traffic generator (`BPF_PROG_TEST_RUN` with live frames).
+pub static XDP_GEN: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp-gen"));

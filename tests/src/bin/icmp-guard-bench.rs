@@ -7,11 +7,24 @@
 //! thread's CPU time per packet; the table shows medians over `ROUNDS` rounds, the difference
 //! in ns and the ratio.
 //!
-//! A second table checks that a source gets its quota once however many CPUs see it: on a lab veth with one
-//! and with two receive queues, one source floods from two CPUs at once, and the packets that
-//! passed are compared with what one bucket allows over the same time (median of rounds).
+//! A second table checks that a source gets its quota once however many CPUs see it: on a lab
+//! veth with one and with two receive queues, one source floods from two CPUs at once, and the
+//! packets that passed are compared with what one bucket allows over the same time (median of
+//! rounds).
+//!
+//! A third, the live table ([`icmp_guard_tests::live`]), sends real frames through a veth pair
+//! and costs what the receiving CPU spends on them: icmp-guard against a bare `XDP_DROP` and
+//! an nftables meter, and a monitoring ping through a spoofed flood.
+//!
+//! `--json` prints all three as one JSON object instead of the tables. Ctrl-C stops the live
+//! table and removes its lab.
 
-use std::{process::Stdio, time::Instant};
+use std::{
+    fmt::Write as _,
+    process::Stdio,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Instant,
+};
 
 use anyhow::{Context as _, Result, ensure};
 use aya::{
@@ -19,12 +32,15 @@ use aya::{
     maps::{Array, MapData},
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
+use clap::Parser;
 use icmp_guard::kernel::object;
 use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, maps};
 use icmp_guard_tests::{
     fixtures::{Tag, Verdict, cases},
     lab::{Lab, pin_thread_to},
+    live::{self, report::Summary},
 };
+use serde_json::{Value, json};
 
 const ROUNDS: usize = 9;
 const REPEAT: u32 = 1_000_000;
@@ -78,25 +94,89 @@ fn bench_cases() -> Result<Vec<Case>> {
     Ok(out)
 }
 
-fn main() -> Result<()> {
-    // The program table runs on a thread pinned to one CPU; the lab measurement needs all.
-    std::thread::spawn(program_table)
-        .join()
-        .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??;
-    per_cpu_quota()
+#[derive(Parser)]
+#[command(about = "icmp-guard benchmarks: ns per packet, per-CPU quota, live traffic (needs root)")]
+struct Args {
+    /// Print the whole bench as one JSON object instead of tables
+    #[arg(long)]
+    json: bool,
 }
 
-fn program_table() -> Result<()> {
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    // SAFETY: installs an async-signal-safe handler that only stores to an atomic.
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    // The program table runs on a thread pinned to one CPU; the lab measurements need all.
+    let programs = std::thread::spawn(program_table)
+        .join()
+        .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??;
+    if !args.json {
+        print!("{}", programs_text(&programs));
+    }
+    interrupted()?;
+    let cpus = aya::util::online_cpus().map_or(1, |c| c.len());
+    let quota = if cpus < 2 {
+        None
+    } else {
+        Some(per_cpu_quota()?)
+    };
+    if !args.json {
+        println!();
+        match &quota {
+            Some(rows) => print!("{}", quota_text(rows)),
+            None => println!("per-CPU quota: skipped, this machine has one CPU"),
+        }
+    }
+    interrupted()?;
+    let live = if cpus < 2 {
+        None
+    } else {
+        Some(live::bench::run(&INTERRUPTED).context("the live table")?)
+    };
+    let live = live.as_ref().map(Summary::new);
+    if args.json {
+        let json = json!({
+            "programs": programs_json(&programs),
+            "per_cpu_quota": quota.as_deref().map(quota_json),
+            "live": live.as_ref().map(Summary::json),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!();
+        match &live {
+            Some(live) => print!("{}", live.text()),
+            None => println!("live traffic: skipped, this machine has one CPU"),
+        }
+    }
+    Ok(())
+}
+
+fn interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        anyhow::bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// A row of the program table: medians of ns per packet.
+struct ProgramRow {
+    what: &'static str,
+    ours: f64,
+    baseline: f64,
+}
+
+fn program_table() -> Result<Vec<ProgramRow>> {
     pin_to_current_cpu()?;
     let mut guard = load(object::ICMP_GUARD, maps::PROGRAM)?;
     let base = load(object::XDP_PASS, "xdp_pass")?;
     let cases = bench_cases()?;
-
-    println!("BPF_PROG_TEST_RUN, {REPEAT} packets x {ROUNDS} rounds, thread CPU time, medians");
-    println!(
-        "{:<24} {:>12} {:>12} {:>10} {:>8}",
-        "case", "icmp-guard", "XDP_PASS", "diff", "ratio"
-    );
+    let mut rows = Vec::with_capacity(cases.len());
     for case in &cases {
         let mut cfg: Array<&mut MapData, Config> =
             Array::try_from(guard.map_mut(maps::CONFIG).context("config map")?)?;
@@ -120,17 +200,46 @@ fn program_table() -> Result<()> {
             );
             ours.push(ns);
         }
-        let (ours, baseline) = (median(&mut ours), median(&mut baseline));
-        println!(
+        rows.push(ProgramRow {
+            what: case.what,
+            ours: median(&mut ours),
+            baseline: median(&mut baseline),
+        });
+    }
+    Ok(rows)
+}
+
+fn programs_text(rows: &[ProgramRow]) -> String {
+    let mut out = format!(
+        "BPF_PROG_TEST_RUN, {REPEAT} packets x {ROUNDS} rounds, thread CPU time, medians\n{:<24} {:>12} {:>12} {:>10} {:>8}\n",
+        "case", "icmp-guard", "XDP_PASS", "diff", "ratio"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
             "{:<24} {:>9.1} ns {:>9.1} ns {:>+7.1} ns {:>7.2}x",
-            case.what,
-            ours,
-            baseline,
-            ours - baseline,
-            ours / baseline
+            r.what,
+            r.ours,
+            r.baseline,
+            r.ours - r.baseline,
+            r.ours / r.baseline
         );
     }
-    Ok(())
+    out
+}
+
+fn programs_json(rows: &[ProgramRow]) -> Value {
+    json!({
+        "method": "BPF_PROG_TEST_RUN, thread CPU time per packet, medians",
+        "packets": REPEAT,
+        "rounds": ROUNDS,
+        "cases": rows.iter().map(|r| json!({
+            "case": r.what,
+            "icmp_guard_ns": r.ours,
+            "xdp_pass_ns": r.baseline,
+            "ratio": r.ours / r.baseline,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Echo limit of the per-CPU measurement.
@@ -139,20 +248,16 @@ const LAB_BURST: f64 = 20.0;
 const LAB_FLOOD: u32 = 2000;
 const LAB_ROUNDS: usize = 5;
 
-fn per_cpu_quota() -> Result<()> {
-    let cpus = aya::util::online_cpus().map_or(1, |c| c.len());
-    println!();
-    if cpus < 2 {
-        println!("per-CPU quota: skipped, this machine has one CPU");
-        return Ok(());
-    }
-    println!(
-        "shared buckets: one source floods {LAB_FLOOD} echoes from each of CPUs 0 and 1 (lab veth, native XDP, echo {LAB_RATE}/s burst {LAB_BURST}), median of {LAB_ROUNDS} rounds"
-    );
-    println!(
-        "{:<10} {:>8} {:>8} {:>18} {:>8}",
-        "rx queues", "sent", "passed", "one bucket allows", "ratio"
-    );
+/// A row of the per-CPU quota table: the median round of one queue count.
+struct QuotaRow {
+    queues: u32,
+    passed: u64,
+    allowed: f64,
+    ratio: f64,
+}
+
+fn per_cpu_quota() -> Result<Vec<QuotaRow>> {
+    let mut rows = Vec::with_capacity(2);
     for queues in [1, 2] {
         let mut rounds = Vec::with_capacity(LAB_ROUNDS);
         for _ in 0..LAB_ROUNDS {
@@ -160,12 +265,49 @@ fn per_cpu_quota() -> Result<()> {
         }
         rounds.sort_by(|a, b| a.2.total_cmp(&b.2));
         let (passed, allowed, ratio) = rounds[rounds.len() / 2];
-        println!(
-            "{queues:<10} {:>8} {passed:>8} {allowed:>18.1} {ratio:>7.2}x",
-            2 * LAB_FLOOD
+        rows.push(QuotaRow {
+            queues,
+            passed,
+            allowed,
+            ratio,
+        });
+    }
+    Ok(rows)
+}
+
+fn quota_text(rows: &[QuotaRow]) -> String {
+    let mut out = format!(
+        "shared buckets: one source floods {LAB_FLOOD} echoes from each of CPUs 0 and 1 (lab veth, native XDP, echo {LAB_RATE}/s burst {LAB_BURST}), median of {LAB_ROUNDS} rounds\n{:<10} {:>8} {:>8} {:>18} {:>8}\n",
+        "rx queues", "sent", "passed", "one bucket allows", "ratio"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<10} {:>8} {:>8} {:>18.1} {:>7.2}x",
+            r.queues,
+            2 * LAB_FLOOD,
+            r.passed,
+            r.allowed,
+            r.ratio
         );
     }
-    Ok(())
+    out
+}
+
+fn quota_json(rows: &[QuotaRow]) -> Value {
+    json!({
+        "flood_per_cpu": LAB_FLOOD,
+        "echo_rate": LAB_RATE,
+        "echo_burst": LAB_BURST,
+        "rounds": LAB_ROUNDS,
+        "queues": rows.iter().map(|r| json!({
+            "rx_queues": r.queues,
+            "sent": 2 * LAB_FLOOD,
+            "passed": r.passed,
+            "one_bucket_allows": r.allowed,
+            "ratio": r.ratio,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Returns (passed, what one bucket allows over the flood's time, their ratio).

@@ -1,0 +1,522 @@
+//! The cases of the live table and how each is measured.
+//!
+//! Every round floods each case with the same number of frames: a bare `XDP_DROP` on the
+//! receiver; icmp-guard with its default limits against one source; icmp-guard against a
+//! spoofed flood (a new source per frame) into a full source table; and, without XDP, an
+//! nftables per-source meter with icmp-guard's echo limits. A window around each flood gives
+//! the receiver's NAPI CPU time and packets, and for XDP cases the program's own run time.
+//! After the rounds, a real `ping` from the client runs through a spoofed flood (the monitor).
+
+use std::{
+    process::Stdio,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use aya::sys::{Stats, enable_stats};
+
+use super::{
+    generator::{Generator, Sent, Until},
+    receiver::{NftMeter, Receiver, Snapshot, XdpDrop},
+};
+use crate::{
+    lab::{CLIENT_ADDR, GUARDED_ADDR, Lab, ip, ping_summary},
+    packet::echo_from,
+};
+
+/// Rounds; the table shows medians.
+pub const ROUNDS: usize = 5;
+/// Frames per case and round.
+pub const FLOOD_FRAMES: u64 = 3_000_000;
+/// A flood stops after this long even if it has not sent all its frames.
+const FLOOD_TIME: Duration = Duration::from_secs(5);
+/// The single-source flood's source: a documentation address, no host has it.
+pub const FLOOD_SRC: [u8; 4] = [203, 0, 113, 7];
+/// The global and admission limits while the source table is prefilled: high enough that
+/// every new source is admitted and inserted (admission at most half the global rate, as the
+/// CLI requires).
+const LIFTED_GLOBAL: &str = "10000000";
+const LIFTED_NEW_SOURCE: &str = "4000000";
+/// At most this many passes of `capacity` spoofed frames to fill the source table.
+const PREFILL_PASSES: u32 = 32;
+/// The table counts as full from this share of its capacity (an LRU map may evict a little
+/// before its last slot is used).
+const FULL_PERCENT: u64 = 99;
+/// The monitor: `ping -c MONITOR_PINGS -i MONITOR_INTERVAL -w MONITOR_DEADLINE`, which stops
+/// after that many replies or at the deadline (sending more while replies are missing).
+pub const MONITOR_PINGS: u32 = 100;
+pub const MONITOR_INTERVAL: &str = "0.2";
+const MONITOR_DEADLINE: u32 = 30;
+/// The monitor pings this long before the flood starts, so its source is known.
+const MONITOR_LEAD: Duration = Duration::from_secs(1);
+/// How long the receiver gets to empty its ring after a flood, before the window closes.
+const DRAIN: Duration = Duration::from_millis(50);
+
+/// What the receiver runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// A bare `XDP_DROP` program: the least any XDP program costs.
+    XdpDrop,
+    /// icmp-guard with default limits, a flood from one source.
+    GuardSingle,
+    /// icmp-guard with default limits, a new source per frame, the source table full.
+    GuardSpoofed,
+    /// No XDP; an nftables ingress meter per source, icmp-guard's echo limits; one source.
+    Nft,
+}
+
+impl Case {
+    pub const ALL: [Self; 4] = [
+        Self::XdpDrop,
+        Self::GuardSingle,
+        Self::GuardSpoofed,
+        Self::Nft,
+    ];
+
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::XdpDrop => "bare XDP_DROP",
+            Self::GuardSingle => "icmp-guard, 1 source",
+            Self::GuardSpoofed => "icmp-guard, spoofed",
+            Self::Nft => "nftables meter",
+        }
+    }
+
+    /// The case's key in JSON.
+    #[must_use]
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::XdpDrop => "xdp_drop",
+            Self::GuardSingle => "guard_single_source",
+            Self::GuardSpoofed => "guard_spoofed",
+            Self::Nft => "nftables_meter",
+        }
+    }
+}
+
+/// One flood through one case: the window around it.
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    /// Frames the generator sent, and for how long.
+    pub sent: Sent,
+    /// Frames the receiving veth took off its ring.
+    pub received: u64,
+    /// Echo requests that reached the receiver's ICMP stack.
+    pub passed: u64,
+    /// CPU time of the receiver's NAPI thread.
+    pub napi_ns: u64,
+    /// The XDP program's run time and runs, when one is attached.
+    pub prog: Option<(u64, u64)>,
+}
+
+impl Measured {
+    fn between(sent: Sent, before: &Snapshot, after: &Snapshot) -> Result<Self> {
+        let prog = match (before.prog, after.prog) {
+            (Some(b), Some(a)) => {
+                ensure!(a.id == b.id, "the XDP program changed during the flood");
+                Some((a.run_ns - b.run_ns, a.runs - b.runs))
+            }
+            (None, None) => None,
+            _ => bail!("an XDP program came or went during the flood"),
+        };
+        Ok(Self {
+            sent,
+            received: after.rx_packets - before.rx_packets,
+            passed: after.in_echos - before.in_echos,
+            napi_ns: after.napi_ns - before.napi_ns,
+            prog,
+        })
+    }
+
+    /// Frames received and not passed to the stack.
+    #[must_use]
+    pub const fn dropped(&self) -> u64 {
+        self.received.saturating_sub(self.passed)
+    }
+
+    /// The XDP program's ns per run.
+    #[must_use]
+    pub fn prog_ns(&self) -> Option<f64> {
+        self.prog
+            .filter(|(_, runs)| *runs > 0)
+            .map(|(ns, runs)| ns as f64 / runs as f64)
+    }
+
+    /// The whole receive path's CPU ns per received frame.
+    #[must_use]
+    pub fn receive_ns(&self) -> f64 {
+        self.napi_ns as f64 / self.received.max(1) as f64
+    }
+
+    /// The NAPI thread's share of a CPU while the flood ran.
+    #[must_use]
+    pub fn napi_busy(&self) -> f64 {
+        self.napi_ns as f64 / (self.sent.seconds * 1e9)
+    }
+
+    /// Frames per second the generator sent.
+    #[must_use]
+    pub fn sent_pps(&self) -> f64 {
+        self.sent.frames as f64 / self.sent.seconds
+    }
+}
+
+/// How full icmp-guard's source table was.
+#[derive(Clone, Copy, Debug)]
+pub struct Fill {
+    pub tracked: u64,
+    pub capacity: u64,
+}
+
+/// The monitor's ping through a spoofed flood, followed along its path.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    /// Echo requests ping sent.
+    pub sent: u32,
+    /// Replies ping received.
+    pub answered: u32,
+    /// `stats --json` for the monitor's source: (prefix, passed, dropped), if listed; drops
+    /// by its own bucket and by the global budget alike.
+    pub seen: Option<(String, u64, u64)>,
+    /// Echo replies the receiver's stack sent while the monitor ran (`Icmp: OutEchoReps`):
+    /// the monitor's only, since the flood's sources have no route back.
+    pub replied: u64,
+    pub flood: Sent,
+    pub fill: Fill,
+}
+
+/// Everything the live table shows.
+#[derive(Clone, Debug)]
+pub struct Live {
+    /// Per case, in [`Case::ALL`] order, one measurement per round.
+    pub cases: Vec<(Case, Vec<Measured>)>,
+    /// The source table before each spoofed round.
+    pub fills: Vec<Fill>,
+    pub monitor: Monitor,
+    /// icmp-guard's default echo limit, which the nftables meter copies.
+    pub echo_limit: (u32, u32),
+    /// The receiver's NAPI thread.
+    pub napi_thread: String,
+}
+
+impl Live {
+    /// The rounds of `case`.
+    #[must_use]
+    pub fn rounds(&self, case: Case) -> &[Measured] {
+        self.cases
+            .iter()
+            .find(|(c, _)| *c == case)
+            .map_or(&[], |(_, m)| m)
+    }
+}
+
+/// Runs the live table: builds the lab, measures [`ROUNDS`] rounds of every case and the
+/// monitor, and removes the lab (also on failure). `stop` (set on Ctrl-C) ends it early.
+pub fn run(stop: &AtomicBool) -> Result<Live> {
+    let lab = Lab::new()?;
+    // Program run time is only counted while statistics are on: this descriptor turns them on
+    // (like `sysctl kernel.bpf_stats_enabled=1`) until it is closed, however the bench ends.
+    let _stats = enable_stats(Stats::RunTime).context("BPF_ENABLE_STATS")?;
+    let rx = Receiver::setup(&lab.guarded, &lab.guarded_if)?;
+    let mut bench = Bench::new(&lab, rx, stop)?;
+    let mut cases: Vec<(Case, Vec<Measured>)> = Case::ALL.iter().map(|c| (*c, vec![])).collect();
+    let mut fills = Vec::with_capacity(ROUNDS);
+    let mut echo_limit = None;
+    for _ in 0..ROUNDS {
+        for (case, rounds) in &mut cases {
+            let measured = match case {
+                Case::XdpDrop => {
+                    let _drop = XdpDrop::attach(&bench.rx)?;
+                    bench.measure(false)?
+                }
+                Case::GuardSingle => {
+                    bench.attach_guard()?;
+                    echo_limit = Some(bench.echo_limit()?);
+                    let measured = bench.measure(false);
+                    bench.detach_guard()?;
+                    measured?
+                }
+                Case::GuardSpoofed => {
+                    bench.attach_guard()?;
+                    let measured = bench.prefill().and_then(|fill| {
+                        fills.push(fill);
+                        bench.measure(true)
+                    });
+                    bench.detach_guard()?;
+                    measured?
+                }
+                Case::Nft => {
+                    let (rate, burst) = echo_limit.context("icmp-guard's echo limit")?;
+                    let _nft =
+                        NftMeter::add(&bench.rx, &lab.scratch.file("meter.nft"), rate, burst)?;
+                    bench.measure(false)?
+                }
+            };
+            rounds.push(measured);
+        }
+    }
+    let monitor = bench.monitor()?;
+    Ok(Live {
+        cases,
+        fills,
+        monitor,
+        echo_limit: echo_limit.context("icmp-guard's echo limit")?,
+        napi_thread: bench.rx.napi.name.clone(),
+    })
+}
+
+/// The lab, the receiver, the generator and the frame they share.
+struct Bench<'a> {
+    lab: &'a Lab,
+    rx: Receiver<'a>,
+    generator: Generator,
+    /// The sender's veth, in the client namespace.
+    ifindex: u32,
+    frame: Vec<u8>,
+    stop: &'a AtomicBool,
+}
+
+impl<'a> Bench<'a> {
+    fn new(lab: &'a Lab, rx: Receiver<'a>, stop: &'a AtomicBool) -> Result<Self> {
+        let link = ip(&[
+            "-n",
+            &lab.client.name,
+            "-j",
+            "link",
+            "show",
+            "dev",
+            &lab.client_if,
+        ])?;
+        let link: serde_json::Value = serde_json::from_slice(&link.stdout)?;
+        let ifindex = link[0]["ifindex"]
+            .as_u64()
+            .context("the sender's ifindex")?;
+        // A 98-byte echo request (ping's size) between the lab's MACs.
+        let mut frame = echo_from(FLOOD_SRC);
+        frame[..6].copy_from_slice(&mac(&lab.mac(&lab.guarded, &lab.guarded_if)?)?);
+        frame[6..12].copy_from_slice(&mac(&lab.mac(&lab.client, &lab.client_if)?)?);
+        Ok(Self {
+            lab,
+            rx,
+            generator: Generator::load()?,
+            ifindex: u32::try_from(ifindex)?,
+            frame,
+            stop,
+        })
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    /// Floods the receiver with up to `frames` frames, `spoof`ed or not, within `time`.
+    fn flood(&mut self, spoof: bool, frames: u64, time: Duration) -> Result<Sent> {
+        self.checkpoint()?;
+        self.generator.spoof(spoof)?;
+        let until = Until {
+            frames,
+            time,
+            stop: self.stop,
+        };
+        self.generator
+            .send(&self.lab.client.name, self.ifindex, &self.frame, &until)
+    }
+
+    /// One flood of [`FLOOD_FRAMES`], and the receiver's window around it.
+    fn measure(&mut self, spoof: bool) -> Result<Measured> {
+        self.rx.napi.pin()?;
+        let before = self.rx.snapshot()?;
+        let sent = self.flood(spoof, FLOOD_FRAMES, FLOOD_TIME)?;
+        std::thread::sleep(DRAIN);
+        let after = self.rx.snapshot()?;
+        Measured::between(sent, &before, &after)
+    }
+
+    fn attach_guard(&self) -> Result<()> {
+        self.lab
+            .cli_ok(&["attach", &self.lab.guarded_if, "--mode", "native"])?;
+        Ok(())
+    }
+
+    fn detach_guard(&self) -> Result<()> {
+        self.lab.cli_ok(&["detach", &self.lab.guarded_if])?;
+        Ok(())
+    }
+
+    /// The guard's entry of `status --json`.
+    fn status(&self) -> Result<serde_json::Value> {
+        let all = self.lab.status()?;
+        all.as_array()
+            .and_then(|guards| {
+                guards
+                    .iter()
+                    .find(|g| g["interface"] == self.lab.guarded_if.as_str())
+            })
+            .cloned()
+            .with_context(|| format!("{} not in status: {all}", self.lab.guarded_if))
+    }
+
+    /// A limit of `status --json`.
+    fn limit(status: &serde_json::Value, name: &str) -> Result<u32> {
+        let value = status["limits"][name]
+            .as_u64()
+            .with_context(|| format!("no limit {name} in status"))?;
+        Ok(u32::try_from(value)?)
+    }
+
+    /// The attached guard's echo rate and burst.
+    fn echo_limit(&self) -> Result<(u32, u32)> {
+        let status = self.status()?;
+        Ok((
+            Self::limit(&status, "echo_rate")?,
+            Self::limit(&status, "echo_burst")?,
+        ))
+    }
+
+    fn fill(&self) -> Result<Fill> {
+        let status = self.status()?;
+        let sources = &status["sources"];
+        Ok(Fill {
+            tracked: sources["tracked"].as_u64().context("sources tracked")?,
+            capacity: sources["capacity"].as_u64().context("sources capacity")?,
+        })
+    }
+
+    /// Fills the attached guard's source table with spoofed sources: with the global and
+    /// admission limits lifted every new source is inserted; then both go back to what they
+    /// were.
+    fn prefill(&mut self) -> Result<Fill> {
+        let status = self.status()?;
+        let lab = self.lab;
+        let iface = &lab.guarded_if;
+        let knobs = [
+            "global_rate",
+            "global_burst",
+            "new_source_rate",
+            "new_source_burst",
+        ];
+        let mut saved = Vec::with_capacity(knobs.len());
+        for knob in knobs {
+            saved.push(Self::limit(&status, knob)?.to_string());
+        }
+        let limits = |values: [&str; 4]| {
+            lab.cli_ok(&[
+                "set",
+                iface,
+                "--global-rate",
+                values[0],
+                "--global-burst",
+                values[1],
+                "--new-source-rate",
+                values[2],
+                "--new-source-burst",
+                values[3],
+            ])
+        };
+        limits([
+            LIFTED_GLOBAL,
+            LIFTED_GLOBAL,
+            LIFTED_NEW_SOURCE,
+            LIFTED_NEW_SOURCE,
+        ])?;
+        let mut fill = self.fill()?;
+        for _ in 0..PREFILL_PASSES {
+            if fill.tracked * 100 >= fill.capacity * FULL_PERCENT {
+                break;
+            }
+            self.flood(true, fill.capacity, FLOOD_TIME)?;
+            std::thread::sleep(DRAIN);
+            fill = self.fill()?;
+        }
+        limits([&saved[0], &saved[1], &saved[2], &saved[3]])?;
+        Ok(fill)
+    }
+
+    /// A real ping from the client through a spoofed flood into a full table: how many
+    /// replies came back, and what icmp-guard counted for the monitor's source.
+    fn monitor(&mut self) -> Result<Monitor> {
+        self.attach_guard()?;
+        let result = self.monitor_attached();
+        self.detach_guard()?;
+        result
+    }
+
+    fn monitor_attached(&mut self) -> Result<Monitor> {
+        let fill = self.prefill()?;
+        self.checkpoint()?;
+        let before = self.rx.snapshot()?;
+        let ping = self
+            .lab
+            .ping_command(
+                GUARDED_ADDR,
+                MONITOR_PINGS,
+                MONITOR_INTERVAL,
+                MONITOR_DEADLINE,
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning ping")?;
+        std::thread::sleep(MONITOR_LEAD);
+        let done = AtomicBool::new(false);
+        self.generator.spoof(true)?;
+        let (generator, lab) = (&self.generator, self.lab);
+        let (ifindex, frame) = (self.ifindex, &self.frame);
+        let (flood, out) = std::thread::scope(|s| {
+            let flood = s.spawn(|| {
+                let until = Until {
+                    frames: u64::MAX,
+                    time: Duration::from_secs(MONITOR_DEADLINE.into()),
+                    stop: &done,
+                };
+                generator.send(&lab.client.name, ifindex, frame, &until)
+            });
+            // ping ends by itself, after its count or its deadline.
+            let out = ping.wait_with_output();
+            done.store(true, Ordering::Relaxed);
+            (flood.join(), out)
+        });
+        let flood = flood.map_err(|_| anyhow!("the flood thread panicked"))??;
+        let (sent, answered) = ping_summary(&out.context("waiting for ping")?)?;
+        let after = self.rx.snapshot()?;
+        let stats = self.lab.stats()?;
+        let prefix = format!("{CLIENT_ADDR}/");
+        let seen = stats["top_sources"].as_array().and_then(|top| {
+            top.iter().find_map(|s| {
+                let source = s["source"].as_str()?;
+                (source == CLIENT_ADDR || source.starts_with(&prefix)).then(|| {
+                    (
+                        source.to_owned(),
+                        s["passed"].as_u64().unwrap_or(0),
+                        s["dropped"].as_u64().unwrap_or(0),
+                    )
+                })
+            })
+        });
+        Ok(Monitor {
+            sent,
+            answered,
+            seen,
+            replied: after.out_echo_reps - before.out_echo_reps,
+            flood,
+            fill,
+        })
+    }
+}
+
+/// "aa:bb:cc:dd:ee:ff" as bytes.
+fn mac(text: &str) -> Result<[u8; 6]> {
+    let bytes = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .with_context(|| format!("MAC {text}"))?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow!("MAC {text}: not 6 bytes"))
+}
