@@ -38,7 +38,7 @@ pub const FLOOD_SRC: [u8; 4] = [203, 0, 113, 7];
 /// CLI requires).
 const LIFTED_GLOBAL: &str = "10000000";
 const LIFTED_NEW_SOURCE: &str = "4000000";
-/// At most this many passes of `capacity` spoofed frames to fill the source table.
+/// At most this many passes of spoofed frames to fill the source table.
 const PREFILL_PASSES: u32 = 32;
 /// The table counts as full from this share of its capacity (an LRU map may evict a little
 /// before its last slot is used).
@@ -429,7 +429,11 @@ impl<'a> Bench<'a> {
             if fill.tracked * 100 >= fill.capacity * FULL_PERCENT {
                 break;
             }
-            self.flood(true, fill.capacity, FLOOD_TIME)?;
+            // Only what is missing (frames are lost on the way in), so the table fills with
+            // about as many sources as it holds: all of them are recent to the filter, as
+            // on a host whose table filled within the last minute, and no more.
+            let missing = fill.capacity.saturating_sub(fill.tracked);
+            self.flood(true, missing.max(fill.capacity / 64), FLOOD_TIME)?;
             std::thread::sleep(DRAIN);
             fill = self.fill()?;
         }
