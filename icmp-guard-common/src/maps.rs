@@ -16,7 +16,7 @@ pub const GLOBAL: &str = "IG_GLOBAL";
 /// `Array<Bucket>`, one entry per [`crate::bucket::Class`]: the admission budgets for new
 /// sources.
 pub const ADMISSION: &str = "IG_ADMISSION";
-/// `Array<u64>` of [`crate::seen::SLOTS`]: when a source hashing to each slot was last seen.
+/// `Array<seen::Line>` of [`crate::seen::LINES`]: the recently-seen filter.
 pub const SEEN: &str = "IG_SEEN";
 /// `LpmTrie<[u8; 16], u8>`: allow-listed prefixes (IPv4 mapped).
 pub const ALLOW: &str = "IG_ALLOW";

@@ -1,12 +1,10 @@
 //! What to do with a parsed ICMP packet: the whole verdict, in the order the README documents.
 
-use core::sync::atomic::AtomicU64;
-
 use crate::{
     Config, Reason,
     bucket::{Bucket, Class, Limit, SourceKey, SourceState, V4_MAPPED_PREFIX},
     parse::{self, Family, Fragment, Frame, IcmpPacket},
-    seen,
+    seen::{self, Seen},
 };
 
 /// `ICMPv4` types the policy names (RFC 792 and successors).
@@ -82,8 +80,8 @@ pub trait Env {
     /// Runs `f` on the admission budget of `class`.
     fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
 
-    /// Runs `f` on slot `slot` (below [`seen::SLOTS`]) of the recently-seen filter.
-    fn with_seen<R>(&self, slot: u32, f: impl FnOnce(&AtomicU64) -> R) -> Option<R>;
+    /// Runs `f` on line `line` (below [`seen::LINES`]) of the recently-seen filter.
+    fn with_seen<R>(&self, line: u32, f: impl FnOnce(&seen::Line) -> R) -> Option<R>;
 
     /// Whether `addr` (IPv4 mapped) falls in a prefix of `list`.
     fn listed(&self, list: List, addr: &[u8; 16]) -> bool;
@@ -293,16 +291,17 @@ fn essential(pkt: &IcmpPacket) -> Reason {
 /// is counted in its entry. A source that is not known (or not seen within the recently-seen
 /// window) must first get a token from the admission budget of its class: a flood of
 /// spoofed sources empties only that budget, and while it is empty such packets are refused
-/// after a look at the recently-seen filter, without a miss in the per-source table. An
-/// admitted source takes from the global budget like any other and gets an entry either way,
-/// so a global drop is attributed to it too.
+/// after a look at one line of the recently-seen filter, without a miss in the per-source
+/// table. An admitted source takes from the global budget like any other and gets an entry
+/// either way, so a global drop is attributed to it too.
 #[inline(always)]
 fn meter<E: Env>(env: &E, cfg: &Config, key: &SourceKey, class: Class) -> Reason {
     let now = env.now_ns();
-    // One lookup of the filter's slot for the whole verdict. The slot is always below
-    // `seen::SLOTS`, so the lookup cannot fail; if it somehow did, fail open.
-    env.with_seen(seen::slot(key, cfg.seen_seed), |stamp| {
-        meter_with(env, cfg, key, class, now, stamp)
+    let place = seen::place(key, cfg.seen_seed);
+    // The line is always below `seen::LINES`, so the lookup cannot fail; if it somehow did,
+    // fail open.
+    env.with_seen(place.line, |line| {
+        meter_with(env, cfg, key, class, now, line, place)
     })
     .unwrap_or(Reason::PassedUnmetered)
 }
@@ -314,15 +313,17 @@ fn meter_with<E: Env>(
     key: &SourceKey,
     class: Class,
     now: u64,
-    stamp: &AtomicU64,
+    line: &seen::Line,
+    place: seen::Place,
 ) -> Reason {
     let limit = cfg.limit(class);
-    let last_seen = crate::atomic::load(stamp);
-    let recent = seen::is_recent(last_seen, now);
-    if recent && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now, &limit))
+    let status = seen::look(line, place, now);
+    if status != Seen::New
+        && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now, &limit))
     {
-        if seen::needs_stamp(last_seen, now) {
-            crate::atomic::store(stamp, now);
+        // A source in a line that overflowed has no entry: it tries for one each time.
+        if matches!(status, Seen::Recent { stale: true, .. } | Seen::Maybe) {
+            seen::stamp(line, place, status, now);
         }
         return reason;
     }
@@ -332,10 +333,10 @@ fn meter_with<E: Env>(
     if !admitted {
         return Reason::DroppedNewSource;
     }
-    crate::atomic::store(stamp, now);
+    seen::stamp(line, place, status, now);
     // A source idle for longer than the window may still have its entry: look now, when the
     // admission budget bounds how often this lookup happens.
-    if !recent
+    if status == Seen::New
         && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now, &limit))
     {
         return reason;

@@ -21,7 +21,6 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
-use core::sync::atomic::AtomicU64;
 use icmp_guard_common::{
     Config, Reason, SourceKey, SourceState,
     bucket::{Bucket, Class},
@@ -63,10 +62,10 @@ static IG_GLOBAL: Array<Bucket> = Array::with_max_entries(1, 0);
 #[map(name = "IG_ADMISSION")]
 static IG_ADMISSION: Array<Bucket> = Array::with_max_entries(2, 0);
 
-/// The recently-seen filter (see `icmp_guard_common::seen`): a last-seen stamp per hash slot,
-/// 1 MiB, so refusing a spoofed source needs no miss in `IG_SOURCES`.
+/// The recently-seen filter (see `icmp_guard_common::seen`): one 64-byte line of stamped
+/// fingerprints per hash, 2 MiB, so refusing a spoofed source needs no miss in `IG_SOURCES`.
 #[map(name = "IG_SEEN")]
-static IG_SEEN: Array<u64> = Array::with_max_entries(seen::SLOTS, 0);
+static IG_SEEN: Array<seen::Line> = Array::with_max_entries(seen::LINES, 0);
 
 /// Allow-listed prefixes, IPv4 mapped; looked up only when the config says it is not empty.
 #[map(name = "IG_ALLOW")]
@@ -153,11 +152,9 @@ impl Env for Maps<'_> {
     }
 
     #[inline(always)]
-    fn with_seen<R>(&self, slot: u32, f: impl FnOnce(&AtomicU64) -> R) -> Option<R> {
-        // SAFETY: an 8-byte aligned map value that outlives the run, only accessed atomically.
-        IG_SEEN
-            .get_ptr_mut(slot)
-            .map(|stamp| f(unsafe { AtomicU64::from_ptr(stamp) }))
+    fn with_seen<R>(&self, line: u32, f: impl FnOnce(&seen::Line) -> R) -> Option<R> {
+        // Every word of a line is only accessed atomically, so a shared reference will do.
+        IG_SEEN.get(line).map(f)
     }
 
     #[inline(always)]

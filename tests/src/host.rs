@@ -24,7 +24,7 @@ pub struct HostEnv {
     pub sources: RefCell<HashMap<SourceKey, SourceState>>,
     pub global: Bucket,
     pub admission: [Bucket; 2],
-    pub seen: Vec<AtomicU64>,
+    pub seen: Vec<seen::Line>,
     pub allow: Vec<Cidr>,
     pub deny: Vec<Cidr>,
     pub counters: [u64; COUNTER_SLOTS as usize],
@@ -43,7 +43,7 @@ impl HostEnv {
             sources: RefCell::default(),
             global: Bucket::default(),
             admission: [Bucket::default(), Bucket::default()],
-            seen: (0..seen::SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            seen: (0..seen::LINES).map(|_| seen::Line::new()).collect(),
             allow: allow.to_vec(),
             deny: deny.to_vec(),
             counters: [0; COUNTER_SLOTS as usize],
@@ -91,8 +91,8 @@ impl Env for HostEnv {
         self.admission.get(class.slot() as usize).map(f)
     }
 
-    fn with_seen<R>(&self, slot: u32, f: impl FnOnce(&AtomicU64) -> R) -> Option<R> {
-        self.seen.get(slot as usize).map(f)
+    fn with_seen<R>(&self, line: u32, f: impl FnOnce(&seen::Line) -> R) -> Option<R> {
+        self.seen.get(line as usize).map(f)
     }
 
     fn listed(&self, list: List, addr: &[u8; 16]) -> bool {
