@@ -111,8 +111,9 @@ pub fn take(tat: &AtomicU64, now_ns: u64, limit: &Limit) -> bool {
 pub const V4_MAPPED_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
 /// Key of the per-source map: the source address as an IPv6 address, IPv4 mapped into
-/// `::ffff:0:0/96`, so one map and one code path serve both families.
-#[repr(C)]
+/// `::ffff:0:0/96`, so one map and one code path serve both families. Aligned to 8 so it is
+/// masked and hashed as two words, not sixteen bytes.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceKey {
     pub addr: [u8; 16],
@@ -132,17 +133,27 @@ impl SourceKey {
         }
     }
 
-    /// The key with every bit outside `mask` cleared: sources in one prefix share a bucket.
+    /// The key with every bit outside `mask` (two native-endian words, as
+    /// [`crate::Config::mask`] gives it) cleared: sources in one prefix share a bucket.
     #[inline(always)]
     #[must_use]
-    pub fn masked(&self, mask: &[u8; 16]) -> Self {
-        let mut addr = self.addr;
-        let mut i = 0;
-        while i < 16 {
-            addr[i] &= mask[i];
-            i += 1;
-        }
+    pub fn masked(&self, mask: [u64; 2]) -> Self {
+        let [hi, lo] = self.words();
+        let mut addr = [0; 16];
+        addr[..8].copy_from_slice(&(hi & mask[0]).to_ne_bytes());
+        addr[8..].copy_from_slice(&(lo & mask[1]).to_ne_bytes());
         Self { addr }
+    }
+
+    /// The address as two native-endian words.
+    #[inline(always)]
+    #[must_use]
+    pub fn words(&self) -> [u64; 2] {
+        let a = &self.addr;
+        [
+            u64::from_ne_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]),
+            u64::from_ne_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]),
+        ]
     }
 
     /// The IPv4 address, when this key holds one.
@@ -511,10 +522,15 @@ mod tests {
     fn masking_aggregates_a_prefix() {
         let mut mask = [0xff; 16];
         mask[15] = 0;
-        let a = SourceKey::v4([198, 51, 100, 7]).masked(&mask);
-        let b = SourceKey::v4([198, 51, 100, 200]).masked(&mask);
+        let mask = SourceKey { addr: mask }.words();
+        let a = SourceKey::v4([198, 51, 100, 7]).masked(mask);
+        let b = SourceKey::v4([198, 51, 100, 200]).masked(mask);
         assert_eq!(a, b);
         assert_eq!(a.as_v4(), Some([198, 51, 100, 0]));
+        assert_eq!(
+            SourceKey::v4([198, 51, 100, 7]).masked([!0; 2]).as_v4(),
+            Some([198, 51, 100, 7])
+        );
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub struct Config {
 }
 
 const _: () = assert!(size_of::<Config>() == 184);
+// `Config::mask` reads the masks as aligned words.
+const _: () = assert!(align_of::<Config>() == 8);
+const _: () = assert!(core::mem::offset_of!(Config, v4_mask) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(Config, v6_mask) % 8 == 0);
 
 /// A 16-byte mask of `len` leading one bits (`len` at most 128).
 #[must_use]
@@ -199,17 +203,27 @@ impl Config {
         }
     }
 
-    /// The source mask of `family`, chosen like [`Config::limit`] and for the same reason.
+    /// The source mask of `family` as two native-endian words, chosen like [`Config::limit`]
+    /// and for the same reason. Read as words (the masks sit at 8-byte aligned offsets of an
+    /// 8-byte aligned value): read as bytes, they cost 32 loads a packet.
     #[inline(always)]
     #[must_use]
-    pub fn mask(&self, family: Family) -> [u8; 16] {
-        // SAFETY: both are plain reads of fields of a valid reference.
-        let (v4, v6) = unsafe {
-            (
-                core::ptr::read_volatile(&raw const self.v4_mask),
-                core::ptr::read_volatile(&raw const self.v6_mask),
-            )
+    pub fn mask(&self, family: Family) -> [u64; 2] {
+        let words = |mask: &[u8; 16]| -> [u64; 2] {
+            #[expect(
+                clippy::cast_ptr_alignment,
+                reason = "the field is 8-byte aligned: asserted under the struct"
+            )]
+            let at = core::ptr::from_ref(mask).cast::<u64>();
+            // SAFETY: reads of a valid field, 8-byte aligned (see the layout assertions).
+            unsafe {
+                [
+                    core::ptr::read_volatile(at),
+                    core::ptr::read_volatile(at.add(1)),
+                ]
+            }
         };
+        let (v4, v6) = (words(&self.v4_mask), words(&self.v6_mask));
         match family {
             Family::V4 => v4,
             Family::V6 => v6,

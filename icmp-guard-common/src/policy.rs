@@ -267,7 +267,7 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     meter(
         env,
         cfg,
-        &SourceKey { addr: pkt.src }.masked(&cfg.mask(pkt.family)),
+        &SourceKey { addr: pkt.src }.masked(cfg.mask(pkt.family)),
         class,
     )
 }

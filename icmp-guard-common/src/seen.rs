@@ -88,9 +88,7 @@ pub struct Place {
 #[inline(always)]
 #[must_use]
 pub fn place(key: &SourceKey, seed: u64) -> Place {
-    let a = &key.addr;
-    let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
-    let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
+    let [hi, lo] = key.words();
     let h = (hi ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ lo;
     let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     let h = h ^ (h >> 32);
