@@ -286,14 +286,14 @@ fn concurrent_commands_wait_for_the_lock() {
     );
 }
 
-/// Pins a one-entry array map with 4-byte keys and `value` -byte values at `path`, as another
-/// version of icmp-guard might have.
-fn pin_array(path: &Path, value: u32, name: &str) {
+/// Pins an array map of `entries` with 4-byte keys and `value` -byte values at `path`, as
+/// another version of icmp-guard might have.
+fn pin_array(path: &Path, value: u32, entries: u32, name: &str) {
     let out = Command::new("bpftool")
         .args(["map", "create"])
         .arg(path)
         .args(["type", "array", "key", "4", "value", &value.to_string()])
-        .args(["entries", "1", "name", name])
+        .args(["entries", &entries.to_string(), "name", name])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -304,25 +304,48 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.as_str();
     lab.cli_ok(&["attach", iface]).unwrap();
-    // An older version's config map: same name, another value size.
+    // Older versions' maps: same name, another layout. (map, value size, entries, what
+    // attach must say.)
+    let cases = [
+        (
+            "IG_CONFIG",
+            48,
+            1,
+            format!(
+                "map IG_CONFIG has value size 48, this version needs {}",
+                size_of::<icmp_guard_common::Config>()
+            ),
+        ),
+        // The previous release's recently-seen filter: one stamp a slot.
+        (
+            "IG_SEEN",
+            8,
+            131_072,
+            format!(
+                "map IG_SEEN has value size 8, this version needs {}",
+                size_of::<icmp_guard_common::seen::Line>()
+            ),
+        ),
+    ];
+    for (map, value, entries, says) in cases {
+        let pin = lab.pin_dir(iface).join(map);
+        std::fs::remove_file(&pin).unwrap();
+        pin_array(&pin, value, entries, map);
+        let out = lab.cli(&["attach", iface, "--replace"]).unwrap();
+        assert!(!out.status.success(), "{map}");
+        let err = stderr_of(&out);
+        assert!(err.contains(&says), "{err}");
+        assert!(err.contains(&format!("icmp-guard clean {iface}")), "{err}");
+        lab.cli_ok(&["clean", iface]).unwrap();
+        lab.cli_ok(&["attach", iface]).unwrap();
+    }
     let pin = lab.pin_dir(iface).join("IG_CONFIG");
     std::fs::remove_file(&pin).unwrap();
-    pin_array(&pin, 48, "IG_CONFIG");
-    let out = lab.cli(&["attach", iface, "--replace"]).unwrap();
-    assert!(!out.status.success());
-    let err = stderr_of(&out);
-    assert!(
-        err.contains(&format!(
-            "map IG_CONFIG has value size 48, this version needs {}",
-            size_of::<icmp_guard_common::Config>()
-        )),
-        "{err}"
-    );
-    assert!(err.contains(&format!("icmp-guard clean {iface}")), "{err}");
+    pin_array(&pin, 48, 1, "IG_CONFIG");
     // And a map pin this version does not know (a map another version had): clean removes
     // every `IG_*` pin, not only this version's.
     let retired = lab.pin_dir(iface).join("IG_RETIRED");
-    pin_array(&retired, 4, "IG_RETIRED");
+    pin_array(&retired, 4, 1, "IG_RETIRED");
 
     lab.cli_ok(&["clean", iface]).unwrap();
     assert!(!lab.guarded_has_xdp(), "clean detaches");
