@@ -269,6 +269,46 @@ fn the_source_table_is_sized_at_attach_and_reported() {
     lab.cli_ok(&["detach", iface]).unwrap();
 }
 
+/// A full source table: 3,000 sources churn through a table of 1,024 (admission and the
+/// global budget lifted, so every one is admitted). The table holds at most its capacity,
+/// evicting the stalest; no insert fails (nothing passes unmetered); the client, seen
+/// before the churn and evicted by it, is answered after it.
+#[test]
+fn a_full_source_table_evicts_the_stalest_and_keeps_serving() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&[
+        "attach",
+        iface,
+        "--max-sources",
+        "1024",
+        "--global-rate",
+        "1000000",
+        "--global-burst",
+        "1000000",
+        "--new-source-rate",
+        "100000",
+        "--new-source-burst",
+        "100000",
+    ])
+    .unwrap();
+    assert_eq!(lab.ping(3, "0.2", 10).unwrap(), 3);
+    // Spoofed inside the lab: 10.0.0.0 upwards, one frame each.
+    let report = lab
+        .inject(&["--src", "10.0.0.0", "--sources", "3000", "--count", "3000"])
+        .unwrap();
+    let sent = report["sent"].as_u64().unwrap();
+    let status = lab.status().unwrap();
+    let tracked = status[0]["sources"]["tracked"].as_u64().unwrap();
+    assert!((512..=1024).contains(&tracked), "{status}");
+    let counters = lab.stats().unwrap();
+    assert_eq!(counter(&counters, "passed_unmetered"), 0, "{counters}");
+    assert_eq!(counter(&counters, "dropped_new_source"), 0, "{counters}");
+    assert!(counter(&counters, "passed") >= sent, "{counters}");
+    assert_eq!(lab.ping(3, "0.2", 10).unwrap(), 3);
+    lab.cli_ok(&["detach", iface]).unwrap();
+}
+
 /// Native XDP refused [V66]: the error names the interface, the cause in the driver's own
 /// words (which `bpf_link_create`'s errno alone hides: "Operation not supported", "No space
 /// left on device") and the fix, and leaves nothing behind; `auto` attaches in generic mode
