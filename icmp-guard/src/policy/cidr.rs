@@ -71,6 +71,17 @@ impl FromStr for Cidr {
         if network != addr {
             return Err(format!("{s:?} has host bits set; did you mean {cidr}?"));
         }
+        // Lists hold IPv4 as `::ffff:0:0/96`: a shorter IPv6 prefix around it would also
+        // match every IPv4 source (`::/8` would deny all of IPv4).
+        let mapped: [u8; 16] =
+            std::array::from_fn(|i| V4_MAPPED_PREFIX.get(i).copied().unwrap_or(0) & mask[i]);
+        if ip.is_ipv6() && len < 96 && mapped == network {
+            return Err(format!(
+                "{s:?} contains ::ffff:0:0/96, where IPv4 sources are kept, so it would also \
+                 match every IPv4 source; list IPv6 prefixes that leave it out, and IPv4 as \
+                 IPv4 (0.0.0.0/0 for all of it)"
+            ));
+        }
         Ok(cidr)
     }
 }
@@ -87,6 +98,12 @@ mod tests {
             ("2001:db8::/32", "2001:db8::/32"),
             ("2001:db8::1", "2001:db8::1/128"),
             ("0.0.0.0/0", "0.0.0.0/0"),
+            // IPv6 prefixes beside the IPv4-mapped range, and the range itself.
+            ("::/96", "::/96"),
+            ("::/81", "::/81"),
+            ("::1/128", "::1/128"),
+            ("2000::/3", "2000::/3"),
+            ("::ffff:0:0/96", "0.0.0.0/0"),
         ] {
             let cidr: Cidr = text.parse().unwrap();
             assert_eq!(cidr.to_string(), shown);
@@ -103,6 +120,11 @@ mod tests {
             ("198.51.100.7/24", "did you mean 198.51.100.0/24"),
             ("banana", "not an IPv4 or IPv6"),
             ("198.51.100.0/x", "0 to 32"),
+            // Around the IPv4-mapped range, where IPv4 sources are kept.
+            ("::/0", "would also match every IPv4 source"),
+            ("::/8", "would also match every IPv4 source"),
+            ("::/80", "would also match every IPv4 source"),
+            ("::fffe:0:0/95", "would also match every IPv4 source"),
         ] {
             let err = text.parse::<Cidr>().unwrap_err();
             assert!(err.contains(why), "{text}: {err}");
