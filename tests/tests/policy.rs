@@ -202,6 +202,9 @@ fn allow_and_deny_lists() {
         ("198.51.100.0/33", "0 to 32"),
         ("2001:db8::/129", "0 to 128"),
         ("banana", "not an IPv4 or IPv6"),
+        // Around ::ffff:0:0/96: `deny add ::/8` once dropped all IPv4 ICMP.
+        ("::/8", "would also match every IPv4 source"),
+        ("::/0", "would also match every IPv4 source"),
     ] {
         let out = lab.cli(&["allow", "add", iface, bad]).unwrap();
         assert!(!out.status.success(), "{bad} accepted");
