@@ -1,41 +1,22 @@
 //! The fixture table through BPF_PROG_TEST_RUN on the real, verifier-checked program.
 
-use aya::{
-    Ebpf,
-    programs::{TestRun as _, TestRunOptions, Xdp},
-};
+use aya::{Ebpf, programs::Xdp};
 use icmp_guard::kernel::object;
 use icmp_guard_common::maps;
 use icmp_guard_tests::{
     fixtures::cases,
-    harness::{ProgramMaps, check_counters},
+    harness::{TestProgram, check_counters},
 };
-
-fn run(ebpf: &Ebpf, frame: &[u8], repeat: u32) -> u32 {
-    let program: &Xdp = ebpf.program(maps::PROGRAM).unwrap().try_into().unwrap();
-    let mut out = vec![0u8; frame.len() + 256];
-    let mut opts = TestRunOptions::new();
-    opts.data_in = Some(frame);
-    opts.data_out = Some(&mut out);
-    opts.repeat = repeat;
-    program
-        .test_run(opts)
-        .expect("BPF_PROG_TEST_RUN")
-        .return_value
-}
 
 #[test]
 fn every_fixture_through_bpf_prog_test_run() {
-    let mut ebpf = Ebpf::load(object::ICMP_GUARD).expect("the object loads");
-    let program: &mut Xdp = ebpf.program_mut(maps::PROGRAM).unwrap().try_into().unwrap();
-    program.load().expect("the verifier accepts the program");
-    let mut maps = ProgramMaps::from_ebpf(&mut ebpf).unwrap();
+    let mut program = TestProgram::load().unwrap();
     for case in cases() {
-        maps.prepare(&case).unwrap();
-        let before = maps.counters().unwrap();
+        program.maps.prepare(&case).unwrap();
+        let before = program.maps.counters().unwrap();
         let mut last = None;
         for step in &case.steps {
-            last = Some(run(&ebpf, &step.frame, step.times));
+            last = Some(program.run(&step.frame, step.times).unwrap());
         }
         assert_eq!(
             last,
@@ -43,7 +24,7 @@ fn every_fixture_through_bpf_prog_test_run() {
             "{}: XDP action",
             case.what
         );
-        check_counters(&case, &before, &maps.counters().unwrap()).unwrap();
+        check_counters(&case, &before, &program.maps.counters().unwrap()).unwrap();
     }
 }
 
