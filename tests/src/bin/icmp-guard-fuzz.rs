@@ -75,7 +75,12 @@ fn main() -> Result<ExitCode> {
 /// Runs a record again and says whether the sides still disagree; fails when they do.
 fn replay(path: &std::path::Path) -> Result<ExitCode> {
     let replayable = Replayable::read(path)?;
-    let frames = replayable.batch.sent.len();
+    let frames: u64 = replayable
+        .batch
+        .sent
+        .iter()
+        .map(|s| u64::from(s.repeat))
+        .sum();
     let report = fuzz::replay(&replayable)?;
     match report.result {
         BatchResult::Agreed => {
@@ -84,8 +89,11 @@ fn replay(path: &std::path::Path) -> Result<ExitCode> {
         }
         BatchResult::Disagreed(d) => {
             println!(
-                "frame {} of {frames} (clock {} ns): the model and the program disagree",
+                "frame {} of {} (sent {} times so far; clock {} ns): the model and the program \
+                 disagree",
                 d.index + 1,
+                replayable.batch.sent.len(),
+                d.repetition + 1,
                 d.clock_ns
             );
             for line in d.differences() {
