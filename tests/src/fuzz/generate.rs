@@ -25,13 +25,15 @@ const MAX_REPEAT: u64 = 64;
 /// Known sources, and filter stamps, a preset sets up at most.
 const MAX_PRESET_SOURCES: usize = 3;
 
-/// A batch of one to [`MAX_BATCH`] frames made from `case`'s frames in order (one in eight
-/// from a row of `all` instead), under `config`; `budget` (at least one) caps the frames
+/// A batch of one to [`MAX_BATCH`] frames made from `case`'s frames in order from a random
+/// one (one in eight from a row of `all` instead), under `config`; `budget` (at least one) caps the frames
 /// sent, repetitions counted.
 pub fn batch(rng: &mut Rng, case: &Case, all: &[Case], config: &Config, budget: u64) -> Batch {
     let addrs = Addresses::draw(rng);
     let mut left = budget.max(1);
     let mut sent = Vec::new();
+    // From a random step in, so every step of a long row gets its turn.
+    let start = rng.index(case.steps.len());
     for i in 0..rng.between(1, MAX_BATCH) as usize {
         if left == 0 {
             break;
@@ -40,7 +42,7 @@ pub fn batch(rng: &mut Rng, case: &Case, all: &[Case], config: &Config, budget: 
             let other = rng.pick(all);
             rng.pick(&other.steps)
         } else {
-            &case.steps[i % case.steps.len()]
+            &case.steps[(start + i) % case.steps.len()]
         };
         let repeat = match rng.below(16) {
             0 => u64::from(step.times).clamp(1, MAX_REPEAT),
