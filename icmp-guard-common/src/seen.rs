@@ -70,6 +70,27 @@ impl Line {
     }
 }
 
+impl Line {
+    /// The line's words, entries then the overflow stamp, as the map stores them.
+    #[must_use]
+    pub fn words(&self) -> [u64; WAYS + 1] {
+        let mut words = [0; WAYS + 1];
+        for (word, cell) in words.iter_mut().zip(self.entries.iter()) {
+            *word = atomic::load(cell);
+        }
+        words[WAYS] = atomic::load(&self.overflow);
+        words
+    }
+
+    /// Overwrites the line with `words` (as [`Line::words`] gives them).
+    pub fn set_words(&self, words: [u64; WAYS + 1]) {
+        for (cell, word) in self.entries.iter().zip(words) {
+            atomic::store(cell, word);
+        }
+        atomic::store(&self.overflow, words[WAYS]);
+    }
+}
+
 impl Default for Line {
     fn default() -> Self {
         Self::new()

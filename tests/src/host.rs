@@ -1,15 +1,16 @@
 //! The XDP program's verdict logic run on the host: the shared `judge` over `HashMap`s and a
-//! clock that stands still (like a burst inside one `BPF_PROG_TEST_RUN` call).
+//! clock that stands still (like a burst inside one `BPF_PROG_TEST_RUN` call) unless the
+//! caller moves it (the differential fuzzer sets it to the program's clock before each frame).
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::atomic::{AtomicU64, Ordering::Relaxed},
 };
 
 use icmp_guard::policy::Cidr;
 use icmp_guard_common::{
-    Config, Reason, SourceKey, SourceState,
+    Config, Reason, SourceKey, SourceRecord, SourceState,
     bucket::{Bucket, Class},
     config::prefix_mask,
     policy::{self, Env, List},
@@ -55,6 +56,43 @@ impl HostEnv {
         let reason = policy::judge(frame, &*self);
         self.counters[reason.slot() as usize] += 1;
         reason
+    }
+
+    /// Forgets every source and refills the global and admission budgets, like the CLI's
+    /// reset of the program's maps; the recently-seen filter is left alone, as there.
+    pub fn reset_buckets(&mut self) {
+        self.sources.get_mut().clear();
+        self.global = Bucket::default();
+        self.admission = [Bucket::default(), Bucket::default()];
+    }
+
+    /// Every tracked source with its record, as userspace reads the program's table.
+    #[must_use]
+    pub fn records(&self) -> BTreeMap<SourceKey, SourceRecord> {
+        self.sources
+            .borrow()
+            .iter()
+            .map(|(key, s)| {
+                let record = SourceRecord {
+                    echo_tat_ns: s.echo.load(Relaxed),
+                    reply_tat_ns: s.reply.load(Relaxed),
+                    passed: s.passed.load(Relaxed),
+                    dropped: s.dropped.load(Relaxed),
+                };
+                (*key, record)
+            })
+            .collect()
+    }
+
+    /// Starts tracking `key` with `record`, as a write to the program's table would.
+    pub fn set_source(&mut self, key: SourceKey, record: &SourceRecord) {
+        let state = SourceState {
+            echo: AtomicU64::new(record.echo_tat_ns),
+            reply: AtomicU64::new(record.reply_tat_ns),
+            passed: AtomicU64::new(record.passed),
+            dropped: AtomicU64::new(record.dropped),
+        };
+        self.sources.get_mut().insert(key, state);
     }
 }
 

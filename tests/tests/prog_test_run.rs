@@ -1,61 +1,27 @@
 //! The fixture table through BPF_PROG_TEST_RUN on the real, verifier-checked program.
 
-use aya::{
-    Ebpf,
-    programs::{TestRun as _, TestRunOptions, Xdp},
-};
+use aya::{Ebpf, programs::Xdp};
 use icmp_guard::kernel::object;
 use icmp_guard_common::maps;
 use icmp_guard_tests::{
     fixtures::cases,
-    harness::{ProgramMaps, check_counters},
+    harness::{TestProgram, check_counters},
     lab::kernel_at_least,
 };
 
-/// Runs `frame` through the program `repeat` times; with `linear`, only its first `linear`
-/// bytes are in the linear part and the rest in fragments, as a multi-buffer driver may hand
-/// it over. Returns the XDP action, or the kernel's refusal.
-fn run(ebpf: &Ebpf, frame: &[u8], repeat: u32, linear: Option<u32>) -> std::io::Result<u32> {
-    let program: &Xdp = ebpf.program(maps::PROGRAM).unwrap().try_into().unwrap();
-    let mut out = vec![0u8; frame.len() + 256];
-    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
-    // egress_ifindex. A data_end short of the frame's length is the size of the linear part.
-    let ctx: Vec<u8> = linear
-        .map(|linear| {
-            let data_end = linear.min(frame.len() as u32);
-            [0, data_end, 0, 0, 0, 0]
-                .iter()
-                .flat_map(|v: &u32| v.to_ne_bytes())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut opts = TestRunOptions::new();
-    opts.data_in = Some(frame);
-    opts.data_out = Some(&mut out);
-    opts.ctx_in = linear.map(|_| ctx.as_slice());
-    opts.repeat = repeat;
-    program
-        .test_run(opts)
-        .map(|r| r.return_value)
-        .map_err(|e| match e {
-            aya::programs::ProgramError::SyscallError(e) => e.io_error,
-            other => std::io::Error::other(other),
-        })
-}
-
-/// Loads the program and runs the whole table through it, every frame with at most `linear`
-/// bytes in the linear part.
-fn run_table(linear: Option<u32>) {
-    let mut ebpf = Ebpf::load(object::ICMP_GUARD).expect("the object loads");
-    let program: &mut Xdp = ebpf.program_mut(maps::PROGRAM).unwrap().try_into().unwrap();
-    program.load().expect("the verifier accepts the program");
-    let mut maps = ProgramMaps::from_ebpf(&mut ebpf).unwrap();
+/// Runs the whole table through `program`, every frame with at most `linear` bytes in the
+/// linear part.
+fn run_table(program: &mut TestProgram, linear: Option<u32>) {
     for case in cases() {
-        maps.prepare(&case).unwrap();
-        let before = maps.counters().unwrap();
+        program.maps.prepare(&case).unwrap();
+        let before = program.maps.counters().unwrap();
         let mut last = None;
         for step in &case.steps {
-            last = Some(run(&ebpf, &step.frame, step.times, linear).expect("BPF_PROG_TEST_RUN"));
+            last = Some(
+                program
+                    .run_split(&step.frame, step.times, linear)
+                    .expect("BPF_PROG_TEST_RUN"),
+            );
         }
         assert_eq!(
             last,
@@ -63,14 +29,14 @@ fn run_table(linear: Option<u32>) {
             "{} (linear part: {linear:?} bytes): XDP action",
             case.what
         );
-        check_counters(&case, &before, &maps.counters().unwrap())
+        check_counters(&case, &before, &program.maps.counters().unwrap())
             .unwrap_or_else(|e| panic!("linear part {linear:?} bytes: {e}"));
     }
 }
 
 #[test]
 fn every_fixture_through_bpf_prog_test_run() {
-    run_table(None);
+    run_table(&mut TestProgram::load().unwrap(), None);
 }
 
 /// Where a multi-buffer frame's linear part may end: a driver may leave it empty (mlx5 does in
@@ -86,10 +52,8 @@ const LINEAR_PARTS: [u32; 6] = [0, 14, 18, 34, 38, 54];
 /// short of the frame with EINVAL, and the test is skipped there.
 #[test]
 fn every_fixture_with_its_headers_in_fragments() {
-    let mut ebpf = Ebpf::load(object::ICMP_GUARD).expect("the object loads");
-    let program: &mut Xdp = ebpf.program_mut(maps::PROGRAM).unwrap().try_into().unwrap();
-    program.load().expect("the verifier accepts the program");
-    let probe = run(&ebpf, &[0; 64], 1, Some(14));
+    let mut program = TestProgram::load().unwrap();
+    let probe = program.run_split(&[0; 64], 1, Some(14));
     if probe
         .as_ref()
         .is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL))
@@ -101,9 +65,8 @@ fn every_fixture_with_its_headers_in_fragments() {
         return;
     }
     probe.expect("BPF_PROG_TEST_RUN with a linear part shorter than the frame (Linux 6.18+)");
-    drop(ebpf);
     for linear in LINEAR_PARTS {
-        run_table(Some(linear));
+        run_table(&mut program, Some(linear));
     }
 }
 

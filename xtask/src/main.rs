@@ -1,7 +1,7 @@
-//! Project tasks: `cargo xtask setup|build|test|bench|demo`.
+//! Project tasks: `cargo xtask setup|build|test|bench|demo|fuzz`.
 //!
 //! Every task first sets up what it needs (see [`setup`]): `build` the eBPF toolchain; `test`,
-//! `bench` and `demo` that and the test tools. So a fresh machine needs nothing but Rust and
+//! `bench`, `demo` and `fuzz` that and the test tools. So a fresh machine needs nothing but Rust and
 //! this repo, and on a ready one the checks cost a few process spawns and print nothing.
 
 mod setup;
@@ -42,6 +42,22 @@ enum Task {
     },
     /// A flood contained on a lab of network namespaces, with statistics (needs root)
     Demo,
+    /// Mutated fixture frames through the host model and the real program, compared frame by
+    /// frame; prints `N frames, M disagreements` last (needs root)
+    Fuzz {
+        /// Frames to compare
+        #[arg(long, default_value_t = 100_000)]
+        frames: u64,
+        /// Seed of the frames, policies and preset states (default: a random one, printed)
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Folder for the disagreement files [default: target/fuzz]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Run a disagreement file again instead of fuzzing
+        #[arg(long, value_name = "FILE", conflicts_with = "seed")]
+        replay: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -76,6 +92,30 @@ fn main() -> Result<()> {
             setup_for_tests()?;
             build(&root)?;
             run(Command::new(release_bin(&root, "icmp-guard-demo")?).current_dir(&root))
+        }
+        Task::Fuzz {
+            frames,
+            seed,
+            out,
+            replay,
+        } => {
+            require_root("fuzz")?;
+            setup_for_tests()?;
+            build(&root)?;
+            // The tool runs from the workspace root: paths given here are made absolute first.
+            let mut fuzz = Command::new(release_bin(&root, "icmp-guard-fuzz")?);
+            fuzz.current_dir(&root);
+            match replay {
+                Some(file) => fuzz.arg("--replay").arg(std::path::absolute(file)?),
+                None => fuzz.args(["--frames", &frames.to_string()]),
+            };
+            if let Some(seed) = seed {
+                fuzz.args(["--seed", &seed.to_string()]);
+            }
+            if let Some(out) = out {
+                fuzz.arg("--out").arg(std::path::absolute(out)?);
+            }
+            run(&mut fuzz)
         }
     }
 }

@@ -48,6 +48,7 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ROUTING: u8 = 43;
 pub const IPPROTO_FRAGMENT: u8 = 44;
+pub const IPPROTO_AH: u8 = 51;
 pub const IPPROTO_ICMPV6: u8 = 58;
 pub const IPPROTO_DSTOPTS: u8 = 60;
 
