@@ -142,10 +142,11 @@ impl IcmpPacket {
 /// with the final reason for everything else (not ICMP, unparsed, malformed).
 #[inline(always)]
 pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
-    // Runt frames are the driver's business; nothing to judge here.
-    let eth: EthHdr = frame.read(0).ok_or(Reason::PassedNonIcmp)?;
-    let l2_group = eth.dst_addr[0] & 1 != 0;
-    let mut proto = u16::from_be(eth.ether_type);
+    // Runt frames are the driver's business; nothing to judge here. Read as bytes, so only
+    // the three used are loaded (through `EthHdr`, LLVM loads eight to build the type).
+    let eth: [u8; EthHdr::LEN] = frame.read(0).ok_or(Reason::PassedNonIcmp)?;
+    let l2_group = eth[0] & 1 != 0;
+    let mut proto = u16::from_be_bytes([eth[12], eth[13]]);
     // Untagged frames first, with the network header at a constant offset: the XDP side
     // reads constant offsets directly and variable ones through a helper.
     match proto {
