@@ -50,6 +50,9 @@ pub mod icmpv6_type {
 /// Neighbour discovery must arrive with the hop limit it was sent with (RFC 4861 6.1, 7.1).
 pub const NDP_HOP_LIMIT: u8 = 255;
 
+/// The hop limit MLD messages are sent with (RFC 3810 5, RFC 2710 3).
+pub const MLD_HOP_LIMIT: u8 = 1;
+
 /// The allow and deny lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum List {
@@ -275,12 +278,37 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
 /// Neighbour discovery, MLD and path-MTU signals: passed, unless malformed.
 #[inline(always)]
 fn essential(pkt: &IcmpPacket) -> Reason {
-    let ndp = pkt.family == Family::V6
-        && (icmpv6_type::ROUTER_SOLICIT..=icmpv6_type::REDIRECT).contains(&pkt.icmp_type);
+    let v6 = pkt.family == Family::V6;
+    let ndp = v6 && (icmpv6_type::ROUTER_SOLICIT..=icmpv6_type::REDIRECT).contains(&pkt.icmp_type);
     // NDP is link-local only: a lower hop limit means it was forwarded (spoofed from off
     // link), and NDP is never fragmented (RFC 6980).
     if ndp && (pkt.hop_limit != NDP_HOP_LIMIT || !matches!(pkt.fragment, Fragment::None)) {
         return Reason::DroppedMalformed;
+    }
+    // MLD is link-local too (RFC 3810 5.1.14, 5.2.13; RFC 2710 3): hop limit 1 and a
+    // link-local source, or :: for a report sent during duplicate address detection (the
+    // martian check let only reports through from ::).
+    let mld = v6
+        && matches!(
+            pkt.icmp_type,
+            icmpv6_type::MLD_QUERY
+                | icmpv6_type::MLD_REPORT
+                | icmpv6_type::MLD_DONE
+                | icmpv6_type::MLD2_REPORT
+        );
+    if mld {
+        // Without branches per byte: each one multiplies the paths the verifier walks.
+        let [hi, lo] = SourceKey { addr: pkt.src }.words();
+        let link_local = u16::from_be_bytes([pkt.src[0], pkt.src[1]]) & 0xffc0 == 0xfe80;
+        let unspecified = hi | lo == 0;
+        #[expect(
+            clippy::needless_bitwise_bool,
+            reason = "no branch per condition: the verifier walks every path"
+        )]
+        let bad = (pkt.hop_limit != MLD_HOP_LIMIT) | !(link_local | unspecified);
+        if bad {
+            return Reason::DroppedMalformed;
+        }
     }
     Reason::PassedExempt
 }
