@@ -383,9 +383,11 @@ fn walk_extensions<F: Frame + ?Sized>(
                 // The unfragmentable part, then this fragment's data at its offset.
                 datagram_end = (unfragmentable + offset + data) as u32;
                 if matches!(fragment, Fragment::Later) {
-                    // No headers follow in a later fragment; its next header names the
-                    // fragmented protocol.
-                    return if next == proto::ICMPV6 {
+                    // No headers follow in a later fragment; its next header names the first
+                    // header of the fragmentable part: ICMPv6, or an extension header that
+                    // may lead to it (which only the first fragment shows), so it is
+                    // size-checked and metered like one.
+                    return if next == proto::ICMPV6 || is_ext_header(next) {
                         Ok(Walk {
                             off,
                             fragment,
