@@ -124,6 +124,9 @@ pub struct IcmpPacket {
     /// Bytes the reassembled datagram reaches at least, IP header included.
     pub datagram_end: u32,
     pub fragment: Fragment,
+    /// An IPv6 fragment header was present, an atomic one included (which `fragment` counts
+    /// as a whole packet).
+    pub fragment_header: bool,
     /// ICMP type, when this packet carries the ICMP header (not a later fragment).
     pub icmp_type: u8,
     /// ICMP code, likewise.
@@ -242,6 +245,7 @@ fn parse_ipv4<F: Frame + ?Sized>(
         ip_len: ip_len as u32,
         datagram_end: (header_len + offset + payload) as u32,
         fragment,
+        fragment_header: false,
         icmp_type,
         icmp_code,
     })
@@ -270,7 +274,7 @@ fn parse_ipv6<F: Frame + ?Sized>(
     let first_ext = l3 + Ipv6Hdr::LEN;
     let end = first_ext + payload_len;
 
-    let packet = |fragment, datagram_end, icmp: [u8; 2]| IcmpPacket {
+    let packet = |fragment, fragment_header, datagram_end, icmp: [u8; 2]| IcmpPacket {
         family: Family::V6,
         src: ip.src_addr,
         dst: ip.dst_addr,
@@ -279,6 +283,7 @@ fn parse_ipv6<F: Frame + ?Sized>(
         ip_len: (Ipv6Hdr::LEN + payload_len) as u32,
         datagram_end,
         fragment,
+        fragment_header,
         icmp_type: icmp[0],
         icmp_code: icmp[1],
     };
@@ -290,6 +295,7 @@ fn parse_ipv6<F: Frame + ?Sized>(
         let icmp: [u8; 2] = frame.read(first_ext).ok_or(Malformed)?;
         return Ok(packet(
             Fragment::None,
+            false,
             (Ipv6Hdr::LEN + payload_len) as u32,
             icmp,
         ));
@@ -298,6 +304,7 @@ fn parse_ipv6<F: Frame + ?Sized>(
     let Walk {
         off,
         fragment,
+        fragment_header,
         datagram_end,
     } = walk_extensions(frame, l3, ip.next_hdr, end)?;
     let icmp = if matches!(fragment, Fragment::Later) {
@@ -310,7 +317,7 @@ fn parse_ipv6<F: Frame + ?Sized>(
         }
         frame.read(off).ok_or(Malformed)?
     };
-    Ok(packet(fragment, datagram_end, icmp))
+    Ok(packet(fragment, fragment_header, datagram_end, icmp))
 }
 
 /// Where an extension-header walk found the ICMPv6 header (or, for a later fragment, its
@@ -318,6 +325,7 @@ fn parse_ipv6<F: Frame + ?Sized>(
 struct Walk {
     off: usize,
     fragment: Fragment,
+    fragment_header: bool,
     datagram_end: u32,
 }
 
@@ -348,6 +356,7 @@ fn walk_extensions<F: Frame + ?Sized>(
                 return Ok(Walk {
                     off,
                     fragment,
+                    fragment_header: seen_fragment,
                     datagram_end,
                 });
             }
@@ -391,6 +400,7 @@ fn walk_extensions<F: Frame + ?Sized>(
                         Ok(Walk {
                             off,
                             fragment,
+                            fragment_header: true,
                             datagram_end,
                         })
                     } else {
@@ -408,6 +418,7 @@ fn walk_extensions<F: Frame + ?Sized>(
         proto::ICMPV6 => Ok(Walk {
             off,
             fragment,
+            fragment_header: seen_fragment,
             datagram_end,
         }),
         n if is_ext_header(n) => Err(Reason::DroppedExtHeaders),

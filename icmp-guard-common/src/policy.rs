@@ -281,8 +281,9 @@ fn essential(pkt: &IcmpPacket) -> Reason {
     let v6 = pkt.family == Family::V6;
     let ndp = v6 && (icmpv6_type::ROUTER_SOLICIT..=icmpv6_type::REDIRECT).contains(&pkt.icmp_type);
     // NDP is link-local only: a lower hop limit means it was forwarded (spoofed from off
-    // link), and NDP is never fragmented (RFC 6980).
-    if ndp && (pkt.hop_limit != NDP_HOP_LIMIT || !matches!(pkt.fragment, Fragment::None)) {
+    // link), and NDP is never carried with a fragment header, not even an atomic one (RFC
+    // 6980 section 5).
+    if ndp && (pkt.hop_limit != NDP_HOP_LIMIT || pkt.fragment_header) {
         return Reason::DroppedMalformed;
     }
     // MLD is link-local too (RFC 3810 5.1.14, 5.2.13; RFC 2710 3): hop limit 1 and a
