@@ -25,6 +25,12 @@ pub mod defaults {
     pub const NEW_SOURCE_RATE: u32 = 100;
     /// New sources that may be admitted back to back, per class.
     pub const NEW_SOURCE_BURST: u32 = 200;
+    /// ICMP that no source quota limits (errors, packet too big, fragmentation needed, MLD,
+    /// informational types) per second, all sources together: far above what a host
+    /// receives in normal operation, so only a flood of them meets it.
+    pub const EXEMPT_RATE: u32 = 10_000;
+    /// Such ICMP that may arrive back to back.
+    pub const EXEMPT_BURST: u32 = 20_000;
     /// Source prefixes tracked at once (the per-source table's capacity).
     pub const MAX_SOURCES: u32 = 65_536;
     /// Largest ICMP datagram (IP header included) accepted for an echo or any ICMP fragment:
@@ -72,6 +78,9 @@ pub struct Config {
     /// How fast sources not seen before are admitted, per class: one budget for requests,
     /// one for replies, each of this size.
     pub new_source: Limit,
+    /// ICMP that no source quota limits (everything exempt or essential but neighbour
+    /// discovery), all sources together: one budget every CPU draws from.
+    pub exempt: Limit,
     /// Mask applied to IPv4 sources (IPv4-mapped: `96 + v4_prefix` bits).
     pub v4_mask: [u8; 16],
     /// Mask applied to IPv6 sources.
@@ -101,7 +110,7 @@ pub struct Config {
     pub attached_at: u64,
 }
 
-const _: () = assert!(size_of::<Config>() == 184);
+const _: () = assert!(size_of::<Config>() == 208);
 // `Config::mask` reads the masks as aligned words.
 const _: () = assert!(align_of::<Config>() == 8);
 const _: () = assert!(core::mem::offset_of!(Config, v4_mask) % 8 == 0);
@@ -140,6 +149,7 @@ impl Config {
                 defaults::NEW_SOURCE_RATE,
                 defaults::NEW_SOURCE_BURST,
             )),
+            exempt: unwrap(Limit::new(defaults::EXEMPT_RATE, defaults::EXEMPT_BURST)),
             v4_mask: prefix_mask(96 + defaults::V4_PREFIX),
             v6_mask: prefix_mask(defaults::V6_PREFIX),
             v4_prefix: defaults::V4_PREFIX,
@@ -175,6 +185,7 @@ impl Config {
             reply: limit(self.reply)?,
             global: limit(self.global)?,
             new_source: limit(self.new_source)?,
+            exempt: limit(self.exempt)?,
             v4_mask: prefix_mask(96 + self.v4_prefix),
             v6_mask: prefix_mask(self.v6_prefix),
             ..self

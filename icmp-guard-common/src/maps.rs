@@ -11,8 +11,13 @@ pub const CONFIG: &str = "IG_CONFIG";
 pub const COUNTERS: &str = "IG_COUNTERS";
 /// `LruHashMap<SourceKey, SourceState>`: the per-source buckets, shared by every CPU.
 pub const SOURCES: &str = "IG_SOURCES";
-/// `Array<Bucket>`, one entry: the global budget, shared by every CPU.
+/// `Array<Bucket>` of two entries, each shared by every CPU: the global budget of metered
+/// ICMP ([`GLOBAL_SLOT`]) and the budget of ICMP no source quota limits ([`EXEMPT_SLOT`]).
 pub const GLOBAL: &str = "IG_GLOBAL";
+/// The global budget's entry in [`GLOBAL`].
+pub const GLOBAL_SLOT: u32 = 0;
+/// The exempt budget's entry in [`GLOBAL`].
+pub const EXEMPT_SLOT: u32 = 1;
 /// `Array<Bucket>`, one entry per [`crate::bucket::Class`]: the admission budgets for new
 /// sources.
 pub const ADMISSION: &str = "IG_ADMISSION";

@@ -80,6 +80,9 @@ pub trait Env {
     /// Runs `f` on the global budget.
     fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
 
+    /// Runs `f` on the budget of ICMP no source quota limits.
+    fn with_exempt<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
+
     /// Runs `f` on the admission budget of `class`.
     fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
 
@@ -244,14 +247,14 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     }
     let kind = kind_of(&pkt);
     if let Kind::Essential = kind {
-        return essential(&pkt);
+        return essential(env, cfg, &pkt);
     }
     if cfg.deny_entries != 0 && env.listed(List::Deny, &pkt.src) {
         return Reason::DroppedDenied;
     }
     let class = match kind {
         Kind::Unknown => return Reason::DroppedUnknownType,
-        Kind::Exempt | Kind::Essential => return Reason::PassedExempt,
+        Kind::Exempt | Kind::Essential => return exempt(env, cfg),
         Kind::Request => {
             if to_group(&pkt) {
                 return Reason::DroppedBroadcast;
@@ -275,16 +278,22 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     )
 }
 
-/// Neighbour discovery, MLD and path-MTU signals: passed, unless malformed.
+/// Neighbour discovery, MLD and path-MTU signals: passed, unless malformed; all but
+/// neighbour discovery (which its hop limit of 255 confines to the link) within the exempt
+/// budget.
 #[inline(always)]
-fn essential(pkt: &IcmpPacket) -> Reason {
+fn essential<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) -> Reason {
     let v6 = pkt.family == Family::V6;
     let ndp = v6 && (icmpv6_type::ROUTER_SOLICIT..=icmpv6_type::REDIRECT).contains(&pkt.icmp_type);
     // NDP is link-local only: a lower hop limit means it was forwarded (spoofed from off
     // link), and NDP is never carried with a fragment header, not even an atomic one (RFC
     // 6980 section 5).
-    if ndp && (pkt.hop_limit != NDP_HOP_LIMIT || pkt.fragment_header) {
-        return Reason::DroppedMalformed;
+    if ndp {
+        return if pkt.hop_limit != NDP_HOP_LIMIT || pkt.fragment_header {
+            Reason::DroppedMalformed
+        } else {
+            Reason::PassedExempt
+        };
     }
     // MLD is link-local too (RFC 3810 5.1.14, 5.2.13; RFC 2710 3): hop limit 1 and a
     // link-local source, or :: for a report sent during duplicate address detection (the
@@ -311,7 +320,22 @@ fn essential(pkt: &IcmpPacket) -> Reason {
             return Reason::DroppedMalformed;
         }
     }
-    Reason::PassedExempt
+    exempt(env, cfg)
+}
+
+/// ICMP that no source quota limits (errors, path-MTU signals, MLD, informational types):
+/// passed within the exempt budget, which only a flood of it meets.
+#[inline(always)]
+fn exempt<E: Env>(env: &E, cfg: &Config) -> Reason {
+    let now = env.now_ns();
+    if env
+        .with_exempt(|bucket| bucket.take(now, &cfg.exempt))
+        .unwrap_or(true)
+    {
+        Reason::PassedExempt
+    } else {
+        Reason::DroppedRateExempt
+    }
 }
 
 /// Meters one packet of `class` from `key`.

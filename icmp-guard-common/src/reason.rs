@@ -52,11 +52,14 @@ pub enum Reason {
     /// From a source not seen lately while the admission budget for new sources of its class
     /// is empty (a flood of spoofed or fresh sources); the source gets no entry.
     DroppedNewSource = 16,
+    /// ICMP that no source quota limits (errors, packet too big, fragmentation needed, MLD,
+    /// informational types) over the interface's budget for it.
+    DroppedRateExempt = 17,
 }
 
 impl Reason {
     /// Every reason, in counter-slot order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::PassedNonIcmp,
         Self::Passed,
         Self::PassedExempt,
@@ -74,6 +77,7 @@ impl Reason {
         Self::DroppedUnknownType,
         Self::DroppedExtHeaders,
         Self::DroppedNewSource,
+        Self::DroppedRateExempt,
     ];
 
     /// The counter slot.
@@ -100,6 +104,7 @@ impl Reason {
                 | Self::DroppedUnknownType
                 | Self::DroppedExtHeaders
                 | Self::DroppedNewSource
+                | Self::DroppedRateExempt
         )
     }
 
@@ -124,6 +129,7 @@ impl Reason {
             Self::DroppedUnknownType => "dropped_unknown_type",
             Self::DroppedExtHeaders => "dropped_ext_headers",
             Self::DroppedNewSource => "dropped_new_source",
+            Self::DroppedRateExempt => "dropped_rate_exempt",
         }
     }
 
@@ -149,6 +155,9 @@ impl Reason {
             Self::DroppedExtHeaders => "IPv6 extension-header chains over the parse budget",
             Self::DroppedNewSource => {
                 "ICMP from sources not seen lately, over the admission budget"
+            }
+            Self::DroppedRateExempt => {
+                "ICMP no source quota limits (errors, PMTU, MLD), over the exempt budget"
             }
         }
     }

@@ -25,7 +25,7 @@ use icmp_guard_common::{
     Config, Reason, SourceKey, SourceState,
     bucket::{Bucket, Class},
     config::defaults::MAX_SOURCES,
-    maps::LIST_MAX_ENTRIES,
+    maps::{EXEMPT_SLOT, GLOBAL_SLOT, LIST_MAX_ENTRIES},
     parse::Frame,
     policy::{self, Env, List},
     reason::COUNTER_SLOTS,
@@ -53,9 +53,10 @@ static IG_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLO
 static IG_SOURCES: LruHashMap<SourceKey, SourceState> =
     LruHashMap::with_max_entries(MAX_SOURCES, 0);
 
-/// The global budget, one bucket every CPU draws from.
+/// The global budget of metered ICMP and the budget of ICMP no source quota limits, one
+/// bucket each that every CPU draws from (`maps::GLOBAL_SLOT`, `maps::EXEMPT_SLOT`).
 #[map(name = "IG_GLOBAL")]
-static IG_GLOBAL: Array<Bucket> = Array::with_max_entries(1, 0);
+static IG_GLOBAL: Array<Bucket> = Array::with_max_entries(2, 0);
 
 /// The admission budgets for sources not seen lately: one bucket per class (requests,
 /// replies), so a spoofed echo flood cannot starve the replies to this host's own pings.
@@ -143,7 +144,12 @@ impl Env for Maps<'_> {
 
     #[inline(always)]
     fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
-        IG_GLOBAL.get(0).map(f)
+        IG_GLOBAL.get(GLOBAL_SLOT).map(f)
+    }
+
+    #[inline(always)]
+    fn with_exempt<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
+        IG_GLOBAL.get(EXEMPT_SLOT).map(f)
     }
 
     #[inline(always)]

@@ -154,7 +154,7 @@ pub fn check_counters(case: &Case, before: &[u64], after: &[u64]) -> Result<()> 
 }
 
 /// The metering state of a loaded program, which the product's handles do not expose whole:
-/// every source's record (bucket times included), the global and admission budgets' times,
+/// every source's record (bucket times included), the global, exempt and admission budgets' times,
 /// and the recently-seen filter. Second handles on the same maps, opened before
 /// [`ProgramMaps`] takes them out of the object.
 pub struct MeterMaps {
@@ -203,12 +203,22 @@ impl MeterMaps {
 
     /// The global budget's TAT.
     pub fn global(&self) -> Result<u64> {
-        Ok(self.global.get(&0, 0)?)
+        Ok(self.global.get(&maps::GLOBAL_SLOT, 0)?)
     }
 
     /// Sets the global budget's TAT.
     pub fn set_global(&mut self, tat_ns: u64) -> Result<()> {
-        Ok(self.global.set(0, tat_ns, 0)?)
+        Ok(self.global.set(maps::GLOBAL_SLOT, tat_ns, 0)?)
+    }
+
+    /// The exempt budget's TAT.
+    pub fn exempt(&self) -> Result<u64> {
+        Ok(self.global.get(&maps::EXEMPT_SLOT, 0)?)
+    }
+
+    /// Sets the exempt budget's TAT.
+    pub fn set_exempt(&mut self, tat_ns: u64) -> Result<()> {
+        Ok(self.global.set(maps::EXEMPT_SLOT, tat_ns, 0)?)
     }
 
     /// The TAT of the admission budget of `class`.

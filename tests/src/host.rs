@@ -24,6 +24,7 @@ pub struct HostEnv {
     pub now_ns: u64,
     pub sources: RefCell<HashMap<SourceKey, SourceState>>,
     pub global: Bucket,
+    pub exempt: Bucket,
     pub admission: [Bucket; 2],
     pub seen: Vec<seen::Line>,
     pub allow: Vec<Cidr>,
@@ -43,6 +44,7 @@ impl HostEnv {
             now_ns: 1_000_000_000,
             sources: RefCell::default(),
             global: Bucket::default(),
+            exempt: Bucket::default(),
             admission: [Bucket::default(), Bucket::default()],
             seen: (0..seen::LINES).map(|_| seen::Line::new()).collect(),
             allow: allow.to_vec(),
@@ -58,11 +60,12 @@ impl HostEnv {
         reason
     }
 
-    /// Forgets every source and refills the global and admission budgets, like the CLI's
+    /// Forgets every source and refills the global, exempt and admission budgets, like the CLI's
     /// reset of the program's maps; the recently-seen filter is left alone, as there.
     pub fn reset_buckets(&mut self) {
         self.sources.get_mut().clear();
         self.global = Bucket::default();
+        self.exempt = Bucket::default();
         self.admission = [Bucket::default(), Bucket::default()];
     }
 
@@ -123,6 +126,10 @@ impl Env for HostEnv {
 
     fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
         Some(f(&self.global))
+    }
+
+    fn with_exempt<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
+        Some(f(&self.exempt))
     }
 
     fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R> {

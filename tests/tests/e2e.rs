@@ -192,6 +192,9 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
         ("--max-sources", "100"),
         ("--max-sources", "16777217"),
         ("--new-source-rate", "0"),
+        // The exempt budget's floor: no setting may starve path MTU discovery.
+        ("--exempt-rate", "999"),
+        ("--exempt-burst", "999"),
     ] {
         let out = lab.cli(&["attach", iface, flag, value]).unwrap();
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");

@@ -60,7 +60,7 @@ pub struct Maps {
     config: Array<MapData, Config>,
     counters: PerCpuArray<MapData, u64>,
     sources: HashMap<MapData, SourceKey, SourceRecord>,
-    /// The global budget's one bucket, and the admission budgets' two, as plain TATs.
+    /// The global and exempt budgets' buckets, and the admission budgets' two, as plain TATs.
     global: Array<MapData, u64>,
     admission: Array<MapData, u64>,
     allow: LpmTrie<MapData, [u8; 16], u8>,
@@ -274,8 +274,8 @@ impl Maps {
         }
     }
 
-    /// Forgets every bucket: every source, the global budget and the admission budgets start
-    /// afresh, as on a new attach. Counters, limits and lists are kept.
+    /// Forgets every bucket: every source, the global and exempt budgets and the admission
+    /// budgets start afresh, as on a new attach. Counters, limits and lists are kept.
     pub fn reset_buckets(&mut self) -> Result<(), Error> {
         let what = || format!("resetting the buckets of {}", self.label);
         let keys: Vec<SourceKey> = self
@@ -286,7 +286,9 @@ impl Maps {
         for key in keys {
             self.sources.remove(&key).map_err(Error::map(what()))?;
         }
-        self.global.set(0, 0, 0).map_err(Error::map(what()))?;
+        for slot in 0..self.global.len() {
+            self.global.set(slot, 0, 0).map_err(Error::map(what()))?;
+        }
         for class in 0..self.admission.len() {
             self.admission
                 .set(class, 0, 0)

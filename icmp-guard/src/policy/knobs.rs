@@ -21,6 +21,11 @@ use icmp_guard_common::{
 /// Smallest meaningful `--max-echo-size`: an IPv4 header and an ICMP header.
 pub const MIN_ECHO_SIZE: u32 = 28;
 
+/// Smallest `--exempt-rate` and `--exempt-burst`: the budget of errors and path-MTU signals
+/// is a bound on floods of them, and no setting may make it tight enough to break path MTU
+/// discovery or error reporting.
+pub const MIN_EXEMPT: u32 = 1000;
+
 /// Smallest `--max-sources`: below this an LRU table evicts sources faster than they prove
 /// themselves.
 pub const MIN_SOURCES: u32 = 1024;
@@ -76,7 +81,7 @@ impl Knob {
 }
 
 /// Every knob, in the order `--help`, the summary, JSON and metrics show them.
-pub static KNOBS: [Knob; 12] = [
+pub static KNOBS: [Knob; 14] = [
     Knob {
         name: "echo_rate",
         value_name: "PPS",
@@ -173,6 +178,32 @@ pub static KNOBS: [Knob; 12] = [
         summary: " burst {}",
         get: |c| c.new_source.burst,
         set: |c, v| c.new_source.burst = v,
+    },
+    Knob {
+        name: "exempt_rate",
+        value_name: "PPS",
+        unit: "packets per second",
+        min: MIN_EXEMPT,
+        max: MAX_RATE,
+        default: defaults::EXEMPT_RATE,
+        help: "ICMP that no source quota limits (errors, packet too big, fragmentation needed, \
+               MLD, informational types) per second from all sources together; never \
+               neighbour discovery",
+        summary: ", exempt {}/s",
+        get: |c| c.exempt.rate,
+        set: |c, v| c.exempt.rate = v,
+    },
+    Knob {
+        name: "exempt_burst",
+        value_name: "N",
+        unit: "packets",
+        min: MIN_EXEMPT,
+        max: u32::MAX,
+        default: defaults::EXEMPT_BURST,
+        help: "ICMP that no source quota limits that may arrive back to back",
+        summary: " burst {}",
+        get: |c| c.exempt.burst,
+        set: |c, v| c.exempt.burst = v,
     },
     Knob {
         name: "v4_prefix",
@@ -286,7 +317,7 @@ mod tests {
         let mut cfg = Config::with_defaults();
         assert_eq!(
             describe(&cfg),
-            "echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, sources by /32 and /64, max echo size 9216 bytes, up to 65536 sources"
+            "echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /32 and /64, max echo size 9216 bytes, up to 65536 sources"
         );
         cfg.flags |= icmp_guard_common::config::flags::DRY_RUN;
         assert!(describe(&cfg).ends_with("65536 sources, DRY RUN (nothing dropped)"));

@@ -124,11 +124,11 @@ mod tests {
         let s = sample();
         assert_eq!(
             serde_json::to_string(&[s.status()]).unwrap(),
-            r#"[{"attached_at":1795876339,"dry_run":false,"ifindex":7,"interface":"eth0","limits":{"echo_burst":50,"echo_rate":20,"global_burst":4000,"global_rate":2000,"max_echo_size":9216,"max_sources":65536,"new_source_burst":200,"new_source_rate":100,"reply_burst":200,"reply_rate":100,"v4_prefix":24,"v6_prefix":64},"lists":{"allow":1,"deny":0},"mode":"native","pins":"/sys/fs/bpf/icmp-guard/eth0","program_id":13,"sources":{"bytes":7340032,"capacity":65536,"tracked":2},"summary":"echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources"}]"#
+            r#"[{"attached_at":1795876339,"dry_run":false,"ifindex":7,"interface":"eth0","limits":{"echo_burst":50,"echo_rate":20,"exempt_burst":20000,"exempt_rate":10000,"global_burst":4000,"global_rate":2000,"max_echo_size":9216,"max_sources":65536,"new_source_burst":200,"new_source_rate":100,"reply_burst":200,"reply_rate":100,"v4_prefix":24,"v6_prefix":64},"lists":{"allow":1,"deny":0},"mode":"native","pins":"/sys/fs/bpf/icmp-guard/eth0","program_id":13,"sources":{"bytes":7340032,"capacity":65536,"tracked":2},"summary":"echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources"}]"#
         );
         assert_eq!(
             serde_json::to_string(&s.stats(1)).unwrap(),
-            r#"{"counters":{"allowed":8,"dropped_broadcast":11,"dropped_denied":12,"dropped_ext_headers":15,"dropped_malformed":5,"dropped_martian":13,"dropped_new_source":16,"dropped_oversize":6,"dropped_rate_global":9,"dropped_rate_reply":10,"dropped_rate_source":7,"dropped_unknown_type":14,"passed":1,"passed_exempt":2,"passed_non_icmp":0,"passed_unmetered":3,"passed_unparsed":4},"dry_run":false,"interface":"eth0","top_sources":[{"dropped":2,"passed":4,"source":"198.51.100.0/24"}]}"#
+            r#"{"counters":{"allowed":8,"dropped_broadcast":11,"dropped_denied":12,"dropped_ext_headers":15,"dropped_malformed":5,"dropped_martian":13,"dropped_new_source":16,"dropped_oversize":6,"dropped_rate_exempt":17,"dropped_rate_global":9,"dropped_rate_reply":10,"dropped_rate_source":7,"dropped_unknown_type":14,"passed":1,"passed_exempt":2,"passed_non_icmp":0,"passed_unmetered":3,"passed_unparsed":4},"dry_run":false,"interface":"eth0","top_sources":[{"dropped":2,"passed":4,"source":"198.51.100.0/24"}]}"#
         );
     }
 }

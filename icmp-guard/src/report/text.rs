@@ -162,7 +162,7 @@ mod tests {
     fn status_reads_as_before() {
         assert_eq!(
             status(&sample()),
-            "eth0 (ifindex 7): program 13 in native mode since 1795876339 (unix time)\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536 (7.0 MiB)\n"
+            "eth0 (ifindex 7): program 13 in native mode since 1795876339 (unix time)\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536 (7.0 MiB)\n"
         );
     }
 

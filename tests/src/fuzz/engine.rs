@@ -1,7 +1,7 @@
 //! Both sides of the comparison: the real program through `BPF_PROG_TEST_RUN` and the host
 //! model, given the same policy, the same starting state and the same clock, one batch of
 //! frames at a time. After every frame, the XDP action, every counter's change and the whole
-//! metering state (every source's record, the global and admission budgets, and the lines of
+//! metering state (every source's record, the global, exempt and admission budgets, and the lines of
 //! the recently-seen filter where any source lands) must be equal.
 //!
 //! After every frame the program's table is read for the sources the model knows; a source
@@ -66,6 +66,7 @@ pub struct PresetSource {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Preset {
     pub global: Offset,
+    pub exempt: Offset,
     /// By [`Class::slot`].
     pub admission: [Offset; 2],
     pub sources: Vec<PresetSource>,
@@ -85,6 +86,7 @@ pub struct Batch {
 pub struct State {
     pub sources: BTreeMap<SourceKey, SourceRecord>,
     pub global: u64,
+    pub exempt: u64,
     /// By [`Class::slot`].
     pub admission: [u64; 2],
     /// The filter's lines where either side's sources, or the preset's, land.
@@ -244,6 +246,8 @@ impl Engine {
         let at = |offset: Offset| offset.map_or(0, |o| start_ns.saturating_add_signed(o).max(1));
         self.program.meters.set_global(at(preset.global))?;
         self.model.global.tat_ns.store(at(preset.global), Relaxed);
+        self.program.meters.set_exempt(at(preset.exempt))?;
+        self.model.exempt.tat_ns.store(at(preset.exempt), Relaxed);
         for class in [Class::Echo, Class::Reply] {
             let tat = at(preset.admission[class.slot() as usize]);
             self.program.meters.set_admission(class, tat)?;
@@ -378,6 +382,7 @@ impl Engine {
         let program = State {
             sources: program_sources,
             global: self.program.meters.global()?,
+            exempt: self.program.meters.exempt()?,
             admission: [
                 self.program.meters.admission(Class::Echo)?,
                 self.program.meters.admission(Class::Reply)?,
@@ -387,6 +392,7 @@ impl Engine {
         let model = State {
             sources: model_sources,
             global: self.model.global.tat_ns.load(Relaxed),
+            exempt: self.model.exempt.tat_ns.load(Relaxed),
             admission: [Class::Echo, Class::Reply]
                 .map(|c| self.model.admission[c.slot() as usize].tat_ns.load(Relaxed)),
             seen: model_seen,
@@ -487,6 +493,12 @@ pub fn differences(model: &Outcome, program: &Outcome) -> Vec<String> {
             ));
         }
     }
+    if m.exempt != p.exempt {
+        out.push(format!(
+            "exempt budget TAT: model {}, program {}",
+            m.exempt, p.exempt
+        ));
+    }
     if m.global != p.global {
         out.push(format!(
             "global budget TAT: model {}, program {}",
@@ -538,6 +550,7 @@ mod tests {
                 )]
                 .into(),
                 global: 7,
+                exempt: 11,
                 admission: [9, 0],
                 seen: [(3, [4, 0, 0, 0, 0, 0, 0, 0])].into(),
             },
@@ -550,7 +563,7 @@ mod tests {
     /// Each way the program can differ from the model, and the line that names it.
     #[test]
     fn every_difference_is_named() {
-        let cases: [(Change, &str); 7] = [
+        let cases: [(Change, &str); 8] = [
             (|o| o.action = 1, "action: model XDP_PASS, program XDP_DROP"),
             (
                 |o| o.counters[1] = 0,
@@ -568,6 +581,10 @@ mod tests {
             (
                 |o| o.state.global = 8,
                 "global budget TAT: model 7, program 8",
+            ),
+            (
+                |o| o.state.exempt = 12,
+                "exempt budget TAT: model 11, program 12",
             ),
             (
                 |o| o.state.admission[1] = 1,

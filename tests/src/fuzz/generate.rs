@@ -87,6 +87,11 @@ fn preset(rng: &mut Rng, config: &Config, keys: &[SourceKey]) -> Preset {
         } else {
             None
         },
+        exempt: if rng.one_in(3) {
+            fill(rng, &config.exempt)
+        } else {
+            None
+        },
         ..Preset::default()
     };
     for offset in &mut preset.admission {

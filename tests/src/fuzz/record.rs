@@ -178,6 +178,7 @@ fn read_policy(json: &Value) -> Result<Policy> {
 fn preset_json(preset: &Preset) -> Value {
     json!({
         "global_offset_ns": preset.global,
+        "exempt_offset_ns": preset.exempt,
         "admission_offset_ns": preset.admission,
         "sources": preset.sources.iter().map(|s| json!({
             "key": key_text(&s.key),
@@ -198,6 +199,7 @@ fn read_preset(json: &Value) -> Result<Preset> {
     ensure!(admission.len() == 2, "two admission budgets");
     Ok(Preset {
         global: offset(field(json, "global_offset_ns")?)?,
+        exempt: offset(field(json, "exempt_offset_ns")?)?,
         admission: [offset(&admission[0])?, offset(&admission[1])?],
         sources: array(json, "sources")?
             .iter()
@@ -242,6 +244,7 @@ fn outcome_json(outcome: &Outcome) -> Value {
             "dropped": r.dropped,
         })).collect::<Vec<_>>(),
         "global_tat_ns": state.global,
+        "exempt_tat_ns": state.exempt,
         "admission_tat_ns": {
             "echo": state.admission[Class::Echo.slot() as usize],
             "reply": state.admission[Class::Reply.slot() as usize],
@@ -328,6 +331,7 @@ mod tests {
         let batch = Batch {
             preset: Preset {
                 global: Some(-5),
+                exempt: Some(-7),
                 admission: [None, Some(1_000)],
                 sources: vec![PresetSource {
                     key,
@@ -349,6 +353,7 @@ mod tests {
             state: State {
                 sources: std::collections::BTreeMap::new(),
                 global: 0,
+                exempt: 0,
                 admission: [0, 0],
                 seen: std::collections::BTreeMap::new(),
             },
