@@ -71,13 +71,13 @@ impl Policy {
     }
 
     /// The limits and lists of a fixture row, with a random seed; where the CLI would refuse
-    /// the row's limits (its admission rate against its global rate), the global rate is
-    /// raised just enough.
+    /// the row's limits, they are moved just enough: into the knob's range (the rows of the
+    /// exempt budget go below its floor), and the global rate above twice the admission rate.
     pub fn of_case(case: &Case, rng: &mut Rng, tick_ns: u64) -> Self {
         let mut limits = Overrides::default();
         limits.dry_run = Some(case.config.dry_run());
         for knob in tunable() {
-            limits.set(knob, (knob.get)(&case.config));
+            limits.set(knob, (knob.get)(&case.config).clamp(knob.min, knob.max));
         }
         let mut policy = Self {
             limits,
