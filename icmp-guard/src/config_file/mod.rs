@@ -35,6 +35,7 @@ use serde::Deserialize;
 
 use crate::{
     Error,
+    error::shown,
     kernel::{AttachMode, IfaceName},
     policy::{Cidr, KNOBS, Overrides, knobs},
 };
@@ -139,7 +140,7 @@ impl ConfigFile {
                 let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
                 format!("line {line}, column {column}: ")
             });
-            fail(format!("{at}{}", e.message().trim()))
+            fail(format!("{at}{}", shown(e.message().trim())))
         })?;
         let metrics = raw.daemon.metrics.as_deref().unwrap_or(DEFAULT_METRICS);
         let metrics: SocketAddr = metrics.parse().map_err(|_| {
@@ -214,23 +215,23 @@ fn limits(raw: &RawLimits, at: &str) -> Result<Overrides, String> {
     let mut out = Overrides::default();
     for (key, value) in raw {
         if key == DRY_RUN_KEY {
-            out.dry_run =
-                Some(value.as_bool().ok_or_else(|| {
-                    format!("{at}.{key}: {} must be true or false", shown(value))
-                })?);
+            out.dry_run = Some(value.as_bool().ok_or_else(|| {
+                format!("{at}.{key}: {} must be true or false", value_shown(value))
+            })?);
             continue;
         }
         let Some(knob) = knobs::by_name(key) else {
             let known: Vec<&str> = KNOBS.iter().map(|k| k.name).collect();
             return Err(format!(
-                "{at}: unknown field `{key}`, expected one of {}, {DRY_RUN_KEY}",
+                "{at}: unknown field `{}`, expected one of {}, {DRY_RUN_KEY}",
+                shown(key),
                 known.join(", ")
             ));
         };
         let number = value.as_integer().ok_or_else(|| {
             format!(
                 "{at}.{key}: {} must be a whole number of {}",
-                shown(value),
+                value_shown(value),
                 knob.unit
             )
         })?;
@@ -243,7 +244,7 @@ fn limits(raw: &RawLimits, at: &str) -> Result<Overrides, String> {
 }
 
 /// A TOML value as a message shows it.
-fn shown(value: &toml::Value) -> String {
+fn value_shown(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => format!("{s:?}"),
         toml::Value::Integer(i) => i.to_string(),
@@ -302,6 +303,36 @@ mod tests {
         let eth1 = &cfg.interfaces[1];
         assert_eq!(eth1.limits.get(knob("echo_rate")), Some(7));
         assert_eq!(eth1.limits.dry_run, Some(false));
+    }
+
+    /// Keys and values of the file reach messages escaped: a newline in a key, a value or the
+    /// file's name cannot split the error line.
+    #[test]
+    fn outside_text_in_errors_is_escaped() {
+        for (path, text, needle) in [
+            (
+                "test.toml",
+                "[[interface]]\nname = \"eth0\"\n\"a\\nforged\" = 1",
+                r"unknown field `a\nforged`",
+            ),
+            (
+                "test.toml",
+                "[defaults]\n\"b\\nforged\" = 1\n[[interface]]\nname = \"eth0\"",
+                r"defaults: unknown field `b\nforged`",
+            ),
+            (
+                "test.toml",
+                "[daemon]\non_exit = \"x\\ny\"\n[[interface]]\nname = \"eth0\"",
+                r#"daemon.on_exit: "x\ny""#,
+            ),
+            ("a\nb.toml", "", r"a\nb.toml: no [[interface]]"),
+        ] {
+            let err = ConfigFile::parse(Path::new(path), text)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains('\n'), "{text:?}: {err}");
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
     }
 
     #[test]

@@ -43,7 +43,8 @@ impl Lock {
             }
             if Instant::now() >= deadline {
                 return Err(Error::Busy {
-                    root: PathBuf::from(&root),
+                    lock: PathBuf::from(&root),
+                    bpffs: bpffs.to_path_buf(),
                     waited: wait,
                 });
             }
