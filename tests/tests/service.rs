@@ -265,7 +265,8 @@ fn concurrent_commands_wait_for_the_lock() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface]).unwrap();
-    let root = std::fs::File::open(lab.pin_root()).unwrap();
+    // The lock file the product takes for this bpffs (see `unprivileged_users_cannot_take_or_block_the_lock`).
+    let root = std::fs::File::open(icmp_guard::pinned::lock::path(&lab.bpffs.path)).unwrap();
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(root.as_raw_fd(), libc::LOCK_EX) }, 0);
     let mut set = lab
@@ -478,6 +479,8 @@ fn the_shipped_config_and_unit_are_valid() {
         "ExecStart=/usr/local/bin/icmp-guard run --config /etc/icmp-guard/icmp-guard.toml",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "NoNewPrivileges=yes",
+        "RuntimeDirectory=icmp-guard",
+        "RuntimeDirectoryMode=0700",
     ] {
         assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
     }
