@@ -266,7 +266,16 @@ fn concurrent_commands_wait_for_the_lock() {
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface]).unwrap();
     // The lock file the product takes for this bpffs (see `unprivileged_users_cannot_take_or_block_the_lock`).
-    let root = std::fs::File::open(icmp_guard::pinned::lock::path(&lab.bpffs.path)).unwrap();
+    let root = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(icmp_guard::pinned::lock::path(&lab.bpffs.path))
+            .unwrap()
+    };
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(root.as_raw_fd(), libc::LOCK_EX) }, 0);
     let mut set = lab

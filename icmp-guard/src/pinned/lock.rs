@@ -33,10 +33,12 @@ pub const RUN_DIR: &str = "/run/icmp-guard";
 /// The mode of a lock file.
 const FILE_MODE: u32 = 0o600;
 
-/// The exclusive lock; released on drop (closing the file releases the `flock`).
+/// The exclusive lock; released on drop (the file is unlinked, then closing it releases the
+/// `flock`).
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    file: File,
+    path: PathBuf,
 }
 
 /// The lock file of the pins under `bpffs`, in `run_dir`.
@@ -151,7 +153,16 @@ impl Lock {
         loop {
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                break;
+                // The holder before us unlinks the file as it lets go (see `Drop`): if it did
+                // while we waited, ours is a file no one else will ever lock; take the new one.
+                if same_file(&file, &path) {
+                    break;
+                }
+                return Self::acquire_in(
+                    run_dir,
+                    bpffs,
+                    deadline.saturating_duration_since(Instant::now()),
+                );
             }
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
@@ -170,7 +181,26 @@ impl Lock {
         let _ = file
             .set_len(0)
             .and_then(|()| file.write_all(format!("{}\n", resolved(bpffs).display()).as_bytes()));
-        Ok(Self { _file: file })
+        Ok(Self { file, path })
+    }
+}
+
+/// Whether `path` still names the open `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+impl Drop for Lock {
+    /// Unlinks the file while still holding it, so lock files do not pile up in /run (one per
+    /// bpffs path ever used); a command that opened it meanwhile sees it is gone once it gets
+    /// the `flock`, and starts over on a new file.
+    fn drop(&mut self) {
+        if same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -220,8 +250,23 @@ mod tests {
             matches!(&err, Error::Busy { lock, .. } if *lock == file),
             "{err}"
         );
+        // Released: the file is unlinked, so lock files do not pile up in /run.
         drop(lock);
-        Lock::acquire_in(&run, &link, Duration::ZERO).unwrap();
+        assert!(!file.exists());
+        // A command that waited while the holder unlinked its file gets the lock on a file
+        // that is still at the path: a third one waits for it, not on a ghost.
+        let first = Lock::acquire_in(&run, &bpffs, Duration::ZERO).unwrap();
+        let waiter = {
+            let (run, bpffs) = (run.clone(), bpffs.clone());
+            std::thread::spawn(move || Lock::acquire_in(&run, &bpffs, Duration::from_secs(5)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        drop(first);
+        let second = waiter.join().unwrap().unwrap();
+        assert!(file.exists());
+        let err = Lock::acquire_in(&run, &link, Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        drop(second);
         std::fs::remove_dir_all(&base).unwrap();
     }
 
