@@ -26,6 +26,7 @@ pub struct Guard {
 impl Guard {
     /// Opens the pins of `pins.iface`; fails with [`Error::NotGuarded`] if there are none.
     pub fn open(pins: Pins) -> Result<Self, Error> {
+        pins.check()?;
         if !pins.exist() {
             return Err(Error::NotGuarded {
                 iface: pins.iface.to_string(),
