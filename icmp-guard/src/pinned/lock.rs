@@ -273,10 +273,12 @@ mod tests {
     /// A lock folder or file that others could open or replace is refused, not used.
     #[test]
     fn a_lock_others_could_take_is_refused() {
+        /// A case: its name, what it puts in place (the lock folder, the lock file), the refusal.
+        type Case = (&'static str, fn(&Path, &Path), &'static str);
         let base = scratch("refuse");
         let bpffs = base.join("bpffs");
         std::fs::create_dir(&bpffs).unwrap();
-        let cases: [(&str, fn(&Path, &Path), &str); 5] = [
+        let cases: [Case; 5] = [
             (
                 "folder of another user",
                 |run, _| {

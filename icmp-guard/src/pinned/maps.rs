@@ -388,7 +388,16 @@ mod tests {
 
     #[test]
     fn list_changes_are_the_two_differences_in_a_safe_order() {
-        let cases: &[(&[&str], &[&str], usize, &[&str], &[&str], bool)] = &[
+        /// The list, the wanted set, the capacity, then the changes expected.
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a [&'a str],
+            usize,
+            &'a [&'a str],
+            &'a [&'a str],
+            bool,
+        );
+        let cases: &[Case] = &[
             (&[], &[], 8, &[], &[], false),
             (&[], &["192.0.2.0/24"], 8, &["192.0.2.0/24"], &[], false),
             (&["192.0.2.0/24"], &[], 8, &[], &["192.0.2.0/24"], false),

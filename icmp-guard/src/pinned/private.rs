@@ -125,8 +125,10 @@ mod tests {
     /// refusal must carry (the path is always named).
     #[test]
     fn folders_of_others_are_refused_naming_the_path_the_owner_and_the_fix() {
+        /// A case: its name, what it puts at the path, the words of the refusal if refused.
+        type Case = (&'static str, fn(&Path), Option<&'static [&'static str]>);
         let base = scratch("refuse");
-        let cases: [(&str, fn(&Path), Option<&[&str]>); 6] = [
+        let cases: [Case; 6] = [
             ("missing", |_| {}, None),
             ("ours", |p| make_dir(p).unwrap(), None),
             (
