@@ -1,6 +1,6 @@
 //! Typed errors. Each message names the interface or value at fault and how to fix it.
 
-use std::{io, path::PathBuf};
+use std::{ffi::OsStr, io, path::PathBuf};
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -10,14 +10,12 @@ pub enum Error {
 
     #[error(
         "{iface} is already guarded (pins in {}); change limits with `icmp-guard set {iface}` or run `icmp-guard detach {iface}` first",
-        dir.display()
-    )]
+        shown(dir), iface = shown(iface))]
     AlreadyGuarded { iface: String, dir: PathBuf },
 
     #[error(
         "{iface} is not guarded (no pins in {}); run `icmp-guard attach {iface}` first, or pass the --bpffs used at attach",
-        dir.display()
-    )]
+        shown(dir), iface = shown(iface))]
     NotGuarded { iface: String, dir: PathBuf },
 
     #[error(
@@ -29,7 +27,7 @@ pub enum Error {
         missing: String,
     },
 
-    #[error("native XDP is not available on {iface}: {refusal}; {}", refusal.fix(iface))]
+    #[error("native XDP is not available on {iface}: {refusal}; {}", refusal.fix(iface), iface = shown(iface))]
     NativeUnavailable {
         iface: String,
         /// The cause, in the driver's words when it gives them.
@@ -39,32 +37,45 @@ pub enum Error {
     },
 
     #[error(
-        "{iface} is a loopback interface: it carries only this host's own traffic, which icmp-guard would take for spoofed (martian) sources; attach to the interfaces facing the network"
-    )]
+        "{iface} is a loopback interface: it carries only this host's own traffic, which icmp-guard would take for spoofed (martian) sources; attach to the interfaces facing the network", iface = shown(iface))]
     Loopback { iface: String },
 
     #[error(
-        "{iface} already has an XDP program attached that is not icmp-guard's ({program}); icmp-guard will not replace it (inspect it with `ip link show {iface}`, remove it with `ip link set {iface} xdp off`)"
-    )]
+        "{iface} already has an XDP program attached that is not icmp-guard's ({program}); icmp-guard will not replace it (inspect it with `ip link show {iface}`, remove it with `ip link set {iface} xdp off`)", iface = shown(iface))]
     ForeignProgram { iface: String, program: String },
 
     #[error(
-        "another icmp-guard command has held the lock on {} for {waited:?}; wait for it to finish, or find it with `fuser -v {}`",
-        root.display(), root.display()
+        "another icmp-guard command has held the lock {} (for the pins under {}) for {waited:?}; wait for it to finish, or find it with `fuser -v {}`",
+        shown(lock),
+        shown(bpffs),
+        shown(lock)
     )]
     Busy {
-        root: PathBuf,
+        lock: PathBuf,
+        bpffs: PathBuf,
         waited: std::time::Duration,
     },
 
+    #[error("{} {problem}, so icmp-guard does not trust it; {fix}", shown(path))]
+    Untrusted {
+        path: PathBuf,
+        /// What is wrong, e.g. "is owned by nobody (uid 65534), not root".
+        problem: String,
+        fix: String,
+    },
+
     #[error(
-        "{iface} has stale icmp-guard state: {why}; remove it with `icmp-guard clean {iface}`, then attach again"
+        "refusing to mount a bpffs on {}: it {why}; pass --bpffs a mounted bpffs (e.g. /sys/fs/bpf), a path that does not exist yet, or an empty folder of root's",
+        shown(path)
     )]
+    MountRefused { path: PathBuf, why: String },
+
+    #[error(
+        "{iface} has stale icmp-guard state: {why}; remove it with `icmp-guard clean {iface}`, then attach again", iface = shown(iface))]
     Stale { iface: String, why: String },
 
     #[error(
-        "the state pinned for {iface} was made by an incompatible icmp-guard: map {map} has {field} {pinned}, this version needs {wanted}; remove it with `icmp-guard clean {iface}` (this drops its counters and buckets), then attach again"
-    )]
+        "the state pinned for {iface} was made by an incompatible icmp-guard: map {map} has {field} {pinned}, this version needs {wanted}; remove it with `icmp-guard clean {iface}` (this drops its counters and buckets), then attach again", iface = shown(iface))]
     Incompatible {
         iface: String,
         map: &'static str,
@@ -74,8 +85,7 @@ pub enum Error {
     },
 
     #[error(
-        "{iface}: {knob} is {current} and is fixed when the guard's tables are created, so it cannot become {wanted} on a running guard; detach it (`icmp-guard detach {iface}`, which drops its counters and buckets) and attach it again with the new value"
-    )]
+        "{iface}: {knob} is {current} and is fixed when the guard's tables are created, so it cannot become {wanted} on a running guard; detach it (`icmp-guard detach {iface}`, which drops its counters and buckets) and attach it again with the new value", iface = shown(iface))]
     FixedAtAttach {
         iface: String,
         knob: &'static str,
@@ -93,14 +103,14 @@ pub enum Error {
         fits: u32,
     },
 
-    #[error("cannot swap the program on {iface} through its pinned link")]
+    #[error("cannot swap the program on {iface} through its pinned link", iface = shown(iface))]
     Replace {
         iface: String,
         #[source]
         source: aya::programs::ProgramError,
     },
 
-    #[error("cannot attach to {iface} in {mode} mode")]
+    #[error("cannot attach to {iface} in {mode} mode", iface = shown(iface))]
     Attach {
         iface: String,
         mode: crate::kernel::AttachMode,
@@ -110,7 +120,8 @@ pub enum Error {
 
     #[error(
         "{} is not a bpffs and mounting one there failed; mount it yourself (`mount -t bpf bpf {}`) or pass --bpffs",
-        path.display(), path.display()
+        shown(path),
+        shown(path)
     )]
     Mount {
         path: PathBuf,
@@ -128,15 +139,15 @@ pub enum Error {
     #[error("invalid {what}: {why}")]
     InvalidLimit { what: &'static str, why: String },
 
-    #[error("{}: {message}", path.display())]
+    /// `message` is made of icmp-guard's words and values already escaped with [`shown`].
+    #[error("{}: {message}", shown(path))]
     ConfigFile { path: PathBuf, message: String },
 
     #[error("invalid prefix: {0}")]
     InvalidCidr(String),
 
     #[error(
-        "the {list} list of {iface} is full ({max} prefixes); remove some with `icmp-guard {list} del {iface} CIDR` or merge them into shorter prefixes"
-    )]
+        "the {list} list of {iface} is full ({max} prefixes); remove some with `icmp-guard {list} del {iface} CIDR` or merge them into shorter prefixes", iface = shown(iface))]
     ListFull {
         iface: String,
         list: &'static str,
@@ -146,7 +157,7 @@ pub enum Error {
     #[error("loading the XDP program failed (kernel too old, or the verifier refused it)")]
     Load(#[source] Box<dyn std::error::Error + Send + Sync>),
 
-    #[error("{what} {}", path.display())]
+    #[error("{what} {}", shown(path))]
     Pin {
         what: &'static str,
         path: PathBuf,
@@ -163,7 +174,7 @@ pub enum Error {
 
     #[error(
         "{} holds files icmp-guard did not make ({files}); they were left in place: remove them yourself if they are yours to remove",
-        dir.display()
+        shown(dir)
     )]
     ForeignFiles { dir: PathBuf, files: String },
 
@@ -174,13 +185,32 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    #[error("{what} {}", path.display())]
+    #[error("{what} {}", shown(path))]
     Io {
         what: &'static str,
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// How a string from outside (an interface name, a path, a value, a parser's message that
+/// quotes the input) appears in a message: printable text as it is; control characters (a
+/// newline, a tab, an escape) and `\` escaped as Rust writes them (`\n`, `\u{1b}`, `\\`),
+/// so an error is always one line and says what it means. Every error renders outside text
+/// through this one function.
+#[must_use]
+pub fn shown(text: impl AsRef<OsStr>) -> String {
+    let text = text.as_ref().to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Error {
@@ -215,6 +245,94 @@ impl Error {
             what,
             path,
             source: Box::new(source),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_is_escaped_once_and_only_when_needed() {
+        for (text, expected) in [
+            ("eth0", "eth0"),
+            ("/sys/fs/bpf", "/sys/fs/bpf"),
+            ("a b \"c\" 'd' é", "a b \"c\" 'd' é"),
+            ("a\nb", r"a\nb"),
+            ("a\r\tb", r"a\r\tb"),
+            ("esc\u{1b}[31m", r"esc\u{1b}[31m"),
+            ("back\\slash", r"back\\slash"),
+            ("nul\0", r"nul\0"),
+        ] {
+            assert_eq!(shown(text), expected, "{text:?}");
+        }
+    }
+
+    /// Every message that carries a name or a path stays one line, whatever they hold.
+    #[test]
+    fn every_message_with_outside_text_is_one_line() {
+        let name = "eth0\nicmp-guard: error: forged".to_owned();
+        let path = PathBuf::from("/tmp/x\ny");
+        let errors = [
+            Error::UnknownInterface {
+                iface: name.clone(),
+            },
+            Error::AlreadyGuarded {
+                iface: name.clone(),
+                dir: path.clone(),
+            },
+            Error::NotGuarded {
+                iface: name.clone(),
+                dir: path.clone(),
+            },
+            Error::Loopback {
+                iface: name.clone(),
+            },
+            Error::Stale {
+                iface: name.clone(),
+                why: "none".into(),
+            },
+            Error::ListFull {
+                iface: name.clone(),
+                list: "allow",
+                max: 4096,
+            },
+            Error::Busy {
+                lock: path.clone(),
+                bpffs: path.clone(),
+                waited: std::time::Duration::from_secs(10),
+            },
+            Error::Untrusted {
+                path: path.clone(),
+                problem: "is owned by nobody".into(),
+                fix: "remove it".into(),
+            },
+            Error::MountRefused {
+                path: path.clone(),
+                why: "is a symbolic link".into(),
+            },
+            Error::ConfigFile {
+                path: path.clone(),
+                message: "bad".into(),
+            },
+            Error::ForeignFiles {
+                dir: path.clone(),
+                files: "\"x\"".into(),
+            },
+            Error::Io {
+                what: "reading",
+                path: path.clone(),
+                source: io::Error::other("boom"),
+            },
+        ];
+        for err in errors {
+            let text = err.to_string();
+            assert!(!text.contains('\n'), "{text}");
+            assert!(
+                text.contains(r"eth0\nicmp-guard") || text.contains(r"/tmp/x\ny"),
+                "{text}"
+            );
         }
     }
 }

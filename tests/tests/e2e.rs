@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, counter, ip, stderr_of, unique};
+use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, counter, ip, stderr_of, unique, workspace_bin};
 use serde_json::Value;
 
 const RATE: u64 = 10;
@@ -444,4 +444,260 @@ fn interface_names_never_leave_the_pin_folder() {
     assert!(err.contains("\"not-ours\""), "{err}");
     assert!(stranger.exists(), "clean removed a file it did not make");
     assert!(!lab.guarded.has_xdp(iface), "clean still detaches");
+}
+
+/// Runs `args` as `nobody` (uid and gid 65534, no groups); true when it succeeded.
+fn as_nobody(args: &[&std::ffi::OsStr]) -> bool {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args)
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A bpffs mounted by hand (or by `attach` before) is mode 1777: a user who created
+/// `<bpffs>/icmp-guard` before root did owned it, and could later rename an interface's
+/// folder. Such a folder is refused by every command, naming the path, the owner and the fix;
+/// the folders icmp-guard makes are 0700.
+#[test]
+fn pin_folders_of_other_users_are_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    let root = lab.pin_root();
+    assert!(
+        as_nobody(&["mkdir".as_ref(), root.as_os_str()]),
+        "nobody can mkdir in a 1777 bpffs"
+    );
+    let out = lab.cli(&["attach", iface]).unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for words in [
+        root.display().to_string().as_str(),
+        "is owned by nobody (uid 65534), not root",
+        "does not trust it",
+        &format!("rm -r {}", root.display()),
+    ] {
+        assert!(err.contains(words), "{words:?} in {err}");
+    }
+    assert!(!lab.guarded_has_xdp(), "nothing attached");
+    std::fs::remove_dir(&root).unwrap();
+
+    lab.cli_ok(&["attach", iface]).unwrap();
+    for folder in [root.clone(), lab.pin_dir(iface)] {
+        let meta = std::fs::metadata(&folder).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.mode() & 0o7777),
+            (0, 0o700),
+            "{}",
+            folder.display()
+        );
+    }
+    // An interface folder handed to another user, or opened to the world: every command that
+    // trusts the pins refuses it.
+    let dir = lab.pin_dir(iface);
+    for (owner, mode, words) in [
+        (65534, 0o700, "is owned by nobody (uid 65534), not root"),
+        (
+            0,
+            0o777,
+            "is writable by its group or by others (mode 0777)",
+        ),
+    ] {
+        std::os::unix::fs::chown(&dir, Some(owner), None).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        for args in [
+            vec!["set", iface, "--echo-rate", "5"],
+            vec!["stats", iface],
+            vec!["status"],
+            vec!["allow", "add", iface, "192.0.2.0/24"],
+            vec!["detach", iface],
+            vec!["clean", iface],
+            vec!["attach", iface, "--replace"],
+        ] {
+            let out = lab.cli(&args).unwrap();
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(
+                err.contains(&dir.display().to_string()) && err.contains(words),
+                "{args:?}: {err}"
+            );
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        }
+        assert!(lab.guarded_has_xdp(), "still guarded");
+    }
+    std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    lab.cli_ok(&["detach", iface]).unwrap();
+}
+
+/// Unmounts its path on drop, so a failed assertion leaves no bpffs behind.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// `attach` mounts a bpffs where there is none, but only on a new path or an empty folder of
+/// root's: `--bpffs` pointing at a link to `/` once created `/icmp-guard` and mounted a bpffs
+/// over `/`, and any folder silently got one. Each refusal names the path and what is there,
+/// and leaves nothing behind (no mount, no folder). The bait is a scratch folder, never `/`.
+#[test]
+fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
+    use std::os::unix::fs::MetadataExt as _;
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    let base = lab.scratch.file("mounts");
+    std::fs::create_dir(&base).unwrap();
+    let full = base.join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("precious"), b"keep me").unwrap();
+    let empty = base.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let nobodys = base.join("nobodys");
+    std::fs::create_dir(&nobodys).unwrap();
+    std::os::unix::fs::chown(&nobodys, Some(65534), None).unwrap();
+    let file = base.join("file");
+    std::fs::write(&file, b"").unwrap();
+    let (to_full, to_empty) = (base.join("to-full"), base.join("to-empty"));
+    std::os::unix::fs::symlink(&full, &to_full).unwrap();
+    std::os::unix::fs::symlink(&empty, &to_empty).unwrap();
+    let is_bpffs = icmp_guard::pinned::bpffs::is_bpffs;
+    for (path, target, why) in [
+        (&to_full, &full, "is a symbolic link (to "),
+        (&to_empty, &empty, "is a symbolic link (to "),
+        (
+            &full,
+            &full,
+            "is a folder that is not empty (it holds \"precious\")",
+        ),
+        (
+            &nobodys,
+            &nobodys,
+            "is owned by nobody (uid 65534), not root",
+        ),
+        (&file, &file, "is not a directory"),
+    ] {
+        let out = lab.cli_command(path, &["attach", iface]).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", path.display());
+        assert!(
+            err.contains(&format!(
+                "refusing to mount a bpffs on {}: it {why}",
+                path.display()
+            )),
+            "{}: {err}",
+            path.display()
+        );
+        assert!(!is_bpffs(target), "{} got a bpffs", target.display());
+        assert!(
+            !target.join("icmp-guard").exists(),
+            "{} got a pin root",
+            target.display()
+        );
+        assert!(!lab.guarded_has_xdp());
+    }
+    assert!(full.join("precious").exists());
+
+    // A path that does not exist yet, and an empty folder of root's: mounted, mode 0700.
+    for path in [base.join("new/bpffs"), empty.clone()] {
+        let mounted = Unmount(path.clone());
+        let out = lab.cli_command(&path, &["attach", iface]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            stderr_of(&out)
+        );
+        assert!(is_bpffs(&path));
+        // 0700 for its owner, root; the kernel keeps its sticky bit (1700).
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o700, "{}", path.display());
+        let out = lab.cli_command(&path, &["detach", iface]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        drop(mounted);
+        assert!(!is_bpffs(&path));
+    }
+}
+
+/// `config check` reads only regular files of at most 1 MiB (`/dev/zero` was read without
+/// end), refuses lists longer than their maps (5,000 allow prefixes passed, then `attach
+/// --config` failed half way), and keeps its error on one line whatever the file's name holds.
+#[test]
+fn config_files_are_bounded_and_checked_against_the_maps() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    let long = lab.scratch.file("long.toml");
+    let prefixes: Vec<String> = (0..5000)
+        .map(|i| format!("\"10.{}.{}.0/24\"", i >> 8, i & 0xff))
+        .collect();
+    std::fs::write(
+        &long,
+        format!(
+            "[[interface]]\nname = \"{iface}\"\nallow = [{}]\n",
+            prefixes.join(", ")
+        ),
+    )
+    .unwrap();
+    let odd = lab.scratch.file("odd\nicmp-guard: ok.toml");
+    let odd_shown = lab.scratch.file(r"odd\nicmp-guard: ok.toml");
+    for (args, needle) in [
+        (
+            vec![
+                "config".to_owned(),
+                "check".to_owned(),
+                "/dev/zero".to_owned(),
+            ],
+            "/dev/zero: is a character device, not a regular file".to_owned(),
+        ),
+        (
+            vec![
+                "config".to_owned(),
+                "check".to_owned(),
+                long.display().to_string(),
+            ],
+            format!(
+                "{}: interface[0] ({iface}).allow: 5000 prefixes, more than the 4096 a list holds",
+                long.display()
+            ),
+        ),
+        (
+            vec![
+                "attach".to_owned(),
+                "--config".to_owned(),
+                long.display().to_string(),
+            ],
+            "5000 prefixes, more than the 4096".to_owned(),
+        ),
+        (
+            vec![
+                "config".to_owned(),
+                "check".to_owned(),
+                odd.display().to_string(),
+            ],
+            format!("reading the config file {}", odd_shown.display()),
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let out = std::process::Command::new("timeout")
+            .arg("30")
+            .arg(workspace_bin("icmp-guard").unwrap())
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} ({:?}): {err}",
+            started.elapsed()
+        );
+        assert!(err.contains(&needle), "{args:?}: {needle:?} in {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    assert!(!lab.guarded_has_xdp(), "nothing attached");
 }

@@ -330,3 +330,63 @@ fn a_full_list_is_reported_not_swallowed() {
         stderr_of(&out)
     );
 }
+
+/// Applying a list was quadratic (each prefix re-read the whole list and rewrote the size: 11 s
+/// for 4096). A full list goes in through `attach --config`, then is swapped for one that
+/// shares half of it: exactly one map write per prefix that changes, and the list and its
+/// count are exactly the file's. The time bound is only a guard against a hang.
+#[test]
+fn a_full_list_applies_with_one_write_per_changed_prefix() {
+    use icmp_guard::{
+        pinned::{Guard, Pins},
+        policy::Cidr,
+    };
+    use icmp_guard_common::policy::List;
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    let max = icmp_guard_common::maps::LIST_MAX_ENTRIES as usize;
+    let prefix = |i: usize| format!("10.{}.{}.0/24", i >> 8, i & 0xff);
+    let config = lab.scratch.file("full.toml");
+    let quoted: Vec<String> = (0..max).map(|i| format!("\"{}\"", prefix(i))).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "[[interface]]\nname = \"{iface}\"\nallow = [{}]\n",
+            quoted.join(", ")
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    lab.cli_ok(&["attach", "--config", config.to_str().unwrap()])
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "applying {max} prefixes hangs: {:?}",
+        started.elapsed()
+    );
+    let out = lab.cli_ok(&["allow", "list", iface, "--json"]).unwrap();
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["prefixes"].as_array().unwrap().len(), max);
+    assert_eq!(lab.status().unwrap()[0]["lists"]["allow"], max);
+
+    // The library, as the service uses it: count what a swap of half the list writes.
+    let pins = Pins::new(&lab.bpffs.path, &iface.parse().unwrap());
+    let mut guard = Guard::open(pins).unwrap();
+    let wanted: Vec<Cidr> = (max / 2..max + max / 2)
+        .map(|i| prefix(i).parse().unwrap())
+        .collect();
+    let changes = guard.maps.set_list(List::Allow, &wanted).unwrap();
+    assert_eq!(
+        (changes.add.len(), changes.remove.len(), changes.writes()),
+        (max / 2, max / 2, max)
+    );
+    let mut sorted = wanted.clone();
+    sorted.sort();
+    assert_eq!(guard.maps.list(List::Allow).unwrap(), sorted);
+    assert_eq!(guard.maps.config().unwrap().allow_entries as usize, max);
+    // Applying the same list again writes nothing.
+    assert_eq!(
+        guard.maps.set_list(List::Allow, &wanted).unwrap().writes(),
+        0
+    );
+}

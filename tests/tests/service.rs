@@ -265,7 +265,17 @@ fn concurrent_commands_wait_for_the_lock() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface]).unwrap();
-    let root = std::fs::File::open(lab.pin_root()).unwrap();
+    // The lock file the product takes for this bpffs (see `unprivileged_users_cannot_take_or_block_the_lock`).
+    let root = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(icmp_guard::pinned::lock::path(&lab.bpffs.path))
+            .unwrap()
+    };
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(root.as_raw_fd(), libc::LOCK_EX) }, 0);
     let mut set = lab
@@ -478,6 +488,8 @@ fn the_shipped_config_and_unit_are_valid() {
         "ExecStart=/usr/local/bin/icmp-guard run --config /etc/icmp-guard/icmp-guard.toml",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "NoNewPrivileges=yes",
+        "RuntimeDirectory=icmp-guard",
+        "RuntimeDirectoryMode=0700",
     ] {
         assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
     }
@@ -555,4 +567,71 @@ fn stats_watch_shows_rates_per_second_and_top_offenders() {
         .unwrap_or_else(|| panic!("{screen}"));
     let dropped_per_sec: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
     assert!(dropped_per_sec > 300.0, "{line}");
+}
+
+/// Runs `args` as `nobody` (uid and gid 65534, no groups, no capabilities).
+fn as_nobody(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The lock was a `flock` on `<bpffs>/icmp-guard`, a folder of mode 0755: `nobody` could take
+/// it and stall every `set` (and the service's runtime) for 10 s. The lock is now a file only
+/// root can open, and the pin root is 0700: `nobody` can take neither, and `set` runs at once.
+#[test]
+fn unprivileged_users_cannot_take_or_block_the_lock() {
+    use std::os::unix::fs::MetadataExt as _;
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface]).unwrap();
+    let lock = icmp_guard::pinned::lock::path(&lab.bpffs.path);
+    let run_dir = Path::new(icmp_guard::pinned::lock::RUN_DIR);
+    let meta = std::fs::metadata(run_dir).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o700));
+    for folder in [lab.pin_root(), lab.pin_dir(&iface)] {
+        let meta = std::fs::metadata(&folder).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o700, "{}", folder.display());
+    }
+    // Today's attack, on the old lock and on the new one: `flock` as nobody.
+    for target in [lab.pin_root(), lock.clone()] {
+        let out = as_nobody(&[
+            "flock".as_ref(),
+            "-n".as_ref(),
+            target.as_os_str(),
+            "true".as_ref(),
+        ]);
+        assert!(
+            !out.status.success(),
+            "nobody could lock {}",
+            target.display()
+        );
+    }
+    // And held in the background as long as nobody can, while root changes the guard.
+    let mut holder = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "flock",
+        ])
+        .arg(lab.pin_root())
+        .args(["sleep", "30"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    lab.cli_ok(&["set", &iface, "--echo-rate", "5"]).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "set waited {:?} for a lock nobody may hold",
+        started.elapsed()
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    lab.cli_ok(&["detach", &iface]).unwrap();
 }

@@ -14,6 +14,7 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
     privilege::require("detach", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::new(bpffs, iface);
+    pins.check()?;
     if !pins.exist() {
         return Err(Error::NotGuarded {
             iface: iface.to_string(),

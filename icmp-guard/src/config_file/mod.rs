@@ -27,20 +27,28 @@ pub mod apply;
 
 use std::{
     collections::BTreeSet,
+    io::Read as _,
     net::SocketAddr,
+    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
 };
 
+use icmp_guard_common::maps::LIST_MAX_ENTRIES;
 use serde::Deserialize;
 
 use crate::{
     Error,
+    error::shown,
     kernel::{AttachMode, IfaceName},
     policy::{Cidr, KNOBS, Overrides, knobs},
 };
 
 /// The key of the tri-state dry-run in a limits table.
 const DRY_RUN_KEY: &str = "dry_run";
+
+/// The most bytes a configuration file may hold: 1 MiB, room for every interface with two
+/// full lists (2 x 4096 prefixes of about 40 bytes each is 330 KiB).
+pub const MAX_BYTES: u64 = 1 << 20;
 
 /// Default address of the metrics endpoint.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9966";
@@ -119,10 +127,65 @@ impl ConfigFile {
         self.bpffs.clone().unwrap_or_else(|| cli.to_path_buf())
     }
 
-    /// Reads and validates `path`.
+    /// Reads and validates `path`: a regular file of at most [`MAX_BYTES`]. A device, a
+    /// FIFO or a folder is refused before it is read (`/dev/zero` was read without end), and
+    /// so is a longer file (the read stops one byte past the cap).
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text =
-            std::fs::read_to_string(path).map_err(Error::io("reading the config file", path))?;
+        let fail = |message: String| Error::ConfigFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        // O_NONBLOCK: opening a FIFO must not wait for a writer before it can be refused.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(Error::io("reading the config file", path))?;
+        let meta = file
+            .metadata()
+            .map_err(Error::io("reading the config file", path))?;
+        let kind = meta.file_type();
+        let not_regular = if kind.is_dir() {
+            Some("a folder")
+        } else if kind.is_char_device() {
+            Some("a character device")
+        } else if kind.is_block_device() {
+            Some("a block device")
+        } else if kind.is_fifo() {
+            Some("a FIFO")
+        } else if kind.is_socket() {
+            Some("a socket")
+        } else if !kind.is_file() {
+            Some("not a regular file")
+        } else {
+            None
+        };
+        if let Some(kind) = not_regular {
+            return Err(fail(format!(
+                "is {kind}, not a regular file: pass the path of a TOML file"
+            )));
+        }
+        let too_long = |len: u64| {
+            fail(format!(
+                "is {len} bytes or more, over the {MAX_BYTES} bytes (1 MiB) a config file may hold; list fewer, shorter prefixes"
+            ))
+        };
+        if meta.len() > MAX_BYTES {
+            return Err(too_long(meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.take(MAX_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Error::io("reading the config file", path))?;
+        if bytes.len() as u64 > MAX_BYTES {
+            return Err(too_long(bytes.len() as u64));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(format!(
+                "is not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
         Self::parse(path, &text)
     }
 
@@ -139,7 +202,7 @@ impl ConfigFile {
                 let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
                 format!("line {line}, column {column}: ")
             });
-            fail(format!("{at}{}", e.message().trim()))
+            fail(format!("{at}{}", shown(e.message().trim())))
         })?;
         let metrics = raw.daemon.metrics.as_deref().unwrap_or(DEFAULT_METRICS);
         let metrics: SocketAddr = metrics.parse().map_err(|_| {
@@ -177,14 +240,24 @@ impl ConfigFile {
                 })?,
             };
             let own = limits(&iface.limits, &format!("{at}.limits")).map_err(fail)?;
+            // Each list fits its map (`LIST_MAX_ENTRIES`), counted without repeats, so that
+            // a file that passes `config check` never fails half applied.
             let prefixes = |list: &[String], key: &str| {
-                list.iter()
+                let unique = list
+                    .iter()
                     .enumerate()
                     .map(|(j, p)| {
                         p.parse::<Cidr>()
                             .map_err(|why| fail(format!("{at}.{key}[{j}]: {why}")))
                     })
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect::<Result<BTreeSet<_>, _>>()?;
+                if unique.len() > LIST_MAX_ENTRIES as usize {
+                    return Err(fail(format!(
+                        "{at}.{key}: {} prefixes, more than the {LIST_MAX_ENTRIES} a list holds; merge them into shorter prefixes",
+                        unique.len()
+                    )));
+                }
+                Ok(unique.into_iter().collect::<Vec<_>>())
             };
             interfaces.push(InterfaceConfig {
                 name,
@@ -214,23 +287,23 @@ fn limits(raw: &RawLimits, at: &str) -> Result<Overrides, String> {
     let mut out = Overrides::default();
     for (key, value) in raw {
         if key == DRY_RUN_KEY {
-            out.dry_run =
-                Some(value.as_bool().ok_or_else(|| {
-                    format!("{at}.{key}: {} must be true or false", shown(value))
-                })?);
+            out.dry_run = Some(value.as_bool().ok_or_else(|| {
+                format!("{at}.{key}: {} must be true or false", value_shown(value))
+            })?);
             continue;
         }
         let Some(knob) = knobs::by_name(key) else {
             let known: Vec<&str> = KNOBS.iter().map(|k| k.name).collect();
             return Err(format!(
-                "{at}: unknown field `{key}`, expected one of {}, {DRY_RUN_KEY}",
+                "{at}: unknown field `{}`, expected one of {}, {DRY_RUN_KEY}",
+                shown(key),
                 known.join(", ")
             ));
         };
         let number = value.as_integer().ok_or_else(|| {
             format!(
                 "{at}.{key}: {} must be a whole number of {}",
-                shown(value),
+                value_shown(value),
                 knob.unit
             )
         })?;
@@ -243,7 +316,7 @@ fn limits(raw: &RawLimits, at: &str) -> Result<Overrides, String> {
 }
 
 /// A TOML value as a message shows it.
-fn shown(value: &toml::Value) -> String {
+fn value_shown(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => format!("{s:?}"),
         toml::Value::Integer(i) => i.to_string(),
@@ -302,6 +375,135 @@ mod tests {
         let eth1 = &cfg.interfaces[1];
         assert_eq!(eth1.limits.get(knob("echo_rate")), Some(7));
         assert_eq!(eth1.limits.dry_run, Some(false));
+    }
+
+    /// Lists are checked against what their maps hold, so `config check` cannot pass a file
+    /// that `attach --config` would apply half of (5,000 prefixes once passed).
+    #[test]
+    fn lists_that_overflow_their_map_are_refused_naming_the_key_the_count_and_the_limit() {
+        let max = LIST_MAX_ENTRIES as usize;
+        let prefixes = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!("\"10.{}.{}.0/24\"", i >> 8, i & 0xff))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let file =
+            |key: &str, list: &str| format!("[[interface]]\nname = \"eth0\"\n{key} = [{list}]\n");
+        for (key, list, refused) in [
+            ("allow", prefixes(max), None),
+            (
+                "allow",
+                prefixes(max + 1),
+                Some(format!(
+                    "interface[0] (eth0).allow: {} prefixes, more than the {max} a list holds",
+                    max + 1
+                )),
+            ),
+            (
+                "deny",
+                prefixes(5000),
+                Some(format!(
+                    "interface[0] (eth0).deny: 5000 prefixes, more than the {max} a list holds"
+                )),
+            ),
+            // Repeats are counted once.
+            (
+                "allow",
+                format!("{}, {}", prefixes(max), prefixes(10)),
+                None,
+            ),
+        ] {
+            match (parse(&file(key, &list)), refused) {
+                (Ok(cfg), None) => {
+                    let ic = &cfg.interfaces[0];
+                    assert_eq!(ic.allow.len() + ic.deny.len(), max, "{key}");
+                }
+                (Err(err), Some(needle)) => assert!(err.contains(&needle), "{err}"),
+                (result, _) => panic!("{key}: {:?}", result.map(|_| ())),
+            }
+        }
+    }
+
+    /// A file is read only if it is a regular file of at most `MAX_BYTES`: `/dev/zero` was
+    /// read without end.
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = std::env::temp_dir().join(format!("icmp-guard-config-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        let valid = "[[interface]]\nname = \"eth0\"\n";
+        let at_cap = dir.join("at-cap.toml");
+        let filler = "#".repeat(MAX_BYTES as usize - valid.len() - 1);
+        std::fs::write(&at_cap, format!("{valid}{filler}\n")).unwrap();
+        let over = dir.join("over.toml");
+        std::fs::write(&over, format!("{valid}{filler}\n\n")).unwrap();
+        let binary = dir.join("binary.toml");
+        std::fs::write(&binary, b"\xff\xfe").unwrap();
+        for (path, refused) in [
+            (
+                Path::new("/dev/zero"),
+                Some("is a character device, not a regular file"),
+            ),
+            (dir.as_path(), Some("is a folder, not a regular file")),
+            (fifo.as_path(), Some("is a FIFO, not a regular file")),
+            (at_cap.as_path(), None),
+            (
+                over.as_path(),
+                Some("is 1048577 bytes or more, over the 1048576 bytes (1 MiB)"),
+            ),
+            (binary.as_path(), Some("is not UTF-8 text")),
+        ] {
+            let started = std::time::Instant::now();
+            let result = ConfigFile::load(path).map_err(|e| e.to_string());
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{path:?} hangs"
+            );
+            match (result, refused) {
+                (Ok(_), None) => {}
+                (Err(err), Some(needle)) => {
+                    assert!(err.starts_with(&format!("{}: ", path.display())), "{err}");
+                    assert!(err.contains(needle), "{err}");
+                }
+                (result, _) => panic!("{path:?}: {:?}", result.map(|_| ())),
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Keys and values of the file reach messages escaped: a newline in a key, a value or the
+    /// file's name cannot split the error line.
+    #[test]
+    fn outside_text_in_errors_is_escaped() {
+        for (path, text, needle) in [
+            (
+                "test.toml",
+                "[[interface]]\nname = \"eth0\"\n\"a\\nforged\" = 1",
+                r"unknown field `a\nforged`",
+            ),
+            (
+                "test.toml",
+                "[defaults]\n\"b\\nforged\" = 1\n[[interface]]\nname = \"eth0\"",
+                r"defaults: unknown field `b\nforged`",
+            ),
+            (
+                "test.toml",
+                "[daemon]\non_exit = \"x\\ny\"\n[[interface]]\nname = \"eth0\"",
+                r#"daemon.on_exit: "x\ny""#,
+            ),
+            ("a\nb.toml", "", r"a\nb.toml: no [[interface]]"),
+        ] {
+            let err = ConfigFile::parse(Path::new(path), text)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains('\n'), "{text:?}: {err}");
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
     }
 
     #[test]

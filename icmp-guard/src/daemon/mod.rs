@@ -92,7 +92,7 @@ impl Daemon {
         let mut tick = tokio::time::interval(TICK);
         log::info!(
             "icmp-guard daemon running with {}: {} interface(s), metrics on http://{}/metrics",
-            self.cfg.path.display(),
+            crate::error::shown(&self.cfg.path),
             self.cfg.interfaces.len(),
             self.cfg.metrics
         );
@@ -199,7 +199,7 @@ impl Daemon {
                 self.cfg.interfaces.iter().map(|i| i.name.clone()).collect(),
             );
         }
-        log::info!("reloaded {}", self.cfg.path.display());
+        log::info!("reloaded {}", crate::error::shown(&self.cfg.path));
         if self.cfg.metrics == old_metrics {
             return None;
         }

@@ -30,6 +30,7 @@ use super::{
 };
 use crate::{
     Error,
+    error::shown,
     pinned::{Pins, bpffs, schema},
 };
 
@@ -129,6 +130,11 @@ pub fn attach(
             iface: iface.to_owned(),
         });
     }
+    table_fits(cfg.max_sources)?;
+    // Mounted (or refused) before anything under it is looked at: on a path that is no bpffs
+    // yet, what is there now is what the mount will hide.
+    bpffs::ensure_mounted(bpffs_path)?;
+    pins.check()?;
     if pins.exist() {
         return Err(Error::AlreadyGuarded {
             iface: iface.to_owned(),
@@ -138,12 +144,10 @@ pub fn attach(
     if pins.dir.exists() {
         return Err(Error::Stale {
             iface: iface.to_owned(),
-            why: format!("{} holds pins but no link", pins.dir.display()),
+            why: format!("{} holds pins but no link", shown(&pins.dir)),
         });
     }
-    table_fits(cfg.max_sources)?;
-    bpffs::ensure_mounted(bpffs_path)?;
-    std::fs::create_dir_all(&pins.dir).map_err(Error::io("creating the pin folder", &pins.dir))?;
+    pins.make_dirs()?;
     let result = attach_in(pins, ifindex, mode, cfg);
     if result.is_err() {
         // Best effort: the attach error is the one to report.

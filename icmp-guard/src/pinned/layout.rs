@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use icmp_guard_common::maps;
 
+use super::private;
 use crate::{Error, kernel::IfaceName};
 
 /// Default bpffs mount point.
@@ -39,7 +40,7 @@ pub fn root(bpffs: &Path) -> PathBuf {
 /// The interfaces with pins under `bpffs`, sorted by name; none when `bpffs` is not a bpffs.
 pub fn guarded(bpffs: &Path) -> Result<Vec<IfaceName>, Error> {
     let root = root(bpffs);
-    if !super::bpffs::is_bpffs(bpffs) || !root.exists() {
+    if !super::bpffs::is_bpffs(bpffs) || !private::check_dir(&root)? {
         return Ok(Vec::new());
     }
     let mut names = Vec::new();
@@ -75,6 +76,27 @@ impl Pins {
         }
     }
 
+    /// The pin root, `<bpffs>/icmp-guard`, which holds this interface's folder.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
+    /// Checks the pin root and this interface's folder, where they exist: each must be a
+    /// directory of root's that no one else can write (see [`private`]), or someone else
+    /// could rename or replace the pins. Every command calls it before it trusts a pin.
+    pub fn check(&self) -> Result<(), Error> {
+        private::check_dir(self.root())?;
+        private::check_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// Creates the pin root and this interface's folder, mode 0700, or checks those there.
+    pub fn make_dirs(&self) -> Result<(), Error> {
+        private::make_dir(self.root())?;
+        private::make_dir(&self.dir)
+    }
+
     /// The pinned link that keeps the program attached.
     #[must_use]
     pub fn link(&self) -> PathBuf {
@@ -104,6 +126,7 @@ impl Pins {
     /// and the interface's folder. Nothing else is ever unlinked: a file icmp-guard did not
     /// make stays, and is named in the error. A folder that is a symbolic link is refused.
     pub fn remove(&self) -> Result<(), Error> {
+        self.check()?;
         match std::fs::symlink_metadata(&self.dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("inspecting the pin folder", &self.dir)(e)),

@@ -2,7 +2,10 @@
 //! or taken out of an object the caller loaded ([`Maps::from_ebpf`], as the test harness
 //! does for `BPF_PROG_TEST_RUN`).
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::{
+    collections::BTreeSet,
+    os::fd::{AsFd as _, AsRawFd as _},
+};
 
 use aya::{
     Ebpf,
@@ -26,6 +29,7 @@ pub struct Guard {
 impl Guard {
     /// Opens the pins of `pins.iface`; fails with [`Error::NotGuarded`] if there are none.
     pub fn open(pins: Pins) -> Result<Self, Error> {
+        pins.check()?;
         if !pins.exist() {
             return Err(Error::NotGuarded {
                 iface: pins.iface.to_string(),
@@ -196,6 +200,48 @@ impl Maps {
     /// Adds a prefix to a list and records the list's size in the config; true if it was new.
     pub fn list_add(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
         let known = self.list(list)?.contains(&cidr);
+        self.trie_insert(list, cidr)?;
+        self.sync_list_size(list)?;
+        Ok(!known)
+    }
+
+    /// Removes a prefix from a list and records the list's size; false if it was not there.
+    pub fn list_del(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
+        if !self.list(list)?.contains(&cidr) {
+            return Ok(false);
+        }
+        self.trie_remove(list, cidr)?;
+        self.sync_list_size(list)?;
+        Ok(true)
+    }
+
+    /// Makes a list exactly `prefixes` and returns what that took. The list is read once, the
+    /// difference is computed on sorted sets ([`ListChanges::between`], n log n), then each
+    /// missing prefix costs one insert, each extra one delete, and the size is written once:
+    /// a 4096-prefix list was quadratic when each prefix re-read the whole list and rewrote
+    /// the size (11 s).
+    pub fn set_list(&mut self, list: List, prefixes: &[Cidr]) -> Result<ListChanges, Error> {
+        let current: BTreeSet<Cidr> = self.list(list)?.into_iter().collect();
+        let wanted: BTreeSet<Cidr> = prefixes.iter().copied().collect();
+        let changes = ListChanges::between(&current, &wanted, maps::LIST_MAX_ENTRIES as usize);
+        if changes.remove_first {
+            for cidr in &changes.remove {
+                self.trie_remove(list, *cidr)?;
+            }
+        }
+        for cidr in &changes.add {
+            self.trie_insert(list, *cidr)?;
+        }
+        if !changes.remove_first {
+            for cidr in &changes.remove {
+                self.trie_remove(list, *cidr)?;
+            }
+        }
+        self.write_list_size(list, wanted.len() as u32)?;
+        Ok(changes)
+    }
+
+    fn trie_insert(&mut self, list: List, cidr: Cidr) -> Result<(), Error> {
         let key = Key::new(cidr.len, cidr.addr);
         let (iface, name) = (self.label.clone(), list_name(list));
         self.trie_mut(list)
@@ -215,48 +261,37 @@ impl Maps {
                     what: format!("adding {cidr} to the {name} list of {iface}"),
                     source,
                 },
-            })?;
-        self.sync_list_size(list)?;
-        Ok(!known)
+            })
     }
 
-    /// Removes a prefix from a list and records the list's size; false if it was not there.
-    pub fn list_del(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
-        if !self.list(list)?.contains(&cidr) {
-            return Ok(false);
-        }
+    fn trie_remove(&mut self, list: List, cidr: Cidr) -> Result<(), Error> {
         let key = Key::new(cidr.len, cidr.addr);
         let what = format!(
             "removing {cidr} from the {} list of {}",
             list_name(list),
             self.label
         );
-        self.trie_mut(list).remove(&key).map_err(Error::map(what))?;
-        self.sync_list_size(list)?;
-        Ok(true)
-    }
-
-    /// Makes a list exactly `prefixes`: adds the missing, removes the others.
-    pub fn set_list(&mut self, list: List, prefixes: &[Cidr]) -> Result<(), Error> {
-        let current = self.list(list)?;
-        for cidr in prefixes.iter().filter(|p| !current.contains(p)) {
-            self.list_add(list, *cidr)?;
-        }
-        for cidr in current.iter().filter(|p| !prefixes.contains(p)) {
-            self.list_del(list, *cidr)?;
-        }
-        Ok(())
+        self.trie_mut(list).remove(&key).map_err(Error::map(what))
     }
 
     /// Writes the list's entry count into the config, so the program looks it up only when
     /// it holds something.
     fn sync_list_size(&mut self, list: List) -> Result<(), Error> {
         let entries = self.list(list)?.len() as u32;
+        self.write_list_size(list, entries)
+    }
+
+    /// Writes `entries` as the list's count, unless the config already says so.
+    fn write_list_size(&mut self, list: List, entries: u32) -> Result<(), Error> {
         let mut cfg = self.config()?;
-        match list {
-            List::Allow => cfg.allow_entries = entries,
-            List::Deny => cfg.deny_entries = entries,
+        let count = match list {
+            List::Allow => &mut cfg.allow_entries,
+            List::Deny => &mut cfg.deny_entries,
+        };
+        if *count == entries {
+            return Ok(());
         }
+        *count = entries;
         self.set_config(&cfg)
     }
 
@@ -298,11 +333,128 @@ impl Maps {
     }
 }
 
+/// What making a list exactly a set of prefixes takes: the prefixes to insert, those to
+/// delete, and in which order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListChanges {
+    /// In the wanted set, not in the list: one insert each.
+    pub add: Vec<Cidr>,
+    /// In the list, not wanted: one delete each.
+    pub remove: Vec<Cidr>,
+    /// Deletes go first only when inserting first would overflow the list (`capacity`):
+    /// otherwise a prefix that stays covered is never missing in between.
+    pub remove_first: bool,
+}
+
+impl ListChanges {
+    /// The changes from `current` to `wanted`: one merge of two sorted sets.
+    #[must_use]
+    pub fn between(current: &BTreeSet<Cidr>, wanted: &BTreeSet<Cidr>, capacity: usize) -> Self {
+        let add: Vec<Cidr> = wanted.difference(current).copied().collect();
+        let remove: Vec<Cidr> = current.difference(wanted).copied().collect();
+        let remove_first = current.len() + add.len() > capacity;
+        Self {
+            add,
+            remove,
+            remove_first,
+        }
+    }
+
+    /// Map writes to the list these take (the size is written apart, once).
+    #[must_use]
+    pub fn writes(&self) -> usize {
+        self.add.len() + self.remove.len()
+    }
+}
+
 /// The list's name in messages: "allow" or "deny".
 #[must_use]
 pub const fn list_name(list: List) -> &'static str {
     match list {
         List::Allow => "allow",
         List::Deny => "deny",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(prefixes: &[&str]) -> BTreeSet<Cidr> {
+        prefixes.iter().map(|p| p.parse().unwrap()).collect()
+    }
+
+    fn list(prefixes: &[&str]) -> Vec<Cidr> {
+        set(prefixes).into_iter().collect()
+    }
+
+    #[test]
+    fn list_changes_are_the_two_differences_in_a_safe_order() {
+        /// The list, the wanted set, the capacity, then the changes expected.
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a [&'a str],
+            usize,
+            &'a [&'a str],
+            &'a [&'a str],
+            bool,
+        );
+        let cases: &[Case] = &[
+            (&[], &[], 8, &[], &[], false),
+            (&[], &["192.0.2.0/24"], 8, &["192.0.2.0/24"], &[], false),
+            (&["192.0.2.0/24"], &[], 8, &[], &["192.0.2.0/24"], false),
+            (
+                &["192.0.2.0/24", "2001:db8::/32"],
+                &["2001:db8::/32", "198.51.100.0/24"],
+                8,
+                &["198.51.100.0/24"],
+                &["192.0.2.0/24"],
+                false,
+            ),
+            // A full list swapped for another: deleting first keeps it within capacity.
+            (
+                &["192.0.2.1", "192.0.2.2"],
+                &["192.0.2.3", "192.0.2.4"],
+                2,
+                &["192.0.2.3", "192.0.2.4"],
+                &["192.0.2.1", "192.0.2.2"],
+                true,
+            ),
+        ];
+        for &(current, wanted, capacity, add, remove, remove_first) in cases {
+            let changes = ListChanges::between(&set(current), &set(wanted), capacity);
+            assert_eq!(
+                changes,
+                ListChanges {
+                    add: list(add),
+                    remove: list(remove),
+                    remove_first
+                },
+                "{current:?} -> {wanted:?}"
+            );
+        }
+    }
+
+    /// A full list replaced by another that shares half of it: exactly one write per prefix
+    /// that changes, none for those that stay.
+    #[test]
+    fn a_full_list_costs_one_write_per_changed_prefix() {
+        let full = maps::LIST_MAX_ENTRIES as usize;
+        let prefix = |i: usize| -> Cidr {
+            let i = u32::try_from(i).unwrap();
+            format!("10.{}.{}.0/24", i >> 8, i & 0xff).parse().unwrap()
+        };
+        let current: BTreeSet<Cidr> = (0..full).map(prefix).collect();
+        let wanted: BTreeSet<Cidr> = (full / 2..full + full / 2).map(prefix).collect();
+        let changes = ListChanges::between(&current, &wanted, full);
+        assert_eq!(
+            (changes.add.len(), changes.remove.len()),
+            (full / 2, full / 2)
+        );
+        assert_eq!(changes.writes(), full);
+        assert!(changes.remove_first);
+        let empty = ListChanges::between(&BTreeSet::new(), &current, full);
+        assert_eq!(empty.writes(), full);
+        assert_eq!(ListChanges::between(&current, &current, full).writes(), 0);
     }
 }

@@ -7,6 +7,7 @@ pub mod bpffs;
 pub mod layout;
 pub mod lock;
 pub mod maps;
+pub mod private;
 pub mod schema;
 
 pub use layout::Pins;

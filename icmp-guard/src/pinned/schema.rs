@@ -11,6 +11,7 @@ use crate::{Error, kernel::object};
 
 /// Checks every pinned map of `pins` against the embedded object.
 pub fn check(pins: &Pins) -> Result<(), Error> {
+    pins.check()?;
     let obj = aya_obj::Object::parse(object::ICMP_GUARD).map_err(|e| Error::Load(Box::new(e)))?;
     for name in layout::MAPS {
         let wanted = obj
@@ -21,7 +22,7 @@ pub fn check(pins: &Pins) -> Result<(), Error> {
         let Ok(info) = MapInfo::from_pin(&path) else {
             return Err(Error::Stale {
                 iface: pins.iface.to_string(),
-                why: format!("map {name} is not pinned at {}", path.display()),
+                why: format!("map {name} is not pinned at {}", crate::error::shown(&path)),
             });
         };
         let pinned_type = info.map_type().map_or(u32::MAX, |t| t as u32);
