@@ -81,6 +81,7 @@ fn bench_cases() -> Result<Vec<Case>> {
                         echo: lifted,
                         global: lifted,
                         new_source: lifted,
+                        exempt: lifted,
                         ..config
                     }
                 } else {
