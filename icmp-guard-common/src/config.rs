@@ -104,7 +104,7 @@ pub struct Config {
     /// Zero; keeps the layout free of implicit padding.
     pub reserved: u32,
     /// Keys the hash that places sources in the recently-seen filter, so an attacker cannot
-    /// aim spoofed addresses at the slots of known sources. Random per attach.
+    /// aim spoofed addresses at the lines of known sources (to overflow them). Random per attach.
     pub seen_seed: u64,
     /// Attach time, seconds since the Unix epoch.
     pub attached_at: u64,
