@@ -376,7 +376,11 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     lab.cli_ok(&["deny", "add", iface, "203.0.113.0/24"])
         .unwrap();
     std::fs::remove_file(lab.pin_dir(iface).join("link")).unwrap();
-    assert!(!lab.guarded_has_xdp(), "the link pin held the program");
+    // The link is released from a kernel work item: soon, not at once.
+    eventually(5, "the link pin held the program", || {
+        !lab.guarded_has_xdp()
+    })
+    .unwrap();
     let out = lab.cli_ok(&["attach", iface]).unwrap();
     assert!(
         out.contains(&format!("finished an interrupted attach of {iface}")),
@@ -393,6 +397,10 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     drop(guard);
     // Pins without a link whose layout does not fit still need `clean`.
     std::fs::remove_file(lab.pin_dir(iface).join("link")).unwrap();
+    eventually(5, "the link pin held the program", || {
+        !lab.guarded_has_xdp()
+    })
+    .unwrap();
     let pin = lab.pin_dir(iface).join("IG_CONFIG");
     std::fs::remove_file(&pin).unwrap();
     pin_array(&pin, 48, 1, "IG_CONFIG");
@@ -419,7 +427,10 @@ fn the_service_finishes_an_interrupted_attach() {
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface]).unwrap();
     std::fs::remove_file(lab.pin_dir(&iface).join("link")).unwrap();
-    assert!(!lab.guarded_has_xdp());
+    eventually(5, "the link pin held the program", || {
+        !lab.guarded_has_xdp()
+    })
+    .unwrap();
     let config = lab.scratch.file("icmp-guard.toml");
     let log = lab.scratch.file("daemon.log");
     write_config(&lab, &config, 10);
