@@ -289,11 +289,34 @@ fn ok(lab: &Lab, args: &[&str]) -> Result<()> {
 #[test]
 fn a_kill_during_attach_leaves_nothing_or_an_attach_the_next_one_finishes() {
     let lab = Lab::new().unwrap();
-    let iface = lab.guarded_if.as_str();
-    let args = ["attach", iface];
+    let iface = lab.guarded_if.clone();
     let new = guarded([20, 50, 100, 200, 2000, 4000], &[], &[]);
+    kill_a_first_attach(&lab, &["attach", &iface], &new, "attach");
+}
+
+/// A first attach from a file puts its limits and lists in the maps before it pins the link:
+/// a kill leaves no guard or the whole file, never the file's limits with no lists.
+#[test]
+fn a_kill_during_a_first_attach_from_a_file_leaves_nothing_or_the_whole_file() {
+    let lab = Lab::new().unwrap();
+    let start = file(&lab, "start.toml", OTHER_LIMITS, &ALLOW, &DENY);
+    let new = guarded(OTHER_LIMITS, &ALLOW, &DENY);
+    kill_a_first_attach(
+        &lab,
+        &["attach", "--config", &start],
+        &new,
+        "attach --config",
+    );
+}
+
+/// Kills the first attach `args` at each of its `bpf()` calls; after each, nothing is
+/// attached and the pins are an attach to finish, or the guard is `new` and attached; the
+/// next plain `args` (or `status`, when the guard is whole) finishes it.
+fn kill_a_first_attach(lab: &Lab, args: &[&str], new: &State, label: &str) {
+    let iface = lab.guarded_if.as_str();
+    let new = new.clone();
     let restore = || {
-        ok(&lab, &["clean", iface])?;
+        ok(lab, &["clean", iface])?;
         // Unlinking the link's pin releases it from a kernel work item: soon, not at once.
         eventually(5, "clean detaches", || !lab.guarded_has_xdp())
     };
@@ -306,9 +329,9 @@ fn a_kill_during_attach_leaves_nothing_or_an_attach_the_next_one_finishes() {
             args.to_vec()
         }
     };
-    let calls = count_calls(&lab, &args).unwrap();
+    let calls = count_calls(lab, args).unwrap();
     assert!(calls > 0 && calls <= MAX_CALLS, "{calls}");
-    assert_eq!(observe(&lab).unwrap(), new);
+    assert_eq!(observe(lab).unwrap(), new);
     restore().unwrap();
     let started = Instant::now();
     let mut resumed = 0;
@@ -316,13 +339,13 @@ fn a_kill_during_attach_leaves_nothing_or_an_attach_the_next_one_finishes() {
         assert!(started.elapsed() < BUDGET, "out of time at kill point {n}");
         let inject = format!("inject=bpf:signal=SIGKILL:when={n}");
         let out = traced(
-            &lab,
+            lab,
             &["-o", "/dev/null", "-e", "trace=bpf", "-e", &inject],
-            &args,
+            args,
         )
         .unwrap();
         assert_eq!(out.status.signal(), Some(libc::SIGKILL), "call {n}");
-        let state = observe(&lab).unwrap();
+        let state = observe(lab).unwrap();
         assert!(
             state == State::Unguarded || state == new,
             "killed at call {n}: {state:?}"
@@ -333,7 +356,7 @@ fn a_kill_during_attach_leaves_nothing_or_an_attach_the_next_one_finishes() {
             "killed at call {n}: attached exactly when the link is pinned"
         );
         let interrupted = state == State::Unguarded && lab.pin_dir(iface).exists();
-        let next = finish(&lab);
+        let next = finish(lab);
         let out = lab.cli(&next).unwrap();
         assert!(
             out.status.success(),
@@ -348,12 +371,12 @@ fn a_kill_during_attach_leaves_nothing_or_an_attach_the_next_one_finishes() {
             );
             resumed += 1;
         }
-        assert_eq!(observe(&lab).unwrap(), new, "call {n}");
+        assert_eq!(observe(lab).unwrap(), new, "call {n}");
         assert!(lab.guarded_has_xdp(), "call {n}");
         restore().unwrap();
     }
     assert!(resumed > 0, "no kill point left pins without a link");
-    eprintln!("attach: {calls} kill points, {resumed} left an attach to finish");
+    eprintln!("{label}: {calls} kill points, {resumed} left an attach to finish");
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     if args.replace {
         return replace(&pins, args);
     }
-    let attached = loader::attach(bpffs, &pins, args.mode, &cfg)?;
+    let attached = loader::attach(bpffs, &pins, args.mode, &cfg, None)?;
     if let Some(note) = attached.resumed_note(iface) {
         println!("{note}");
     }

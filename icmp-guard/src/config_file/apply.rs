@@ -36,20 +36,28 @@ pub fn policy(ic: &InterfaceConfig) -> Result<Config, Error> {
 pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     let pins = Pins::new(bpffs, &ic.name);
     let wanted = policy(ic)?;
+    let lists = Lists::new(&ic.allow, &ic.deny);
     let applied = if pins.exist() {
         Applied::Updated
     } else {
-        Applied::Attached(Box::new(loader::attach(bpffs, &pins, ic.mode, &wanted)?))
+        // A new guard gets its lists before its link is pinned; the switch below then finds
+        // nothing to change.
+        Applied::Attached(Box::new(loader::attach(
+            bpffs,
+            &pins,
+            ic.mode,
+            &wanted,
+            Some(&lists),
+        )?))
     };
     let mut guard = Guard::open(pins)?;
     let current = guard.maps.config()?;
     policy::check_fixed(&ic.name, &current, &wanted)?;
     // Prepare, then swap: both lists go into the banks not in force, then one config write
     // puts the new limits, the new bank and its counts in force together.
-    guard.maps.switch_lists(
-        &keep_runtime(&wanted, &current),
-        &Lists::new(&ic.allow, &ic.deny),
-    )?;
+    guard
+        .maps
+        .switch_lists(&keep_runtime(&wanted, &current), &lists)?;
     log::debug!("{}: {}", ic.name, policy::describe(&wanted));
     Ok(applied)
 }

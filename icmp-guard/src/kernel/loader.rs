@@ -34,7 +34,11 @@ use super::{
 use crate::{
     Error,
     error::shown,
-    pinned::{Pins, bpffs, maps::Maps, schema},
+    pinned::{
+        Pins, bpffs,
+        maps::{Lists, Maps},
+        schema,
+    },
 };
 
 /// The program's aya-log records, read from the ring buffer of the program this process
@@ -130,13 +134,16 @@ fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
         .map_err(Error::map("writing the config"))
 }
 
-/// Attaches a new guard to `pins.iface` with `cfg` (whose policy fields are used as given).
-/// Nothing is left behind on failure.
+/// Attaches a new guard to `pins.iface` with `cfg` (whose policy fields are used as given)
+/// and, when given, `lists` (else the lists the maps hold: none on a first attach). Limits
+/// and lists are in the maps before the link is pinned, so a guard never runs with some of
+/// them. Nothing is left behind on failure, except pins found there (an interrupted attach).
 pub fn attach(
     bpffs_path: &Path,
     pins: &Pins,
     mode: AttachMode,
     cfg: &Config,
+    lists: Option<&Lists>,
 ) -> Result<Attached, Error> {
     let iface = pins.iface.as_str();
     let ifindex = ifindex(iface)?;
@@ -165,7 +172,7 @@ pub fn attach(
         }
     }
     pins.make_dirs()?;
-    let result = attach_in(pins, ifindex, mode, &cfg, resumed).map(|a| Attached { resumed, ..a });
+    let result = attach_in(pins, ifindex, mode, &cfg, lists).map(|a| Attached { resumed, ..a });
     if result.is_err() && !resumed {
         // Best effort: the attach error is the one to report. Pins found here are left as
         // they were, for the next attach to finish or `clean` to remove.
@@ -206,28 +213,30 @@ fn attach_in(
     ifindex: u32,
     mode: AttachMode,
     cfg: &Config,
-    resumed: bool,
+    lists: Option<&Lists>,
 ) -> Result<Attached, Error> {
     let mut ebpf = load(pins, cfg.max_sources)?;
-    let mut cfg = *cfg;
-    if resumed {
-        // Every map is pinned now. Lists found in the maps stay, and the config's bank and
-        // counts are made to say what the bank in force holds (empty after a first attach).
-        let maps = Maps::from_pins(pins)?;
-        let bank = maps.config()?.list_bank();
-        cfg.list_bank = bank;
-        cfg.allow_entries = maps.bank_list(List::Allow, bank)?.len() as u32;
-        cfg.deny_entries = maps.bank_list(List::Deny, bank)?.len() as u32;
-    }
-    let cfg = Config {
+    // Every map is pinned now: new ones empty, those of an interrupted attach as they were.
+    // The config's bank and counts say what the bank in force holds.
+    let mut maps = Maps::from_pins(pins)?;
+    let bank = maps.config()?.list_bank();
+    let mut cfg = Config {
         ifindex,
         attach_mode: AttachMode::Unknown.recorded(),
         attached_at: now(),
         seen_seed: super::random_seed(),
-        ..cfg
+        list_bank: bank,
+        allow_entries: maps.bank_list(List::Allow, bank)?.len() as u32,
+        deny_entries: maps.bank_list(List::Deny, bank)?.len() as u32,
+        ..*cfg
     };
-    // Limits go in before the program can see a packet.
-    write_config(&mut ebpf, &cfg)?;
+    // Limits and lists go in before the program can see a packet.
+    if let Some(lists) = lists {
+        maps.switch_lists(&cfg, lists)?;
+        cfg = maps.config()?;
+    } else {
+        write_config(&mut ebpf, &cfg)?;
+    }
     link_and_pin(ebpf, pins, ifindex, mode, cfg)
 }
 
