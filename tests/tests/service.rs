@@ -712,3 +712,25 @@ fn unprivileged_users_cannot_take_or_block_the_lock() {
     let _ = holder.wait();
     lab.cli_ok(&["detach", &iface]).unwrap();
 }
+
+/// Pins of a version with one list bank (no `IG_ALLOW_B`, `IG_DENY_B`): `attach --replace`
+/// creates the missing maps and keeps the rest, and the lists work on.
+#[test]
+fn a_guard_pinned_with_one_list_bank_is_upgraded_in_place() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface]).unwrap();
+    for map in ["IG_ALLOW_B", "IG_DENY_B"] {
+        std::fs::remove_file(lab.pin_dir(iface).join(map)).unwrap();
+    }
+    let out = lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
+    assert!(out.contains("replaced program"), "{out}");
+    for map in ["IG_ALLOW_B", "IG_DENY_B"] {
+        assert!(lab.pin_dir(iface).join(map).exists(), "{map} pinned again");
+    }
+    lab.cli_ok(&["allow", "add", iface, "192.0.2.0/24"])
+        .unwrap();
+    let out = lab.cli_ok(&["allow", "list", iface]).unwrap();
+    assert_eq!(out.trim(), "192.0.2.0/24");
+    assert_eq!(lab.status().unwrap()[0]["lists"]["allow"], 1);
+}
