@@ -91,9 +91,9 @@ pub struct Config {
     pub max_echo_size: u32,
     /// See [`flags`].
     pub flags: u32,
-    /// Entries in the allow list; the program skips the lookup when zero.
+    /// Entries in the allow list's active bank; the program skips the lookup when zero.
     pub allow_entries: u32,
-    /// Entries in the deny list; the program skips the lookup when zero.
+    /// Entries in the deny list's active bank; the program skips the lookup when zero.
     pub deny_entries: u32,
     /// Interface index the program is attached to.
     pub ifindex: u32,
@@ -101,8 +101,11 @@ pub struct Config {
     pub attach_mode: u32,
     /// Capacity of the per-source table, fixed when the table is created.
     pub max_sources: u32,
-    /// Zero; keeps the layout free of implicit padding.
-    pub reserved: u32,
+    /// Which bank of the lists the program reads (see [`Config::list_bank`]): 0 for
+    /// `IG_ALLOW` and `IG_DENY`, 1 for `IG_ALLOW_B` and `IG_DENY_B`. Userspace writes a new
+    /// list into the other bank, then this field with the counts above in one config update:
+    /// that update is the only moment a list changes. Zero in older versions (bank 0).
+    pub list_bank: u32,
     /// Keys the hash that places sources in the recently-seen filter, so an attacker cannot
     /// aim spoofed addresses at the lines of known sources (to overflow them). Random per attach.
     pub seen_seed: u64,
@@ -161,7 +164,7 @@ impl Config {
             ifindex: 0,
             attach_mode: attach_mode::UNKNOWN,
             max_sources: defaults::MAX_SOURCES,
-            reserved: 0,
+            list_bank: 0,
             seen_seed: 0,
             attached_at: 0,
         }
@@ -239,6 +242,13 @@ impl Config {
             Family::V4 => v4,
             Family::V6 => v6,
         }
+    }
+
+    /// The bank of the lists in force, 0 or 1 (any other value reads as its low bit).
+    #[inline(always)]
+    #[must_use]
+    pub const fn list_bank(&self) -> u32 {
+        self.list_bank & 1
     }
 
     /// Whether dry-run is on.

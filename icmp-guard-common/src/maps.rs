@@ -23,10 +23,15 @@ pub const EXEMPT_SLOT: u32 = 1;
 pub const ADMISSION: &str = "IG_ADMISSION";
 /// `Array<seen::Line>` of [`crate::seen::LINES`]: the recently-seen filter.
 pub const SEEN: &str = "IG_SEEN";
-/// `LpmTrie<[u8; 16], u8>`: allow-listed prefixes (IPv4 mapped).
+/// `LpmTrie<[u8; 16], u8>`: allow-listed prefixes (IPv4 mapped), bank 0.
 pub const ALLOW: &str = "IG_ALLOW";
-/// `LpmTrie<[u8; 16], u8>`: deny-listed prefixes (IPv4 mapped).
+/// `LpmTrie<[u8; 16], u8>`: deny-listed prefixes (IPv4 mapped), bank 0.
 pub const DENY: &str = "IG_DENY";
+/// The allow list's bank 1: a change is written into the bank not in force, then the config
+/// switches banks (`Config::list_bank`).
+pub const ALLOW_B: &str = "IG_ALLOW_B";
+/// The deny list's bank 1.
+pub const DENY_B: &str = "IG_DENY_B";
 
 /// Entries of each of the allow and deny lists (the tries are not preallocated).
 pub const LIST_MAX_ENTRIES: u32 = 4096;

@@ -89,8 +89,9 @@ pub trait Env {
     /// Runs `f` on line `line` (below [`seen::LINES`]) of the recently-seen filter.
     fn with_seen<R>(&self, line: u32, f: impl FnOnce(&seen::Line) -> R) -> Option<R>;
 
-    /// Whether `addr` (IPv4 mapped) falls in a prefix of `list`.
-    fn listed(&self, list: List, addr: &[u8; 16]) -> bool;
+    /// Whether `addr` (IPv4 mapped) falls in a prefix of `list` in bank `bank` (0 or 1,
+    /// [`Config::list_bank`]).
+    fn listed(&self, list: List, bank: u32, addr: &[u8; 16]) -> bool;
 }
 
 /// How the policy treats an ICMP type.
@@ -249,7 +250,7 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     if let Kind::Essential = kind {
         return essential(env, cfg, &pkt);
     }
-    if cfg.deny_entries != 0 && env.listed(List::Deny, &pkt.src) {
+    if cfg.deny_entries != 0 && env.listed(List::Deny, cfg.list_bank(), &pkt.src) {
         return Reason::DroppedDenied;
     }
     let class = match kind {
@@ -267,7 +268,7 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
         Kind::LaterFragment => Class::Echo,
         Kind::Reply => Class::Reply,
     };
-    if cfg.allow_entries != 0 && env.listed(List::Allow, &pkt.src) {
+    if cfg.allow_entries != 0 && env.listed(List::Allow, cfg.list_bank(), &pkt.src) {
         return Reason::Allowed;
     }
     meter(

@@ -68,13 +68,23 @@ static IG_ADMISSION: Array<Bucket> = Array::with_max_entries(2, 0);
 #[map(name = "IG_SEEN")]
 static IG_SEEN: Array<seen::Line> = Array::with_max_entries(seen::LINES, 0);
 
-/// Allow-listed prefixes, IPv4 mapped; looked up only when the config says it is not empty.
+/// Allow-listed prefixes, IPv4 mapped, bank 0; looked up only when the config says bank 0
+/// is in force and the list is not empty.
 #[map(name = "IG_ALLOW")]
 static IG_ALLOW: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTRIES, 0);
 
-/// Deny-listed prefixes, IPv4 mapped; looked up only when the config says it is not empty.
+/// Deny-listed prefixes, IPv4 mapped, bank 0.
 #[map(name = "IG_DENY")]
 static IG_DENY: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTRIES, 0);
+
+/// The allow list's bank 1: userspace writes a new list into the bank not in force, then
+/// switches `Config::list_bank` together with the counts in one config update.
+#[map(name = "IG_ALLOW_B")]
+static IG_ALLOW_B: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTRIES, 0);
+
+/// The deny list's bank 1.
+#[map(name = "IG_DENY_B")]
+static IG_DENY_B: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTRIES, 0);
 
 // `frags`: built for multi-buffer XDP (section `xdp.frags`, loaded with BPF_F_XDP_HAS_FRAGS),
 // so drivers accept it above a page of MTU (jumbo frames) and hand it frames in several
@@ -164,11 +174,15 @@ impl Env for Maps<'_> {
     }
 
     #[inline(always)]
-    fn listed(&self, list: List, addr: &[u8; 16]) -> bool {
+    fn listed(&self, list: List, bank: u32, addr: &[u8; 16]) -> bool {
         let key = Key::new(128, *addr);
-        match list {
-            List::Allow => IG_ALLOW.get(&key).is_some(),
-            List::Deny => IG_DENY.get(&key).is_some(),
+        // One branch per map: each lookup has its own constant map, no pointer chosen by
+        // value.
+        match (list, bank) {
+            (List::Allow, 0) => IG_ALLOW.get(&key).is_some(),
+            (List::Allow, _) => IG_ALLOW_B.get(&key).is_some(),
+            (List::Deny, 0) => IG_DENY.get(&key).is_some(),
+            (List::Deny, _) => IG_DENY_B.get(&key).is_some(),
         }
     }
 }

@@ -15,12 +15,13 @@ use aya::{
 };
 use icmp_guard::{
     kernel::object,
-    pinned::{Guard, Pins, batch, maps::Maps},
+    pinned::{
+        Guard, Pins, batch,
+        maps::{Lists, Maps},
+    },
     policy::Cidr,
 };
-use icmp_guard_common::{
-    Config, Reason, SourceKey, SourceRecord, bucket::Class, maps, policy::List, seen,
-};
+use icmp_guard_common::{Config, Reason, SourceKey, SourceRecord, bucket::Class, maps, seen};
 
 use crate::fixtures::Case;
 
@@ -114,15 +115,10 @@ impl ProgramMaps {
         self.reset_buckets()
     }
 
-    /// Writes `config` with the lists' sizes, then the lists, as the CLI does.
+    /// Puts `config` and the lists in force together, as the CLI does (the lists into the
+    /// banks not in force, then one config write with the bank and the counts).
     pub fn set_policy(&mut self, config: &Config, allow: &[Cidr], deny: &[Cidr]) -> Result<()> {
-        self.0.set_config(&Config {
-            allow_entries: allow.len() as u32,
-            deny_entries: deny.len() as u32,
-            ..*config
-        })?;
-        self.0.set_list(List::Allow, allow)?;
-        self.0.set_list(List::Deny, deny)?;
+        self.0.switch_lists(config, &Lists::new(allow, deny))?;
         Ok(())
     }
 

@@ -140,7 +140,8 @@ impl Env for HostEnv {
         self.seen.get(line as usize).map(f)
     }
 
-    fn listed(&self, list: List, addr: &[u8; 16]) -> bool {
+    fn listed(&self, list: List, _bank: u32, addr: &[u8; 16]) -> bool {
+        // One bank: the model holds the list in force.
         let prefixes = match list {
             List::Allow => &self.allow,
             List::Deny => &self.deny,

@@ -361,17 +361,94 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     assert!(!lab.guarded_has_xdp(), "clean detaches");
     assert!(!lab.pin_dir(iface).exists());
 
-    // Pins without a link (a crash between pinning maps and the link) are stale.
+    // Pins without a link and nothing attached (an attach killed before it pinned the link:
+    // the kernel detached the program with the process) are an attach that did not finish:
+    // the next attach finishes it. An empty folder (killed right after making it) first.
     std::fs::create_dir_all(lab.pin_dir(iface)).unwrap();
-    let out = lab.cli(&["attach", iface]).unwrap();
+    let out = lab.cli_ok(&["attach", iface]).unwrap();
     assert!(
-        stderr_of(&out).contains("stale icmp-guard state"),
-        "{}",
-        stderr_of(&out)
+        out.contains(&format!("finished an interrupted attach of {iface}")),
+        "{out}"
+    );
+    assert!(lab.guarded_has_xdp());
+    // Every map pinned but the link gone: the maps are reused, lists included, and the
+    // config's counts say what the bank in force holds.
+    lab.cli_ok(&["deny", "add", iface, "203.0.113.0/24"])
+        .unwrap();
+    std::fs::remove_file(lab.pin_dir(iface).join("link")).unwrap();
+    // The link is released from a kernel work item: soon, not at once.
+    eventually(5, "the link pin held the program", || {
+        !lab.guarded_has_xdp()
+    })
+    .unwrap();
+    let out = lab.cli_ok(&["attach", iface]).unwrap();
+    assert!(
+        out.contains(&format!("finished an interrupted attach of {iface}")),
+        "{out}"
+    );
+    assert!(lab.guarded_has_xdp());
+    assert_eq!(lab.status().unwrap()[0]["lists"]["deny"], 1);
+    let guard = icmp_guard::pinned::Guard::open(icmp_guard::pinned::Pins::new(
+        &lab.bpffs.path,
+        &iface.parse().unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(guard.maps.config().unwrap().deny_entries, 1);
+    drop(guard);
+    // Pins without a link whose layout does not fit still need `clean`.
+    std::fs::remove_file(lab.pin_dir(iface).join("link")).unwrap();
+    eventually(5, "the link pin held the program", || {
+        !lab.guarded_has_xdp()
+    })
+    .unwrap();
+    let pin = lab.pin_dir(iface).join("IG_CONFIG");
+    std::fs::remove_file(&pin).unwrap();
+    pin_array(&pin, 48, 1, "IG_CONFIG");
+    let out = lab.cli(&["attach", iface]).unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("map IG_CONFIG has value size 48"), "{err}");
+    assert!(err.contains(&format!("icmp-guard clean {iface}")), "{err}");
+    assert!(
+        lab.pin_dir(iface).join("IG_CONFIG").exists(),
+        "left for clean"
     );
     lab.cli_ok(&["clean", iface]).unwrap();
     lab.cli_ok(&["attach", iface]).unwrap();
     assert!(lab.guarded_has_xdp());
+}
+
+/// An attach killed before it pinned the link leaves pins without a link; the service used
+/// to log "stale state, run clean" every second and never guard the interface again. Now it
+/// finishes that attach at start, with a line that says so.
+#[test]
+fn the_service_finishes_an_interrupted_attach() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface]).unwrap();
+    std::fs::remove_file(lab.pin_dir(&iface).join("link")).unwrap();
+    eventually(5, "the link pin held the program", || {
+        !lab.guarded_has_xdp()
+    })
+    .unwrap();
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    write_config(&lab, &config, 10);
+    let _daemon = lab.daemon(&config, &log).unwrap();
+    eventually(10, "the daemon finishes the attach", || {
+        lab.guarded_has_xdp() && lab.pin_dir(&iface).join("link").exists()
+    })
+    .unwrap();
+    eventually(10, "the file's list applied", || {
+        lab.status().unwrap_or_default()[0]["lists"]["allow"] == 1
+    })
+    .unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!("finished an interrupted attach of {iface}")),
+        "{logged}"
+    );
+    assert!(!logged.contains("stale"), "{logged}");
 }
 
 #[test]
@@ -634,4 +711,26 @@ fn unprivileged_users_cannot_take_or_block_the_lock() {
     let _ = holder.kill();
     let _ = holder.wait();
     lab.cli_ok(&["detach", &iface]).unwrap();
+}
+
+/// Pins of a version with one list bank (no `IG_ALLOW_B`, `IG_DENY_B`): `attach --replace`
+/// creates the missing maps and keeps the rest, and the lists work on.
+#[test]
+fn a_guard_pinned_with_one_list_bank_is_upgraded_in_place() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface]).unwrap();
+    for map in ["IG_ALLOW_B", "IG_DENY_B"] {
+        std::fs::remove_file(lab.pin_dir(iface).join(map)).unwrap();
+    }
+    let out = lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
+    assert!(out.contains("replaced program"), "{out}");
+    for map in ["IG_ALLOW_B", "IG_DENY_B"] {
+        assert!(lab.pin_dir(iface).join(map).exists(), "{map} pinned again");
+    }
+    lab.cli_ok(&["allow", "add", iface, "192.0.2.0/24"])
+        .unwrap();
+    let out = lab.cli_ok(&["allow", "list", iface]).unwrap();
+    assert_eq!(out.trim(), "192.0.2.0/24");
+    assert_eq!(lab.status().unwrap()[0]["lists"]["allow"], 1);
 }

@@ -8,8 +8,8 @@
 //!   `LLVM_PREFIX=<prefix> cargo install bpf-linker --features llvm-<major>`; a stamp records
 //!   which nightly it was built for, so a new nightly triggers a rebuild;
 //! - [`test_tools`], the commands the tests, the benchmark and the demo run (`ip`, `ping`,
-//!   `nsenter`, `setpriv`, `bpftool`, `mount`; `nft` and `ethtool` for the bench's live
-//!   table), from Debian.
+//!   `nsenter`, `setpriv`, `bpftool`, `mount`, `strace` for the kill test; `nft` and
+//!   `ethtool` for the bench's live table), from Debian.
 //!
 //! Each step checks first (a few `rustc`, `rustup` and `bpf-linker` queries, a `PATH` lookup)
 //! and, when everything is there, does nothing and prints nothing: no `apt-get`, no `cargo
@@ -24,13 +24,15 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 8] = [
+const SYSTEM_TOOLS: [(&str, &str); 9] = [
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
     ("ping", "iputils-ping"),
     ("nsenter", "util-linux"),
     ("setpriv", "util-linux"),
     ("mount", "mount"),
+    // The kill test's fault injection (a SIGKILL at the Nth bpf() call).
+    ("strace", "strace"),
     // The bench's live table: the nftables meter it compares against, and GRO on the
     // receiving veth (which gives it the NAPI instance that frames sent by XDP need).
     ("nft", "nftables"),

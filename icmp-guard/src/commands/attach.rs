@@ -33,7 +33,10 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     if args.replace {
         return replace(&pins, args);
     }
-    let attached = loader::attach(bpffs, &pins, args.mode, &cfg)?;
+    let attached = loader::attach(bpffs, &pins, args.mode, &cfg, None)?;
+    if let Some(note) = attached.resumed_note(iface) {
+        println!("{note}");
+    }
     println!(
         "icmp-guard attached to {iface} (ifindex {}) in {} mode as program {}: {}",
         attached.ifindex,
@@ -114,6 +117,9 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         }
         match apply::apply(&bpffs, ic)? {
             Applied::Attached(a) => {
+                if let Some(note) = a.resumed_note(&ic.name) {
+                    println!("{note}");
+                }
                 println!(
                     "icmp-guard attached to {} (ifindex {}) in {} mode as program {}: {}",
                     ic.name,

@@ -1,10 +1,11 @@
 //! Making one interface match its entry of a configuration file: attach it if it is not
-//! guarded, then set its policy and make its lists exactly the file's. Shared by
+//! guarded, then put its policy and lists in force together (the lists prepared in the banks
+//! not in force, then one config write: see [`crate::pinned::maps::Maps::switch_lists`]). Shared by
 //! `attach --config` and the daemon.
 
 use std::path::Path;
 
-use icmp_guard_common::{Config, policy::List};
+use icmp_guard_common::Config;
 
 use crate::{
     Error,
@@ -13,7 +14,7 @@ use crate::{
         clock_tick_ns,
         loader::{self, Attached},
     },
-    pinned::{Guard, Pins},
+    pinned::{Guard, Pins, maps::Lists},
     policy,
 };
 
@@ -35,23 +36,34 @@ pub fn policy(ic: &InterfaceConfig) -> Result<Config, Error> {
 pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     let pins = Pins::new(bpffs, &ic.name);
     let wanted = policy(ic)?;
+    let lists = Lists::new(&ic.allow, &ic.deny);
     let applied = if pins.exist() {
         Applied::Updated
     } else {
-        Applied::Attached(Box::new(loader::attach(bpffs, &pins, ic.mode, &wanted)?))
+        // A new guard gets its lists before its link is pinned; the switch below then finds
+        // nothing to change.
+        Applied::Attached(Box::new(loader::attach(
+            bpffs,
+            &pins,
+            ic.mode,
+            &wanted,
+            Some(&lists),
+        )?))
     };
     let mut guard = Guard::open(pins)?;
     let current = guard.maps.config()?;
     policy::check_fixed(&ic.name, &current, &wanted)?;
-    guard.maps.set_config(&keep_runtime(&wanted, &current))?;
-    guard.maps.set_list(List::Allow, &ic.allow)?;
-    guard.maps.set_list(List::Deny, &ic.deny)?;
+    // Prepare, then swap: both lists go into the banks not in force, then one config write
+    // puts the new limits, the new bank and its counts in force together.
+    guard
+        .maps
+        .switch_lists(&keep_runtime(&wanted, &current), &lists)?;
     log::debug!("{}: {}", ic.name, policy::describe(&wanted));
     Ok(applied)
 }
 
 /// `wanted` with the fields the loader and the lists own (where and how it is attached, list
-/// sizes) taken from `current`.
+/// bank and sizes) taken from `current`.
 #[must_use]
 pub fn keep_runtime(wanted: &Config, current: &Config) -> Config {
     Config {
@@ -60,6 +72,7 @@ pub fn keep_runtime(wanted: &Config, current: &Config) -> Config {
         attached_at: current.attached_at,
         allow_entries: current.allow_entries,
         deny_entries: current.deny_entries,
+        list_bank: current.list_bank,
         seen_seed: current.seen_seed,
         ..*wanted
     }

@@ -151,6 +151,9 @@ impl Daemon {
             }
             match apply::apply(&self.bpffs, ic) {
                 Ok(Applied::Attached(a)) => {
+                    if let Some(note) = a.resumed_note(&ic.name) {
+                        log::info!("{note}");
+                    }
                     log::info!(
                         "{}: attached in {} mode as program {}",
                         ic.name,
@@ -244,6 +247,9 @@ impl Daemon {
                 Err(_) => self.locked(|| {
                     apply::apply(&self.bpffs, ic).map(|applied| match applied {
                         Applied::Attached(a) => {
+                            if let Some(note) = a.resumed_note(&ic.name) {
+                                log::info!("{note}");
+                            }
                             ("attached", a.program_id, a.fallback_note(&ic.name))
                         }
                         Applied::Updated => ("updated", 0, None),

@@ -3,7 +3,10 @@
 //! Maps are pinned under the interface's folder by the loader itself (`map_pin_path`): a
 //! fresh attach creates and pins them, a replace or re-attach reuses them after
 //! [`schema::check`] has made sure their layout still fits. The pinned link is what marks an
-//! interface as guarded, and it is pinned last.
+//! interface as guarded, and it is pinned last. A link only lives while a descriptor or a pin
+//! holds it, so an attach killed before pinning it leaves pins without a link and nothing
+//! attached: the next attach (the CLI's or the service's) recognises that state and finishes
+//! it, reusing the maps whose layout fits.
 
 use std::{
     os::fd::AsFd as _,
@@ -20,7 +23,7 @@ use aya::{
         xdp::{XdpLink, XdpLinkId},
     },
 };
-use icmp_guard_common::{Config, maps};
+use icmp_guard_common::{Config, maps, policy::List};
 
 use super::{
     AttachMode,
@@ -31,7 +34,11 @@ use super::{
 use crate::{
     Error,
     error::shown,
-    pinned::{Pins, bpffs, schema},
+    pinned::{
+        Pins, bpffs,
+        maps::{Lists, Maps},
+        schema,
+    },
 };
 
 /// The program's aya-log records, read from the ring buffer of the program this process
@@ -48,9 +55,21 @@ pub struct Attached {
     pub program_id: u32,
     /// The new program's log, for a process that stays to forward it.
     pub log: Option<ProgramLog>,
+    /// Whether this finished an attach that was interrupted (pins without a link).
+    pub resumed: bool,
 }
 
 impl Attached {
+    /// When this finished an interrupted attach: the line that says so, for the caller.
+    #[must_use]
+    pub fn resumed_note(&self, iface: &str) -> Option<String> {
+        self.resumed.then(|| {
+            format!(
+                "finished an interrupted attach of {iface}: its pins had no link and nothing was attached; reused its maps and pinned the link"
+            )
+        })
+    }
+
     /// When `auto` fell back to generic: the line that says why, for the caller to report.
     #[must_use]
     pub fn fallback_note(&self, iface: &str) -> Option<String> {
@@ -115,13 +134,16 @@ fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
         .map_err(Error::map("writing the config"))
 }
 
-/// Attaches a new guard to `pins.iface` with `cfg` (whose policy fields are used as given).
-/// Nothing is left behind on failure.
+/// Attaches a new guard to `pins.iface` with `cfg` (whose policy fields are used as given)
+/// and, when given, `lists` (else the lists the maps hold: none on a first attach). Limits
+/// and lists are in the maps before the link is pinned, so a guard never runs with some of
+/// them. Nothing is left behind on failure, except pins found there (an interrupted attach).
 pub fn attach(
     bpffs_path: &Path,
     pins: &Pins,
     mode: AttachMode,
     cfg: &Config,
+    lists: Option<&Lists>,
 ) -> Result<Attached, Error> {
     let iface = pins.iface.as_str();
     let ifindex = ifindex(iface)?;
@@ -141,32 +163,80 @@ pub fn attach(
             dir: pins.dir.clone(),
         });
     }
-    if pins.dir.exists() {
-        return Err(Error::Stale {
-            iface: iface.to_owned(),
-            why: format!("{} holds pins but no link", shown(&pins.dir)),
-        });
+    let mut cfg = *cfg;
+    let resumed = pins.dir.exists();
+    if resumed {
+        interrupted(pins, ifindex)?;
+        if let Ok(capacity) = pinned_capacity(pins) {
+            cfg.max_sources = capacity;
+        }
     }
     pins.make_dirs()?;
-    let result = attach_in(pins, ifindex, mode, cfg);
-    if result.is_err() {
-        // Best effort: the attach error is the one to report.
+    let result = attach_in(pins, ifindex, mode, &cfg, lists).map(|a| Attached { resumed, ..a });
+    if result.is_err() && !resumed {
+        // Best effort: the attach error is the one to report. Pins found here are left as
+        // they were, for the next attach to finish or `clean` to remove.
         let _ = pins.remove();
     }
     result
 }
 
-fn attach_in(pins: &Pins, ifindex: u32, mode: AttachMode, cfg: &Config) -> Result<Attached, Error> {
+/// Pins without a link: an attach interrupted before it pinned the link (the kernel
+/// detached the program when the process died). Finished only when nothing is attached to
+/// the interface and every map pinned fits this version; otherwise `clean` is the way.
+fn interrupted(pins: &Pins, ifindex: u32) -> Result<(), Error> {
+    let refuse = |why: String| Error::Stale {
+        iface: pins.iface.to_string(),
+        why,
+    };
+    match netlink::xdp_state(ifindex) {
+        Ok(None) => {}
+        Ok(Some(state)) => {
+            return Err(refuse(format!(
+                "{} holds pins but no link, and program {} is attached to it",
+                shown(&pins.dir),
+                state.program_id
+            )));
+        }
+        Err(e) => {
+            return Err(refuse(format!(
+                "{} holds pins but no link, and what is attached to it cannot be read: {e}",
+                shown(&pins.dir)
+            )));
+        }
+    }
+    schema::check(pins)
+}
+
+fn attach_in(
+    pins: &Pins,
+    ifindex: u32,
+    mode: AttachMode,
+    cfg: &Config,
+    lists: Option<&Lists>,
+) -> Result<Attached, Error> {
     let mut ebpf = load(pins, cfg.max_sources)?;
-    let cfg = Config {
+    // Every map is pinned now: new ones empty, those of an interrupted attach as they were.
+    // The config's bank and counts say what the bank in force holds.
+    let mut maps = Maps::from_pins(pins)?;
+    let bank = maps.config()?.list_bank();
+    let mut cfg = Config {
         ifindex,
         attach_mode: AttachMode::Unknown.recorded(),
         attached_at: now(),
         seen_seed: super::random_seed(),
+        list_bank: bank,
+        allow_entries: maps.bank_list(List::Allow, bank)?.len() as u32,
+        deny_entries: maps.bank_list(List::Deny, bank)?.len() as u32,
         ..*cfg
     };
-    // Limits go in before the program can see a packet.
-    write_config(&mut ebpf, &cfg)?;
+    // Limits and lists go in before the program can see a packet.
+    if let Some(lists) = lists {
+        maps.switch_lists(&cfg, lists)?;
+        cfg = maps.config()?;
+    } else {
+        write_config(&mut ebpf, &cfg)?;
+    }
     link_and_pin(ebpf, pins, ifindex, mode, cfg)
 }
 
@@ -203,6 +273,7 @@ fn link_and_pin(
         native_refused: linked.native_refused,
         program_id,
         log: program_log(&mut ebpf),
+        resumed: false,
     })
 }
 

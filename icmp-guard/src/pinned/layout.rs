@@ -20,7 +20,7 @@ pub const ROOT_DIR: &str = "icmp-guard";
 pub const MAP_PREFIX: &str = "IG_";
 
 /// Every map the program pins, in the order they are pinned.
-pub const MAPS: [&str; 8] = [
+pub const MAPS: [&str; 10] = [
     maps::CONFIG,
     maps::COUNTERS,
     maps::SOURCES,
@@ -29,6 +29,8 @@ pub const MAPS: [&str; 8] = [
     maps::SEEN,
     maps::ALLOW,
     maps::DENY,
+    maps::ALLOW_B,
+    maps::DENY_B,
 ];
 
 /// The root of all icmp-guard pins on a bpffs.

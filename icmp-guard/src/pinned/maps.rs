@@ -36,12 +36,7 @@ impl Guard {
                 dir: pins.dir,
             });
         }
-        let maps = Maps::from_fn(pins.iface.to_string(), |name| {
-            let path = pins.map(name);
-            let data =
-                MapData::from_pin(&path).map_err(Error::pin("opening the pinned map", &path))?;
-            Map::from_map_data(data).map_err(Error::pin("opening the pinned map", &path))
-        })?;
+        let maps = Maps::from_pins(&pins)?;
         Ok(Self { pins, maps })
     }
 
@@ -67,9 +62,14 @@ pub struct Maps {
     /// The global and exempt budgets' buckets, and the admission budgets' two, as plain TATs.
     global: Array<MapData, u64>,
     admission: Array<MapData, u64>,
-    allow: LpmTrie<MapData, [u8; 16], u8>,
-    deny: LpmTrie<MapData, [u8; 16], u8>,
+    /// The allow list's two banks (`IG_ALLOW`, `IG_ALLOW_B`); the config says which is in
+    /// force.
+    allow: [Trie; 2],
+    /// The deny list's two banks (`IG_DENY`, `IG_DENY_B`).
+    deny: [Trie; 2],
 }
+
+type Trie = LpmTrie<MapData, [u8; 16], u8>;
 
 /// The per-source table's size and cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +95,16 @@ impl Maps {
         })
     }
 
+    /// Opens the maps pinned under `pins`, whether or not a link is pinned there.
+    pub fn from_pins(pins: &Pins) -> Result<Self, Error> {
+        Self::from_fn(pins.iface.to_string(), |name| {
+            let path = pins.map(name);
+            let data =
+                MapData::from_pin(&path).map_err(Error::pin("opening the pinned map", &path))?;
+            Map::from_map_data(data).map_err(Error::pin("opening the pinned map", &path))
+        })
+    }
+
     fn from_fn(
         label: String,
         mut open: impl FnMut(&str) -> Result<Map, Error>,
@@ -107,8 +117,14 @@ impl Maps {
             global: Array::try_from(open(maps::GLOBAL)?).map_err(Error::map(maps::GLOBAL))?,
             admission: Array::try_from(open(maps::ADMISSION)?)
                 .map_err(Error::map(maps::ADMISSION))?,
-            allow: LpmTrie::try_from(open(maps::ALLOW)?).map_err(Error::map(maps::ALLOW))?,
-            deny: LpmTrie::try_from(open(maps::DENY)?).map_err(Error::map(maps::DENY))?,
+            allow: [
+                LpmTrie::try_from(open(maps::ALLOW)?).map_err(Error::map(maps::ALLOW))?,
+                LpmTrie::try_from(open(maps::ALLOW_B)?).map_err(Error::map(maps::ALLOW_B))?,
+            ],
+            deny: [
+                LpmTrie::try_from(open(maps::DENY)?).map_err(Error::map(maps::DENY))?,
+                LpmTrie::try_from(open(maps::DENY_B)?).map_err(Error::map(maps::DENY_B))?,
+            ],
             label,
         })
     }
@@ -181,15 +197,20 @@ impl Maps {
         })
     }
 
-    /// The prefixes of a list, sorted.
+    /// The prefixes of a list, sorted: those of the bank the config says is in force.
     pub fn list(&self, list: List) -> Result<Vec<Cidr>, Error> {
-        let trie = self.trie(list);
-        let mut out = trie
+        self.bank_list(list, self.config()?.list_bank())
+    }
+
+    /// The prefixes of one bank of a list, sorted, whether or not it is in force.
+    pub fn bank_list(&self, list: List, bank: u32) -> Result<Vec<Cidr>, Error> {
+        let mut out = self
+            .trie(list, bank)
             .keys()
             .map(|key| key.map(|k| Cidr::from_stored(k.data(), k.prefix_len())))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Error::map(format!(
-                "listing the {} list of {}",
+                "listing bank {bank} of the {} list of {}",
                 list_name(list),
                 self.label
             )))?;
@@ -197,54 +218,130 @@ impl Maps {
         Ok(out)
     }
 
-    /// Adds a prefix to a list and records the list's size in the config; true if it was new.
+    /// Adds a prefix to a list (see [`Maps::switch_lists`]); true if it was new.
     pub fn list_add(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
-        let known = self.list(list)?.contains(&cidr);
-        self.trie_insert(list, cidr)?;
-        self.sync_list_size(list)?;
-        Ok(!known)
-    }
-
-    /// Removes a prefix from a list and records the list's size; false if it was not there.
-    pub fn list_del(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
-        if !self.list(list)?.contains(&cidr) {
+        let cfg = self.config()?;
+        let mut lists = self.active(&cfg)?;
+        if !lists.get_mut(list).insert(cidr) {
             return Ok(false);
         }
-        self.trie_remove(list, cidr)?;
-        self.sync_list_size(list)?;
+        self.switch_lists(&cfg, &lists)?;
         Ok(true)
     }
 
-    /// Makes a list exactly `prefixes` and returns what that took. The list is read once, the
-    /// difference is computed on sorted sets ([`ListChanges::between`], n log n), then each
-    /// missing prefix costs one insert, each extra one delete, and the size is written once:
-    /// a 4096-prefix list was quadratic when each prefix re-read the whole list and rewrote
-    /// the size (11 s).
+    /// Removes a prefix from a list (see [`Maps::switch_lists`]); false if it was not there.
+    pub fn list_del(&mut self, list: List, cidr: Cidr) -> Result<bool, Error> {
+        let cfg = self.config()?;
+        let mut lists = self.active(&cfg)?;
+        if !lists.get_mut(list).remove(&cidr) {
+            return Ok(false);
+        }
+        self.switch_lists(&cfg, &lists)?;
+        Ok(true)
+    }
+
+    /// Makes a list exactly `prefixes`, the other one kept (see [`Maps::switch_lists`]), and
+    /// returns what that wrote to the list.
     pub fn set_list(&mut self, list: List, prefixes: &[Cidr]) -> Result<ListChanges, Error> {
-        let current: BTreeSet<Cidr> = self.list(list)?.into_iter().collect();
-        let wanted: BTreeSet<Cidr> = prefixes.iter().copied().collect();
-        let changes = ListChanges::between(&current, &wanted, maps::LIST_MAX_ENTRIES as usize);
-        if changes.remove_first {
-            for cidr in &changes.remove {
-                self.trie_remove(list, *cidr)?;
+        let cfg = self.config()?;
+        let mut lists = self.active(&cfg)?;
+        *lists.get_mut(list) = prefixes.iter().copied().collect();
+        let [allow, deny] = self.switch_lists(&cfg, &lists)?;
+        Ok(match list {
+            List::Allow => allow,
+            List::Deny => deny,
+        })
+    }
+
+    /// The lists in force under `cfg`.
+    pub fn active(&self, cfg: &Config) -> Result<Lists, Error> {
+        let bank = cfg.list_bank();
+        Ok(Lists {
+            allow: self.bank_list(List::Allow, bank)?.into_iter().collect(),
+            deny: self.bank_list(List::Deny, bank)?.into_iter().collect(),
+        })
+    }
+
+    /// Puts `cfg` (its limits and flags) and `lists` in force together, in one config write.
+    ///
+    /// Both lists are written whole into the bank not in force (each made exactly the wanted
+    /// set, [`ListChanges::between`] what that bank holds, n log n), then ONE config update
+    /// carries the other bank, both counts and the rest of `cfg`: the program and every
+    /// command see the old state until that update and the new one after it, whatever point
+    /// a crash stops this at. When the lists are those in force already, only the config is
+    /// written (keeping its bank and counts). Returns what was written to each list.
+    pub fn switch_lists(&mut self, cfg: &Config, lists: &Lists) -> Result<[ListChanges; 2], Error> {
+        let current = self.config()?;
+        let max = maps::LIST_MAX_ENTRIES as usize;
+        for list in [List::Allow, List::Deny] {
+            if lists.get(list).len() > max {
+                return Err(Error::ListFull {
+                    iface: self.label.clone(),
+                    list: list_name(list),
+                    max: maps::LIST_MAX_ENTRIES,
+                });
             }
         }
-        for cidr in &changes.add {
-            self.trie_insert(list, *cidr)?;
-        }
-        if !changes.remove_first {
-            for cidr in &changes.remove {
-                self.trie_remove(list, *cidr)?;
+        let bank = current.list_bank();
+        let unchanged = [List::Allow, List::Deny]
+            .into_iter()
+            .map(|list| {
+                let now: BTreeSet<Cidr> = self.bank_list(list, bank)?.into_iter().collect();
+                Ok(now == *lists.get(list))
+            })
+            .collect::<Result<Vec<bool>, Error>>()?;
+        let counts = |bank| Config {
+            list_bank: bank,
+            allow_entries: lists.allow.len() as u32,
+            deny_entries: lists.deny.len() as u32,
+            ..*cfg
+        };
+        if unchanged.iter().all(|&same| same) {
+            let new = counts(current.list_bank);
+            if new != current {
+                self.set_config(&new)?;
             }
+            return Ok([ListChanges::default(), ListChanges::default()]);
         }
-        self.write_list_size(list, wanted.len() as u32)?;
+        let next = 1 - bank;
+        let changes = [
+            self.fill_bank(List::Allow, next, &lists.allow)?,
+            self.fill_bank(List::Deny, next, &lists.deny)?,
+        ];
+        self.set_config(&counts(next))?;
         Ok(changes)
     }
 
-    fn trie_insert(&mut self, list: List, cidr: Cidr) -> Result<(), Error> {
+    /// Makes bank `bank` of a list exactly `wanted`: one insert per missing prefix, one
+    /// delete per extra one.
+    fn fill_bank(
+        &mut self,
+        list: List,
+        bank: u32,
+        wanted: &BTreeSet<Cidr>,
+    ) -> Result<ListChanges, Error> {
+        let current: BTreeSet<Cidr> = self.bank_list(list, bank)?.into_iter().collect();
+        let changes = ListChanges::between(&current, wanted, maps::LIST_MAX_ENTRIES as usize);
+        if changes.remove_first {
+            for cidr in &changes.remove {
+                self.trie_remove(list, bank, *cidr)?;
+            }
+        }
+        for cidr in &changes.add {
+            self.trie_insert(list, bank, *cidr)?;
+        }
+        if !changes.remove_first {
+            for cidr in &changes.remove {
+                self.trie_remove(list, bank, *cidr)?;
+            }
+        }
+        Ok(changes)
+    }
+
+    fn trie_insert(&mut self, list: List, bank: u32, cidr: Cidr) -> Result<(), Error> {
         let key = Key::new(cidr.len, cidr.addr);
         let (iface, name) = (self.label.clone(), list_name(list));
-        self.trie_mut(list)
+        self.trie_mut(list, bank)
             .insert(&key, 1, 0)
             .map_err(|source| match &source {
                 MapError::SyscallError(e)
@@ -258,55 +355,38 @@ impl Maps {
                     }
                 }
                 _ => Error::Map {
-                    what: format!("adding {cidr} to the {name} list of {iface}"),
+                    what: format!("adding {cidr} to bank {bank} of the {name} list of {iface}"),
                     source,
                 },
             })
     }
 
-    fn trie_remove(&mut self, list: List, cidr: Cidr) -> Result<(), Error> {
+    fn trie_remove(&mut self, list: List, bank: u32, cidr: Cidr) -> Result<(), Error> {
         let key = Key::new(cidr.len, cidr.addr);
         let what = format!(
-            "removing {cidr} from the {} list of {}",
+            "removing {cidr} from bank {bank} of the {} list of {}",
             list_name(list),
             self.label
         );
-        self.trie_mut(list).remove(&key).map_err(Error::map(what))
+        self.trie_mut(list, bank)
+            .remove(&key)
+            .map_err(Error::map(what))
     }
 
-    /// Writes the list's entry count into the config, so the program looks it up only when
-    /// it holds something.
-    fn sync_list_size(&mut self, list: List) -> Result<(), Error> {
-        let entries = self.list(list)?.len() as u32;
-        self.write_list_size(list, entries)
-    }
-
-    /// Writes `entries` as the list's count, unless the config already says so.
-    fn write_list_size(&mut self, list: List, entries: u32) -> Result<(), Error> {
-        let mut cfg = self.config()?;
-        let count = match list {
-            List::Allow => &mut cfg.allow_entries,
-            List::Deny => &mut cfg.deny_entries,
-        };
-        if *count == entries {
-            return Ok(());
-        }
-        *count = entries;
-        self.set_config(&cfg)
-    }
-
-    fn trie(&self, list: List) -> &LpmTrie<MapData, [u8; 16], u8> {
-        match list {
+    fn trie(&self, list: List, bank: u32) -> &Trie {
+        let banks = match list {
             List::Allow => &self.allow,
             List::Deny => &self.deny,
-        }
+        };
+        &banks[(bank & 1) as usize]
     }
 
-    fn trie_mut(&mut self, list: List) -> &mut LpmTrie<MapData, [u8; 16], u8> {
-        match list {
+    fn trie_mut(&mut self, list: List, bank: u32) -> &mut Trie {
+        let banks = match list {
             List::Allow => &mut self.allow,
             List::Deny => &mut self.deny,
-        }
+        };
+        &mut banks[(bank & 1) as usize]
     }
 
     /// Forgets every bucket: every source, the global and exempt budgets and the admission
@@ -333,6 +413,39 @@ impl Maps {
     }
 }
 
+/// Both lists, as sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lists {
+    pub allow: BTreeSet<Cidr>,
+    pub deny: BTreeSet<Cidr>,
+}
+
+impl Lists {
+    /// The lists `allow` and `deny`, without duplicates.
+    #[must_use]
+    pub fn new(allow: &[Cidr], deny: &[Cidr]) -> Self {
+        Self {
+            allow: allow.iter().copied().collect(),
+            deny: deny.iter().copied().collect(),
+        }
+    }
+
+    #[must_use]
+    pub const fn get(&self, list: List) -> &BTreeSet<Cidr> {
+        match list {
+            List::Allow => &self.allow,
+            List::Deny => &self.deny,
+        }
+    }
+
+    pub const fn get_mut(&mut self, list: List) -> &mut BTreeSet<Cidr> {
+        match list {
+            List::Allow => &mut self.allow,
+            List::Deny => &mut self.deny,
+        }
+    }
+}
+
 /// What making a list exactly a set of prefixes takes: the prefixes to insert, those to
 /// delete, and in which order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -341,8 +454,7 @@ pub struct ListChanges {
     pub add: Vec<Cidr>,
     /// In the list, not wanted: one delete each.
     pub remove: Vec<Cidr>,
-    /// Deletes go first only when inserting first would overflow the list (`capacity`):
-    /// otherwise a prefix that stays covered is never missing in between.
+    /// Deletes go first only when inserting first would overflow the bank (`capacity`).
     pub remove_first: bool,
 }
 
@@ -360,7 +472,7 @@ impl ListChanges {
         }
     }
 
-    /// Map writes to the list these take (the size is written apart, once).
+    /// Map writes to the list these take (the size is written apart, with the bank, once).
     #[must_use]
     pub fn writes(&self) -> usize {
         self.add.len() + self.remove.len()

@@ -1,7 +1,9 @@
 //! Whether pinned maps can be reused by this version: each pinned map must have the type,
 //! key and value sizes, capacity and flags that the embedded object declares (except the
 //! per-source table's capacity, which `--max-sources` chose). Reusing a map of another layout
-//! would corrupt it silently, so a mismatch stops the command with the fix.
+//! would corrupt it silently, so a mismatch stops the command with the fix. A map not pinned
+//! at all is no mismatch: the loader creates and pins it (an attach that was interrupted
+//! before pinning every map, or a version that had fewer maps, e.g. one list bank).
 
 use aya::maps::MapInfo;
 use icmp_guard_common::maps;
@@ -9,7 +11,8 @@ use icmp_guard_common::maps;
 use super::{Pins, layout};
 use crate::{Error, kernel::object};
 
-/// Checks every pinned map of `pins` against the embedded object.
+/// Checks every pinned map of `pins` against the embedded object; maps not pinned are left
+/// for the loader to create.
 pub fn check(pins: &Pins) -> Result<(), Error> {
     pins.check()?;
     let obj = aya_obj::Object::parse(object::ICMP_GUARD).map_err(|e| Error::Load(Box::new(e)))?;
@@ -19,10 +22,13 @@ pub fn check(pins: &Pins) -> Result<(), Error> {
             .get(name)
             .ok_or_else(|| Error::Load(format!("map {name} missing from the object").into()))?;
         let path = pins.map(name);
+        if !path.exists() {
+            continue;
+        }
         let Ok(info) = MapInfo::from_pin(&path) else {
             return Err(Error::Stale {
                 iface: pins.iface.to_string(),
-                why: format!("map {name} is not pinned at {}", crate::error::shown(&path)),
+                why: format!("{} is not a map", crate::error::shown(&path)),
             });
         };
         let pinned_type = info.map_type().map_or(u32::MAX, |t| t as u32);

@@ -1,0 +1,512 @@
+//! Crash consistency, deterministically: each command that changes a guard (attach, set,
+//! allow/deny add and del, and a reload's apply) is run once under `strace` to count its
+//! `bpf()` calls, then once per call N with that call replaced by a SIGKILL (`strace -e
+//! trace=bpf -e inject=bpf:signal=SIGKILL:when=N`: the signal is delivered on entry, so the
+//! Nth call never runs; strace 6.1 injects only into traced calls, hence `trace=bpf` with the
+//! output to `/dev/null`). After every kill:
+//!
+//! - what the CLI shows (`allow list --json`, `deny list --json`, `status --json`) is what
+//!   the program enforces: the bank the config names, read through the product's own handles,
+//!   holds exactly those prefixes, and the config's counts (the program skips a list whose
+//!   count is 0) are their numbers;
+//! - the limits and lists are all the old ones or all the new ones, never a mix;
+//! - the next plain run of the command succeeds (finishing an interrupted attach) and leaves
+//!   the new state.
+//!
+//! The reload is driven through `attach --config FILE --replace`, which applies the file with
+//! the same function the service's SIGHUP does (`config_file::apply::apply`): a running
+//! service's `bpf()` calls also depend on its one-second tick, so they cannot be counted
+//! deterministically.
+
+use std::{
+    collections::BTreeSet,
+    os::unix::process::ExitStatusExt as _,
+    process::Output,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use icmp_guard::pinned::{Guard, Pins};
+use icmp_guard_common::policy::List;
+use icmp_guard_tests::lab::{Lab, eventually, stderr_of, workspace_bin};
+
+/// More `bpf()` calls than any command makes: a bound on the kill loop.
+const MAX_CALLS: usize = 1000;
+/// A bound on each command's whole kill loop.
+const BUDGET: Duration = Duration::from_secs(300);
+
+/// The state of the guard that matters here: whether it is attached, its primary limits,
+/// and the lists in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    /// No link pinned (nothing attached, maybe pins of an interrupted attach).
+    Unguarded,
+    Guarded {
+        limits: [u32; 6],
+        allow: BTreeSet<String>,
+        deny: BTreeSet<String>,
+    },
+}
+
+fn set(prefixes: &[&str]) -> BTreeSet<String> {
+    prefixes.iter().map(|p| (*p).to_owned()).collect()
+}
+
+fn guarded(limits: [u32; 6], allow: &[&str], deny: &[&str]) -> State {
+    State::Guarded {
+        limits,
+        allow: set(allow),
+        deny: set(deny),
+    }
+}
+
+/// The limits `file` and `set` write: echo, reply and global rate and burst.
+const LIMITS: [u32; 6] = [20, 50, 100, 200, 2000, 4000];
+const OTHER_LIMITS: [u32; 6] = [7, 9, 30, 60, 900, 1800];
+const ALLOW: [&str; 2] = ["192.0.2.0/24", "2001:db8::/32"];
+const DENY: [&str; 1] = ["203.0.113.0/24"];
+
+/// A config file for the lab's interface.
+fn file(lab: &Lab, name: &str, limits: [u32; 6], allow: &[&str], deny: &[&str]) -> String {
+    let quoted = |l: &[&str]| {
+        l.iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let path = lab.scratch.file(name);
+    std::fs::write(
+        &path,
+        format!(
+            "[[interface]]\nname = \"{}\"\nallow = [{}]\ndeny = [{}]\n[interface.limits]\n\
+             echo_rate = {}\necho_burst = {}\nreply_rate = {}\nreply_burst = {}\n\
+             global_rate = {}\nglobal_burst = {}\n",
+            lab.guarded_if,
+            quoted(allow),
+            quoted(deny),
+            limits[0],
+            limits[1],
+            limits[2],
+            limits[3],
+            limits[4],
+            limits[5]
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Reads the state, checking on the way that the CLI shows what the program enforces.
+fn observe(lab: &Lab) -> Result<State> {
+    let iface = lab.guarded_if.as_str();
+    let pins = Pins::new(&lab.bpffs.path, &iface.parse()?);
+    if !pins.exist() {
+        return Ok(State::Unguarded);
+    }
+    // The program's side: the config's bank and counts, and that bank's tries.
+    let guard = Guard::open(pins)?;
+    let cfg = guard.maps.config()?;
+    let bank = cfg.list_bank();
+    let mut lists = Vec::new();
+    for (list, name, count) in [
+        (List::Allow, "allow", cfg.allow_entries),
+        (List::Deny, "deny", cfg.deny_entries),
+    ] {
+        let enforced: BTreeSet<String> = guard
+            .maps
+            .bank_list(list, bank)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        ensure!(
+            enforced.len() == count as usize,
+            "the {name} list's bank {bank} holds {enforced:?} but the config counts {count}"
+        );
+        // The CLI's side.
+        let out = lab.cli_ok(&[name, "list", iface, "--json"])?;
+        let json: serde_json::Value = serde_json::from_str(&out)?;
+        let shown: BTreeSet<String> = json["prefixes"]
+            .as_array()
+            .context("prefixes")?
+            .iter()
+            .map(|p| p.as_str().unwrap_or_default().to_owned())
+            .collect();
+        ensure!(
+            shown == enforced,
+            "`{name} list` shows {shown:?}, the program enforces {enforced:?}"
+        );
+        ensure!(
+            lab.status()?[0]["lists"][name] == enforced.len(),
+            "status counts another {name} list"
+        );
+        lists.push(enforced);
+    }
+    let deny = lists.pop().unwrap_or_default();
+    let allow = lists.pop().unwrap_or_default();
+    Ok(State::Guarded {
+        limits: [
+            cfg.echo.rate,
+            cfg.echo.burst,
+            cfg.reply.rate,
+            cfg.reply.burst,
+            cfg.global.rate,
+            cfg.global.burst,
+        ],
+        allow,
+        deny,
+    })
+}
+
+/// The CLI under strace in the guarded namespace, with `strace_args`.
+fn traced(lab: &Lab, strace_args: &[&str], args: &[&str]) -> Result<Output> {
+    let mut cmd = lab.guarded.enter("strace");
+    cmd.args(["-f", "-qq"])
+        .args(strace_args)
+        .arg(workspace_bin("icmp-guard")?)
+        .arg("--bpffs")
+        .arg(&lab.bpffs.path)
+        .args(args);
+    cmd.output().with_context(|| format!("spawning {cmd:?}"))
+}
+
+/// Runs `args` once, counting its `bpf()` calls; it must succeed.
+fn count_calls(lab: &Lab, args: &[&str]) -> Result<usize> {
+    let trace = lab.scratch.file("bpf.trace");
+    let out = traced(
+        lab,
+        &["-e", "trace=bpf", "-o", trace.to_str().unwrap()],
+        args,
+    )?;
+    ensure!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    let text = std::fs::read_to_string(&trace)?;
+    Ok(text
+        .lines()
+        .filter(|l| l.contains("bpf(") && !l.contains("resumed>"))
+        .count())
+}
+
+/// Kills `args` at each of its `bpf()` calls in turn. Before each run the guard is in
+/// `old` (`restore` puts it back); after each kill it must be in `old` or `new` with the CLI
+/// and the program agreeing, and `finish` (the next plain command) must succeed and leave
+/// `new`.
+///
+/// What a list change writes depends on what the bank not in force holds, so the calls are
+/// counted once the cycle (command, restore) has run once: from then on every run starts
+/// from the same banks (see [`scramble`]), and makes the same calls.
+fn kill_at_every_call(
+    lab: &Lab,
+    args: &[&str],
+    old: &State,
+    new: &State,
+    finish: &[&str],
+    restore: &dyn Fn() -> Result<()>,
+) -> Result<usize> {
+    assert_eq!(&observe(lab)?, old, "the starting state");
+    count_calls(lab, args)?;
+    restore()?;
+    let calls = count_calls(lab, args)?;
+    ensure!(
+        calls > 0 && calls <= MAX_CALLS,
+        "{args:?} made {calls} bpf() calls"
+    );
+    assert_eq!(&observe(lab)?, new, "{args:?} run whole");
+    restore()?;
+    let started = Instant::now();
+    let mut seen = BTreeSet::new();
+    for n in 1..=calls {
+        ensure!(
+            started.elapsed() < BUDGET,
+            "{args:?}: out of time at kill point {n} of {calls}"
+        );
+        assert_eq!(&observe(lab)?, old, "restored before kill point {n}");
+        let inject = format!("inject=bpf:signal=SIGKILL:when={n}");
+        let out = traced(
+            lab,
+            &["-o", "/dev/null", "-e", "trace=bpf", "-e", &inject],
+            args,
+        )?;
+        // The count is deterministic, so every run dies.
+        ensure!(
+            out.status.signal() == Some(libc::SIGKILL),
+            "{args:?} at bpf() call {n} of {calls} was not killed: {:?} {}",
+            out.status,
+            stderr_of(&out)
+        );
+        let state = observe(lab).with_context(|| format!("{args:?} killed at call {n}"))?;
+        ensure!(
+            state == *old || state == *new,
+            "{args:?} killed at bpf() call {n} left a mix: {state:?}"
+        );
+        seen.insert(state == *new);
+        let out = lab.cli(finish)?;
+        ensure!(
+            out.status.success(),
+            "after a kill at call {n}, {finish:?} failed: {}",
+            stderr_of(&out)
+        );
+        ensure!(
+            &observe(lab)? == new,
+            "{finish:?} after a kill at call {n} did not reach the new state"
+        );
+        restore()?;
+    }
+    ensure!(
+        seen.contains(&false),
+        "{args:?}: no kill point left the old state"
+    );
+    Ok(calls)
+}
+
+/// A lab whose interface is guarded with `LIMITS`, `ALLOW` and `DENY` from a file.
+fn lab() -> Lab {
+    let lab = Lab::new().unwrap();
+    let start = file(&lab, "start.toml", LIMITS, &ALLOW, &DENY);
+    lab.cli_ok(&["attach", "--config", &start]).unwrap();
+    assert_eq!(observe(&lab).unwrap(), guarded(LIMITS, &ALLOW, &DENY));
+    lab
+}
+
+/// Leaves the lists as they are, with the bank not in force holding something else (the
+/// lists and one more deny prefix): a change then deletes and inserts there before its
+/// config write, so the kill points cover a half-written bank.
+fn scramble(lab: &Lab) -> Result<()> {
+    let iface = lab.guarded_if.as_str();
+    ok(lab, &["deny", "add", iface, SCRAMBLE])?;
+    ok(lab, &["deny", "del", iface, SCRAMBLE])
+}
+
+/// The prefix [`scramble`] adds and removes.
+const SCRAMBLE: &str = "198.18.0.0/15";
+
+fn ok(lab: &Lab, args: &[&str]) -> Result<()> {
+    let out = lab.cli(args)?;
+    if !out.status.success() {
+        bail!("{args:?}: {}", stderr_of(&out));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_kill_during_attach_leaves_nothing_or_an_attach_the_next_one_finishes() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    let new = guarded([20, 50, 100, 200, 2000, 4000], &[], &[]);
+    kill_a_first_attach(&lab, &["attach", &iface], &new, "attach");
+}
+
+/// A first attach from a file puts its limits and lists in the maps before it pins the link:
+/// a kill leaves no guard or the whole file, never the file's limits with no lists.
+#[test]
+fn a_kill_during_a_first_attach_from_a_file_leaves_nothing_or_the_whole_file() {
+    let lab = Lab::new().unwrap();
+    let start = file(&lab, "start.toml", OTHER_LIMITS, &ALLOW, &DENY);
+    let new = guarded(OTHER_LIMITS, &ALLOW, &DENY);
+    kill_a_first_attach(
+        &lab,
+        &["attach", "--config", &start],
+        &new,
+        "attach --config",
+    );
+}
+
+/// Kills the first attach `args` at each of its `bpf()` calls; after each, nothing is
+/// attached and the pins are an attach to finish, or the guard is `new` and attached; the
+/// next plain `args` (or `status`, when the guard is whole) finishes it.
+fn kill_a_first_attach(lab: &Lab, args: &[&str], new: &State, label: &str) {
+    let iface = lab.guarded_if.as_str();
+    let new = new.clone();
+    let restore = || {
+        ok(lab, &["clean", iface])?;
+        // Unlinking the link's pin releases it from a kernel work item: soon, not at once.
+        eventually(5, "clean detaches", || !lab.guarded_has_xdp())
+    };
+    // `attach` finishes what a kill left; if the kill came after the link was pinned, the
+    // guard is whole and `status` is the next command.
+    let finish = |lab: &Lab| -> Vec<&str> {
+        if observe(lab).is_ok_and(|s| s != State::Unguarded) {
+            vec!["status"]
+        } else {
+            args.to_vec()
+        }
+    };
+    let calls = count_calls(lab, args).unwrap();
+    assert!(calls > 0 && calls <= MAX_CALLS, "{calls}");
+    assert_eq!(observe(lab).unwrap(), new);
+    restore().unwrap();
+    let started = Instant::now();
+    let mut resumed = 0;
+    for n in 1..=calls {
+        assert!(started.elapsed() < BUDGET, "out of time at kill point {n}");
+        let inject = format!("inject=bpf:signal=SIGKILL:when={n}");
+        let out = traced(
+            lab,
+            &["-o", "/dev/null", "-e", "trace=bpf", "-e", &inject],
+            args,
+        )
+        .unwrap();
+        assert_eq!(out.status.signal(), Some(libc::SIGKILL), "call {n}");
+        let state = observe(lab).unwrap();
+        assert!(
+            state == State::Unguarded || state == new,
+            "killed at call {n}: {state:?}"
+        );
+        assert_eq!(
+            lab.guarded_has_xdp(),
+            state == new,
+            "killed at call {n}: attached exactly when the link is pinned"
+        );
+        let interrupted = state == State::Unguarded && lab.pin_dir(iface).exists();
+        let next = finish(lab);
+        let out = lab.cli(&next).unwrap();
+        assert!(
+            out.status.success(),
+            "after a kill at call {n}, {next:?}: {}",
+            stderr_of(&out)
+        );
+        if interrupted {
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                said.contains(&format!("finished an interrupted attach of {iface}")),
+                "call {n}: {said}"
+            );
+            resumed += 1;
+        }
+        assert_eq!(observe(lab).unwrap(), new, "call {n}");
+        assert!(lab.guarded_has_xdp(), "call {n}");
+        restore().unwrap();
+    }
+    assert!(resumed > 0, "no kill point left pins without a link");
+    eprintln!("{label}: {calls} kill points, {resumed} left an attach to finish");
+}
+
+#[test]
+fn a_kill_during_set_leaves_the_old_or_the_new_limits() {
+    let lab = lab();
+    let iface = lab.guarded_if.as_str();
+    let flags = |l: [u32; 6]| -> Vec<String> {
+        let mut v = vec!["set".to_owned(), iface.to_owned()];
+        for (flag, value) in [
+            "--echo-rate",
+            "--echo-burst",
+            "--reply-rate",
+            "--reply-burst",
+            "--global-rate",
+            "--global-burst",
+        ]
+        .iter()
+        .zip(l)
+        {
+            v.push((*flag).to_owned());
+            v.push(value.to_string());
+        }
+        v
+    };
+    let new_args = flags(OTHER_LIMITS);
+    let old_args = flags(LIMITS);
+    let args: Vec<&str> = new_args.iter().map(String::as_str).collect();
+    let back: Vec<&str> = old_args.iter().map(String::as_str).collect();
+    let calls = kill_at_every_call(
+        &lab,
+        &args,
+        &guarded(LIMITS, &ALLOW, &DENY),
+        &guarded(OTHER_LIMITS, &ALLOW, &DENY),
+        &args,
+        &|| ok(&lab, &back),
+    )
+    .unwrap();
+    eprintln!("set: {calls} kill points");
+}
+
+#[test]
+fn a_kill_during_a_list_change_leaves_the_old_or_the_new_list() {
+    let lab = lab();
+    let iface = lab.guarded_if.as_str();
+    let old = guarded(LIMITS, &ALLOW, &DENY);
+    let added = "198.51.100.0/24";
+    let cases: [(&str, &str, &str, State, &str); 4] = [
+        (
+            "allow",
+            "add",
+            added,
+            guarded(LIMITS, &[ALLOW[0], ALLOW[1], added], &DENY),
+            "del",
+        ),
+        (
+            "allow",
+            "del",
+            ALLOW[0],
+            guarded(LIMITS, &[ALLOW[1]], &DENY),
+            "add",
+        ),
+        (
+            "deny",
+            "add",
+            added,
+            guarded(LIMITS, &ALLOW, &[DENY[0], added]),
+            "del",
+        ),
+        ("deny", "del", DENY[0], guarded(LIMITS, &ALLOW, &[]), "add"),
+    ];
+    for (list, verb, cidr, new, undo) in cases {
+        let args = [list, verb, iface, cidr];
+        let calls = kill_at_every_call(&lab, &args, &old, &new, &args, &|| {
+            ok(&lab, &[list, undo, iface, cidr])?;
+            scramble(&lab)
+        })
+        .unwrap();
+        eprintln!("{list} {verb}: {calls} kill points");
+    }
+}
+
+#[test]
+fn a_kill_during_a_reload_leaves_the_old_or_the_new_policy() {
+    let lab = lab();
+    let iface = lab.guarded_if.as_str();
+    let start = file(&lab, "start.toml", LIMITS, &ALLOW, &DENY);
+    let next_lists = (["198.51.100.7/32"], ["203.0.113.0/24", "2001:db8:1::/48"]);
+    let next = file(
+        &lab,
+        "next.toml",
+        OTHER_LIMITS,
+        &next_lists.0,
+        &next_lists.1,
+    );
+    let args = ["attach", "--config", &next, "--replace", iface];
+    let calls = kill_at_every_call(
+        &lab,
+        &args,
+        &guarded(LIMITS, &ALLOW, &DENY),
+        &guarded(OTHER_LIMITS, &next_lists.0, &next_lists.1),
+        &args,
+        &|| {
+            ok(&lab, &["attach", "--config", &start, "--replace", iface])?;
+            scramble(&lab)
+        },
+    )
+    .unwrap();
+    eprintln!("reload: {calls} kill points");
+}
+
+/// The bank switch itself, through the library: a list change that stops before its config
+/// write leaves the bank in force untouched.
+#[test]
+fn a_list_change_writes_only_the_bank_not_in_force_before_its_config() {
+    let lab = lab();
+    let pins = Pins::new(&lab.bpffs.path, &lab.guarded_if.parse().unwrap());
+    let guard = Guard::open(pins).unwrap();
+    let before = guard.maps.config().unwrap();
+    let bank = before.list_bank();
+    let in_force = guard.maps.bank_list(List::Allow, bank).unwrap();
+    drop(guard);
+    ok(&lab, &["allow", "add", &lab.guarded_if, "198.51.100.0/24"]).unwrap();
+    let pins = Pins::new(&lab.bpffs.path, &lab.guarded_if.parse().unwrap());
+    let guard = Guard::open(pins).unwrap();
+    let after = guard.maps.config().unwrap();
+    assert_eq!(after.list_bank(), 1 - bank, "the add switched banks");
+    assert_eq!(
+        guard.maps.bank_list(List::Allow, bank).unwrap(),
+        in_force,
+        "the old bank was not touched"
+    );
+    assert_eq!(after.allow_entries, before.allow_entries + 1);
+}
