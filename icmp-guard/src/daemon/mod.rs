@@ -41,6 +41,23 @@ pub mod http;
 /// How often interfaces are checked and program logs flushed.
 const TICK: Duration = Duration::from_secs(1);
 
+/// A test hook: with this variable set to a number of seconds, the interface check runs that
+/// often and not at once on start, so a test can count the `bpf()` calls of a reload alone
+/// (`tests/tests/crash.rs` kills the service at each of them). Not for operators.
+const TEST_TICK_VAR: &str = "ICMP_GUARD_TEST_TICK_SECS";
+
+/// The check's timer: every [`TICK`] from now, or as [`TEST_TICK_VAR`] says.
+fn check_timer() -> tokio::time::Interval {
+    let test_tick = std::env::var(TEST_TICK_VAR)
+        .ok()
+        .and_then(|secs| secs.parse().ok())
+        .map(Duration::from_secs);
+    match test_tick {
+        Some(period) => tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+        None => tokio::time::interval(TICK),
+    }
+}
+
 /// Runs the service for the file `config` until SIGTERM or SIGINT.
 pub fn run(cli_bpffs: &Path, config: &Path) -> Result<(), Error> {
     let cfg = ConfigFile::load(config)?;
@@ -89,7 +106,7 @@ impl Daemon {
         // Bind next: a daemon that cannot serve its metrics changes nothing.
         let mut server = serve(self.cfg.metrics, self.shared.clone()).await?;
         self.apply(true);
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = check_timer();
         log::info!(
             "icmp-guard daemon running with {}: {} interface(s), metrics on http://{}/metrics",
             crate::error::shown(&self.cfg.path),
