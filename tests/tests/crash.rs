@@ -13,10 +13,11 @@
 //! - the next plain run of the command succeeds (finishing an interrupted attach) and leaves
 //!   the new state.
 //!
-//! The reload is driven through `attach --config FILE --replace`, which applies the file with
-//! the same function the service's SIGHUP does (`config_file::apply::apply`): a running
-//! service's `bpf()` calls also depend on its one-second tick, so they cannot be counted
-//! deterministically.
+//! A reload is killed twice over: driven through `attach --config FILE --replace`, which
+//! applies the file with the same function the service's SIGHUP does
+//! (`config_file::apply::apply`), and in the service itself, on SIGHUP, with its interface
+//! check slowed to an hour by a test hook (`ICMP_GUARD_TEST_TICK_SECS`), so that the reload's
+//! are the only `bpf()` calls it makes while traced.
 
 use std::{
     collections::BTreeSet,
@@ -178,7 +179,12 @@ fn count_calls(lab: &Lab, args: &[&str]) -> Result<usize> {
         args,
     )?;
     ensure!(out.status.success(), "{args:?}: {}", stderr_of(&out));
-    let text = std::fs::read_to_string(&trace)?;
+    bpf_calls(&trace)
+}
+
+/// The `bpf()` calls in a trace strace wrote.
+fn bpf_calls(trace: &std::path::Path) -> Result<usize> {
+    let text = std::fs::read_to_string(trace)?;
     Ok(text
         .lines()
         .filter(|l| l.contains("bpf(") && !l.contains("resumed>"))
@@ -509,4 +515,163 @@ fn a_list_change_writes_only_the_bank_not_in_force_before_its_config() {
         "the old bank was not touched"
     );
     assert_eq!(after.allow_entries, before.allow_entries + 1);
+}
+
+/// The service, started on `config` with its interface check slowed to an hour by the test
+/// hook, once it has applied the file and logged that it runs: from then on its only
+/// `bpf()` calls are those of a reload.
+fn quiet_service(lab: &Lab, config: &str, log: &std::path::Path) -> Result<std::process::Child> {
+    let out = std::fs::File::create(log)?;
+    let mut child = lab
+        .guarded
+        .enter(workspace_bin("icmp-guard")?)
+        .arg("--bpffs")
+        .arg(&lab.bpffs.path)
+        .args(["run", "--config", config])
+        .env("ICMP_GUARD_TEST_TICK_SECS", "3600")
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .context("spawning the service")?;
+    let started = eventually(10, "the service runs", || {
+        std::fs::read_to_string(log).is_ok_and(|l| l.contains("daemon running"))
+    });
+    if let Err(e) = started {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e.context(std::fs::read_to_string(log).unwrap_or_default()));
+    }
+    Ok(child)
+}
+
+/// `strace` attached to the running `pid` with `args`; returns once every thread is traced.
+fn trace_pid(pid: u32, args: &[&str]) -> Result<std::process::Child> {
+    let strace = std::process::Command::new("strace")
+        .args(["-f", "-qq"])
+        .args(args)
+        .args(["-p", &pid.to_string()])
+        .spawn()
+        .context("spawning strace")?;
+    eventually(10, "strace traces every thread of the service", || {
+        std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+            tasks.flatten().all(|task| {
+                std::fs::read_to_string(task.path().join("status")).is_ok_and(|status| {
+                    status
+                        .lines()
+                        .any(|l| l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0")
+                })
+            })
+        })
+    })?;
+    Ok(strace)
+}
+
+/// The service itself killed at every `bpf()` call of a SIGHUP reload, in turn (the reload
+/// of [`a_kill_during_a_reload_leaves_the_old_or_the_new_policy`] driven by the service):
+/// after each kill the guard holds the old or the new policy with the CLI showing what the
+/// program enforces, and the service started again applies the file.
+#[test]
+fn a_kill_of_the_service_during_a_reload_leaves_the_old_or_the_new_policy() {
+    let lab = lab();
+    let iface = lab.guarded_if.as_str();
+    let start = file(&lab, "start.toml", LIMITS, &ALLOW, &DENY);
+    let next_lists = (["198.51.100.7/32"], ["203.0.113.0/24", "2001:db8:1::/48"]);
+    let next = file(
+        &lab,
+        "next.toml",
+        OTHER_LIMITS,
+        &next_lists.0,
+        &next_lists.1,
+    );
+    let (old, new) = (
+        guarded(LIMITS, &ALLOW, &DENY),
+        guarded(OTHER_LIMITS, &next_lists.0, &next_lists.1),
+    );
+    let config = lab.scratch.file("service.toml");
+    let config_text = config.to_str().unwrap().to_owned();
+    let log = lab.scratch.file("service.log");
+    let trace = lab.scratch.file("reload.trace");
+    let restore = || -> Result<()> {
+        ok(&lab, &["attach", "--config", &start, "--replace", iface])?;
+        scramble(&lab)?;
+        std::fs::copy(&start, &config)?;
+        Ok(())
+    };
+    // One reload whole, traced, to count its calls (after one first, so that every run
+    // starts from the same banks).
+    let reload = |inject: Option<usize>| -> Result<std::process::ExitStatus> {
+        restore()?;
+        ensure!(observe(&lab)? == old, "restored before the reload");
+        let mut service = quiet_service(&lab, &config_text, &log)?;
+        let injected = inject.map(|n| format!("inject=bpf:signal=SIGKILL:when={n}"));
+        let mut args = vec!["-e", "trace=bpf", "-o"];
+        args.push(if inject.is_some() {
+            "/dev/null"
+        } else {
+            trace.to_str().unwrap()
+        });
+        if let Some(injected) = &injected {
+            args.extend(["-e", injected.as_str()]);
+        }
+        let mut strace = trace_pid(service.id(), &args)?;
+        std::fs::copy(&next, &config)?;
+        // SAFETY: kill(2) on our own child's pid.
+        ensure!(unsafe { libc::kill(i32::try_from(service.id())?, libc::SIGHUP) } == 0);
+        let status = if inject.is_some() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(status) = service.try_wait()? {
+                    break status;
+                }
+                ensure!(Instant::now() < deadline, "the service outlived its kill");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        } else {
+            eventually(10, "the service reloads", || {
+                observe(&lab).is_ok_and(|s| s == new)
+            })?;
+            service.kill()?;
+            service.wait()?
+        };
+        let _ = strace.wait();
+        Ok(status)
+    };
+    reload(None).unwrap();
+    reload(None).unwrap();
+    let calls = bpf_calls(&trace).unwrap();
+    assert!(
+        calls > 0 && calls <= MAX_CALLS,
+        "a reload made {calls} bpf() calls"
+    );
+    let started = Instant::now();
+    let mut seen = BTreeSet::new();
+    for n in 1..=calls {
+        assert!(
+            started.elapsed() < BUDGET,
+            "out of time at kill point {n} of {calls}"
+        );
+        let status = reload(Some(n)).unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "the service at bpf() call {n} of {calls}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let state = observe(&lab).unwrap();
+        assert!(
+            state == old || state == new,
+            "the service killed at bpf() call {n} left a mix: {state:?}"
+        );
+        seen.insert(state == new);
+        // Started again, the service applies the file.
+        let mut service = quiet_service(&lab, &config_text, &log).unwrap();
+        eventually(10, "the restarted service applies the file", || {
+            observe(&lab).is_ok_and(|s| s == new)
+        })
+        .unwrap();
+        service.kill().unwrap();
+        service.wait().unwrap();
+    }
+    assert!(seen.contains(&false), "no kill point left the old state");
+    eprintln!("service reload: {calls} kill points");
 }
