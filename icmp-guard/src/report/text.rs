@@ -11,18 +11,40 @@ use crate::policy;
 #[must_use]
 pub fn status(s: &Snapshot) -> String {
     format!(
-        "{} (ifindex {}): program {} in {} mode since {} (unix time)\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {} ({:.1} MiB)\n",
+        "{} (ifindex {}): program {} in {} mode since {}\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {} ({:.1} MiB)\n",
         s.interface,
         s.config.ifindex,
         s.program_id,
         s.mode,
-        s.config.attached_at,
+        utc(s.config.attached_at),
         policy::describe(&s.config),
         s.allow,
         s.deny,
         s.sources.len(),
         s.table.capacity,
         s.table.bytes as f64 / f64::from(1u32 << 20)
+    )
+}
+
+/// `secs` since the Unix epoch as a UTC date and time, `2026-11-28 16:20:39 UTC`.
+#[must_use]
+pub fn utc(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
     )
 }
 
@@ -158,11 +180,25 @@ pub fn watch(before: &Snapshot, now: &Snapshot, secs: u64, top: usize) -> String
 mod tests {
     use super::{super::tests::sample, *};
 
+    /// (seconds since the epoch, as `status` prints them): the epoch, leap days, a century.
+    #[test]
+    fn times_read_as_utc_dates() {
+        for (secs, date) in [
+            (0, "1970-01-01 00:00:00 UTC"),
+            (68_256_000, "1972-03-01 00:00:00 UTC"),
+            (951_782_400, "2000-02-29 00:00:00 UTC"),
+            (1_795_876_339, "2026-11-28 14:32:19 UTC"),
+            (4_102_444_799, "2099-12-31 23:59:59 UTC"),
+        ] {
+            assert_eq!(utc(secs), date, "{secs}");
+        }
+    }
+
     #[test]
     fn status_reads_as_before() {
         assert_eq!(
             status(&sample()),
-            "eth0 (ifindex 7): program 13 in native mode since 1795876339 (unix time)\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536 (7.0 MiB)\n"
+            "eth0 (ifindex 7): program 13 in native mode since 2026-11-28 14:32:19 UTC\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536 (7.0 MiB)\n"
         );
     }
 
