@@ -2,7 +2,7 @@
 
 use crate::{
     Config, Reason,
-    bucket::{Bucket, Class, Limit, SourceKey, SourceState, V4_MAPPED_PREFIX},
+    bucket::{Bucket, Class, SourceKey, SourceState, V4_MAPPED_PREFIX},
     parse::{self, Family, Fragment, Frame, IcmpPacket},
     seen::{self, Seen},
 };
@@ -185,7 +185,7 @@ pub fn is_martian(pkt: &IcmpPacket) -> bool {
         // limited broadcast.
         Family::V4 => matches!(src[12], 0 | 127 | 224..=255),
         Family::V6 => {
-            let unspecified = src.iter().all(|&b| b == 0);
+            let unspecified = is_unspecified_v6(src);
             // Duplicate address detection and router solicitation may come from :: (RFC 4862
             // 5.4, RFC 4861 6.3.7), and so may MLD reports sent meanwhile (RFC 3590).
             let dad = unspecified
@@ -206,6 +206,14 @@ pub fn is_martian(pkt: &IcmpPacket) -> bool {
                 || src[..12] == V4_MAPPED_PREFIX
         }
     }
+}
+
+/// Whether `addr` is `::`, tested as two words: a branch per byte would multiply the paths
+/// the verifier walks.
+#[inline(always)]
+fn is_unspecified_v6(addr: &[u8; 16]) -> bool {
+    let [hi, lo] = SourceKey { addr: *addr }.words();
+    hi | lo == 0
 }
 
 #[inline(always)]
@@ -308,10 +316,8 @@ fn essential<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) -> Reason {
                 | icmpv6_type::MLD2_REPORT
         );
     if mld {
-        // Without branches per byte: each one multiplies the paths the verifier walks.
-        let [hi, lo] = SourceKey { addr: pkt.src }.words();
         let link_local = u16::from_be_bytes([pkt.src[0], pkt.src[1]]) & 0xffc0 == 0xfe80;
-        let unspecified = hi | lo == 0;
+        let unspecified = is_unspecified_v6(&pkt.src);
         #[expect(
             clippy::needless_bitwise_bool,
             reason = "no branch per condition: the verifier walks every path"
@@ -370,10 +376,9 @@ fn meter_with<E: Env>(
     line: &seen::Line,
     place: seen::Place,
 ) -> Reason {
-    let limit = cfg.limit(class);
     let status = seen::look(line, place, now);
     if status != Seen::New
-        && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now, &limit))
+        && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now))
     {
         // A source in a line that overflowed has no entry: it tries for one each time.
         if matches!(status, Seen::Recent { stale: true, .. } | Seen::Maybe) {
@@ -391,7 +396,7 @@ fn meter_with<E: Env>(
     // A source idle for longer than the window may still have its entry: look now, when the
     // admission budget bounds how often this lookup happens.
     if status == Seen::New
-        && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now, &limit))
+        && let Some(reason) = env.with_source(key, |s| known(env, cfg, s, class, now))
     {
         return reason;
     }
@@ -399,7 +404,7 @@ fn meter_with<E: Env>(
         .with_global(|bucket| bucket.take(now, &cfg.global))
         .unwrap_or(true);
     let state = if global_ok {
-        SourceState::first(class, now, &limit)
+        SourceState::first(class, now, &cfg.limit(class))
     } else {
         SourceState::first_dropped()
     };
@@ -412,15 +417,8 @@ fn meter_with<E: Env>(
 
 /// Meters a packet of a known source: its bucket of `class`, then the global budget.
 #[inline(always)]
-fn known<E: Env>(
-    env: &E,
-    cfg: &Config,
-    state: &SourceState,
-    class: Class,
-    now: u64,
-    limit: &Limit,
-) -> Reason {
-    if !state.charge(class, now, limit) {
+fn known<E: Env>(env: &E, cfg: &Config, state: &SourceState, class: Class, now: u64) -> Reason {
+    if !state.charge(class, now, &cfg.limit(class)) {
         return match class {
             Class::Echo => Reason::DroppedRateSource,
             Class::Reply => Reason::DroppedRateReply,
