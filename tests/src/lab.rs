@@ -462,20 +462,26 @@ impl Lab {
     /// The icmp-guard daemon in the guarded namespace with the lab's bpffs, logging to
     /// `log`; killed when the returned handle drops.
     pub fn daemon(&self, config: &Path, log: &Path) -> Result<Daemon> {
+        let child = self
+            .daemon_command(config, log)?
+            .spawn()
+            .context("spawning the daemon")?;
+        Ok(Daemon { child })
+    }
+
+    /// The command [`daemon`](Self::daemon) spawns, to spawn it another way (with a test
+    /// hook in its environment, or under a tracer).
+    pub fn daemon_command(&self, config: &Path, log: &Path) -> Result<Command> {
         let out =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = self
-            .guarded
-            .enter(&self.cli)
-            .arg("--bpffs")
+        let mut cmd = self.guarded.enter(&self.cli);
+        cmd.arg("--bpffs")
             .arg(&self.bpffs.path)
             .args(["run", "--config"])
             .arg(config)
             .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .context("spawning the daemon")?;
-        Ok(Daemon { child })
+            .stderr(out);
+        Ok(cmd)
     }
 
     /// The MAC address of `iface` in `ns`.

@@ -464,31 +464,42 @@ fn a_kill_during_a_list_change_leaves_the_old_or_the_new_list() {
     }
 }
 
+/// The reload both reload tests kill: from the lab's starting file to one with other limits
+/// and lists.
+struct Reload {
+    start: String,
+    next: String,
+    old: State,
+    new: State,
+}
+
+impl Reload {
+    fn files(lab: &Lab) -> Self {
+        let next_lists = (["198.51.100.7/32"], ["203.0.113.0/24", "2001:db8:1::/48"]);
+        Self {
+            start: file(lab, "start.toml", LIMITS, &ALLOW, &DENY),
+            next: file(lab, "next.toml", OTHER_LIMITS, &next_lists.0, &next_lists.1),
+            old: guarded(LIMITS, &ALLOW, &DENY),
+            new: guarded(OTHER_LIMITS, &next_lists.0, &next_lists.1),
+        }
+    }
+}
+
 #[test]
 fn a_kill_during_a_reload_leaves_the_old_or_the_new_policy() {
     let lab = lab();
     let iface = lab.guarded_if.as_str();
-    let start = file(&lab, "start.toml", LIMITS, &ALLOW, &DENY);
-    let next_lists = (["198.51.100.7/32"], ["203.0.113.0/24", "2001:db8:1::/48"]);
-    let next = file(
-        &lab,
-        "next.toml",
-        OTHER_LIMITS,
-        &next_lists.0,
-        &next_lists.1,
-    );
+    let Reload {
+        start,
+        next,
+        old,
+        new,
+    } = Reload::files(&lab);
     let args = ["attach", "--config", &next, "--replace", iface];
-    let calls = kill_at_every_call(
-        &lab,
-        &args,
-        &guarded(LIMITS, &ALLOW, &DENY),
-        &guarded(OTHER_LIMITS, &next_lists.0, &next_lists.1),
-        &args,
-        &|| {
-            ok(&lab, &["attach", "--config", &start, "--replace", iface])?;
-            scramble(&lab)
-        },
-    )
+    let calls = kill_at_every_call(&lab, &args, &old, &new, &args, &|| {
+        ok(&lab, &["attach", "--config", &start, "--replace", iface])?;
+        scramble(&lab)
+    })
     .unwrap();
     eprintln!("reload: {calls} kill points");
 }
@@ -521,16 +532,9 @@ fn a_list_change_writes_only_the_bank_not_in_force_before_its_config() {
 /// hook, once it has applied the file and logged that it runs: from then on its only
 /// `bpf()` calls are those of a reload.
 fn quiet_service(lab: &Lab, config: &str, log: &std::path::Path) -> Result<std::process::Child> {
-    let out = std::fs::File::create(log)?;
     let mut child = lab
-        .guarded
-        .enter(workspace_bin("icmp-guard")?)
-        .arg("--bpffs")
-        .arg(&lab.bpffs.path)
-        .args(["run", "--config", config])
+        .daemon_command(std::path::Path::new(config), log)?
         .env("ICMP_GUARD_TEST_TICK_SECS", "3600")
-        .stdout(out.try_clone()?)
-        .stderr(out)
         .spawn()
         .context("spawning the service")?;
     let started = eventually(10, "the service runs", || {
@@ -574,19 +578,12 @@ fn trace_pid(pid: u32, args: &[&str]) -> Result<std::process::Child> {
 fn a_kill_of_the_service_during_a_reload_leaves_the_old_or_the_new_policy() {
     let lab = lab();
     let iface = lab.guarded_if.as_str();
-    let start = file(&lab, "start.toml", LIMITS, &ALLOW, &DENY);
-    let next_lists = (["198.51.100.7/32"], ["203.0.113.0/24", "2001:db8:1::/48"]);
-    let next = file(
-        &lab,
-        "next.toml",
-        OTHER_LIMITS,
-        &next_lists.0,
-        &next_lists.1,
-    );
-    let (old, new) = (
-        guarded(LIMITS, &ALLOW, &DENY),
-        guarded(OTHER_LIMITS, &next_lists.0, &next_lists.1),
-    );
+    let Reload {
+        start,
+        next,
+        old,
+        new,
+    } = Reload::files(&lab);
     let config = lab.scratch.file("service.toml");
     let config_text = config.to_str().unwrap().to_owned();
     let log = lab.scratch.file("service.log");
