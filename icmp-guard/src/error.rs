@@ -56,6 +56,33 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    #[error(
+        "another icmp-guard service ({holder}) already manages the guards under {} in this network namespace (it holds {}); one service at a time: stop it first (`systemctl stop icmp-guard`, or `kill` that pid), or run this one with another --bpffs",
+        shown(bpffs),
+        shown(lock)
+    )]
+    ServiceRunning {
+        bpffs: PathBuf,
+        lock: PathBuf,
+        /// Who: "pid 42 with /etc/icmp-guard/icmp-guard.toml".
+        holder: String,
+    },
+
+    #[error(
+        "{} is not a bpffs (no icmp-guard pins can be there); pass the --bpffs the guards were attached with (default {})",
+        shown(path),
+        crate::pinned::layout::DEFAULT_BPFFS
+    )]
+    NotBpffs { path: PathBuf },
+
+    #[error(
+        "{iface}'s guard is pinned but not attached ({}): a program cannot be swapped into a detached link; run `icmp-guard attach {iface}` to attach it again with its state",
+        health.label().replace('_', " "), iface = shown(iface))]
+    NotAttached {
+        iface: String,
+        health: crate::pinned::health::Health,
+    },
+
     #[error("{} {problem}, so icmp-guard does not trust it; {fix}", shown(path))]
     Untrusted {
         path: PathBuf,
@@ -249,6 +276,19 @@ impl Error {
     }
 }
 
+/// An error and each of its causes on one line, separated by colons: what a log line or the
+/// last line of a failed command says.
+#[must_use]
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        msg = format!("{msg}: {cause}");
+        source = cause.source();
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +352,12 @@ mod tests {
                 path: path.clone(),
                 why: "is a symbolic link".into(),
             },
+            Error::ServiceRunning {
+                bpffs: path.clone(),
+                lock: path.clone(),
+                holder: "pid 1".into(),
+            },
+            Error::NotBpffs { path: path.clone() },
             Error::ConfigFile {
                 path: path.clone(),
                 message: "bad".into(),

@@ -12,7 +12,7 @@ use crate::{
 
 pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     privilege::require("stats", privilege::PINS)?;
-    let guard = Guard::open(Pins::new(bpffs, &args.iface))?;
+    let guard = Guard::open(Pins::new(bpffs, &args.iface)?)?;
     let snapshot = Snapshot::read(&guard)?;
     if let Some(secs) = args.watch {
         return watch(&guard, snapshot, secs.max(1), args.top);

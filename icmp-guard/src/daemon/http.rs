@@ -3,7 +3,6 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -14,10 +13,11 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::{Error, kernel::IfaceName, report::prometheus};
+use super::Served;
+use crate::{Error, report::prometheus};
 
-/// What the endpoint reads: the bpffs and the configured interfaces, updated on reload.
-pub type Shared = Arc<Mutex<(PathBuf, Vec<IfaceName>)>>;
+/// What the endpoint reads, updated on reload.
+pub type Shared = Arc<Mutex<Served>>;
 
 /// Binds the metrics endpoint and serves it in the background.
 pub async fn serve(addr: SocketAddr, shared: Shared) -> Result<JoinHandle<()>, Error> {
@@ -47,9 +47,11 @@ pub async fn serve(addr: SocketAddr, shared: Shared) -> Result<JoinHandle<()>, E
                 let (status, body) = if head.starts_with("GET ")
                     && (path == "/metrics" || path.starts_with("/metrics?"))
                 {
-                    let (bpffs, names) = shared.lock().map(|s| s.clone()).unwrap_or_default();
-                    let snapshots = prometheus::read(&bpffs, &names);
-                    ("200 OK", prometheus::render(&names, &snapshots))
+                    let served = shared.lock().map(|s| s.clone()).unwrap_or_default();
+                    let snapshots = prometheus::read(&served.bpffs, &served.interfaces);
+                    let mut body = prometheus::render(&served.interfaces, &snapshots);
+                    body.push_str(&prometheus::render_service(&served));
+                    ("200 OK", body)
                 } else {
                     ("404 Not Found", "see /metrics\n".to_owned())
                 };
