@@ -41,8 +41,12 @@ pub enum Error {
     Loopback { iface: String },
 
     #[error(
-        "{iface} already has an XDP program attached that is not icmp-guard's ({program}); icmp-guard will not replace it (inspect it with `ip link show {iface}`, remove it with `ip link set {iface} xdp off`)", iface = shown(iface))]
-    ForeignProgram { iface: String, program: String },
+        "{iface} already has an XDP program attached that is not icmp-guard's: {program}; icmp-guard will neither replace nor remove it: {}", program.fix(iface), iface = shown(iface))]
+    ForeignProgram {
+        iface: String,
+        /// The program, its owner as far as it can be told, and that owner's own command.
+        program: Box<crate::kernel::owner::Foreign>,
+    },
 
     #[error(
         "another icmp-guard command has held the lock {} (for the pins under {}) for {waited:?}; wait for it to finish, or find it with `fuser -v {}`",
@@ -328,6 +332,15 @@ mod tests {
             },
             Error::Loopback {
                 iface: name.clone(),
+            },
+            Error::ForeignProgram {
+                iface: name.clone(),
+                program: Box::new(crate::kernel::owner::Foreign {
+                    id: 7,
+                    name: Some("x\ny".into()),
+                    mode: crate::kernel::AttachMode::Native,
+                    owner: crate::kernel::owner::Owner::Unknown,
+                }),
             },
             Error::Stale {
                 iface: name.clone(),

@@ -472,6 +472,91 @@ fn a_foreign_program_is_named_and_never_clobbered() {
     );
 }
 
+/// What a scrape past idle connections met.
+#[derive(Debug)]
+struct PastIdle {
+    /// Idle connections answered at once (with a 503), without sending anything.
+    refused: usize,
+    /// The scrape's status code, and how long it took.
+    status: Option<u16>,
+    took: Duration,
+}
+
+/// Opens `idle` connections to `METRICS` inside `lab`'s guarded namespace and holds them,
+/// sending nothing, while a `GET /metrics` is made.
+fn scrape_past_idle(lab: &Lab, idle: usize) -> PastIdle {
+    use std::{
+        io::{Read as _, Write as _},
+        net::TcpStream,
+    };
+    let name = lab.guarded.name.clone();
+    std::thread::spawn(move || {
+        icmp_guard_tests::lab::enter_netns(&name).unwrap();
+        let held: Vec<TcpStream> = (0..idle)
+            .map(|_| TcpStream::connect(METRICS).unwrap())
+            .collect();
+        // Let the daemon accept them all before the scrape queues behind them.
+        std::thread::sleep(Duration::from_millis(300));
+        let refused = held
+            .iter()
+            .filter(|stream| {
+                stream.set_nonblocking(true).unwrap();
+                stream.peek(&mut [0u8; 12]).is_ok_and(|n| n > 0)
+            })
+            .count();
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(METRICS).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let mut status_line = [0u8; 12];
+        let status = stream
+            .read_exact(&mut status_line)
+            .ok()
+            .and_then(|()| std::str::from_utf8(&status_line[9..12]).ok()?.parse().ok());
+        let took = started.elapsed();
+        drop(held);
+        PastIdle {
+            refused,
+            status,
+            took,
+        }
+    })
+    .join()
+    .unwrap()
+}
+
+/// Idle connections cannot hold the metrics endpoint (issue 10, item 6): with four times as
+/// many open as it serves at once, those beyond the bound are refused (503) at once, so is a
+/// scrape while the others hold every slot, the daemon lives on, and once they are gone
+/// scrapes are answered again.
+#[test]
+fn idle_connections_cannot_hold_the_metrics_endpoint() {
+    let lab = Lab::new().unwrap();
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    write_config(&lab, &config, 10);
+    let mut daemon = lab.daemon(&config, &log).unwrap();
+    eventually(10, "the daemon serves /metrics", || scrape(&lab).is_ok()).unwrap();
+    let slots = icmp_guard::daemon::http::MAX_CONNECTIONS;
+    let met = scrape_past_idle(&lab, 4 * slots);
+    assert_eq!(met.refused, 3 * slots, "{met:?}");
+    assert_eq!(met.status, Some(503), "{met:?}");
+    assert!(met.took < Duration::from_secs(1), "{met:?}");
+    assert!(
+        daemon.running(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    eventually(
+        10,
+        "scrapes answered once the idle connections are gone",
+        || scrape(&lab).is_ok(),
+    )
+    .unwrap();
+}
+
 /// The CLI with only `caps` (e.g. "+bpf,+net_admin").
 fn with_caps(lab: &Lab, caps: &str, args: &[&str]) -> std::process::Output {
     lab.cli_with_caps(&format!("-all,{caps}"), args).unwrap()

@@ -29,6 +29,7 @@ use super::{
     AttachMode,
     iface::{ifindex, is_loopback},
     netlink,
+    owner::{self, Foreign, Owner},
     refusal::NativeRefusal,
 };
 use crate::{
@@ -461,23 +462,33 @@ fn refused(iface: &str, mode: AttachMode, source: ProgramError) -> Error {
             source,
         };
     }
-    let program = ifindex(iface)
-        .ok()
-        .and_then(|index| netlink::xdp_state(index).ok().flatten())
-        .map_or_else(
-            || "unknown program".to_owned(),
-            |state| {
-                let name =
-                    netlink::program_name(state.program_id).unwrap_or_else(|| "unnamed".to_owned());
-                format!(
-                    "program {} \"{name}\" in {} mode",
-                    state.program_id, state.mode
-                )
-            },
-        );
     Error::ForeignProgram {
         iface: iface.to_owned(),
-        program,
+        program: Box::new(foreign(iface)),
+    }
+}
+
+/// The program attached to `iface` and its owner, as far as they can be read.
+fn foreign(iface: &str) -> Foreign {
+    let index = ifindex(iface).ok();
+    let state = index.and_then(|index| netlink::xdp_state(index).ok().flatten());
+    let Some((index, state)) = index.zip(state) else {
+        return Foreign {
+            id: 0,
+            name: None,
+            mode: AttachMode::Unknown,
+            owner: Owner::Unknown,
+        };
+    };
+    let name = (state.program_id != 0)
+        .then(|| netlink::program_name(state.program_id))
+        .flatten();
+    let pins = owner::Pins::find(iface, index, state.program_id);
+    Foreign {
+        id: state.program_id,
+        owner: Owner::identify(name.as_deref(), &pins),
+        name,
+        mode: state.mode,
     }
 }
 
