@@ -198,6 +198,16 @@ fn pins_of_the_earlier_layout_are_adopted_in_place() {
     assert!(!legacy.exists() && lab.pin_dir(&iface).exists());
     assert!(lab.guarded_has_xdp());
     assert_eq!(lab.status().unwrap()[0]["limits"]["echo_rate"], 9);
+
+    // Legacy pins whose link is dead cannot be adopted; `clean` removes them.
+    std::fs::rename(lab.pin_dir(&iface), &legacy).unwrap();
+    run(std::process::Command::new("bpftool")
+        .args(["link", "detach", "pinned"])
+        .arg(legacy.join("link")))
+    .unwrap();
+    let out = lab.cli_ok(&["clean", &iface]).unwrap();
+    assert!(out.contains("every pin under"), "{out}");
+    assert!(!legacy.exists(), "{out}");
 }
 
 /// Read commands pointed at a folder that is no bpffs say so, and fail.

@@ -15,11 +15,21 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::to_change(bpffs, iface)?;
     pins.check()?;
-    if !pins.dir.exists() {
+    // Pins of the earlier layout that were not adopted (their link is dead, say) are this
+    // interface's too, unless another namespace's interface holds their link.
+    let legacy = pins.legacy();
+    let folders = [&pins, &legacy];
+    let found: Vec<&&Pins> = folders
+        .iter()
+        .filter(|p| p.dir.exists() && (p.dir == pins.dir || pins.legacy_is_ours()))
+        .collect();
+    if found.is_empty() {
         println!("{iface}: nothing to clean under {}", pins.dir.display());
         return Ok(());
     }
-    pins.remove()?;
-    println!("{iface}: every pin under {} removed", pins.dir.display());
+    for p in found {
+        p.remove()?;
+        println!("{iface}: every pin under {} removed", p.dir.display());
+    }
     Ok(())
 }

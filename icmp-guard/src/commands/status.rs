@@ -56,9 +56,10 @@ fn elsewhere_line(bpffs: &Path, found: &Found) -> String {
     }
     let legacy = Pins::new(bpffs, &found.iface).map(|p| p.legacy_dir());
     format!(
-        "(also: {} has pins of an earlier version at {}, not bound to a network namespace; `icmp-guard attach {} --replace` in the interface's namespace adopts them)",
+        "(also: {} has pins of an earlier version at {}, not bound to a network namespace; `icmp-guard attach {} --replace` in the interface's namespace adopts them, or `icmp-guard clean {}` there removes them)",
         found.iface,
         legacy.map_or_else(|_| "?".to_owned(), |d| shown(&d)),
+        found.iface,
         found.iface
     )
 }

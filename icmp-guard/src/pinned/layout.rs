@@ -167,6 +167,27 @@ impl Pins {
         self.root.join(self.iface.as_str())
     }
 
+    /// The legacy folder of this interface as pins of their own, for `clean` to remove when
+    /// no other namespace's interface holds their link (see [`legacy_is_ours`]).
+    ///
+    /// [`legacy_is_ours`]: Self::legacy_is_ours
+    #[must_use]
+    pub fn legacy(&self) -> Self {
+        Self {
+            dir: self.legacy_dir(),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the legacy folder's link is dead, or attached to this namespace's interface of
+    /// this name: then nothing of another namespace is lost by removing it.
+    #[must_use]
+    pub fn legacy_is_ours(&self) -> bool {
+        link::pinned_state(&self.legacy_dir().join(maps::LINK_PIN)).map_or(true, |state| {
+            !state.attached() || ifindex(&self.iface).is_ok_and(|i| i == state.ifindex)
+        })
+    }
+
     /// Moves a legacy folder of this interface here (an atomic rename inside the bpffs, which
     /// keeps the guard attached and its state), when its link is attached to the interface of
     /// this name in this namespace; a legacy folder of another namespace's interface, or one
