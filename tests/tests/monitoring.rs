@@ -387,43 +387,23 @@ fn every_rule_and_dashboard_query_returns_data_from_a_real_prometheus() {
     // Floods that spend every budget: spoofed sources (admission), a hundred sources each
     // over its quota (their own buckets, then the global budget), packet-too-big messages
     // (exempt budget); and a ping that passes.
-    let floods: Vec<(&str, Vec<&str>)> = vec![
+    let floods = [
         (
             "spoofed sources",
-            vec![
-                "--src",
-                "10.1.0.0",
-                "--sources",
-                "50000",
-                "--count",
-                "100000",
-                "--pps",
-                "20000",
-            ],
+            "--src 10.1.0.0 --sources 50000 --count 100000 --pps 20000",
         ),
         (
             "a hundred sources",
-            vec![
-                "--src",
-                "10.2.0.0",
-                "--sources",
-                "100",
-                "--count",
-                "40000",
-                "--pps",
-                "8000",
-            ],
+            "--src 203.0.113.100 --sources 100 --count 40000 --pps 8000",
         ),
-        (
-            "packet too big",
-            vec!["--kind", "ptb", "--count", "8000", "--pps", "2000"],
-        ),
+        ("packet too big", "--kind ptb --count 8000 --pps 2000"),
     ];
     let mut running: Vec<(&str, Child)> = floods
         .iter()
         .map(|(what, args)| {
+            let args: Vec<&str> = args.split_whitespace().collect();
             let child = lab
-                .inject_command(args)
+                .inject_command(&args)
                 .unwrap()
                 .stdout(Stdio::null())
                 .spawn()
