@@ -25,7 +25,7 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 11] = [
+const SYSTEM_TOOLS: [(&str, &str); 13] = [
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
     ("ping", "iputils-ping"),
@@ -43,6 +43,10 @@ const SYSTEM_TOOLS: [(&str, &str); 11] = [
     // The foreign-program test: another tool's XDP program (xdp-filter, and its object files
     // loaded with `ip`), which icmp-guard must name and leave in place.
     ("xdp-filter", "xdp-tools"),
+    // The monitoring kit's test: `promtool check rules` and `test rules` on the alert rules,
+    // and a real Prometheus scraping the service to run every rule and dashboard query.
+    ("promtool", "prometheus"),
+    ("prometheus", "prometheus"),
 ];
 
 /// Makes sure the XDP program can be built: the nightly's `rust-src` and a `bpf-linker` on its
