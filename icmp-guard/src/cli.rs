@@ -109,7 +109,8 @@ pub struct AttachArgs {
     pub iface: Option<IfaceName>,
 
     /// XDP mode: native (in the driver), generic (in the stack, any interface), or auto
-    /// (native, falling back to generic)
+    /// (native, falling back to generic); the kernel's names drv and skb are accepted for
+    /// native and generic. Example: --mode skb
     #[arg(long, value_enum, default_value_t = AttachMode::Auto, conflicts_with = "config")]
     pub mode: AttachMode,
 
