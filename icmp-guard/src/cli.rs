@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::{
     kernel::{AttachMode, IfaceName},
@@ -145,8 +145,17 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum GenerateCommand {
-    /// The man page, in roff
-    Man,
+    /// The main man page in roff on stdout; with --dir, every page written there
+    #[command(
+        after_help = "Examples:\n  icmp-guard generate man > icmp-guard.1\n  icmp-guard generate man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write the main page and one per subcommand (icmp-guard.1, icmp-guard-attach.1,
+        /// icmp-guard-allow-add.1, ...) into DIR, created if missing, and print their paths.
+        /// Example: --dir /usr/local/share/man/man1
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Completions for a shell
     Completions {
         #[arg(value_enum)]
@@ -188,4 +197,82 @@ pub struct StatsArgs {
     /// Refresh every SECS seconds (default 1) with per-second rates, until Ctrl-C
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1", conflicts_with = "json")]
     pub watch: Option<u64>,
+}
+
+/// Every man page, the main one first: one per visible subcommand at every depth, named as
+/// the main page names them (`icmp-guard-attach(1)`, `icmp-guard-allow-add(1)`, ...). The
+/// `help` subcommand has none, so no page names it (clap_mangen's own `generate_to` leaves it
+/// out too); the hidden `generate` has none either.
+#[must_use]
+pub fn man_pages() -> Vec<clap_mangen::Man> {
+    fn walk(cmd: &clap::Command, pages: &mut Vec<clap_mangen::Man>) {
+        // Subcommands carry no version: every page names the same source as the main one.
+        let source = concat!("icmp-guard ", env!("CARGO_PKG_VERSION"));
+        pages.push(clap_mangen::Man::new(cmd.clone()).source(source));
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, pages);
+        }
+    }
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    // Names each subcommand after its parents (`icmp-guard-allow-add`), as pages refer to it.
+    cli.build();
+    let mut pages = Vec::new();
+    walk(&cli, &mut pages);
+    pages
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The `name(1)` pages a page refers to in its SUBCOMMANDS section.
+    fn named_pages(roff: &str) -> Vec<String> {
+        roff.lines()
+            .skip_while(|l| *l != ".SH SUBCOMMANDS")
+            .skip(1)
+            .take_while(|l| !l.starts_with(".SH"))
+            .filter_map(|l| l.strip_suffix("(1)"))
+            .map(|name| format!("{}.1", name.replace("\\-", "-")))
+            .collect()
+    }
+
+    #[test]
+    fn every_page_a_page_names_is_generated() {
+        let pages = man_pages();
+        let files: BTreeSet<String> = pages.iter().map(clap_mangen::Man::get_filename).collect();
+        assert_eq!(files.len(), pages.len(), "{files:?}");
+        for file in [
+            "icmp-guard.1",
+            "icmp-guard-attach.1",
+            "icmp-guard-stats.1",
+            "icmp-guard-allow-add.1",
+            "icmp-guard-deny-list.1",
+            "icmp-guard-config-check.1",
+        ] {
+            assert!(files.contains(file), "{file} missing from {files:?}");
+        }
+        let mut named = 0;
+        for page in &pages {
+            let mut roff = Vec::new();
+            page.render(&mut roff).unwrap();
+            let roff = String::from_utf8(roff).unwrap();
+            for name in named_pages(&roff) {
+                assert!(
+                    files.contains(&name),
+                    "{} names {name}",
+                    page.get_filename()
+                );
+                named += 1;
+            }
+        }
+        // Every page but the main one is named by its parent.
+        assert_eq!(named, pages.len() - 1);
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.contains("help") || f.contains("generate"))
+        );
+    }
 }

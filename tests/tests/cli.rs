@@ -1,0 +1,119 @@
+//! Small CLI truths (issue 10, item 7): what the binary promises on its command line, checked
+//! on the built binary. The man pages and usage errors need no lab; `stats --watch` runs
+//! against a real guard in one, bounded in time.
+
+use std::{
+    collections::{BTreeSet, VecDeque},
+    path::Path,
+    process::{Command, Output},
+};
+
+use icmp_guard_tests::lab::{Scratch, stderr_of, workspace_bin};
+
+/// The built CLI with `args`, run to completion outside any lab.
+fn cli(args: &[&str]) -> Output {
+    let bin = workspace_bin("icmp-guard").unwrap();
+    Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("spawning {} {args:?}: {e}", bin.display()))
+}
+
+/// The `name(1)` pages a roff page names in its SUBCOMMANDS section, as file names.
+fn named_pages(roff: &str) -> Vec<String> {
+    roff.lines()
+        .skip_while(|l| *l != ".SH SUBCOMMANDS")
+        .skip(1)
+        .take_while(|l| !l.starts_with(".SH"))
+        .filter_map(|l| l.strip_suffix("(1)"))
+        .map(|name| format!("{}.1", name.replace("\\-", "-")))
+        .collect()
+}
+
+/// Renders `page` as man(1) would, with every groff warning on: it must render cleanly.
+fn assert_renders(page: &Path) {
+    let roff = std::fs::read_to_string(page).unwrap();
+    assert!(
+        roff.contains("\n.TH ") && roff.contains("\n.SH NAME\n") && roff.contains(".SH SYNOPSIS"),
+        "{}: not a man page:\n{roff}",
+        page.display()
+    );
+    let Ok(out) = Command::new("groff")
+        // -P-cbou: plain text, no overstriking, so the headings read as words.
+        .args(["-man", "-Tutf8", "-ww", "-P-cbou"])
+        .arg(page)
+        .output()
+    else {
+        eprintln!(
+            "groff not installed: {} checked for its sections only",
+            page.display()
+        );
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && out.stderr.is_empty() && text.contains("SYNOPSIS"),
+        "{}: groff says {}",
+        page.display(),
+        stderr_of(&out)
+    );
+}
+
+/// `generate man` printed one page that named icmp-guard-attach(1) and the others, which no
+/// command made. `generate man --dir DIR` writes them all; every page a page names exists
+/// and renders, and the main page is the one `generate man` still prints on stdout.
+#[test]
+fn every_man_page_the_main_page_names_exists_and_renders() {
+    let scratch = Scratch::new().unwrap();
+    let dir = scratch.file("man1");
+    let out = cli(&["generate", "man", "--dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let written: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            Path::new(l)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(written, on_disk, "it prints the pages it writes");
+
+    let main = cli(&["generate", "man"]);
+    assert!(main.status.success(), "{}", stderr_of(&main));
+    assert_eq!(
+        main.stdout,
+        std::fs::read(dir.join("icmp-guard.1")).unwrap(),
+        "`generate man` prints the main page"
+    );
+
+    // From the main page down, every page named is there; and every page is reached.
+    let mut reached = BTreeSet::from(["icmp-guard.1".to_owned()]);
+    let mut queue = VecDeque::from(["icmp-guard.1".to_owned()]);
+    while let Some(name) = queue.pop_front() {
+        let page = dir.join(&name);
+        assert!(page.is_file(), "{name} is named but was not generated");
+        assert_renders(&page);
+        for sub in named_pages(&std::fs::read_to_string(&page).unwrap()) {
+            if reached.insert(sub.clone()) {
+                queue.push_back(sub);
+            }
+        }
+    }
+    assert_eq!(reached, on_disk);
+    for page in [
+        "icmp-guard-attach.1",
+        "icmp-guard-stats.1",
+        "icmp-guard-allow-add.1",
+        "icmp-guard-deny-del.1",
+        "icmp-guard-config-check.1",
+    ] {
+        assert!(reached.contains(page), "{page} missing: {reached:?}");
+    }
+}
