@@ -117,3 +117,52 @@ fn every_man_page_the_main_page_names_exists_and_renders() {
         assert!(reached.contains(page), "{page} missing: {reached:?}");
     }
 }
+
+/// (arguments, what stderr must say): usage errors exit 2, as clap's own do, before anything
+/// runs, in one line that names the value and the fix. None needs a guard: each fails first
+/// (and the bpffs named does not exist, so nothing could be touched if one did not).
+#[test]
+fn usage_errors_exit_2_naming_the_value_and_the_fix() {
+    for (args, needles) in [
+        (
+            &["allow", "add", "eth0", "300.1.2.3/8"][..],
+            &[
+                "'300.1.2.3/8'",
+                "\"300.1.2.3\" is not an IPv4 or IPv6 address",
+                "write an address or ADDR/LEN, e.g. 198.51.100.0/24",
+            ][..],
+        ),
+        (
+            &["deny", "del", "eth0", "198.51.100.7/24"],
+            &["did you mean 198.51.100.0/24?"],
+        ),
+        (
+            &["allow", "add", "eth0", "198.51.100.0/33"],
+            &["\"198.51.100.0/33\": the prefix length must be 0 to 32"],
+        ),
+        (
+            &["set", "eth0"],
+            &[
+                "set eth0 needs at least one of --echo-rate",
+                "--enforce",
+                "e.g. `icmp-guard set eth0 --echo-rate 50`",
+            ],
+        ),
+        (
+            &["attach", "eth0", "--mode", "turbo"],
+            &["'turbo'", "auto, native, generic"],
+        ),
+    ] {
+        let mut argv = vec!["--bpffs", "/nonexistent/icmp-guard-cli-test"];
+        argv.extend(args);
+        let out = cli(&argv);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        }
+        let lines: Vec<_> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one error line: {err}");
+    }
+}
