@@ -1,6 +1,5 @@
 //! Small CLI truths (issue 10, item 7): what the binary promises on its command line, checked
-//! on the built binary. The man pages and usage errors need no lab; `stats --watch` runs
-//! against a real guard in one, bounded in time.
+//! on the built binary. The man pages and usage errors need no lab; attaching does.
 
 use std::{
     collections::{BTreeSet, VecDeque},
@@ -8,7 +7,7 @@ use std::{
     process::{Command, Output},
 };
 
-use icmp_guard_tests::lab::{Scratch, stderr_of, workspace_bin};
+use icmp_guard_tests::lab::{Lab, Scratch, stderr_of, workspace_bin};
 
 /// The built CLI with `args`, run to completion outside any lab.
 fn cli(args: &[&str]) -> Output {
@@ -164,5 +163,19 @@ fn usage_errors_exit_2_naming_the_value_and_the_fix() {
         }
         let lines: Vec<_> = err.lines().filter(|l| l.contains("error")).collect();
         assert_eq!(lines.len(), 1, "{args:?}: one error line: {err}");
+    }
+}
+
+/// (`--mode`, the mode attached): the kernel's names for the modes, `skb` and `drv`, attach in
+/// generic and native mode (veth has native XDP), and `status` names the mode as always.
+#[test]
+fn the_kernels_mode_names_attach_in_the_modes_they_name() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    for (asked, mode) in [("skb", "generic"), ("drv", "native")] {
+        let out = lab.cli_ok(&["attach", iface, "--mode", asked]).unwrap();
+        assert!(out.contains(&format!("in {mode} mode")), "{asked}: {out}");
+        assert_eq!(lab.status().unwrap()[0]["mode"], mode, "{asked}");
+        lab.cli_ok(&["detach", iface]).unwrap();
     }
 }
