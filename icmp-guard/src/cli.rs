@@ -1,6 +1,6 @@
 //! The command line, as clap definitions.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
@@ -194,9 +194,43 @@ pub struct StatsArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
 
-    /// Refresh every SECS seconds (default 1) with per-second rates, until Ctrl-C
-    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1", conflicts_with = "json")]
-    pub watch: Option<u64>,
+    /// Refresh every SECS seconds (default 1; fractions allowed, 0.1 to 3600) with per-second
+    /// rates over the time measured between reads, until Ctrl-C. The screen is redrawn only
+    /// on a terminal. Example: --watch 0.5
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "1",
+        allow_negative_numbers = true,
+        value_parser = watch_interval,
+        conflicts_with = "json"
+    )]
+    pub watch: Option<Duration>,
+}
+
+/// Shortest `stats --watch` interval, in seconds: each refresh reads the whole per-source
+/// table (up to 16 Mi entries), and no one reads a screen faster.
+pub const WATCH_MIN_SECS: f64 = 0.1;
+
+/// Longest `stats --watch` interval, in seconds: an hour. For rarer samples, run
+/// `stats --json` from a timer (or scrape the service's /metrics).
+pub const WATCH_MAX_SECS: f64 = 3600.0;
+
+/// `--watch SECS`: seconds, fractions allowed, from [`WATCH_MIN_SECS`] to [`WATCH_MAX_SECS`]
+/// (so not 0, negative, NaN or infinite).
+pub fn watch_interval(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| (WATCH_MIN_SECS..=WATCH_MAX_SECS).contains(secs))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            format!(
+                "the interval must be {WATCH_MIN_SECS} to {WATCH_MAX_SECS} seconds (fractions \
+                 allowed), e.g. --watch 0.5"
+            )
+        })
 }
 
 /// Every man page, the main one first: one per visible subcommand at every depth, named as
@@ -236,6 +270,57 @@ mod tests {
             .filter_map(|l| l.strip_suffix("(1)"))
             .map(|name| format!("{}.1", name.replace("\\-", "-")))
             .collect()
+    }
+
+    /// (`--watch` value, the interval or None for a usage error).
+    #[test]
+    fn watch_intervals_are_seconds_with_fractions_within_bounds() {
+        for (text, wanted) in [
+            ("1", Some(Duration::from_secs(1))),
+            ("0.5", Some(Duration::from_millis(500))),
+            ("0.1", Some(Duration::from_millis(100))),
+            ("2.25", Some(Duration::from_millis(2250))),
+            ("3600", Some(Duration::from_secs(3600))),
+            ("1e1", Some(Duration::from_secs(10))),
+            ("0", None),
+            ("-0", None),
+            ("-1", None),
+            ("0.05", None),
+            ("3600.5", None),
+            ("1e9", None),
+            ("NaN", None),
+            ("inf", None),
+            ("-inf", None),
+            ("fast", None),
+            ("", None),
+        ] {
+            match (watch_interval(text), wanted) {
+                (Ok(got), Some(wanted)) => assert_eq!(got, wanted, "{text}"),
+                (Err(why), None) => assert!(why.contains("0.1 to 3600 seconds"), "{text}: {why}"),
+                (got, wanted) => panic!("{text}: {got:?}, wanted {wanted:?}"),
+            }
+        }
+    }
+
+    /// (arguments, the interval): `--watch` alone is one second.
+    #[test]
+    fn stats_watch_parses_alone_and_with_a_value() {
+        for (args, watch, json) in [
+            (&["stats", "eth0"][..], None, false),
+            (&["stats", "eth0", "--watch"], Some(1000), false),
+            (&["stats", "eth0", "--watch", "0.5"], Some(500), false),
+            (&["stats", "eth0", "--watch=0.25"], Some(250), false),
+            (&["stats", "eth0", "--json"], None, true),
+        ] {
+            let cli =
+                Cli::try_parse_from(std::iter::once("icmp-guard").chain(args.iter().copied()))
+                    .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let Command::Stats(stats) = cli.command else {
+                panic!("{args:?}")
+            };
+            assert_eq!(stats.watch, watch.map(Duration::from_millis), "{args:?}");
+            assert_eq!(stats.json, json, "{args:?}");
+        }
     }
 
     #[test]

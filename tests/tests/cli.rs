@@ -1,10 +1,14 @@
 //! Small CLI truths (issue 10, item 7): what the binary promises on its command line, checked
-//! on the built binary. The man pages and usage errors need no lab; attaching does.
+//! on the built binary. The man pages and usage errors need no lab; `stats --watch` runs
+//! against a real guard in one, bounded in time.
 
 use std::{
     collections::{BTreeSet, VecDeque},
+    io::{BufRead as _, BufReader},
     path::Path,
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
 };
 
 use icmp_guard_tests::lab::{Lab, Scratch, stderr_of, workspace_bin};
@@ -117,6 +121,9 @@ fn every_man_page_the_main_page_names_exists_and_renders() {
     }
 }
 
+/// How `--watch` says which intervals it takes.
+const WATCH_RANGE: &str = "the interval must be 0.1 to 3600 seconds (fractions allowed)";
+
 /// (arguments, what stderr must say): usage errors exit 2, as clap's own do, before anything
 /// runs, in one line that names the value and the fix. None needs a guard: each fails first
 /// (and the bpffs named does not exist, so nothing could be touched if one did not).
@@ -151,6 +158,33 @@ fn usage_errors_exit_2_naming_the_value_and_the_fix() {
             &["attach", "eth0", "--mode", "turbo"],
             &["'turbo'", "auto, native, generic"],
         ),
+        // `--watch` takes seconds with fractions; not 0, negative, NaN, infinite or absurd.
+        (
+            &["stats", "eth0", "--watch", "0"],
+            &["'0'", WATCH_RANGE, "e.g. --watch 0.5"],
+        ),
+        (&["stats", "eth0", "--watch", "-1"], &["'-1'", WATCH_RANGE]),
+        (&["stats", "eth0", "--watch=-0.5"], &["'-0.5'", WATCH_RANGE]),
+        (
+            &["stats", "eth0", "--watch", "NaN"],
+            &["'NaN'", WATCH_RANGE],
+        ),
+        (
+            &["stats", "eth0", "--watch", "inf"],
+            &["'inf'", WATCH_RANGE],
+        ),
+        (
+            &["stats", "eth0", "--watch", "1e9"],
+            &["'1e9'", WATCH_RANGE],
+        ),
+        (
+            &["stats", "eth0", "--watch", "0.001"],
+            &["'0.001'", WATCH_RANGE],
+        ),
+        (
+            &["stats", "eth0", "--watch", "soon"],
+            &["'soon'", WATCH_RANGE],
+        ),
     ] {
         let mut argv = vec!["--bpffs", "/nonexistent/icmp-guard-cli-test"];
         argv.extend(args);
@@ -178,4 +212,89 @@ fn the_kernels_mode_names_attach_in_the_modes_they_name() {
         assert_eq!(lab.status().unwrap()[0]["mode"], mode, "{asked}");
         lab.cli_ok(&["detach", iface]).unwrap();
     }
+}
+
+/// Runs `cmd` with stdout to a pipe (not a terminal) and returns what it printed until `done`
+/// holds for the lines so far, or `limit` passed; the process is killed either way.
+fn lines_until(mut cmd: Command, limit: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (send, lines) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if send.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    seen
+}
+
+/// `stats --watch` took whole seconds only, redrew with terminal escapes into files and pipes
+/// too, and divided by the seconds asked for rather than those that passed. Now, into a pipe,
+/// `--watch 0.25` appends plain screens, their rates over the time measured.
+#[test]
+fn stats_watch_takes_fractions_and_appends_plain_screens_into_a_pipe() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface, "--mode", "generic"]).unwrap();
+    // Echoes at 200/s for 3 s while the watches run; bounded by count.
+    let mut flood = lab
+        .inject_command(&["--kind", "echo", "--count", "600", "--pps", "200"])
+        .unwrap()
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bpffs = &lab.bpffs.path;
+
+    let screens = lines_until(
+        lab.cli_command(bpffs, &["stats", iface, "--watch", "0.25"]),
+        Duration::from_secs(10),
+        |lines| {
+            lines
+                .iter()
+                .filter(|l| l.starts_with("icmp-guard on"))
+                .count()
+                >= 2
+        },
+    );
+    let headers: Vec<_> = screens
+        .iter()
+        .filter(|l| l.starts_with("icmp-guard on"))
+        .collect();
+    assert_eq!(headers.len(), 2, "{screens:?}");
+    assert!(
+        headers.iter().all(|h| h.contains("rates over 0.")),
+        "{headers:?}"
+    );
+    assert!(
+        screens.iter().any(|l| l.contains("per second"))
+            && screens.iter().any(|l| l.starts_with("top sources now")),
+        "{screens:?}"
+    );
+    for line in &screens {
+        assert!(
+            !line.chars().any(char::is_control),
+            "control characters in {line:?}"
+        );
+    }
+
+    assert!(flood.wait().unwrap().success());
+    lab.cli_ok(&["detach", iface]).unwrap();
 }

@@ -2,12 +2,14 @@
 //! and rendered by `status`, `stats` (text, JSON, `--watch`) and the Prometheus endpoint.
 //! No view reads a map, the kernel or the pins itself, so they cannot drift apart.
 //!
+//! - [`rates`]: what `stats --watch` shows, the rates between two snapshots;
 //! - [`json`]: the `Serialize` shapes of `status --json` and `stats --json`;
 //! - [`text`]: the tables of `status`, `stats` and `stats --watch`;
 //! - [`prometheus`]: the exposition served on `/metrics`.
 
 pub mod json;
 pub mod prometheus;
+pub mod rates;
 pub mod text;
 
 use std::{
@@ -17,6 +19,7 @@ use std::{
 
 use icmp_guard_common::{Config, Reason, SourceKey, policy::List};
 
+pub use self::rates::Rates;
 use crate::{
     Error,
     kernel::{AttachMode, IfaceName, netlink},
