@@ -45,7 +45,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Show drop counters and the top sources of a guarded interface
     #[command(
-        after_help = "Examples:\n  icmp-guard stats eth0\n  icmp-guard stats eth0 --json\n  icmp-guard stats eth0 --watch --top 20"
+        after_help = "Examples:\n  icmp-guard stats eth0\n  icmp-guard stats eth0 --json\n  icmp-guard stats eth0 --watch --top 20\n  icmp-guard stats eth0 --watch 0.5 --json   # one JSON object per line"
     )]
     Stats(StatsArgs),
     /// Remove every pin of an interface, even stale or incompatible ones (detaches the guard)
@@ -186,7 +186,7 @@ pub struct StatsArgs {
     #[arg(value_name = "IFACE")]
     pub iface: IfaceName,
 
-    /// Print one JSON object instead of tables
+    /// Print one JSON object instead of tables; with --watch, one object per line
     #[arg(long)]
     pub json: bool,
 
@@ -203,8 +203,7 @@ pub struct StatsArgs {
         num_args = 0..=1,
         default_missing_value = "1",
         allow_negative_numbers = true,
-        value_parser = watch_interval,
-        conflicts_with = "json"
+        value_parser = watch_interval
     )]
     pub watch: Option<Duration>,
 }
@@ -302,15 +301,19 @@ mod tests {
         }
     }
 
-    /// (arguments, the interval): `--watch` alone is one second.
+    /// (arguments, the interval): `--watch` alone is one second, and combines with `--json`.
     #[test]
-    fn stats_watch_parses_alone_and_with_a_value() {
+    fn stats_watch_parses_alone_with_a_value_and_with_json() {
         for (args, watch, json) in [
             (&["stats", "eth0"][..], None, false),
             (&["stats", "eth0", "--watch"], Some(1000), false),
             (&["stats", "eth0", "--watch", "0.5"], Some(500), false),
-            (&["stats", "eth0", "--watch=0.25"], Some(250), false),
-            (&["stats", "eth0", "--json"], None, true),
+            (
+                &["stats", "eth0", "--watch=0.25", "--json"],
+                Some(250),
+                true,
+            ),
+            (&["stats", "eth0", "--json", "--watch"], Some(1000), true),
         ] {
             let cli =
                 Cli::try_parse_from(std::iter::once("icmp-guard").chain(args.iter().copied()))

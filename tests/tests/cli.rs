@@ -12,6 +12,7 @@ use std::{
 };
 
 use icmp_guard_tests::lab::{Lab, Scratch, stderr_of, workspace_bin};
+use serde_json::Value;
 
 /// The built CLI with `args`, run to completion outside any lab.
 fn cli(args: &[&str]) -> Output {
@@ -246,11 +247,87 @@ fn lines_until(mut cmd: Command, limit: Duration, done: impl Fn(&[String]) -> bo
     seen
 }
 
+/// Checks four lines of `stats IFACE --watch 0.25 --json --top 3` taken during a flood: each
+/// one object, its rates the change of its counters over the interval it measured.
+fn assert_json_lines(json: &[String], iface: &str) {
+    assert_eq!(json.len(), 4, "{json:?}");
+    let lines: Vec<Value> = json
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for (line, pair) in lines
+        .iter()
+        .zip(std::iter::once(None).chain(lines.iter().map(Some)))
+    {
+        assert_eq!(line["interface"], iface, "{line}");
+        let interval = line["interval_secs"].as_f64().unwrap();
+        assert!((0.25..2.0).contains(&interval), "{line}");
+        assert!(line["timestamp"].as_f64().unwrap() > 1.0e9, "{line}");
+        assert!(line["top_sources"].as_array().unwrap().len() <= 3, "{line}");
+        let Some(before) = pair else { continue };
+        assert!(
+            line["timestamp"].as_f64() > before["timestamp"].as_f64(),
+            "{line}"
+        );
+        // Each rate is the change of its counter over the interval measured.
+        for (name, rate) in line["rates"].as_object().unwrap() {
+            let moved = line["counters"][name].as_u64().unwrap()
+                - before["counters"][name].as_u64().unwrap();
+            let rate = rate.as_f64().unwrap();
+            assert!(
+                (rate - moved as f64 / interval).abs() < 1e-6,
+                "{name}: {line}"
+            );
+        }
+    }
+    let rate = |name: &str| {
+        lines
+            .iter()
+            .map(|l| l["rates"][name].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    assert!(
+        rate("passed") + rate("dropped_rate_source") > 0.0,
+        "the flood shows: {json:?}"
+    );
+}
+
+/// Reads one line of `cmd`'s stdout, then closes the pipe, as `| head -n 1` does: `cmd` must
+/// end within 10 s, with success and nothing on stderr (it is killed if it does not).
+fn assert_ends_when_the_reader_leaves(mut cmd: Command) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut first = String::new();
+        BufReader::new(stdout).read_line(&mut first).unwrap();
+        first
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let first = reader.join().unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{:?}: {}",
+        out.status,
+        stderr_of(&out)
+    );
+}
+
 /// `stats --watch` took whole seconds only, redrew with terminal escapes into files and pipes
-/// too, and divided by the seconds asked for rather than those that passed. Now, into a pipe,
-/// `--watch 0.25` appends plain screens, their rates over the time measured.
+/// too, refused `--json`, and divided by the seconds asked for rather than those that passed.
+/// Now, into a pipe: `--watch 0.25 --json` streams one object per line, its rates over the
+/// interval it measured; `--watch 0.25` appends plain screens.
 #[test]
-fn stats_watch_takes_fractions_and_appends_plain_screens_into_a_pipe() {
+fn stats_watch_streams_json_lines_and_plain_screens_into_a_pipe() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.as_str();
     lab.cli_ok(&["attach", iface, "--mode", "generic"]).unwrap();
@@ -262,6 +339,21 @@ fn stats_watch_takes_fractions_and_appends_plain_screens_into_a_pipe() {
         .spawn()
         .unwrap();
     let bpffs = &lab.bpffs.path;
+
+    let json = lines_until(
+        lab.cli_command(
+            bpffs,
+            &["stats", iface, "--watch", "0.25", "--json", "--top", "3"],
+        ),
+        Duration::from_secs(10),
+        |lines| lines.len() >= 4,
+    );
+    assert_json_lines(&json, iface);
+
+    // A reader that has read enough closes the pipe (`| head -n 1`): the watch ends.
+    assert_ends_when_the_reader_leaves(
+        lab.cli_command(bpffs, &["stats", iface, "--watch", "0.25", "--json"]),
+    );
 
     let screens = lines_until(
         lab.cli_command(bpffs, &["stats", iface, "--watch", "0.25"]),
@@ -288,7 +380,7 @@ fn stats_watch_takes_fractions_and_appends_plain_screens_into_a_pipe() {
             && screens.iter().any(|l| l.starts_with("top sources now")),
         "{screens:?}"
     );
-    for line in &screens {
+    for line in json.iter().chain(&screens) {
         assert!(
             !line.chars().any(char::is_control),
             "control characters in {line:?}"

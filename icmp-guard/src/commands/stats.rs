@@ -33,9 +33,9 @@ pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
 }
 
 /// `--watch`: every `every`, per-second rates per reason and the sources dropping the most
-/// right now, over the time measured since the read before, like `xdp-filter poll`: a screen,
-/// redrawn only on a terminal. Runs until interrupted, or until the reader closes stdout
-/// (`| head`).
+/// right now, over the time measured since the read before, like `xdp-filter poll`: a screen
+/// (redrawn only on a terminal) or, with `--json`, one JSON object per line. Runs until
+/// interrupted, or until the reader closes stdout (`| head`).
 fn watch(
     guard: &Guard,
     mut before: Snapshot,
@@ -43,14 +43,19 @@ fn watch(
     args: &StatsArgs,
 ) -> Result<(), Error> {
     let mut out = io::stdout().lock();
-    let clear_screen = out.is_terminal();
+    let clear_screen = !args.json && out.is_terminal();
     let mut read_at = Instant::now();
     loop {
         std::thread::sleep(every);
         let now = Snapshot::read(guard)?;
         let now_at = Instant::now();
         let rates = Rates::between(&before, &now, now_at - read_at, SystemTime::now());
-        let shown = text::watch(&rates, args.top, clear_screen);
+        let shown = if args.json {
+            let line = serde_json::to_string(&rates.json(args.top)).map_err(Error::Json)?;
+            line + "\n"
+        } else {
+            text::watch(&rates, args.top, clear_screen)
+        };
         match out.write_all(shown.as_bytes()).and_then(|()| out.flush()) {
             Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
             written => written.map_err(Error::io("writing the stats to", "stdout"))?,

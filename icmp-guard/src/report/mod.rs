@@ -3,7 +3,8 @@
 //! No view reads a map, the kernel or the pins itself, so they cannot drift apart.
 //!
 //! - [`rates`]: what `stats --watch` shows, the rates between two snapshots;
-//! - [`json`]: the `Serialize` shapes of `status --json` and `stats --json`;
+//! - [`json`]: the `Serialize` shapes of `status --json`, `stats --json` and each line of
+//!   `stats --watch --json`;
 //! - [`text`]: the tables of `status`, `stats` and `stats --watch`;
 //! - [`prometheus`]: the exposition served on `/metrics`.
 

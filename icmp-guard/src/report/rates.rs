@@ -1,6 +1,6 @@
 //! What `stats --watch` shows: the change between two [`Snapshot`]s of one guard, per second
 //! of the time measured between the two reads. Computed once here, rendered as a screen by
-//! [`super::text::watch`].
+//! [`super::text::watch`] and as a JSON line by [`Rates::json`](super::json).
 
 use std::{
     collections::HashMap,
