@@ -41,8 +41,12 @@ pub enum Error {
     Loopback { iface: String },
 
     #[error(
-        "{iface} already has an XDP program attached that is not icmp-guard's ({program}); icmp-guard will not replace it (inspect it with `ip link show {iface}`, remove it with `ip link set {iface} xdp off`)", iface = shown(iface))]
-    ForeignProgram { iface: String, program: String },
+        "{iface} already has an XDP program attached that is not icmp-guard's: {program}; icmp-guard will neither replace nor remove it: {}", program.fix(iface), iface = shown(iface))]
+    ForeignProgram {
+        iface: String,
+        /// The program, its owner as far as it can be told, and that owner's own command.
+        program: Box<crate::kernel::owner::Foreign>,
+    },
 
     #[error(
         "another icmp-guard command has held the lock {} (for the pins under {}) for {waited:?}; wait for it to finish, or find it with `fuser -v {}`",
@@ -54,6 +58,33 @@ pub enum Error {
         lock: PathBuf,
         bpffs: PathBuf,
         waited: std::time::Duration,
+    },
+
+    #[error(
+        "another icmp-guard service ({holder}) already manages the guards under {} in this network namespace (it holds {}); one service at a time: stop it first (`systemctl stop icmp-guard`, or `kill` that pid), or run this one with another --bpffs",
+        shown(bpffs),
+        shown(lock)
+    )]
+    ServiceRunning {
+        bpffs: PathBuf,
+        lock: PathBuf,
+        /// Who: "pid 42 with /etc/icmp-guard/icmp-guard.toml".
+        holder: String,
+    },
+
+    #[error(
+        "{} is not a bpffs (no icmp-guard pins can be there); pass the --bpffs the guards were attached with (default {})",
+        shown(path),
+        crate::pinned::layout::DEFAULT_BPFFS
+    )]
+    NotBpffs { path: PathBuf },
+
+    #[error(
+        "{iface}'s guard is pinned but not attached ({}): a program cannot be swapped into a detached link; run `icmp-guard attach {iface}` to attach it again with its state",
+        health.label().replace('_', " "), iface = shown(iface))]
+    NotAttached {
+        iface: String,
+        health: crate::pinned::health::Health,
     },
 
     #[error("{} {problem}, so icmp-guard does not trust it; {fix}", shown(path))]
@@ -249,6 +280,19 @@ impl Error {
     }
 }
 
+/// An error and each of its causes on one line, separated by colons: what a log line or the
+/// last line of a failed command says.
+#[must_use]
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        msg = format!("{msg}: {cause}");
+        source = cause.source();
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +333,15 @@ mod tests {
             Error::Loopback {
                 iface: name.clone(),
             },
+            Error::ForeignProgram {
+                iface: name.clone(),
+                program: Box::new(crate::kernel::owner::Foreign {
+                    id: 7,
+                    name: Some("x\ny".into()),
+                    mode: crate::kernel::AttachMode::Native,
+                    owner: crate::kernel::owner::Owner::Unknown,
+                }),
+            },
             Error::Stale {
                 iface: name.clone(),
                 why: "none".into(),
@@ -312,6 +365,12 @@ mod tests {
                 path: path.clone(),
                 why: "is a symbolic link".into(),
             },
+            Error::ServiceRunning {
+                bpffs: path.clone(),
+                lock: path.clone(),
+                holder: "pid 1".into(),
+            },
+            Error::NotBpffs { path: path.clone() },
             Error::ConfigFile {
                 path: path.clone(),
                 message: "bad".into(),

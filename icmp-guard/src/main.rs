@@ -1,11 +1,12 @@
 //! `icmp-guard`: attach, tune and observe the XDP ICMP guard.
 
-use std::process::ExitCode;
+use std::{io::Write as _, process::ExitCode};
 
 use clap::Parser as _;
 use icmp_guard::{
     cli::{Cli, Command},
     commands,
+    daemon::journal,
 };
 
 fn main() -> ExitCode {
@@ -16,18 +17,21 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    if journal::stderr_is_journal() {
+        // journald stamps each line with the time and unit: the line carries the priority
+        // (sd-daemon(3) prefixes), so `journalctl -p err` finds the errors.
+        logger.format(|buf, record| {
+            writeln!(buf, "{}{}", journal::prefix(record.level()), record.args())
+        });
+    }
+    logger.init();
     match commands::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the error, then each cause after a colon.
-            let mut msg = format!("icmp-guard: error: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                msg = format!("{msg}: {cause}");
-                source = cause.source();
-            }
-            eprintln!("{msg}");
+            eprintln!("icmp-guard: error: {}", icmp_guard::error::chain(&err));
             ExitCode::from(err.exit_code())
         }
     }

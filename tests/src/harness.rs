@@ -5,7 +5,7 @@
 //! exactly as the CLI does; [`MeterMaps`] reads and writes the metering state those handles
 //! keep to themselves (bucket times, the recently-seen filter), for the fuzzer's comparison.
 
-use std::{collections::BTreeMap, os::fd::AsFd as _, path::Path};
+use std::{collections::BTreeMap, os::fd::AsFd as _};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::{
@@ -103,10 +103,9 @@ impl ProgramMaps {
         Ok(Self(Maps::from_ebpf("the test program", ebpf)?))
     }
 
-    /// Opens the maps the CLI pinned for `iface` under `bpffs`.
-    pub fn from_pins(bpffs: &Path, iface: &str) -> Result<Self> {
-        let iface = iface.parse().context("the lab's interface name")?;
-        Ok(Self(Guard::open(Pins::new(bpffs, &iface))?.maps))
+    /// Opens the maps the CLI pinned.
+    pub fn from_pins(pins: Pins) -> Result<Self> {
+        Ok(Self(Guard::open(pins)?.maps))
     }
 
     /// Loads a case: its config, its lists, and fresh buckets.

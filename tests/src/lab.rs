@@ -106,6 +106,13 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// The namespace as icmp-guard identifies it.
+    #[must_use]
+    pub fn id(&self) -> icmp_guard::kernel::netns::Netns {
+        icmp_guard::kernel::netns::Netns::of(Path::new(&format!("/run/netns/{}", self.name)))
+            .expect("a namespace of the lab has its file under /run/netns")
+    }
+
     /// Creates a namespace with its loopback up.
     pub fn new(name: String) -> Result<Self> {
         ip(&["netns", "add", &name])?;
@@ -552,12 +559,18 @@ impl Lab {
         self.guarded.has_xdp(&self.guarded_if)
     }
 
-    /// The folder where icmp-guard pins the state of `iface` in the lab's bpffs, by the
-    /// product's own layout.
+    /// The pins of `iface` of the guarded namespace in the lab's bpffs, by the product's own
+    /// layout.
+    #[must_use]
+    pub fn pins(&self, iface: &str) -> icmp_guard::pinned::Pins {
+        let iface = iface.parse().expect("the lab's interface names are valid");
+        icmp_guard::pinned::Pins::in_netns(&self.bpffs.path, self.guarded.id(), &iface)
+    }
+
+    /// The folder where icmp-guard pins the state of `iface` of the guarded namespace.
     #[must_use]
     pub fn pin_dir(&self, iface: &str) -> PathBuf {
-        let iface = iface.parse().expect("the lab's interface names are valid");
-        icmp_guard::pinned::Pins::new(&self.bpffs.path, &iface).dir
+        self.pins(iface).dir
     }
 
     /// The root of every icmp-guard pin in the lab's bpffs.

@@ -27,7 +27,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
-use icmp_guard::pinned::{Guard, Pins};
+use icmp_guard::pinned::Guard;
 use icmp_guard_common::policy::List;
 use icmp_guard_tests::lab::{Lab, eventually, stderr_of, workspace_bin};
 
@@ -100,7 +100,7 @@ fn file(lab: &Lab, name: &str, limits: [u32; 6], allow: &[&str], deny: &[&str]) 
 /// Reads the state, checking on the way that the CLI shows what the program enforces.
 fn observe(lab: &Lab) -> Result<State> {
     let iface = lab.guarded_if.as_str();
-    let pins = Pins::new(&lab.bpffs.path, &iface.parse()?);
+    let pins = lab.pins(iface);
     if !pins.exist() {
         return Ok(State::Unguarded);
     }
@@ -509,14 +509,14 @@ fn a_kill_during_a_reload_leaves_the_old_or_the_new_policy() {
 #[test]
 fn a_list_change_writes_only_the_bank_not_in_force_before_its_config() {
     let lab = lab();
-    let pins = Pins::new(&lab.bpffs.path, &lab.guarded_if.parse().unwrap());
+    let pins = lab.pins(&lab.guarded_if);
     let guard = Guard::open(pins).unwrap();
     let before = guard.maps.config().unwrap();
     let bank = before.list_bank();
     let in_force = guard.maps.bank_list(List::Allow, bank).unwrap();
     drop(guard);
     ok(&lab, &["allow", "add", &lab.guarded_if, "198.51.100.0/24"]).unwrap();
-    let pins = Pins::new(&lab.bpffs.path, &lab.guarded_if.parse().unwrap());
+    let pins = lab.pins(&lab.guarded_if);
     let guard = Guard::open(pins).unwrap();
     let after = guard.maps.config().unwrap();
     assert_eq!(after.list_bank(), 1 - bank, "the add switched banks");

@@ -338,10 +338,7 @@ fn a_full_list_is_reported_not_swallowed() {
 /// bound is only a guard against a hang.
 #[test]
 fn a_full_list_applies_with_one_write_per_prefix_its_bank_lacks() {
-    use icmp_guard::{
-        pinned::{Guard, Pins},
-        policy::Cidr,
-    };
+    use icmp_guard::{pinned::Guard, policy::Cidr};
     use icmp_guard_common::policy::List;
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.as_str();
@@ -373,7 +370,7 @@ fn a_full_list_applies_with_one_write_per_prefix_its_bank_lacks() {
     // The library, as the service uses it: count what a swap of half the list writes. The
     // list goes whole into the bank not in force (empty: the file's list went into the
     // other one), then one config write switches banks.
-    let pins = Pins::new(&lab.bpffs.path, &iface.parse().unwrap());
+    let pins = lab.pins(iface);
     let mut guard = Guard::open(pins).unwrap();
     let before = guard.maps.config().unwrap();
     let original = guard.maps.list(List::Allow).unwrap();

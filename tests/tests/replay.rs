@@ -19,7 +19,7 @@ fn replay(mode: &str) {
     lab.silence_client().unwrap();
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface, "--mode", mode]).unwrap();
-    let mut maps = ProgramMaps::from_pins(&lab.bpffs.path, &iface).unwrap();
+    let mut maps = ProgramMaps::from_pins(lab.pins(&iface)).unwrap();
     let recording_path = lab.scratch.file("case.frames");
     for case in cases() {
         maps.prepare(&case).unwrap();

@@ -388,11 +388,7 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     );
     assert!(lab.guarded_has_xdp());
     assert_eq!(lab.status().unwrap()[0]["lists"]["deny"], 1);
-    let guard = icmp_guard::pinned::Guard::open(icmp_guard::pinned::Pins::new(
-        &lab.bpffs.path,
-        &iface.parse().unwrap(),
-    ))
-    .unwrap();
+    let guard = icmp_guard::pinned::Guard::open(lab.pins(iface)).unwrap();
     assert_eq!(guard.maps.config().unwrap().deny_entries, 1);
     drop(guard);
     // Pins without a link whose layout does not fit still need `clean`.
@@ -474,6 +470,91 @@ fn a_foreign_program_is_named_and_never_clobbered() {
         id,
         "untouched"
     );
+}
+
+/// What a scrape past idle connections met.
+#[derive(Debug)]
+struct PastIdle {
+    /// Idle connections answered at once (with a 503), without sending anything.
+    refused: usize,
+    /// The scrape's status code, and how long it took.
+    status: Option<u16>,
+    took: Duration,
+}
+
+/// Opens `idle` connections to `METRICS` inside `lab`'s guarded namespace and holds them,
+/// sending nothing, while a `GET /metrics` is made.
+fn scrape_past_idle(lab: &Lab, idle: usize) -> PastIdle {
+    use std::{
+        io::{Read as _, Write as _},
+        net::TcpStream,
+    };
+    let name = lab.guarded.name.clone();
+    std::thread::spawn(move || {
+        icmp_guard_tests::lab::enter_netns(&name).unwrap();
+        let held: Vec<TcpStream> = (0..idle)
+            .map(|_| TcpStream::connect(METRICS).unwrap())
+            .collect();
+        // Let the daemon accept them all before the scrape queues behind them.
+        std::thread::sleep(Duration::from_millis(300));
+        let refused = held
+            .iter()
+            .filter(|stream| {
+                stream.set_nonblocking(true).unwrap();
+                stream.peek(&mut [0u8; 12]).is_ok_and(|n| n > 0)
+            })
+            .count();
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(METRICS).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let mut status_line = [0u8; 12];
+        let status = stream
+            .read_exact(&mut status_line)
+            .ok()
+            .and_then(|()| std::str::from_utf8(&status_line[9..12]).ok()?.parse().ok());
+        let took = started.elapsed();
+        drop(held);
+        PastIdle {
+            refused,
+            status,
+            took,
+        }
+    })
+    .join()
+    .unwrap()
+}
+
+/// Idle connections cannot hold the metrics endpoint (issue 10, item 6): with four times as
+/// many open as it serves at once, those beyond the bound are refused (503) at once, so is a
+/// scrape while the others hold every slot, the daemon lives on, and once they are gone
+/// scrapes are answered again.
+#[test]
+fn idle_connections_cannot_hold_the_metrics_endpoint() {
+    let lab = Lab::new().unwrap();
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    write_config(&lab, &config, 10);
+    let mut daemon = lab.daemon(&config, &log).unwrap();
+    eventually(10, "the daemon serves /metrics", || scrape(&lab).is_ok()).unwrap();
+    let slots = icmp_guard::daemon::http::MAX_CONNECTIONS;
+    let met = scrape_past_idle(&lab, 4 * slots);
+    assert_eq!(met.refused, 3 * slots, "{met:?}");
+    assert_eq!(met.status, Some(503), "{met:?}");
+    assert!(met.took < Duration::from_secs(1), "{met:?}");
+    assert!(
+        daemon.running(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    eventually(
+        10,
+        "scrapes answered once the idle connections are gone",
+        || scrape(&lab).is_ok(),
+    )
+    .unwrap();
 }
 
 /// The CLI with only `caps` (e.g. "+bpf,+net_admin").
@@ -562,7 +643,9 @@ fn the_shipped_config_and_unit_are_valid() {
 
     let unit = std::fs::read_to_string(repo().join("contrib/icmp-guard.service")).unwrap();
     for line in [
-        "ExecStart=/usr/local/bin/icmp-guard run --config /etc/icmp-guard/icmp-guard.toml",
+        "Type=notify",
+        "ExecStart=/usr/bin/icmp-guard run --config /etc/icmp-guard/icmp-guard.toml",
+        "ExecReload=/usr/bin/icmp-guard config check /etc/icmp-guard/icmp-guard.toml",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "NoNewPrivileges=yes",
         "RuntimeDirectory=icmp-guard",
@@ -580,6 +663,23 @@ fn the_shipped_config_and_unit_are_valid() {
             && !caps.contains("CAP_SYS_ADMIN"),
         "{caps}"
     );
+    // systemd's own score of the sandbox (it was 2.7 before issue 10).
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(repo().join("contrib/icmp-guard.service"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let exposure: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for icmp-guard.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure in {text}{}", stderr_of(&out)));
+    assert!(exposure <= 2.0, "exposure {exposure}");
 }
 
 #[test]
@@ -733,4 +833,247 @@ fn a_guard_pinned_with_one_list_bank_is_upgraded_in_place() {
     let out = lab.cli_ok(&["allow", "list", iface]).unwrap();
     assert_eq!(out.trim(), "192.0.2.0/24");
     assert_eq!(lab.status().unwrap()[0]["lists"]["allow"], 1);
+}
+
+/// One service per bpffs and namespace: a second `run` is refused naming the first one's pid;
+/// a CLI change to an interface the service manages warns; a guard removed or detached behind
+/// the service's back is attached again, and the log says what happened.
+#[test]
+fn one_service_at_a_time_and_it_says_what_others_did() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    write_config(&lab, &config, 10);
+    let daemon = lab.daemon(&config, &log).unwrap();
+    eventually(10, "the daemon attaches", || lab.guarded_has_xdp()).unwrap();
+
+    let second_log = lab.scratch.file("second.log");
+    let out = lab
+        .daemon_command(&config, &second_log)
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a second service must not start");
+    let said = std::fs::read_to_string(&second_log).unwrap();
+    assert!(
+        said.contains(&format!(
+            "another icmp-guard service (pid {}",
+            daemon.child.id()
+        )),
+        "{said}"
+    );
+
+    // (what someone does behind the service's back, what the service's log then says)
+    let link = lab.pin_dir(&iface).join("link");
+    let cases: [(&str, &dyn Fn() -> String, &str); 2] = [
+        (
+            "icmp-guard detach",
+            &|| {
+                let out = lab.cli(&["detach", &iface]).unwrap();
+                assert!(out.status.success(), "{}", stderr_of(&out));
+                stderr_of(&out)
+            },
+            "its pins were removed outside this service",
+        ),
+        (
+            "bpftool link detach",
+            &|| {
+                let out = Command::new("bpftool")
+                    .args(["link", "detach", "pinned"])
+                    .arg(&link)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", stderr_of(&out));
+                String::new()
+            },
+            "link was detached from outside icmp-guard",
+        ),
+    ];
+    for (what, act, logged) in cases {
+        let warned = act();
+        if what == "icmp-guard detach" {
+            assert!(
+                warned.contains(&format!(
+                    "warning: the icmp-guard service (pid {}) manages {iface}",
+                    daemon.child.id()
+                )),
+                "{warned}"
+            );
+        }
+        eventually(10, what, || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(logged)
+                && lab.guarded_has_xdp()
+        })
+        .unwrap();
+        assert_eq!(
+            lab.status().unwrap()[0]["health"]["state"],
+            "attached",
+            "{what}"
+        );
+    }
+    drop(daemon);
+}
+
+/// Under systemd: READY once attached, RELOADING then READY around each reload with a STATUS
+/// that says whether it applied, priorities journald can filter on, and metrics that tell a
+/// dead link (the check is slowed by the test hook so the service does not mend it first), a
+/// refused reload and the build.
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one service's conversation with systemd, step by step"
+)]
+fn systemd_and_journald_and_metrics_hear_the_truth() {
+    use std::os::unix::{fs::MetadataExt as _, net::UnixDatagram};
+
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    write_config(&lab, &config, 10);
+    let socket_path = lab.scratch.file("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut cmd = lab.daemon_command(&config, &log).unwrap();
+    let stream = std::fs::metadata(&log).unwrap();
+    cmd.env("NOTIFY_SOCKET", &socket_path)
+        .env(
+            "JOURNAL_STREAM",
+            format!("{}:{}", stream.dev(), stream.ino()),
+        )
+        .env("ICMP_GUARD_TEST_TICK_SECS", "3600");
+    let daemon = icmp_guard_tests::lab::Daemon {
+        child: cmd.spawn().unwrap(),
+    };
+    let next = || {
+        let mut buf = [0u8; 4096];
+        let n = socket.recv(&mut buf).expect("a notification within 15 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+
+    let ready = next();
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(
+        ready.contains("STATUS=configuration applied; 1 of 1 interface(s) guarded"),
+        "{ready}"
+    );
+    assert!(lab.guarded_has_xdp(), "READY comes after the attach");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.starts_with("<6>") && l.contains("attached in")),
+        "{logged}"
+    );
+
+    let metrics = scrape(&lab).unwrap();
+    let on = [("interface", iface.as_str())];
+    assert_eq!(sample(&metrics, "icmp_guard_up", &on), Some(1.0));
+    assert_eq!(
+        sample(&metrics, "icmp_guard_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "icmp_guard_config_last_reload_success_timestamp_seconds",
+            &[]
+        )
+        .unwrap()
+            > 1e9
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "icmp_guard_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    for process in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(sample(&metrics, process, &[]).is_some(), "{process}");
+    }
+
+    // A link detached behind the service's back is down, with the reason.
+    let out = Command::new("bpftool")
+        .args(["link", "detach", "pinned"])
+        .arg(lab.pin_dir(&iface).join("link"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let metrics = scrape(&lab).unwrap();
+    assert_eq!(sample(&metrics, "icmp_guard_up", &on), Some(0.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "icmp_guard_down_reason",
+            &[("interface", &iface), ("reason", "link_detached")]
+        ),
+        Some(1.0)
+    );
+
+    // A reload applies the file again, which attaches the guard again.
+    daemon.signal(libc::SIGHUP).unwrap();
+    assert!(next().contains("RELOADING=1"));
+    let ready = next();
+    assert!(
+        ready.contains("READY=1") && ready.contains("configuration applied"),
+        "{ready}"
+    );
+    assert_eq!(
+        sample(&scrape(&lab).unwrap(), "icmp_guard_up", &on),
+        Some(1.0)
+    );
+
+    // Reloads that are refused: a moved bpffs, then a missing file. Each is an error line
+    // with its cause, a STATUS that says so, and the metric.
+    let moved = std::fs::read_to_string(&config).unwrap().replace(
+        "[daemon]\n",
+        &format!(
+            "[daemon]\nbpffs = \"{}\"\n",
+            lab.scratch.file("elsewhere").display()
+        ),
+    );
+    std::fs::write(&config, moved).unwrap();
+    daemon.signal(libc::SIGHUP).unwrap();
+    assert!(next().contains("RELOADING=1"));
+    let ready = next();
+    assert!(ready.contains("configuration NOT fully applied"), "{ready}");
+    std::fs::remove_file(&config).unwrap();
+    daemon.signal(libc::SIGHUP).unwrap();
+    assert!(next().contains("RELOADING=1"));
+    assert!(next().contains("NOT fully applied"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let errors: Vec<&str> = logged.lines().filter(|l| l.starts_with("<3>")).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("reload refused, nothing changed: daemon.bpffs changed")),
+        "{logged}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("reload refused") && l.contains("No such file")),
+        "the cause of a refused reload is logged: {logged}"
+    );
+    assert_eq!(
+        sample(
+            &scrape(&lab).unwrap(),
+            "icmp_guard_config_last_reload_successful",
+            &[]
+        ),
+        Some(0.0)
+    );
+    assert!(lab.guarded_has_xdp(), "refused reloads change nothing");
 }

@@ -9,7 +9,8 @@
 //!   which nightly it was built for, so a new nightly triggers a rebuild;
 //! - [`test_tools`], the commands the tests, the benchmark and the demo run (`ip`, `ping`,
 //!   `nsenter`, `setpriv`, `bpftool`, `mount`, `strace` for the kill test; `nft` and
-//!   `ethtool` for the bench's live table), from Debian.
+//!   `ethtool` for the bench's live table; `xdp-filter` for the foreign-program test;
+//!   `systemd-analyze` for the unit's sandbox score), from Debian.
 //!
 //! Each step checks first (a few `rustc`, `rustup` and `bpf-linker` queries, a `PATH` lookup)
 //! and, when everything is there, does nothing and prints nothing: no `apt-get`, no `cargo
@@ -24,7 +25,7 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 9] = [
+const SYSTEM_TOOLS: [(&str, &str); 11] = [
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
     ("ping", "iputils-ping"),
@@ -37,6 +38,11 @@ const SYSTEM_TOOLS: [(&str, &str); 9] = [
     // receiving veth (which gives it the NAPI instance that frames sent by XDP need).
     ("nft", "nftables"),
     ("ethtool", "ethtool"),
+    // The shipped unit's sandbox score (`systemd-analyze security --offline=yes`).
+    ("systemd-analyze", "systemd"),
+    // The foreign-program test: another tool's XDP program (xdp-filter, and its object files
+    // loaded with `ip`), which icmp-guard must name and leave in place.
+    ("xdp-filter", "xdp-tools"),
 ];
 
 /// Makes sure the XDP program can be built: the nightly's `rust-src` and a `bpf-linker` on its

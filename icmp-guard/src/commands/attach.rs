@@ -13,7 +13,7 @@ use crate::{
         apply::{self, Applied},
     },
     kernel::{clock_tick_ns, loader, privilege},
-    pinned::{Guard, Lock, Pins},
+    pinned::{Guard, Lock, Pins, health::Health},
     policy::{self, describe},
 };
 
@@ -29,7 +29,7 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
         .apply(&Config::with_defaults(), clock_tick_ns())?;
     privilege::require("attach", privilege::LOAD)?;
     let _lock = Lock::acquire(bpffs)?;
-    let pins = Pins::new(bpffs, iface);
+    let pins = Pins::to_change(bpffs, iface)?;
     if args.replace {
         return replace(&pins, args);
     }
@@ -37,6 +37,18 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     if let Some(note) = attached.resumed_note(iface) {
         println!("{note}");
     }
+    let cfg = if let Some(note) = attached.revived_note(iface) {
+        println!("{note}");
+        // The pinned state is kept; the flags given change it, as `set` would.
+        let mut guard = Guard::open(pins.clone())?;
+        let current = guard.maps.config()?;
+        let cfg = args.limits.apply(&current, clock_tick_ns())?;
+        policy::check_fixed(iface, &current, &cfg)?;
+        guard.maps.set_config(&cfg)?;
+        cfg
+    } else {
+        cfg
+    };
     println!(
         "icmp-guard attached to {iface} (ifindex {}) in {} mode as program {}: {}",
         attached.ifindex,
@@ -51,7 +63,8 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// `--replace`: the new program through the pinned link, then the given flags.
+/// `--replace`: the new program through the pinned link, then the given flags. A guard
+/// whose link is dead is attached again instead, with this version's program.
 fn replace(pins: &Pins, args: &AttachArgs) -> Result<(), Error> {
     if !pins.exist() {
         return Err(Error::NotGuarded {
@@ -59,18 +72,32 @@ fn replace(pins: &Pins, args: &AttachArgs) -> Result<(), Error> {
             dir: pins.dir.clone(),
         });
     }
-    let replaced = loader::replace(pins)?;
-    let (old, new) = (replaced.old_program, replaced.new_program);
+    let (old, new) = if let Some(revived) = loader::revive(pins, args.mode)? {
+        if let Some(note) = revived.revived_note(&pins.iface) {
+            println!("{note}");
+        }
+        (None, revived.program_id)
+    } else {
+        let replaced = loader::replace(pins)?;
+        (Some(replaced.old_program), replaced.new_program)
+    };
     let mut guard = Guard::open(pins.clone())?;
     let current = guard.maps.config()?;
     let cfg = args.limits.apply(&current, clock_tick_ns())?;
     policy::check_fixed(&pins.iface, &current, &cfg)?;
     guard.maps.set_config(&cfg)?;
-    println!(
-        "icmp-guard on {} replaced program {old} with {new} atomically; counters, buckets and lists kept: {}",
-        pins.iface,
-        describe(&cfg)
-    );
+    match old {
+        Some(old) => println!(
+            "icmp-guard on {} replaced program {old} with {new} atomically; counters, buckets and lists kept: {}",
+            pins.iface,
+            describe(&cfg)
+        ),
+        None => println!(
+            "icmp-guard on {} runs program {new}: {}",
+            pins.iface,
+            describe(&cfg)
+        ),
+    }
     Ok(())
 }
 
@@ -101,14 +128,16 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
     let bpffs = cfg.bpffs_or(bpffs);
     let _lock = Lock::acquire(&bpffs)?;
     for ic in chosen {
-        let pins = Pins::new(&bpffs, &ic.name);
-        if pins.exist() && !args.replace {
+        let pins = Pins::to_change(&bpffs, &ic.name)?;
+        // A guard whose link is dead is attached again below (`apply` revives it).
+        let attached = pins.exist() && Health::of(&Guard::open(pins.clone())?)?.attached();
+        if attached && !args.replace {
             return Err(Error::AlreadyGuarded {
                 iface: ic.name.to_string(),
                 dir: pins.dir,
             });
         }
-        if args.replace && pins.exist() {
+        if args.replace && attached {
             let replaced = loader::replace(&pins)?;
             println!(
                 "{}: replaced program {} with {}",
@@ -117,7 +146,10 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         }
         match apply::apply(&bpffs, ic)? {
             Applied::Attached(a) => {
-                if let Some(note) = a.resumed_note(&ic.name) {
+                for note in [a.resumed_note(&ic.name), a.revived_note(&ic.name)]
+                    .into_iter()
+                    .flatten()
+                {
                     println!("{note}");
                 }
                 println!(

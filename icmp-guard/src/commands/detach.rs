@@ -13,7 +13,7 @@ use crate::{
 pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
     privilege::require("detach", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
-    let pins = Pins::new(bpffs, iface);
+    let pins = Pins::to_change(bpffs, iface)?;
     pins.check()?;
     if !pins.exist() {
         return Err(Error::NotGuarded {

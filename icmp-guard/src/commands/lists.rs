@@ -22,7 +22,7 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
     match command {
         ListCommand::Add { iface, cidr } => {
             let _lock = Lock::acquire(bpffs)?;
-            let mut guard = Guard::open(Pins::new(bpffs, iface))?;
+            let mut guard = Guard::open(Pins::to_change(bpffs, iface)?)?;
             if guard.maps.list_add(list, *cidr)? {
                 println!("{iface}: {cidr} added to the {name} list");
             } else {
@@ -31,7 +31,7 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
         }
         ListCommand::Del { iface, cidr } => {
             let _lock = Lock::acquire(bpffs)?;
-            let mut guard = Guard::open(Pins::new(bpffs, iface))?;
+            let mut guard = Guard::open(Pins::to_change(bpffs, iface)?)?;
             if guard.maps.list_del(list, *cidr)? {
                 println!("{iface}: {cidr} removed from the {name} list");
             } else {
@@ -41,7 +41,7 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
             }
         }
         ListCommand::List { iface, json } => {
-            let guard = Guard::open(Pins::new(bpffs, iface))?;
+            let guard = Guard::open(Pins::new(bpffs, iface)?)?;
             let prefixes: Vec<String> = guard
                 .maps
                 .list(list)?

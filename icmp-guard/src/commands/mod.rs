@@ -15,14 +15,36 @@ use icmp_guard_common::policy::List;
 
 use crate::{
     Error,
-    cli::{Cli, Command},
+    cli::{Cli, Command, ListCommand},
     daemon,
-    kernel::privilege,
+    kernel::{IfaceName, privilege},
+    pinned::service,
 };
+
+/// The interface a command changes, and what the change is called, for the warning when a
+/// running service manages it.
+fn changes(command: &Command) -> Option<(&IfaceName, &'static str)> {
+    match command {
+        Command::Attach(args) => args.iface.as_ref().map(|i| (i, "this attach")),
+        Command::Set(args) => Some((&args.iface, "this change of limits")),
+        Command::Detach(args) => Some((&args.iface, "this detach")),
+        Command::Clean(args) => Some((&args.iface, "this clean")),
+        Command::Allow(ListCommand::Add { iface, .. } | ListCommand::Del { iface, .. })
+        | Command::Deny(ListCommand::Add { iface, .. } | ListCommand::Del { iface, .. }) => {
+            Some((iface, "this list change"))
+        }
+        _ => None,
+    }
+}
 
 /// Runs the parsed command line; output goes to stdout.
 pub fn execute(cli: Cli) -> Result<(), Error> {
     let bpffs = cli.bpffs.as_path();
+    if let Some((iface, action)) = changes(&cli.command) {
+        if let Some(warning) = service::warning(bpffs, iface, action) {
+            eprintln!("icmp-guard: {warning}");
+        }
+    }
     match cli.command {
         Command::Attach(args) => attach::run(bpffs, &args),
         Command::Set(args) => set::run(bpffs, &args),

@@ -20,7 +20,7 @@ pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
     }
     privilege::require("set", privilege::PINS)?;
     let _lock = Lock::acquire(bpffs)?;
-    let mut guard = Guard::open(Pins::new(bpffs, &args.iface))?;
+    let mut guard = Guard::open(Pins::to_change(bpffs, &args.iface)?)?;
     let current = guard.maps.config()?;
     let new = args.limits.apply(&current, clock_tick_ns())?;
     policy::check_fixed(&args.iface, &current, &new)?;

@@ -16,7 +16,7 @@ use crate::{
 
 pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     privilege::require("stats", privilege::PINS)?;
-    let guard = Guard::open(Pins::new(bpffs, &args.iface))?;
+    let guard = Guard::open(Pins::new(bpffs, &args.iface)?)?;
     let snapshot = Snapshot::read(&guard)?;
     if let Some(every) = args.watch {
         return watch(&guard, snapshot, every, args);

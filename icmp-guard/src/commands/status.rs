@@ -1,33 +1,64 @@
-//! `icmp-guard status`: every guarded interface under the bpffs.
+//! `icmp-guard status`: every guard of this network namespace under the bpffs, and a mark for
+//! those of other namespaces (and legacy pins), which this namespace cannot see or act on.
 
 use std::path::Path;
 
 use crate::{
     Error,
     cli::StatusArgs,
-    kernel::privilege,
-    pinned::layout,
+    error::shown,
+    kernel::{netns::Netns, privilege},
+    pinned::{
+        Pins, bpffs,
+        layout::{self, Found},
+    },
     report::{Snapshot, text},
 };
 
-pub fn run(bpffs: &Path, args: &StatusArgs) -> Result<(), Error> {
+pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
     privilege::require("status", privilege::PINS)?;
-    let snapshots = layout::guarded(bpffs)?
+    bpffs::require(bpffs_path)?;
+    let here = Netns::current()?;
+    let (local, elsewhere): (Vec<Found>, Vec<Found>) = layout::everywhere(bpffs_path)?
+        .into_iter()
+        .partition(|f| f.netns == Some(here));
+    let snapshots = local
         .iter()
-        .map(|iface| Snapshot::open(bpffs, iface))
+        .map(|f| Snapshot::open(bpffs_path, &f.iface))
         .collect::<Result<Vec<_>, _>>()?;
     if args.json {
         let rows: Vec<_> = snapshots.iter().map(Snapshot::status).collect();
         println!("{}", serde_json::to_string(&rows).map_err(Error::Json)?);
-    } else if snapshots.is_empty() {
+        return Ok(());
+    }
+    if snapshots.is_empty() {
         println!(
-            "no interface is guarded (pins under {})",
-            layout::root(bpffs).display()
+            "no interface is guarded in this network namespace ({here}; pins under {})",
+            shown(here.dir_in(&layout::root(bpffs_path)))
         );
-    } else {
-        for snapshot in &snapshots {
-            print!("{}", text::status(snapshot));
-        }
+    }
+    for snapshot in &snapshots {
+        print!("{}", text::status(snapshot));
+    }
+    for found in &elsewhere {
+        println!("{}", elsewhere_line(bpffs_path, found));
     }
     Ok(())
+}
+
+/// A guard this namespace does not show: another namespace's, or legacy pins.
+fn elsewhere_line(bpffs: &Path, found: &Found) -> String {
+    if let Some(netns) = found.netns {
+        return format!(
+            "(also guarded: {} in another network namespace, {netns}; run `icmp-guard status` there, e.g. with `nsenter --net=/run/netns/NAME`)",
+            found.iface
+        );
+    }
+    let legacy = Pins::new(bpffs, &found.iface).map(|p| p.legacy_dir());
+    format!(
+        "(also: {} has pins of an earlier version at {}, not bound to a network namespace; `icmp-guard attach {} --replace` in the interface's namespace adopts them)",
+        found.iface,
+        legacy.map_or_else(|_| "?".to_owned(), |d| shown(&d)),
+        found.iface
+    )
 }

@@ -34,11 +34,15 @@ pub fn policy(ic: &InterfaceConfig) -> Result<Config, Error> {
 
 /// Attaches `ic.name` if needed, then applies the file's policy and lists.
 pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
-    let pins = Pins::new(bpffs, &ic.name);
+    let pins = Pins::to_change(bpffs, &ic.name)?;
     let wanted = policy(ic)?;
     let lists = Lists::new(&ic.allow, &ic.deny);
     let applied = if pins.exist() {
-        Applied::Updated
+        // A guard whose link the kernel dropped is attached again first.
+        match loader::revive(&pins, ic.mode)? {
+            Some(revived) => Applied::Attached(Box::new(revived)),
+            None => Applied::Updated,
+        }
     } else {
         // A new guard gets its lists before its link is pinned; the switch below then finds
         // nothing to change.

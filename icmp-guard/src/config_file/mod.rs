@@ -4,7 +4,8 @@
 //!
 //! ```toml
 //! [daemon]
-//! metrics = "127.0.0.1:9966"   # Prometheus /metrics; loopback unless you mean it
+//! metrics = "127.0.0.1:9966"   # Prometheus /metrics; loopback unless metrics_public
+//! metrics_public = false       # true: serve it beyond loopback (no TLS, no auth)
 //! on_exit = "keep"             # or "detach": what SIGTERM does to the guards
 //!
 //! [defaults]                   # any limit below, for every interface
@@ -68,6 +69,7 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     metrics: Option<String>,
+    metrics_public: Option<bool>,
     bpffs: Option<PathBuf>,
     on_exit: Option<String>,
 }
@@ -210,6 +212,7 @@ impl ConfigFile {
                 "daemon.metrics: {metrics:?} is not an address:port such as {DEFAULT_METRICS}"
             ))
         })?;
+        metrics_exposure(metrics, raw.daemon.metrics_public.unwrap_or(false)).map_err(fail)?;
         let on_exit = match raw.daemon.on_exit.as_deref() {
             None | Some("keep") => OnExit::Keep,
             Some("detach") => OnExit::Detach,
@@ -281,6 +284,22 @@ impl ConfigFile {
             interfaces,
         })
     }
+}
+
+/// The key that lets the metrics endpoint listen beyond loopback.
+pub const METRICS_PUBLIC_KEY: &str = "daemon.metrics_public";
+
+/// Refuses a metrics address beyond loopback unless the file opts in with
+/// `daemon.metrics_public = true`: the endpoint has no TLS and no authentication, so it is
+/// served only to this host unless the operator says otherwise (and protects it).
+fn metrics_exposure(addr: SocketAddr, public: bool) -> Result<(), String> {
+    if public || addr.ip().to_canonical().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "daemon.metrics: {addr} is not a loopback address, and /metrics has no TLS and no authentication: any host that reaches port {} here can read it; bind it to 127.0.0.1 or [::1] and publish it through a reverse proxy with TLS and basic auth, or, if a firewall or the network already protects it, set {METRICS_PUBLIC_KEY} = true",
+        addr.port()
+    ))
 }
 
 /// Checks a limits table against the knob table; `at` names it in messages.
@@ -522,6 +541,49 @@ mod tests {
                 .to_string();
             assert!(!err.contains('\n'), "{text:?}: {err}");
             assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    /// Metrics stay on loopback unless the file opts in: each address without and with
+    /// `daemon.metrics_public = true`.
+    #[test]
+    fn metrics_beyond_loopback_need_the_opt_in() {
+        // (address, accepted without the opt-in)
+        let cases = [
+            ("127.0.0.1:9966", true),
+            ("127.0.0.53:9966", true),
+            ("[::1]:9966", true),
+            ("[::ffff:127.0.0.1]:9966", true),
+            ("0.0.0.0:9966", false),
+            ("198.51.100.1:9966", false),
+            ("[::]:9966", false),
+            ("[2001:db8::1]:9966", false),
+        ];
+        for (addr, loopback) in cases {
+            for public in [None, Some(false), Some(true)] {
+                let opt_in = public.map_or_else(String::new, |p| format!("metrics_public = {p}\n"));
+                let text = format!(
+                    "[daemon]\nmetrics = \"{addr}\"\n{opt_in}[[interface]]\nname = \"eth0\""
+                );
+                match (parse(&text), loopback || public == Some(true)) {
+                    (Ok(cfg), true) => assert_eq!(cfg.metrics.to_string(), addr),
+                    (Err(err), false) => {
+                        for words in [
+                            "test.toml",
+                            &format!("daemon.metrics: {addr} is not a loopback address"),
+                            "no TLS and no authentication",
+                            "bind it to 127.0.0.1 or [::1]",
+                            "reverse proxy with TLS and basic auth",
+                            "set daemon.metrics_public = true",
+                        ] {
+                            assert!(err.contains(words), "{addr} {public:?}: {err}");
+                        }
+                    }
+                    (result, accepted) => {
+                        panic!("{addr} {public:?}: {result:?}, expected accepted={accepted}")
+                    }
+                }
+            }
         }
     }
 

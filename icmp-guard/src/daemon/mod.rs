@@ -8,6 +8,12 @@
 //! On start, interfaces that are already guarded get this version's program through their
 //! pinned link (an atomic swap that keeps counters and buckets), so restarting the service
 //! after an upgrade never leaves a gap in protection.
+//!
+//! One service per bpffs and network namespace: a second one is refused, naming the first
+//! one's pid (see [`ServiceLock`]). Under systemd (`Type=notify`) the service says READY once
+//! every interface of the file has been dealt with, RELOADING and READY around a reload, and
+//! its state in STATUS. A guard whose link the kernel dropped, or someone detached, or whose
+//! pins someone removed, is attached again at the next check, saying what happened.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -33,10 +39,12 @@ use crate::{
         iface::ifindex,
         loader::{self, ProgramLog},
     },
-    pinned::{Guard, Lock, Pins},
+    pinned::{Guard, Lock, Pins, health::Health, service::ServiceLock},
 };
 
 pub mod http;
+pub mod journal;
+pub mod systemd;
 
 /// How often interfaces are checked and program logs flushed.
 const TICK: Duration = Duration::from_secs(1);
@@ -68,6 +76,25 @@ pub fn run(cli_bpffs: &Path, config: &Path) -> Result<(), Error> {
     runtime.block_on(Daemon::new(cli_bpffs, cfg).run())
 }
 
+/// What the metrics endpoint reads: where the guards are, which interfaces the file names, and
+/// how the last reload went. Updated on reload.
+#[derive(Clone, Debug, Default)]
+pub struct Served {
+    pub bpffs: PathBuf,
+    pub interfaces: Vec<IfaceName>,
+    /// Whether the last reload (or the start) applied the whole file.
+    pub last_reload_ok: bool,
+    /// When the file was last applied whole, in seconds since the Unix epoch.
+    pub last_reload_success: u64,
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 struct Daemon {
     cli_bpffs: PathBuf,
     cfg: ConfigFile,
@@ -82,10 +109,15 @@ struct Daemon {
 impl Daemon {
     fn new(cli_bpffs: &Path, cfg: ConfigFile) -> Self {
         let bpffs = cfg.bpffs_or(cli_bpffs);
-        let names = cfg.interfaces.iter().map(|i| i.name.clone()).collect();
+        let served = Served {
+            bpffs: bpffs.clone(),
+            interfaces: cfg.interfaces.iter().map(|i| i.name.clone()).collect(),
+            last_reload_ok: false,
+            last_reload_success: 0,
+        };
         Self {
             cli_bpffs: cli_bpffs.to_path_buf(),
-            shared: Arc::new(Mutex::new((bpffs.clone(), names))),
+            shared: Arc::new(Mutex::new(served)),
             cfg,
             bpffs,
             gone: BTreeSet::new(),
@@ -103,10 +135,14 @@ impl Daemon {
             signal(SignalKind::terminate()).map_err(Error::io("handling SIGTERM for", &path))?;
         let mut interrupt =
             signal(SignalKind::interrupt()).map_err(Error::io("handling SIGINT for", &path))?;
+        // One service for these guards: a second one changes nothing.
+        let mut service = ServiceLock::acquire(&self.bpffs, &path, &self.names())?;
         // Bind next: a daemon that cannot serve its metrics changes nothing.
         let mut server = serve(self.cfg.metrics, self.shared.clone()).await?;
-        self.apply(true);
+        let ok = self.apply(true);
+        self.record(ok);
         let mut tick = check_timer();
+        systemd::ready(&self.summary(ok));
         log::info!(
             "icmp-guard daemon running with {}: {} interface(s), metrics on http://{}/metrics",
             crate::error::shown(&self.cfg.path),
@@ -116,10 +152,16 @@ impl Daemon {
         loop {
             tokio::select! {
                 _ = hangup.recv() => {
-                    if let Some(restarted) = self.reload().await {
+                    systemd::reloading();
+                    let (restarted, ok) = self.reload().await;
+                    if let Some(restarted) = restarted {
                         server.abort();
                         server = restarted;
                     }
+                    if let Err(e) = service.update(&self.cfg.path, &self.names()) {
+                        log::warn!("{}", crate::error::chain(&e));
+                    }
+                    systemd::ready(&self.summary(ok));
                 }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
@@ -129,35 +171,67 @@ impl Daemon {
                 }
             }
         }
+        systemd::stopping();
         server.abort();
         self.flush_logs();
         self.stop();
         Ok(())
     }
 
+    /// The interfaces of the file.
+    fn names(&self) -> Vec<IfaceName> {
+        self.cfg.interfaces.iter().map(|i| i.name.clone()).collect()
+    }
+
+    /// A line for `systemctl status`.
+    fn summary(&self, ok: bool) -> String {
+        let names = self.names();
+        let guarded = names
+            .iter()
+            .filter(|name| {
+                Pins::new(&self.bpffs, name)
+                    .and_then(Guard::open)
+                    .and_then(|g| Health::of(&g))
+                    .is_ok_and(Health::attached)
+            })
+            .count();
+        let applied = if ok {
+            "configuration applied"
+        } else {
+            "configuration NOT fully applied (see the log)"
+        };
+        format!(
+            "{applied}; {guarded} of {} interface(s) guarded; metrics on http://{}/metrics",
+            names.len(),
+            self.cfg.metrics
+        )
+    }
+
+    /// Records how the last apply went, for the metrics.
+    fn record(&self, ok: bool) {
+        if let Ok(mut served) = self.shared.lock() {
+            served.bpffs.clone_from(&self.bpffs);
+            served.interfaces = self.names();
+            served.last_reload_ok = ok;
+            if ok {
+                served.last_reload_success = unix_now();
+            }
+        }
+    }
+
     /// Makes every configured interface match the file; `upgrade` swaps this version's
-    /// program into guards that already exist.
-    fn apply(&mut self, upgrade: bool) {
+    /// program into guards that are attached. Returns whether everything was applied (an
+    /// interface that does not exist yet is no failure: it is attached when it appears).
+    fn apply(&mut self, upgrade: bool) -> bool {
         let _lock = match Lock::acquire(&self.bpffs) {
             Ok(lock) => lock,
-            Err(e) => return log::error!("{e}"),
-        };
-        for ic in &self.cfg.interfaces {
-            let pins = Pins::new(&self.bpffs, &ic.name);
-            if upgrade && pins.exist() && ifindex(&ic.name).is_ok() {
-                match loader::replace(&pins) {
-                    Ok(r) => {
-                        log::info!(
-                            "{}: program {} replaced with {}",
-                            ic.name,
-                            r.old_program,
-                            r.new_program
-                        );
-                        self.loggers.extend(r.log.map(|l| (ic.name.clone(), l)));
-                    }
-                    Err(e) => log::error!("{e}"),
-                }
+            Err(e) => {
+                log::error!("{}", crate::error::chain(&e));
+                return false;
             }
+        };
+        let mut ok = true;
+        for ic in &self.cfg.interfaces.clone() {
             if ifindex(&ic.name).is_err() {
                 log::warn!(
                     "{}: no such interface yet; it is attached when it appears",
@@ -166,9 +240,18 @@ impl Daemon {
                 self.gone.insert(ic.name.clone());
                 continue;
             }
-            match apply::apply(&self.bpffs, ic) {
+            let result = Pins::to_change(&self.bpffs, &ic.name).and_then(|pins| {
+                if upgrade && pins.exist() {
+                    self.upgrade(&pins)?;
+                }
+                apply::apply(&self.bpffs, ic)
+            });
+            match result {
                 Ok(Applied::Attached(a)) => {
-                    if let Some(note) = a.resumed_note(&ic.name) {
+                    for note in [a.resumed_note(&ic.name), a.revived_note(&ic.name)]
+                        .into_iter()
+                        .flatten()
+                    {
                         log::info!("{note}");
                     }
                     log::info!(
@@ -183,21 +266,58 @@ impl Daemon {
                     self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
                 }
                 Ok(Applied::Updated) => log::info!("{}: policy and lists applied", ic.name),
-                Err(e) => log::error!("{e}"),
+                Err(e) => {
+                    ok = false;
+                    log::error!("{}", crate::error::chain(&e));
+                }
             }
         }
+        ok
+    }
+
+    /// Swaps this version's program into an attached guard (one whose link is dead is
+    /// attached again by `apply` instead).
+    fn upgrade(&mut self, pins: &Pins) -> Result<(), Error> {
+        if !Health::of(&Guard::open(pins.clone())?)?.attached() {
+            return Ok(());
+        }
+        let r = loader::replace(pins)?;
+        log::info!(
+            "{}: program {} replaced with {}",
+            pins.iface,
+            r.old_program,
+            r.new_program
+        );
+        self.loggers.extend(r.log.map(|l| (pins.iface.clone(), l)));
+        Ok(())
     }
 
     /// SIGHUP: the new file, if all of it is valid; returns a new metrics server when the
-    /// address changed.
-    async fn reload(&mut self) -> Option<JoinHandle<()>> {
+    /// address changed, and whether the whole file was applied.
+    async fn reload(&mut self) -> (Option<JoinHandle<()>>, bool) {
         let new = match ConfigFile::load(&self.cfg.path) {
             Ok(new) => new,
             Err(e) => {
-                log::error!("reload refused, nothing changed: {e}");
-                return None;
+                log::error!(
+                    "reload refused, nothing changed: {}",
+                    crate::error::chain(&e)
+                );
+                self.record(false);
+                return (None, false);
             }
         };
+        let bpffs = new.bpffs_or(&self.cli_bpffs);
+        if bpffs != self.bpffs {
+            log::error!(
+                "reload refused, nothing changed: daemon.bpffs changed from {} to {}, and a reload does not move guards; the guards under {} keep enforcing. Restart the service to use the new bpffs (then remove the old guards with `icmp-guard --bpffs {} detach IFACE`), or put the old value back",
+                crate::error::shown(&self.bpffs),
+                crate::error::shown(&bpffs),
+                crate::error::shown(&self.bpffs),
+                crate::error::shown(&self.bpffs)
+            );
+            self.record(false);
+            return (None, false);
+        }
         let names: BTreeSet<&IfaceName> = new.interfaces.iter().map(|i| &i.name).collect();
         let dropped: Vec<IfaceName> = self
             .cfg
@@ -207,33 +327,40 @@ impl Daemon {
             .map(|i| i.name.clone())
             .collect();
         let old_metrics = self.cfg.metrics;
-        self.bpffs = new.bpffs_or(&self.cli_bpffs);
         self.cfg = new;
+        let mut ok = true;
         for name in dropped {
-            self.detach(&name, "no longer in the configuration");
+            ok &= self.detach(&name, "no longer in the configuration");
         }
-        self.apply(false);
-        if let Ok(mut shared) = self.shared.lock() {
-            *shared = (
-                self.bpffs.clone(),
-                self.cfg.interfaces.iter().map(|i| i.name.clone()).collect(),
+        ok &= self.apply(false);
+        let server = if self.cfg.metrics == old_metrics {
+            None
+        } else {
+            match serve(self.cfg.metrics, self.shared.clone()).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    log::error!("metrics stay on {old_metrics}: {}", crate::error::chain(&e));
+                    self.cfg.metrics = old_metrics;
+                    ok = false;
+                    None
+                }
+            }
+        };
+        self.record(ok);
+        if ok {
+            log::info!("reloaded {}", crate::error::shown(&self.cfg.path));
+        } else {
+            log::error!(
+                "reloaded {} only in part: see the errors above",
+                crate::error::shown(&self.cfg.path)
             );
         }
-        log::info!("reloaded {}", crate::error::shown(&self.cfg.path));
-        if self.cfg.metrics == old_metrics {
-            return None;
-        }
-        match serve(self.cfg.metrics, self.shared.clone()).await {
-            Ok(server) => Some(server),
-            Err(e) => {
-                log::error!("metrics stay on {old_metrics}: {e}");
-                self.cfg.metrics = old_metrics;
-                None
-            }
-        }
+        (server, ok)
     }
 
-    /// Re-attaches interfaces that came back with a new index, attaches new ones.
+    /// Keeps every configured interface guarded: attaches the pinned state again when the
+    /// kernel dropped the link (the interface was recreated, or the link detached from
+    /// outside), and attaches anew when someone removed the pins, saying which.
     fn watch(&mut self) {
         let interfaces = self.cfg.interfaces.clone();
         for ic in &interfaces {
@@ -246,45 +373,42 @@ impl Daemon {
                 }
                 continue;
             };
-            let pins = Pins::new(&self.bpffs, &ic.name);
-            let pinned_index = Guard::open(pins.clone())
-                .and_then(|g| g.maps.config())
-                .map(|c| c.ifindex);
-            let result = match pinned_index {
-                Ok(pinned) if pinned == index => {
+            let health = Pins::new(&self.bpffs, &ic.name)
+                .and_then(Guard::open)
+                .and_then(|g| Health::of(&g));
+            let why = match health {
+                Ok(health) if !health.needs_reattach() => {
                     self.gone.remove(&ic.name);
                     continue;
                 }
-                Ok(_) => self.locked(|| {
-                    loader::reattach(&pins, ic.mode).map(|a| {
-                        let note = a.fallback_note(&ic.name);
-                        ("re-attached", a.program_id, note)
-                    })
-                }),
-                Err(_) => self.locked(|| {
-                    apply::apply(&self.bpffs, ic).map(|applied| match applied {
-                        Applied::Attached(a) => {
-                            if let Some(note) = a.resumed_note(&ic.name) {
-                                log::info!("{note}");
-                            }
-                            ("attached", a.program_id, a.fallback_note(&ic.name))
-                        }
-                        Applied::Updated => ("updated", 0, None),
-                    })
-                }),
+                Ok(Health::Recreated { .. }) => format!("the interface is back (ifindex {index})"),
+                Ok(health) => health.to_string(),
+                Err(Error::NotGuarded { .. }) => format!(
+                    "its pins were removed outside this service (e.g. `icmp-guard detach`), but {} names it; to stop guarding it, remove it from the file and reload",
+                    crate::error::shown(&self.cfg.path)
+                ),
+                Err(e) => {
+                    log::error!("{}", crate::error::chain(&e));
+                    continue;
+                }
             };
+            let result = self.locked(|| apply::apply(&self.bpffs, ic));
             match result {
-                Ok((what, program, note)) => {
-                    log::info!(
-                        "{}: interface is back (ifindex {index}); {what} as program {program}",
-                        ic.name
+                Ok(Applied::Attached(a)) => {
+                    log::warn!(
+                        "{}: {why}; attached again in {} mode as program {}",
+                        ic.name,
+                        a.mode,
+                        a.program_id
                     );
-                    if let Some(note) = note {
+                    if let Some(note) = a.fallback_note(&ic.name) {
                         log::warn!("{note}");
                     }
+                    self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
                     self.gone.remove(&ic.name);
                 }
-                Err(e) => log::error!("{e}"),
+                Ok(Applied::Updated) => {}
+                Err(e) => log::error!("{}: {why}; {}", ic.name, crate::error::chain(&e)),
             }
         }
     }
@@ -301,19 +425,26 @@ impl Daemon {
         }
     }
 
-    fn detach(&mut self, name: &IfaceName, why: &str) {
+    /// Detaches `name` and removes its pins; returns whether it could.
+    fn detach(&mut self, name: &IfaceName, why: &str) -> bool {
         self.loggers.remove(name);
         let result = self.locked(|| {
-            let pins = Pins::new(&self.bpffs, name);
-            if pins.dir.exists() {
+            let pins = Pins::to_change(&self.bpffs, name)?;
+            let existed = pins.dir.exists();
+            if existed {
                 pins.remove()?;
             }
-            Ok(())
+            Ok(existed)
         });
         match result {
-            Ok(()) => log::info!("{name}: detached ({why})"),
-            Err(e) => log::error!("{e}"),
+            Ok(true) => log::info!("{name}: detached ({why})"),
+            Ok(false) => log::info!("{name}: nothing to detach ({why}): it had no pins"),
+            Err(e) => {
+                log::error!("{}", crate::error::chain(&e));
+                return false;
+            }
         }
+        true
     }
 
     fn stop(&mut self) {

@@ -29,13 +29,15 @@ use super::{
     AttachMode,
     iface::{ifindex, is_loopback},
     netlink,
+    owner::{self, Foreign, Owner},
     refusal::NativeRefusal,
 };
 use crate::{
     Error,
     error::shown,
     pinned::{
-        Pins, bpffs,
+        Guard, Pins, bpffs,
+        health::Health,
         maps::{Lists, Maps},
         schema,
     },
@@ -57,6 +59,8 @@ pub struct Attached {
     pub log: Option<ProgramLog>,
     /// Whether this finished an attach that was interrupted (pins without a link).
     pub resumed: bool,
+    /// When this attached pinned state again: why the guard was not attached.
+    pub revived: Option<Health>,
 }
 
 impl Attached {
@@ -66,6 +70,17 @@ impl Attached {
         self.resumed.then(|| {
             format!(
                 "finished an interrupted attach of {iface}: its pins had no link and nothing was attached; reused its maps and pinned the link"
+            )
+        })
+    }
+
+    /// When this attached pinned state again: the line that says so, for the caller.
+    #[must_use]
+    pub fn revived_note(&self, iface: &str) -> Option<String> {
+        self.revived.map(|was| {
+            format!(
+                "{iface} was not attached ({}); attached it again with its pinned state (counters, buckets, lists)",
+                was.label().replace('_', " ")
             )
         })
     }
@@ -158,6 +173,9 @@ pub fn attach(
     bpffs::ensure_mounted(bpffs_path)?;
     pins.check()?;
     if pins.exist() {
+        if let Some(revived) = revive(pins, mode)? {
+            return Ok(revived);
+        }
         return Err(Error::AlreadyGuarded {
             iface: iface.to_owned(),
             dir: pins.dir.clone(),
@@ -274,7 +292,23 @@ fn link_and_pin(
         program_id,
         log: program_log(&mut ebpf),
         resumed: false,
+        revived: None,
     })
+}
+
+/// Attaches the pinned state of `pins.iface` again when its link is dead but the interface
+/// is there (recreated, or the link detached from outside): see [`Health`]. `None` when the
+/// guard is attached, or its interface is gone.
+pub fn revive(pins: &Pins, mode: AttachMode) -> Result<Option<Attached>, Error> {
+    let health = Health::of(&Guard::open(pins.clone())?)?;
+    if !health.needs_reattach() {
+        return Ok(None);
+    }
+    let attached = reattach(pins, mode)?;
+    Ok(Some(Attached {
+        revived: Some(health),
+        ..attached
+    }))
 }
 
 /// Swaps the embedded program in for the one attached to `pins.iface`, atomically through
@@ -282,6 +316,14 @@ fn link_and_pin(
 /// counter or bucket.
 pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
     schema::check(pins)?;
+    let health = Health::of(&Guard::open(pins.clone())?)?;
+    if !health.attached() {
+        // The kernel refuses to update a detached link ("Link has been severed").
+        return Err(Error::NotAttached {
+            iface: pins.iface.to_string(),
+            health,
+        });
+    }
     let path = pins.link();
     let pinned =
         PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
@@ -420,23 +462,33 @@ fn refused(iface: &str, mode: AttachMode, source: ProgramError) -> Error {
             source,
         };
     }
-    let program = ifindex(iface)
-        .ok()
-        .and_then(|index| netlink::xdp_state(index).ok().flatten())
-        .map_or_else(
-            || "unknown program".to_owned(),
-            |state| {
-                let name =
-                    netlink::program_name(state.program_id).unwrap_or_else(|| "unnamed".to_owned());
-                format!(
-                    "program {} \"{name}\" in {} mode",
-                    state.program_id, state.mode
-                )
-            },
-        );
     Error::ForeignProgram {
         iface: iface.to_owned(),
-        program,
+        program: Box::new(foreign(iface)),
+    }
+}
+
+/// The program attached to `iface` and its owner, as far as they can be read.
+fn foreign(iface: &str) -> Foreign {
+    let index = ifindex(iface).ok();
+    let state = index.and_then(|index| netlink::xdp_state(index).ok().flatten());
+    let Some((index, state)) = index.zip(state) else {
+        return Foreign {
+            id: 0,
+            name: None,
+            mode: AttachMode::Unknown,
+            owner: Owner::Unknown,
+        };
+    };
+    let name = (state.program_id != 0)
+        .then(|| netlink::program_name(state.program_id))
+        .flatten();
+    let pins = owner::Pins::find(iface, index, state.program_id);
+    Foreign {
+        id: state.program_id,
+        owner: Owner::identify(name.as_deref(), &pins),
+        name,
+        mode: state.mode,
     }
 }
 

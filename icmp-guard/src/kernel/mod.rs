@@ -1,13 +1,18 @@
 //! Talking to the kernel: the embedded XDP object ([`object`]), loading, attaching and
-//! replacing it ([`loader`]), interface names and indexes ([`iface`]), the attach mode
+//! replacing it ([`loader`]), interface names and indexes ([`iface`]), the network namespace
+//! ([`netns`]), the state of an XDP link ([`link`]), the attach mode
 //! ([`mode`]), rtnetlink queries ([`netlink`]), why a driver refused native XDP
-//! ([`refusal`]) and capability checks ([`privilege`]).
+//! ([`refusal`]), who owns a foreign XDP program ([`owner`]) and capability checks
+//! ([`privilege`]).
 
 pub mod iface;
+pub mod link;
 pub mod loader;
 pub mod mode;
 pub mod netlink;
+pub mod netns;
 pub mod object;
+pub mod owner;
 pub mod privilege;
 pub mod refusal;
 

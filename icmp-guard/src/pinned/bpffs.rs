@@ -27,6 +27,18 @@ pub fn is_bpffs(path: &Path) -> bool {
     rc == 0 && u64::try_from(st.f_type).is_ok_and(|t| t == u64::from(BPF_FS_MAGIC))
 }
 
+/// For commands that only read: `path` must be a bpffs, or the pins cannot be there (a
+/// mistyped `--bpffs` is an error, not an empty listing).
+pub fn require(path: &Path) -> Result<(), Error> {
+    if is_bpffs(path) {
+        Ok(())
+    } else {
+        Err(Error::NotBpffs {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
 /// Makes sure `path` is a bpffs, mounting one there (as bpftool does) if it is not.
 ///
 /// A bpffs is mounted only on a folder that is plainly ours to cover: a path that does not

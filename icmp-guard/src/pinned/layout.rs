@@ -1,11 +1,21 @@
-//! Where a guarded interface's state is pinned: `<bpffs>/icmp-guard/<IFACE>/`.
+//! Where a guarded interface's state is pinned: `<bpffs>/icmp-guard/netns:<INODE>/<IFACE>/`,
+//! under the network namespace of the interface (see [`Netns`]): a bpffs is shared by every
+//! namespace, and an interface name means something only inside one.
+//!
+//! Versions before 0.2 pinned at `<bpffs>/icmp-guard/<IFACE>/`. Such a folder is *legacy*: a
+//! command that changes the interface moves it under its namespace when its link is attached
+//! to the interface of that name in the command's namespace ([`Pins::adopt_legacy`]); `status`
+//! lists the others.
 
 use std::path::{Path, PathBuf};
 
 use icmp_guard_common::maps;
 
 use super::private;
-use crate::{Error, kernel::IfaceName};
+use crate::{
+    Error,
+    kernel::{IfaceName, iface::ifindex, link, netns::Netns},
+};
 
 /// Default bpffs mount point.
 pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
@@ -39,56 +49,162 @@ pub fn root(bpffs: &Path) -> PathBuf {
     bpffs.join(ROOT_DIR)
 }
 
-/// The interfaces with pins under `bpffs`, sorted by name; none when `bpffs` is not a bpffs.
+/// The interfaces of this network namespace with pins under `bpffs`, sorted by name; none
+/// when `bpffs` is not a bpffs.
 pub fn guarded(bpffs: &Path) -> Result<Vec<IfaceName>, Error> {
+    let here = Netns::current()?;
+    Ok(everywhere(bpffs)?
+        .into_iter()
+        .filter(|p| p.netns == Some(here))
+        .map(|p| p.iface)
+        .collect())
+}
+
+/// A guard found under the pin root: its namespace (none for a legacy folder) and interface.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Found {
+    pub netns: Option<Netns>,
+    pub iface: IfaceName,
+}
+
+/// Every guard under `bpffs`, in every namespace and legacy ones, sorted; none when `bpffs`
+/// is not a bpffs.
+pub fn everywhere(bpffs: &Path) -> Result<Vec<Found>, Error> {
     let root = root(bpffs);
     if !super::bpffs::is_bpffs(bpffs) || !private::check_dir(&root)? {
         return Ok(Vec::new());
     }
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&root).map_err(Error::io("listing", &root))? {
-        let entry = entry.map_err(Error::io("listing", &root))?;
-        // A folder whose name is no interface name was not made by icmp-guard.
-        let Some(name) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        if Pins::new(bpffs, &name).exist() {
-            names.push(name);
+    let mut found = Vec::new();
+    for entry in read_dir(&root)? {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(netns) = Netns::from_dir_name(name) {
+            let dir = entry.path();
+            private::check_dir(&dir)?;
+            for entry in read_dir(&dir)? {
+                if let Some(iface) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                    if Pins::in_netns(bpffs, netns, &iface).exist() {
+                        found.push(Found {
+                            netns: Some(netns),
+                            iface,
+                        });
+                    }
+                }
+            }
+        } else if let Ok(iface) = name.parse::<IfaceName>() {
+            // A folder whose name is neither was not made by icmp-guard.
+            if root.join(name).join(maps::LINK_PIN).exists() {
+                found.push(Found { netns: None, iface });
+            }
         }
     }
-    names.sort();
-    Ok(names)
+    found.sort();
+    Ok(found)
+}
+
+/// The entries of a folder.
+fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Error> {
+    std::fs::read_dir(dir)
+        .map_err(Error::io("listing", dir))?
+        .collect::<Result<_, _>>()
+        .map_err(Error::io("listing", dir))
 }
 
 /// The pins of one interface.
 #[derive(Clone, Debug)]
 pub struct Pins {
     pub iface: IfaceName,
+    /// The namespace of the interface.
+    pub netns: Netns,
     pub dir: PathBuf,
+    root: PathBuf,
 }
 
 impl Pins {
+    /// The pins of `iface` in this process's network namespace.
+    pub fn new(bpffs: &Path, iface: &IfaceName) -> Result<Self, Error> {
+        Ok(Self::in_netns(bpffs, Netns::current()?, iface))
+    }
+
+    /// The pins of `iface` in this process's network namespace, for a command that changes
+    /// them and holds the lock: a legacy folder of the interface is adopted first (see
+    /// [`adopt_legacy`](Self::adopt_legacy)).
+    pub fn to_change(bpffs: &Path, iface: &IfaceName) -> Result<Self, Error> {
+        let pins = Self::new(bpffs, iface)?;
+        pins.adopt_legacy()?;
+        Ok(pins)
+    }
+
+    /// The pins of `iface` in the namespace `netns`.
     #[must_use]
-    pub fn new(bpffs: &Path, iface: &IfaceName) -> Self {
+    pub fn in_netns(bpffs: &Path, netns: Netns, iface: &IfaceName) -> Self {
+        let root = root(bpffs);
         // A validated name has no `/` and is not `..`: the folder is always directly inside
-        // the root.
+        // the namespace's folder.
         Self {
             iface: iface.clone(),
-            dir: root(bpffs).join(iface.as_str()),
+            netns,
+            dir: netns.dir_in(&root).join(iface.as_str()),
+            root,
         }
     }
 
-    /// The pin root, `<bpffs>/icmp-guard`, which holds this interface's folder.
+    /// The pin root, `<bpffs>/icmp-guard`.
     #[must_use]
     pub fn root(&self) -> &Path {
-        self.dir.parent().unwrap_or(&self.dir)
+        &self.root
     }
 
-    /// Checks the pin root and this interface's folder, where they exist: each must be a
-    /// directory of root's that no one else can write (see [`private`]), or someone else
-    /// could rename or replace the pins. Every command calls it before it trusts a pin.
+    /// The folder of the namespace's guards, which holds this interface's folder.
+    #[must_use]
+    pub fn netns_dir(&self) -> PathBuf {
+        self.netns.dir_in(&self.root)
+    }
+
+    /// Where a version before 0.2 pinned this interface's state.
+    #[must_use]
+    pub fn legacy_dir(&self) -> PathBuf {
+        self.root.join(self.iface.as_str())
+    }
+
+    /// Moves a legacy folder of this interface here (an atomic rename inside the bpffs, which
+    /// keeps the guard attached and its state), when its link is attached to the interface of
+    /// this name in this namespace; a legacy folder of another namespace's interface, or one
+    /// whose link is dead, stays where it is. Call it holding the lock. Returns whether it
+    /// moved one.
+    pub fn adopt_legacy(&self) -> Result<bool, Error> {
+        let legacy = self.legacy_dir();
+        // No bpffs there yet (attach mounts it, or refuses the path, later): nothing to adopt.
+        let bpffs = self.root.parent().unwrap_or(&self.root);
+        if !super::bpffs::is_bpffs(bpffs) || self.dir.exists() || !private::check_dir(&legacy)? {
+            return Ok(false);
+        }
+        let ours = link::pinned_state(&legacy.join(maps::LINK_PIN)).is_ok_and(|state| {
+            state.attached() && ifindex(&self.iface).is_ok_and(|i| i == state.ifindex)
+        });
+        if !ours {
+            return Ok(false);
+        }
+        private::make_dir(&self.root)?;
+        private::make_dir(&self.netns_dir())?;
+        std::fs::rename(&legacy, &self.dir)
+            .map_err(Error::io("moving the legacy pins", &legacy))?;
+        log::warn!(
+            "{}: moved the pins of an earlier version from {} to {}",
+            self.iface,
+            crate::error::shown(&legacy),
+            crate::error::shown(&self.dir)
+        );
+        Ok(true)
+    }
+
+    /// Checks the pin root, the namespace's folder and this interface's folder, where they
+    /// exist: each must be a directory of root's that no one else can write (see
+    /// [`private`]), or someone else could rename or replace the pins. Every command calls it
+    /// before it trusts a pin.
     pub fn check(&self) -> Result<(), Error> {
         private::check_dir(self.root())?;
+        private::check_dir(&self.netns_dir())?;
         private::check_dir(&self.dir)?;
         Ok(())
     }
@@ -96,6 +212,7 @@ impl Pins {
     /// Creates the pin root and this interface's folder, mode 0700, or checks those there.
     pub fn make_dirs(&self) -> Result<(), Error> {
         private::make_dir(self.root())?;
+        private::make_dir(&self.netns_dir())?;
         private::make_dir(&self.dir)
     }
 

@@ -99,56 +99,7 @@ impl Lock {
     pub fn acquire_in(run_dir: &Path, bpffs: &Path, wait: Duration) -> Result<Self, Error> {
         private::make_dir(run_dir)?;
         let path = path_in(run_dir, bpffs);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) {
-                    Error::Untrusted {
-                        path: path.clone(),
-                        problem: "is a symbolic link".into(),
-                        fix: format!(
-                            "remove it (`rm {}`) and run the command again",
-                            shown(&path)
-                        ),
-                    }
-                } else {
-                    Error::io("opening the lock file", &path)(e)
-                }
-            })?;
-        let meta = file
-            .metadata()
-            .map_err(Error::io("inspecting the lock file", &path))?;
-        let problem = if !meta.is_file() {
-            Some("is not a regular file".to_owned())
-        } else if !private::trusted_owner(meta.uid()) {
-            Some(format!(
-                "is owned by {}, not root",
-                private::user(meta.uid())
-            ))
-        } else if meta.mode() & 0o077 != 0 {
-            Some(format!(
-                "can be opened by its group or by others (mode {:04o}), who could hold the lock",
-                meta.mode() & 0o7777
-            ))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            return Err(Error::Untrusted {
-                problem,
-                fix: format!(
-                    "remove it (`rm {}`) when no icmp-guard command runs; the next one creates it mode 0600",
-                    shown(&path)
-                ),
-                path,
-            });
-        }
+        let mut file = open_trusted(&path)?;
         let deadline = Instant::now() + wait;
         loop {
             // SAFETY: flock on a descriptor we own.
@@ -183,6 +134,64 @@ impl Lock {
             .and_then(|()| file.write_all(format!("{}\n", resolved(bpffs).display()).as_bytes()));
         Ok(Self { file, path })
     }
+}
+
+/// Opens (creating it mode 0600 if needed) a lock file of root's that no one else can open;
+/// one that is a link, not a regular file, another user's, or open to others is refused,
+/// naming the fix.
+pub(super) fn open_trusted(path: &Path) -> Result<File, Error> {
+    let path = path.to_path_buf();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Error::Untrusted {
+                    path: path.clone(),
+                    problem: "is a symbolic link".into(),
+                    fix: format!(
+                        "remove it (`rm {}`) and run the command again",
+                        shown(&path)
+                    ),
+                }
+            } else {
+                Error::io("opening the lock file", &path)(e)
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(Error::io("inspecting the lock file", &path))?;
+    let problem = if !meta.is_file() {
+        Some("is not a regular file".to_owned())
+    } else if !private::trusted_owner(meta.uid()) {
+        Some(format!(
+            "is owned by {}, not root",
+            private::user(meta.uid())
+        ))
+    } else if meta.mode() & 0o077 != 0 {
+        Some(format!(
+            "can be opened by its group or by others (mode {:04o}), who could hold the lock",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(Error::Untrusted {
+            problem,
+            fix: format!(
+                "remove it (`rm {}`) when no icmp-guard command runs; the next one creates it mode 0600",
+                shown(&path)
+            ),
+            path,
+        });
+    }
+    Ok(file)
 }
 
 /// Whether `path` still names the open `file`.

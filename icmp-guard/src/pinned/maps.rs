@@ -31,6 +31,13 @@ impl Guard {
     pub fn open(pins: Pins) -> Result<Self, Error> {
         pins.check()?;
         if !pins.exist() {
+            // A mistyped --bpffs says so, rather than that nothing is guarded there.
+            let bpffs = pins.root().parent().unwrap_or(pins.root());
+            if !super::bpffs::is_bpffs(bpffs) {
+                return Err(Error::NotBpffs {
+                    path: bpffs.to_path_buf(),
+                });
+            }
             return Err(Error::NotGuarded {
                 iface: pins.iface.to_string(),
                 dir: pins.dir,

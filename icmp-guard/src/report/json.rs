@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{Rates, Snapshot};
 use crate::{
     kernel::{AttachMode, IfaceName},
+    pinned::health::Health,
     policy::{self, KNOBS},
 };
 
@@ -20,12 +21,16 @@ pub struct Status<'a> {
     /// Seconds since the Unix epoch.
     pub attached_at: u64,
     pub dry_run: bool,
+    /// Whether the guard is attached now, and if not, why.
+    pub health: Health,
     pub ifindex: u32,
     pub interface: &'a IfaceName,
     /// Every knob by name.
     pub limits: BTreeMap<&'static str, u32>,
     pub lists: Lists,
     pub mode: AttachMode,
+    /// The inode of the interface's network namespace (as `lsns -t net` lists it).
+    pub netns: u64,
     pub pins: &'a Path,
     pub program_id: u32,
     pub sources: Fill,
@@ -142,6 +147,7 @@ impl Snapshot {
         Status {
             attached_at: cfg.attached_at,
             dry_run: cfg.dry_run(),
+            health: self.health,
             ifindex: cfg.ifindex,
             interface: &self.interface,
             limits: KNOBS.iter().map(|k| (k.name, (k.get)(cfg))).collect(),
@@ -150,6 +156,7 @@ impl Snapshot {
                 deny: self.deny,
             },
             mode: self.mode,
+            netns: self.netns.0,
             pins: &self.pins,
             program_id: self.program_id,
             sources: Fill {
@@ -223,13 +230,14 @@ mod tests {
         );
     }
 
-    /// The shapes as they were before the read model: same keys, same order, same values.
+    /// The shapes as they were before the read model (same keys, same order, same values),
+    /// plus `health` and `netns`.
     #[test]
     fn the_shapes_are_unchanged() {
         let s = sample();
         assert_eq!(
             serde_json::to_string(&[s.status()]).unwrap(),
-            r#"[{"attached_at":1795876339,"dry_run":false,"ifindex":7,"interface":"eth0","limits":{"echo_burst":50,"echo_rate":20,"exempt_burst":20000,"exempt_rate":10000,"global_burst":4000,"global_rate":2000,"max_echo_size":9216,"max_sources":65536,"new_source_burst":200,"new_source_rate":100,"reply_burst":200,"reply_rate":100,"v4_prefix":24,"v6_prefix":64},"lists":{"allow":1,"deny":0},"mode":"native","pins":"/sys/fs/bpf/icmp-guard/eth0","program_id":13,"sources":{"bytes":7340032,"capacity":65536,"tracked":2},"summary":"echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources"}]"#
+            r#"[{"attached_at":1795876339,"dry_run":false,"health":{"state":"attached"},"ifindex":7,"interface":"eth0","limits":{"echo_burst":50,"echo_rate":20,"exempt_burst":20000,"exempt_rate":10000,"global_burst":4000,"global_rate":2000,"max_echo_size":9216,"max_sources":65536,"new_source_burst":200,"new_source_rate":100,"reply_burst":200,"reply_rate":100,"v4_prefix":24,"v6_prefix":64},"lists":{"allow":1,"deny":0},"mode":"native","netns":4026531840,"pins":"/sys/fs/bpf/icmp-guard/netns:4026531840/eth0","program_id":13,"sources":{"bytes":7340032,"capacity":65536,"tracked":2},"summary":"echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources"}]"#
         );
         assert_eq!(
             serde_json::to_string(&s.stats(1)).unwrap(),

@@ -6,9 +6,11 @@
 //! - [`json`]: the `Serialize` shapes of `status --json`, `stats --json` and each line of
 //!   `stats --watch --json`;
 //! - [`text`]: the tables of `status`, `stats` and `stats --watch`;
-//! - [`prometheus`]: the exposition served on `/metrics`.
+//! - [`prometheus`]: the exposition served on `/metrics`;
+//! - [`process`]: the service process's own resources, for `/metrics`.
 
 pub mod json;
+pub mod process;
 pub mod prometheus;
 pub mod rates;
 pub mod text;
@@ -23,9 +25,10 @@ use icmp_guard_common::{Config, Reason, SourceKey, policy::List};
 pub use self::rates::Rates;
 use crate::{
     Error,
-    kernel::{AttachMode, IfaceName, netlink},
+    kernel::{AttachMode, IfaceName, netlink, netns::Netns},
     pinned::{
         Guard, Pins,
+        health::Health,
         maps::{SourceTable, SourceTotals},
     },
 };
@@ -36,6 +39,10 @@ pub struct Snapshot {
     pub interface: IfaceName,
     /// The folder of its pins.
     pub pins: PathBuf,
+    /// The network namespace of the interface.
+    pub netns: Netns,
+    /// Whether the guard is attached, as the kernel says now.
+    pub health: Health,
     /// The config map's value: limits, dry-run, where and when it was attached.
     pub config: Config,
     /// The program the pinned link holds.
@@ -56,18 +63,21 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the guard of `iface` under `bpffs`.
     pub fn open(bpffs: &Path, iface: &IfaceName) -> Result<Self, Error> {
-        Self::read(&Guard::open(Pins::new(bpffs, iface))?)
+        Self::read(&Guard::open(Pins::new(bpffs, iface)?)?)
     }
 
     /// Reads every fact the views show from an open guard.
     pub fn read(guard: &Guard) -> Result<Self, Error> {
         let config = guard.maps.config()?;
         let program_id = guard.program_id()?;
+        let health = Health::of(guard)?;
         let mut sources = guard.maps.sources()?;
         rank(&mut sources);
         Ok(Self {
             interface: guard.pins.iface.clone(),
             pins: guard.pins.dir.clone(),
+            netns: guard.pins.netns,
+            health,
             mode: reported_mode(&config, program_id),
             program_id,
             counters: guard.maps.counters()?,
@@ -179,7 +189,9 @@ pub(crate) mod tests {
         rank(&mut sources);
         Snapshot {
             interface: "eth0".parse().unwrap(),
-            pins: PathBuf::from("/sys/fs/bpf/icmp-guard/eth0"),
+            pins: PathBuf::from("/sys/fs/bpf/icmp-guard/netns:4026531840/eth0"),
+            netns: Netns(4_026_531_840),
+            health: Health::Attached,
             config,
             program_id: 13,
             mode: AttachMode::Native,

@@ -6,7 +6,8 @@ use std::{fmt::Write as _, path::Path};
 
 use icmp_guard_common::Reason;
 
-use super::Snapshot;
+use super::{Snapshot, process::Process};
+use crate::daemon::Served;
 use crate::pinned::maps::SourceTotals;
 use crate::{Error, kernel::IfaceName, policy::KNOBS};
 
@@ -57,11 +58,24 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot]) -> String {
     family(
         "icmp_guard_up",
         "gauge",
-        "Whether the interface is guarded (1) or not (0).",
+        "Whether the interface is guarded (1) or not (0): pinned, and attached as the kernel says now.",
         &mut interfaces.iter().map(|i| {
-            let up = u8::from(samples.iter().any(|s| &s.interface == i));
+            let up = u8::from(
+                samples
+                    .iter()
+                    .any(|s| &s.interface == i && s.health.attached()),
+            );
             format!("{{interface=\"{}\"}} {up}", escape(i))
         }),
+    );
+    family(
+        "icmp_guard_down_reason",
+        "gauge",
+        "Why a guard whose pins exist is not attached (1 for the reason that holds): interface_gone, interface_recreated or link_detached.",
+        &mut samples
+            .iter()
+            .filter(|s| !s.health.attached())
+            .map(|s| format!("{{{},reason=\"{}\"}} 1", label(s), s.health.label())),
     );
     family(
         "icmp_guard_program_info",
@@ -205,9 +219,93 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot]) -> String {
     out
 }
 
+/// The service's own families: the build, how the last reload went, and the process's
+/// resources (the `process_*` names Prometheus's client libraries use).
+#[must_use]
+pub fn render_service(served: &Served) -> String {
+    render_service_with(served, &Process::read())
+}
+
+fn render_service_with(served: &Served, process: &Process) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, value: Option<String>| {
+        if let Some(value) = value {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name}{value}");
+        }
+    };
+    family(
+        "icmp_guard_build_info",
+        "gauge",
+        "The running build: version and the target it was built for (always 1).",
+        Some(format!(
+            "{{version=\"{}\",target_arch=\"{}\",target_env=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH,
+            if cfg!(target_env = "musl") {
+                "musl"
+            } else {
+                "gnu"
+            }
+        )),
+    );
+    family(
+        "icmp_guard_config_last_reload_successful",
+        "gauge",
+        "Whether the last start or reload applied the whole configuration file (1) or not (0).",
+        Some(format!(" {}", u8::from(served.last_reload_ok))),
+    );
+    family(
+        "icmp_guard_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "When the configuration file was last applied whole, in seconds since the Unix epoch (0: never).",
+        Some(format!(" {}", served.last_reload_success)),
+    );
+    let value = |v: Option<String>| v.map(|v| format!(" {v}"));
+    family(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        value(process.cpu_seconds.map(|v| v.to_string())),
+    );
+    family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        value(process.resident_bytes.map(|v| v.to_string())),
+    );
+    family(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+        value(process.virtual_bytes.map(|v| v.to_string())),
+    );
+    family(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch in seconds.",
+        value(process.start_time_seconds.map(|v| v.to_string())),
+    );
+    family(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        value(process.open_fds.map(|v| v.to_string())),
+    );
+    family(
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+        value(process.max_fds.map(|v| v.to_string())),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::{super::tests::sample, *};
+    use crate::pinned::health::Health;
 
     #[test]
     fn an_unreadable_interface_is_down_and_every_family_renders() {
@@ -226,5 +324,51 @@ mod tests {
             assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
         }
         assert!(!out.contains(r#"interface="eth1","#), "{out}");
+        assert!(!out.contains("icmp_guard_down_reason{"), "{out}");
+    }
+
+    #[test]
+    fn the_service_reports_its_build_its_last_reload_and_its_process() {
+        let served = Served {
+            last_reload_ok: true,
+            last_reload_success: 1_795_876_339,
+            ..Served::default()
+        };
+        let process = Process {
+            cpu_seconds: Some(1.5),
+            resident_bytes: Some(4096),
+            open_fds: Some(9),
+            ..Process::default()
+        };
+        let out = render_service_with(&served, &process);
+        for line in [
+            "icmp_guard_config_last_reload_successful 1",
+            "icmp_guard_config_last_reload_success_timestamp_seconds 1795876339",
+            "process_cpu_seconds_total 1.5",
+            "process_resident_memory_bytes 4096",
+            "process_open_fds 9",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
+        assert!(out.contains(&format!(
+            "icmp_guard_build_info{{version=\"{}\"",
+            env!("CARGO_PKG_VERSION")
+        )));
+        // A fact that could not be read is left out, not reported as 0.
+        assert!(!out.contains("process_max_fds"), "{out}");
+    }
+
+    #[test]
+    fn a_guard_whose_link_the_kernel_dropped_is_down_with_its_reason() {
+        let configured: Vec<IfaceName> = vec!["eth0".parse().unwrap()];
+        let mut down = sample();
+        down.health = Health::LinkDetached;
+        let out = render(&configured, &[down]);
+        for line in [
+            r#"icmp_guard_up{interface="eth0"} 0"#,
+            r#"icmp_guard_down_reason{interface="eth0",reason="link_detached"} 1"#,
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
     }
 }

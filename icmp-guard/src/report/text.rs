@@ -5,17 +5,20 @@ use std::{fmt::Write as _, time::UNIX_EPOCH};
 use icmp_guard_common::Reason;
 
 use super::{Rates, Snapshot};
-use crate::policy;
+use crate::{pinned::health::Health, policy};
 
 /// One guard as `status` lists it.
 #[must_use]
 pub fn status(s: &Snapshot) -> String {
+    let attachment = if s.health == Health::Attached {
+        format!("program {} in {} mode", s.program_id, s.mode)
+    } else {
+        format!("program {}: {}", s.program_id, s.health)
+    };
     format!(
-        "{} (ifindex {}): program {} in {} mode since {}\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {} ({:.1} MiB)\n",
+        "{} (ifindex {}): {attachment} since {}\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {} ({:.1} MiB)\n",
         s.interface,
         s.config.ifindex,
-        s.program_id,
-        s.mode,
         utc(s.config.attached_at),
         policy::describe(&s.config),
         s.allow,
@@ -60,6 +63,9 @@ pub fn stats(s: &Snapshot, top: usize) -> String {
         );
     } else {
         let _ = writeln!(out, "icmp-guard on {}", s.interface);
+    }
+    if !s.health.attached() {
+        let _ = writeln!(out, "  {}", s.health);
     }
     let _ = writeln!(out, "  {:<22} {:>12}  meaning", "counter", "packets");
     for (reason, n) in &s.counters {

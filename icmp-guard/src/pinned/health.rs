@@ -1,0 +1,158 @@
+//! Whether a guard is really there: its pins may outlive the attachment. The kernel drops an
+//! XDP link's interface when the interface is deleted or someone detaches the link
+//! (`bpftool link detach`), and the pinned link lives on, holding a program that sees no
+//! packet. [`Health`] is what every view reports and what `attach` and the service act on.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::Guard;
+use crate::{
+    Error,
+    kernel::{iface::ifindex, link},
+};
+
+/// The state of a guard's attachment, as the kernel tells it now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Health {
+    /// The pinned link is attached to the interface of this name in this namespace.
+    Attached,
+    /// The interface was deleted, and the kernel detached the link with it.
+    InterfaceGone,
+    /// The interface was deleted and created again (it has a new index), so the pinned link
+    /// is detached.
+    #[serde(rename = "interface_recreated")]
+    Recreated { ifindex: u32 },
+    /// The interface is the same, but the link was detached from outside icmp-guard (e.g.
+    /// `bpftool link detach`).
+    LinkDetached,
+    /// The link is attached to another interface index: the interface was renamed, and the
+    /// guard follows the interface, not the name.
+    #[serde(rename = "interface_renamed")]
+    Renamed { ifindex: u32 },
+}
+
+impl Health {
+    /// Reads the health of `guard`, whose config records the interface index it attached to.
+    pub fn of(guard: &Guard) -> Result<Self, Error> {
+        let path = guard.pins.link();
+        let link =
+            link::pinned_state(&path).map_err(Error::io("reading the pinned link", &path))?;
+        let now = ifindex(&guard.pins.iface).ok();
+        let recorded = guard.maps.config()?.ifindex;
+        Ok(Self::judge(link, now, recorded))
+    }
+
+    /// The decision, from the link's state, the index the name has now (if any), and the
+    /// index the guard attached to.
+    #[must_use]
+    pub fn judge(link: link::LinkState, now: Option<u32>, recorded: u32) -> Self {
+        match now {
+            _ if link.attached() && now == Some(link.ifindex) => Self::Attached,
+            _ if link.attached() => Self::Renamed {
+                ifindex: link.ifindex,
+            },
+            None => Self::InterfaceGone,
+            Some(index) if index == recorded => Self::LinkDetached,
+            Some(index) => Self::Recreated { ifindex: index },
+        }
+    }
+
+    /// Whether the guard enforces on its interface.
+    #[must_use]
+    pub fn attached(self) -> bool {
+        matches!(self, Self::Attached | Self::Renamed { .. })
+    }
+
+    /// Whether `attach` (or the service) should attach the pinned state again.
+    #[must_use]
+    pub fn needs_reattach(self) -> bool {
+        matches!(self, Self::Recreated { .. } | Self::LinkDetached)
+    }
+
+    /// A short label for metrics: `attached`, `interface_gone`, ...
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Attached => "attached",
+            Self::InterfaceGone => "interface_gone",
+            Self::Recreated { .. } => "interface_recreated",
+            Self::LinkDetached => "link_detached",
+            Self::Renamed { .. } => "interface_renamed",
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    /// What happened, for people.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Attached => write!(f, "attached"),
+            Self::InterfaceGone => write!(
+                f,
+                "NOT ATTACHED: the interface is gone and the kernel detached the guard; it is attached again (with its state) by `icmp-guard attach` or the service when the interface is back"
+            ),
+            Self::Recreated { ifindex } => write!(
+                f,
+                "NOT ATTACHED: the interface was recreated (now ifindex {ifindex}); `icmp-guard attach` attaches the guard again with its pinned state (the service does it by itself)"
+            ),
+            Self::LinkDetached => write!(
+                f,
+                "NOT ATTACHED: the guard's link was detached from outside icmp-guard (e.g. `bpftool link detach`); `icmp-guard attach` attaches it again with its pinned state (the service does it by itself)"
+            ),
+            Self::Renamed { ifindex } => write!(
+                f,
+                "attached to ifindex {ifindex}, which has another name now (the interface was renamed)"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::link::LinkState;
+
+    #[test]
+    fn the_kernel_s_word_decides() {
+        let link = |ifindex| LinkState {
+            program_id: 9,
+            ifindex,
+        };
+        // (link's ifindex, the name's index now, the recorded index, health)
+        let cases = [
+            (7, Some(7), 7, Health::Attached),
+            (7, Some(8), 7, Health::Renamed { ifindex: 7 }),
+            (7, None, 7, Health::Renamed { ifindex: 7 }),
+            (0, None, 7, Health::InterfaceGone),
+            (0, Some(7), 7, Health::LinkDetached),
+            (0, Some(12), 7, Health::Recreated { ifindex: 12 }),
+        ];
+        for (linked, now, recorded, want) in cases {
+            assert_eq!(
+                Health::judge(link(linked), now, recorded),
+                want,
+                "{linked} {now:?} {recorded}"
+            );
+        }
+        assert!(Health::Attached.attached() && !Health::Attached.needs_reattach());
+        assert!(!Health::InterfaceGone.attached() && !Health::InterfaceGone.needs_reattach());
+        assert!(Health::LinkDetached.needs_reattach());
+    }
+
+    #[test]
+    fn json_says_what_metrics_say() {
+        for health in [
+            Health::Attached,
+            Health::InterfaceGone,
+            Health::Recreated { ifindex: 3 },
+            Health::LinkDetached,
+            Health::Renamed { ifindex: 3 },
+        ] {
+            let json = serde_json::to_value(health).unwrap();
+            assert_eq!(json["state"], health.label(), "{health:?}");
+        }
+    }
+}

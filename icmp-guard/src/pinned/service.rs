@@ -1,0 +1,223 @@
+//! One service per bpffs and network namespace. `icmp-guard run` holds an exclusive `flock`
+//! on a file in [`RUN_DIR`] for as long as it runs, and writes there its pid, its config file
+//! and the interfaces it manages. A second service for the same guards is refused, naming
+//! the first one's pid; a command that changes an interface the service manages warns that
+//! the service will put its configuration back.
+//!
+//! Guards are filed by network namespace (see [`super::layout`]), so services in two
+//! namespaces manage disjoint guards and may share a bpffs; within one namespace, two
+//! services would undo each other's work, which is what the lock prevents.
+//!
+//! The file is never unlinked: a file that is gone while someone waits on it would let two
+//! holders in. Whether a service runs is whether the `flock` is held, not whether the file is
+//! there; the file says who held it last.
+
+use std::{
+    fmt::Write as _,
+    fs::File,
+    io::{Read as _, Seek as _, Write as _},
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+};
+
+use super::lock::{RUN_DIR, open_trusted, path_in};
+use crate::{
+    Error,
+    error::shown,
+    kernel::{IfaceName, netns::Netns},
+    pinned::private,
+};
+
+/// The running service's hold on the guards of one bpffs and namespace; released on drop.
+#[derive(Debug)]
+pub struct ServiceLock {
+    file: File,
+    path: PathBuf,
+}
+
+/// What a running service says of itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub config: PathBuf,
+    pub interfaces: Vec<String>,
+}
+
+/// The service file of the guards under `bpffs` in `netns`, in `run_dir`.
+#[must_use]
+pub fn path_of(run_dir: &Path, bpffs: &Path, netns: Netns) -> PathBuf {
+    path_in(run_dir, bpffs).with_extension(format!("{}.service", netns.dir_name()))
+}
+
+impl ServiceLock {
+    /// Takes the service lock of the guards under `bpffs` in this namespace, or says which
+    /// process holds it.
+    pub fn acquire(bpffs: &Path, config: &Path, interfaces: &[IfaceName]) -> Result<Self, Error> {
+        Self::acquire_in(
+            Path::new(RUN_DIR),
+            bpffs,
+            Netns::current()?,
+            config,
+            interfaces,
+        )
+    }
+
+    /// The same in `run_dir` for the namespace `netns`.
+    pub fn acquire_in(
+        run_dir: &Path,
+        bpffs: &Path,
+        netns: Netns,
+        config: &Path,
+        interfaces: &[IfaceName],
+    ) -> Result<Self, Error> {
+        private::make_dir(run_dir)?;
+        let path = path_of(run_dir, bpffs, netns);
+        let mut file = open_trusted(&path)?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(Error::io("locking", &path)(err));
+            }
+            let holder = read_holder(&mut file);
+            return Err(Error::ServiceRunning {
+                bpffs: bpffs.to_path_buf(),
+                lock: path,
+                holder: holder.map_or_else(
+                    || "a process that has not said who it is yet".to_owned(),
+                    |h| format!("pid {} with {}", h.pid, shown(&h.config)),
+                ),
+            });
+        }
+        let mut lock = Self { file, path };
+        lock.update(config, interfaces)?;
+        Ok(lock)
+    }
+
+    /// Records the config file and the interfaces the service manages now (after a reload).
+    pub fn update(&mut self, config: &Path, interfaces: &[IfaceName]) -> Result<(), Error> {
+        let mut text = format!("pid {}\nconfig {}\n", std::process::id(), config.display());
+        for iface in interfaces {
+            let _ = writeln!(text, "interface {iface}");
+        }
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.rewind())
+            .and_then(|()| self.file.write_all(text.as_bytes()))
+            .map_err(Error::io("writing", &self.path))
+    }
+}
+
+/// The service running for the guards under `bpffs` in this namespace, if one is.
+#[must_use]
+pub fn running(bpffs: &Path) -> Option<Holder> {
+    running_in(Path::new(RUN_DIR), bpffs, Netns::current().ok()?)
+}
+
+/// The same in `run_dir` for the namespace `netns`.
+#[must_use]
+pub fn running_in(run_dir: &Path, bpffs: &Path, netns: Netns) -> Option<Holder> {
+    let path = path_of(run_dir, bpffs, netns);
+    // Read-only, never created: a command only looks.
+    let mut file = File::open(&path).ok()?;
+    // SAFETY: flock on a descriptor we own; a shared lock we get is released on close.
+    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+    if free {
+        return None;
+    }
+    read_holder(&mut file)
+}
+
+/// Parses what [`ServiceLock::update`] wrote.
+fn read_holder(file: &mut File) -> Option<Holder> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    parse(&text)
+}
+
+fn parse(text: &str) -> Option<Holder> {
+    let mut pid = None;
+    let mut config = None;
+    let mut interfaces = Vec::new();
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("pid", v)) => pid = v.parse().ok(),
+            Some(("config", v)) => config = Some(PathBuf::from(v)),
+            Some(("interface", v)) => interfaces.push(v.to_owned()),
+            _ => {}
+        }
+    }
+    Some(Holder {
+        pid: pid?,
+        config: config?,
+        interfaces,
+    })
+}
+
+/// A warning for a command about to change `iface`, when a running service manages it.
+#[must_use]
+pub fn warning(bpffs: &Path, iface: &IfaceName, action: &str) -> Option<String> {
+    let holder = running(bpffs)?;
+    holder.interfaces.iter().any(|i| i == iface.as_str()).then(|| {
+        format!(
+            "warning: the icmp-guard service (pid {}) manages {iface} from {}: it puts back what the file says (a detached guard within a second, limits and lists at its next reload), so {action} may not last; change the file and reload the service instead",
+            holder.pid,
+            shown(&holder.config)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_service_is_refused_naming_the_first() {
+        let base = std::env::temp_dir().join(format!("icmp-guard-svc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let run = base.join("run");
+        let bpffs = base.join("bpffs");
+        std::fs::create_dir_all(&bpffs).unwrap();
+        let (here, there) = (Netns(1), Netns(2));
+        let eth0: IfaceName = "eth0".parse().unwrap();
+        let config = Path::new("/etc/icmp-guard/icmp-guard.toml");
+
+        assert_eq!(running_in(&run, &bpffs, here), None, "nothing runs yet");
+        let first =
+            ServiceLock::acquire_in(&run, &bpffs, here, config, std::slice::from_ref(&eth0))
+                .unwrap();
+        let holder = running_in(&run, &bpffs, here).expect("the first service is seen");
+        assert_eq!(holder.pid, std::process::id());
+        assert_eq!(holder.config, config);
+        assert_eq!(holder.interfaces, ["eth0"]);
+
+        // flock is per open file: a second open in this process conflicts like another one.
+        let err = ServiceLock::acquire_in(&run, &bpffs, here, config, &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        // Another namespace's guards are another service's.
+        let other = ServiceLock::acquire_in(&run, &bpffs, there, config, &[]).unwrap();
+        drop((first, other));
+        assert_eq!(running_in(&run, &bpffs, here), None, "released on drop");
+        ServiceLock::acquire_in(&run, &bpffs, here, config, &[]).unwrap();
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn what_the_file_says_reads_back() {
+        assert_eq!(
+            parse("pid 42\nconfig /etc/x.toml\ninterface eth0\ninterface eth1\n"),
+            Some(Holder {
+                pid: 42,
+                config: PathBuf::from("/etc/x.toml"),
+                interfaces: vec!["eth0".into(), "eth1".into()],
+            })
+        );
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("config /x\n"), None);
+    }
+}

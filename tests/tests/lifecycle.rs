@@ -1,0 +1,222 @@
+//! A guard's life outside the lab's happy path (issue 10): state bound to the interface's
+//! network namespace, not its name, on one shared bpffs; a guard whose link the kernel dropped
+//! or someone detached is reported as not attached and `attach` brings it back with its state;
+//! pins of an earlier layout are adopted; a mistyped `--bpffs` is an error.
+
+use std::path::Path;
+
+use icmp_guard_tests::lab::{Lab, Netns, counter, ip, run, stderr_of, unique};
+use serde_json::Value;
+
+/// `icmp-guard` in `ns` with the lab's bpffs; its output whatever the status.
+fn cli_in(lab: &Lab, ns: &Netns, args: &[&str]) -> std::process::Output {
+    let mut cmd = ns.enter(icmp_guard_tests::lab::workspace_bin("icmp-guard").unwrap());
+    cmd.arg("--bpffs").arg(&lab.bpffs.path).args(args);
+    cmd.output().unwrap()
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn health(lab: &Lab) -> Value {
+    lab.status().unwrap()[0]["health"]["state"].clone()
+}
+
+/// Two namespaces, each with an interface of the same name, one bpffs: each command acts on
+/// its own namespace's guard only, and `status` marks the other's.
+#[test]
+fn two_namespaces_with_the_same_interface_name_never_touch_each_other() {
+    let lab = Lab::new().unwrap();
+    let name = lab.guarded_if.clone();
+    let other = Netns::new(unique('n')).unwrap();
+    let peer = unique('p');
+    ip(&[
+        "-n",
+        &other.name,
+        "link",
+        "add",
+        &name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &peer,
+    ])
+    .unwrap();
+    for iface in [&name, &peer] {
+        ip(&["-n", &other.name, "link", "set", iface, "up"]).unwrap();
+    }
+
+    lab.cli_ok(&["attach", &name]).unwrap();
+    let out = cli_in(&lab, &other, &["attach", &name, "--mode", "generic"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(lab.guarded_has_xdp() && other.has_xdp(&name));
+
+    // Each namespace lists its own guard, with its namespace, and marks the other one.
+    let here = lab.status().unwrap();
+    assert_eq!(here.as_array().unwrap().len(), 1, "{here}");
+    assert_eq!(here[0]["netns"], lab.guarded.id().0, "{here}");
+    let text = lab.cli_ok(&["status"]).unwrap();
+    assert!(
+        text.contains(&format!(
+            "also guarded: {name} in another network namespace, netns {}",
+            other.id().0
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} (ip netns)", other.name)),
+        "named by ip netns: {text}"
+    );
+
+    // Detaching in the other namespace leaves this one's guard, pins and counters alone.
+    assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2);
+    let out = cli_in(&lab, &other, &["detach", &name]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!other.has_xdp(&name));
+    assert!(
+        lab.guarded_has_xdp(),
+        "the other namespace's detach left ours"
+    );
+    assert!(counter(&lab.stats().unwrap(), "passed") >= 2);
+    // And detaching there again finds nothing of its own to detach.
+    let out = cli_in(&lab, &other, &["detach", &name]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("is not guarded"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(lab.guarded_has_xdp());
+}
+
+/// How a link dies, the state then reported, and the command that brings it back.
+type Case<'a> = (&'a str, &'a dyn Fn(), &'a str, &'a [&'a str]);
+
+/// The ways a pinned guard stops being attached, each reported as such by `status`, `stats`
+/// and the JSON, and each undone by `attach` with the pinned state.
+#[test]
+fn a_guard_whose_link_is_dead_is_reported_and_attach_brings_it_back() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface, "--echo-rate", "7"]).unwrap();
+    assert_eq!(health(&lab), "attached");
+    assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2);
+
+    // (how the link dies, the state reported, the command that brings it back)
+    let link = lab.pin_dir(&iface).join("link");
+    let detach_link = || {
+        run(std::process::Command::new("bpftool")
+            .args(["link", "detach", "pinned"])
+            .arg(&link))
+        .unwrap();
+    };
+    let recreate = || lab.recreate_link().unwrap();
+    let cases: [Case; 3] = [
+        (
+            "bpftool link detach",
+            &detach_link,
+            "link_detached",
+            &["attach", &iface],
+        ),
+        (
+            "interface recreated",
+            &recreate,
+            "interface_recreated",
+            &["attach", &iface],
+        ),
+        (
+            "detached, then --replace",
+            &detach_link,
+            "link_detached",
+            &["attach", &iface, "--replace"],
+        ),
+    ];
+    for (what, kill, state, revive) in cases {
+        kill();
+        assert!(!lab.guarded_has_xdp(), "{what}: nothing attached");
+        assert_eq!(health(&lab), state, "{what}");
+        let text = lab.cli_ok(&["status"]).unwrap();
+        assert!(text.contains("NOT ATTACHED"), "{what}: {text}");
+        let shown = lab.cli_ok(&["stats", &iface]).unwrap();
+        assert!(shown.contains("NOT ATTACHED"), "{what}: {shown}");
+
+        let out = lab.cli_ok(revive).unwrap();
+        assert!(
+            out.contains("attached it again with its pinned state"),
+            "{what}: {out}"
+        );
+        assert!(lab.guarded_has_xdp(), "{what}");
+        assert_eq!(health(&lab), "attached", "{what}");
+        let status = lab.status().unwrap();
+        assert_eq!(
+            status[0]["limits"]["echo_rate"], 7,
+            "{what}: the state was kept"
+        );
+        assert!(
+            counter(&lab.stats().unwrap(), "passed") >= 2,
+            "{what}: counters kept"
+        );
+        assert_eq!(lab.ping(1, "0.2", 5).unwrap(), 1, "{what}");
+    }
+
+    // The interface deleted for good: the guard is reported gone.
+    ip(&["-n", &lab.guarded.name, "link", "del", &iface]).unwrap();
+    let text = lab.cli_ok(&["status"]).unwrap();
+    assert!(
+        text.contains("NOT ATTACHED: the interface is gone"),
+        "{text}"
+    );
+    assert_eq!(health(&lab), "interface_gone");
+}
+
+/// Pins an earlier version made at `<root>/<IFACE>` are adopted into the interface's
+/// namespace by the next command that changes it, keeping the guard attached.
+#[test]
+fn pins_of_the_earlier_layout_are_adopted_in_place() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface, "--echo-rate", "9"]).unwrap();
+    let legacy = lab.pin_root().join(&iface);
+    std::fs::rename(lab.pin_dir(&iface), &legacy).unwrap();
+
+    let text = lab.cli_ok(&["status"]).unwrap();
+    assert!(text.contains("has pins of an earlier version"), "{text}");
+    assert!(
+        text.contains(&format!("icmp-guard attach {iface} --replace")),
+        "{text}"
+    );
+
+    let out = lab.cli(&["attach", &iface, "--replace"]).unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("moved the pins of an earlier version"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!legacy.exists() && lab.pin_dir(&iface).exists());
+    assert!(lab.guarded_has_xdp());
+    assert_eq!(lab.status().unwrap()[0]["limits"]["echo_rate"], 9);
+}
+
+/// Read commands pointed at a folder that is no bpffs say so, and fail.
+#[test]
+fn a_mistyped_bpffs_is_an_error_for_read_commands() {
+    let lab = Lab::new().unwrap();
+    let typo = lab.scratch.file("not-a-bpffs");
+    std::fs::create_dir(&typo).unwrap();
+    let iface = lab.guarded_if.as_str();
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["stats", iface],
+        &["allow", "list", iface],
+    ] {
+        let out = lab.cli_command(Path::new(&typo), args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout_of(&out));
+        let err = stderr_of(&out);
+        assert!(err.contains("is not a bpffs"), "{args:?}: {err}");
+        assert!(stdout_of(&out).is_empty(), "{args:?}: no green listing");
+    }
+}
