@@ -13,7 +13,7 @@ use crate::{
         apply::{self, Applied},
     },
     kernel::{clock_tick_ns, loader, privilege},
-    pinned::{Guard, Lock, Pins, health::Health},
+    pinned::{Guard, Lock, Pins, health},
     policy::{self, describe},
 };
 
@@ -130,7 +130,7 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
     for ic in chosen {
         let pins = Pins::to_change(&bpffs, &ic.name)?;
         // A guard whose link is dead is attached again below (`apply` revives it).
-        let attached = pins.exist() && Health::of(&Guard::open(pins.clone())?)?.attached();
+        let attached = pins.exist() && health::link_attached(&pins)?;
         if attached && !args.replace {
             return Err(Error::AlreadyGuarded {
                 iface: ic.name.to_string(),

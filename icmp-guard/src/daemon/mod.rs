@@ -39,7 +39,11 @@ use crate::{
         iface::ifindex,
         loader::{self, ProgramLog},
     },
-    pinned::{Guard, Lock, Pins, health::Health, service::ServiceLock},
+    pinned::{
+        Guard, Lock, Pins,
+        health::{self, Health},
+        service::ServiceLock,
+    },
 };
 
 pub mod http;
@@ -278,7 +282,7 @@ impl Daemon {
     /// Swaps this version's program into an attached guard (one whose link is dead is
     /// attached again by `apply` instead).
     fn upgrade(&mut self, pins: &Pins) -> Result<(), Error> {
-        if !Health::of(&Guard::open(pins.clone())?)?.attached() {
+        if !health::link_attached(pins)? {
             return Ok(());
         }
         let r = loader::replace(pins)?;

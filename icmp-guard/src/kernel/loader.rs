@@ -37,7 +37,7 @@ use crate::{
     error::shown,
     pinned::{
         Guard, Pins, bpffs,
-        health::Health,
+        health::{self, Health},
         maps::{Lists, Maps},
         schema,
     },
@@ -300,6 +300,12 @@ fn link_and_pin(
 /// is there (recreated, or the link detached from outside): see [`Health`]. `None` when the
 /// guard is attached, or its interface is gone.
 pub fn revive(pins: &Pins, mode: AttachMode) -> Result<Option<Attached>, Error> {
+    // The link alone first: an attached guard's maps may be of another version's layout,
+    // which only `replace` and `clean` deal with.
+    if health::link_attached(pins)? {
+        return Ok(None);
+    }
+    schema::check(pins)?;
     let health = Health::of(&Guard::open(pins.clone())?)?;
     if !health.needs_reattach() {
         return Ok(None);
@@ -316,9 +322,11 @@ pub fn revive(pins: &Pins, mode: AttachMode) -> Result<Option<Attached>, Error> 
 /// counter or bucket.
 pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
     schema::check(pins)?;
-    let health = Health::of(&Guard::open(pins.clone())?)?;
-    if !health.attached() {
+    if !health::link_attached(pins)? {
         // The kernel refuses to update a detached link ("Link has been severed").
+        let health = Guard::open(pins.clone())
+            .and_then(|guard| Health::of(&guard))
+            .unwrap_or(Health::LinkDetached);
         return Err(Error::NotAttached {
             iface: pins.iface.to_string(),
             health,

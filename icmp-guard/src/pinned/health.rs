@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::Guard;
+use super::{Guard, Pins};
 use crate::{
     Error,
     kernel::{iface::ifindex, link},
@@ -32,6 +32,15 @@ pub enum Health {
     /// guard follows the interface, not the name.
     #[serde(rename = "interface_renamed")]
     Renamed { ifindex: u32 },
+}
+
+/// Whether the link pinned for `pins` is attached to an interface, from the link alone: for
+/// callers that must not open the maps first (they may be of another version's layout).
+pub fn link_attached(pins: &Pins) -> Result<bool, Error> {
+    let path = pins.link();
+    link::pinned_state(&path)
+        .map(link::LinkState::attached)
+        .map_err(Error::io("reading the pinned link", &path))
 }
 
 impl Health {
