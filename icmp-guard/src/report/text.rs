@@ -139,6 +139,10 @@ pub fn watch(rates: &Rates, top: usize, clear_screen: bool) -> String {
             ""
         }
     );
+    // As `stats` says it: a guard the kernel detached counts nothing more.
+    if !now.health.attached() {
+        let _ = writeln!(screen, "  {}", now.health);
+    }
     let _ = writeln!(
         screen,
         "  {:<22} {:>12} {:>12}",
@@ -249,6 +253,7 @@ mod tests {
                 out.contains(&format!("rates over {:.2} s", elapsed.as_secs_f64())),
                 "{out}"
             );
+            assert!(!out.contains(&Health::LinkDetached.to_string()), "{out}");
             if clear_screen {
                 assert!(out.starts_with(CLEAR_SCREEN), "{out:?}");
                 assert_eq!(out.matches('\x1b').count(), 2, "{out:?}");
@@ -257,5 +262,16 @@ mod tests {
                 assert!(out.ends_with("\n\n"), "{out:?}");
             }
         }
+    }
+
+    /// A guard the kernel detached says so on every screen, as `stats` does.
+    #[test]
+    fn watch_says_when_the_guard_is_no_longer_attached() {
+        let (before, mut now) = crate::report::rates::tests::moved();
+        now.health = Health::LinkDetached;
+        let rates = Rates::between(&before, &now, Duration::from_secs(1), UNIX_EPOCH);
+        let out = watch(&rates, 5, false);
+        let second = out.lines().nth(1).unwrap();
+        assert_eq!(second, format!("  {}", Health::LinkDetached), "{out}");
     }
 }
