@@ -1,8 +1,8 @@
 //! The command line, as clap definitions.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::{
     kernel::{AttachMode, IfaceName},
@@ -45,7 +45,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Show drop counters and the top sources of a guarded interface
     #[command(
-        after_help = "Examples:\n  icmp-guard stats eth0\n  icmp-guard stats eth0 --json\n  icmp-guard stats eth0 --watch --top 20"
+        after_help = "Examples:\n  icmp-guard stats eth0\n  icmp-guard stats eth0 --json\n  icmp-guard stats eth0 --watch --top 20\n  icmp-guard stats eth0 --watch 0.5 --json   # one JSON object per line"
     )]
     Stats(StatsArgs),
     /// Remove every pin of an interface, even stale or incompatible ones (detaches the guard)
@@ -109,7 +109,8 @@ pub struct AttachArgs {
     pub iface: Option<IfaceName>,
 
     /// XDP mode: native (in the driver), generic (in the stack, any interface), or auto
-    /// (native, falling back to generic)
+    /// (native, falling back to generic); the kernel's names drv and skb are accepted for
+    /// native and generic. Example: --mode skb
     #[arg(long, value_enum, default_value_t = AttachMode::Auto, conflicts_with = "config")]
     pub mode: AttachMode,
 
@@ -144,8 +145,17 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum GenerateCommand {
-    /// The man page, in roff
-    Man,
+    /// The main man page in roff on stdout; with --dir, every page written there
+    #[command(
+        after_help = "Examples:\n  icmp-guard generate man > icmp-guard.1\n  icmp-guard generate man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write the main page and one per subcommand (icmp-guard.1, icmp-guard-attach.1,
+        /// icmp-guard-allow-add.1, ...) into DIR, created if missing, and print their paths.
+        /// Example: --dir /usr/local/share/man/man1
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Completions for a shell
     Completions {
         #[arg(value_enum)]
@@ -176,7 +186,7 @@ pub struct StatsArgs {
     #[arg(value_name = "IFACE")]
     pub iface: IfaceName,
 
-    /// Print one JSON object instead of tables
+    /// Print one JSON object instead of tables; with --watch, one object per line
     #[arg(long)]
     pub json: bool,
 
@@ -184,7 +194,173 @@ pub struct StatsArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
 
-    /// Refresh every SECS seconds (default 1) with per-second rates, until Ctrl-C
-    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1", conflicts_with = "json")]
-    pub watch: Option<u64>,
+    /// Refresh every SECS seconds (default 1; fractions allowed, 0.1 to 3600) with per-second
+    /// rates over the time measured between reads, until Ctrl-C. The screen is redrawn only
+    /// on a terminal. Example: --watch 0.5
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "1",
+        allow_negative_numbers = true,
+        value_parser = watch_interval
+    )]
+    pub watch: Option<Duration>,
+}
+
+/// Shortest `stats --watch` interval, in seconds: each refresh reads the whole per-source
+/// table (up to 16 Mi entries), and no one reads a screen faster.
+pub const WATCH_MIN_SECS: f64 = 0.1;
+
+/// Longest `stats --watch` interval, in seconds: an hour. For rarer samples, run
+/// `stats --json` from a timer (or scrape the service's /metrics).
+pub const WATCH_MAX_SECS: f64 = 3600.0;
+
+/// `--watch SECS`: seconds, fractions allowed, from [`WATCH_MIN_SECS`] to [`WATCH_MAX_SECS`]
+/// (so not 0, negative, NaN or infinite).
+pub fn watch_interval(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| (WATCH_MIN_SECS..=WATCH_MAX_SECS).contains(secs))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            format!(
+                "the interval must be {WATCH_MIN_SECS} to {WATCH_MAX_SECS} seconds (fractions \
+                 allowed), e.g. --watch 0.5"
+            )
+        })
+}
+
+/// Every man page, the main one first: one per visible subcommand at every depth, named as
+/// the main page names them (`icmp-guard-attach(1)`, `icmp-guard-allow-add(1)`, ...). The
+/// `help` subcommand has none, so no page names it (clap_mangen's own `generate_to` leaves it
+/// out too); the hidden `generate` has none either.
+#[must_use]
+pub fn man_pages() -> Vec<clap_mangen::Man> {
+    fn walk(cmd: &clap::Command, pages: &mut Vec<clap_mangen::Man>) {
+        // Subcommands carry no version: every page names the same source as the main one.
+        let source = concat!("icmp-guard ", env!("CARGO_PKG_VERSION"));
+        pages.push(clap_mangen::Man::new(cmd.clone()).source(source));
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, pages);
+        }
+    }
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    // Names each subcommand after its parents (`icmp-guard-allow-add`), as pages refer to it.
+    cli.build();
+    let mut pages = Vec::new();
+    walk(&cli, &mut pages);
+    pages
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The `name(1)` pages a page refers to in its SUBCOMMANDS section.
+    fn named_pages(roff: &str) -> Vec<String> {
+        roff.lines()
+            .skip_while(|l| *l != ".SH SUBCOMMANDS")
+            .skip(1)
+            .take_while(|l| !l.starts_with(".SH"))
+            .filter_map(|l| l.strip_suffix("(1)"))
+            .map(|name| format!("{}.1", name.replace("\\-", "-")))
+            .collect()
+    }
+
+    /// (`--watch` value, the interval or None for a usage error).
+    #[test]
+    fn watch_intervals_are_seconds_with_fractions_within_bounds() {
+        for (text, wanted) in [
+            ("1", Some(Duration::from_secs(1))),
+            ("0.5", Some(Duration::from_millis(500))),
+            ("0.1", Some(Duration::from_millis(100))),
+            ("2.25", Some(Duration::from_millis(2250))),
+            ("3600", Some(Duration::from_secs(3600))),
+            ("1e1", Some(Duration::from_secs(10))),
+            ("0", None),
+            ("-0", None),
+            ("-1", None),
+            ("0.05", None),
+            ("3600.5", None),
+            ("1e9", None),
+            ("NaN", None),
+            ("inf", None),
+            ("-inf", None),
+            ("fast", None),
+            ("", None),
+        ] {
+            match (watch_interval(text), wanted) {
+                (Ok(got), Some(wanted)) => assert_eq!(got, wanted, "{text}"),
+                (Err(why), None) => assert!(why.contains("0.1 to 3600 seconds"), "{text}: {why}"),
+                (got, wanted) => panic!("{text}: {got:?}, wanted {wanted:?}"),
+            }
+        }
+    }
+
+    /// (arguments, the interval): `--watch` alone is one second, and combines with `--json`.
+    #[test]
+    fn stats_watch_parses_alone_with_a_value_and_with_json() {
+        for (args, watch, json) in [
+            (&["stats", "eth0"][..], None, false),
+            (&["stats", "eth0", "--watch"], Some(1000), false),
+            (&["stats", "eth0", "--watch", "0.5"], Some(500), false),
+            (
+                &["stats", "eth0", "--watch=0.25", "--json"],
+                Some(250),
+                true,
+            ),
+            (&["stats", "eth0", "--json", "--watch"], Some(1000), true),
+        ] {
+            let cli =
+                Cli::try_parse_from(std::iter::once("icmp-guard").chain(args.iter().copied()))
+                    .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let Command::Stats(stats) = cli.command else {
+                panic!("{args:?}")
+            };
+            assert_eq!(stats.watch, watch.map(Duration::from_millis), "{args:?}");
+            assert_eq!(stats.json, json, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn every_page_a_page_names_is_generated() {
+        let pages = man_pages();
+        let files: BTreeSet<String> = pages.iter().map(clap_mangen::Man::get_filename).collect();
+        assert_eq!(files.len(), pages.len(), "{files:?}");
+        for file in [
+            "icmp-guard.1",
+            "icmp-guard-attach.1",
+            "icmp-guard-stats.1",
+            "icmp-guard-allow-add.1",
+            "icmp-guard-deny-list.1",
+            "icmp-guard-config-check.1",
+        ] {
+            assert!(files.contains(file), "{file} missing from {files:?}");
+        }
+        let mut named = 0;
+        for page in &pages {
+            let mut roff = Vec::new();
+            page.render(&mut roff).unwrap();
+            let roff = String::from_utf8(roff).unwrap();
+            for name in named_pages(&roff) {
+                assert!(
+                    files.contains(&name),
+                    "{} names {name}",
+                    page.get_filename()
+                );
+                named += 1;
+            }
+        }
+        // Every page but the main one is named by its parent.
+        assert_eq!(named, pages.len() - 1);
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.contains("help") || f.contains("generate"))
+        );
+    }
 }

@@ -13,9 +13,9 @@ use crate::{
 pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
     if args.limits.is_empty() {
         return Err(Error::Usage(format!(
-            "set {} needs at least one of {}",
-            args.iface,
-            Overrides::flags()
+            "set {iface} needs at least one of {}, e.g. `icmp-guard set {iface} --echo-rate 50`",
+            Overrides::flags(),
+            iface = args.iface,
         )));
     }
     privilege::require("set", privilege::PINS)?;

@@ -1,21 +1,25 @@
 //! `icmp-guard stats`: counters per reason and the top sources, once or `--watch`ed.
 
-use std::{path::Path, time::Duration};
+use std::{
+    io::{self, IsTerminal as _, Write as _},
+    path::Path,
+    time::{Duration, Instant, SystemTime},
+};
 
 use crate::{
     Error,
     cli::StatsArgs,
     kernel::privilege,
     pinned::{Guard, Pins},
-    report::{Snapshot, text},
+    report::{Rates, Snapshot, text},
 };
 
 pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     privilege::require("stats", privilege::PINS)?;
     let guard = Guard::open(Pins::new(bpffs, &args.iface)?)?;
     let snapshot = Snapshot::read(&guard)?;
-    if let Some(secs) = args.watch {
-        return watch(&guard, snapshot, secs.max(1), args.top);
+    if let Some(every) = args.watch {
+        return watch(&guard, snapshot, every, args);
     }
     if args.json {
         println!(
@@ -28,14 +32,34 @@ pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// `--watch`: redraws every `secs` seconds with per-second rates per reason and the sources
-/// dropping the most right now, like `xdp-filter poll`. Runs until interrupted.
-fn watch(guard: &Guard, mut before: Snapshot, secs: u64, top: usize) -> Result<(), Error> {
+/// `--watch`: every `every`, per-second rates per reason and the sources dropping the most
+/// right now, over the time measured since the read before, like `xdp-filter poll`: a screen
+/// (redrawn only on a terminal) or, with `--json`, one JSON object per line. Runs until
+/// interrupted, or until the reader closes stdout (`| head`).
+fn watch(
+    guard: &Guard,
+    mut before: Snapshot,
+    every: Duration,
+    args: &StatsArgs,
+) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    let clear_screen = !args.json && out.is_terminal();
+    let mut read_at = Instant::now();
     loop {
-        std::thread::sleep(Duration::from_secs(secs));
+        std::thread::sleep(every);
         let now = Snapshot::read(guard)?;
-        print!("{}", text::watch(&before, &now, secs, top));
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        before = now;
+        let now_at = Instant::now();
+        let rates = Rates::between(&before, &now, now_at - read_at, SystemTime::now());
+        let shown = if args.json {
+            let line = serde_json::to_string(&rates.json(args.top)).map_err(Error::Json)?;
+            line + "\n"
+        } else {
+            text::watch(&rates, args.top, clear_screen)
+        };
+        match out.write_all(shown.as_bytes()).and_then(|()| out.flush()) {
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            written => written.map_err(Error::io("writing the stats to", "stdout"))?,
+        }
+        (before, read_at) = (now, now_at);
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! [[interface]]
 //! name = "eth0"
-//! mode = "auto"                # auto | native | generic
+//! mode = "auto"                # auto | native (or drv) | generic (or skb)
 //! allow = ["192.0.2.0/24"]
 //! deny = []
 //! [interface.limits]
@@ -238,7 +238,8 @@ impl ConfigFile {
                 None => AttachMode::Auto,
                 Some(name) => AttachMode::requested(name).ok_or_else(|| {
                     fail(format!(
-                        "{at}.mode: {name:?} must be \"auto\", \"native\" or \"generic\""
+                        "{at}.mode: {name:?} must be {}",
+                        AttachMode::spellings()
                     ))
                 })?,
             };
@@ -351,6 +352,24 @@ mod tests {
 
     fn parse(text: &str) -> Result<ConfigFile, String> {
         ConfigFile::parse(Path::new("test.toml"), text).map_err(|e| e.to_string())
+    }
+
+    /// (the file's `mode`, the mode attached): the names and the kernel's aliases, as
+    /// `--mode` takes them.
+    #[test]
+    fn modes_are_spelled_as_on_the_command_line() {
+        for (mode, wanted) in [
+            (None, AttachMode::Auto),
+            (Some("auto"), AttachMode::Auto),
+            (Some("native"), AttachMode::Native),
+            (Some("drv"), AttachMode::Native),
+            (Some("generic"), AttachMode::Generic),
+            (Some("skb"), AttachMode::Generic),
+        ] {
+            let line = mode.map_or_else(String::new, |m| format!("mode = {m:?}"));
+            let cfg = parse(&format!("[[interface]]\nname = \"eth0\"\n{line}")).unwrap();
+            assert_eq!(cfg.interfaces[0].mode, wanted, "{mode:?}");
+        }
     }
 
     #[test]
@@ -589,7 +608,7 @@ mod tests {
             ),
             (
                 "[[interface]]\nname = \"eth0\"\nmode = \"turbo\"",
-                "mode: \"turbo\" must be",
+                "mode: \"turbo\" must be \"auto\", \"native\" (or \"drv\") or \"generic\" (or \"skb\")",
             ),
             (
                 "[[interface]]\nname = \"eth0\"\n[[interface]]\nname = \"eth0\"",

@@ -40,10 +40,42 @@ impl AttachMode {
         }
     }
 
-    /// A mode an operator may ask for, by name.
+    /// The other name a requestable mode answers to: the kernel's and iproute2's word for it
+    /// (`XDP_FLAGS_DRV_MODE`, `ip link set dev IFACE xdpdrv`; `XDP_FLAGS_SKB_MODE`,
+    /// `xdpgeneric`, which xdp-loader calls `skb`).
+    #[must_use]
+    pub const fn alias(self) -> Option<&'static str> {
+        match self {
+            Self::Native => Some("drv"),
+            Self::Generic => Some("skb"),
+            _ => None,
+        }
+    }
+
+    /// A mode an operator may ask for, by name or [alias](Self::alias).
     #[must_use]
     pub fn requested(name: &str) -> Option<Self> {
-        REQUESTABLE.into_iter().find(|m| m.as_str() == name)
+        REQUESTABLE
+            .into_iter()
+            .find(|m| m.as_str() == name || m.alias() == Some(name))
+    }
+
+    /// How the modes an operator may ask for are spelled, for messages:
+    /// `"auto", "native" (or "drv") or "generic" (or "skb")`.
+    #[must_use]
+    pub fn spellings() -> String {
+        let quoted: Vec<String> = REQUESTABLE
+            .iter()
+            .map(|m| match m.alias() {
+                Some(alias) => format!("{:?} (or {alias:?})", m.as_str()),
+                None => format!("{:?}", m.as_str()),
+            })
+            .collect();
+        match quoted.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
     }
 
     /// The value the loader records in the config map (`Config::attach_mode`).
@@ -99,17 +131,42 @@ impl clap::ValueEnum for AttachMode {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         let help = match self {
             Self::Auto => "native, falling back to generic",
-            Self::Native => "in the driver",
-            Self::Generic => "in the stack, any interface",
+            Self::Native => "in the driver (alias: drv)",
+            Self::Generic => "in the stack, any interface (alias: skb)",
             _ => return None,
         };
-        Some(clap::builder::PossibleValue::new(self.as_str()).help(help))
+        let value = clap::builder::PossibleValue::new(self.as_str()).help(help);
+        Some(match self.alias() {
+            Some(alias) => value.alias(alias),
+            None => value,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::ValueEnum as _;
+
     use super::*;
+
+    /// (spelling, mode): the names and the kernel's aliases, on the command line (clap) and in
+    /// a config file (`requested`) alike.
+    #[test]
+    fn aliases_name_the_same_modes_everywhere() {
+        for (name, mode) in [
+            ("auto", Some(AttachMode::Auto)),
+            ("native", Some(AttachMode::Native)),
+            ("drv", Some(AttachMode::Native)),
+            ("generic", Some(AttachMode::Generic)),
+            ("skb", Some(AttachMode::Generic)),
+            ("offload", None),
+            ("hw", None),
+            ("SKB", None),
+        ] {
+            assert_eq!(AttachMode::requested(name), mode, "{name}");
+            assert_eq!(AttachMode::from_str(name, false).ok(), mode, "{name}");
+        }
+    }
 
     #[test]
     fn every_spelling_round_trips() {
@@ -117,6 +174,10 @@ mod tests {
             assert_eq!(AttachMode::requested(mode.as_str()), Some(mode));
         }
         assert_eq!(AttachMode::requested("offload"), None);
+        assert_eq!(
+            AttachMode::spellings(),
+            r#""auto", "native" (or "drv") or "generic" (or "skb")"#
+        );
         for mode in [AttachMode::Native, AttachMode::Generic, AttachMode::Unknown] {
             assert_eq!(AttachMode::from_recorded(mode.recorded()), mode);
         }

@@ -49,9 +49,17 @@ impl FromStr for Cidr {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IPv4 or IPv6 address or prefix (e.g. 198.51.100.0/24, 2001:db8::/32)"))?;
+        let ip: IpAddr = addr.parse().map_err(|_| {
+            let what = if len.is_some() {
+                format!("{s:?}: {addr:?}")
+            } else {
+                format!("{s:?}")
+            };
+            format!(
+                "{what} is not an IPv4 or IPv6 address; write an address or ADDR/LEN, e.g. \
+                 198.51.100.0/24 or 2001:db8::/32"
+            )
+        })?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len: u32 = match len {
             Some(l) => l
@@ -118,7 +126,12 @@ mod tests {
             ("198.51.100.0/33", "0 to 32"),
             ("2001:db8::/129", "0 to 128"),
             ("198.51.100.7/24", "did you mean 198.51.100.0/24"),
-            ("banana", "not an IPv4 or IPv6"),
+            ("banana", "\"banana\" is not an IPv4 or IPv6 address; write"),
+            (
+                "300.1.2.3/8",
+                "\"300.1.2.3/8\": \"300.1.2.3\" is not an IPv4 or IPv6 address; write an address \
+                 or ADDR/LEN, e.g. 198.51.100.0/24",
+            ),
             ("198.51.100.0/x", "0 to 32"),
             // Around the IPv4-mapped range, where IPv4 sources are kept.
             ("::/0", "would also match every IPv4 source"),

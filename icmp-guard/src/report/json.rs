@@ -1,13 +1,14 @@
-//! The JSON shapes of `status --json` and `stats --json`, built from a [`Snapshot`].
+//! The JSON shapes of `status --json` and `stats --json`, built from a [`Snapshot`], and of
+//! each line of `stats --watch --json`, built from [`Rates`].
 //!
 //! Fields are declared in alphabetical order, so the output keeps the key order it has always
 //! had (scripts that diff it stay quiet).
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, time::UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::Snapshot;
+use super::{Rates, Snapshot};
 use crate::{
     kernel::{AttachMode, IfaceName},
     pinned::health::Health,
@@ -72,6 +73,72 @@ pub struct TopSource {
     pub source: String,
 }
 
+/// One line of `stats --watch --json`: `stats --json` with the rates since the line before.
+#[derive(Debug, Serialize)]
+pub struct Watch<'a> {
+    /// Every counter's total by name.
+    pub counters: BTreeMap<&'static str, u64>,
+    pub dry_run: bool,
+    pub interface: &'a IfaceName,
+    /// Seconds measured between this line's read and the one before: what the rates are over.
+    pub interval_secs: f64,
+    /// Every counter's change per second over `interval_secs`, by name.
+    pub rates: BTreeMap<&'static str, f64>,
+    /// When the counters were read: seconds since the Unix epoch, to the millisecond.
+    pub timestamp: f64,
+    /// The sources dropping the most now (then passing the most); only those that moved.
+    pub top_sources: Vec<SourceRates>,
+}
+
+/// One of the top sources of a `stats --watch --json` line.
+#[derive(Debug, Serialize)]
+pub struct SourceRates {
+    pub dropped: u64,
+    pub dropped_per_sec: f64,
+    pub passed: u64,
+    pub passed_per_sec: f64,
+    /// The prefix its bucket aggregates.
+    pub source: String,
+}
+
+impl Rates<'_> {
+    /// These rates as a line of `stats --watch --json` shows them, with `top` sources.
+    #[must_use]
+    pub fn json(&self, top: usize) -> Watch<'_> {
+        let millis = self
+            .at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        Watch {
+            counters: self
+                .counters
+                .iter()
+                .map(|(r, n, _)| (r.name(), *n))
+                .collect(),
+            dry_run: self.now.config.dry_run(),
+            interface: &self.now.interface,
+            interval_secs: self.elapsed.as_secs_f64(),
+            rates: self
+                .counters
+                .iter()
+                .map(|(r, _, rate)| (r.name(), *rate))
+                .collect(),
+            timestamp: millis as f64 / 1000.0,
+            top_sources: self
+                .top(top)
+                .iter()
+                .map(|s| SourceRates {
+                    dropped: s.dropped,
+                    dropped_per_sec: s.dropped_per_sec,
+                    passed: s.passed,
+                    passed_per_sec: s.passed_per_sec,
+                    source: self.now.source_name(&s.key),
+                })
+                .collect(),
+        }
+    }
+}
+
 impl Snapshot {
     /// This guard as `status --json` lists it.
     #[must_use]
@@ -123,7 +190,45 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::sample;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::super::{Rates, rates::tests::moved, tests::sample};
+
+    /// A `stats --watch --json` line: one object on one line, its rates over the time measured.
+    #[test]
+    fn a_watch_line_is_one_object_with_rates_and_totals() {
+        let (before, now) = moved();
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_876_339_250);
+        let rates = Rates::between(&before, &now, Duration::from_millis(500), at);
+        let line = serde_json::to_string(&rates.json(1)).unwrap();
+        assert!(!line.contains('\n'), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["timestamp"], 1_795_876_339.25, "{line}");
+        assert_eq!(value["interval_secs"], 0.5, "{line}");
+        assert_eq!(value["interface"], "eth0", "{line}");
+        assert_eq!(value["counters"]["passed"], 21, "{line}");
+        assert_eq!(value["rates"]["passed"], 40.0, "{line}");
+        assert_eq!(value["rates"]["passed_exempt"], 0.0, "{line}");
+        assert_eq!(
+            value["top_sources"],
+            serde_json::json!([{"dropped": 12, "dropped_per_sec": 20.0, "passed": 4,
+                "passed_per_sec": 0.0, "source": "198.51.100.0/24"}]),
+            "{line}"
+        );
+        let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "counters",
+                "dry_run",
+                "interface",
+                "interval_secs",
+                "rates",
+                "timestamp",
+                "top_sources"
+            ]
+        );
+    }
 
     /// The shapes as they were before the read model (same keys, same order, same values),
     /// plus `health` and `netns`.

@@ -2,7 +2,9 @@
 //! and rendered by `status`, `stats` (text, JSON, `--watch`) and the Prometheus endpoint.
 //! No view reads a map, the kernel or the pins itself, so they cannot drift apart.
 //!
-//! - [`json`]: the `Serialize` shapes of `status --json` and `stats --json`;
+//! - [`rates`]: what `stats --watch` shows, the rates between two snapshots;
+//! - [`json`]: the `Serialize` shapes of `status --json`, `stats --json` and each line of
+//!   `stats --watch --json`;
 //! - [`text`]: the tables of `status`, `stats` and `stats --watch`;
 //! - [`prometheus`]: the exposition served on `/metrics`;
 //! - [`process`]: the service process's own resources, for `/metrics`.
@@ -10,6 +12,7 @@
 pub mod json;
 pub mod process;
 pub mod prometheus;
+pub mod rates;
 pub mod text;
 
 use std::{
@@ -19,6 +22,7 @@ use std::{
 
 use icmp_guard_common::{Config, Reason, SourceKey, policy::List};
 
+pub use self::rates::Rates;
 use crate::{
     Error,
     kernel::{AttachMode, IfaceName, netlink, netns::Netns},

@@ -1,10 +1,10 @@
 //! The tables people read: `status`, `stats` and `stats --watch`, from [`Snapshot`]s.
 
-use std::{collections::HashMap, fmt::Write as _};
+use std::{fmt::Write as _, time::UNIX_EPOCH};
 
-use icmp_guard_common::{Reason, SourceKey};
+use icmp_guard_common::Reason;
 
-use super::Snapshot;
+use super::{Rates, Snapshot};
 use crate::{pinned::health::Health, policy};
 
 /// One guard as `status` lists it.
@@ -109,81 +109,80 @@ pub fn stats(s: &Snapshot, top: usize) -> String {
 /// to them together, since keeping them apart is what the admission budget avoids.
 const NOT_ADMITTED: &str = "(sources not admitted, no entry)";
 
-/// One screen of `stats --watch`: per-second rates per reason between `before` and `now`,
-/// `secs` apart, and the `top` sources dropping the most right now.
+/// Clears a terminal and homes the cursor: how `stats --watch` redraws on a terminal.
+pub const CLEAR_SCREEN: &str = "\x1b[2J\x1b[H";
+
+/// One screen of `stats --watch`: per-second rates per reason and the `top` sources dropping
+/// the most right now. With `clear_screen` it starts by clearing the terminal; without (stdout
+/// is a file or a pipe) it holds no control characters and ends with a blank line, so
+/// screens follow one another.
 #[must_use]
-pub fn watch(before: &Snapshot, now: &Snapshot, secs: u64, top: usize) -> String {
-    let per_sec = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs as f64;
+pub fn watch(rates: &Rates, top: usize, clear_screen: bool) -> String {
+    let now = rates.now;
     let mut screen = String::new();
+    if clear_screen {
+        screen.push_str(CLEAR_SCREEN);
+    }
+    let at = rates
+        .at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
     let _ = writeln!(
         screen,
-        "\x1b[2J\x1b[Hicmp-guard on {}, every {secs} s (Ctrl-C to stop){}",
+        "icmp-guard on {} at {}, rates over {:.2} s (Ctrl-C to stop){}",
         now.interface,
+        utc(at),
+        rates.elapsed.as_secs_f64(),
         if now.config.dry_run() {
             ", DRY RUN"
         } else {
             ""
         }
     );
+    // As `stats` says it: a guard the kernel detached counts nothing more.
+    if !now.health.attached() {
+        let _ = writeln!(screen, "  {}", now.health);
+    }
     let _ = writeln!(
         screen,
         "  {:<22} {:>12} {:>12}",
         "counter", "total", "per second"
     );
-    for ((reason, n), (_, old)) in now.counters.iter().zip(&before.counters) {
-        let _ = writeln!(
-            screen,
-            "  {:<22} {:>12} {:>12.1}",
-            reason.name(),
-            n,
-            per_sec(*n, *old)
-        );
+    for (reason, n, rate) in &rates.counters {
+        let _ = writeln!(screen, "  {:<22} {n:>12} {rate:>12.1}", reason.name());
     }
-    let earlier: HashMap<SourceKey, (u64, u64)> = before
-        .sources
-        .iter()
-        .map(|s| (s.key, (s.passed, s.dropped)))
-        .collect();
-    let mut rates: Vec<(SourceKey, f64, f64)> = now
-        .sources
-        .iter()
-        .map(|s| {
-            let (passed, dropped) = earlier.get(&s.key).copied().unwrap_or((0, 0));
-            (
-                s.key,
-                per_sec(s.passed, passed),
-                per_sec(s.dropped, dropped),
-            )
-        })
-        .filter(|(_, p, d)| *p > 0.0 || *d > 0.0)
-        .collect();
-    rates.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.1.total_cmp(&a.1)));
     let _ = writeln!(screen, "\ntop sources now ({} tracked)", now.sources.len());
     let _ = writeln!(
         screen,
         "  {:<40} {:>12} {:>12}",
         "source", "passed/s", "dropped/s"
     );
-    for (key, passed, dropped) in rates.iter().take(top) {
+    for source in rates.top(top) {
         let _ = writeln!(
             screen,
-            "  {:<40} {passed:>12.1} {dropped:>12.1}",
-            now.source_name(key)
+            "  {:<40} {:>12.1} {:>12.1}",
+            now.source_name(&source.key),
+            source.passed_per_sec,
+            source.dropped_per_sec
         );
     }
-    let not_admitted = |s: &Snapshot| s.counter(Reason::DroppedNewSource);
     let _ = writeln!(
         screen,
         "  {:<40} {:>12} {:>12.1}",
         NOT_ADMITTED,
         "",
-        per_sec(not_admitted(now), not_admitted(before))
+        rates.rate(Reason::DroppedNewSource)
     );
+    if !clear_screen {
+        screen.push('\n');
+    }
     screen
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::{super::tests::sample, *};
 
     /// (seconds since the epoch, as `status` prints them): the epoch, leap days, a century.
@@ -226,14 +225,53 @@ mod tests {
         );
     }
 
+    /// (time measured, clear the screen): rates over the time measured; control characters
+    /// only when redrawing a terminal.
     #[test]
-    fn watch_shows_rates_between_two_snapshots() {
-        let before = sample();
-        let mut now = sample();
-        now.counters[1].1 += 20;
-        now.sources[0].dropped += 10;
-        let out = watch(&before, &now, 2, 5);
-        assert!(out.contains("10.0"), "{out}");
-        assert!(out.contains("5.0"), "{out}");
+    fn watch_shows_rates_and_clears_only_a_terminal() {
+        let (before, now) = crate::report::rates::tests::moved();
+        for (elapsed, clear_screen, counter, source) in [
+            (Duration::from_secs(2), true, "10.0", "5.0"),
+            (Duration::from_secs(2), false, "10.0", "5.0"),
+            (Duration::from_millis(500), false, "40.0", "20.0"),
+        ] {
+            let rates = Rates::between(&before, &now, elapsed, UNIX_EPOCH);
+            let out = watch(&rates, 5, clear_screen);
+            let name = Reason::ALL[1].name();
+            assert!(
+                out.lines()
+                    .any(|l| l.contains(name) && l.trim_end().ends_with(counter)),
+                "{out}"
+            );
+            assert!(
+                out.lines()
+                    .any(|l| l.contains("198.51.100.0/24") && l.ends_with(source)),
+                "{out}"
+            );
+            assert!(out.contains("at 1970-01-01 00:00:00 UTC"), "{out}");
+            assert!(
+                out.contains(&format!("rates over {:.2} s", elapsed.as_secs_f64())),
+                "{out}"
+            );
+            assert!(!out.contains(&Health::LinkDetached.to_string()), "{out}");
+            if clear_screen {
+                assert!(out.starts_with(CLEAR_SCREEN), "{out:?}");
+                assert_eq!(out.matches('\x1b').count(), 2, "{out:?}");
+            } else {
+                assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+                assert!(out.ends_with("\n\n"), "{out:?}");
+            }
+        }
+    }
+
+    /// A guard the kernel detached says so on every screen, as `stats` does.
+    #[test]
+    fn watch_says_when_the_guard_is_no_longer_attached() {
+        let (before, mut now) = crate::report::rates::tests::moved();
+        now.health = Health::LinkDetached;
+        let rates = Rates::between(&before, &now, Duration::from_secs(1), UNIX_EPOCH);
+        let out = watch(&rates, 5, false);
+        let second = out.lines().nth(1).unwrap();
+        assert_eq!(second, format!("  {}", Health::LinkDetached), "{out}");
     }
 }
