@@ -347,7 +347,9 @@ fn every_rule_and_dashboard_query_returns_data_from_a_real_prometheus() {
     std::fs::write(
         &config,
         format!(
-            "[daemon]\nmetrics = \"{METRICS}\"\n\
+            // The exporter names the sources only on request; the kit's scrape job must
+            // drop that label whatever the exporter does, so the test asks for it.
+            "[daemon]\nmetrics = \"{METRICS}\"\nmetrics_source_labels = true\n\
              [defaults]\necho_rate = 5\necho_burst = 5\nglobal_rate = 200\nglobal_burst = 200\n\
              new_source_rate = 50\nnew_source_burst = 50\nexempt_rate = 1000\nexempt_burst = 1000\n\
              max_sources = 1024\n\

@@ -6,6 +6,7 @@
 //! [daemon]
 //! metrics = "127.0.0.1:9966"   # Prometheus /metrics; loopback unless metrics_public
 //! metrics_public = false       # true: serve it beyond loopback (no TLS, no auth)
+//! metrics_source_labels = false # true: top sources' series name the source (churns)
 //! on_exit = "keep"             # or "detach": what SIGTERM does to the guards
 //!
 //! [defaults]                   # any limit below, for every interface
@@ -70,6 +71,7 @@ struct RawFile {
 struct RawDaemon {
     metrics: Option<String>,
     metrics_public: Option<bool>,
+    metrics_source_labels: Option<bool>,
     bpffs: Option<PathBuf>,
     on_exit: Option<String>,
 }
@@ -105,6 +107,10 @@ pub enum OnExit {
 pub struct ConfigFile {
     pub path: PathBuf,
     pub metrics: SocketAddr,
+    /// `daemon.metrics_source_labels`: whether the top sources' series carry the source
+    /// address as a label (off by default: under spoofed floods it would mint a new series
+    /// for every address an attacker picks).
+    pub metrics_source_labels: bool,
     /// `daemon.bpffs`, when the file sets it; otherwise the command line's `--bpffs` applies.
     pub bpffs: Option<PathBuf>,
     pub on_exit: OnExit,
@@ -279,6 +285,7 @@ impl ConfigFile {
         Ok(Self {
             path: path.to_path_buf(),
             metrics,
+            metrics_source_labels: raw.daemon.metrics_source_labels.unwrap_or(false),
             bpffs: raw.daemon.bpffs,
             on_exit,
             interfaces,

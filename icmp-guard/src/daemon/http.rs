@@ -146,7 +146,7 @@ async fn answer(mut stream: TcpStream, shared: &Shared) {
         if head.starts_with("GET ") && (path == "/metrics" || path.starts_with("/metrics?")) {
             let served = shared.lock().map(|s| s.clone()).unwrap_or_default();
             let snapshots = prometheus::read(&served.bpffs, &served.interfaces);
-            let mut body = prometheus::render(&served.interfaces, &snapshots);
+            let mut body = prometheus::render(&served.interfaces, &snapshots, served.source_labels);
             body.push_str(&prometheus::render_service(&served));
             ("200 OK", body)
         } else {

@@ -90,6 +90,8 @@ pub struct Served {
     pub last_reload_ok: bool,
     /// When the file was last applied whole, in seconds since the Unix epoch.
     pub last_reload_success: u64,
+    /// Whether the top sources' series name the source (`daemon.metrics_source_labels`).
+    pub source_labels: bool,
 }
 
 /// Seconds since the Unix epoch.
@@ -118,6 +120,7 @@ impl Daemon {
             interfaces: cfg.interfaces.iter().map(|i| i.name.clone()).collect(),
             last_reload_ok: false,
             last_reload_success: 0,
+            source_labels: cfg.metrics_source_labels,
         };
         Self {
             cli_bpffs: cli_bpffs.to_path_buf(),
@@ -216,6 +219,7 @@ impl Daemon {
         if let Ok(mut served) = self.shared.lock() {
             served.bpffs.clone_from(&self.bpffs);
             served.interfaces = self.names();
+            served.source_labels = self.cfg.metrics_source_labels;
             served.last_reload_ok = ok;
             if ok {
                 served.last_reload_success = unix_now();

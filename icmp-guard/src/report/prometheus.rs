@@ -43,7 +43,7 @@ fn escape(value: &str) -> String {
 /// be read; the others are reported as not attached.
 #[must_use]
 #[expect(clippy::too_many_lines, reason = "one metric family after another")]
-pub fn render(interfaces: &[IfaceName], samples: &[Snapshot]) -> String {
+pub fn render(interfaces: &[IfaceName], samples: &[Snapshot], source_labels: bool) -> String {
     let mut out = String::new();
     let mut family =
         |name: &str, kind: &str, help: &str, lines: &mut dyn Iterator<Item = String>| {
@@ -153,20 +153,21 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot]) -> String {
             .iter()
             .map(|s| format!("{{{}}} {}", label(s), s.table.bytes)),
     );
-    // The top sources: a bounded label set, one series per rank.
+    // The top sources, one series per rank: a bounded label set. The source address is a
+    // label only on request, as it is chosen by whoever sends the packets: under a spoofed
+    // flood every scrape would name new sources and mint new series without bound.
     let top = |pick: fn(&SourceTotals) -> u64| {
         move |s: &Snapshot| {
             s.top(TOP_SOURCES)
                 .iter()
                 .enumerate()
                 .map(|(rank, t)| {
-                    format!(
-                        "{{{},rank=\"{}\",source=\"{}\"}} {}",
-                        label(s),
-                        rank + 1,
-                        escape(&s.source_name(&t.key)),
-                        pick(t)
-                    )
+                    let source = if source_labels {
+                        format!(",source=\"{}\"", escape(&s.source_name(&t.key)))
+                    } else {
+                        String::new()
+                    };
+                    format!("{{{},rank=\"{}\"{source}}} {}", label(s), rank + 1, pick(t))
                 })
                 .collect::<Vec<_>>()
         }
@@ -310,13 +311,13 @@ mod tests {
     #[test]
     fn an_unreadable_interface_is_down_and_every_family_renders() {
         let configured: Vec<IfaceName> = vec!["eth0".parse().unwrap(), "eth1".parse().unwrap()];
-        let out = render(&configured, &[sample()]);
+        let out = render(&configured, &[sample()], false);
         for line in [
             r#"icmp_guard_up{interface="eth0"} 1"#,
             r#"icmp_guard_up{interface="eth1"} 0"#,
             r#"icmp_guard_program_info{interface="eth0",program_id="13",mode="native"} 1"#,
-            r#"icmp_guard_top_source_dropped_packets{interface="eth0",rank="1",source="198.51.100.0/24"} 2"#,
-            r#"icmp_guard_top_source_passed_packets{interface="eth0",rank="2",source="198.51.100.9/24"} 1"#,
+            r#"icmp_guard_top_source_dropped_packets{interface="eth0",rank="1"} 2"#,
+            r#"icmp_guard_top_source_passed_packets{interface="eth0",rank="2"} 1"#,
             r#"icmp_guard_limit{interface="eth0",limit="max_echo_size"} 9216"#,
             r#"icmp_guard_sources{interface="eth0"} 2"#,
             r#"icmp_guard_list_prefixes{interface="eth0",list="allow"} 1"#,
@@ -325,6 +326,20 @@ mod tests {
         }
         assert!(!out.contains(r#"interface="eth1","#), "{out}");
         assert!(!out.contains("icmp_guard_down_reason{"), "{out}");
+        assert!(
+            !out.contains("source="),
+            "no source label unless asked: {out}"
+        );
+        let named = render(&configured, &[sample()], true);
+        for line in [
+            r#"icmp_guard_top_source_dropped_packets{interface="eth0",rank="1",source="198.51.100.0/24"} 2"#,
+            r#"icmp_guard_top_source_passed_packets{interface="eth0",rank="2",source="198.51.100.9/24"} 1"#,
+        ] {
+            assert!(
+                named.lines().any(|l| l == line),
+                "{line} missing from\n{named}"
+            );
+        }
     }
 
     #[test]
@@ -363,7 +378,7 @@ mod tests {
         let configured: Vec<IfaceName> = vec!["eth0".parse().unwrap()];
         let mut down = sample();
         down.health = Health::LinkDetached;
-        let out = render(&configured, &[down]);
+        let out = render(&configured, &[down], false);
         for line in [
             r#"icmp_guard_up{interface="eth0"} 0"#,
             r#"icmp_guard_down_reason{interface="eth0",reason="link_detached"} 1"#,
