@@ -254,22 +254,24 @@ pub fn man_pages() -> Vec<clap_mangen::Man> {
     pages
 }
 
+/// The pages a rendered man page refers to in its SUBCOMMANDS section (`icmp-guard-set(1)`),
+/// as file names (`icmp-guard-set.1`): what a page promises exists, for the tests to check.
+#[must_use]
+pub fn named_pages(roff: &str) -> Vec<String> {
+    roff.lines()
+        .skip_while(|l| *l != ".SH SUBCOMMANDS")
+        .skip(1)
+        .take_while(|l| !l.starts_with(".SH"))
+        .filter_map(|l| l.strip_suffix("(1)"))
+        .map(|name| format!("{}.1", name.replace("\\-", "-")))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-
-    /// The `name(1)` pages a page refers to in its SUBCOMMANDS section.
-    fn named_pages(roff: &str) -> Vec<String> {
-        roff.lines()
-            .skip_while(|l| *l != ".SH SUBCOMMANDS")
-            .skip(1)
-            .take_while(|l| !l.starts_with(".SH"))
-            .filter_map(|l| l.strip_suffix("(1)"))
-            .map(|name| format!("{}.1", name.replace("\\-", "-")))
-            .collect()
-    }
 
     /// (`--watch` value, the interval or None for a usage error).
     #[test]
