@@ -7,6 +7,7 @@
 //! - [`pinned`]: everything under the bpffs: pin layout, lock, typed map handles, layout check.
 //! - [`kernel`]: the embedded object, load/attach/replace, interface names, netlink,
 //!   privileges.
+//! - [`model`]: the program's verdict logic over host maps (what `replay` runs captures through).
 //! - [`report`]: the read model (one snapshot of a guard) and its renderings: text, JSON,
 //!   Prometheus.
 //! - [`daemon`]: the service loop and its HTTP listener.
@@ -18,6 +19,7 @@ pub mod config_file;
 pub mod daemon;
 pub mod error;
 pub mod kernel;
+pub mod model;
 pub mod pinned;
 pub mod policy;
 pub mod report;
