@@ -10,6 +10,7 @@
 //! - [`model`]: the program's verdict logic over host maps (what `replay` runs captures through).
 //! - [`report`]: the read model (one snapshot of a guard) and its renderings: text, JSON,
 //!   Prometheus.
+//! - [`replay`]: a capture judged by the program's decision code (`icmp-guard replay`).
 //! - [`daemon`]: the service loop and its HTTP listener.
 //! - [`error`]: typed errors naming the interface, the value and the fix.
 
@@ -22,6 +23,7 @@ pub mod kernel;
 pub mod model;
 pub mod pinned;
 pub mod policy;
+pub mod replay;
 pub mod report;
 
 pub use error::Error;
