@@ -69,6 +69,12 @@ impl Sources {
         self.entries.insert(key, (state, self.uses));
     }
 
+    /// The state of `key`, if tracked (without counting as a use).
+    #[must_use]
+    pub fn get(&self, key: &SourceKey) -> Option<&SourceState> {
+        self.entries.get(key).map(|(state, _)| state)
+    }
+
     /// How many sources are tracked.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -562,4 +562,39 @@ mod tests {
             }
         }
     }
+
+    /// Random bytes behind each magic number: every record read or an error, never a panic.
+    #[test]
+    fn random_bytes_are_read_or_refused_without_panicking() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let heads: [&[u8]; 5] = [
+            &[
+                0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0,
+            ],
+            &[0xa1, 0xb2, 0x3c, 0x4d],
+            &[
+                0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0,
+            ],
+            &[0x0a, 0x0d, 0x0d, 0x0a],
+            &[],
+        ];
+        for i in 0..20_000 {
+            let mut bytes = heads[i % heads.len()].to_vec();
+            let len = (next() % 200) as usize;
+            bytes.extend((0..len).map(|_| next() as u8));
+            if let Ok(capture) = Capture::new(bytes.as_slice()) {
+                for record in capture.take(1000) {
+                    if record.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }

@@ -328,8 +328,8 @@ mod tests {
             (&[][..], 0, 0),
             (&[0][..], 1, 1),
             (&[0, 50, 99], 3, 3),
-            // 999 ms is in bin 9, 1000 ms in bin 10: a second later the first bin has left.
-            (&[0, 999, 1000], 3, 3),
+            // 999 ms is in bin 9, 1000 ms in bin 10: by then bin 0 has left the 1 s window.
+            (&[0, 999, 1000], 2, 3),
             (&[0, 1000, 1001], 2, 3),
             (&[0, 100, 200, 5000, 9999, 10_000], 3, 5),
             // A gap longer than 10 s empties both windows.
