@@ -3,8 +3,9 @@
 //! lab on exit, on failure and on Ctrl-C.
 
 use std::{
-    process::Command,
+    process::{Command, Stdio},
     sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
 };
 
 use anyhow::{Result, bail};
@@ -80,6 +81,27 @@ fn demo() -> Result<()> {
     checkpoint()?;
 
     title(&format!("a flood: {FLOOD} echo requests from {FLOODER}"));
+    // Captured on the client side (its sent echoes only, at most the flood), to replay below.
+    let capture = lab.scratch.file("flood.pcap");
+    let mut tcpdump = lab
+        .client
+        .exec("tcpdump")
+        .args([
+            "-i",
+            &lab.client_if,
+            "-Q",
+            "out",
+            "-s",
+            "0",
+            "-U",
+            "-c",
+            &FLOOD.to_string(),
+        ])
+        .args(["-w", capture.to_str().unwrap_or_default(), "icmp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_secs(1));
     let report = lab.inject(&[
         "--kind",
         "echo",
@@ -93,6 +115,13 @@ fn demo() -> Result<()> {
         report["sent"],
         report["seconds"].as_f64().unwrap_or_default()
     );
+    // The capture ends at FLOOD packets; a SIGINT ends it if some were missed.
+    std::thread::sleep(Duration::from_millis(500));
+    if tcpdump.try_wait()?.is_none() {
+        // SAFETY: signals the child this function spawned, by its pid.
+        unsafe { libc::kill(i32::try_from(tcpdump.id())?, libc::SIGINT) };
+    }
+    tcpdump.wait()?;
     checkpoint()?;
 
     title(&format!(
@@ -135,6 +164,27 @@ fn demo() -> Result<()> {
     let out = lab.cli_ok(&["stats", &iface])?;
     print!("{out}");
     checkpoint()?;
+
+    let file = capture.to_str().unwrap_or_default();
+    for (what, policy) in [
+        (
+            "the demo's policy",
+            ["--echo-rate", "10", "--echo-burst", "20"],
+        ),
+        (
+            "a stricter policy",
+            ["--echo-rate", "2", "--echo-burst", "5"],
+        ),
+    ] {
+        let mut args = vec!["replay", file, "--top", "3"];
+        args.extend(policy);
+        title(&format!(
+            "the captured flood replayed with {what}: icmp-guard {}",
+            args.join(" ")
+        ));
+        print!("{}", lab.cli_ok(&args)?);
+        checkpoint()?;
+    }
 
     title(&format!("icmp-guard detach {iface}"));
     print!("{}", lab.cli_ok(&["detach", &iface])?);
