@@ -213,6 +213,10 @@ impl<R: Read> Iterator for Capture<R> {
 }
 
 impl<R: Read> Capture<R> {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one match over the two formats reads best whole: each arm is one record"
+    )]
     fn read_next(&mut self) -> Option<Result<Record, CaptureError>> {
         let number = self.number + 1;
         let fail = |what: String| {

@@ -43,6 +43,10 @@ pub fn timeline_rows(s: &Summary) -> (u64, Vec<(u64, u64, u64)>) {
     (step, rows)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "the report's sections in the order they print, each a few lines"
+)]
 /// The summary as text: what was read, the counters, the top sources, the timeline, and
 /// the comparison and suggestion when asked for.
 #[must_use]

@@ -16,7 +16,7 @@
 //! The percentile is nearest-rank: the smallest peak at least P % of the sources stay at or
 //! below.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, fmt::Write as _};
 
 use icmp_guard_common::{
     Config, SourceKey,
@@ -240,14 +240,14 @@ impl Suggestion {
             if ones.is_empty() {
                 return None;
             }
-            let peak_1s = percentile(&mut ones, pct);
-            let peak_10s = percentile(&mut tens, pct);
+            let second = percentile(&mut ones, pct);
+            let ten_seconds = percentile(&mut tens, pct);
             Some(Limits {
                 sources: ones.len(),
-                peak_1s,
-                peak_10s,
-                rate: scaled(peak_10s, headroom, window_secs, 1, MAX_RATE),
-                burst: scaled(peak_1s, headroom, 1, 1, u32::MAX),
+                peak_1s: second,
+                peak_10s: ten_seconds,
+                rate: scaled(ten_seconds, headroom, window_secs, 1, MAX_RATE),
+                burst: scaled(second, headroom, 1, 1, u32::MAX),
             })
         };
         let mut raised = false;
@@ -301,7 +301,7 @@ impl Suggestion {
     pub fn set_command(&self, iface: &str) -> String {
         let mut line = format!("icmp-guard set {iface}");
         for (name, value) in self.values() {
-            line.push_str(&format!(" --{} {value}", name.replace('_', "-")));
+            let _ = write!(line, " --{} {value}", name.replace('_', "-"));
         }
         line
     }
@@ -311,7 +311,7 @@ impl Suggestion {
     pub fn toml(&self) -> String {
         let mut out = String::from("[interface.limits]\n");
         for (name, value) in self.values() {
-            out.push_str(&format!("{name} = {value}\n"));
+            let _ = writeln!(out, "{name} = {value}");
         }
         out
     }
