@@ -174,6 +174,10 @@ pub enum Error {
     #[error("{}: {message}", shown(path))]
     ConfigFile { path: PathBuf, message: String },
 
+    /// `message` names the frame at fault (counted from 1) and what is wrong with it.
+    #[error("{}: {message}", shown(path))]
+    Capture { path: PathBuf, message: String },
+
     #[error("invalid prefix: {0}")]
     InvalidCidr(String),
 

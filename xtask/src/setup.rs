@@ -25,8 +25,10 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 13] = [
+const SYSTEM_TOOLS: [(&str, &str); 14] = [
     ("ip", "iproute2"),
+    // The demo's and the replay tests' captures of a lab flood, replayed by `icmp-guard replay`.
+    ("tcpdump", "tcpdump"),
     ("bpftool", "bpftool"),
     ("ping", "iputils-ping"),
     ("nsenter", "util-linux"),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod detach;
 pub mod generate;
 pub mod lists;
+pub mod replay;
 pub mod set;
 pub mod stats;
 pub mod status;
@@ -60,5 +61,6 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
         }
         Command::Config(command) => config::run(&command),
         Command::Generate(command) => generate::run(&command),
+        Command::Replay(args) => replay::run(&args),
     }
 }
