@@ -10,7 +10,8 @@
 //! - [`test_tools`], the commands the tests, the benchmark and the demo run (`ip`, `ping`,
 //!   `nsenter`, `setpriv`, `bpftool`, `mount`, `strace` for the kill test; `nft` and
 //!   `ethtool` for the bench's live table; `xdp-filter` for the foreign-program test;
-//!   `systemd-analyze` for the unit's sandbox score), from Debian.
+//!   `systemd-analyze` for the unit's sandbox score; `dpkg-deb` and `podman` for `dist`), from
+//!   Debian, and `kubernetes-validate` for the manifests, from PyPI.
 //!
 //! Each step checks first (a few `rustc`, `rustup` and `bpf-linker` queries, a `PATH` lookup)
 //! and, when everything is there, does nothing and prints nothing: no `apt-get`, no `cargo
@@ -25,7 +26,7 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 13] = [
+const SYSTEM_TOOLS: [(&str, &str); 15] = [
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
     ("ping", "iputils-ping"),
@@ -47,7 +48,15 @@ const SYSTEM_TOOLS: [(&str, &str); 13] = [
     // and a real Prometheus scraping the service to run every rule and dashboard query.
     ("promtool", "prometheus"),
     ("prometheus", "prometheus"),
+    // `cargo xtask dist`: the .deb, and the container image around the static binary (built
+    // and exported by the dist test; containers cannot be started here, see the README).
+    ("dpkg-deb", "dpkg"),
+    ("podman", "podman"),
 ];
+
+/// The Kubernetes manifests' offline validator (it ships the schemas), from PyPI: the version
+/// and the command it installs.
+const KUBERNETES_VALIDATE: (&str, &str) = ("kubernetes-validate==1.37.0", "kubernetes-validate");
 
 /// Makes sure the XDP program can be built: the nightly's `rust-src` and a `bpf-linker` on its
 /// LLVM. Returns what is there, for `cargo xtask setup` to report.
@@ -211,6 +220,11 @@ fn bpf_linker(nightly: &Nightly) -> Result<()> {
 /// Makes sure the commands the tests, the benchmark and the demo run are on `PATH`, installing
 /// the missing ones' packages with `apt-get` (which is only called then).
 pub fn test_tools() -> Result<()> {
+    system_tools()?;
+    python_tools()
+}
+
+fn system_tools() -> Result<()> {
     let mut packages: Vec<&str> = SYSTEM_TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))
@@ -244,4 +258,27 @@ pub fn test_tools() -> Result<()> {
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+}
+
+/// Installs the manifests' validator with `pip` when its command is missing.
+fn python_tools() -> Result<()> {
+    let (requirement, command) = KUBERNETES_VALIDATE;
+    if on_path(command) {
+        return Ok(());
+    }
+    step(&format!("installing {requirement} with pip"));
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        requirement,
+    ]))?;
+    if !on_path(command) {
+        bail!(
+            "installed {requirement}, but `{command}` is not on PATH; add pip's script folder (`python3 -m site --user-base`/bin) to PATH"
+        );
+    }
+    Ok(())
 }
