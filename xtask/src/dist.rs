@@ -321,13 +321,16 @@ fn deb_package(
         .div_ceil(1024);
     let control = tree.join("DEBIAN");
     fs::create_dir_all(&control)?;
+    // Maintainer carries no e-mail address: the project has none to give, and dpkg accepts
+    // the field without one. No maintainer scripts: the service is neither enabled nor
+    // started (the example config names eth0 and eth1; edit it first).
     fs::write(
         control.join("control"),
         format!(
             "Package: icmp-guard\n\
              Version: {version}\n\
              Architecture: amd64\n\
-             Maintainer: The icmp-guard developers <nobody@localhost>\n\
+             Maintainer: The icmp-guard developers\n\
              Installed-Size: {installed_kib}\n\
              Section: net\n\
              Priority: optional\n\
