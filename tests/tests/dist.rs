@@ -389,7 +389,7 @@ impl Drop for Rootfs {
 }
 
 #[test]
-fn the_image_holds_the_binary_alone_and_its_entrypoint_guards_the_lab() {
+fn the_image_holds_the_binary_alone_and_its_entrypoint_guards_the_lab_across_a_restart() {
     let image = format!("{IMAGE}:{VERSION}");
     let inspect = stdout(Command::new("podman").args([
         "image",
@@ -443,21 +443,8 @@ fn the_image_holds_the_binary_alone_and_its_entrypoint_guards_the_lab() {
     .unwrap();
 
     let log = lab.scratch.file("image.log");
-    let out = std::fs::File::create(&log).unwrap();
     let started = Instant::now();
-    let mut daemon = Daemon {
-        child: Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", lab.guarded.name))
-            .arg("--")
-            .arg("chroot")
-            .arg(&rootfs.path)
-            .args(&command)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap(),
-    };
+    let mut daemon = entrypoint(&lab, &rootfs, &command, &log);
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     eventually(10, "the image's service attaches", || lab.guarded_has_xdp())
         .unwrap_or_else(|e| panic!("{e}: {}", log_text()));
@@ -483,13 +470,51 @@ fn the_image_holds_the_binary_alone_and_its_entrypoint_guards_the_lab() {
     let ceiling = 20 + 10 * (started.elapsed().as_secs() + 2);
     assert!(passed <= ceiling, "passed {passed} > {ceiling}: {stats}");
 
-    // SIGTERM with on_exit = "keep": the service exits, the guard stays (a pod replaced in a
-    // rolling update leaves its node guarded).
+    // SIGTERM with on_exit = "keep": the service exits, the guard stays (the pod a rolling
+    // update stops leaves its node guarded).
     daemon.signal(libc::SIGTERM).unwrap();
     eventually(10, "the image's service exits", || !daemon.running()).unwrap();
     assert!(lab.guarded_has_xdp(), "{}", log_text());
+
+    // The next pod of a rolling update: the same entrypoint takes the pinned guard over,
+    // swapping its program in through the link, counters kept.
+    let old_program = lab.status().unwrap()[0]["program_id"].clone();
+    let next_log = lab.scratch.file("image-next.log");
+    let mut next = entrypoint(&lab, &rootfs, &command, &next_log);
+    eventually(10, "the next service swaps its program in", || {
+        lab.status()
+            .is_ok_and(|s| s[0]["program_id"] != old_program && lab.guarded_has_xdp())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&next_log).unwrap()));
+    let after = lab.stats().unwrap();
+    assert!(
+        counter(&after, "passed") >= passed,
+        "counters reset: {after}"
+    );
+    assert_eq!(lab.ping(2, "0.2", 10).unwrap(), 2);
+    next.signal(libc::SIGTERM).unwrap();
+    eventually(10, "the next service exits", || !next.running()).unwrap();
     lab.cli_ok(&["detach", &lab.guarded_if]).unwrap();
     drop(rootfs);
+}
+
+/// The image's entrypoint and command under `chroot` in the lab's guarded namespace, logging
+/// to `log`; killed on drop.
+fn entrypoint(lab: &Lab, rootfs: &Rootfs, command: &[String], log: &Path) -> Daemon {
+    let out = std::fs::File::create(log).unwrap();
+    Daemon {
+        child: Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.guarded.name))
+            .arg("--")
+            .arg("chroot")
+            .arg(&rootfs.path)
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+    }
 }
 
 /// A manifest as JSON, read by PyYAML (which kubernetes-validate brings).

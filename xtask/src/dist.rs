@@ -42,6 +42,7 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
     let version = version(root)?;
     let target_dir = target_dir(root)?;
     let out = target_dir.join("dist");
+    crate::setup::musl_target(TARGET)?;
     step(&format!("building the static icmp-guard for {TARGET}"));
     run(cargo(root).args([
         "build",

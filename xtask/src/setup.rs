@@ -282,3 +282,19 @@ fn python_tools() -> Result<()> {
     }
     Ok(())
 }
+
+/// Makes sure the Rust target of the shipped binary is installed (`rustup target add`).
+pub fn musl_target(target: &str) -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running `rustup target list --installed` (is rustup installed?)")?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == target)
+    {
+        return Ok(());
+    }
+    step(&format!("installing the Rust target {target}"));
+    run(Command::new("rustup").args(["target", "add", target]))
+}
