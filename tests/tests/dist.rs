@@ -24,12 +24,12 @@ const IMAGE: &str = "localhost/icmp-guard";
 /// The Kubernetes release the manifests are checked against (one kubernetes-validate ships).
 const KUBERNETES: &str = "1.31.0";
 
-/// Files the `.deb` installs: (path, conffile). The README's table says the same.
-const DEB_FILES: [(&str, bool); 8] = [
+/// Files the `.deb` installs besides the man pages: (path, conffile). The README's table
+/// says the same.
+const DEB_FILES: [(&str, bool); 7] = [
     ("/usr/bin/icmp-guard", false),
     ("/usr/lib/systemd/system/icmp-guard.service", false),
     ("/etc/icmp-guard/icmp-guard.toml", true),
-    ("/usr/share/man/man1/icmp-guard.1.gz", false),
     ("/usr/share/bash-completion/completions/icmp-guard", false),
     ("/usr/share/zsh/vendor-completions/_icmp-guard", false),
     (
@@ -88,6 +88,26 @@ fn deb() -> PathBuf {
 
 fn stdout(cmd: &mut Command) -> String {
     String::from_utf8(run(cmd).unwrap().stdout).unwrap()
+}
+
+/// The man pages the dist binary writes (`generate man --dir`), by file name: the main page
+/// and one per subcommand.
+fn man_pages() -> BTreeSet<String> {
+    let scratch = Scratch::new().unwrap();
+    let written = stdout(
+        Command::new(static_binary())
+            .args(["generate", "man", "--dir"])
+            .arg(&scratch.path),
+    );
+    let pages: BTreeSet<String> = written
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert!(
+        pages.contains("icmp-guard.1") && pages.contains("icmp-guard-attach.1"),
+        "{pages:?}"
+    );
+    pages
 }
 
 #[test]
@@ -150,7 +170,6 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
     let files: BTreeSet<&str> = listing.lines().filter(|l| !l.ends_with('/')).collect();
     let expected: BTreeSet<String> = [
         "icmp-guard",
-        "man/icmp-guard.1",
         "completions/icmp-guard.bash",
         "completions/_icmp-guard",
         "completions/icmp-guard.fish",
@@ -162,6 +181,7 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
     ]
     .iter()
     .map(|f| format!("{top}/{f}"))
+    .chain(man_pages().iter().map(|page| format!("{top}/man/{page}")))
     .collect();
     assert_eq!(
         files,
@@ -195,8 +215,9 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
             source.display()
         );
     }
-    let holds: [(&str, &str); 4] = [
+    let holds: [(&str, &str); 5] = [
         ("man/icmp-guard.1", ".TH icmp-guard 1"),
+        ("man/icmp-guard-attach.1", ".TH icmp-guard-attach 1"),
         ("completions/icmp-guard.bash", "complete -F _icmp__guard"),
         ("completions/_icmp-guard", "#compdef icmp-guard"),
         ("completions/icmp-guard.fish", "complete -c icmp-guard"),
@@ -281,7 +302,15 @@ fn the_deb_installs_at_fhs_paths_and_removes_every_file() {
     let installed = Installed::new(&deb());
     let listed = stdout(Command::new("dpkg").args(["-L", "icmp-guard"]));
     let files: BTreeSet<&str> = listed.lines().filter(|p| Path::new(p).is_file()).collect();
-    let expected: BTreeSet<&str> = DEB_FILES.iter().map(|(p, _)| *p).collect();
+    let pages: Vec<String> = man_pages()
+        .iter()
+        .map(|page| format!("/usr/share/man/man1/{page}.gz"))
+        .collect();
+    let expected: BTreeSet<&str> = DEB_FILES
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(pages.iter().map(String::as_str))
+        .collect();
     assert_eq!(files, expected, "dpkg -L:\n{listed}");
     let status = stdout(Command::new("dpkg").args(["-s", "icmp-guard"]));
     for (path, conffile) in DEB_FILES {
@@ -311,11 +340,12 @@ fn the_deb_installs_at_fhs_paths_and_removes_every_file() {
     // `dpkg -r` removes every file but the conffile, which dpkg keeps for the admin; purging
     // removes that too.
     run(Command::new("dpkg").args(["-r", "icmp-guard"])).unwrap();
-    for (path, conffile) in DEB_FILES {
+    for path in &expected {
+        let conffile = DEB_FILES.contains(&(*path, true));
         assert_eq!(Path::new(path).exists(), conffile, "{path} after dpkg -r");
     }
     run(Command::new("dpkg").args(["--purge", "icmp-guard"])).unwrap();
-    for (path, _) in DEB_FILES {
+    for path in &expected {
         assert!(!Path::new(path).exists(), "{path} after dpkg --purge");
     }
     for dir in ["/etc/icmp-guard", "/usr/share/doc/icmp-guard"] {

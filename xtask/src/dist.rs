@@ -66,9 +66,8 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
     step("packing the tarball");
     let name = format!("icmp-guard-{version}-{PLATFORM}");
     let tree = stage.join(&name);
-    let files: [(PathBuf, &str, u32); 10] = [
+    let files: [(PathBuf, &str, u32); 9] = [
         (binary.clone(), "icmp-guard", 0o755),
-        (generated.join("icmp-guard.1"), "man/icmp-guard.1", 0o644),
         (
             generated.join("icmp-guard.bash"),
             "completions/icmp-guard.bash",
@@ -101,6 +100,10 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
     for (from, to, mode) in &files {
         install(from, &tree.join(to), *mode)?;
     }
+    let pages = man_pages(&generated)?;
+    for (page, name) in &pages {
+        install(page, &tree.join("man").join(name), 0o644)?;
+    }
     let tarball = out.join(format!("{name}.tar.gz"));
     run(Command::new("tar")
         .args(["--owner=0", "--group=0", "--numeric-owner", "-czf"])
@@ -116,6 +119,7 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
         &version,
         &binary,
         &generated,
+        &pages,
         &stage.join("deb"),
         &deb,
     )?;
@@ -206,11 +210,14 @@ pub fn interpreter(elf: &[u8]) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// The man page and completions, as the binary itself prints them.
+/// The man pages (in `dir/man/`) and completions, as the binary itself writes them.
 fn generate(binary: &Path, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir)?;
-    let outputs: [(&[&str], &str); 4] = [
-        (&["generate", "man"], "icmp-guard.1"),
+    run(Command::new(binary)
+        .args(["generate", "man", "--dir"])
+        .arg(dir.join("man"))
+        .stdout(std::process::Stdio::null()))?;
+    let outputs: [(&[&str], &str); 3] = [
         (&["generate", "completions", "bash"], "icmp-guard.bash"),
         (&["generate", "completions", "zsh"], "_icmp-guard"),
         (&["generate", "completions", "fish"], "icmp-guard.fish"),
@@ -230,6 +237,30 @@ fn generate(binary: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The man pages [`generate`] wrote: each path and file name, sorted by name.
+fn man_pages(generated: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let dir = generated.join("man");
+    let mut pages = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .context("a page has a name")?
+            .to_string_lossy()
+            .into_owned();
+        if name.ends_with(".1") {
+            pages.push((path, name));
+        }
+    }
+    pages.sort_by(|a, b| a.1.cmp(&b.1));
+    ensure!(
+        pages.iter().any(|(_, name)| name == "icmp-guard.1"),
+        "`icmp-guard generate man --dir` wrote no icmp-guard.1 in {}",
+        dir.display()
+    );
+    Ok(pages)
+}
+
 /// Copies `from` to `to` with `mode`, creating `to`'s folder.
 fn install(from: &Path, to: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -247,6 +278,7 @@ fn deb_package(
     version: &str,
     binary: &Path,
     generated: &Path,
+    pages: &[(PathBuf, String)],
     tree: &Path,
     deb: &Path,
 ) -> Result<()> {
@@ -256,48 +288,50 @@ fn deb_package(
         Gzip(PathBuf),
         Text(String),
     }
-    let files: [(Source, &str, u32); 8] = [
+    let mut files: Vec<(Source, String, u32)> = vec![
         (
             Source::Copy(binary.to_path_buf()),
-            "usr/bin/icmp-guard",
+            "usr/bin/icmp-guard".into(),
             0o755,
         ),
         (
             Source::Copy(root.join("contrib/icmp-guard.service")),
-            "usr/lib/systemd/system/icmp-guard.service",
+            "usr/lib/systemd/system/icmp-guard.service".into(),
             0o644,
         ),
         (
             Source::Copy(root.join("contrib/icmp-guard.toml")),
-            "etc/icmp-guard/icmp-guard.toml",
-            0o644,
-        ),
-        (
-            Source::Gzip(generated.join("icmp-guard.1")),
-            "usr/share/man/man1/icmp-guard.1.gz",
+            "etc/icmp-guard/icmp-guard.toml".into(),
             0o644,
         ),
         (
             Source::Copy(generated.join("icmp-guard.bash")),
-            "usr/share/bash-completion/completions/icmp-guard",
+            "usr/share/bash-completion/completions/icmp-guard".into(),
             0o644,
         ),
         (
             Source::Copy(generated.join("_icmp-guard")),
-            "usr/share/zsh/vendor-completions/_icmp-guard",
+            "usr/share/zsh/vendor-completions/_icmp-guard".into(),
             0o644,
         ),
         (
             Source::Copy(generated.join("icmp-guard.fish")),
-            "usr/share/fish/vendor_completions.d/icmp-guard.fish",
+            "usr/share/fish/vendor_completions.d/icmp-guard.fish".into(),
             0o644,
         ),
         (
             Source::Text(copyright(root)?),
-            "usr/share/doc/icmp-guard/copyright",
+            "usr/share/doc/icmp-guard/copyright".into(),
             0o644,
         ),
     ];
+    files.extend(pages.iter().map(|(page, name)| {
+        (
+            Source::Gzip(page.clone()),
+            format!("usr/share/man/man1/{name}.gz"),
+            0o644,
+        )
+    }));
     for (source, to, mode) in &files {
         let dest = tree.join(to);
         match source {
