@@ -273,15 +273,21 @@ struct Installed;
 
 impl Installed {
     fn new(deb: &Path) -> Self {
-        // Refuse to overwrite a binary the package did not install.
-        let owner = Command::new("dpkg")
-            .args(["-S", "/usr/bin/icmp-guard"])
+        // Refuse to touch an installation that is not the test's: a package installed here
+        // (the test would purge it), or a binary no package installed (it would overwrite it).
+        let status = Command::new("dpkg-query")
+            .args(["-W", "-f", "${Status}", "icmp-guard"])
             .output()
             .unwrap();
-        let ours = owner.status.success()
-            && String::from_utf8_lossy(&owner.stdout).starts_with("icmp-guard:");
+        let status = String::from_utf8_lossy(&status.stdout);
+        // The last word is the state: not-installed (or nothing) means absent.
+        let state = status.split_whitespace().last().unwrap_or("not-installed");
         assert!(
-            ours || !Path::new("/usr/bin/icmp-guard").exists(),
+            state == "not-installed",
+            "the icmp-guard package is on this system ({status}): this test installs and purges it; remove it first (`dpkg --purge icmp-guard`) to run the test"
+        );
+        assert!(
+            !Path::new("/usr/bin/icmp-guard").exists(),
             "/usr/bin/icmp-guard exists and no icmp-guard package installed it: this test would overwrite it; move it away to run the test"
         );
         run(Command::new("dpkg").arg("-i").arg(deb)).unwrap();
