@@ -18,7 +18,7 @@ use crate::{
     Error,
     cli::{Cli, Command, ListCommand},
     daemon,
-    kernel::{IfaceName, privilege},
+    kernel::{IfaceName, privilege, support},
     pinned::service,
 };
 
@@ -57,6 +57,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
         Command::Clean(args) => clean::run(bpffs, &args.iface),
         Command::Run(args) => {
             privilege::require("run", privilege::LOAD)?;
+            support::require()?;
             daemon::run(bpffs, &args.config)
         }
         Command::Config(command) => config::run(&command),
