@@ -31,7 +31,16 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the error, then each cause after a colon.
-            eprintln!("icmp-guard: error: {}", icmp_guard::error::chain(&err));
+            // Under journald the line carries the error priority too.
+            let priority = if journal::stderr_is_journal() {
+                journal::prefix(log::Level::Error)
+            } else {
+                ""
+            };
+            eprintln!(
+                "{priority}icmp-guard: error: {}",
+                icmp_guard::error::chain(&err)
+            );
             ExitCode::from(err.exit_code())
         }
     }

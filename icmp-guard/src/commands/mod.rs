@@ -12,6 +12,8 @@ pub mod set;
 pub mod stats;
 pub mod status;
 
+use std::path::Path;
+
 use icmp_guard_common::policy::List;
 
 use crate::{
@@ -41,12 +43,18 @@ fn changes(command: &Command) -> Option<(&IfaceName, &'static str)> {
 /// Runs the parsed command line; output goes to stdout.
 pub fn execute(cli: Cli) -> Result<(), Error> {
     let bpffs = cli.bpffs.as_path();
-    if let Some((iface, action)) = changes(&cli.command) {
-        if let Some(warning) = service::warning(bpffs, iface, action) {
-            eprintln!("icmp-guard: {warning}");
-        }
+    // Said after the change is made: a command that fails changed nothing to warn about.
+    let warning =
+        changes(&cli.command).and_then(|(iface, action)| service::warning(bpffs, iface, action));
+    let result = run(bpffs, cli.command);
+    if let (Ok(()), Some(warning)) = (&result, warning) {
+        eprintln!("icmp-guard: {warning}");
     }
-    match cli.command {
+    result
+}
+
+fn run(bpffs: &Path, command: Command) -> Result<(), Error> {
+    match command {
         Command::Attach(args) => attach::run(bpffs, &args),
         Command::Set(args) => set::run(bpffs, &args),
         Command::Detach(args) => detach::run(bpffs, &args.iface),

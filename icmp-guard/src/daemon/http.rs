@@ -53,8 +53,9 @@ pub struct Backoff {
 pub struct Wait {
     /// How long to sleep before accepting again.
     pub delay: Duration,
-    /// Whether to log this failure: the 1st, 2nd, 4th, 8th, ... in a row, so a lasting
-    /// failure is logged about once a minute, then ever more rarely.
+    /// Whether to log this failure: the 1st, 2nd, 4th, 8th, ... in a row (at 1 s apart once
+    /// the wait is at its longest: after 64 s, 128 s, 256 s, ...), so a lasting failure is
+    /// logged ever more rarely.
     pub log: bool,
     /// Failures in a row, this one included.
     pub failures: u32,
@@ -142,16 +143,29 @@ async fn answer(mut stream: TcpStream, shared: &Shared) {
     }
     let head = String::from_utf8_lossy(&request);
     let path = head.split_whitespace().nth(1).unwrap_or_default();
-    let (status, body) =
-        if head.starts_with("GET ") && (path == "/metrics" || path.starts_with("/metrics?")) {
-            let served = shared.lock().map(|s| s.clone()).unwrap_or_default();
+    let (status, body) = if head.starts_with("GET ")
+        && (path == "/metrics" || path.starts_with("/metrics?"))
+    {
+        let served = shared.lock().map(|s| s.clone()).unwrap_or_default();
+        // Reading the maps (a whole source table) blocks: off the runtime's one thread,
+        // so signals and the interface check never wait for a scrape.
+        let body = tokio::task::spawn_blocking(move || {
             let snapshots = prometheus::read(&served.bpffs, &served.interfaces);
             let mut body = prometheus::render(&served.interfaces, &snapshots, served.source_labels);
             body.push_str(&prometheus::render_service(&served));
-            ("200 OK", body)
-        } else {
-            ("404 Not Found", "see /metrics\n".to_owned())
-        };
+            body
+        })
+        .await;
+        match body {
+            Ok(body) => ("200 OK", body),
+            Err(_) => (
+                "500 Internal Server Error",
+                "the scrape failed\n".to_owned(),
+            ),
+        }
+    } else {
+        ("404 Not Found", "see /metrics\n".to_owned())
+    };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -1,7 +1,9 @@
 //! Telling systemd what the service is doing (`Type=notify`, sd_notify(3)): READY once every
-//! interface of the file has been dealt with, RELOADING and READY around a reload (so
-//! `systemctl reload` waits for it), STOPPING on the way out, and a STATUS line for
-//! `systemctl status`. Without `NOTIFY_SOCKET` (not under systemd) each is a no-op.
+//! interface of the file has been dealt with, RELOADING and READY around a reload (systemd
+//! shows the unit as reloading meanwhile; `systemctl reload` itself returns once the unit's
+//! `ExecReload=` validation and SIGHUP are done), STOPPING on the way out, and a STATUS line
+//! that says whether the file was applied. Without `NOTIFY_SOCKET` (not under systemd) each
+//! is a no-op.
 
 use sd_notify::NotifyState;
 

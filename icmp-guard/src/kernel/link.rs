@@ -57,6 +57,15 @@ impl LinkState {
 /// Reads the state of the XDP link pinned at `path`.
 pub fn pinned_state(path: &Path) -> io::Result<LinkState> {
     let fd = open_pin(path)?;
+    // A program or a map pinned under the link's name would pass the type check below (XDP
+    // links, XDP programs and per-CPU arrays are all type 6): the descriptor must be a link.
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    if !fdinfo.lines().any(|l| l.starts_with("link_type:")) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the pin is not a BPF link",
+        ));
+    }
     // struct bpf_link_info: type, id, prog_id, then a union at offset 16 (8-byte aligned)
     // whose `xdp` member starts with the ifindex. 64 bytes hold every member read here; the
     // kernel copies the smaller of its size and ours.

@@ -23,10 +23,12 @@ pub const LIBXDP_DISPATCHER: &str = "xdp_dispatcher";
 pub const XDP_FILTER_PREFIX: &str = "xdpfilt_";
 /// The prefix of Cilium's datapath programs (`cil_from_netdev`, `cil_xdp_entry`, ...).
 pub const CILIUM_PREFIX: &str = "cil_";
-/// The bpffs libxdp and xdp-filter pin under unless `LIBXDP_BPFFS` says otherwise.
-pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
-/// bpfman's pins: `prog_<id>` for its programs, `xdp/dispatcher_<ifindex>_<revision>` for
-/// its XDP dispatchers.
+/// The bpffs libxdp and xdp-filter pin under unless `LIBXDP_BPFFS` says otherwise: the same
+/// default as icmp-guard's.
+pub use crate::pinned::layout::DEFAULT_BPFFS;
+/// bpfman's pins: `prog_<id>` for its programs; its XDP dispatchers as
+/// `xdp/dispatcher_<ifindex>_<revision>` (older releases) or
+/// `xdp/dispatcher_<netns id>_<ifindex>_<revision>` (current ones, with a `_link` sibling).
 pub const BPFMAN_FS: &str = "/run/bpfman/fs";
 
 /// The tool that manages a foreign program, as far as it can be told.
@@ -85,12 +87,28 @@ impl Pins {
         let bpfman = bpfman_fs.join(format!("prog_{id}")).exists()
             || entries(&bpfman_fs.join("xdp"))
                 .iter()
-                .any(|name| name.starts_with(&format!("dispatcher_{ifindex}_")));
+                .any(|name| bpfman_dispatcher_of(name, ifindex));
         Self {
             libxdp_dispatcher,
             xdp_filter,
             bpfman,
         }
+    }
+}
+
+/// Whether a name under bpfman's `xdp/` folder is the dispatcher of `ifindex`, in either of
+/// its layouts: `dispatcher_<ifindex>_<rev>` or `dispatcher_<nsid>_<ifindex>_<rev>[_link]`.
+#[must_use]
+pub fn bpfman_dispatcher_of(name: &str, ifindex: u32) -> bool {
+    let Some(rest) = name.strip_prefix("dispatcher_") else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.trim_end_matches("_link").split('_').collect();
+    let index = ifindex.to_string();
+    match fields.as_slice() {
+        [i, _rev] => *i == index,
+        [_nsid, i, _rev] => *i == index,
+        _ => false,
     }
 }
 
@@ -356,5 +374,25 @@ mod tests {
             foreign.fix("eth0"),
             "inspect it with `bpftool net show dev eth0`, and ask whoever attached it"
         );
+    }
+
+    #[test]
+    fn bpfman_dispatchers_are_found_in_both_layouts() {
+        // (pin name, interface index asked, whether it is that interface's dispatcher)
+        for (name, ifindex, want) in [
+            ("dispatcher_7_1", 7, true),
+            ("dispatcher_7_1", 17, false),
+            ("dispatcher_4026531840_7_3", 7, true),
+            ("dispatcher_4026531840_7_3_link", 7, true),
+            ("dispatcher_4026531840_70_3", 7, false),
+            ("dispatcher_7", 7, false),
+            ("prog_7", 7, false),
+        ] {
+            assert_eq!(
+                bpfman_dispatcher_of(name, ifindex),
+                want,
+                "{name} {ifindex}"
+            );
+        }
     }
 }

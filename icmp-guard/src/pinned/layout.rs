@@ -53,17 +53,6 @@ pub fn root(bpffs: &Path) -> PathBuf {
     bpffs.join(ROOT_DIR)
 }
 
-/// The interfaces of this network namespace with pins under `bpffs`, sorted by name; none
-/// when `bpffs` is not a bpffs.
-pub fn guarded(bpffs: &Path) -> Result<Vec<IfaceName>, Error> {
-    let here = Netns::current()?;
-    Ok(everywhere(bpffs)?
-        .into_iter()
-        .filter(|p| p.netns == Some(here))
-        .map(|p| p.iface)
-        .collect())
-}
-
 /// A guard found under the pin root: its namespace (none for a legacy folder) and interface.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Found {

@@ -1,6 +1,8 @@
 //! The state a guard keeps in the bpffs: where it is pinned ([`layout`]), the lock that
-//! serialises changes ([`lock`]), whether a guard is really attached ([`health`]), typed handles on the pinned maps ([`maps`]), batch reads of
-//! the source map ([`batch`]), and whether pinned maps fit this version ([`schema`]).
+//! serialises changes ([`lock`]), the one service per bpffs and namespace ([`service`]),
+//! whether a guard is really attached ([`health`]), typed handles on the pinned maps
+//! ([`maps`]), batch reads of the source map ([`batch`]), and whether pinned maps fit this
+//! version ([`schema`]).
 
 pub mod batch;
 pub mod bpffs;

@@ -60,6 +60,8 @@ pub struct Stats<'a> {
     /// Every counter by name.
     pub counters: BTreeMap<&'static str, u64>,
     pub dry_run: bool,
+    /// Whether the guard is attached now: counters that do not move may mean it is not.
+    pub health: Health,
     pub interface: &'a IfaceName,
     pub top_sources: Vec<TopSource>,
 }
@@ -79,6 +81,8 @@ pub struct Watch<'a> {
     /// Every counter's total by name.
     pub counters: BTreeMap<&'static str, u64>,
     pub dry_run: bool,
+    /// Whether the guard is attached now: rates of 0 may mean it is not.
+    pub health: Health,
     pub interface: &'a IfaceName,
     /// Seconds measured between this line's read and the one before: what the rates are over.
     pub interval_secs: f64,
@@ -116,6 +120,7 @@ impl Rates<'_> {
                 .map(|(r, n, _)| (r.name(), *n))
                 .collect(),
             dry_run: self.now.config.dry_run(),
+            health: self.now.health,
             interface: &self.now.interface,
             interval_secs: self.elapsed.as_secs_f64(),
             rates: self
@@ -174,6 +179,7 @@ impl Snapshot {
         Stats {
             counters: self.counters.iter().map(|(r, n)| (r.name(), *n)).collect(),
             dry_run: self.config.dry_run(),
+            health: self.health,
             interface: &self.interface,
             top_sources: self
                 .top(top)
@@ -221,6 +227,7 @@ mod tests {
             [
                 "counters",
                 "dry_run",
+                "health",
                 "interface",
                 "interval_secs",
                 "rates",
@@ -241,7 +248,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_string(&s.stats(1)).unwrap(),
-            r#"{"counters":{"allowed":8,"dropped_broadcast":11,"dropped_denied":12,"dropped_ext_headers":15,"dropped_malformed":5,"dropped_martian":13,"dropped_new_source":16,"dropped_oversize":6,"dropped_rate_exempt":17,"dropped_rate_global":9,"dropped_rate_reply":10,"dropped_rate_source":7,"dropped_unknown_type":14,"passed":1,"passed_exempt":2,"passed_non_icmp":0,"passed_unmetered":3,"passed_unparsed":4},"dry_run":false,"interface":"eth0","top_sources":[{"dropped":2,"passed":4,"source":"198.51.100.0/24"}]}"#
+            r#"{"counters":{"allowed":8,"dropped_broadcast":11,"dropped_denied":12,"dropped_ext_headers":15,"dropped_malformed":5,"dropped_martian":13,"dropped_new_source":16,"dropped_oversize":6,"dropped_rate_exempt":17,"dropped_rate_global":9,"dropped_rate_reply":10,"dropped_rate_source":7,"dropped_unknown_type":14,"passed":1,"passed_exempt":2,"passed_non_icmp":0,"passed_unmetered":3,"passed_unparsed":4},"dry_run":false,"health":{"state":"attached"},"interface":"eth0","top_sources":[{"dropped":2,"passed":4,"source":"198.51.100.0/24"}]}"#
         );
     }
 }

@@ -11,21 +11,32 @@ use crate::policy;
 #[must_use]
 pub fn status(s: &Snapshot) -> String {
     let attachment = if s.health.attached() {
-        format!("program {} in {} mode", s.program_id, s.mode)
+        format!(
+            "program {} in {} mode since {}",
+            s.program_id,
+            s.mode,
+            utc(s.config.attached_at)
+        )
     } else {
-        format!("program {}: {}", s.program_id, s.health)
+        format!(
+            "program {} (attached {}): {}",
+            s.program_id,
+            utc(s.config.attached_at),
+            s.health
+        )
     };
     format!(
-        "{} (ifindex {}): {attachment} since {}\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {} ({:.1} MiB)\n",
+        "{} (ifindex {}): {attachment}\n  {}\n  lists: {} allowed, {} denied prefixes; sources tracked: {} of {} ({:.1} MiB)\n  pins: {} ({})\n",
         s.interface,
         s.config.ifindex,
-        utc(s.config.attached_at),
         policy::describe(&s.config),
         s.allow,
         s.deny,
         s.sources.len(),
         s.table.capacity,
-        s.table.bytes as f64 / f64::from(1u32 << 20)
+        s.table.bytes as f64 / f64::from(1u32 << 20),
+        s.pins.display(),
+        s.netns
     )
 }
 
@@ -201,10 +212,14 @@ mod tests {
     }
 
     #[test]
-    fn status_reads_as_before() {
+    fn status_reads_as_before_and_says_where_the_pins_live() {
+        let s = sample();
         assert_eq!(
-            status(&sample()),
-            "eth0 (ifindex 7): program 13 in native mode since 2026-11-28 14:32:19 UTC\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536 (7.0 MiB)\n"
+            status(&s),
+            format!(
+                "eth0 (ifindex 7): program 13 in native mode since 2026-11-28 14:32:19 UTC\n  echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources\n  lists: 1 allowed, 0 denied prefixes; sources tracked: 2 of 65536 (7.0 MiB)\n  pins: /sys/fs/bpf/icmp-guard/netns:4026531840:1/eth0 ({})\n",
+                s.netns
+            )
         );
     }
 
