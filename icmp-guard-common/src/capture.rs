@@ -23,9 +23,9 @@ pub const MAX_SNAPLEN: u32 = 256;
 // The program bounds the copy with a mask of `MAX_SNAPLEN - 1`.
 const _: () = assert!(MAX_SNAPLEN.is_power_of_two());
 
-/// Fewest bytes `--snaplen` may ask for: enough for the Ethernet header, two VLAN tags and an
-/// IPv6 header, so every sample carries its source address.
-pub const MIN_SNAPLEN: u32 = 64;
+/// Fewest bytes `--snaplen` may ask for: the Ethernet header, the eight VLAN tags the parser
+/// walks and an IPv6 header's addresses, so every sample carries its source address.
+pub const MIN_SNAPLEN: u32 = 96;
 
 /// Samples per second by default (`--rate`).
 pub const DEFAULT_RATE: u32 = 1000;
@@ -49,7 +49,8 @@ pub const LEASE_RENEW_NS: u64 = 1_000_000_000;
 
 /// What a running capture asks of the program: one entry of `IG_CAPTURE_CTL`.
 ///
-/// Userspace writes the whole value when a capture starts and then only renews the lease;
+/// Userspace writes the whole value when a capture starts and then only renews the lease
+/// (through a mapping of the map: one 8-byte store, see [`LEASE_OFFSET`]);
 /// the program updates the bucket and the counters atomically (the fields are plain `u64`
 /// here so the same type is the map's value on both sides; the program makes atomic views
 /// of them).
@@ -73,6 +74,9 @@ pub struct Control {
 }
 
 const _: () = assert!(size_of::<Control>() == 64);
+
+/// Where [`Control::lease_until_ns`] sits in the mapped value.
+pub const LEASE_OFFSET: usize = core::mem::offset_of!(Control, lease_until_ns);
 
 impl Control {
     /// Whether frames of `reason` are sampled.

@@ -264,12 +264,10 @@ impl Config {
     #[inline(always)]
     #[must_use]
     pub const fn capturing(&self, drop: bool) -> bool {
-        let want = if drop {
-            flags::CAPTURE
-        } else {
-            flags::CAPTURE | flags::CAPTURE_ALL
-        };
-        self.flags & want == want
+        // Two tests against zero, not `flags & want == want`: LLVM's BPF backend turns that
+        // into `(flags | !want) == -1` compared as 64 bits on a zero-extended 32-bit value,
+        // which the verifier rightly finds never true, and removes the capture as dead code.
+        self.flags & flags::CAPTURE != 0 && (drop || self.flags & flags::CAPTURE_ALL != 0)
     }
 
     /// Whether dry-run is on.

@@ -14,7 +14,7 @@
 )]
 
 use aya_ebpf::{
-    bindings::{xdp_action, xdp_md},
+    bindings::{BPF_F_MMAPABLE, xdp_action, xdp_md},
     helpers::generated::{
         bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
     },
@@ -99,8 +99,10 @@ static IG_CAPTURE: RingBuf = RingBuf::with_byte_size(capture::RING_BYTES, 0);
 
 /// The running capture's lease, reasons, sample rate and snap length, and its lost and
 /// over-rate counters; one entry, read only while `Config::flags` says a capture runs.
+/// Mmapable, so the capture renews its lease with one store to that field and never
+/// rewrites the counters the program adds to.
 #[map(name = "IG_CAPTURE_CTL")]
-static IG_CAPTURE_CTL: Array<Control> = Array::with_max_entries(1, 0);
+static IG_CAPTURE_CTL: Array<Control> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
 // `frags`: built for multi-buffer XDP (section `xdp.frags`, loaded with BPF_F_XDP_HAS_FRAGS),
 // so drivers accept it above a page of MTU (jumbo frames) and hand it frames in several
