@@ -2,6 +2,7 @@
 //! takes the lock if it changes a guard, calls the library and prints the result.
 
 pub mod attach;
+pub mod capture;
 pub mod clean;
 pub mod config;
 pub mod detach;
@@ -58,6 +59,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
             privilege::require("run", privilege::LOAD)?;
             daemon::run(bpffs, &args.config)
         }
+        Command::Capture(args) => capture::run(bpffs, &args),
         Command::Config(command) => config::run(&command),
         Command::Generate(command) => generate::run(&command),
     }
