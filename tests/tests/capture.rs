@@ -1,5 +1,5 @@
 //! `icmp-guard capture` on the lab: what the running program drops, in a pcapng that tcpdump
-//! (and tshark, when installed) reads, each frame commented with its reason and source prefix.
+//! and tshark read, each frame commented with its reason and source prefix.
 //!
 //! Every flood is bounded by count and every wait by time: a capture runs with `--count` and
 //! is killed after [`CAPTURE_DEADLINE`] if it has not stopped by then.
@@ -121,40 +121,23 @@ fn tcpdump(file: &str, stdin: Option<&[u8]>) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The packet comments, read back: with tshark when it is installed, else straight from the
-/// pcapng blocks (option 1 of every enhanced packet block).
+/// The packet comments, as tshark reads them (`frame.comment`, one line a frame).
 fn comments(path: &std::path::Path) -> Result<Vec<String>> {
-    if let Ok(out) = Command::new("tshark")
-        .args(["-r"])
+    let out = Command::new("tshark")
+        .arg("-r")
         .arg(path)
         .args(["-T", "fields", "-e", "frame.comment"])
         .output()
-    {
-        ensure!(
-            out.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return Ok(String::from_utf8(out.stdout)?
-            .lines()
-            .map(str::to_string)
-            .collect());
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
-    let u32_at = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 12 <= bytes.len() {
-        let (kind, total) = (u32_at(at), u32_at(at + 4) as usize);
-        if kind == 6 {
-            let opts = at + 28 + (u32_at(at + 20) as usize).next_multiple_of(4);
-            let len = u16::from_ne_bytes([bytes[opts + 2], bytes[opts + 3]]) as usize;
-            out.push(String::from_utf8(bytes[opts + 4..opts + 4 + len].to_vec())?);
-        }
-        at += total;
-    }
-    Ok(out)
+        .context("tshark (`cargo xtask setup` installs it)")?;
+    ensure!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect())
 }
 
 #[test]
@@ -202,7 +185,7 @@ fn reasons_filter_what_is_captured() {
     );
     lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
     // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) };
     let out = finish(child);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(
@@ -340,4 +323,39 @@ fn a_capture_stops_when_the_interface_goes_away() {
         err.contains("cannot capture on") && err.contains("attach"),
         "{err}"
     );
+}
+
+/// Pins of a version without capture (no `IG_CAPTURE`, `IG_CAPTURE_CTL`): capture names the
+/// upgrade, and after `attach --replace` (which creates and pins the new maps, keeping the
+/// rest) it works.
+#[test]
+fn a_guard_pinned_without_capture_is_upgraded_in_place() {
+    let lab = guarded_lab();
+    let iface = lab.guarded_if.as_str();
+    for map in ["IG_CAPTURE", "IG_CAPTURE_CTL"] {
+        std::fs::remove_file(lab.pin_dir(iface).join(map)).unwrap();
+    }
+    let file = lab.scratch.file("upgraded.pcapng");
+    let path = file.to_str().unwrap();
+    let out = lab
+        .cli(&["capture", iface, "-w", path, "--count", "1"])
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("without capture") && err.contains(&format!("attach {iface} --replace")),
+        "{err}"
+    );
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0, "nothing armed");
+
+    let out = lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
+    assert!(out.contains("replaced program"), "{out}");
+    for map in ["IG_CAPTURE", "IG_CAPTURE_CTL"] {
+        assert!(lab.pin_dir(iface).join(map).exists(), "{map} pinned again");
+    }
+    let mut child = start_capture(&lab, &["-w", path, "--count", "3"], Stdio::null());
+    flood_until_done(&lab, &mut child, 5).unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tcpdump(path, None).unwrap().len(), 3);
 }

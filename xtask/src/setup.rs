@@ -25,7 +25,7 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 13] = [
+const SYSTEM_TOOLS: [(&str, &str); 15] = [
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
     ("ping", "iputils-ping"),
@@ -47,6 +47,10 @@ const SYSTEM_TOOLS: [(&str, &str); 13] = [
     // and a real Prometheus scraping the service to run every rule and dashboard query.
     ("promtool", "prometheus"),
     ("prometheus", "prometheus"),
+    // The capture test reads what `icmp-guard capture` writes: the frames with tcpdump, the
+    // packet comments (reason, source prefix) with tshark.
+    ("tcpdump", "tcpdump"),
+    ("tshark", "tshark"),
 ];
 
 /// Makes sure the XDP program can be built: the nightly's `rust-src` and a `bpf-linker` on its
