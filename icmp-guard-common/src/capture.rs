@@ -50,7 +50,7 @@ pub const LEASE_RENEW_NS: u64 = 1_000_000_000;
 /// What a running capture asks of the program: one entry of `IG_CAPTURE_CTL`.
 ///
 /// Userspace writes the whole value when a capture starts and then only renews the lease
-/// (through a mapping of the map: one 8-byte store, see [`LEASE_OFFSET`]);
+/// (through a mapping of the map: one 8-byte store);
 /// the program updates the bucket and the counters atomically (the fields are plain `u64`
 /// here so the same type is the map's value on both sides; the program makes atomic views
 /// of them).
@@ -74,9 +74,6 @@ pub struct Control {
 }
 
 const _: () = assert!(size_of::<Control>() == 64);
-
-/// Where [`Control::lease_until_ns`] sits in the mapped value.
-pub const LEASE_OFFSET: usize = core::mem::offset_of!(Control, lease_until_ns);
 
 impl Control {
     /// Whether frames of `reason` are sampled.

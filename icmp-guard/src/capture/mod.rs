@@ -14,6 +14,7 @@ pub mod pcapng;
 
 use std::{
     collections::BTreeMap,
+    fmt::Write as _,
     io::{self, Write},
     net::{Ipv4Addr, Ipv6Addr},
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
@@ -128,7 +129,7 @@ impl Summary {
             self.captured, self.lost, self.over_rate, self.stopped
         );
         for (reason, n) in &self.by_reason {
-            out.push_str(&format!("\n  {reason:<22} {n}"));
+            let _ = write!(out, "\n  {reason:<22} {n}");
         }
         out
     }
@@ -406,16 +407,12 @@ impl Lease {
     }
 
     fn store(&self, until_ns: u64) {
-        // SAFETY: the mapping holds the array's one `Control` value at offset 0, 8-byte
-        // aligned (a page); the lease is a naturally aligned u64, so the store is one
+        // SAFETY: the mapping holds the array's one `Control` value at offset 0, page
+        // aligned; the lease is a naturally aligned u64, so the store is one
         // instruction the program never sees torn.
         unsafe {
-            self.at
-                .as_ptr()
-                .cast::<u8>()
-                .add(capture::LEASE_OFFSET)
-                .cast::<u64>()
-                .write_volatile(until_ns);
+            let control = self.at.as_ptr().cast::<Control>();
+            (&raw mut (*control).lease_until_ns).write_volatile(until_ns);
         }
     }
 
