@@ -295,10 +295,11 @@ impl Session {
                 let Some((header, data)) = Sample::parse(&record) else {
                     continue;
                 };
-                let reason = Reason::ALL
-                    .get(header.reason as usize)
-                    .copied()
-                    .unwrap_or(Reason::PassedUnmetered);
+                // `Reason::ALL` is in slot order; a slot past it (a newer program swapped in
+                // under this reader) is skipped rather than named wrongly.
+                let Some(&reason) = Reason::ALL.get(header.reason as usize) else {
+                    continue;
+                };
                 let comment = comment(reason, data, &cfg);
                 writer
                     .packet(
