@@ -73,6 +73,89 @@ pub enum Command {
     /// Sources whose ICMP is always dropped (CIDR prefixes, IPv4 or IPv6)
     #[command(subcommand)]
     Deny(ListCommand),
+    /// What a policy would have done to a capture (pcap or pcapng), judged by the program's
+    /// own decision code; no guard needed
+    #[command(
+        after_help = "Examples:\n  icmp-guard replay flood.pcap --echo-rate 5 --echo-burst 10\n  icmp-guard replay flood.pcapng --config /etc/icmp-guard/icmp-guard.toml --iface eth0 --json\n  icmp-guard replay flood.pcap --suggest --percentile 95 --iface eth0\n  icmp-guard replay flood.pcap --kernel   # also run every frame through the real program"
+    )]
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The capture: pcap or pcapng of Ethernet (link type 1) or Linux cooked frames (SLL 113,
+    /// SLL2 276, as `tcpdump -i any` writes), read as a stream
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Replay the policy and lists of --iface in this TOML file; limit flags override it.
+    /// Example: --config /etc/icmp-guard/icmp-guard.toml --iface eth0
+    #[arg(long, value_name = "FILE", requires = "iface")]
+    pub config: Option<PathBuf>,
+
+    /// The interface whose policy --config gives, and the one the suggested `set` names.
+    /// Example: --iface eth0
+    #[arg(long, value_name = "IFACE")]
+    pub iface: Option<IfaceName>,
+
+    /// Treat this prefix as allow-listed (repeatable). Example: --allow 192.0.2.0/24
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<Cidr>,
+
+    /// Treat this prefix as deny-listed (repeatable). Example: --deny 203.0.113.0/24
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<Cidr>,
+
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many top sources to list
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// Also run every frame through the real program (loaded, not attached, with
+    /// BPF_PROG_TEST_RUN) and list the frames it judges otherwise; needs root
+    #[arg(long)]
+    pub kernel: bool,
+
+    /// Measure each source's peak rates and suggest limits that pass the sources below
+    /// --percentile, with --headroom
+    #[arg(long)]
+    pub suggest: bool,
+
+    /// With --suggest: the percentile of sources the limits must pass, above 0 and up to 100.
+    /// Example: --percentile 95
+    #[arg(long, value_name = "P", default_value_t = 99.0, value_parser = percentile)]
+    pub percentile: f64,
+
+    /// With --suggest: the factor the measured peaks are multiplied by, 1 to 100.
+    /// Example: --headroom 2
+    #[arg(long, value_name = "X", default_value_t = 1.5, value_parser = headroom)]
+    pub headroom: f64,
+
+    #[command(flatten)]
+    pub limits: Overrides,
+}
+
+/// `--percentile P`: above 0, at most 100.
+pub fn percentile(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| *p > 0.0 && *p <= 100.0)
+        .ok_or_else(|| {
+            "the percentile must be above 0 and at most 100, e.g. --percentile 95".to_owned()
+        })
+}
+
+/// `--headroom X`: from 1 to 100.
+pub fn headroom(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| (1.0..=100.0).contains(x))
+        .ok_or_else(|| "the headroom must be from 1 to 100, e.g. --headroom 1.5".to_owned())
 }
 
 #[derive(Debug, clap::Args)]
@@ -298,22 +381,24 @@ pub fn man_pages() -> Vec<clap_mangen::Man> {
     pages
 }
 
+/// The pages a rendered man page refers to in its SUBCOMMANDS section (`icmp-guard-set(1)`),
+/// as file names (`icmp-guard-set.1`): what a page promises exists, for the tests to check.
+#[must_use]
+pub fn named_pages(roff: &str) -> Vec<String> {
+    roff.lines()
+        .skip_while(|l| *l != ".SH SUBCOMMANDS")
+        .skip(1)
+        .take_while(|l| !l.starts_with(".SH"))
+        .filter_map(|l| l.strip_suffix("(1)"))
+        .map(|name| format!("{}.1", name.replace("\\-", "-")))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-
-    /// The `name(1)` pages a page refers to in its SUBCOMMANDS section.
-    fn named_pages(roff: &str) -> Vec<String> {
-        roff.lines()
-            .skip_while(|l| *l != ".SH SUBCOMMANDS")
-            .skip(1)
-            .take_while(|l| !l.starts_with(".SH"))
-            .filter_map(|l| l.strip_suffix("(1)"))
-            .map(|name| format!("{}.1", name.replace("\\-", "-")))
-            .collect()
-    }
 
     /// (`--watch` value, the interval or None for a usage error).
     #[test]

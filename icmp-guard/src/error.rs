@@ -27,6 +27,25 @@ pub enum Error {
         missing: String,
     },
 
+    #[error(
+        "kernel {kernel} is older than {minimum}, which icmp-guard needs for {needs}; run it on Linux {minimum} or newer"
+    )]
+    KernelTooOld {
+        kernel: crate::kernel::support::Release,
+        minimum: crate::kernel::support::Release,
+        needs: String,
+    },
+
+    #[error("this kernel lacks {what}, which icmp-guard needs: {why}")]
+    KernelLacks { what: &'static str, why: String },
+
+    #[error(
+        "cannot tell the kernel's version from its release {}; icmp-guard needs Linux {} or newer",
+        shown(release),
+        crate::kernel::support::MINIMUM
+    )]
+    KernelRelease { release: String },
+
     #[error("native XDP is not available on {iface}: {refusal}; {}", refusal.fix(iface), iface = shown(iface))]
     NativeUnavailable {
         iface: String,
@@ -181,6 +200,10 @@ pub enum Error {
     /// `message` is made of icmp-guard's words and values already escaped with [`shown`].
     #[error("{}: {message}", shown(path))]
     ConfigFile { path: PathBuf, message: String },
+
+    /// `message` names the frame at fault (counted from 1) and what is wrong with it.
+    #[error("{}: {message}", shown(path))]
+    Capture { path: PathBuf, message: String },
 
     #[error("invalid prefix: {0}")]
     InvalidCidr(String),

@@ -380,6 +380,14 @@ impl Lab {
         Self::with_link(1, DEFAULT_MTU)
     }
 
+    /// A lab whose CLI (and daemon) is the binary `cli` instead of this build's, e.g. the
+    /// static one `cargo xtask dist` ships.
+    pub fn with_cli(cli: PathBuf) -> Result<Self> {
+        let mut lab = Self::with_link(1, DEFAULT_MTU)?;
+        lab.cli = cli;
+        Ok(lab)
+    }
+
     /// A lab whose veth pair has `queues` receive and transmit queues on each side.
     pub fn with_queues(queues: u32) -> Result<Self> {
         Self::with_link(queues, DEFAULT_MTU)

@@ -23,17 +23,6 @@ fn cli(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("spawning {} {args:?}: {e}", bin.display()))
 }
 
-/// The `name(1)` pages a roff page names in its SUBCOMMANDS section, as file names.
-fn named_pages(roff: &str) -> Vec<String> {
-    roff.lines()
-        .skip_while(|l| *l != ".SH SUBCOMMANDS")
-        .skip(1)
-        .take_while(|l| !l.starts_with(".SH"))
-        .filter_map(|l| l.strip_suffix("(1)"))
-        .map(|name| format!("{}.1", name.replace("\\-", "-")))
-        .collect()
-}
-
 /// Renders `page` as man(1) would, with every groff warning on: it must render cleanly.
 fn assert_renders(page: &Path) {
     let roff = std::fs::read_to_string(page).unwrap();
@@ -104,7 +93,7 @@ fn every_man_page_the_main_page_names_exists_and_renders() {
         let page = dir.join(&name);
         assert!(page.is_file(), "{name} is named but was not generated");
         assert_renders(&page);
-        for sub in named_pages(&std::fs::read_to_string(&page).unwrap()) {
+        for sub in icmp_guard::cli::named_pages(&std::fs::read_to_string(&page).unwrap()) {
             if reached.insert(sub.clone()) {
                 queue.push_back(sub);
             }

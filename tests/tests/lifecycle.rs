@@ -56,12 +56,12 @@ fn two_namespaces_with_the_same_interface_name_never_touch_each_other() {
     // Each namespace lists its own guard, with its namespace, and marks the other one.
     let here = lab.status().unwrap();
     assert_eq!(here.as_array().unwrap().len(), 1, "{here}");
-    assert_eq!(here[0]["netns"], lab.guarded.id().0, "{here}");
+    assert_eq!(here[0]["netns"], lab.guarded.id().inode, "{here}");
     let text = lab.cli_ok(&["status"]).unwrap();
     assert!(
         text.contains(&format!(
             "also guarded: {name} in another network namespace, netns {}",
-            other.id().0
+            other.id().inode
         )),
         "{text}"
     );
@@ -69,6 +69,24 @@ fn two_namespaces_with_the_same_interface_name_never_touch_each_other() {
         text.contains(&format!("{} (ip netns)", other.name)),
         "named by ip netns: {text}"
     );
+
+    // The other namespace's guard as an earlier version pinned it (`<root>/<IFACE>`): both
+    // interfaces are index 2 in their namespaces, so only the program on the interface says
+    // whose it is. A command here neither adopts nor cleans it.
+    let theirs =
+        icmp_guard::pinned::Pins::in_netns(&lab.bpffs.path, other.id(), &name.parse().unwrap());
+    let legacy = theirs.legacy_dir();
+    std::fs::rename(&theirs.dir, &legacy).unwrap();
+    lab.cli_ok(&["set", &name, "--echo-rate", "5"]).unwrap();
+    let out = lab.cli(&["clean", &name]).unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        legacy.join("link").exists(),
+        "another namespace's legacy pins were taken"
+    );
+    assert!(other.has_xdp(&name), "and its guard still enforces");
+    std::fs::rename(&legacy, &theirs.dir).unwrap();
+    lab.cli_ok(&["attach", &name]).unwrap();
 
     // Detaching in the other namespace leaves this one's guard, pins and counters alone.
     assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2);

@@ -1,9 +1,10 @@
-//! Project tasks: `cargo xtask setup|build|test|bench|demo|fuzz`.
+//! Project tasks: `cargo xtask setup|build|dist|test|bench|demo|fuzz`.
 //!
 //! Every task first sets up what it needs (see [`setup`]): `build` the eBPF toolchain; `test`,
 //! `bench`, `demo` and `fuzz` that and the test tools. So a fresh machine needs nothing but Rust and
 //! this repo, and on a ready one the checks cost a few process spawns and print nothing.
 
+mod dist;
 mod setup;
 
 use std::{
@@ -27,6 +28,13 @@ enum Task {
     Setup,
     /// Build the CLI (with the XDP program embedded) and the test tools, release profile
     Build,
+    /// The static (musl) binary, a tarball and a .deb under `<target dir>/dist/`; with
+    /// `--image`, the container image too (podman)
+    Dist {
+        /// Also build the container image `localhost/icmp-guard:<version>`
+        #[arg(long)]
+        image: bool,
+    },
     /// Lints, unit tests, fixtures on the real program and end-to-end tests (needs root)
     Test {
         /// Extra arguments for `cargo test`, e.g. a test name filter
@@ -73,6 +81,20 @@ fn main() -> Result<()> {
         Task::Build => {
             setup::ebpf_toolchain()?;
             build(&root)
+        }
+        Task::Dist { image } => {
+            setup::ebpf_toolchain()?;
+            if image {
+                setup::test_tools()?;
+            }
+            let artefacts = dist::dist(&root)?;
+            for path in [&artefacts.binary, &artefacts.tarball, &artefacts.deb] {
+                println!("{}", path.display());
+            }
+            if image {
+                println!("{}", dist::image(&root, &artefacts)?);
+            }
+            Ok(())
         }
         Task::Test { args } => {
             require_root("test")?;
@@ -133,9 +155,14 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Where `build` put the binary `name`: `release/` in the target directory cargo uses, which
-/// `CARGO_TARGET_DIR` or `build.target-dir` may move out of the workspace.
+/// Where `build` put the binary `name`: `release/` in the target directory cargo uses.
 fn release_bin(root: &Path, name: &str) -> Result<PathBuf> {
+    Ok(target_dir(root)?.join("release").join(name))
+}
+
+/// The target directory cargo uses, which `CARGO_TARGET_DIR` or `build.target-dir` may move
+/// out of the workspace.
+fn target_dir(root: &Path) -> Result<PathBuf> {
     let mut cmd = cargo(root);
     cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
     let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
@@ -151,7 +178,7 @@ fn release_bin(root: &Path, name: &str) -> Result<PathBuf> {
     let target_dir = metadata["target_directory"]
         .as_str()
         .context("`cargo metadata` printed no target_directory")?;
-    Ok(Path::new(target_dir).join("release").join(name))
+    Ok(PathBuf::from(target_dir))
 }
 
 fn cargo(root: &Path) -> Command {
@@ -212,6 +239,10 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             "CARGO_ENCODED_RUSTFLAGS",
             format!("--cfg=bpf_target_arch=\"{}\"", std::env::consts::ARCH),
         ))?;
+    // What tests/tests/dist.rs checks, built before it runs (cached: a few seconds when
+    // nothing changed).
+    let artefacts = dist::dist(root)?;
+    dist::image(root, &artefacts)?;
     step("tests: unit, host fixtures, BPF_PROG_TEST_RUN fixtures, end to end");
     run(cargo(root)
         .args(["test", "--release", "--locked"])

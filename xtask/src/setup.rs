@@ -10,7 +10,8 @@
 //! - [`test_tools`], the commands the tests, the benchmark and the demo run (`ip`, `ping`,
 //!   `nsenter`, `setpriv`, `bpftool`, `mount`, `strace` for the kill test; `nft` and
 //!   `ethtool` for the bench's live table; `xdp-filter` for the foreign-program test;
-//!   `systemd-analyze` for the unit's sandbox score), from Debian.
+//!   `systemd-analyze` for the unit's sandbox score; `dpkg-deb` and `podman` for `dist`), from
+//!   Debian, and `kubernetes-validate` for the manifests, from PyPI.
 //!
 //! Each step checks first (a few `rustc`, `rustup` and `bpf-linker` queries, a `PATH` lookup)
 //! and, when everything is there, does nothing and prints nothing: no `apt-get`, no `cargo
@@ -25,8 +26,10 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 15] = [
+const SYSTEM_TOOLS: [(&str, &str); 17] = [
     ("ip", "iproute2"),
+    // The demo's and the replay tests' captures of a lab flood, replayed by `icmp-guard replay`.
+    ("tcpdump", "tcpdump"),
     ("bpftool", "bpftool"),
     ("ping", "iputils-ping"),
     ("nsenter", "util-linux"),
@@ -47,11 +50,18 @@ const SYSTEM_TOOLS: [(&str, &str); 15] = [
     // and a real Prometheus scraping the service to run every rule and dashboard query.
     ("promtool", "prometheus"),
     ("prometheus", "prometheus"),
-    // The capture test reads what `icmp-guard capture` writes: the frames with tcpdump, the
-    // packet comments (reason, source prefix) with tshark.
-    ("tcpdump", "tcpdump"),
+    // The capture test reads the packet comments (reason, source prefix) `icmp-guard capture`
+    // writes with tshark (and its frames with tcpdump, above).
     ("tshark", "tshark"),
+    // `cargo xtask dist`: the .deb, and the container image around the static binary (built
+    // and exported by the dist test; containers cannot be started here, see the README).
+    ("dpkg-deb", "dpkg"),
+    ("podman", "podman"),
 ];
+
+/// The Kubernetes manifests' offline validator (it ships the schemas), from PyPI: the version
+/// and the command it installs.
+const KUBERNETES_VALIDATE: (&str, &str) = ("kubernetes-validate==1.37.0", "kubernetes-validate");
 
 /// Makes sure the XDP program can be built: the nightly's `rust-src` and a `bpf-linker` on its
 /// LLVM. Returns what is there, for `cargo xtask setup` to report.
@@ -215,6 +225,11 @@ fn bpf_linker(nightly: &Nightly) -> Result<()> {
 /// Makes sure the commands the tests, the benchmark and the demo run are on `PATH`, installing
 /// the missing ones' packages with `apt-get` (which is only called then).
 pub fn test_tools() -> Result<()> {
+    system_tools()?;
+    python_tools()
+}
+
+fn system_tools() -> Result<()> {
     let mut packages: Vec<&str> = SYSTEM_TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))
@@ -248,4 +263,43 @@ pub fn test_tools() -> Result<()> {
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+}
+
+/// Installs the manifests' validator with `pip` when its command is missing.
+fn python_tools() -> Result<()> {
+    let (requirement, command) = KUBERNETES_VALIDATE;
+    if on_path(command) {
+        return Ok(());
+    }
+    step(&format!("installing {requirement} with pip"));
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        requirement,
+    ]))?;
+    if !on_path(command) {
+        bail!(
+            "installed {requirement}, but `{command}` is not on PATH; add pip's script folder (`python3 -m site --user-base`/bin) to PATH"
+        );
+    }
+    Ok(())
+}
+
+/// Makes sure the Rust target of the shipped binary is installed (`rustup target add`).
+pub fn musl_target(target: &str) -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running `rustup target list --installed` (is rustup installed?)")?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == target)
+    {
+        return Ok(());
+    }
+    step(&format!("installing the Rust target {target}"));
+    run(Command::new("rustup").args(["target", "add", target]))
 }

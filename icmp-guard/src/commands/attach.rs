@@ -12,7 +12,7 @@ use crate::{
         ConfigFile,
         apply::{self, Applied},
     },
-    kernel::{clock_tick_ns, loader, privilege},
+    kernel::{clock_tick_ns, loader, privilege, support},
     pinned::{Guard, Lock, Pins, health},
     policy::{self, describe},
 };
@@ -28,6 +28,7 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
         .limits
         .apply(&Config::with_defaults(), clock_tick_ns())?;
     privilege::require("attach", privilege::LOAD)?;
+    support::require()?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::to_change(bpffs, iface)?;
     if args.replace {
@@ -125,6 +126,7 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         });
     }
     privilege::require("attach", privilege::LOAD)?;
+    support::require()?;
     let bpffs = cfg.bpffs_or(bpffs);
     let _lock = Lock::acquire(&bpffs)?;
     for ic in chosen {

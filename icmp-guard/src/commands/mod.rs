@@ -8,6 +8,7 @@ pub mod config;
 pub mod detach;
 pub mod generate;
 pub mod lists;
+pub mod replay;
 pub mod set;
 pub mod stats;
 pub mod status;
@@ -18,7 +19,7 @@ use crate::{
     Error,
     cli::{Cli, Command, ListCommand},
     daemon,
-    kernel::{IfaceName, privilege},
+    kernel::{IfaceName, privilege, support},
     pinned::service,
 };
 
@@ -57,10 +58,12 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
         Command::Clean(args) => clean::run(bpffs, &args.iface),
         Command::Run(args) => {
             privilege::require("run", privilege::LOAD)?;
+            support::require()?;
             daemon::run(bpffs, &args.config)
         }
         Command::Capture(args) => capture::run(bpffs, &args),
         Command::Config(command) => config::run(&command),
         Command::Generate(command) => generate::run(&command),
+        Command::Replay(args) => replay::run(&args),
     }
 }

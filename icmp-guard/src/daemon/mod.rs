@@ -107,6 +107,9 @@ struct Daemon {
     bpffs: PathBuf,
     /// Interfaces seen missing, so their absence is logged once.
     gone: BTreeSet<IfaceName>,
+    /// The last problem logged for an interface the check could not mend, so a lasting one
+    /// is logged once, not every second.
+    failing: HashMap<IfaceName, String>,
     /// Program logs, by interface: taken from the programs this daemon loaded.
     loggers: HashMap<IfaceName, ProgramLog>,
     shared: Shared,
@@ -128,6 +131,7 @@ impl Daemon {
             cfg,
             bpffs,
             gone: BTreeSet::new(),
+            failing: HashMap::new(),
             loggers: HashMap::new(),
         }
     }
@@ -385,8 +389,13 @@ impl Daemon {
                 .and_then(Guard::open)
                 .and_then(|g| Health::of(&g));
             let why = match health {
-                Ok(health) if !health.needs_reattach() => {
+                Ok(Health::Attached) => {
                     self.gone.remove(&ic.name);
+                    self.failing.remove(&ic.name);
+                    continue;
+                }
+                Ok(health) if !health.needs_reattach() => {
+                    self.once(&ic.name, format!("{}: {health}", ic.name));
                     continue;
                 }
                 Ok(Health::Recreated { .. }) => format!("the interface is back (ifindex {index})"),
@@ -396,7 +405,7 @@ impl Daemon {
                     crate::error::shown(&self.cfg.path)
                 ),
                 Err(e) => {
-                    log::error!("{}", crate::error::chain(&e));
+                    self.once(&ic.name, crate::error::chain(&e));
                     continue;
                 }
             };
@@ -414,10 +423,22 @@ impl Daemon {
                     }
                     self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
                     self.gone.remove(&ic.name);
+                    self.failing.remove(&ic.name);
                 }
                 Ok(Applied::Updated) => {}
-                Err(e) => log::error!("{}: {why}; {}", ic.name, crate::error::chain(&e)),
+                Err(e) => {
+                    let problem = format!("{}: {why}; {}", ic.name, crate::error::chain(&e));
+                    self.once(&ic.name, problem);
+                }
             }
+        }
+    }
+
+    /// Logs `problem` as an error unless it is what was last logged for `name`.
+    fn once(&mut self, name: &IfaceName, problem: String) {
+        if self.failing.get(name) != Some(&problem) {
+            log::error!("{problem}");
+            self.failing.insert(name.clone(), problem);
         }
     }
 

@@ -135,8 +135,15 @@ pub fn is_loopback(iface: &str) -> bool {
     {
         *dst = libc::c_char::from_ne_bytes([src]);
     }
+    // The request's type is the libc's (`Ioctl`: unsigned long in glibc, int in musl).
     // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of a valid ifreq.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut req) };
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::SIOCGIFFLAGS as libc::Ioctl,
+            &raw mut req,
+        )
+    };
     // SAFETY: on success the kernel filled ifru_flags.
     rc == 0 && (i32::from(unsafe { req.ifr_ifru.ifru_flags }) & libc::IFF_LOOPBACK) != 0
 }

@@ -282,9 +282,13 @@ fn link_and_pin(
     cfg.ifindex = ifindex;
     cfg.attach_mode = attached_mode.recorded();
     write_config(&mut ebpf, &cfg)?;
+    // Pinned aside, then renamed over the link pin in one step: an old, dead link (a
+    // re-attach) stays pinned until the new one is, so a failed attach loses nothing.
+    let staging = pins.link_staging();
+    link.pin(&staging)
+        .map_err(Error::pin("pinning the link", &staging))?;
     let path = pins.link();
-    link.pin(&path)
-        .map_err(Error::pin("pinning the link", &path))?;
+    std::fs::rename(&staging, &path).map_err(Error::io("pinning the link as", &path))?;
     Ok(Attached {
         ifindex,
         mode: attached_mode,
@@ -359,11 +363,11 @@ pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
 }
 
 /// Attaches again after the interface was deleted and recreated under the same name (a new
-/// ifindex; the kernel detached the old link): the old link pin goes, the pinned maps stay.
+/// ifindex; the kernel detached the old link), or after the link was detached from outside:
+/// the new link replaces the old link's pin once it is attached, the pinned maps stay.
 pub fn reattach(pins: &Pins, mode: AttachMode) -> Result<Attached, Error> {
     schema::check(pins)?;
     let ifindex = ifindex(&pins.iface)?;
-    let _ = std::fs::remove_file(pins.link());
     let ebpf = load(pins, pinned_capacity(pins)?)?;
     let cfg = {
         let map = ebpf

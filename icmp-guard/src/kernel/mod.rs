@@ -2,8 +2,8 @@
 //! replacing it ([`loader`]), interface names and indexes ([`iface`]), the network namespace
 //! ([`netns`]), the state of an XDP link ([`link`]), the attach mode
 //! ([`mode`]), rtnetlink queries ([`netlink`]), why a driver refused native XDP
-//! ([`refusal`]), who owns a foreign XDP program ([`owner`]) and capability checks
-//! ([`privilege`]).
+//! ([`refusal`]), who owns a foreign XDP program ([`owner`]), capability checks
+//! ([`privilege`]) and whether the kernel can run the program at all ([`support`]).
 
 pub mod iface;
 pub mod link;
@@ -15,6 +15,7 @@ pub mod object;
 pub mod owner;
 pub mod privilege;
 pub mod refusal;
+pub mod support;
 
 pub use iface::IfaceName;
 pub use mode::AttachMode;

@@ -28,8 +28,8 @@ pub enum Health {
     /// The interface is the same, but the link was detached from outside icmp-guard (e.g.
     /// `bpftool link detach`).
     LinkDetached,
-    /// The link is attached to another interface index: the interface was renamed, and the
-    /// guard follows the interface, not the name.
+    /// The link is attached to another interface index: the interface was renamed. The guard
+    /// follows the interface, not the name, so whatever carries the name now is unguarded.
     #[serde(rename = "interface_renamed")]
     Renamed { ifindex: u32 },
 }
@@ -69,10 +69,10 @@ impl Health {
         }
     }
 
-    /// Whether the guard enforces on its interface.
+    /// Whether the guard enforces on the interface of its name.
     #[must_use]
     pub fn attached(self) -> bool {
-        matches!(self, Self::Attached | Self::Renamed { .. })
+        matches!(self, Self::Attached)
     }
 
     /// Whether `attach` (or the service) should attach the pinned state again.
@@ -113,7 +113,7 @@ impl fmt::Display for Health {
             ),
             Self::Renamed { ifindex } => write!(
                 f,
-                "attached to ifindex {ifindex}, which has another name now (the interface was renamed)"
+                "NOT ATTACHED to this name: the guard follows ifindex {ifindex}, which has another name now (the interface was renamed); `icmp-guard detach` then `icmp-guard attach` guards what has the name now"
             ),
         }
     }
@@ -149,6 +149,8 @@ mod tests {
         assert!(Health::Attached.attached() && !Health::Attached.needs_reattach());
         assert!(!Health::InterfaceGone.attached() && !Health::InterfaceGone.needs_reattach());
         assert!(Health::LinkDetached.needs_reattach());
+        let renamed = Health::Renamed { ifindex: 7 };
+        assert!(!renamed.attached() && !renamed.needs_reattach());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use icmp_guard_common::maps;
 use super::private;
 use crate::{
     Error,
-    kernel::{IfaceName, iface::ifindex, link, netns::Netns},
+    kernel::{IfaceName, iface::ifindex, link, netlink, netns::Netns},
 };
 
 /// Default bpffs mount point.
@@ -28,6 +28,10 @@ pub const ROOT_DIR: &str = "icmp-guard";
 
 /// How every map pin icmp-guard makes is named, in this version and the others.
 pub const MAP_PREFIX: &str = "IG_";
+
+/// The name a new link is pinned under before it is renamed to the link pin (bpffs refuses
+/// dots in pin names).
+pub const LINK_STAGING: &str = "link_staging";
 
 /// Every map the program pins, in the order they are pinned.
 pub const MAPS: [&str; 12] = [
@@ -134,6 +138,14 @@ impl Pins {
     pub fn to_change(bpffs: &Path, iface: &IfaceName) -> Result<Self, Error> {
         let pins = Self::new(bpffs, iface)?;
         pins.adopt_legacy()?;
+        // A process that died between pinning a new link aside and renaming it left the live
+        // link under the staging name: finish the rename.
+        let staging = pins.link_staging();
+        if staging.exists() {
+            pins.check()?;
+            std::fs::rename(&staging, pins.link())
+                .map_err(Error::io("finishing the pin of the link", &staging))?;
+        }
         Ok(pins)
     }
 
@@ -185,8 +197,20 @@ impl Pins {
     /// this name: then nothing of another namespace is lost by removing it.
     #[must_use]
     pub fn legacy_is_ours(&self) -> bool {
-        link::pinned_state(&self.legacy_dir().join(maps::LINK_PIN)).map_or(true, |state| {
-            !state.attached() || ifindex(&self.iface).is_ok_and(|i| i == state.ifindex)
+        link::pinned_state(&self.legacy_dir().join(maps::LINK_PIN))
+            .map_or(true, |state| !state.attached() || self.carries(state))
+    }
+
+    /// Whether `state`, a live link's, is on this namespace's interface of this name. The
+    /// index alone does not tell (every namespace numbers its interfaces from 1): the
+    /// interface must also carry the link's program, as this namespace's rtnetlink says.
+    fn carries(&self, state: link::LinkState) -> bool {
+        ifindex(&self.iface).is_ok_and(|index| {
+            index == state.ifindex
+                && netlink::xdp_state(index)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|xdp| xdp.program_id == state.program_id)
         })
     }
 
@@ -202,9 +226,8 @@ impl Pins {
         if !super::bpffs::is_bpffs(bpffs) || self.dir.exists() || !private::check_dir(&legacy)? {
             return Ok(false);
         }
-        let ours = link::pinned_state(&legacy.join(maps::LINK_PIN)).is_ok_and(|state| {
-            state.attached() && ifindex(&self.iface).is_ok_and(|i| i == state.ifindex)
-        });
+        let ours = link::pinned_state(&legacy.join(maps::LINK_PIN))
+            .is_ok_and(|state| state.attached() && self.carries(state));
         if !ours {
             return Ok(false);
         }
@@ -245,6 +268,13 @@ impl Pins {
         self.dir.join(maps::LINK_PIN)
     }
 
+    /// Where a new link is pinned before it is renamed over [`link`](Self::link): replacing a
+    /// dead link leaves the old pin in place until the new one is attached and pinned.
+    #[must_use]
+    pub fn link_staging(&self) -> PathBuf {
+        self.dir.join(LINK_STAGING)
+    }
+
     /// A pinned map, by name.
     #[must_use]
     pub fn map(&self, name: &str) -> PathBuf {
@@ -254,7 +284,9 @@ impl Pins {
     /// Every pin icmp-guard makes for this interface, the link first: the only files
     /// `detach` and `clean` ever remove.
     pub fn all(&self) -> impl Iterator<Item = PathBuf> + '_ {
-        std::iter::once(self.link()).chain(MAPS.iter().map(|name| self.map(name)))
+        [self.link(), self.link_staging()]
+            .into_iter()
+            .chain(MAPS.iter().map(|name| self.map(name)))
     }
 
     /// Whether this interface holds icmp-guard pins.

@@ -1,5 +1,5 @@
-//! One service per bpffs and network namespace. `icmp-guard run` holds an exclusive `flock`
-//! on a file in [`RUN_DIR`] for as long as it runs, and writes there its pid, its config file
+//! One service per bpffs and network namespace. `icmp-guard run` holds an exclusive
+//! open-file-description lock (`F_OFD_SETLK`) on a file in [`RUN_DIR`] for as long as it runs, and writes there its pid, its config file
 //! and the interfaces it manages. A second service for the same guards is refused, naming
 //! the first one's pid; a command that changes an interface the service manages warns that
 //! the service will put its configuration back.
@@ -9,8 +9,9 @@
 //! services would undo each other's work, which is what the lock prevents.
 //!
 //! The file is never unlinked: a file that is gone while someone waits on it would let two
-//! holders in. Whether a service runs is whether the `flock` is held, not whether the file is
-//! there; the file says who held it last.
+//! holders in. Whether a service runs is whether the lock is held, not whether the file is
+//! there; the file says who held it last. A command asks with `F_OFD_GETLK`, which takes no
+//! lock: a service starting at that moment is never refused because a command was looking.
 
 use std::{
     fmt::Write as _,
@@ -73,10 +74,11 @@ impl ServiceLock {
         private::make_dir(run_dir)?;
         let path = path_of(run_dir, bpffs, netns);
         let mut file = open_trusted(&path)?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut lock = whole_file(libc::F_WRLCK);
+        // SAFETY: fcntl on a descriptor we own with a flock struct we own.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &raw mut lock) } != 0 {
             let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            if !matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) {
                 return Err(Error::io("locking", &path)(err));
             }
             let holder = read_holder(&mut file);
@@ -118,14 +120,26 @@ pub fn running(bpffs: &Path) -> Option<Holder> {
 #[must_use]
 pub fn running_in(run_dir: &Path, bpffs: &Path, netns: Netns) -> Option<Holder> {
     let path = path_of(run_dir, bpffs, netns);
-    // Read-only, never created: a command only looks.
+    // Read-only, never created: a command only looks, and takes no lock.
     let mut file = File::open(&path).ok()?;
-    // SAFETY: flock on a descriptor we own; a shared lock we get is released on close.
-    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
-    if free {
+    let mut probe = whole_file(libc::F_WRLCK);
+    // SAFETY: fcntl on a descriptor we own with a flock struct we own.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &raw mut probe) } != 0 {
+        return None;
+    }
+    if i32::from(probe.l_type) == libc::F_UNLCK {
         return None;
     }
     read_holder(&mut file)
+}
+
+/// A lock request of `kind` over the whole file, for `F_OFD_SETLK` and `F_OFD_GETLK`.
+fn whole_file(kind: libc::c_int) -> libc::flock {
+    // SAFETY: an all-zero flock is valid; OFD locks need l_pid 0.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock
 }
 
 /// Parses what [`ServiceLock::update`] wrote.
@@ -179,7 +193,16 @@ mod tests {
         let run = base.join("run");
         let bpffs = base.join("bpffs");
         std::fs::create_dir_all(&bpffs).unwrap();
-        let (here, there) = (Netns(1), Netns(2));
+        let (here, there) = (
+            Netns {
+                inode: 1,
+                cookie: 1,
+            },
+            Netns {
+                inode: 1,
+                cookie: 2,
+            },
+        );
         let eth0: IfaceName = "eth0".parse().unwrap();
         let config = Path::new("/etc/icmp-guard/icmp-guard.toml");
 
@@ -192,7 +215,8 @@ mod tests {
         assert_eq!(holder.config, config);
         assert_eq!(holder.interfaces, ["eth0"]);
 
-        // flock is per open file: a second open in this process conflicts like another one.
+        // OFD locks belong to the open file: a second open in this process conflicts like
+        // another process would.
         let err = ServiceLock::acquire_in(&run, &bpffs, here, config, &[]).unwrap_err();
         let text = err.to_string();
         assert!(

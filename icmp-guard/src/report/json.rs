@@ -156,7 +156,7 @@ impl Snapshot {
                 deny: self.deny,
             },
             mode: self.mode,
-            netns: self.netns.0,
+            netns: self.netns.inode,
             pins: &self.pins,
             program_id: self.program_id,
             sources: Fill {
@@ -237,7 +237,7 @@ mod tests {
         let s = sample();
         assert_eq!(
             serde_json::to_string(&[s.status()]).unwrap(),
-            r#"[{"attached_at":1795876339,"dry_run":false,"health":{"state":"attached"},"ifindex":7,"interface":"eth0","limits":{"echo_burst":50,"echo_rate":20,"exempt_burst":20000,"exempt_rate":10000,"global_burst":4000,"global_rate":2000,"max_echo_size":9216,"max_sources":65536,"new_source_burst":200,"new_source_rate":100,"reply_burst":200,"reply_rate":100,"v4_prefix":24,"v6_prefix":64},"lists":{"allow":1,"deny":0},"mode":"native","netns":4026531840,"pins":"/sys/fs/bpf/icmp-guard/netns:4026531840/eth0","program_id":13,"sources":{"bytes":7340032,"capacity":65536,"tracked":2},"summary":"echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources"}]"#
+            r#"[{"attached_at":1795876339,"dry_run":false,"health":{"state":"attached"},"ifindex":7,"interface":"eth0","limits":{"echo_burst":50,"echo_rate":20,"exempt_burst":20000,"exempt_rate":10000,"global_burst":4000,"global_rate":2000,"max_echo_size":9216,"max_sources":65536,"new_source_burst":200,"new_source_rate":100,"reply_burst":200,"reply_rate":100,"v4_prefix":24,"v6_prefix":64},"lists":{"allow":1,"deny":0},"mode":"native","netns":4026531840,"pins":"/sys/fs/bpf/icmp-guard/netns:4026531840:1/eth0","program_id":13,"sources":{"bytes":7340032,"capacity":65536,"tracked":2},"summary":"echo 20/s burst 50 per source, replies 100/s burst 200, global 2000/s burst 4000, new sources 100/s burst 200, exempt 10000/s burst 20000, sources by /24 and /64, max echo size 9216 bytes, up to 65536 sources"}]"#
         );
         assert_eq!(
             serde_json::to_string(&s.stats(1)).unwrap(),

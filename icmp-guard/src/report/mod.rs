@@ -189,8 +189,11 @@ pub(crate) mod tests {
         rank(&mut sources);
         Snapshot {
             interface: "eth0".parse().unwrap(),
-            pins: PathBuf::from("/sys/fs/bpf/icmp-guard/netns:4026531840/eth0"),
-            netns: Netns(4_026_531_840),
+            pins: PathBuf::from("/sys/fs/bpf/icmp-guard/netns:4026531840:1/eth0"),
+            netns: Netns {
+                inode: 4_026_531_840,
+                cookie: 1,
+            },
             health: Health::Attached,
             config,
             program_id: 13,

@@ -71,7 +71,7 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot], source_labels: boo
     family(
         "icmp_guard_down_reason",
         "gauge",
-        "Why a guard whose pins exist is not attached (1 for the reason that holds): interface_gone, interface_recreated or link_detached.",
+        "Why a guard whose pins exist is not attached (1 for the reason that holds): interface_gone, interface_recreated, link_detached or interface_renamed.",
         &mut samples
             .iter()
             .filter(|s| !s.health.attached())

@@ -5,12 +5,12 @@ use std::{fmt::Write as _, time::UNIX_EPOCH};
 use icmp_guard_common::Reason;
 
 use super::{Rates, Snapshot};
-use crate::{pinned::health::Health, policy};
+use crate::policy;
 
 /// One guard as `status` lists it.
 #[must_use]
 pub fn status(s: &Snapshot) -> String {
-    let attachment = if s.health == Health::Attached {
+    let attachment = if s.health.attached() {
         format!("program {} in {} mode", s.program_id, s.mode)
     } else {
         format!("program {}: {}", s.program_id, s.health)
@@ -184,6 +184,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{super::tests::sample, *};
+    use crate::pinned::health::Health;
 
     /// (seconds since the epoch, as `status` prints them): the epoch, leap days, a century.
     #[test]

@@ -3,8 +3,9 @@
 //! lab on exit, on failure and on Ctrl-C.
 
 use std::{
-    process::Command,
+    process::{Command, Stdio},
     sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
 };
 
 use anyhow::{Result, bail};
@@ -80,6 +81,8 @@ fn demo() -> Result<()> {
     checkpoint()?;
 
     title(&format!("a flood: {FLOOD} echo requests from {FLOODER}"));
+    let capture = lab.scratch.file("flood.pcap");
+    let mut tcpdump = start_capture(&lab, &capture)?;
     let report = lab.inject(&[
         "--kind",
         "echo",
@@ -93,6 +96,7 @@ fn demo() -> Result<()> {
         report["sent"],
         report["seconds"].as_f64().unwrap_or_default()
     );
+    stop_capture(&mut tcpdump)?;
     checkpoint()?;
 
     title(&format!(
@@ -136,6 +140,8 @@ fn demo() -> Result<()> {
     print!("{out}");
     checkpoint()?;
 
+    replay_capture(&lab, &capture)?;
+
     title(&format!("icmp-guard detach {iface}"));
     print!("{}", lab.cli_ok(&["detach", &iface])?);
     let shown = Command::new("ip")
@@ -148,5 +154,62 @@ fn demo() -> Result<()> {
         "\nDone. Try it on a real interface: {} attach eth0",
         workspace_bin("icmp-guard")?.display()
     );
+    Ok(())
+}
+
+/// tcpdump on the client side, capturing the echoes it sends (at most the flood) to `file`.
+fn start_capture(lab: &Lab, file: &std::path::Path) -> Result<std::process::Child> {
+    let child = lab
+        .client
+        .exec("tcpdump")
+        .args(["-i", &lab.client_if, "-Q", "out", "-s", "0", "-U"])
+        .args([
+            "-c",
+            &FLOOD.to_string(),
+            "-w",
+            file.to_str().unwrap_or_default(),
+            "icmp",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // tcpdump needs a moment to open the interface before the flood starts.
+    std::thread::sleep(Duration::from_secs(1));
+    Ok(child)
+}
+
+/// Ends the capture: it stops by itself at FLOOD packets; a SIGINT ends it if some were missed.
+fn stop_capture(tcpdump: &mut std::process::Child) -> Result<()> {
+    std::thread::sleep(Duration::from_millis(500));
+    if tcpdump.try_wait()?.is_none() {
+        // SAFETY: signals the child this process spawned, by its pid.
+        unsafe { libc::kill(i32::try_from(tcpdump.id())?, libc::SIGINT) };
+    }
+    tcpdump.wait()?;
+    Ok(())
+}
+
+/// The captured flood replayed with the demo's policy and with a stricter one.
+fn replay_capture(lab: &Lab, capture: &std::path::Path) -> Result<()> {
+    let file = capture.to_str().unwrap_or_default();
+    for (what, policy) in [
+        (
+            "the demo's policy",
+            ["--echo-rate", "10", "--echo-burst", "20"],
+        ),
+        (
+            "a stricter policy",
+            ["--echo-rate", "2", "--echo-burst", "5"],
+        ),
+    ] {
+        let mut args = vec!["replay", file, "--top", "3"];
+        args.extend(policy);
+        title(&format!(
+            "the captured flood replayed with {what}: icmp-guard {}",
+            args.join(" ")
+        ));
+        print!("{}", lab.cli_ok(&args)?);
+        checkpoint()?;
+    }
     Ok(())
 }

@@ -1,0 +1,604 @@
+//! Reading a capture, one frame at a time: pcap (microsecond or nanosecond) and pcapng, with
+//! Ethernet frames or Linux cooked headers (SLL, SLL2) turned into the Ethernet frames the
+//! program parses. The file is streamed: memory is the reader's buffer and one frame.
+
+use std::io::{self, Read};
+
+use pcap_file::{
+    DataLink, PcapError,
+    pcap::{PcapReader, RawPcapPacket},
+    pcapng::{
+        Block, PcapNgReader,
+        blocks::{
+            enhanced_packet::EnhancedPacketOption,
+            interface_description::InterfaceDescriptionOption,
+        },
+    },
+};
+
+/// Link types replay reads, by number (tcpdump.org/linktypes.html).
+pub const ETHERNET: u32 = 1;
+pub const LINUX_SLL: u32 = 113;
+pub const LINUX_SLL2: u32 = 276;
+
+/// The Linux packet type of a frame the capturing host sent (`PACKET_OUTGOING`).
+const PACKET_OUTGOING: u16 = 4;
+
+/// What is wrong with a capture, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureError {
+    /// The frame (counted from 1) that could not be read; `None` for the file's header.
+    pub frame: Option<u64>,
+    pub what: String,
+}
+
+impl std::fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.frame {
+            Some(n) => write!(f, "frame {n}: {}", self.what),
+            None => write!(f, "{}", self.what),
+        }
+    }
+}
+
+/// One record of the capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A whole frame as the program would see it, with its time stamp (ns since the epoch).
+    Frame {
+        number: u64,
+        ts_ns: u64,
+        frame: Vec<u8>,
+    },
+    /// A frame the capture kept only `captured` bytes of (a snap length below `original`): it
+    /// cannot be judged as it was received.
+    Truncated {
+        number: u64,
+        captured: u32,
+        original: u32,
+    },
+    /// A frame the capturing host sent (a cooked capture's packet type, or a pcapng
+    /// direction flag): XDP never sees it.
+    Outgoing { number: u64 },
+}
+
+/// How the link layer of an interface's frames is turned into Ethernet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Ethernet,
+    Sll,
+    Sll2,
+}
+
+impl Link {
+    fn of(linktype: DataLink) -> Result<Self, String> {
+        match u32::from(linktype) {
+            ETHERNET => Ok(Self::Ethernet),
+            LINUX_SLL => Ok(Self::Sll),
+            LINUX_SLL2 => Ok(Self::Sll2),
+            n => Err(format!(
+                "link type {n} ({linktype:?}) is not one replay reads: Ethernet ({ETHERNET}), \
+                 Linux cooked SLL ({LINUX_SLL}) or SLL2 ({LINUX_SLL2}); capture on an Ethernet \
+                 interface, or with `tcpdump -i any`"
+            )),
+        }
+    }
+}
+
+/// A pcapng interface: its link and how its time stamps count.
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    link: Result<Link, u32>,
+    /// Time stamp units per second, as a power: (base 10 or 2, exponent).
+    resolution: (bool, u8),
+    offset_secs: u64,
+}
+
+enum Inner<R: Read> {
+    Pcap {
+        reader: PcapReader<R>,
+        link: Link,
+        nanos: bool,
+    },
+    Ng {
+        reader: PcapNgReader<R>,
+        interfaces: Vec<Interface>,
+        last_ts_ns: u64,
+    },
+}
+
+/// A capture being read.
+pub struct Capture<R: Read> {
+    inner: Inner<R>,
+    number: u64,
+    failed: bool,
+}
+
+const PCAP_MAGICS: [[u8; 4]; 4] = [
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+];
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+fn header_error(what: impl std::fmt::Display) -> CaptureError {
+    CaptureError {
+        frame: None,
+        what: format!("{what}"),
+    }
+}
+
+/// A file's bytes, its first four (read to tell the format) put back in front.
+pub type Stream<R> = io::Chain<io::Cursor<[u8; 4]>, R>;
+
+impl<R: Read> Capture<Stream<R>> {
+    /// Reads the file's header: pcap or pcapng, told by its first four bytes.
+    pub fn new(mut reader: R) -> Result<Self, CaptureError> {
+        let mut magic = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            match reader.read(&mut magic[got..]) {
+                Ok(0) => {
+                    return Err(header_error(format!(
+                        "is {got} bytes long: not a capture (a pcap or pcapng file starts with a \
+                         header of 24 bytes or more)"
+                    )));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(header_error(format!("cannot be read: {e}"))),
+            }
+        }
+        let stream = io::Cursor::new(magic).chain(reader);
+        let inner = if PCAP_MAGICS.contains(&magic) {
+            let reader = PcapReader::new(stream)
+                .map_err(|e| header_error(format!("has a broken pcap header: {}", why(&e))))?;
+            let header = reader.header();
+            let link = Link::of(header.datalink).map_err(header_error)?;
+            Inner::Pcap {
+                link,
+                nanos: header.ts_resolution == pcap_file::TsResolution::NanoSecond,
+                reader,
+            }
+        } else if magic == PCAPNG_MAGIC {
+            let reader = PcapNgReader::new(stream).map_err(|e| {
+                header_error(format!("has a broken pcapng section header: {}", why(&e)))
+            })?;
+            Inner::Ng {
+                reader,
+                interfaces: Vec::new(),
+                last_ts_ns: 0,
+            }
+        } else {
+            return Err(header_error(format!(
+                "is not a pcap or pcapng capture (it starts with {magic:02x?}); write one with \
+                 `tcpdump -w FILE` or `dumpcap -w FILE`"
+            )));
+        };
+        Ok(Self {
+            inner,
+            number: 0,
+            failed: false,
+        })
+    }
+}
+
+/// A reader's error in words.
+fn why(e: &PcapError) -> String {
+    match e {
+        PcapError::IoError(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            "the file ends inside it (a truncated file, or a corrupt length field)".to_owned()
+        }
+        PcapError::IncompleteBuffer => "the file ends inside it (a truncated file)".to_owned(),
+        PcapError::IoError(io) => format!("cannot be read: {io}"),
+        other => other.to_string(),
+    }
+}
+
+impl<R: Read> Iterator for Capture<R> {
+    type Item = Result<Record, CaptureError>;
+
+    /// The next record; after an error, nothing more.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = self.read_next();
+        if let Some(Err(_)) = &next {
+            self.failed = true;
+        }
+        next
+    }
+}
+
+impl<R: Read> Capture<R> {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one match over the two formats reads best whole: each arm is one record"
+    )]
+    fn read_next(&mut self) -> Option<Result<Record, CaptureError>> {
+        let number = self.number + 1;
+        let fail = |what: String| {
+            Some(Err(CaptureError {
+                frame: Some(number),
+                what,
+            }))
+        };
+        match &mut self.inner {
+            Inner::Pcap {
+                reader,
+                link,
+                nanos,
+            } => {
+                let packet = match reader.next_raw_packet()? {
+                    Ok(p) => p,
+                    Err(e) => return fail(why(&e)),
+                };
+                self.number = number;
+                let RawPcapPacket {
+                    ts_sec,
+                    ts_frac,
+                    incl_len,
+                    orig_len,
+                    data,
+                } = packet;
+                let (limit, scale) = if *nanos {
+                    (1_000_000_000, 1)
+                } else {
+                    (1_000_000, 1000)
+                };
+                if ts_frac >= limit {
+                    return fail(format!(
+                        "its time stamp's fraction {ts_frac} is not below {limit}: a corrupt record"
+                    ));
+                }
+                let ts_ns = u64::from(ts_sec) * 1_000_000_000 + u64::from(ts_frac) * scale;
+                Some(record(
+                    number, ts_ns, *link, incl_len, orig_len, &data, false,
+                ))
+            }
+            Inner::Ng {
+                reader,
+                interfaces,
+                last_ts_ns,
+            } => loop {
+                let block = match reader.next_block()? {
+                    Ok(b) => b,
+                    Err(e) => return fail(why(&e)),
+                };
+                let (id, units, original, data, outgoing) = match block {
+                    Block::SectionHeader(_) => {
+                        interfaces.clear();
+                        continue;
+                    }
+                    Block::InterfaceDescription(idb) => {
+                        interfaces.push(interface(&idb));
+                        continue;
+                    }
+                    Block::EnhancedPacket(epb) => {
+                        let outgoing = epb
+                            .options
+                            .iter()
+                            .any(|o| matches!(o, EnhancedPacketOption::Flags(f) if f & 3 == 2));
+                        let units = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
+                        (
+                            epb.interface_id,
+                            Some(units),
+                            epb.original_len,
+                            epb.data,
+                            outgoing,
+                        )
+                    }
+                    Block::SimplePacket(spb) => (0, None, spb.original_len, spb.data, false),
+                    Block::Packet(pb) => (
+                        u32::from(pb.interface_id),
+                        Some(pb.timestamp),
+                        pb.original_len,
+                        pb.data,
+                        false,
+                    ),
+                    _ => continue,
+                };
+                self.number = number;
+                let Some(iface) = interfaces.get(id as usize).copied() else {
+                    return fail(format!(
+                        "names interface {id}, but the section describes {} (a corrupt capture)",
+                        interfaces.len()
+                    ));
+                };
+                let link = match iface.link {
+                    Ok(link) => link,
+                    Err(n) => return fail(Link::of(DataLink::from(n)).err().unwrap_or_default()),
+                };
+                if let Some(units) = units {
+                    *last_ts_ns = to_ns(units, iface.resolution)
+                        .saturating_add(iface.offset_secs.saturating_mul(1_000_000_000));
+                }
+                let captured = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                // A simple packet block holds min(original, snap length) bytes plus padding.
+                let captured = if units.is_none() {
+                    captured.min(original)
+                } else {
+                    captured
+                };
+                let data = &data[..captured as usize];
+                return Some(record(
+                    number,
+                    *last_ts_ns,
+                    link,
+                    captured,
+                    original,
+                    data,
+                    outgoing,
+                ));
+            },
+        }
+    }
+}
+
+fn interface(
+    idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock,
+) -> Interface {
+    let mut resolution = (true, 6);
+    let mut offset_secs = 0;
+    for option in &idb.options {
+        match option {
+            InterfaceDescriptionOption::IfTsResol(r) => {
+                resolution = (r & 0x80 == 0, r & 0x7f);
+            }
+            InterfaceDescriptionOption::IfTsOffset(o) => offset_secs = *o,
+            _ => {}
+        }
+    }
+    Interface {
+        link: Link::of(idb.linktype).map_err(|_| u32::from(idb.linktype)),
+        resolution,
+        offset_secs,
+    }
+}
+
+/// `units` of 10^-exp (decimal) or 2^-exp seconds, in nanoseconds (saturating).
+#[must_use]
+pub fn to_ns(units: u64, (decimal, exp): (bool, u8)) -> u64 {
+    let wide = u128::from(units);
+    let ns = if decimal {
+        if exp <= 9 {
+            wide.saturating_mul(10u128.pow(u32::from(9 - exp)))
+        } else if exp < 38 {
+            wide / 10u128.pow(u32::from(exp - 9))
+        } else {
+            0
+        }
+    } else if exp < 64 {
+        wide.saturating_mul(1_000_000_000) >> exp
+    } else {
+        0
+    };
+    u64::try_from(ns).unwrap_or(u64::MAX)
+}
+
+/// A packet record as replay sees it.
+fn record(
+    number: u64,
+    ts_ns: u64,
+    link: Link,
+    captured: u32,
+    original: u32,
+    data: &[u8],
+    outgoing: bool,
+) -> Result<Record, CaptureError> {
+    if captured > original {
+        return Err(CaptureError {
+            frame: Some(number),
+            what: format!(
+                "holds {captured} bytes of a frame said to be {original} bytes long: a corrupt record"
+            ),
+        });
+    }
+    if outgoing {
+        return Ok(Record::Outgoing { number });
+    }
+    if captured < original {
+        return Ok(Record::Truncated {
+            number,
+            captured,
+            original,
+        });
+    }
+    let frame = match link {
+        Link::Ethernet => data.to_vec(),
+        Link::Sll | Link::Sll2 => match cooked(link, data) {
+            Cooked::Frame(frame) => frame,
+            Cooked::Outgoing => return Ok(Record::Outgoing { number }),
+            Cooked::Short(needed) => {
+                return Err(CaptureError {
+                    frame: Some(number),
+                    what: format!(
+                        "is {} bytes, shorter than the {needed}-byte Linux cooked header: a corrupt record",
+                        data.len()
+                    ),
+                });
+            }
+        },
+    };
+    Ok(Record::Frame {
+        number,
+        ts_ns,
+        frame,
+    })
+}
+
+enum Cooked {
+    Frame(Vec<u8>),
+    Outgoing,
+    Short(usize),
+}
+
+/// Destination addresses for a cooked frame, by Linux packet type: to this host, broadcast,
+/// multicast, another host. Only whether it is a group address matters to the program.
+const UNICAST_DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const BROADCAST_DST: [u8; 6] = [0xff; 6];
+const MULTICAST_DST: [u8; 6] = [0x01, 0x00, 0x5e, 0, 0, 0x01];
+
+/// An Ethernet frame made from a Linux cooked one: the destination from the packet type, the
+/// source from the link-layer address (when it is 6 bytes), the ethertype from the protocol.
+fn cooked(link: Link, data: &[u8]) -> Cooked {
+    // SLL: type(2) arphrd(2) addr_len(2) addr(8) protocol(2).
+    // SLL2: protocol(2) reserved(2) ifindex(4) arphrd(2) type(1) addr_len(1) addr(8).
+    let (header, kind, addr_len, addr, protocol) = match link {
+        Link::Sll if data.len() >= 16 => (
+            16,
+            u16::from_be_bytes([data[0], data[1]]),
+            u16::from_be_bytes([data[4], data[5]]),
+            &data[6..14],
+            [data[14], data[15]],
+        ),
+        Link::Sll2 if data.len() >= 20 => (
+            20,
+            u16::from(data[10]),
+            u16::from(data[11]),
+            &data[12..20],
+            [data[0], data[1]],
+        ),
+        Link::Sll => return Cooked::Short(16),
+        _ => return Cooked::Short(20),
+    };
+    let dst = match kind {
+        PACKET_OUTGOING => return Cooked::Outgoing,
+        1 => BROADCAST_DST,
+        2 => MULTICAST_DST,
+        _ => UNICAST_DST,
+    };
+    let mut frame = Vec::with_capacity(14 + data.len() - header);
+    frame.extend_from_slice(&dst);
+    if addr_len == 6 {
+        frame.extend_from_slice(&addr[..6]);
+    } else {
+        frame.extend_from_slice(&[0; 6]);
+    }
+    frame.extend_from_slice(&protocol);
+    frame.extend_from_slice(&data[header..]);
+    Cooked::Frame(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (units, resolution, nanoseconds).
+    #[test]
+    fn time_stamps_convert_from_every_resolution() {
+        for (units, resolution, ns) in [
+            (1, (true, 6), 1000),
+            (1, (true, 9), 1),
+            (1_000, (true, 12), 1),
+            (5, (true, 0), 5_000_000_000),
+            (1, (false, 1), 500_000_000),
+            (1 << 30, (false, 30), 1_000_000_000),
+            (u64::MAX, (true, 0), u64::MAX),
+            (7, (true, 100), 0),
+            (7, (false, 127), 0),
+        ] {
+            assert_eq!(to_ns(units, resolution), ns, "{units} {resolution:?}");
+        }
+    }
+
+    /// (link, cooked bytes, the Ethernet frame or None for an outgoing frame).
+    #[test]
+    fn cooked_headers_become_ethernet() {
+        let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+        let payload = [0x45, 0, 0, 20];
+        let sll = |kind: u8, addr_len: u8| {
+            let mut d = vec![0, kind, 0, 1, 0, addr_len];
+            d.extend_from_slice(&mac);
+            d.extend_from_slice(&[0, 0, 0x08, 0x00]);
+            d.extend_from_slice(&payload);
+            d
+        };
+        let sll2 = |kind: u8| {
+            let mut d = vec![0x86, 0xdd, 0, 0, 0, 0, 0, 3, 0, 1, kind, 6];
+            d.extend_from_slice(&mac);
+            d.extend_from_slice(&[0, 0]);
+            d.extend_from_slice(&payload);
+            d
+        };
+        let eth = |dst: [u8; 6], src: [u8; 6], ty: [u8; 2]| {
+            let mut f = dst.to_vec();
+            f.extend_from_slice(&src);
+            f.extend_from_slice(&ty);
+            f.extend_from_slice(&payload);
+            Some(f)
+        };
+        for (link, data, wanted) in [
+            (Link::Sll, sll(0, 6), eth(UNICAST_DST, mac, [8, 0])),
+            (Link::Sll, sll(1, 6), eth(BROADCAST_DST, mac, [8, 0])),
+            (Link::Sll, sll(2, 6), eth(MULTICAST_DST, mac, [8, 0])),
+            (Link::Sll, sll(3, 0), eth(UNICAST_DST, [0; 6], [8, 0])),
+            (Link::Sll, sll(4, 6), None),
+            (Link::Sll2, sll2(0), eth(UNICAST_DST, mac, [0x86, 0xdd])),
+            (Link::Sll2, sll2(1), eth(BROADCAST_DST, mac, [0x86, 0xdd])),
+            (Link::Sll2, sll2(4), None),
+        ] {
+            match (cooked(link, &data), wanted) {
+                (Cooked::Frame(got), Some(wanted)) => assert_eq!(got, wanted, "{link:?} {data:?}"),
+                (Cooked::Outgoing, None) => {}
+                _ => panic!("{link:?} {data:?}"),
+            }
+        }
+        assert!(matches!(cooked(Link::Sll, &[0; 15]), Cooked::Short(16)));
+        assert!(matches!(cooked(Link::Sll2, &[0; 19]), Cooked::Short(20)));
+    }
+
+    #[test]
+    fn link_types_outside_the_three_are_named() {
+        for (n, ok) in [
+            (1, true),
+            (113, true),
+            (276, true),
+            (101, false),
+            (105, false),
+        ] {
+            let got = Link::of(DataLink::from(n));
+            assert_eq!(got.is_ok(), ok, "{n}");
+            if let Err(why) = got {
+                assert!(why.contains(&format!("link type {n}")), "{why}");
+            }
+        }
+    }
+
+    /// Random bytes behind each magic number: every record read or an error, never a panic.
+    #[test]
+    fn random_bytes_are_read_or_refused_without_panicking() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let heads: [&[u8]; 5] = [
+            &[
+                0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0,
+            ],
+            &[0xa1, 0xb2, 0x3c, 0x4d],
+            &[
+                0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0,
+            ],
+            &[0x0a, 0x0d, 0x0d, 0x0a],
+            &[],
+        ];
+        for i in 0..20_000 {
+            let mut bytes = heads[i % heads.len()].to_vec();
+            let len = (next() % 200) as usize;
+            bytes.extend((0..len).map(|_| next() as u8));
+            if let Ok(capture) = Capture::new(bytes.as_slice()) {
+                for record in capture.take(1000) {
+                    if record.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

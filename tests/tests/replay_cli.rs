@@ -1,0 +1,397 @@
+//! `icmp-guard replay` on the built binary: the fixture table written as pcap and pcapng
+//! captures gives the table's counters (and, with `--kernel`, the real program agrees),
+//! floods of known rates give the passes the buckets allow and the limits `--suggest` must
+//! print, and broken captures fail with the frame at fault, never a panic.
+
+use std::{
+    borrow::Cow,
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
+};
+
+use icmp_guard::policy::{KNOBS, Overrides};
+use icmp_guard_common::{Config, Reason};
+use icmp_guard_tests::{
+    fixtures::{Case, SRC, cases},
+    lab::{Scratch, stderr_of, workspace_bin},
+    packet::echo_from,
+};
+use pcap_file::{
+    DataLink, Endianness, TsResolution,
+    pcap::{PcapHeader, PcapPacket, PcapWriter},
+    pcapng::{
+        PcapNgWriter,
+        blocks::{
+            enhanced_packet::EnhancedPacketBlock,
+            interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
+        },
+    },
+};
+use serde_json::Value;
+
+/// A capture's time origin: 2026-11-20, in ns.
+const T0: u64 = 1_795_651_200_000_000_000;
+
+fn replay(args: &[&str]) -> Output {
+    let bin = workspace_bin("icmp-guard").unwrap();
+    Command::new(&bin)
+        .arg("replay")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("spawning {} replay {args:?}: {e}", bin.display()))
+}
+
+fn json_of(out: &Output, what: &str) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what}: not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr_of(out)
+        )
+    })
+}
+
+/// `frames` (time stamp in ns, bytes) written as a nanosecond pcap; each record keeps
+/// `keep` bytes when given (a short snap length).
+fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)], linktype: DataLink, keep: Option<usize>) {
+    let header = PcapHeader {
+        snaplen: keep.map_or(262_144, |k| k as u32),
+        datalink: linktype,
+        ts_resolution: TsResolution::NanoSecond,
+        endianness: Endianness::Little,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(File::create(path).unwrap(), header).unwrap();
+    for (ts, frame) in frames {
+        let data = &frame[..keep.unwrap_or(frame.len()).min(frame.len())];
+        let packet = PcapPacket {
+            timestamp: Duration::from_nanos(*ts),
+            orig_len: frame.len() as u32,
+            data: Cow::Borrowed(data),
+        };
+        w.write_packet(&packet).unwrap();
+    }
+}
+
+/// `frames` written as pcapng with one interface of `linktype`, nanosecond time stamps.
+fn write_pcapng(path: &Path, frames: &[(u64, Vec<u8>)], linktype: DataLink) {
+    let mut w = PcapNgWriter::new(File::create(path).unwrap()).unwrap();
+    let idb = InterfaceDescriptionBlock {
+        linktype,
+        snaplen: 0,
+        options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+    };
+    w.write_pcapng_block(idb).unwrap();
+    for (ts, frame) in frames {
+        let epb = EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: Duration::from_nanos(*ts),
+            original_len: frame.len() as u32,
+            data: Cow::Borrowed(frame),
+            options: vec![],
+        };
+        w.write_pcapng_block(epb).unwrap();
+    }
+}
+
+/// The flags that give `config` on the command line, or None when `set` would refuse it.
+fn policy_flags(case: &Case) -> Option<Vec<String>> {
+    let cfg: &Config = &case.config;
+    let mut overrides = Overrides::default();
+    let mut flags = Vec::new();
+    for knob in &KNOBS {
+        let value = (knob.get)(cfg);
+        overrides.set(knob, value);
+        flags.push(knob.flag());
+        flags.push(value.to_string());
+    }
+    overrides.apply(&Config::with_defaults(), 0).ok()?;
+    if cfg.dry_run() {
+        flags.push("--dry-run".into());
+    }
+    for cidr in &case.allow {
+        flags.extend(["--allow".into(), cidr.to_string()]);
+    }
+    for cidr in &case.deny {
+        flags.extend(["--deny".into(), cidr.to_string()]);
+    }
+    Some(flags)
+}
+
+/// Every frame of a case, all at one instant (the table's rows run within one clock tick).
+fn case_frames(case: &Case) -> Vec<(u64, Vec<u8>)> {
+    case.steps
+        .iter()
+        .flat_map(|s| (0..s.times).map(|_| (T0, s.frame.clone())))
+        .collect()
+}
+
+/// Rows whose policy `set` refuses (twice the new-source rate not below the global rate):
+/// no command line gives them. Change only together with the rows.
+const REFUSED_ROWS: usize = 9;
+
+fn fixture_captures(scratch: &Scratch) -> Vec<(Case, Vec<String>, [PathBuf; 2])> {
+    let mut out = Vec::new();
+    let mut refused = 0;
+    for (i, case) in cases().into_iter().enumerate() {
+        let Some(flags) = policy_flags(&case) else {
+            refused += 1;
+            continue;
+        };
+        let frames = case_frames(&case);
+        let pcap = scratch.file(&format!("case{i}.pcap"));
+        let pcapng = scratch.file(&format!("case{i}.pcapng"));
+        write_pcap(&pcap, &frames, DataLink::ETHERNET, None);
+        write_pcapng(&pcapng, &frames, DataLink::ETHERNET);
+        out.push((case, flags, [pcap, pcapng]));
+    }
+    assert_eq!(refused, REFUSED_ROWS);
+    out
+}
+
+#[test]
+fn the_fixture_table_replays_to_its_counters_from_pcap_and_pcapng() {
+    let scratch = Scratch::new().unwrap();
+    for (case, flags, files) in fixture_captures(&scratch) {
+        for file in &files {
+            let mut args = vec![file.to_str().unwrap(), "--json"];
+            args.extend(flags.iter().map(String::as_str));
+            let out = replay(&args);
+            assert!(out.status.success(), "{}: {}", case.what, stderr_of(&out));
+            let json = json_of(&out, &case.what);
+            for reason in Reason::ALL {
+                assert_eq!(
+                    json["counters"][reason.name()].as_u64(),
+                    Some(case.expected(reason)),
+                    "{} ({}): counter {}",
+                    case.what,
+                    file.display(),
+                    reason.name()
+                );
+            }
+            assert_eq!(
+                json["judged"].as_u64(),
+                Some(case.frames()),
+                "{}",
+                case.what
+            );
+        }
+    }
+}
+
+#[test]
+fn the_real_program_agrees_on_every_fixture_capture() {
+    let scratch = Scratch::new().unwrap();
+    for (case, flags, [pcap, _]) in fixture_captures(&scratch) {
+        let mut args = vec![pcap.to_str().unwrap(), "--json", "--kernel"];
+        args.extend(flags.iter().map(String::as_str));
+        let out = replay(&args);
+        assert!(out.status.success(), "{}: {}", case.what, stderr_of(&out));
+        let json = json_of(&out, &case.what);
+        assert_eq!(
+            json["kernel"]["compared"].as_u64(),
+            Some(case.frames()),
+            "{}",
+            case.what
+        );
+        assert_eq!(
+            json["kernel"]["differences_total"].as_u64(),
+            Some(0),
+            "{}: {}",
+            case.what,
+            json["kernel"]
+        );
+    }
+}
+
+/// `count` echoes from `src`, `gap_ns` apart from `start_ns`.
+fn stream(src: [u8; 4], start_ns: u64, gap_ns: u64, count: u64) -> Vec<(u64, Vec<u8>)> {
+    (0..count)
+        .map(|i| (T0 + start_ns + i * gap_ns, echo_from(src)))
+        .collect()
+}
+
+/// A flood of one source at a known rate: what passes is the burst plus the rate times the
+/// flood's length, give or take a packet for the coarse clock.
+#[test]
+fn a_flood_at_a_known_rate_passes_the_burst_plus_the_rate() {
+    let scratch = Scratch::new().unwrap();
+    // (flood pps, seconds, echo rate, echo burst).
+    for (pps, secs, rate, burst) in [
+        (100_u64, 10_u64, 20_u64, 50_u64),
+        (1000, 5, 5, 10),
+        (50, 4, 100, 5),
+    ] {
+        let frames = stream(SRC, 0, 1_000_000_000 / pps, pps * secs);
+        let file = scratch.file(&format!("flood{pps}.pcap"));
+        write_pcap(&file, &frames, DataLink::ETHERNET, None);
+        let (r, b) = (rate.to_string(), burst.to_string());
+        let out = replay(&[
+            file.to_str().unwrap(),
+            "--json",
+            "--echo-rate",
+            &r,
+            "--echo-burst",
+            &b,
+        ]);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let json = json_of(&out, "flood");
+        let passed = json["counters"]["passed"].as_u64().unwrap();
+        let span_ms = (pps * secs - 1) * 1000 / pps;
+        let wanted = (burst + rate * span_ms / 1000).min(pps * secs);
+        assert!(
+            passed.abs_diff(wanted) <= 1,
+            "{pps} pps for {secs} s at {rate}/s burst {burst}: {passed} passed, wanted {wanted} +- 1"
+        );
+        assert_eq!(
+            passed + json["counters"]["dropped_rate_source"].as_u64().unwrap(),
+            pps * secs
+        );
+        let seconds = json["timeline"].as_array().unwrap();
+        assert_eq!(seconds.len() as u64, secs, "{}", json["timeline"]);
+    }
+}
+
+/// Two sources at known steady rates for 20 s: the suggestion at each percentile.
+#[test]
+fn suggest_prints_the_limits_of_known_rates() {
+    let scratch = Scratch::new().unwrap();
+    let mut frames = stream([198, 51, 100, 7], 0, 100_000_000, 200);
+    frames.extend(stream([203, 0, 113, 9], 0, 20_000_000, 1000));
+    frames.sort_by_key(|f| f.0);
+    let file = scratch.file("two.pcapng");
+    write_pcapng(&file, &frames, DataLink::ETHERNET);
+    for (percentile, headroom, wanted) in [
+        // Peaks: 10 and 50 a second, 100 and 500 in 10 s; all together 60 and 600.
+        (
+            "99",
+            "1.5",
+            "icmp-guard set eth0 --echo-rate 75 --echo-burst 75 --global-rate 201 --global-burst 90",
+        ),
+        (
+            "50",
+            "1.5",
+            "icmp-guard set eth0 --echo-rate 15 --echo-burst 15 --global-rate 201 --global-burst 90",
+        ),
+        (
+            "50",
+            "2",
+            "icmp-guard set eth0 --echo-rate 20 --echo-burst 20 --global-rate 201 --global-burst 120",
+        ),
+    ] {
+        let out = replay(&[
+            file.to_str().unwrap(),
+            "--suggest",
+            "--iface",
+            "eth0",
+            "--percentile",
+            percentile,
+            "--headroom",
+            headroom,
+        ]);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.lines().any(|l| l == wanted),
+            "{percentile} {headroom}: {text}"
+        );
+        assert!(text.contains("[interface.limits]\necho_rate = "), "{text}");
+    }
+}
+
+/// A capture whose bytes are `mutate`d from a good one.
+fn broken(scratch: &Scratch, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = scratch.file(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// (what, the capture, words the error must hold, JSON printed before the error).
+#[test]
+fn broken_captures_fail_naming_the_frame() {
+    let scratch = Scratch::new().unwrap();
+    let frames = stream(SRC, 0, 1_000_000, 3);
+    let good = scratch.file("good.pcap");
+    write_pcap(&good, &frames, DataLink::ETHERNET, None);
+    let bytes = std::fs::read(&good).unwrap();
+    let short = scratch.file("short.pcap");
+    write_pcap(&short, &frames, DataLink::ETHERNET, Some(40));
+    let wifi = scratch.file("wifi.pcap");
+    write_pcap(&wifi, &frames, DataLink::IEEE802_11, None);
+    let wifi_ng = scratch.file("wifi.pcapng");
+    write_pcapng(&wifi_ng, &frames, DataLink::IEEE802_11);
+    for (what, path, words) in [
+        (
+            "a truncated file",
+            broken(&scratch, "cut.pcap", &bytes[..bytes.len() - 10]),
+            &["frame 3", "ends inside"][..],
+        ),
+        (
+            "a file cut in its header",
+            broken(&scratch, "head.pcap", &bytes[..10]),
+            &["pcap header"],
+        ),
+        ("an unknown link type", wifi, &["link type 105"]),
+        (
+            "an unknown link type in pcapng",
+            wifi_ng,
+            &["frame 1", "link type 105"],
+        ),
+        (
+            "a snap length shorter than the frames",
+            short,
+            &[
+                "frame 1",
+                "3 frame(s) were truncated in capture",
+                "tcpdump -s 0",
+            ],
+        ),
+        (
+            "garbage",
+            broken(&scratch, "garbage.pcap", b"this is not a capture at all"),
+            &["not a pcap or pcapng"],
+        ),
+    ] {
+        let out = replay(&[path.to_str().unwrap(), "--json"]);
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        for word in words {
+            assert!(stderr.contains(word), "{what}: {stderr}");
+        }
+    }
+}
+
+/// Random bytes behind each magic number: exit 0 or 1, never a panic.
+#[test]
+fn random_bytes_never_panic() {
+    let scratch = Scratch::new().unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let magics: [&[u8]; 4] = [
+        &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0],
+        &[0x4d, 0x3c, 0xb2, 0xa1],
+        &[0x0a, 0x0d, 0x0d, 0x0a],
+        &[],
+    ];
+    for i in 0..200 {
+        let mut bytes = magics[i % magics.len()].to_vec();
+        let len = (next() % 300) as usize;
+        bytes.extend((0..len).map(|_| next() as u8));
+        let path = broken(&scratch, &format!("random{i}"), &bytes);
+        let out = replay(&[path.to_str().unwrap()]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}: {:?} {}",
+            path.display(),
+            out.status,
+            stderr_of(&out)
+        );
+    }
+}
