@@ -248,15 +248,16 @@ impl Session {
         })
     }
 
-    /// Writes samples to `out` as pcapng until the count, a signal (SIGINT, SIGTERM), a
-    /// closed output or the interface going away; then disarms and returns the summary.
-    pub fn run(mut self, out: impl Write) -> Result<Summary, Error> {
+    /// Writes samples to `out` (named `target` in errors: the file, or `-` for stdout) as
+    /// pcapng until the count, a signal (SIGINT, SIGTERM), a closed output or the interface
+    /// going away; then disarms and returns the summary.
+    pub fn run(mut self, out: impl Write, target: &Path) -> Result<Summary, Error> {
         let iface = self.guard.pins.iface.to_string();
         for signal in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: installs an async-signal-safe handler that only stores to an atomic.
             unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
         }
-        let result = self.read_loop(out, &iface);
+        let result = self.read_loop(out, target, &iface);
         let finished = self.finish();
         let mut summary = result?;
         let control = finished?;
@@ -265,10 +266,10 @@ impl Session {
         Ok(summary)
     }
 
-    fn read_loop(&mut self, out: impl Write, iface: &str) -> Result<Summary, Error> {
+    fn read_loop(&mut self, out: impl Write, target: &Path, iface: &str) -> Result<Summary, Error> {
         let io_err = |e: io::Error| Error::Io {
             what: "writing the capture",
-            path: "capture output".into(),
+            path: target.to_path_buf(),
             source: e,
         };
         let mut writer = pcapng::Writer::new(out, iface, self.settings.snaplen).map_err(io_err)?;

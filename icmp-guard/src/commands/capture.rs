@@ -33,7 +33,7 @@ pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
             File::create(&args.file).map_err(Error::io("creating the capture file", &args.file))?;
         Box::new(BufWriter::new(file))
     };
-    let summary = session.run(out)?;
+    let summary = session.run(out, &args.file)?;
     eprintln!("{}", summary.render(args.iface.as_str()));
     Ok(())
 }
