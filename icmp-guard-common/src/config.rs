@@ -50,6 +50,14 @@ pub const MAX_DATAGRAM: u32 = 65535;
 pub mod flags {
     /// Count every verdict as usual but pass every frame.
     pub const DRY_RUN: u32 = 1;
+    /// A capture runs: sample drops into the capture ring (see [`crate::capture`]). Set by
+    /// `icmp-guard capture` while it runs; the program also checks its lease.
+    pub const CAPTURE: u32 = 2;
+    /// With [`CAPTURE`]: sample passed ICMP too (`capture --all`), so passes of ICMP read the
+    /// config again while it is set.
+    pub const CAPTURE_ALL: u32 = 4;
+    /// Both capture bits: what a capture sets and clears.
+    pub const CAPTURE_BITS: u32 = CAPTURE | CAPTURE_ALL;
 }
 
 /// XDP attach mode actually in effect, recorded for `status`.
@@ -251,6 +259,17 @@ impl Config {
         self.list_bank & 1
     }
 
+    /// Whether a capture wants frames of `reason` looked at: drops while [`flags::CAPTURE`]
+    /// is set, and every judged ICMP verdict with [`flags::CAPTURE_ALL`] too.
+    #[inline(always)]
+    #[must_use]
+    pub const fn capturing(&self, drop: bool) -> bool {
+        // Two tests against zero, not `flags & want == want`: LLVM's BPF backend turns that
+        // into `(flags | !want) == -1` compared as 64 bits on a zero-extended 32-bit value,
+        // which the verifier rightly finds never true, and removes the capture as dead code.
+        self.flags & flags::CAPTURE != 0 && (drop || self.flags & flags::CAPTURE_ALL != 0)
+    }
+
     /// Whether dry-run is on.
     #[inline(always)]
     #[must_use]
@@ -272,6 +291,8 @@ mod user {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for crate::bucket::SourceKey {}
     unsafe impl aya::Pod for crate::bucket::SourceRecord {}
+    // SAFETY: repr(C), integer fields and a `Limit`, no implicit padding (size asserted).
+    unsafe impl aya::Pod for crate::capture::Control {}
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 pub mod atomic;
 pub mod bucket;
+pub mod capture;
 pub mod config;
 pub mod maps;
 pub mod parse;

@@ -33,6 +33,13 @@ pub const ALLOW_B: &str = "IG_ALLOW_B";
 /// The deny list's bank 1.
 pub const DENY_B: &str = "IG_DENY_B";
 
+/// `RingBuf` of [`crate::capture::RING_BYTES`]: frames sampled for `icmp-guard capture`, each a
+/// [`crate::capture::Sample`].
+pub const CAPTURE: &str = "IG_CAPTURE";
+/// `Array<capture::Control>`, one entry: the running capture's lease, reasons, rate and snap
+/// length, and its lost and over-rate counters.
+pub const CAPTURE_CTL: &str = "IG_CAPTURE_CTL";
+
 /// Entries of each of the allow and deny lists (the tries are not preallocated).
 pub const LIST_MAX_ENTRIES: u32 = 4096;
 

@@ -108,6 +108,18 @@ impl Reason {
         )
     }
 
+    /// Whether this is a verdict on an ICMP frame (every drop, and the passes the policy
+    /// judged): what `capture --all` samples.
+    #[inline(always)]
+    #[must_use]
+    pub const fn is_judged_icmp(self) -> bool {
+        self.is_drop()
+            || matches!(
+                self,
+                Self::Passed | Self::PassedExempt | Self::PassedUnmetered | Self::Allowed
+            )
+    }
+
     /// The counter's name in `stats` output.
     #[must_use]
     pub const fn name(self) -> &'static str {

@@ -14,16 +14,20 @@
 )]
 
 use aya_ebpf::{
-    bindings::{xdp_action, xdp_md},
-    helpers::generated::{bpf_ktime_get_coarse_ns, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
+    bindings::{BPF_F_MMAPABLE, xdp_action, xdp_md},
+    helpers::generated::{
+        bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
+    },
     macros::{map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
+use core::sync::atomic::AtomicU64;
 use icmp_guard_common::{
-    Config, Reason, SourceKey, SourceState,
-    bucket::{Bucket, Class},
+    Config, Reason, SourceKey, SourceState, atomic,
+    bucket::{self, Bucket, Class},
+    capture::{self, Control, Sample, SampleHeader},
     config::defaults::MAX_SOURCES,
     maps::{EXEMPT_SLOT, GLOBAL_SLOT, LIST_MAX_ENTRIES},
     parse::Frame,
@@ -86,6 +90,20 @@ static IG_ALLOW_B: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_EN
 #[map(name = "IG_DENY_B")]
 static IG_DENY_B: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(LIST_MAX_ENTRIES, 0);
 
+/// Frames sampled for `icmp-guard capture`: a header and up to 256 bytes each (a fixed-size
+/// record of about 280 bytes). 1 MiB, over three seconds of samples at the default rate of
+/// 1000 a second; written only while a capture runs, and a full ring loses samples, never
+/// delays a verdict.
+#[map(name = "IG_CAPTURE")]
+static IG_CAPTURE: RingBuf = RingBuf::with_byte_size(capture::RING_BYTES, 0);
+
+/// The running capture's lease, reasons, sample rate and snap length, and its lost and
+/// over-rate counters; one entry, read only while `Config::flags` says a capture runs.
+/// Mmapable, so the capture renews its lease with one store to that field and never
+/// rewrites the counters the program adds to.
+#[map(name = "IG_CAPTURE_CTL")]
+static IG_CAPTURE_CTL: Array<Control> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
 // `frags`: built for multi-buffer XDP (section `xdp.frags`, loaded with BPF_F_XDP_HAS_FRAGS),
 // so drivers accept it above a page of MTU (jumbo frames) and hand it frames in several
 // buffers. The program never assumes a frame is linear: see `XdpFrame`.
@@ -100,12 +118,104 @@ pub fn icmp_guard(ctx: XdpContext) -> u32 {
         // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled.
         unsafe { *count += 1 };
     }
-    // Only drops consult the config again, for dry-run: passes cost nothing more.
-    if reason.is_drop() && !IG_CONFIG.get(0).is_some_and(Config::dry_run) {
+    // Only drops consult the config again, for dry-run and a capture; passes of ICMP only for
+    // `capture --all`, and other traffic not at all.
+    let drop = reason.is_drop();
+    if !reason.is_judged_icmp() {
+        return xdp_action::XDP_PASS;
+    }
+    let Some(cfg) = IG_CONFIG.get(0) else {
+        return if drop {
+            xdp_action::XDP_DROP
+        } else {
+            xdp_action::XDP_PASS
+        };
+    };
+    if cfg.capturing(drop) {
+        sample(&ctx, reason);
+    }
+    if drop && !cfg.dry_run() {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
     }
+}
+
+/// Copies the frame into the capture ring if the running capture wants its reason, its
+/// lease holds and its sample bucket has a token; a full ring counts the sample as lost.
+#[inline(always)]
+fn sample(ctx: &XdpContext, reason: Reason) {
+    let Some(ctl) = IG_CAPTURE_CTL.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the helper has no arguments or side effects.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // SAFETY: a valid map value for the whole run. Userspace writes the lease, reasons, rate
+    // and snap length while the program reads them (each naturally aligned, so never torn;
+    // any mix is a valid setting); the bucket and counters are only changed atomically.
+    let (lease_until, wanted) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const (*ctl).lease_until_ns),
+            (*ctl).wants(reason),
+        )
+    };
+    if now > lease_until || !wanted {
+        return;
+    }
+    // SAFETY: the fields are u64, naturally aligned, and every access to them is atomic.
+    let (tat, lost, over_rate) = unsafe {
+        (
+            AtomicU64::from_ptr(&raw mut (*ctl).tat_ns),
+            AtomicU64::from_ptr(&raw mut (*ctl).lost),
+            AtomicU64::from_ptr(&raw mut (*ctl).over_rate),
+        )
+    };
+    // SAFETY: as above; the limit is plain integers.
+    let limit = unsafe { core::ptr::read_volatile(&raw const (*ctl).limit) };
+    if !bucket::take(tat, now, &limit) {
+        atomic::add(over_rate, 1);
+        return;
+    }
+    let Some(mut entry) = IG_CAPTURE.reserve::<Sample>(0) else {
+        atomic::add(lost, 1);
+        return;
+    };
+    // SAFETY: ctx is the program's context.
+    let orig_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32;
+    // SAFETY: as above.
+    let snaplen = unsafe { core::ptr::read_volatile(&raw const (*ctl).snaplen) };
+    let wanted_len = if orig_len < snaplen {
+        orig_len
+    } else {
+        snaplen
+    };
+    if wanted_len == 0 {
+        entry.discard(0);
+        return;
+    }
+    // 1..=MAX_SNAPLEN in a form the verifier follows (a mask, not a comparison it may see on
+    // another register): lengths already in range are unchanged.
+    let cap_len = ((wanted_len - 1) & (capture::MAX_SNAPLEN - 1)) + 1;
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` is the reserved, writable record of size_of::<Sample>() bytes; the
+    // helper copies `cap_len` (at most MAX_SNAPLEN, the size of `data`) bytes into it.
+    let rc = unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, (&raw mut (*record).data).cast(), cap_len) };
+    if rc != 0 {
+        entry.discard(0);
+        atomic::add(lost, 1);
+        return;
+    }
+    // SAFETY: as above; the header is plain integers.
+    unsafe {
+        (&raw mut (*record).header).write(SampleHeader {
+            time_ns: bpf_ktime_get_ns(),
+            reason: reason.slot(),
+            orig_len,
+            cap_len,
+            reserved: 0,
+        });
+    }
+    entry.submit(0);
 }
 
 /// The verdict for one frame.

@@ -48,6 +48,12 @@ pub enum Command {
         after_help = "Examples:\n  icmp-guard stats eth0\n  icmp-guard stats eth0 --json\n  icmp-guard stats eth0 --watch --top 20\n  icmp-guard stats eth0 --watch 0.5 --json   # one JSON object per line"
     )]
     Stats(StatsArgs),
+    /// Write the frames a guard drops (or, with --all, every ICMP frame it judges) to a pcapng
+    /// file, each commented with its reason and source prefix
+    #[command(
+        after_help = "Examples:\n  icmp-guard capture eth0 -w drops.pcapng --count 100\n  icmp-guard capture eth0 -w - --reason dropped_rate_source | tcpdump -nr -\n  icmp-guard capture eth0 -w all.pcapng --all --rate 200 --snaplen 128\n\nThe program samples at most --rate frames a second and copies at most --snaplen bytes of each; a capture stops on Ctrl-C, SIGTERM, --count or the interface going away, and prints a summary on stderr."
+    )]
+    Capture(CaptureArgs),
     /// Remove every pin of an interface, even stale or incompatible ones (detaches the guard)
     Clean(IfaceArgs),
     /// Run as a service: guard the interfaces of a config file and serve Prometheus metrics
@@ -150,6 +156,44 @@ pub fn headroom(text: &str) -> Result<f64, String> {
         .ok()
         .filter(|x| (1.0..=100.0).contains(x))
         .ok_or_else(|| "the headroom must be from 1 to 100, e.g. --headroom 1.5".to_owned())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// Network interface, e.g. eth0
+    #[arg(value_name = "IFACE")]
+    pub iface: IfaceName,
+
+    /// pcapng file to write, or - for stdout. Example: -w drops.pcapng
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Only these reasons, named as `stats` names them (comma-separated). Example: --reason
+    /// dropped_rate_source,dropped_martian
+    #[arg(long, value_name = "REASON", value_delimiter = ',', value_parser = crate::capture::reason_named)]
+    pub reason: Vec<icmp_guard_common::Reason>,
+
+    /// Stop after N frames. Example: --count 50
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Frames per second the program samples at most; the rest are counted as over rate.
+    /// Example: --rate 200
+    #[arg(long, value_name = "PPS", default_value_t = icmp_guard_common::capture::DEFAULT_RATE,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(icmp_guard_common::bucket::MAX_RATE)))]
+    pub rate: u32,
+
+    /// Bytes of each frame to keep (at most 256, the program's fixed copy; at least 96, so
+    /// the source address is in every sample). Example: --snaplen 128
+    #[arg(long, value_name = "N", default_value_t = icmp_guard_common::capture::MAX_SNAPLEN,
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(icmp_guard_common::capture::MIN_SNAPLEN)..=i64::from(icmp_guard_common::capture::MAX_SNAPLEN)))]
+    pub snaplen: u32,
+
+    /// Every ICMP frame the guard judges, passed ones too (passes of ICMP then read the config
+    /// once more while the capture runs)
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

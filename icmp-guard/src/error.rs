@@ -120,6 +120,14 @@ pub enum Error {
     )]
     MountRefused { path: PathBuf, why: String },
 
+    #[error("cannot capture on {iface}: {why}; {fix}", iface = shown(iface))]
+    CaptureUnavailable {
+        iface: String,
+        /// Why, e.g. "its guard is pinned but not attached (interface gone)".
+        why: String,
+        fix: String,
+    },
+
     #[error(
         "{iface} has stale icmp-guard state: {why}; remove it with `icmp-guard clean {iface}`, then attach again", iface = shown(iface))]
     Stale { iface: String, why: String },

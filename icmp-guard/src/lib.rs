@@ -7,6 +7,7 @@
 //! - [`pinned`]: everything under the bpffs: pin layout, lock, typed map handles, layout check.
 //! - [`kernel`]: the embedded object, load/attach/replace, interface names, netlink,
 //!   privileges.
+//! - [`capture`]: sampling what the program drops into a pcapng (`icmp-guard capture`).
 //! - [`model`]: the program's verdict logic over host maps (what `replay` runs captures through).
 //! - [`report`]: the read model (one snapshot of a guard) and its renderings: text, JSON,
 //!   Prometheus.
@@ -14,6 +15,7 @@
 //! - [`daemon`]: the service loop and its HTTP listener.
 //! - [`error`]: typed errors naming the interface, the value and the fix.
 
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod config_file;

@@ -26,7 +26,7 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 16] = [
+const SYSTEM_TOOLS: [(&str, &str); 17] = [
     ("ip", "iproute2"),
     // The demo's and the replay tests' captures of a lab flood, replayed by `icmp-guard replay`.
     ("tcpdump", "tcpdump"),
@@ -50,6 +50,9 @@ const SYSTEM_TOOLS: [(&str, &str); 16] = [
     // and a real Prometheus scraping the service to run every rule and dashboard query.
     ("promtool", "prometheus"),
     ("prometheus", "prometheus"),
+    // The capture test reads the packet comments (reason, source prefix) `icmp-guard capture`
+    // writes with tshark (and its frames with tcpdump, above).
+    ("tshark", "tshark"),
     // `cargo xtask dist`: the .deb, and the container image around the static binary (built
     // and exported by the dist test; containers cannot be started here, see the README).
     ("dpkg-deb", "dpkg"),

@@ -2,6 +2,7 @@
 //! takes the lock if it changes a guard, calls the library and prints the result.
 
 pub mod attach;
+pub mod capture;
 pub mod clean;
 pub mod config;
 pub mod detach;
@@ -68,6 +69,7 @@ fn run(bpffs: &Path, command: Command) -> Result<(), Error> {
             support::require()?;
             daemon::run(bpffs, &args.config)
         }
+        Command::Capture(args) => capture::run(bpffs, &args),
         Command::Config(command) => config::run(&command),
         Command::Generate(command) => generate::run(&command),
         Command::Replay(args) => replay::run(&args),

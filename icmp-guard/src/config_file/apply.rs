@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use icmp_guard_common::Config;
+use icmp_guard_common::{Config, config::flags};
 
 use crate::{
     Error,
@@ -66,8 +66,8 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     Ok(applied)
 }
 
-/// `wanted` with the fields the loader and the lists own (where and how it is attached, list
-/// bank and sizes) taken from `current`.
+/// `wanted` with the fields the loader, the lists and a running capture own (where and how it
+/// is attached, list bank and sizes, the capture bits of the flags) taken from `current`.
 #[must_use]
 pub fn keep_runtime(wanted: &Config, current: &Config) -> Config {
     Config {
@@ -78,6 +78,35 @@ pub fn keep_runtime(wanted: &Config, current: &Config) -> Config {
         deny_entries: current.deny_entries,
         list_bank: current.list_bank,
         seen_seed: current.seen_seed,
+        flags: (wanted.flags & !flags::CAPTURE_BITS) | (current.flags & flags::CAPTURE_BITS),
         ..*wanted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reload changes dry-run as the file says, and never a running capture's bits.
+    #[test]
+    fn a_reload_keeps_the_capture_bits() {
+        let cases = [
+            (0, 0, 0),
+            (flags::DRY_RUN, 0, flags::DRY_RUN),
+            (0, flags::CAPTURE, flags::CAPTURE),
+            (0, flags::CAPTURE_BITS | flags::DRY_RUN, flags::CAPTURE_BITS),
+            (
+                flags::DRY_RUN,
+                flags::CAPTURE,
+                flags::DRY_RUN | flags::CAPTURE,
+            ),
+        ];
+        for (wanted, current, kept) in cases {
+            let with = |f| Config {
+                flags: f,
+                ..Config::with_defaults()
+            };
+            assert_eq!(keep_runtime(&with(wanted), &with(current)).flags, kept);
+        }
     }
 }

@@ -34,7 +34,7 @@ pub const MAP_PREFIX: &str = "IG_";
 pub const LINK_STAGING: &str = "link_staging";
 
 /// Every map the program pins, in the order they are pinned.
-pub const MAPS: [&str; 10] = [
+pub const MAPS: [&str; 12] = [
     maps::CONFIG,
     maps::COUNTERS,
     maps::SOURCES,
@@ -45,6 +45,8 @@ pub const MAPS: [&str; 10] = [
     maps::DENY,
     maps::ALLOW_B,
     maps::DENY_B,
+    maps::CAPTURE,
+    maps::CAPTURE_CTL,
 ];
 
 /// The root of all icmp-guard pins on a bpffs.

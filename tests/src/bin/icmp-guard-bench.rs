@@ -29,12 +29,18 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 use aya::{
     Ebpf,
-    maps::{Array, MapData},
+    maps::{Array, MapData, RingBuf},
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use clap::Parser;
 use icmp_guard::kernel::object;
-use icmp_guard_common::{Config, Limit, bucket::MAX_RATE, maps};
+use icmp_guard_common::{
+    Config, Limit,
+    bucket::MAX_RATE,
+    capture::{self, Control},
+    config::flags,
+    maps,
+};
 use icmp_guard_tests::{
     fixtures::{Tag, Verdict, cases},
     lab::{Lab, pin_thread_to},
@@ -117,8 +123,13 @@ fn main() -> Result<()> {
     let programs = std::thread::spawn(program_table)
         .join()
         .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??;
+    let capture = std::thread::spawn(capture_table)
+        .join()
+        .map_err(|_| anyhow::anyhow!("the capture benchmark thread panicked"))??;
     if !args.json {
         print!("{}", programs_text(&programs));
+        println!();
+        print!("{}", capture_text(&capture));
     }
     interrupted()?;
     let cpus = aya::util::online_cpus().map_or(1, |c| c.len());
@@ -144,6 +155,7 @@ fn main() -> Result<()> {
     if args.json {
         let json = json!({
             "programs": programs_json(&programs),
+            "capture": capture_json(&capture),
             "per_cpu_quota": quota.as_deref().map(quota_json),
             "live": live.as_ref().map(Summary::json),
         });
@@ -241,6 +253,151 @@ fn programs_json(rows: &[ProgramRow]) -> Value {
             "ratio": r.ours / r.baseline,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The drop-path case the capture table measures.
+const CAPTURE_CASE: &str = "echo over quota";
+
+/// The states of a capture the drop path is measured in.
+#[derive(Clone, Copy)]
+enum CaptureState {
+    /// No capture: the flag is clear (the cost every guard pays).
+    Off,
+    /// The flag left set by a capture killed with SIGKILL, its lease run out.
+    Expired,
+    /// A capture at the default rate: most drops of a flood meet the sample bucket empty.
+    DefaultRate,
+    /// A capture sampling every drop with no reader: the ring fills and drops are lost.
+    RingFull,
+}
+
+impl CaptureState {
+    const ALL: [Self; 4] = [Self::Off, Self::Expired, Self::DefaultRate, Self::RingFull];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Off => "off (flag clear)",
+            Self::Expired => "lease expired (SIGKILL)",
+            Self::DefaultRate => "on, 1000 samples/s",
+            Self::RingFull => "on, every drop, ring full",
+        }
+    }
+
+    /// The flags and capture control of this state, over `config`.
+    fn apply(self, config: Config) -> Result<(Config, Control)> {
+        let now = monotonic_ns();
+        let rate = match self {
+            Self::RingFull => MAX_RATE,
+            _ => capture::DEFAULT_RATE,
+        };
+        let control = Control {
+            lease_until_ns: match self {
+                Self::Expired => 1,
+                _ => now + 3_600_000_000_000,
+            },
+            limit: Limit::new(rate, capture::burst_of(rate)).context("capture limit")?,
+            tat_ns: 0,
+            lost: 0,
+            over_rate: 0,
+            reasons: Control::drops(),
+            snaplen: capture::MAX_SNAPLEN,
+        };
+        let flags = match self {
+            Self::Off => config.flags & !flags::CAPTURE_BITS,
+            _ => config.flags | flags::CAPTURE,
+        };
+        Ok((Config { flags, ..config }, control))
+    }
+}
+
+/// A row of the capture table: the drop path's median ns per packet in one state.
+struct CaptureRow {
+    state: CaptureState,
+    ns: f64,
+}
+
+/// The drop path (`CAPTURE_CASE`) in each capture state, the states interleaved in every
+/// round so they share the machine's noise.
+fn capture_table() -> Result<Vec<CaptureRow>> {
+    pin_to_current_cpu()?;
+    let case = bench_cases()?
+        .into_iter()
+        .find(|c| c.what == CAPTURE_CASE)
+        .context("the capture case is a Bench row")?;
+    let mut guard = load(object::ICMP_GUARD, maps::PROGRAM)?;
+    // Drained before each state, so each starts with an empty ring (no reader runs while a
+    // state is measured: a state that samples more than the ring holds then loses the rest).
+    let mut ring = RingBuf::try_from(guard.take_map(maps::CAPTURE).context("capture ring")?)?;
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); CaptureState::ALL.len()];
+    for _ in 0..ROUNDS {
+        for (i, state) in CaptureState::ALL.into_iter().enumerate() {
+            let (config, control) = state.apply(case.config)?;
+            let mut cfg: Array<&mut MapData, Config> =
+                Array::try_from(guard.map_mut(maps::CONFIG).context("config map")?)?;
+            cfg.set(0, config, 0)?;
+            let mut ctl: Array<&mut MapData, Control> = Array::try_from(
+                guard
+                    .map_mut(maps::CAPTURE_CTL)
+                    .context("capture control map")?,
+            )?;
+            ctl.set(0, control, 0)?;
+            while ring.next().is_some() {}
+            // Warm up: the source's bucket empties, so every frame is dropped.
+            run(&guard, maps::PROGRAM, &case.frame, 1000)?;
+            let (ns, action) = run(&guard, maps::PROGRAM, &case.frame, REPEAT)?;
+            ensure!(
+                action == case.verdict.action(),
+                "{}, capture {}: got action {action}",
+                case.what,
+                state.label()
+            );
+            samples[i].push(ns);
+        }
+    }
+    Ok(CaptureState::ALL
+        .into_iter()
+        .zip(samples.iter_mut())
+        .map(|(state, s)| CaptureRow {
+            state,
+            ns: median(s),
+        })
+        .collect())
+}
+
+fn capture_text(rows: &[CaptureRow]) -> String {
+    let off = rows.first().map_or(0.0, |r| r.ns);
+    let mut out = format!(
+        "capture on the drop path ({CAPTURE_CASE}), states interleaved, {REPEAT} packets x {ROUNDS} rounds, medians\n{:<28} {:>12} {:>10}\n",
+        "capture", "icmp-guard", "vs off"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9.1} ns {:>+7.1} ns",
+            r.state.label(),
+            r.ns,
+            r.ns - off
+        );
+    }
+    out
+}
+
+fn capture_json(rows: &[CaptureRow]) -> Value {
+    json!({
+        "case": CAPTURE_CASE,
+        "states": rows.iter().map(|r| json!({
+            "capture": r.state.label(),
+            "icmp_guard_ns": r.ns,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn monotonic_ns() -> u64 {
+    // SAFETY: zeroed timespec is valid; clock_gettime writes it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// Echo limit of the per-CPU measurement.

@@ -1,0 +1,635 @@
+//! `icmp-guard capture`: what the running program drops (or judges), sampled into a pcapng.
+//!
+//! A [`Session`] arms the program: it writes the capture's settings and lease into
+//! `IG_CAPTURE_CTL`, then sets the capture bits of `Config::flags` (under the lock, as every
+//! config change). [`Session::run`] reads the `IG_CAPTURE` ring, writes each sample as a
+//! pcapng packet commented with its reason and source prefix, and renews the lease; it stops
+//! on a count, a signal, a closed output or the interface going away, and [`Session::finish`]
+//! clears the bits again (also on every error after arming, through `Drop`). A capture killed
+//! with SIGKILL leaves the bits set, but its lease runs out within
+//! [`capture::LEASE_NS`](icmp_guard_common::capture::LEASE_NS): the program then stops
+//! sampling, and the next capture of the interface clears the bits.
+
+pub mod pcapng;
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    io::{self, Write},
+    net::{Ipv4Addr, Ipv6Addr},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
+    path::Path,
+    ptr::NonNull,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use aya::maps::{Array, Map, MapData, RingBuf};
+use icmp_guard_common::{
+    Config, Limit, Reason, SourceKey,
+    capture::{self, Control, Sample},
+    config::flags,
+    maps,
+    parse::{VLAN_MAX_DEPTH, ethertype},
+};
+
+use crate::{
+    Error,
+    kernel::clock_tick_ns,
+    pinned::{Guard, Lock, Pins, health::Health},
+    report::format_source,
+};
+
+/// What to capture.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The reasons wanted; empty for every drop (or every judged verdict with `all`).
+    pub reasons: Vec<Reason>,
+    /// Every judged ICMP verdict, passes too.
+    pub all: bool,
+    /// Samples per second at most.
+    pub rate: u32,
+    /// Bytes of each frame, `MIN_SNAPLEN..=MAX_SNAPLEN`.
+    pub snaplen: u32,
+    /// Stop after this many frames.
+    pub count: Option<u64>,
+}
+
+impl Settings {
+    /// The reason bits for [`Control::reasons`] and the capture bits for `Config::flags`;
+    /// an error names a reason capture never sees.
+    pub fn bits(&self) -> Result<(u32, u32), Error> {
+        let mut reasons = 0;
+        for &reason in &self.reasons {
+            if !reason.is_judged_icmp() {
+                return Err(Error::Usage(format!(
+                    "--reason {}: capture sees only verdicts on ICMP frames; pick from {}",
+                    reason.name(),
+                    judged_names()
+                )));
+            }
+            reasons |= 1 << reason.slot();
+        }
+        if reasons == 0 {
+            reasons = if self.all {
+                Control::judged()
+            } else {
+                Control::drops()
+            };
+        }
+        let passes = reasons & !Control::drops() != 0;
+        let bits = if passes {
+            flags::CAPTURE | flags::CAPTURE_ALL
+        } else {
+            flags::CAPTURE
+        };
+        Ok((reasons, bits))
+    }
+}
+
+/// The names `--reason` accepts.
+#[must_use]
+pub fn judged_names() -> String {
+    Reason::ALL
+        .iter()
+        .filter(|r| r.is_judged_icmp())
+        .map(|r| r.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A reason by its `stats` name.
+pub fn reason_named(name: &str) -> Result<Reason, String> {
+    Reason::ALL
+        .iter()
+        .copied()
+        .find(|r| r.name() == name)
+        .ok_or_else(|| format!("unknown reason {name:?}; pick from {}", judged_names()))
+}
+
+/// What a capture saw, for its summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub captured: u64,
+    /// Samples the ring had no room for (the reader fell behind).
+    pub lost: u64,
+    /// Wanted frames over `--rate`, not sampled.
+    pub over_rate: u64,
+    pub by_reason: BTreeMap<&'static str, u64>,
+    /// Why the capture stopped.
+    pub stopped: &'static str,
+}
+
+impl Summary {
+    /// The summary as printed on stderr.
+    #[must_use]
+    pub fn render(&self, iface: &str) -> String {
+        let mut out = format!(
+            "icmp-guard capture {iface}: {} captured, {} lost (ring full), {} over --rate; stopped: {}",
+            self.captured, self.lost, self.over_rate, self.stopped
+        );
+        for (reason, n) in &self.by_reason {
+            let _ = write!(out, "\n  {reason:<22} {n}");
+        }
+        out
+    }
+}
+
+/// Set by SIGINT and SIGTERM.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// An armed capture of one guarded interface.
+pub struct Session {
+    guard: Guard,
+    bpffs: std::path::PathBuf,
+    ctl: Array<MapData, Control>,
+    ring: RingBuf<MapData>,
+    lease: Lease,
+    settings: Settings,
+    armed: bool,
+}
+
+impl Session {
+    /// Checks that `pins.iface` is guarded, attached and has the capture maps, refuses if
+    /// another capture holds a live lease, then arms the program.
+    pub fn start(bpffs: &Path, pins: Pins, settings: Settings) -> Result<Self, Error> {
+        let (reasons, bits) = settings.bits()?;
+        let _lock = Lock::acquire(bpffs)?;
+        let guard = Guard::open(pins)?;
+        let iface = guard.pins.iface.to_string();
+        let health = Health::of(&guard)?;
+        if !health.attached() {
+            return Err(Error::CaptureUnavailable {
+                iface: iface.clone(),
+                why: format!(
+                    "its guard is pinned but not attached ({}), so it judges no frame",
+                    health.label().replace('_', " ")
+                ),
+                fix: format!("run `icmp-guard attach {iface}` to attach it again"),
+            });
+        }
+        let open = |name: &'static str| -> Result<MapData, Error> {
+            let path = guard.pins.map(name);
+            if !path.exists() {
+                return Err(Error::CaptureUnavailable {
+                    iface: iface.clone(),
+                    why: format!(
+                        "its program was attached by an icmp-guard without capture (no {name} pinned)"
+                    ),
+                    fix: format!(
+                        "upgrade it in place with `icmp-guard attach {iface} --replace`, which keeps its state"
+                    ),
+                });
+            }
+            MapData::from_pin(&path).map_err(Error::pin("opening the pinned map", &path))
+        };
+        let typed = |name: &'static str, data: MapData| {
+            Map::from_map_data(data)
+                .map_err(Error::pin("opening the pinned map", guard.pins.map(name)))
+        };
+        let ctl_data = open(maps::CAPTURE_CTL)?;
+        let lease = Lease::map(ctl_data.fd().as_fd(), &iface)?;
+        let mut ctl: Array<MapData, Control> = Array::try_from(typed(maps::CAPTURE_CTL, ctl_data)?)
+            .map_err(Error::map(maps::CAPTURE_CTL))?;
+        let mut ring: RingBuf<MapData> =
+            RingBuf::try_from(typed(maps::CAPTURE, open(maps::CAPTURE)?)?)
+                .map_err(Error::map(maps::CAPTURE))?;
+
+        let mut cfg = guard.maps.config()?;
+        let current = ctl.get(&0, 0).map_err(Error::map(format!(
+            "reading the capture control of {iface}"
+        )))?;
+        let now = monotonic_ns();
+        if cfg.flags & flags::CAPTURE != 0 && current.lease_until_ns > now {
+            return Err(Error::CaptureUnavailable {
+                iface: iface.clone(),
+                why: format!(
+                    "another capture of it is running (its lease ends in {} ms)",
+                    (current.lease_until_ns - now) / 1_000_000
+                ),
+                fix: "stop that one first; one capture of an interface at a time".into(),
+            });
+        }
+        let limit = Limit::new(settings.rate, capture::burst_of(settings.rate))
+            .ok_or_else(|| Error::InvalidLimit {
+                what: "rate",
+                why: format!("{} samples per second is out of range", settings.rate),
+            })?
+            .on_clock(clock_tick_ns());
+        let control = Control {
+            lease_until_ns: now + capture::LEASE_NS,
+            limit,
+            tat_ns: 0,
+            lost: 0,
+            over_rate: 0,
+            reasons,
+            snaplen: settings.snaplen,
+        };
+        ctl.set(0, control, 0).map_err(Error::map(format!(
+            "writing the capture control of {iface}"
+        )))?;
+        // Samples a killed capture left in the ring are not this capture's.
+        while ring.next().is_some() {}
+        cfg.flags = (cfg.flags & !flags::CAPTURE_BITS) | bits;
+        let mut guard = guard;
+        guard.maps.set_config(&cfg)?;
+        Ok(Self {
+            guard,
+            bpffs: bpffs.to_path_buf(),
+            ctl,
+            ring,
+            lease,
+            settings,
+            armed: true,
+        })
+    }
+
+    /// Writes samples to `out` (named `target` in errors: the file, or `-` for stdout) as
+    /// pcapng until the count, a signal (SIGINT, SIGTERM), a closed output or the interface
+    /// going away; then disarms and returns the summary.
+    pub fn run(mut self, out: impl Write, target: &Path) -> Result<Summary, Error> {
+        let iface = self.guard.pins.iface.to_string();
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: installs an async-signal-safe handler that only stores to an atomic.
+            unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+        }
+        let result = self.read_loop(out, target, &iface);
+        let finished = self.finish();
+        let mut summary = result?;
+        let control = finished?;
+        summary.lost = control.lost;
+        summary.over_rate = control.over_rate;
+        Ok(summary)
+    }
+
+    fn read_loop(&mut self, out: impl Write, target: &Path, iface: &str) -> Result<Summary, Error> {
+        let io_err = |e: io::Error| Error::Io {
+            what: "writing the capture",
+            path: target.to_path_buf(),
+            source: e,
+        };
+        let mut writer = pcapng::Writer::new(out, iface, self.settings.snaplen).map_err(io_err)?;
+        let cfg = self.guard.maps.config()?;
+        let epoch_offset = realtime_ns().saturating_sub(monotonic_ns());
+        let mut summary = Summary::default();
+        let mut renewed = Instant::now();
+        let stopped = loop {
+            if STOP.load(Ordering::SeqCst) {
+                break "signal";
+            }
+            if self.settings.count.is_some_and(|n| summary.captured >= n) {
+                break "count";
+            }
+            if renewed.elapsed() >= Duration::from_nanos(capture::LEASE_RENEW_NS) {
+                if !Health::of(&self.guard)?.attached() {
+                    break "the guard is no longer attached (interface gone or detached)";
+                }
+                self.lease.renew();
+                renewed = Instant::now();
+            }
+            let mut wrote = false;
+            while let Some(record) = self.ring.next() {
+                let Some((header, data)) = Sample::parse(&record) else {
+                    continue;
+                };
+                // `Reason::ALL` is in slot order; a slot past it (a newer program swapped in
+                // under this reader) is skipped rather than named wrongly.
+                let Some(&reason) = Reason::ALL.get(header.reason as usize) else {
+                    continue;
+                };
+                let comment = comment(reason, data, &cfg);
+                writer
+                    .packet(
+                        header.time_ns.saturating_add(epoch_offset),
+                        data,
+                        header.orig_len,
+                        &comment,
+                    )
+                    .map_err(io_err)?;
+                drop(record);
+                wrote = true;
+                summary.captured += 1;
+                *summary.by_reason.entry(reason.name()).or_default() += 1;
+                if self.settings.count.is_some_and(|n| summary.captured >= n) {
+                    break;
+                }
+            }
+            if wrote {
+                match writer.flush() {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break "output closed",
+                    other => other.map_err(io_err)?,
+                }
+            }
+            wait_readable(self.ring.as_raw_fd(), 100);
+        };
+        summary.stopped = stopped;
+        Ok(summary)
+    }
+
+    /// Clears the capture bits (under the lock) and ends the lease; returns the capture's
+    /// final counters.
+    fn finish(&mut self) -> Result<Control, Error> {
+        if !self.armed {
+            return Ok(Control {
+                lease_until_ns: 0,
+                limit: Limit::new(1, 1).expect("a valid limit"),
+                tat_ns: 0,
+                lost: 0,
+                over_rate: 0,
+                reasons: 0,
+                snaplen: 0,
+            });
+        }
+        self.armed = false;
+        self.lease.end();
+        let _lock = Lock::acquire(&self.bpffs)?;
+        let mut cfg = self.guard.maps.config()?;
+        cfg.flags &= !flags::CAPTURE_BITS;
+        self.guard.maps.set_config(&cfg)?;
+        self.ctl.get(&0, 0).map_err(Error::map(format!(
+            "reading the capture control of {}",
+            self.guard.pins.iface
+        )))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = self.finish() {
+                eprintln!("icmp-guard: clearing the capture flag failed: {e}");
+            }
+        }
+    }
+}
+
+/// The capture control's value mapped into this process (`BPF_F_MMAPABLE`), so the lease is
+/// renewed with one 8-byte store and the counters the program adds to are never rewritten.
+struct Lease {
+    at: NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Lease {
+    fn map(fd: BorrowedFd<'_>, iface: &str) -> Result<Self, Error> {
+        // SAFETY: sysconf has no preconditions.
+        let len = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        // SAFETY: maps one page of the map's value area, shared and writable; checked below.
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if at == libc::MAP_FAILED {
+            return Err(Error::CaptureUnavailable {
+                iface: iface.into(),
+                why: format!(
+                    "its {} map cannot be mapped: {}",
+                    maps::CAPTURE_CTL,
+                    io::Error::last_os_error()
+                ),
+                fix: format!(
+                    "its pins are of an older layout: upgrade with `icmp-guard attach {iface} --replace`"
+                ),
+            });
+        }
+        Ok(Self {
+            at: NonNull::new(at).expect("mmap succeeded"),
+            len,
+        })
+    }
+
+    fn store(&self, until_ns: u64) {
+        // SAFETY: the mapping holds the array's one `Control` value at offset 0, page
+        // aligned; the lease is a naturally aligned u64, so the store is one
+        // instruction the program never sees torn.
+        unsafe {
+            let control = self.at.as_ptr().cast::<Control>();
+            (&raw mut (*control).lease_until_ns).write_volatile(until_ns);
+        }
+    }
+
+    fn renew(&self) {
+        self.store(monotonic_ns() + capture::LEASE_NS);
+    }
+
+    fn end(&self) {
+        self.store(0);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped.
+        unsafe { libc::munmap(self.at.as_ptr(), self.len) };
+    }
+}
+
+/// Blocks until the ring has data or `ms` pass (or a signal arrives).
+fn wait_readable(fd: i32, ms: i32) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; the result only decides when to look again.
+    unsafe { libc::poll(&raw mut pfd, 1, ms) };
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a timespec we own.
+    unsafe { libc::clock_gettime(clock, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// The program's clock (`bpf_ktime_get_ns`).
+fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+/// The packet comment: the reason as `stats` names it, the source address and the bucket
+/// prefix it is metered under (as `stats` shows it).
+#[must_use]
+pub fn comment(reason: Reason, frame: &[u8], cfg: &Config) -> String {
+    match source_of(frame) {
+        Some((addr, v4)) => {
+            let shown = if v4 {
+                Ipv4Addr::new(addr[12], addr[13], addr[14], addr[15]).to_string()
+            } else {
+                Ipv6Addr::from(addr).to_string()
+            };
+            let family = if v4 {
+                icmp_guard_common::parse::Family::V4
+            } else {
+                icmp_guard_common::parse::Family::V6
+            };
+            let bucket = SourceKey { addr }.masked(cfg.mask(family));
+            format!(
+                "reason={} src={shown} source={}",
+                reason.name(),
+                format_source(&bucket, cfg)
+            )
+        }
+        None => format!("reason={} source=-", reason.name()),
+    }
+}
+
+/// The source address of a frame (IPv4 mapped) and whether it is IPv4, read past Ethernet and
+/// up to [`VLAN_MAX_DEPTH`] tags as the program's parser reads it; `None` when the IP
+/// header's addresses are not in the bytes.
+#[must_use]
+pub fn source_of(frame: &[u8]) -> Option<([u8; 16], bool)> {
+    let be16 = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
+    let mut proto = be16(12)?;
+    let mut l3 = 14;
+    for _ in 0..VLAN_MAX_DEPTH {
+        if proto != ethertype::VLAN_8021Q && proto != ethertype::VLAN_8021AD {
+            break;
+        }
+        proto = be16(l3 + 2)?;
+        l3 += 4;
+    }
+    let mut addr = [0u8; 16];
+    match proto {
+        ethertype::IPV4 => {
+            addr[10] = 0xff;
+            addr[11] = 0xff;
+            addr[12..].copy_from_slice(frame.get(l3 + 12..l3 + 16)?);
+            Some((addr, true))
+        }
+        ethertype::IPV6 => {
+            addr.copy_from_slice(frame.get(l3 + 8..l3 + 24)?);
+            Some((addr, false))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(ethertypes: &[u16], ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        for (i, t) in ethertypes.iter().enumerate() {
+            f.extend_from_slice(&t.to_be_bytes());
+            if i + 1 < ethertypes.len() {
+                f.extend_from_slice(&[0, 1]);
+            }
+        }
+        f.extend_from_slice(ip);
+        f
+    }
+
+    fn ipv4(src: [u8; 4]) -> Vec<u8> {
+        let mut h = vec![0x45u8; 1];
+        h.resize(12, 0);
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&[192, 0, 2, 1]);
+        h
+    }
+
+    fn ipv6(src: Ipv6Addr) -> Vec<u8> {
+        let mut h = vec![0x60u8];
+        h.resize(8, 0);
+        h.extend_from_slice(&src.octets());
+        h.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+        h
+    }
+
+    #[test]
+    fn comments_name_reason_and_bucket() {
+        let mut cfg = Config::with_defaults().derive(4_000_000).unwrap();
+        cfg.v4_prefix = 24;
+        cfg = cfg.derive(4_000_000).unwrap();
+        let v6: Ipv6Addr = "2001:db8:1:2:3::9".parse().unwrap();
+        let cases: [(Vec<u8>, Reason, &str); 6] = [
+            (
+                frame(&[0x0800], &ipv4([198, 51, 100, 7])),
+                Reason::DroppedRateSource,
+                "reason=dropped_rate_source src=198.51.100.7 source=198.51.100.0/24",
+            ),
+            (
+                frame(&[0x8100, 0x88a8, 0x0800], &ipv4([203, 0, 113, 9])),
+                Reason::DroppedMartian,
+                "reason=dropped_martian src=203.0.113.9 source=203.0.113.0/24",
+            ),
+            (
+                frame(&[0x86dd], &ipv6(v6)),
+                Reason::Passed,
+                "reason=passed src=2001:db8:1:2:3::9 source=2001:db8:1:2::/64",
+            ),
+            (
+                frame(&[0x0800], &ipv4([198, 51, 100, 7])[..14]),
+                Reason::DroppedMalformed,
+                "reason=dropped_malformed source=-",
+            ),
+            (
+                frame(&[0x0806], &[0; 28]),
+                Reason::DroppedMalformed,
+                "reason=dropped_malformed source=-",
+            ),
+            (
+                vec![0; 10],
+                Reason::DroppedOversize,
+                "reason=dropped_oversize source=-",
+            ),
+        ];
+        for (bytes, reason, want) in cases {
+            assert_eq!(comment(reason, &bytes, &cfg), want);
+        }
+    }
+
+    #[test]
+    fn reasons_pick_bits() {
+        let settings = |reasons: Vec<Reason>, all: bool| Settings {
+            reasons,
+            all,
+            rate: 1000,
+            snaplen: 256,
+            count: None,
+        };
+        let drop = Reason::DroppedRateSource;
+        let cases = [
+            (settings(vec![], false), Control::drops(), flags::CAPTURE),
+            (
+                settings(vec![], true),
+                Control::judged(),
+                flags::CAPTURE_BITS,
+            ),
+            (
+                settings(vec![drop], false),
+                1 << drop.slot(),
+                flags::CAPTURE,
+            ),
+            (
+                settings(vec![Reason::Passed], false),
+                1 << Reason::Passed.slot(),
+                flags::CAPTURE_BITS,
+            ),
+        ];
+        for (s, reasons, bits) in cases {
+            assert_eq!(s.bits().unwrap(), (reasons, bits), "{:?}", s.reasons);
+        }
+        assert!(settings(vec![Reason::PassedNonIcmp], false).bits().is_err());
+        assert_eq!(reason_named("dropped_rate_source"), Ok(drop));
+        assert!(reason_named("nope").is_err());
+    }
+}

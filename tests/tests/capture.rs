@@ -1,0 +1,361 @@
+//! `icmp-guard capture` on the lab: what the running program drops, in a pcapng that tcpdump
+//! and tshark read, each frame commented with its reason and source prefix.
+//!
+//! Every flood is bounded by count and every wait by time: a capture runs with `--count` and
+//! is killed after [`CAPTURE_DEADLINE`] if it has not stopped by then.
+
+use std::{
+    io::Read as _,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, ensure};
+use icmp_guard::pinned::Guard;
+use icmp_guard_common::config::flags;
+use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, eventually, stderr_of};
+
+const RATE: &str = "10";
+const BURST: &str = "20";
+/// Echoes per flood: far over the source's burst, so most are dropped_rate_source.
+const FLOOD: &str = "1500";
+const CAPTURE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A guarded lab with a tight echo quota.
+fn guarded_lab() -> Lab {
+    let lab = Lab::new().unwrap();
+    lab.cli_ok(&[
+        "attach",
+        &lab.guarded_if,
+        "--echo-rate",
+        RATE,
+        "--echo-burst",
+        BURST,
+    ])
+    .unwrap();
+    lab
+}
+
+/// The config's flags, read from the pinned config map.
+fn config_flags(lab: &Lab) -> u32 {
+    let guard = Guard::open(lab.pins(&lab.guarded_if)).unwrap();
+    guard.maps.config().unwrap().flags
+}
+
+/// Starts `capture` in the background and waits until it has armed the program.
+fn start_capture(lab: &Lab, args: &[&str], stdout: Stdio) -> Child {
+    let mut full = vec!["capture", lab.guarded_if.as_str()];
+    full.extend_from_slice(args);
+    let mut child = lab
+        .cli_command(&lab.bpffs.path, &full)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let armed = eventually(10, "the capture arms the program", || {
+        config_flags(lab) & flags::CAPTURE != 0
+    });
+    if armed.is_err() {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("capture did not arm: {}", stderr_of(&out));
+    }
+    child
+}
+
+/// Waits for `child` at most [`CAPTURE_DEADLINE`], killing it past that.
+fn finish(mut child: Child) -> Output {
+    let started = Instant::now();
+    while started.elapsed() < CAPTURE_DEADLINE {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "capture still running after {CAPTURE_DEADLINE:?}: {}",
+        stderr_of(&out)
+    );
+}
+
+/// Floods echoes from the client until the capture has stopped, at most `rounds` bounded
+/// floods.
+fn flood_until_done(lab: &Lab, child: &mut Child, rounds: u32) -> Result<()> {
+    for _ in 0..rounds {
+        lab.inject(&["--kind", "echo", "--count", FLOOD])?;
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// `tcpdump -nr FILE` (or `-` with `stdin`): its text lines, failing if it fails.
+fn tcpdump(file: &str, stdin: Option<&[u8]>) -> Result<Vec<String>> {
+    let mut cmd = Command::new("tcpdump");
+    cmd.args(["-nr", file])
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("tcpdump")?;
+    if let Some(bytes) = stdin {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(bytes)?;
+    }
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "tcpdump -r {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// The packet comments, as tshark reads them (`frame.comment`, one line a frame).
+fn comments(path: &std::path::Path) -> Result<Vec<String>> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-T", "fields", "-e", "frame.comment"])
+        .output()
+        .context("tshark (`cargo xtask setup` installs it)")?;
+    ensure!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+#[test]
+fn a_flood_over_quota_is_captured_with_reason_and_source() {
+    let lab = guarded_lab();
+    let file = lab.scratch.file("drops.pcapng");
+    let path = file.to_str().unwrap();
+    let mut child = start_capture(&lab, &["-w", path, "--count", "50"], Stdio::null());
+    flood_until_done(&lab, &mut child, 5).unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary = stderr_of(&out);
+    assert!(summary.contains("50 captured"), "{summary}");
+    assert!(summary.contains("stopped: count"), "{summary}");
+    assert!(summary.contains("dropped_rate_source"), "{summary}");
+
+    let lines = tcpdump(path, None).unwrap();
+    assert_eq!(lines.len(), 50, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(&format!("{CLIENT_ADDR} > ")) && l.contains("ICMP echo request")),
+        "{lines:?}"
+    );
+    let comments = comments(&file).unwrap();
+    assert_eq!(comments.len(), 50, "{comments:?}");
+    let want = format!("reason=dropped_rate_source src={CLIENT_ADDR} source={CLIENT_ADDR}/32");
+    assert!(comments.iter().all(|c| *c == want), "{comments:?}");
+
+    // Stopped cleanly: the flag is clear and drops cost nothing more.
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
+}
+
+#[test]
+fn reasons_filter_what_is_captured() {
+    let lab = guarded_lab();
+    // Only martians wanted: a flood of over-quota echoes yields nothing, and the capture
+    // stops on SIGTERM with the flag cleared.
+    let file = lab.scratch.file("martians.pcapng");
+    let path = file.to_str().unwrap();
+    let child = start_capture(
+        &lab,
+        &["-w", path, "--reason", "dropped_martian", "--count", "5"],
+        Stdio::null(),
+    );
+    lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) };
+    let out = finish(child);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("0 captured"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("stopped: signal"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(tcpdump(path, None).unwrap().len(), 0);
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
+
+    // Passes wanted by name: the monitoring ping's echoes, which pass.
+    let file = lab.scratch.file("passed.pcapng");
+    let path = file.to_str().unwrap();
+    let child = start_capture(
+        &lab,
+        &["-w", path, "--reason", "passed", "--count", "3"],
+        Stdio::null(),
+    );
+    assert_eq!(
+        config_flags(&lab) & flags::CAPTURE_BITS,
+        flags::CAPTURE_BITS,
+        "naming a pass sets the --all bit"
+    );
+    std::thread::sleep(Duration::from_secs(2)); // the flood's bucket refills
+    lab.ping(3, "0.2", 10).unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let comments = comments(&file).unwrap();
+    assert_eq!(comments.len(), 3, "{comments:?}");
+    assert!(
+        comments.iter().all(|c| c.starts_with("reason=passed ")),
+        "{comments:?}"
+    );
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
+}
+
+#[test]
+fn a_capture_to_stdout_pipes_into_tcpdump() {
+    let lab = guarded_lab();
+    let mut child = start_capture(&lab, &["-w", "-", "--count", "20"], Stdio::piped());
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stdout.read_to_end(&mut bytes).map(|_| bytes)
+    });
+    flood_until_done(&lab, &mut child, 5).unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let bytes = reader.join().unwrap().unwrap();
+    let lines = tcpdump("-", Some(&bytes)).unwrap();
+    assert_eq!(lines.len(), 20, "{lines:?}");
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
+}
+
+#[test]
+fn a_killed_capture_leaves_a_lease_that_runs_out() {
+    let lab = guarded_lab();
+    let file = lab.scratch.file("killed.pcapng");
+    let mut child = start_capture(&lab, &["-w", file.to_str().unwrap()], Stdio::null());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // SIGKILL leaves the bit set; a second capture is refused while the lease holds, then
+    // takes over once it has run out (3 s), and clears the bit when it stops.
+    assert_ne!(config_flags(&lab) & flags::CAPTURE, 0);
+    let file2 = lab.scratch.file("next.pcapng");
+    let path2 = file2.to_str().unwrap();
+    let out = lab
+        .cli(&["capture", &lab.guarded_if, "-w", path2, "--count", "1"])
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("another capture of it is running"),
+        "{}",
+        stderr_of(&out)
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let mut child = start_capture(&lab, &["-w", path2, "--count", "5"], Stdio::null());
+    flood_until_done(&lab, &mut child, 5).unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("5 captured"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
+}
+
+#[test]
+fn a_capture_of_an_unguarded_interface_fails_clearly() {
+    let lab = Lab::new().unwrap();
+    let file = lab.scratch.file("none.pcapng");
+    let out = lab
+        .cli(&["capture", &lab.guarded_if, "-w", file.to_str().unwrap()])
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!("{} is not guarded", lab.guarded_if)) && err.contains("attach"),
+        "{err}"
+    );
+    assert!(
+        !file.exists(),
+        "no file is left by a capture that never started"
+    );
+}
+
+/// The interface deleted and created again (the kernel detaches the guard): a running
+/// capture stops and clears the flag, and a new one says why it cannot start and the fix.
+#[test]
+fn a_capture_stops_when_the_interface_goes_away() {
+    let lab = guarded_lab();
+    let file = lab.scratch.file("gone.pcapng");
+    let child = start_capture(&lab, &["-w", file.to_str().unwrap()], Stdio::null());
+    lab.recreate_link().unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("stopped: the guard is no longer attached"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
+    let out = lab
+        .cli(&["capture", &lab.guarded_if, "-w", file.to_str().unwrap()])
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("cannot capture on") && err.contains("attach"),
+        "{err}"
+    );
+}
+
+/// Pins of a version without capture (no `IG_CAPTURE`, `IG_CAPTURE_CTL`): capture names the
+/// upgrade, and after `attach --replace` (which creates and pins the new maps, keeping the
+/// rest) it works.
+#[test]
+fn a_guard_pinned_without_capture_is_upgraded_in_place() {
+    let lab = guarded_lab();
+    let iface = lab.guarded_if.as_str();
+    for map in ["IG_CAPTURE", "IG_CAPTURE_CTL"] {
+        std::fs::remove_file(lab.pin_dir(iface).join(map)).unwrap();
+    }
+    let file = lab.scratch.file("upgraded.pcapng");
+    let path = file.to_str().unwrap();
+    let out = lab
+        .cli(&["capture", iface, "-w", path, "--count", "1"])
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("without capture") && err.contains(&format!("attach {iface} --replace")),
+        "{err}"
+    );
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0, "nothing armed");
+
+    let out = lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
+    assert!(out.contains("replaced program"), "{out}");
+    for map in ["IG_CAPTURE", "IG_CAPTURE_CTL"] {
+        assert!(lab.pin_dir(iface).join(map).exists(), "{map} pinned again");
+    }
+    let mut child = start_capture(&lab, &["-w", path, "--count", "3"], Stdio::null());
+    flood_until_done(&lab, &mut child, 5).unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(tcpdump(path, None).unwrap().len(), 3);
+}
