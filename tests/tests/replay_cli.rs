@@ -395,3 +395,82 @@ fn random_bytes_never_panic() {
         );
     }
 }
+
+/// A lab flood captured by tcpdump on the sending side replays to the counters the live
+/// program gave: the same passes and drops, within the one packet a coarse-clock tick may
+/// move a bucket's refill (the capture's time stamps and the program's clock tick apart).
+#[test]
+fn a_captured_lab_flood_replays_to_the_live_counters() {
+    use icmp_guard_tests::lab::{Lab, counter};
+
+    let lab = Lab::new().unwrap();
+    lab.silence_client().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface, "--echo-rate", "50", "--echo-burst", "20"])
+        .unwrap();
+    let capture = lab.scratch.file("flood.pcap");
+    let mut tcpdump = lab
+        .client
+        .enter("tcpdump")
+        .args(["-i", &lab.client_if, "-Q", "out", "-U", "-c", "1500", "-w"])
+        .arg(&capture)
+        .arg("icmp")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // tcpdump says "listening on" once its socket is open; the file exists before that.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = lab.stats().unwrap();
+    // Paced, so tcpdump keeps up: 1,500 echoes over 1.5 s from three sources.
+    lab.inject(&[
+        "--kind",
+        "echo",
+        "--count",
+        "1500",
+        "--pps",
+        "1000",
+        "--src",
+        "203.0.113.7",
+        "--sources",
+        "3",
+    ])
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let after = lab.stats().unwrap();
+    // tcpdump stops by itself after the 1,500 frames (`-c`); a SIGINT would cut short what
+    // it has received but not yet written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while matches!(tcpdump.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child, which may have exited already (then it fails).
+    unsafe { libc::kill(i32::try_from(tcpdump.id()).unwrap(), libc::SIGINT) };
+    let out = tcpdump.wait_with_output().unwrap();
+    let said = stderr_of(&out);
+    assert!(
+        said.contains("1500 packets captured"),
+        "tcpdump missed frames: {said}"
+    );
+
+    let replayed = json_of(
+        &replay(&[
+            capture.to_str().unwrap(),
+            "--json",
+            "--echo-rate",
+            "50",
+            "--echo-burst",
+            "20",
+        ]),
+        "the lab capture",
+    );
+    for reason in ["passed", "dropped_rate_source"] {
+        let live = counter(&after, reason) - counter(&before, reason);
+        let again = replayed["counters"][reason].as_u64().unwrap();
+        assert!(
+            live.abs_diff(again) <= 3,
+            "{reason}: live {live}, replayed {again} (one packet per source at most)"
+        );
+    }
+    assert_eq!(replayed["frames"], 1500, "{replayed}");
+}
