@@ -118,8 +118,9 @@ pub fn icmp_guard(ctx: XdpContext) -> u32 {
         // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled.
         unsafe { *count += 1 };
     }
-    // Only drops consult the config again, for dry-run and a capture; passes of ICMP only for
-    // `capture --all`, and other traffic not at all.
+    // Judged ICMP consults the config again (an array lookup the verifier inlines): drops for
+    // dry-run and a capture, passes for `capture --all` or a pass named by `--reason`, both
+    // as one bit test while nobody captures. Other traffic never does.
     let drop = reason.is_drop();
     if !reason.is_judged_icmp() {
         return xdp_action::XDP_PASS;

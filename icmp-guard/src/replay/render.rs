@@ -10,12 +10,13 @@ use super::{
     kernel::Comparison,
     suggest::{Limits, Suggestion},
 };
-use crate::{policy::describe, report::text::utc};
+use crate::{
+    policy::describe,
+    report::text::{sources_table, utc},
+};
 
 /// Most rows the text timeline prints; a longer capture is shown in steps of several seconds.
 pub const TIMELINE_ROWS: u64 = 120;
-
-const NOT_ADMITTED: &str = "(sources not admitted, no entry)";
 
 fn class_name(class: Class) -> &'static str {
     match class {
@@ -119,23 +120,13 @@ pub fn text(
     if s.sources.is_empty() && s.counter(Reason::DroppedNewSource) == 0 {
         let _ = writeln!(out, "no metered sources");
     } else {
-        let _ = writeln!(out, "top sources by drops");
-        let _ = writeln!(out, "  {:<40} {:>12} {:>12}", "source", "passed", "dropped");
-        for source in s.sources.iter().take(top) {
-            let _ = writeln!(
-                out,
-                "  {:<40} {:>12} {:>12}",
-                s.source_name(&source.key),
-                source.passed,
-                source.dropped
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  {:<40} {:>12} {:>12}",
-            NOT_ADMITTED,
-            "",
-            s.counter(Reason::DroppedNewSource)
+        sources_table(
+            &mut out,
+            s.sources
+                .iter()
+                .take(top)
+                .map(|t| (s.source_name(&t.key), t.passed, t.dropped)),
+            s.counter(Reason::DroppedNewSource),
         );
         if s.untallied != super::Tally::default() {
             let _ = writeln!(

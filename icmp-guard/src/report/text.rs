@@ -40,6 +40,21 @@ pub fn status(s: &Snapshot) -> String {
     )
 }
 
+/// The top sources as `stats` and `replay` print them: a heading, one row per source prefix
+/// (its name, passes, drops), and the row of sources refused admission, which have no entry.
+pub fn sources_table(
+    out: &mut String,
+    rows: impl IntoIterator<Item = (String, u64, u64)>,
+    not_admitted: u64,
+) {
+    let _ = writeln!(out, "top sources by drops");
+    let _ = writeln!(out, "  {:<40} {:>12} {:>12}", "source", "passed", "dropped");
+    for (name, passed, dropped) in rows {
+        let _ = writeln!(out, "  {name:<40} {passed:>12} {dropped:>12}");
+    }
+    let _ = writeln!(out, "  {NOT_ADMITTED:<40} {:>12} {not_admitted:>12}", "");
+}
+
 /// `secs` since the Unix epoch as a UTC date and time, `2026-11-28 16:20:39 UTC`.
 #[must_use]
 pub fn utc(secs: u64) -> String {
@@ -95,23 +110,11 @@ pub fn stats(s: &Snapshot, top: usize) -> String {
         let _ = writeln!(out, "no metered sources yet");
         return out;
     }
-    let _ = writeln!(out, "top sources by drops");
-    let _ = writeln!(out, "  {:<40} {:>12} {:>12}", "source", "passed", "dropped");
-    for source in top {
-        let _ = writeln!(
-            out,
-            "  {:<40} {:>12} {:>12}",
-            s.source_name(&source.key),
-            source.passed,
-            source.dropped
-        );
-    }
-    let _ = writeln!(
-        out,
-        "  {:<40} {:>12} {:>12}",
-        NOT_ADMITTED,
-        "",
-        s.counter(Reason::DroppedNewSource)
+    sources_table(
+        &mut out,
+        top.iter()
+            .map(|t| (s.source_name(&t.key), t.passed, t.dropped)),
+        s.counter(Reason::DroppedNewSource),
     );
     out
 }
