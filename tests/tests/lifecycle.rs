@@ -228,6 +228,38 @@ fn pins_of_the_earlier_layout_are_adopted_in_place() {
     assert!(!legacy.exists(), "{out}");
 }
 
+/// A namespace that took a dead one's inode number never sees the dead one's guards as its
+/// own: the folder's cookie tells them apart, and `status` marks them stale.
+#[test]
+fn a_dead_namespace_s_guards_are_stale_not_ours() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface]).unwrap();
+    let ns = lab.guarded.id();
+    let ours = lab.pins(&iface).netns_dir();
+    // As if the guard had been made in an earlier namespace with this inode number.
+    let dead = icmp_guard::kernel::netns::Netns {
+        cookie: ns.cookie + 1_000_000,
+        ..ns
+    }
+    .dir_in(&lab.pin_root());
+    std::fs::rename(&ours, &dead).unwrap();
+    let text = lab.cli_ok(&["status"]).unwrap();
+    assert!(
+        text.contains(&format!("(stale: {iface} was guarded")),
+        "{text}"
+    );
+    assert_eq!(lab.status().unwrap(), serde_json::json!([]), "not ours");
+    let out = lab.cli(&["detach", &iface]).unwrap();
+    assert!(
+        stderr_of(&out).contains("is not guarded"),
+        "{}",
+        stderr_of(&out)
+    );
+    std::fs::rename(&dead, &ours).unwrap();
+    lab.cli_ok(&["detach", &iface]).unwrap();
+}
+
 /// Read commands pointed at a folder that is no bpffs say so, and fail.
 #[test]
 fn a_mistyped_bpffs_is_an_error_for_read_commands() {

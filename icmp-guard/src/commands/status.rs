@@ -41,13 +41,24 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
         print!("{}", text::status(snapshot));
     }
     for found in &elsewhere {
-        println!("{}", elsewhere_line(bpffs_path, found));
+        println!("{}", elsewhere_line(bpffs_path, here, found));
     }
     Ok(())
 }
 
 /// A guard this namespace does not show: another namespace's, or legacy pins.
-fn elsewhere_line(bpffs: &Path, found: &Found) -> String {
+fn elsewhere_line(bpffs: &Path, here: Netns, found: &Found) -> String {
+    if let Some(netns) = found.netns.filter(|ns| ns.inode == here.inode) {
+        // This namespace's number with another cookie: a namespace that is gone.
+        let dir = netns
+            .dir_in(&layout::root(bpffs))
+            .join(found.iface.as_str());
+        return format!(
+            "(stale: {} was guarded in a network namespace that no longer exists, whose number this one now has; its pins at {} enforce nothing: `rm -r` them)",
+            found.iface,
+            shown(&dir)
+        );
+    }
     if let Some(netns) = found.netns {
         return format!(
             "(also guarded: {} in another network namespace, {netns}; run `icmp-guard status` there, e.g. with `nsenter --net=/run/netns/NAME`)",
