@@ -123,20 +123,13 @@ impl Summary {
     /// The count of `reason`.
     #[must_use]
     pub fn counter(&self, reason: Reason) -> u64 {
-        self.counters
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .map_or(0, |(_, n)| *n)
+        report::counter(&self.counters, reason)
     }
 
     /// Frames judged to drop (in a dry run: that would be dropped if enforcing).
     #[must_use]
     pub fn dropped(&self) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(r, _)| r.is_drop())
-            .map(|(_, n)| n)
-            .sum()
+        report::total(&self.counters, true)
     }
 
     /// A source as the prefix it is metered as.

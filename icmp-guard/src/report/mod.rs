@@ -98,30 +98,19 @@ impl Snapshot {
     /// Frames passed, all reasons together.
     #[must_use]
     pub fn passed(&self) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(r, _)| !r.is_drop())
-            .map(|(_, n)| n)
-            .sum()
+        total(&self.counters, false)
     }
 
     /// Frames dropped (or that would be, in a dry run), all reasons together.
     #[must_use]
     pub fn dropped(&self) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(r, _)| r.is_drop())
-            .map(|(_, n)| n)
-            .sum()
+        total(&self.counters, true)
     }
 
     /// One counter.
     #[must_use]
     pub fn counter(&self, reason: Reason) -> u64 {
-        self.counters
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .map_or(0, |(_, n)| *n)
+        counter(&self.counters, reason)
     }
 
     /// A source key as the prefix its bucket aggregates under this guard's config.
@@ -144,6 +133,26 @@ pub fn reported_mode(config: &Config, program_id: u32) -> AttachMode {
             || AttachMode::from_recorded(config.attach_mode),
             |state| state.mode,
         )
+}
+
+/// Frames counted under drop reasons (`drops`) or pass reasons, all together: for every
+/// list of counters by reason (a guard's, a replay's).
+#[must_use]
+pub fn total(counters: &[(Reason, u64)], drops: bool) -> u64 {
+    counters
+        .iter()
+        .filter(|(r, _)| r.is_drop() == drops)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// One counter of a list of counters by reason; 0 if it is not there.
+#[must_use]
+pub fn counter(counters: &[(Reason, u64)], reason: Reason) -> u64 {
+    counters
+        .iter()
+        .find(|(r, _)| *r == reason)
+        .map_or(0, |(_, n)| *n)
 }
 
 /// Orders sources most drops first, then most passes, then by key.
