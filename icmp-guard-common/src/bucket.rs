@@ -126,10 +126,20 @@ impl SourceKey {
     #[inline(always)]
     #[must_use]
     pub const fn v4(a: [u8; 4]) -> Self {
+        Self::from_words([
+            0,
+            u64::from_ne_bytes([0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]]),
+        ])
+    }
+
+    /// The key whose address is `words` (two native-endian words, as [`SourceKey::words`]
+    /// gives them): two stores, where building sixteen bytes takes sixteen.
+    #[inline(always)]
+    #[must_use]
+    pub const fn from_words(words: [u64; 2]) -> Self {
+        // SAFETY: two u64 are sixteen bytes, and every bit pattern is a valid [u8; 16].
         Self {
-            addr: [
-                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
-            ],
+            addr: unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) },
         }
     }
 
@@ -137,23 +147,17 @@ impl SourceKey {
     /// [`crate::Config::mask`] gives it) cleared: sources in one prefix share a bucket.
     #[inline(always)]
     #[must_use]
-    pub fn masked(&self, mask: [u64; 2]) -> Self {
+    pub const fn masked(&self, mask: [u64; 2]) -> Self {
         let [hi, lo] = self.words();
-        let mut addr = [0; 16];
-        addr[..8].copy_from_slice(&(hi & mask[0]).to_ne_bytes());
-        addr[8..].copy_from_slice(&(lo & mask[1]).to_ne_bytes());
-        Self { addr }
+        Self::from_words([hi & mask[0], lo & mask[1]])
     }
 
     /// The address as two native-endian words.
     #[inline(always)]
     #[must_use]
-    pub fn words(&self) -> [u64; 2] {
-        let a = &self.addr;
-        [
-            u64::from_ne_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]),
-            u64::from_ne_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]),
-        ]
+    pub const fn words(&self) -> [u64; 2] {
+        // SAFETY: sixteen bytes are two u64, and every bit pattern is a valid u64.
+        unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(self.addr) }
     }
 
     /// The IPv4 address, when this key holds one.

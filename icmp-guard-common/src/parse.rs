@@ -17,6 +17,9 @@ use network_types::{eth::EthHdr, icmp::Icmpv4Hdr, ip::Ipv4Hdr, ip::Ipv6Hdr, vlan
 
 use crate::{Reason, bucket::SourceKey, config::MAX_DATAGRAM};
 
+/// `::1` as two native-endian words ([`SourceKey::words`]).
+pub const LOOPBACK_V6: [u64; 2] = [0, u64::from_ne_bytes([0, 0, 0, 0, 0, 0, 0, 1])];
+
 /// Ethertypes the parser knows.
 pub mod ethertype {
     pub const IPV4: u16 = 0x0800;
@@ -108,15 +111,23 @@ pub enum Fragment {
 }
 
 /// What the parser learned about an ICMP or ICMPv6 packet.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts the policy tests one by one; they live in registers, not memory"
+)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IcmpPacket {
     pub family: Family,
-    /// Source address; IPv4 mapped into `::ffff:0:0/96`.
-    pub src: [u8; 16],
-    /// Destination address; IPv4 mapped likewise.
-    pub dst: [u8; 16],
+    /// Source address, IPv4 mapped into `::ffff:0:0/96`: the per-source key before masking,
+    /// built as two words.
+    pub src: SourceKey,
     /// The Ethernet destination is a group (broadcast or multicast) address.
     pub l2_group: bool,
+    /// The IP destination is a group: IPv4 multicast, reserved or the limited broadcast
+    /// (224.0.0.0 and up), or IPv6 multicast (`ff00::/8`).
+    pub ip_group: bool,
+    /// The IP destination is the IPv6 loopback address `::1` (never for IPv4).
+    pub dst_loopback: bool,
     /// IPv4 TTL or IPv6 hop limit.
     pub hop_limit: u8,
     /// Bytes of the IP packet: the IPv4 total length, or 40 + the IPv6 payload length.
@@ -238,9 +249,10 @@ fn parse_ipv4<F: Frame + ?Sized>(
 
     Ok(IcmpPacket {
         family: Family::V4,
-        src: SourceKey::v4(ip.src_addr).addr,
-        dst: SourceKey::v4(ip.dst_addr).addr,
+        src: SourceKey::v4(ip.src_addr),
         l2_group,
+        ip_group: ip.dst_addr[0] >= 224,
+        dst_loopback: false,
         hop_limit: ip.ttl,
         ip_len: ip_len as u32,
         datagram_end: (header_len + offset + payload) as u32,
@@ -274,11 +286,13 @@ fn parse_ipv6<F: Frame + ?Sized>(
     let first_ext = l3 + Ipv6Hdr::LEN;
     let end = first_ext + payload_len;
 
+    let dst = SourceKey { addr: ip.dst_addr }.words();
     let packet = |fragment, fragment_header, datagram_end, icmp: [u8; 2]| IcmpPacket {
         family: Family::V6,
-        src: ip.src_addr,
-        dst: ip.dst_addr,
+        src: SourceKey { addr: ip.src_addr },
         l2_group,
+        ip_group: ip.dst_addr[0] == 0xff,
+        dst_loopback: dst == LOOPBACK_V6,
         hop_limit: ip.hop_limit,
         ip_len: (Ipv6Hdr::LEN + payload_len) as u32,
         datagram_end,

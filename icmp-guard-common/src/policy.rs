@@ -3,7 +3,7 @@
 use crate::{
     Config, Reason,
     bucket::{Bucket, Class, SourceKey, SourceState, V4_MAPPED_PREFIX},
-    parse::{self, Family, Fragment, Frame, IcmpPacket},
+    parse::{self, Family, Fragment, Frame, IcmpPacket, LOOPBACK_V6},
     seen::{self, Seen},
 };
 
@@ -179,13 +179,13 @@ const fn kind_v6(ty: u8) -> Kind {
 #[inline(always)]
 #[must_use]
 pub fn is_martian(pkt: &IcmpPacket) -> bool {
-    let src = &pkt.src;
+    let src = &pkt.src.addr;
     match pkt.family {
         // 0/8 "this network", 127/8 loopback, 224/4 multicast, 240/4 reserved and the
         // limited broadcast.
         Family::V4 => matches!(src[12], 0 | 127 | 224..=255),
         Family::V6 => {
-            let unspecified = is_unspecified_v6(src);
+            let unspecified = is_unspecified_v6(&pkt.src);
             // Duplicate address detection and router solicitation may come from :: (RFC 4862
             // 5.4, RFC 4861 6.3.7), and so may MLD reports sent meanwhile (RFC 3590).
             let dad = unspecified
@@ -198,8 +198,8 @@ pub fn is_martian(pkt: &IcmpPacket) -> bool {
                         | icmpv6_type::MLD2_REPORT
                 );
             src[0] == 0xff
-                || is_loopback_v6(src)
-                || is_loopback_v6(&pkt.dst)
+                || pkt.src.words() == LOOPBACK_V6
+                || pkt.dst_loopback
                 || (unspecified && !dad)
                 // IPv4-mapped addresses never appear on the wire (RFC 4291 2.5.5.2); as keys
                 // they would share buckets with IPv4 sources.
@@ -211,14 +211,9 @@ pub fn is_martian(pkt: &IcmpPacket) -> bool {
 /// Whether `addr` is `::`, tested as two words: a branch per byte would multiply the paths
 /// the verifier walks.
 #[inline(always)]
-fn is_unspecified_v6(addr: &[u8; 16]) -> bool {
-    let [hi, lo] = SourceKey { addr: *addr }.words();
+fn is_unspecified_v6(addr: &SourceKey) -> bool {
+    let [hi, lo] = addr.words();
     hi | lo == 0
-}
-
-#[inline(always)]
-fn is_loopback_v6(addr: &[u8; 16]) -> bool {
-    addr[..15].iter().all(|&b| b == 0) && addr[15] == 1
 }
 
 /// Whether the packet is addressed to a group: Ethernet broadcast or multicast, the IPv4
@@ -226,11 +221,7 @@ fn is_loopback_v6(addr: &[u8; 16]) -> bool {
 #[inline(always)]
 #[must_use]
 pub fn to_group(pkt: &IcmpPacket) -> bool {
-    pkt.l2_group
-        || match pkt.family {
-            Family::V4 => pkt.dst[12] >= 224,
-            Family::V6 => pkt.dst[0] == 0xff,
-        }
+    pkt.l2_group || pkt.ip_group
 }
 
 /// The verdict for one frame: parse, screen, list, meter. The config is only consulted for
@@ -258,7 +249,7 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     if let Kind::Essential = kind {
         return essential(env, cfg, &pkt);
     }
-    if cfg.deny_entries != 0 && env.listed(List::Deny, cfg.list_bank(), &pkt.src) {
+    if cfg.deny_entries != 0 && env.listed(List::Deny, cfg.list_bank(), &pkt.src.addr) {
         return Reason::DroppedDenied;
     }
     let class = match kind {
@@ -276,15 +267,10 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
         Kind::LaterFragment => Class::Echo,
         Kind::Reply => Class::Reply,
     };
-    if cfg.allow_entries != 0 && env.listed(List::Allow, cfg.list_bank(), &pkt.src) {
+    if cfg.allow_entries != 0 && env.listed(List::Allow, cfg.list_bank(), &pkt.src.addr) {
         return Reason::Allowed;
     }
-    meter(
-        env,
-        cfg,
-        &SourceKey { addr: pkt.src }.masked(cfg.mask(pkt.family)),
-        class,
-    )
+    meter(env, cfg, &pkt.src.masked(cfg.mask(pkt.family)), class)
 }
 
 /// Neighbour discovery, MLD and path-MTU signals: passed, unless malformed; all but
@@ -316,7 +302,7 @@ fn essential<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) -> Reason {
                 | icmpv6_type::MLD2_REPORT
         );
     if mld {
-        let link_local = u16::from_be_bytes([pkt.src[0], pkt.src[1]]) & 0xffc0 == 0xfe80;
+        let link_local = u16::from_be_bytes([pkt.src.addr[0], pkt.src.addr[1]]) & 0xffc0 == 0xfe80;
         let unspecified = is_unspecified_v6(&pkt.src);
         #[expect(
             clippy::needless_bitwise_bool,

@@ -217,7 +217,7 @@ impl Replay {
         if metered(reason) {
             if let Ok(pkt) = parse::parse_frame(frame) {
                 let cfg = &self.env.config;
-                let key = SourceKey { addr: pkt.src }.masked(cfg.mask(pkt.family));
+                let key = pkt.src.masked(cfg.mask(pkt.family));
                 if reason != Reason::DroppedNewSource {
                     let full = self.sources.len() >= TALLY_MAX;
                     match self.sources.get_mut(&key) {

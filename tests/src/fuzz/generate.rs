@@ -66,7 +66,7 @@ fn sources(sent: &[Sent], config: &Config) -> Vec<SourceKey> {
     let mut keys = Vec::new();
     for s in sent {
         if let Ok(pkt) = parse_frame(s.frame.as_slice()) {
-            let key = SourceKey { addr: pkt.src }.masked(config.mask(pkt.family));
+            let key = pkt.src.masked(config.mask(pkt.family));
             if !keys.contains(&key) {
                 keys.push(key);
             }
