@@ -107,6 +107,28 @@ struct Args {
     /// Print the whole bench as one JSON object instead of tables
     #[arg(long)]
     json: bool,
+    /// Run only these tables (repeat the flag, or separate with commas); all by default
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Table>,
+}
+
+/// The bench's tables, in the order they run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Table {
+    /// ns per packet through `BPF_PROG_TEST_RUN`, against a bare `XDP_PASS`
+    Programs,
+    /// the drop path in each state a capture can leave it in
+    Capture,
+    /// one source flooding from two CPUs against one bucket's allowance
+    Quota,
+    /// real frames through a veth pair: receive cost, nftables, the monitor
+    Live,
+}
+
+impl Args {
+    fn wants(&self, table: Table) -> bool {
+        self.only.is_empty() || self.only.contains(&table)
+    }
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -119,34 +141,51 @@ fn main() -> Result<()> {
     let args = Args::parse();
     // SAFETY: installs an async-signal-safe handler that only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
-    // The program table runs on a thread pinned to one CPU; the lab measurements need all.
-    let programs = std::thread::spawn(program_table)
-        .join()
-        .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??;
-    let capture = std::thread::spawn(capture_table)
-        .join()
-        .map_err(|_| anyhow::anyhow!("the capture benchmark thread panicked"))??;
+    // The program tables run on a thread pinned to one CPU; the lab measurements need all.
+    let programs = if args.wants(Table::Programs) {
+        Some(
+            std::thread::spawn(program_table)
+                .join()
+                .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??,
+        )
+    } else {
+        None
+    };
+    let capture = if args.wants(Table::Capture) {
+        Some(
+            std::thread::spawn(capture_table)
+                .join()
+                .map_err(|_| anyhow::anyhow!("the capture benchmark thread panicked"))??,
+        )
+    } else {
+        None
+    };
     if !args.json {
-        print!("{}", programs_text(&programs));
-        println!();
-        print!("{}", capture_text(&capture));
+        if let Some(programs) = &programs {
+            print!("{}", programs_text(programs));
+            println!();
+        }
+        if let Some(capture) = &capture {
+            print!("{}", capture_text(capture));
+            println!();
+        }
     }
     interrupted()?;
     let cpus = aya::util::online_cpus().map_or(1, |c| c.len());
-    let quota = if cpus < 2 {
+    let quota = if !args.wants(Table::Quota) || cpus < 2 {
         None
     } else {
         Some(per_cpu_quota()?)
     };
-    if !args.json {
-        println!();
+    if !args.json && args.wants(Table::Quota) {
         match &quota {
             Some(rows) => print!("{}", quota_text(rows)),
             None => println!("per-CPU quota: skipped, this machine has one CPU"),
         }
+        println!();
     }
     interrupted()?;
-    let live = if cpus < 2 {
+    let live = if !args.wants(Table::Live) || cpus < 2 {
         None
     } else {
         Some(live::bench::run(&INTERRUPTED).context("the live table")?)
@@ -154,14 +193,13 @@ fn main() -> Result<()> {
     let live = live.as_ref().map(Summary::new);
     if args.json {
         let json = json!({
-            "programs": programs_json(&programs),
-            "capture": capture_json(&capture),
+            "programs": programs.as_deref().map(programs_json),
+            "capture": capture.as_deref().map(capture_json),
             "per_cpu_quota": quota.as_deref().map(quota_json),
             "live": live.as_ref().map(Summary::json),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
-    } else {
-        println!();
+    } else if args.wants(Table::Live) {
         match &live {
             Some(live) => print!("{}", live.text()),
             None => println!("live traffic: skipped, this machine has one CPU"),
