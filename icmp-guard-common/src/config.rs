@@ -58,6 +58,24 @@ pub mod flags {
     pub const CAPTURE_ALL: u32 = 4;
     /// Both capture bits: what a capture sets and clears.
     pub const CAPTURE_BITS: u32 = CAPTURE | CAPTURE_ALL;
+
+    /// Whether a frame judged under `flags` goes to the capture (if its reason, lease and
+    /// sample rate agree): a drop while a capture runs, or any judged ICMP under `--all`.
+    #[inline(always)]
+    #[must_use]
+    pub const fn capturing(flags: u32, drop: bool) -> bool {
+        // Two tests against zero, not `flags & want == want`: LLVM's BPF backend turns that
+        // into `(flags | !want) == -1` compared as 64 bits on a zero-extended 32-bit value,
+        // which the verifier rightly finds never true, and removes the capture as dead code.
+        flags & CAPTURE != 0 && (drop || flags & CAPTURE_ALL != 0)
+    }
+
+    /// Whether `flags` say dry-run.
+    #[inline(always)]
+    #[must_use]
+    pub const fn dry_run(flags: u32) -> bool {
+        flags & DRY_RUN != 0
+    }
 }
 
 /// XDP attach mode actually in effect, recorded for `status`.
@@ -264,17 +282,14 @@ impl Config {
     #[inline(always)]
     #[must_use]
     pub const fn capturing(&self, drop: bool) -> bool {
-        // Two tests against zero, not `flags & want == want`: LLVM's BPF backend turns that
-        // into `(flags | !want) == -1` compared as 64 bits on a zero-extended 32-bit value,
-        // which the verifier rightly finds never true, and removes the capture as dead code.
-        self.flags & flags::CAPTURE != 0 && (drop || self.flags & flags::CAPTURE_ALL != 0)
+        flags::capturing(self.flags, drop)
     }
 
     /// Whether dry-run is on.
     #[inline(always)]
     #[must_use]
     pub const fn dry_run(&self) -> bool {
-        self.flags & flags::DRY_RUN != 0
+        flags::dry_run(self.flags)
     }
 }
 

@@ -224,18 +224,57 @@ pub fn to_group(pkt: &IcmpPacket) -> bool {
     pkt.l2_group || pkt.ip_group
 }
 
+/// A frame's reason and the [`Config::flags`] it was judged under, so the caller can act on
+/// dry-run and a capture without reading the config again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub reason: Reason,
+    /// The config's flags for every judged ICMP frame ([`Reason::is_judged_icmp`]); zero for
+    /// other traffic, which never reads the config, and when the config map is empty.
+    pub flags: u32,
+}
+
+/// The reason for one frame; see [`verdict`].
+#[inline(always)]
+pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
+    verdict(frame, env).reason
+}
+
 /// The verdict for one frame: parse, screen, list, meter. The config is only consulted for
 /// ICMP, so other traffic pays for the parse alone.
 #[inline(always)]
-pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
-    let pkt = match parse::parse_frame(frame) {
-        Ok(pkt) => pkt,
-        Err(reason) => return reason,
+pub fn verdict<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Verdict {
+    let (pkt, cfg) = match parse::parse_frame(frame) {
+        Ok(pkt) => match env.config() {
+            Some(cfg) => (pkt, cfg),
+            None => {
+                return Verdict {
+                    reason: Reason::PassedUnmetered,
+                    flags: 0,
+                };
+            }
+        },
+        // A drop by the parser (malformed, too many extension headers) still obeys dry-run
+        // and may be captured.
+        Err(reason) => {
+            let flags = if reason.is_drop() {
+                env.config().map_or(0, |cfg| cfg.flags)
+            } else {
+                0
+            };
+            return Verdict { reason, flags };
+        }
     };
-    let Some(cfg) = env.config() else {
-        return Reason::PassedUnmetered;
-    };
-    if is_martian(&pkt) {
+    Verdict {
+        reason: judge_packet(env, cfg, &pkt),
+        flags: cfg.flags,
+    }
+}
+
+/// The reason for a parsed ICMP packet under `cfg`.
+#[inline(always)]
+fn judge_packet<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) -> Reason {
+    if is_martian(pkt) {
         return Reason::DroppedMartian;
     }
     // Every fragment, whatever its type: later fragments carry none, and the ping of death is
@@ -245,9 +284,9 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
     {
         return Reason::DroppedOversize;
     }
-    let kind = kind_of(&pkt);
+    let kind = kind_of(pkt);
     if let Kind::Essential = kind {
-        return essential(env, cfg, &pkt);
+        return essential(env, cfg, pkt);
     }
     if cfg.deny_entries != 0 && env.listed(List::Deny, cfg.list_bank(), &pkt.src.addr) {
         return Reason::DroppedDenied;
@@ -256,7 +295,7 @@ pub fn judge<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Reason {
         Kind::Unknown => return Reason::DroppedUnknownType,
         Kind::Exempt | Kind::Essential => return exempt(env, cfg),
         Kind::Request => {
-            if to_group(&pkt) {
+            if to_group(pkt) {
                 return Reason::DroppedBroadcast;
             }
             if pkt.ip_len > cfg.max_echo_size {

@@ -28,10 +28,10 @@ use icmp_guard_common::{
     Config, Reason, SourceKey, SourceState, atomic,
     bucket::{self, Bucket, Class},
     capture::{self, Control, Sample, SampleHeader},
-    config::defaults::MAX_SOURCES,
+    config::{defaults::MAX_SOURCES, flags},
     maps::{EXEMPT_SLOT, GLOBAL_SLOT, LIST_MAX_ENTRIES},
     parse::Frame,
-    policy::{self, Env, List},
+    policy::{self, Env, List, Verdict},
     reason::COUNTER_SLOTS,
     seen,
 };
@@ -113,29 +113,18 @@ static IG_CAPTURE_CTL: Array<Control> = Array::with_max_entries(1, BPF_F_MMAPABL
     reason = "the #[xdp] macro fixes the signature"
 )]
 pub fn icmp_guard(ctx: XdpContext) -> u32 {
-    let reason = try_icmp_guard(&ctx);
+    let Verdict { reason, flags } = try_icmp_guard(&ctx);
     if let Some(count) = IG_COUNTERS.get_ptr_mut(reason.slot()) {
         // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled.
         unsafe { *count += 1 };
     }
-    // Judged ICMP consults the config again (an array lookup the verifier inlines): drops for
-    // dry-run and a capture, passes for `capture --all` or a pass named by `--reason`, both
-    // as one bit test while nobody captures. Other traffic never does.
+    // The flags come with the verdict, as read for judged ICMP (zero for other traffic):
+    // dry-run and a capture cost a bit test each, no second look at the config.
     let drop = reason.is_drop();
-    if !reason.is_judged_icmp() {
-        return xdp_action::XDP_PASS;
-    }
-    let Some(cfg) = IG_CONFIG.get(0) else {
-        return if drop {
-            xdp_action::XDP_DROP
-        } else {
-            xdp_action::XDP_PASS
-        };
-    };
-    if cfg.capturing(drop) {
+    if flags::capturing(flags, drop) {
         sample(&ctx, reason);
     }
-    if drop && !cfg.dry_run() {
+    if drop && !flags::dry_run(flags) {
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
@@ -221,9 +210,9 @@ fn sample(ctx: &XdpContext, reason: Reason) {
 
 /// The verdict for one frame.
 #[inline(always)]
-fn try_icmp_guard(ctx: &XdpContext) -> Reason {
+fn try_icmp_guard(ctx: &XdpContext) -> Verdict {
     let frame = XdpFrame { ctx: ctx.ctx };
-    policy::judge(&frame, &Maps { ctx })
+    policy::verdict(&frame, &Maps { ctx })
 }
 
 /// The program's maps and clock, as the shared policy sees them.
