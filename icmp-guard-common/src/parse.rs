@@ -65,6 +65,12 @@ pub trait Frame {
     /// A copy of the `T` stored at `offset`, or `None` if it does not fit in the frame; on XDP
     /// it may straddle the linear part and the fragments.
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
+
+    /// Like [`Frame::read`] where that is cheap, else `None`: on XDP, only reads within the
+    /// linear part. For fast paths whose `None` falls back to the full parse.
+    fn peek<T: Copy>(&self, offset: usize) -> Option<T> {
+        self.read(offset)
+    }
 }
 
 impl Frame for [u8] {
@@ -156,6 +162,16 @@ impl IcmpPacket {
 /// with the final reason for everything else (not ICMP, unparsed, malformed).
 #[inline(always)]
 pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
+    // The commonest frame first: untagged IPv4 that is not ICMP, with the whole fixed header
+    // in the linear part, passed after one bounds check and two compares. Anything else (ICMP,
+    // a short frame, a tag, IPv6) takes the general path below, which decides these frames
+    // the same way (`parse_ipv4` looks at the protocol first).
+    if let Some(head) = frame.peek::<UntaggedIpv4>(0)
+        && u16::from_be_bytes([head.eth[12], head.eth[13]]) == ethertype::IPV4
+        && head.ip.proto != proto::ICMP
+    {
+        return Err(Reason::PassedNonIcmp);
+    }
     // Runt frames are the driver's business; nothing to judge here. Read as bytes, so only
     // the three used are loaded (through `EthHdr`, LLVM loads eight to build the type).
     let eth: [u8; EthHdr::LEN] = frame.read(0).ok_or(Reason::PassedNonIcmp)?;
@@ -189,6 +205,14 @@ pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
 #[inline(always)]
 const fn is_vlan(proto: u16) -> bool {
     proto == ethertype::VLAN_8021Q || proto == ethertype::VLAN_8021AD
+}
+
+/// An untagged Ethernet header and the fixed IPv4 header after it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct UntaggedIpv4 {
+    eth: [u8; EthHdr::LEN],
+    ip: Ipv4Hdr,
 }
 
 /// Parses IPv4 at `l3` and, for ICMP, validates it as the kernel's `ip_rcv_core` and

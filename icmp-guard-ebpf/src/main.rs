@@ -324,6 +324,14 @@ impl XdpFrame {
 
 impl Frame for XdpFrame {
     #[inline(always)]
+    fn peek<T: Copy>(&self, offset: usize) -> Option<T> {
+        let (start, end) = self.linear();
+        let at = start + offset;
+        // SAFETY: bounds-checked against data_end; headers are plain integers.
+        (at + size_of::<T>() <= end).then(|| unsafe { core::ptr::read_unaligned(at as *const T) })
+    }
+
+    #[inline(always)]
     fn has(&self, offset: usize, len: usize) -> bool {
         // SAFETY: ctx is the program's context. The length of the whole frame, fragments
         // included.
