@@ -2,60 +2,68 @@
 //! flood of spoofed sources is refused without a miss in the big per-source table.
 //!
 //! A source hashes (keyed by a per-attach seed) to one [`Line`] of [`LINES`] and to a
-//! 15-bit fingerprint. A line holds [`WAYS`] entries, each a fingerprint and the time it was
-//! last stamped, and one overflow stamp. Every source that passes stamps its entry: it takes
-//! a free or stale entry of its line (by compare-and-swap, so two CPUs never take the same
-//! one), and only when all are fresh does it stamp the line's overflow word instead. Fresh
-//! entries are never replaced, so:
+//! 15-bit fingerprint. A line holds [`WAYS`] entries of 32 bits, two to a word, each a
+//! fingerprint and the tick (about a second) it was last stamped, and one overflow stamp.
+//! Every source that passes stamps its entry: it takes a free or stale entry of its line (by
+//! compare-and-swap of the entry's word, so two CPUs never take the same one), and only when
+//! all are fresh does it stamp the line's overflow word instead. Fresh entries are never
+//! replaced, so:
 //!
 //! - a source whose fingerprint is fresh in its line was probably seen within the window
 //!   ([`Seen::Recent`]; another source with the same line and fingerprint is a false
-//!   positive, at most 7 in 32,768, which costs one lookup in the table);
+//!   positive, at most 14 in 32,768, which costs one lookup in the table);
 //! - a source absent from a line that did not overflow within the window was certainly not
 //!   stamped within it ([`Seen::New`]): there are no false negatives. (The policy renews a
-//!   source's stamp at most once per [`RESTAMP_NS`], so a source is certainly recent for
-//!   the window less that second);
+//!   source's stamp at most once per tick, so a source is certainly recent for the window
+//!   less two ticks);
 //! - a source absent from a line that overflowed may have been seen ([`Seen::Maybe`]), and
 //!   costs a lookup in the table.
 //!
-//! With 32,768 lines of 7 entries (2 MiB), 65,536 sources active within a window fill a line
-//! to 2 on average, and about 1 line in 1,000 overflows; the default admission budgets let
-//! at most ~24,000 new sources in per window.
+//! With 8,192 lines of 14 entries (512 KiB, small enough to stay in a core's L2 cache while a
+//! flood runs: a spoofed source costs an L2 hit, not a trip to memory), 65,536 sources active
+//! within a window fill a line to 8 on average, and about 1 line in 60 overflows; the default
+//! admission budgets let at most ~24,000 new sources in per window. Stamps are 16 bits of
+//! ticks and wrap after about 19.5 hours: an entry left alone that long can look fresh again
+//! for a window, a false positive like any other.
 
 use core::sync::atomic::AtomicU64;
 
 use crate::{SourceKey, atomic};
 
-/// Lines in the filter: 2 MiB of 64-byte lines, each one cache line.
+/// Lines in the filter: 512 KiB of 64-byte lines, each one cache line.
 pub const LINES: u32 = 1 << LINE_BITS;
-const LINE_BITS: u32 = 15;
+const LINE_BITS: u32 = 13;
 
-/// Entries per line; the line's eighth word is its overflow stamp.
-pub const WAYS: usize = 7;
+/// Words per line: [`PAIRS`] words of two entries each, then the overflow stamp.
+pub const WORDS: usize = PAIRS + 1;
+const PAIRS: usize = 7;
+
+/// Entries per line.
+pub const WAYS: usize = 2 * PAIRS;
 
 /// How long a source stays recent after it was last seen: a known source that sends
 /// nothing for longer has to be admitted again while new sources are being refused.
 pub const WINDOW_NS: u64 = 60 * crate::bucket::NS_PER_SEC;
 
-/// Restamp an entry only when its stamp is older than this, so a busy source does not write
-/// its line (and bounce its cache line between CPUs) on every packet.
-pub const RESTAMP_NS: u64 = crate::bucket::NS_PER_SEC;
+/// A tick, the unit of stamps: 2^30 ns, about a second. A source restamps its entry at most
+/// once per tick, so a busy source does not write its line (and bounce its cache line
+/// between CPUs) on every packet.
+pub const RESTAMP_NS: u64 = 1 << TICK_SHIFT;
 
-/// Stamps are kept in units of 2^20 ns (about a millisecond) in the low 48 bits of a word.
-const TICK_SHIFT: u32 = 20;
-const STAMP_MASK: u64 = (1 << 48) - 1;
-const WINDOW_TICKS: u64 = WINDOW_NS >> TICK_SHIFT;
-const RESTAMP_TICKS: u64 = RESTAMP_NS >> TICK_SHIFT;
-/// An entry in use has this bit set, so an all-zero word is free.
-const USED: u64 = 1 << 63;
-const FINGERPRINT_SHIFT: u32 = 48;
+const TICK_SHIFT: u32 = 30;
+/// An entry: `USED | fingerprint << 16 | stamp`, the stamp in the low 16 bits.
+const STAMP_MASK: u32 = 0xffff;
+const WINDOW_TICKS: u32 = (WINDOW_NS >> TICK_SHIFT) as u32;
+/// An entry in use has this bit set, so an all-zero entry is free.
+const USED: u32 = 1 << 31;
+const FINGERPRINT_SHIFT: u32 = 16;
 const FINGERPRINT_MASK: u64 = 0x7fff;
 
-/// One line of the filter: [`WAYS`] entries (`USED | fingerprint << 48 | stamp`) and the
-/// overflow stamp. 64 bytes, the map's value.
+/// One line of the filter: [`PAIRS`] words of two entries, and the overflow stamp (in whole
+/// ticks, zero for never). 64 bytes, the map's value.
 #[repr(C)]
 pub struct Line {
-    pub entries: [AtomicU64; WAYS],
+    pub entries: [AtomicU64; PAIRS],
     pub overflow: AtomicU64,
 }
 
@@ -64,30 +72,30 @@ impl Line {
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            entries: [const { AtomicU64::new(0) }; WAYS],
+            entries: [const { AtomicU64::new(0) }; PAIRS],
             overflow: AtomicU64::new(0),
         }
     }
 }
 
 impl Line {
-    /// The line's words, entries then the overflow stamp, as the map stores them.
+    /// The line's words, entry pairs then the overflow stamp, as the map stores them.
     #[must_use]
-    pub fn words(&self) -> [u64; WAYS + 1] {
-        let mut words = [0; WAYS + 1];
+    pub fn words(&self) -> [u64; WORDS] {
+        let mut words = [0; WORDS];
         for (word, cell) in words.iter_mut().zip(self.entries.iter()) {
             *word = atomic::load(cell);
         }
-        words[WAYS] = atomic::load(&self.overflow);
+        words[PAIRS] = atomic::load(&self.overflow);
         words
     }
 
     /// Overwrites the line with `words` (as [`Line::words`] gives them).
-    pub fn set_words(&self, words: [u64; WAYS + 1]) {
+    pub fn set_words(&self, words: [u64; WORDS]) {
         for (cell, word) in self.entries.iter().zip(words) {
             atomic::store(cell, word);
         }
-        atomic::store(&self.overflow, words[WAYS]);
+        atomic::store(&self.overflow, words[PAIRS]);
     }
 }
 
@@ -130,14 +138,34 @@ pub enum Seen {
     New,
 }
 
+/// Whole ticks since boot.
 const fn ticks(now_ns: u64) -> u64 {
-    (now_ns >> TICK_SHIFT) & STAMP_MASK
+    now_ns >> TICK_SHIFT
 }
 
-/// Whether a word stamped at `word`'s low 48 bits is within the window at `now` (ticks).
+/// An entry's half of `word` (0: low, 1: high).
 #[inline(always)]
-const fn fresh(word: u64, now: u64) -> bool {
-    word != 0 && (now.wrapping_sub(word) & STAMP_MASK) <= WINDOW_TICKS
+const fn entry(word: u64, half: usize) -> u32 {
+    (word >> (32 * half)) as u32
+}
+
+/// `word` with its `half` replaced by `entry`.
+#[inline(always)]
+const fn with_entry(word: u64, half: usize, entry: u32) -> u64 {
+    let shift = 32 * half;
+    (word & !(0xffff_ffff << shift)) | (entry as u64) << shift
+}
+
+/// The age in ticks of an entry stamped at `entry`'s low 16 bits, at `now` (ticks).
+#[inline(always)]
+const fn age(entry: u32, now: u64) -> u32 {
+    (now as u32).wrapping_sub(entry) & STAMP_MASK
+}
+
+/// Whether `entry` is in use and stamped within the window at `now` (ticks).
+#[inline(always)]
+const fn fresh(entry: u32, now: u64) -> bool {
+    entry & USED != 0 && age(entry, now) <= WINDOW_TICKS
 }
 
 /// Looks `place` up in `line` at `now_ns`.
@@ -145,22 +173,26 @@ const fn fresh(word: u64, now: u64) -> bool {
 #[must_use]
 pub fn look(line: &Line, place: Place, now_ns: u64) -> Seen {
     let now = ticks(now_ns);
-    let wanted = USED | place.fingerprint << FINGERPRINT_SHIFT;
+    let wanted = USED | (place.fingerprint as u32) << FINGERPRINT_SHIFT;
     let mut i = 0;
-    while i < WAYS {
+    while i < PAIRS {
         let word = atomic::load(&line.entries[i]);
-        if word & !STAMP_MASK == wanted && fresh(word, now) {
-            let age = now.wrapping_sub(word) & STAMP_MASK;
-            return Seen::Recent {
-                stale: age > RESTAMP_TICKS,
-            };
+        let mut half = 0;
+        while half < 2 {
+            let e = entry(word, half);
+            if e & !STAMP_MASK == wanted && age(e, now) <= WINDOW_TICKS {
+                return Seen::Recent {
+                    stale: age(e, now) != 0,
+                };
+            }
+            half += 1;
         }
         i += 1;
     }
-    // The overflow word is renewed at most once per `RESTAMP_NS`, so it counts a second
-    // longer: a source that overflowed just after it was stamped stays `Maybe` for the window.
+    // The overflow word is renewed at most once per tick, so it counts a tick longer: a
+    // source that overflowed just after it was stamped stays `Maybe` for the window.
     let overflow = atomic::load(&line.overflow);
-    if overflow != 0 && (now.wrapping_sub(overflow) & STAMP_MASK) <= WINDOW_TICKS + RESTAMP_TICKS {
+    if overflow != 0 && now.wrapping_sub(overflow) <= u64::from(WINDOW_TICKS) + 1 {
         Seen::Maybe
     } else {
         Seen::New
@@ -169,38 +201,50 @@ pub fn look(line: &Line, place: Place, now_ns: u64) -> Seen {
 
 /// Stamps `place` in `line` at `now_ns` after [`look`] said `seen`: renews its entry, or takes
 /// a free or stale one, or, when every entry is fresh, stamps the overflow word (at most once
-/// per [`RESTAMP_NS`]).
+/// per tick).
 #[inline(always)]
 pub fn stamp(line: &Line, place: Place, seen: Seen, now_ns: u64) {
     let now = ticks(now_ns);
-    let word = USED | place.fingerprint << FINGERPRINT_SHIFT | now;
+    let mine = USED | (place.fingerprint as u32) << FINGERPRINT_SHIFT;
+    let stamped = mine | (now as u32 & STAMP_MASK);
     // Scanned again rather than indexed by what `look` found: a variable offset into a map
     // value is refused to programs without `CAP_PERFMON` once the verifier merged paths.
     if let Seen::Recent { .. } = seen {
         let mut i = 0;
-        while i < WAYS {
+        while i < PAIRS {
             let cell = &line.entries[i];
             let old = atomic::load(cell);
-            // Only if it is still this source's entry (a stale entry may have been taken).
-            if old & !STAMP_MASK == word & !STAMP_MASK {
-                let _ = atomic::compare_exchange(cell, old, word);
-                return;
+            let mut half = 0;
+            while half < 2 {
+                // Only if it is still this source's entry (a stale entry may have been taken).
+                if entry(old, half) & !STAMP_MASK == mine {
+                    let _ = atomic::compare_exchange(cell, old, with_entry(old, half, stamped));
+                    return;
+                }
+                half += 1;
             }
             i += 1;
         }
         return;
     }
     let mut i = 0;
-    while i < WAYS {
+    while i < PAIRS {
         let cell = &line.entries[i];
-        let old = atomic::load(cell);
-        if !fresh(old, now) && atomic::compare_exchange(cell, old, word).is_ok() {
-            return;
+        let mut half = 0;
+        while half < 2 {
+            // Loaded for each entry: a failed swap of the first entry means the word changed.
+            let old = atomic::load(cell);
+            if !fresh(entry(old, half), now)
+                && atomic::compare_exchange(cell, old, with_entry(old, half, stamped)).is_ok()
+            {
+                return;
+            }
+            half += 1;
         }
         i += 1;
     }
     let overflow = atomic::load(&line.overflow);
-    if now.wrapping_sub(overflow) & STAMP_MASK > RESTAMP_TICKS || overflow == 0 {
+    if overflow == 0 || now.wrapping_sub(overflow) >= 1 {
         atomic::store(&line.overflow, now.max(1));
     }
 }
@@ -212,7 +256,8 @@ mod tests {
     use super::*;
 
     const S: u64 = crate::bucket::NS_PER_SEC;
-    const MS: u64 = S / 1000;
+    /// A tick in ns.
+    const T: u64 = RESTAMP_NS;
 
     fn key(i: u32) -> SourceKey {
         SourceKey::v4(i.to_be_bytes())
@@ -236,7 +281,7 @@ mod tests {
         assert_ne!(place(&k, 1), place(&k, 2));
     }
 
-    /// One line, many sources placed on it by hand: (what happens, when in ms, the
+    /// One line, many sources placed on it by hand: (what happens, when in ns, the
     /// fingerprint, stamp it or not, what `look` says before).
     #[test]
     fn one_line_through_time() {
@@ -246,37 +291,88 @@ mod tests {
             fingerprint,
         };
         let recent = |stale| Seen::Recent { stale };
-        #[rustfmt::skip]
-        let cases: [(&str, u64, u64, bool, Seen); 14] = [
-            ("never seen", 10_000, 1, true, Seen::New),
-            ("seen at once", 10_000, 1, false, recent(false)),
-            ("within a second: no new stamp due", 10_900, 1, false, recent(false)),
-            ("after a second: a new stamp due", 11_100, 1, true, recent(true)),
-            ("renewed", 11_100, 1, false, recent(false)),
-            ("a second source takes the next entry", 12_000, 2, true, Seen::New),
-            ("fills the line", 12_000, 3, true, Seen::New),
-            ("", 12_000, 4, true, Seen::New),
-            ("", 12_000, 5, true, Seen::New),
-            ("", 12_000, 6, true, Seen::New),
-            ("", 12_000, 7, true, Seen::New),
-            ("an eighth source finds no room: overflow", 12_000, 8, true, Seen::New),
-            ("it may have been seen", 13_000, 8, false, Seen::Maybe),
-            ("so may any other of this line", 13_000, 9, false, Seen::Maybe),
+        let mut cases: std::vec::Vec<(&str, u64, u64, bool, Seen)> = std::vec![
+            ("never seen", 10 * T, 1, true, Seen::New),
+            ("seen at once", 10 * T, 1, false, recent(false)),
+            (
+                "within the tick: no new stamp due",
+                10 * T + T / 2,
+                1,
+                false,
+                recent(false)
+            ),
+            (
+                "the next tick: a new stamp due",
+                11 * T,
+                1,
+                true,
+                recent(true)
+            ),
+            ("renewed", 11 * T, 1, false, recent(false)),
+            (
+                "a second source takes the next entry",
+                12 * T,
+                2,
+                true,
+                Seen::New
+            ),
         ];
-        for (what, ms, fingerprint, stamp_it, expected) in cases {
-            let now = ms * MS;
+        // Twelve more fill the line's fourteen entries, both halves of every word.
+        for fingerprint in 3..=14 {
+            cases.push(("fills the line", 12 * T, fingerprint, true, Seen::New));
+        }
+        cases.extend([
+            (
+                "a fifteenth source finds no room: overflow",
+                12 * T,
+                15,
+                true,
+                Seen::New,
+            ),
+            ("it may have been seen", 13 * T, 15, false, Seen::Maybe),
+            (
+                "so may any other of this line",
+                13 * T,
+                16,
+                false,
+                Seen::Maybe,
+            ),
+            (
+                "the fourteen are all still known",
+                13 * T,
+                14,
+                false,
+                recent(true),
+            ),
+        ]);
+        for (what, now, fingerprint, stamp_it, expected) in cases {
             let seen = look(&line, at(fingerprint), now);
-            assert_eq!(seen, expected, "{what} ({fingerprint} at {ms} ms)");
+            assert_eq!(seen, expected, "{what} ({fingerprint} at {now} ns)");
             if stamp_it {
                 stamp(&line, at(fingerprint), seen, now);
             }
         }
         // A window later everything is stale: new again, and entries are reused.
-        let later = 13 * S + WINDOW_NS + 2 * S;
-        assert_eq!(look(&line, at(8), later), Seen::New);
-        stamp(&line, at(8), Seen::New, later);
-        assert_eq!(look(&line, at(8), later), recent(false));
+        let later = 13 * T + WINDOW_NS + 3 * T;
+        assert_eq!(look(&line, at(15), later), Seen::New);
+        stamp(&line, at(15), Seen::New, later);
+        assert_eq!(look(&line, at(15), later), recent(false));
         assert_eq!(look(&line, at(1), later), Seen::New);
+    }
+
+    /// The stamps wrap after 2^16 ticks: an entry left alone that long looks fresh again (a
+    /// false positive, one lookup in the table), and a window later stale once more.
+    #[test]
+    fn stamps_wrap_into_a_false_positive_only() {
+        let line = Line::new();
+        let p = Place {
+            line: 0,
+            fingerprint: 9,
+        };
+        stamp(&line, p, Seen::New, 5 * T);
+        let wrapped = 5 * T + (1 << 16) * T;
+        assert_eq!(look(&line, p, wrapped), Seen::Recent { stale: false });
+        assert_eq!(look(&line, p, wrapped + WINDOW_NS + 2 * T), Seen::New);
     }
 
     /// No false negatives: under any mix of sources and times, a source stamped within the
@@ -300,8 +396,8 @@ mod tests {
             let line = &lines[p.line as usize];
             let seen = look(line, p, now);
             if let Some(&at) = last.get(&(p.line, p.fingerprint)) {
-                // Stamps are in ticks of ~1 ms: allow two ticks of rounding at the edge.
-                if now - at + (2 << TICK_SHIFT) < WINDOW_NS {
+                // Stamps are in ticks of ~1 s: allow two ticks of rounding at the edge.
+                if now - at + 2 * T < WINDOW_NS {
                     assert_ne!(seen, Seen::New, "{p:?} stamped at {at}, looked at {now}");
                 }
             }

@@ -68,7 +68,8 @@ static IG_GLOBAL: Array<Bucket> = Array::with_max_entries(2, 0);
 static IG_ADMISSION: Array<Bucket> = Array::with_max_entries(2, 0);
 
 /// The recently-seen filter (see `icmp_guard_common::seen`): one 64-byte line of stamped
-/// fingerprints per hash, 2 MiB, so refusing a spoofed source needs no miss in `IG_SOURCES`.
+/// fingerprints per hash, 512 KiB (stays in L2 under a flood), so refusing a spoofed source
+/// needs no miss in `IG_SOURCES`.
 #[map(name = "IG_SEEN")]
 static IG_SEEN: Array<seen::Line> = Array::with_max_entries(seen::LINES, 0);
 

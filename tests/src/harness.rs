@@ -156,7 +156,7 @@ pub struct MeterMaps {
     sources: HashMap<MapData, SourceKey, SourceRecord>,
     global: Array<MapData, u64>,
     admission: Array<MapData, u64>,
-    seen: Array<MapData, [u64; seen::WAYS + 1]>,
+    seen: Array<MapData, [u64; seen::WORDS]>,
 }
 
 impl MeterMaps {
@@ -227,12 +227,12 @@ impl MeterMaps {
     }
 
     /// Line `line` of the recently-seen filter, as [`seen::Line::words`] gives it.
-    pub fn seen(&self, line: u32) -> Result<[u64; seen::WAYS + 1]> {
+    pub fn seen(&self, line: u32) -> Result<[u64; seen::WORDS]> {
         Ok(self.seen.get(&line, 0)?)
     }
 
     /// Overwrites line `line` of the recently-seen filter.
-    pub fn set_seen(&mut self, line: u32, words: [u64; seen::WAYS + 1]) -> Result<()> {
+    pub fn set_seen(&mut self, line: u32, words: [u64; seen::WORDS]) -> Result<()> {
         Ok(self.seen.set(line, words, 0)?)
     }
 
@@ -241,7 +241,7 @@ impl MeterMaps {
     pub fn stamped_lines(&self) -> Result<Vec<u32>> {
         let mut stamped = Vec::new();
         for (line, words) in (0..seen::LINES).zip(self.seen.iter()) {
-            if words? != [0; seen::WAYS + 1] {
+            if words? != [0; seen::WORDS] {
                 stamped.push(line);
             }
         }

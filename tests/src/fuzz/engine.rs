@@ -90,7 +90,7 @@ pub struct State {
     /// By [`Class::slot`].
     pub admission: [u64; 2],
     /// The filter's lines where either side's sources, or the preset's, land.
-    pub seen: BTreeMap<u32, [u64; seen::WAYS + 1]>,
+    pub seen: BTreeMap<u32, [u64; seen::WORDS]>,
 }
 
 /// What one side did with a frame.
@@ -234,8 +234,8 @@ impl Engine {
         self.program.maps.reset_buckets()?;
         self.model.reset_buckets();
         for &line in &self.dirty {
-            self.program.meters.set_seen(line, [0; seen::WAYS + 1])?;
-            self.model.seen[line as usize].set_words([0; seen::WAYS + 1]);
+            self.program.meters.set_seen(line, [0; seen::WORDS])?;
+            self.model.seen[line as usize].set_words([0; seen::WORDS]);
         }
         self.dirty.clear();
         Ok(())
@@ -410,7 +410,7 @@ impl Engine {
             self.dirty.extend(self.program.meters.stamped_lines()?);
             self.dirty.extend(
                 (0..seen::LINES)
-                    .filter(|&line| self.model.seen[line as usize].words() != [0; seen::WAYS + 1]),
+                    .filter(|&line| self.model.seen[line as usize].words() != [0; seen::WORDS]),
             );
         }
         Ok(())
