@@ -58,6 +58,9 @@ const DRAIN: Duration = Duration::from_millis(50);
 pub enum Case {
     /// A bare `XDP_DROP` program: the least any XDP program costs.
     XdpDrop,
+    /// `XDP_DROP` after reading the ethertype and the IPv4 protocol: what touching the frame
+    /// costs, the floor of any program that parses.
+    XdpReadDrop,
     /// icmp-guard with default limits, a flood from one source.
     GuardSingle,
     /// icmp-guard with default limits, a new source per frame, the source table full.
@@ -67,8 +70,9 @@ pub enum Case {
 }
 
 impl Case {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::XdpDrop,
+        Self::XdpReadDrop,
         Self::GuardSingle,
         Self::GuardSpoofed,
         Self::Nft,
@@ -78,6 +82,7 @@ impl Case {
     pub const fn label(self) -> &'static str {
         match self {
             Self::XdpDrop => "bare XDP_DROP",
+            Self::XdpReadDrop => "XDP_DROP, reads frame",
             Self::GuardSingle => "icmp-guard, 1 source",
             Self::GuardSpoofed => "icmp-guard, spoofed",
             Self::Nft => "nftables meter",
@@ -89,6 +94,7 @@ impl Case {
     pub const fn key(self) -> &'static str {
         match self {
             Self::XdpDrop => "xdp_drop",
+            Self::XdpReadDrop => "xdp_read_drop",
             Self::GuardSingle => "guard_single_source",
             Self::GuardSpoofed => "guard_spoofed",
             Self::Nft => "nftables_meter",
@@ -228,7 +234,11 @@ pub fn run(stop: &AtomicBool) -> Result<Live> {
         for (case, rounds) in &mut cases {
             let measured = match case {
                 Case::XdpDrop => {
-                    let _drop = XdpDrop::attach(&bench.rx)?;
+                    let _drop = XdpDrop::attach(&bench.rx, XdpDrop::BARE)?;
+                    bench.measure(false)?
+                }
+                Case::XdpReadDrop => {
+                    let _drop = XdpDrop::attach(&bench.rx, XdpDrop::READS)?;
                     bench.measure(false)?
                 }
                 Case::GuardSingle => {

@@ -224,25 +224,31 @@ fn prog_runs(id: u32) -> Result<ProgRuns> {
     bail!("program {id} is not loaded")
 }
 
-/// The bare `XDP_DROP` program attached (native) to the receiver; detached on drop.
+/// A bare `XDP_DROP` program attached (native) to the receiver; detached on drop.
 pub struct XdpDrop {
     _ebpf: Ebpf,
 }
 
 impl XdpDrop {
-    pub fn attach(rx: &Receiver) -> Result<Self> {
+    /// The program that drops without reading the frame.
+    pub const BARE: &'static str = "xdp_drop";
+    /// The program that reads the ethertype and the IPv4 protocol, then drops.
+    pub const READS: &'static str = "xdp_read_drop";
+
+    /// Attaches `program` (one of the above) from the `xdp-drop` object.
+    pub fn attach(rx: &Receiver, program: &'static str) -> Result<Self> {
         let (ns, iface) = (rx.ns.name.clone(), rx.iface.to_owned());
         // The interface name resolves in the attaching thread's namespace: a thread of its own.
         let ebpf = std::thread::spawn(move || -> Result<Ebpf> {
             enter_netns(&ns)?;
             let mut ebpf = Ebpf::load(object::XDP_DROP)?;
             let prog: &mut Xdp = ebpf
-                .program_mut("xdp_drop")
-                .context("xdp_drop in the object")?
+                .program_mut(program)
+                .with_context(|| format!("{program} in the object"))?
                 .try_into()?;
             prog.load()?;
             prog.attach(&iface, XdpMode::Driver)
-                .with_context(|| format!("attaching xdp_drop to {iface} (native)"))?;
+                .with_context(|| format!("attaching {program} to {iface} (native)"))?;
             Ok(ebpf)
         })
         .join()
@@ -250,7 +256,7 @@ impl XdpDrop {
         let attached = Self { _ebpf: ebpf };
         ensure!(
             rx.xdp_prog_id()?.is_some(),
-            "xdp_drop attached, but {} shows no XDP program",
+            "{program} attached, but {} shows no XDP program",
             rx.iface
         );
         Ok(attached)

@@ -142,9 +142,14 @@ impl<'a> Summary<'a> {
     }
 
     fn baseline_receive_ns(&self) -> f64 {
+        self.receive_ns(Case::XdpDrop)
+    }
+
+    /// The median receive ns of `case`; NaN when it did not run.
+    fn receive_ns(&self, case: Case) -> f64 {
         self.medians
             .iter()
-            .find(|(c, _)| *c == Case::XdpDrop)
+            .find(|(c, _)| *c == case)
             .map_or(f64::NAN, |(_, m)| m.receive_ns)
     }
 
@@ -203,6 +208,13 @@ impl<'a> Summary<'a> {
         let _ = writeln!(
             out,
             "  prog ns: the receiver's XDP program (run time / runs, BPF run-time statistics); receive ns: the NAPI thread's CPU time / frames received; NAPI: its share of CPU {RECEIVER_CPU} during the flood."
+        );
+        let reads = self.receive_ns(Case::XdpReadDrop);
+        let _ = writeln!(
+            out,
+            "  touching the frame: XDP_DROP that reads two bytes of it costs {:.2}x the bare one; icmp-guard with one source {:.2}x that.",
+            reads / base,
+            self.receive_ns(Case::GuardSingle) / reads
         );
         out += &monitor_line(&live.monitor);
         let _ = writeln!(
