@@ -20,9 +20,13 @@ pub fn xdp_drop(_ctx: XdpContext) -> u32 {
 const IPV4_PROTOCOL: usize = 14 + 9;
 
 #[xdp]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] macro fixes the signature"
+)]
 pub fn xdp_read_drop(ctx: XdpContext) -> u32 {
     let (start, end) = (ctx.data(), ctx.data_end());
-    if start + IPV4_PROTOCOL + 1 <= end {
+    if start + IPV4_PROTOCOL < end {
         // SAFETY: bounds-checked just above. Volatile, so the reads are not optimised away.
         let (ethertype, protocol) = unsafe {
             (
