@@ -110,6 +110,11 @@ struct Args {
     /// Run only these tables (repeat the flag, or separate with commas); all by default
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Table>,
+    /// Also run the program table on another build of the XDP program, interleaved with this
+    /// one, and show the difference: its object file, e.g. another checkout's
+    /// target/release/build/icmp-guard-*/out/icmp-guard (the config layouts must match)
+    #[arg(long, value_name = "OBJECT")]
+    compare: Option<std::path::PathBuf>,
 }
 
 /// The bench's tables, in the order they run.
@@ -144,9 +149,12 @@ fn main() -> Result<()> {
     // The program tables run on a thread pinned to one CPU; the lab measurements need all.
     let programs = if args.wants(Table::Programs) {
         Some(
-            std::thread::spawn(program_table)
-                .join()
-                .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??,
+            std::thread::spawn({
+                let compare = args.compare.clone();
+                move || program_table(compare.as_deref())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??,
         )
     } else {
         None
@@ -221,67 +229,98 @@ struct ProgramRow {
     ours: f64,
     baseline: f64,
     diff: f64,
+    /// With `--compare`: the other build's median, and the median of the per-round
+    /// differences of this build to it.
+    other: Option<(f64, f64)>,
 }
 
-fn program_table() -> Result<Vec<ProgramRow>> {
+fn program_table(compare: Option<&std::path::Path>) -> Result<Vec<ProgramRow>> {
     pin_to_current_cpu()?;
     let mut guard = load(object::ICMP_GUARD, maps::PROGRAM)?;
     let base = load(object::XDP_PASS, "xdp_pass")?;
+    let mut other = compare
+        .map(|path| {
+            let mut ebpf = aya::EbpfLoader::new()
+                .load_file(path)
+                .with_context(|| format!("loading {}", path.display()))?;
+            let prog: &mut Xdp = ebpf
+                .program_mut(maps::PROGRAM)
+                .context("program in the object to compare")?
+                .try_into()?;
+            prog.load()?;
+            anyhow::Ok(ebpf)
+        })
+        .transpose()?;
     let cases = bench_cases()?;
     let mut ours = vec![Vec::with_capacity(ROUNDS); cases.len()];
     let mut baseline = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    let mut others = vec![Vec::with_capacity(ROUNDS); cases.len()];
     // Rounds outside, cases inside: a burst of noise from the machine's neighbours then
     // lands on every case, not on the rounds of one.
     for _ in 0..ROUNDS {
         for (i, case) in cases.iter().enumerate() {
-            let mut cfg: Array<&mut MapData, Config> =
-                Array::try_from(guard.map_mut(maps::CONFIG).context("config map")?)?;
-            cfg.set(0, case.config, 0)?;
-            // Warm up (and bring the source's bucket to the case's state), checking the
-            // verdict is the intended one.
-            let action = run(&guard, maps::PROGRAM, &case.frame, 1000)?.1;
-            ensure!(
-                action == case.verdict.action(),
-                "{}: got action {action}",
-                case.what
-            );
             baseline[i].push(run(&base, "xdp_pass", &case.frame, REPEAT)?.0);
-            let (ns, action) = run(&guard, maps::PROGRAM, &case.frame, REPEAT)?;
-            ensure!(
-                action == case.verdict.action(),
-                "{}: got action {action}",
-                case.what
-            );
-            ours[i].push(ns);
+            for (ebpf, into) in [
+                Some((&mut guard, &mut ours[i])),
+                other.as_mut().map(|o| (o, &mut others[i])),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut cfg: Array<&mut MapData, Config> =
+                    Array::try_from(ebpf.map_mut(maps::CONFIG).context("config map")?)
+                        .context("the config map (do the builds share its layout?)")?;
+                cfg.set(0, case.config, 0)?;
+                // Warm up (and bring the source's bucket to the case's state), checking the
+                // verdict is the intended one.
+                let action = run(ebpf, maps::PROGRAM, &case.frame, 1000)?.1;
+                ensure!(
+                    action == case.verdict.action(),
+                    "{}: got action {action}",
+                    case.what
+                );
+                let (ns, action) = run(ebpf, maps::PROGRAM, &case.frame, REPEAT)?;
+                ensure!(
+                    action == case.verdict.action(),
+                    "{}: got action {action}",
+                    case.what
+                );
+                into.push(ns);
+            }
         }
     }
+    // Differences paired round by round: the runs of a round share its noise.
+    let paired = |a: &[f64], b: &[f64]| {
+        let mut d: Vec<f64> = a.iter().zip(b).map(|(a, b)| a - b).collect();
+        median(&mut d)
+    };
     Ok(cases
         .iter()
-        .zip(ours.iter_mut().zip(baseline.iter_mut()))
-        .map(|(case, (ours, baseline))| {
-            // The difference paired round by round: both runs of a round share its noise.
-            let mut diffs: Vec<f64> = ours
-                .iter()
-                .zip(baseline.iter())
-                .map(|(o, b)| o - b)
-                .collect();
-            ProgramRow {
-                what: case.what,
-                ours: median(ours),
-                baseline: median(baseline),
-                diff: median(&mut diffs),
-            }
+        .enumerate()
+        .map(|(i, case)| ProgramRow {
+            what: case.what,
+            ours: median(&mut ours[i].clone()),
+            baseline: median(&mut baseline[i].clone()),
+            diff: paired(&ours[i], &baseline[i]),
+            other: other
+                .is_some()
+                .then(|| (median(&mut others[i].clone()), paired(&ours[i], &others[i]))),
         })
         .collect())
 }
 
 fn programs_text(rows: &[ProgramRow]) -> String {
+    let compared = rows.iter().any(|r| r.other.is_some());
     let mut out = format!(
-        "BPF_PROG_TEST_RUN, {REPEAT} packets x {ROUNDS} rounds, cases interleaved in each round, thread CPU time, medians (diff: of the per-round differences)\n{:<24} {:>12} {:>12} {:>10} {:>8}\n",
+        "BPF_PROG_TEST_RUN, {REPEAT} packets x {ROUNDS} rounds, cases interleaved in each round, thread CPU time, medians (diff: of the per-round differences)\n{:<24} {:>12} {:>12} {:>10} {:>8}",
         "case", "icmp-guard", "XDP_PASS", "diff", "ratio"
     );
+    if compared {
+        let _ = write!(out, " {:>12} {:>10}", "--compare", "vs it");
+    }
+    out.push('\n');
     for r in rows {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:<24} {:>9.1} ns {:>9.1} ns {:>+7.1} ns {:>7.2}x",
             r.what,
@@ -290,6 +329,10 @@ fn programs_text(rows: &[ProgramRow]) -> String {
             r.diff,
             r.ours / r.baseline
         );
+        if let Some((other, vs)) = r.other {
+            let _ = write!(out, " {other:>9.1} ns {vs:>+7.1} ns");
+        }
+        out.push('\n');
     }
     out
 }
@@ -305,6 +348,8 @@ fn programs_json(rows: &[ProgramRow]) -> Value {
             "xdp_pass_ns": r.baseline,
             "diff_ns": r.diff,
             "ratio": r.ours / r.baseline,
+            "compared_ns": r.other.map(|o| o.0),
+            "diff_to_compared_ns": r.other.map(|o| o.1),
         })).collect::<Vec<_>>(),
     })
 }
