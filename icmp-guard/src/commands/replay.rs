@@ -1,78 +1,37 @@
 //! `icmp-guard replay`: what a policy would have done to a capture, judged by the program's
 //! own decision code on the host (and, with `--kernel`, by the real program too).
 
-use std::{
-    fs::File,
-    io::{IsTerminal as _, Write as _},
-    time::{Duration, Instant},
-};
-
-use icmp_guard_common::Config;
+use std::fs::File;
 
 use crate::{
     Error,
     cli::ReplayArgs,
-    config_file::ConfigFile,
-    error::shown,
     kernel::{clock_tick_ns, privilege},
-    policy::{Cidr, KNOBS, Overrides},
     replay::{
         Replay,
         capture::{Capture, Record},
         kernel::{Comparison, Program},
+        policy::Policy,
+        progress::Progress,
         render,
         suggest::Suggestion,
     },
 };
 
-/// The policy to replay: the file's interface (if any) under the flags, and the lists.
-fn policy(args: &ReplayArgs, tick_ns: u64) -> Result<(Config, Vec<Cidr>, Vec<Cidr>), Error> {
-    let (mut limits, mut allow, mut deny) = (args.limits.clone(), Vec::new(), Vec::new());
-    if let Some(path) = &args.config {
-        let file = ConfigFile::load(path)?;
-        let wanted = args.iface.as_ref().ok_or_else(|| {
-            Error::Usage("--config needs --iface NAME: the interface whose policy to replay".into())
-        })?;
-        let iface = file
-            .interfaces
-            .iter()
-            .find(|i| &i.name == wanted)
-            .ok_or_else(|| {
-                let names: Vec<String> =
-                    file.interfaces.iter().map(|i| i.name.to_string()).collect();
-                Error::ConfigFile {
-                    path: path.clone(),
-                    message: format!(
-                        "has no interface {} (it has: {}); pass one of them to --iface",
-                        shown(wanted.to_string()),
-                        shown(names.join(", "))
-                    ),
-                }
-            })?;
-        limits = args.limits.over(&iface.limits);
-        allow.clone_from(&iface.allow);
-        deny.clone_from(&iface.deny);
-    }
-    allow.extend(args.allow.iter().copied());
-    deny.extend(args.deny.iter().copied());
-    let config = limits.apply(&Config::with_defaults(), tick_ns)?;
-    Ok((config, allow, deny))
-}
-
-/// The suggested limits checked as `set` would check them.
-fn checked(suggestion: &Suggestion, config: &Config, tick_ns: u64) -> Result<(), Error> {
-    let mut overrides = Overrides::default();
-    for (name, value) in suggestion.values() {
-        if let Some(knob) = KNOBS.iter().find(|k| k.name == name) {
-            overrides.set(knob, value);
-        }
-    }
-    overrides.apply(config, tick_ns).map(|_| ())
-}
-
 pub fn run(args: &ReplayArgs) -> Result<(), Error> {
     let tick_ns = clock_tick_ns();
-    let (config, allow, deny) = policy(args, tick_ns)?;
+    let Policy {
+        config,
+        allow,
+        deny,
+    } = Policy::resolve(
+        args.config.as_deref(),
+        args.iface.as_ref(),
+        &args.limits,
+        &args.allow,
+        &args.deny,
+        tick_ns,
+    )?;
     let path = &args.file;
     let fail = |what: String| Error::Capture {
         path: path.clone(),
@@ -90,8 +49,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
         None
     };
     let mut replay = Replay::new(config, &allow, &deny, tick_ns, args.suggest);
-    let progress = std::io::stderr().is_terminal();
-    let mut shown_at = Instant::now();
+    let mut progress = Progress::new(path);
     for record in capture {
         let record = record.map_err(|e| fail(e.to_string()))?;
         let reason = replay.take(&record);
@@ -100,20 +58,9 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
         {
             comparison.record(*number, host, program.judge(frame)?);
         }
-        if progress && shown_at.elapsed() >= Duration::from_millis(250) {
-            shown_at = Instant::now();
-            let n = match &record {
-                Record::Frame { number, .. }
-                | Record::Truncated { number, .. }
-                | Record::Outgoing { number } => *number,
-            };
-            eprint!("\rreplaying {}: frame {n}", path.display());
-            let _ = std::io::stderr().flush();
-        }
+        progress.reached(&record);
     }
-    if progress {
-        eprint!("\r\x1b[K");
-    }
+    progress.done();
     let summary = replay.finish();
     let iface = args
         .iface
@@ -129,7 +76,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
         )
     });
     if let Some(s) = &suggestion {
-        checked(s, &summary.config, tick_ns)?;
+        s.check(&summary.config, tick_ns)?;
     }
     let name = path.display().to_string();
     let kernel = program.as_ref().map(|(_, c)| c);

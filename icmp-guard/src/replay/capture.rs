@@ -62,6 +62,18 @@ pub enum Record {
     Outgoing { number: u64 },
 }
 
+impl Record {
+    /// The frame's number in the capture, from 1.
+    #[must_use]
+    pub const fn number(&self) -> u64 {
+        match self {
+            Self::Frame { number, .. }
+            | Self::Truncated { number, .. }
+            | Self::Outgoing { number } => *number,
+        }
+    }
+}
+
 /// How the link layer of an interface's frames is turned into Ethernet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Link {

@@ -12,6 +12,8 @@
 
 pub mod capture;
 pub mod kernel;
+pub mod policy;
+pub mod progress;
 pub mod render;
 pub mod suggest;
 

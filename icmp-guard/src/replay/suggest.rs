@@ -24,6 +24,7 @@ use icmp_guard_common::{
 };
 
 use super::TALLY_MAX;
+use crate::policy::{KNOBS, Overrides};
 
 const BIN_NS: u64 = 100_000_000;
 const BINS: usize = 100;
@@ -277,6 +278,18 @@ impl Suggestion {
             global,
             global_raised_for_new_sources: raised,
         }
+    }
+
+    /// Checks the suggested limits over `config` as `set` would check them: a suggestion the
+    /// CLI would refuse is an error, never printed.
+    pub fn check(&self, config: &Config, tick_ns: u64) -> Result<(), crate::Error> {
+        let mut overrides = Overrides::default();
+        for (name, value) in self.values() {
+            if let Some(knob) = KNOBS.iter().find(|k| k.name == name) {
+                overrides.set(knob, value);
+            }
+        }
+        overrides.apply(config, tick_ns).map(|_| ())
     }
 
     /// The knobs and their values, in the knob table's order.
