@@ -215,6 +215,8 @@ struct UntaggedIpv4 {
     ip: Ipv4Hdr,
 }
 
+const _: () = assert!(size_of::<UntaggedIpv4>() == EthHdr::LEN + Ipv4Hdr::LEN);
+
 /// Parses IPv4 at `l3` and, for ICMP, validates it as the kernel's `ip_rcv_core` and
 /// `ip_frag_queue` would.
 #[inline(always)]

@@ -24,7 +24,9 @@
 //! within a window fill a line to 8 on average, and about 1 line in 60 overflows; the default
 //! admission budgets let at most ~24,000 new sources in per window. Stamps are 16 bits of
 //! ticks and wrap after about 19.5 hours: an entry left alone that long can look fresh again
-//! for a window, a false positive like any other.
+//! for a window, a false positive like any other, and its slot is not taken again until that
+//! window has passed. A stamp a tick or two ahead of the clock this CPU read (another CPU
+//! read it later) counts as fresh.
 
 use core::sync::atomic::AtomicU64;
 
@@ -54,6 +56,9 @@ const TICK_SHIFT: u32 = 30;
 /// An entry: `USED | fingerprint << 16 | stamp`, the stamp in the low 16 bits.
 const STAMP_MASK: u32 = 0xffff;
 const WINDOW_TICKS: u32 = (WINDOW_NS >> TICK_SHIFT) as u32;
+/// How far ahead of the clock a CPU read a stamp may be: written by another CPU that read the
+/// clock later (the policy reads it once per packet, before the look and the stamp).
+const AHEAD_TICKS: u32 = 2;
 /// An entry in use has this bit set, so an all-zero entry is free.
 const USED: u32 = 1 << 31;
 const FINGERPRINT_SHIFT: u32 = 16;
@@ -156,10 +161,17 @@ const fn with_entry(word: u64, half: usize, entry: u32) -> u64 {
     (word & !(0xffff_ffff << shift)) | (entry as u64) << shift
 }
 
-/// The age in ticks of an entry stamped at `entry`'s low 16 bits, at `now` (ticks).
+/// The age in ticks of an entry stamped at `entry`'s low 16 bits, at `now` (ticks). A stamp
+/// up to [`AHEAD_TICKS`] ahead of `now` is of age 0: another CPU stamped it after this one
+/// read the clock.
 #[inline(always)]
 const fn age(entry: u32, now: u64) -> u32 {
-    (now as u32).wrapping_sub(entry) & STAMP_MASK
+    let age = (now as u32).wrapping_sub(entry) & STAMP_MASK;
+    if age > STAMP_MASK - AHEAD_TICKS {
+        0
+    } else {
+        age
+    }
 }
 
 /// Whether `entry` is in use and stamped within the window at `now` (ticks).
@@ -190,9 +202,10 @@ pub fn look(line: &Line, place: Place, now_ns: u64) -> Seen {
         i += 1;
     }
     // The overflow word is renewed at most once per tick, so it counts a tick longer: a
-    // source that overflowed just after it was stamped stays `Maybe` for the window.
+    // source that overflowed just after it was stamped stays `Maybe` for the window. Whole
+    // ticks since boot never wrap; one ahead of `now` (another CPU's) is within the window.
     let overflow = atomic::load(&line.overflow);
-    if overflow != 0 && now.wrapping_sub(overflow) <= u64::from(WINDOW_TICKS) + 1 {
+    if overflow != 0 && overflow + u64::from(WINDOW_TICKS) + 1 >= now {
         Seen::Maybe
     } else {
         Seen::New
@@ -211,22 +224,44 @@ pub fn stamp(line: &Line, place: Place, seen: Seen, now_ns: u64) {
     // value is refused to programs without `CAP_PERFMON` once the verifier merged paths.
     if let Seen::Recent { .. } = seen {
         let mut i = 0;
-        while i < PAIRS {
+        'renew: while i < PAIRS {
             let cell = &line.entries[i];
             let old = atomic::load(cell);
             let mut half = 0;
             while half < 2 {
                 // Only if it is still this source's entry (a stale entry may have been taken).
                 if entry(old, half) & !STAMP_MASK == mine {
-                    let _ = atomic::compare_exchange(cell, old, with_entry(old, half, stamped));
-                    return;
+                    if atomic::compare_exchange(cell, old, with_entry(old, half, stamped)).is_ok() {
+                        return;
+                    }
+                    // The word changed under us. Another CPU renewed this entry: done.
+                    // Another wrote the other entry: rather than lose the renewal, stamp the
+                    // overflow word below, which makes the line's absent sources a "maybe"
+                    // for the window.
+                    let e = entry(atomic::load(cell), half);
+                    if e & !STAMP_MASK == mine && age(e, now) == 0 {
+                        return;
+                    }
+                    break 'renew;
                 }
                 half += 1;
             }
             i += 1;
         }
+        if i == PAIRS {
+            return;
+        }
+    } else {
+        take(line, stamped, now);
         return;
     }
+    stamp_overflow(line, now);
+}
+
+/// Takes a free or stale entry of `line` for `stamped` at `now` (ticks), or, when every entry
+/// is fresh, stamps the overflow word.
+#[inline(always)]
+fn take(line: &Line, stamped: u32, now: u64) {
     let mut i = 0;
     while i < PAIRS {
         let cell = &line.entries[i];
@@ -243,8 +278,15 @@ pub fn stamp(line: &Line, place: Place, seen: Seen, now_ns: u64) {
         }
         i += 1;
     }
+    stamp_overflow(line, now);
+}
+
+/// Stamps the overflow word of `line` at `now` (ticks), at most once per tick and never back
+/// in time.
+#[inline(always)]
+fn stamp_overflow(line: &Line, now: u64) {
     let overflow = atomic::load(&line.overflow);
-    if overflow == 0 || now.wrapping_sub(overflow) >= 1 {
+    if overflow == 0 || now > overflow {
         atomic::store(&line.overflow, now.max(1));
     }
 }
@@ -373,6 +415,51 @@ mod tests {
         let wrapped = 5 * T + (1 << 16) * T;
         assert_eq!(look(&line, p, wrapped), Seen::Recent { stale: false });
         assert_eq!(look(&line, p, wrapped + WINDOW_NS + 2 * T), Seen::New);
+    }
+
+    /// A stamp another CPU made a tick after this one read the clock is fresh, not stale, and
+    /// the overflow word never moves back in time.
+    #[test]
+    fn stamps_a_tick_ahead_of_the_clock_are_fresh() {
+        let line = Line::new();
+        let p = Place {
+            line: 0,
+            fingerprint: 3,
+        };
+        stamp(&line, p, Seen::New, 21 * T);
+        assert_eq!(look(&line, p, 20 * T), Seen::Recent { stale: false });
+        // Full: fourteen fresh entries a tick ahead, then one more overflows.
+        let full = Line::new();
+        for fingerprint in 1..=14 {
+            let at = Place {
+                line: 0,
+                fingerprint,
+            };
+            stamp(&full, at, Seen::New, 21 * T);
+        }
+        let other = Place {
+            line: 0,
+            fingerprint: 15,
+        };
+        stamp(&full, other, Seen::New, 21 * T);
+        assert_eq!(look(&full, other, 20 * T), Seen::Maybe);
+        assert_eq!(
+            look(&full, at_fingerprint(1), 20 * T),
+            Seen::Recent { stale: false }
+        );
+        stamp(&full, other, Seen::Maybe, 20 * T);
+        assert_eq!(
+            atomic::load(&full.overflow),
+            21,
+            "the overflow word went back in time"
+        );
+    }
+
+    fn at_fingerprint(fingerprint: u64) -> Place {
+        Place {
+            line: 0,
+            fingerprint,
+        }
     }
 
     /// No false negatives: under any mix of sources and times, a source stamped within the

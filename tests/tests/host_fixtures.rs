@@ -123,3 +123,81 @@ fn metering_drops_are_attributed_to_the_source() {
         assert_eq!(entry_now, entry, "{source:?} after {verdict:?}");
     }
 }
+
+/// The parser's fast path (untagged IPv4 that is not ICMP, read with `Frame::peek`) decides
+/// every frame it decides as the general parse would: every fixture frame and every
+/// truncation of it, parsed with `peek` as the slice gives it and with a `peek` that never
+/// answers (on XDP, a frame whose headers are not all in the linear part).
+#[test]
+fn the_fast_path_decides_as_the_general_parse() {
+    use icmp_guard_common::parse::{Frame, parse_frame};
+
+    /// A frame whose `peek` never answers: only the general parse runs.
+    struct NoPeek<'a>(&'a [u8]);
+
+    impl Frame for NoPeek<'_> {
+        fn has(&self, offset: usize, len: usize) -> bool {
+            self.0.has(offset, len)
+        }
+
+        fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+            self.0.read(offset)
+        }
+
+        fn peek<T: Copy>(&self, _offset: usize) -> Option<T> {
+            None
+        }
+    }
+
+    let mut fast = 0;
+    for case in cases() {
+        for step in &case.steps {
+            for len in 0..=step.frame.len() {
+                let frame = &step.frame[..len];
+                let general = parse_frame(&NoPeek(frame));
+                assert_eq!(
+                    parse_frame(frame),
+                    general,
+                    "{}: truncated to {len}",
+                    case.what
+                );
+                fast += usize::from(general == Err(Reason::PassedNonIcmp) && len >= 34);
+            }
+        }
+    }
+    assert!(fast > 0, "no fixture frame takes the fast path");
+}
+
+/// The verdict carries the config's flags for every judged ICMP frame, parser drops
+/// included, so the program's exit applies dry-run and capture to them; other traffic
+/// carries none. (what, frame, the reason, whether the flags come with it)
+#[test]
+fn verdicts_carry_the_flags_of_judged_icmp_only() {
+    use icmp_guard_common::{Config, config::flags, policy};
+    use icmp_guard_tests::packet::{Ipv4, echo_from, echo_request, icmp4, ipv4_frame};
+
+    let config = Config {
+        flags: flags::DRY_RUN | flags::CAPTURE,
+        ..Config::with_defaults()
+    };
+    let tcp = cases()
+        .into_iter()
+        .find(|c| c.what.starts_with("TCP"))
+        .and_then(|c| c.steps.last().map(|s| s.frame.clone()))
+        .expect("a TCP row");
+    let malformed = ipv4_frame(&Ipv4 {
+        ihl: Some(4),
+        ..icmp4(echo_request(56))
+    });
+    for (what, frame, reason, flagged) in [
+        ("an echo", echo_from(SRC), Reason::Passed, true),
+        ("a parser drop", malformed, Reason::DroppedMalformed, true),
+        ("TCP", tcp, Reason::PassedNonIcmp, false),
+    ] {
+        let env = HostEnv::new(config, &[], &[]);
+        let verdict = policy::verdict(frame.as_slice(), &env);
+        assert_eq!(verdict.reason, reason, "{what}");
+        let want = if flagged { config.flags } else { 0 };
+        assert_eq!(verdict.flags, want, "{what}");
+    }
+}

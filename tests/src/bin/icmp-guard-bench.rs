@@ -112,7 +112,8 @@ struct Args {
     only: Vec<Table>,
     /// Also run the program table on another build of the XDP program, interleaved with this
     /// one, and show the difference: its object file, e.g. another checkout's
-    /// target/release/build/icmp-guard-*/out/icmp-guard (the config layouts must match)
+    /// target/release/build/icmp-guard-*/out/icmp-guard (the config layouts must match: only
+    /// their sizes are checked)
     #[arg(long, value_name = "OBJECT")]
     compare: Option<std::path::PathBuf>,
 }
@@ -257,16 +258,18 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Vec<ProgramRow>> {
     let mut others = vec![Vec::with_capacity(ROUNDS); cases.len()];
     // Rounds outside, cases inside: a burst of noise from the machine's neighbours then
     // lands on every case, not on the rounds of one.
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
         for (i, case) in cases.iter().enumerate() {
             baseline[i].push(run(&base, "xdp_pass", &case.frame, REPEAT)?.0);
-            for (ebpf, into) in [
+            let mut builds = [
                 Some((&mut guard, &mut ours[i])),
                 other.as_mut().map(|o| (o, &mut others[i])),
-            ]
-            .into_iter()
-            .flatten()
-            {
+            ];
+            // The compared build first every other round, so neither always runs second.
+            if round % 2 == 1 {
+                builds.reverse();
+            }
+            for (ebpf, into) in builds.into_iter().flatten() {
                 let mut cfg: Array<&mut MapData, Config> =
                     Array::try_from(ebpf.map_mut(maps::CONFIG).context("config map")?)
                         .context("the config map (do the builds share its layout?)")?;
