@@ -301,6 +301,14 @@ mod tests {
     /// A tick in ns.
     const T: u64 = RESTAMP_NS;
 
+    /// The place of `fingerprint` on line 0.
+    fn on_line_0(fingerprint: u64) -> Place {
+        Place {
+            line: 0,
+            fingerprint,
+        }
+    }
+
     fn key(i: u32) -> SourceKey {
         SourceKey::v4(i.to_be_bytes())
     }
@@ -328,10 +336,7 @@ mod tests {
     #[test]
     fn one_line_through_time() {
         let line = Line::new();
-        let at = |fingerprint| Place {
-            line: 0,
-            fingerprint,
-        };
+        let at = on_line_0;
         let recent = |stale| Seen::Recent { stale };
         let mut cases: std::vec::Vec<(&str, u64, u64, bool, Seen)> = std::vec![
             ("never seen", 10 * T, 1, true, Seen::New),
@@ -407,10 +412,7 @@ mod tests {
     #[test]
     fn stamps_wrap_into_a_false_positive_only() {
         let line = Line::new();
-        let p = Place {
-            line: 0,
-            fingerprint: 9,
-        };
+        let p = on_line_0(9);
         stamp(&line, p, Seen::New, 5 * T);
         let wrapped = 5 * T + (1 << 16) * T;
         assert_eq!(look(&line, p, wrapped), Seen::Recent { stale: false });
@@ -422,29 +424,20 @@ mod tests {
     #[test]
     fn stamps_a_tick_ahead_of_the_clock_are_fresh() {
         let line = Line::new();
-        let p = Place {
-            line: 0,
-            fingerprint: 3,
-        };
+        let p = on_line_0(3);
         stamp(&line, p, Seen::New, 21 * T);
         assert_eq!(look(&line, p, 20 * T), Seen::Recent { stale: false });
         // Full: fourteen fresh entries a tick ahead, then one more overflows.
         let full = Line::new();
         for fingerprint in 1..=14 {
-            let at = Place {
-                line: 0,
-                fingerprint,
-            };
+            let at = on_line_0(fingerprint);
             stamp(&full, at, Seen::New, 21 * T);
         }
-        let other = Place {
-            line: 0,
-            fingerprint: 15,
-        };
+        let other = on_line_0(15);
         stamp(&full, other, Seen::New, 21 * T);
         assert_eq!(look(&full, other, 20 * T), Seen::Maybe);
         assert_eq!(
-            look(&full, at_fingerprint(1), 20 * T),
+            look(&full, on_line_0(1), 20 * T),
             Seen::Recent { stale: false }
         );
         stamp(&full, other, Seen::Maybe, 20 * T);
@@ -453,13 +446,6 @@ mod tests {
             21,
             "the overflow word went back in time"
         );
-    }
-
-    fn at_fingerprint(fingerprint: u64) -> Place {
-        Place {
-            line: 0,
-            fingerprint,
-        }
     }
 
     /// No false negatives: under any mix of sources and times, a source stamped within the
@@ -504,10 +490,7 @@ mod tests {
                 let line = &line;
                 s.spawn(move || {
                     for f in 0..3 {
-                        let p = Place {
-                            line: 0,
-                            fingerprint: t * 10 + f,
-                        };
+                        let p = on_line_0(t * 10 + f);
                         stamp(line, p, Seen::New, S);
                     }
                 });
@@ -515,10 +498,7 @@ mod tests {
         });
         for t in 0..2u64 {
             for f in 0..3 {
-                let p = Place {
-                    line: 0,
-                    fingerprint: t * 10 + f,
-                };
+                let p = on_line_0(t * 10 + f);
                 assert!(matches!(look(&line, p, S), Seen::Recent { .. }), "{p:?}");
             }
         }
