@@ -231,17 +231,11 @@ pub fn stamp(line: &Line, place: Place, seen: Seen, now_ns: u64) {
             while half < 2 {
                 // Only if it is still this source's entry (a stale entry may have been taken).
                 if entry(old, half) & !STAMP_MASK == mine {
-                    if atomic::compare_exchange(cell, old, with_entry(old, half, stamped)).is_ok() {
+                    if renew(cell, old, half, stamped, now) {
                         return;
                     }
-                    // The word changed under us. Another CPU renewed this entry: done.
-                    // Another wrote the other entry: rather than lose the renewal, stamp the
-                    // overflow word below, which makes the line's absent sources a "maybe"
-                    // for the window.
-                    let e = entry(atomic::load(cell), half);
-                    if e & !STAMP_MASK == mine && age(e, now) == 0 {
-                        return;
-                    }
+                    // Rather than lose the renewal, stamp the overflow word below, which
+                    // makes the line's absent sources a "maybe" for the window.
                     break 'renew;
                 }
                 half += 1;
@@ -256,6 +250,18 @@ pub fn stamp(line: &Line, place: Place, seen: Seen, now_ns: u64) {
         return;
     }
     stamp_overflow(line, now);
+}
+
+/// Renews `half` of `cell`, loaded as `old`, to `stamped` at `now` (ticks). False when the
+/// word changed since (another CPU wrote the other entry) and this entry is not renewed: the
+/// caller must then mark the line overflowed. True also when another CPU renewed it first.
+#[inline(always)]
+fn renew(cell: &AtomicU64, old: u64, half: usize, stamped: u32, now: u64) -> bool {
+    if atomic::compare_exchange(cell, old, with_entry(old, half, stamped)).is_ok() {
+        return true;
+    }
+    let e = entry(atomic::load(cell), half);
+    e & !STAMP_MASK == stamped & !STAMP_MASK && age(e, now) == 0
 }
 
 /// Takes a free or stale entry of `line` for `stamped` at `now` (ticks), or, when every entry
@@ -501,6 +507,35 @@ mod tests {
                 let p = on_line_0(t * 10 + f);
                 assert!(matches!(look(&line, p, S), Seen::Recent { .. }), "{p:?}");
             }
+        }
+    }
+
+    /// A renewal whose word changed since it was loaded: lost when the other entry changed
+    /// (the caller then marks the line overflowed), done when another CPU renewed this one.
+    /// (what, the word when renewing, whether the renewal counts as done)
+    #[test]
+    fn a_renewal_knows_when_it_lost_the_race() {
+        const BEFORE: u32 = 0x9;
+        const NOW: u32 = 0xa;
+        let a = USED | 1 << FINGERPRINT_SHIFT;
+        let b = USED | 2 << FINGERPRINT_SHIFT;
+        let word = |a_tick: u32, b_tick: u32| with_entry(u64::from(a | a_tick), 1, b | b_tick);
+        let loaded = word(BEFORE, BEFORE);
+        for (what, current, done) in [
+            ("nothing changed", word(BEFORE, BEFORE), true),
+            ("the other entry was renewed", word(BEFORE, NOW), false),
+            (
+                "this entry was renewed by another CPU",
+                word(NOW, BEFORE),
+                true,
+            ),
+        ] {
+            let cell = AtomicU64::new(current);
+            assert_eq!(
+                renew(&cell, loaded, 0, a | NOW, u64::from(NOW)),
+                done,
+                "{what}"
+            );
         }
     }
 }
