@@ -1,7 +1,7 @@
 //! Sampling judged frames into a ring buffer for `icmp-guard capture`.
 //!
-//! Nobody capturing costs the drop path one test of a bit it already loads
-//! ([`crate::config::flags::CAPTURE`], next to dry-run), and passes nothing. While the bit is
+//! Nobody capturing costs a judged frame one test of a bit of the flags its verdict carries
+//! ([`crate::config::flags::CAPTURE`], next to dry-run). While the bit is
 //! set, the program reads [`Control`] (one entry of `IG_CAPTURE_CTL`): the capture's lease,
 //! the reasons it wants, its sample rate and snap length. A frame whose reason is wanted and
 //! that the sample bucket admits is copied (at most [`MAX_SNAPLEN`] bytes) with a
@@ -86,30 +86,28 @@ impl Control {
     /// The reason bits of every drop reason.
     #[must_use]
     pub const fn drops() -> u32 {
-        let mut bits = 0;
-        let mut i = 0;
-        while i < Reason::ALL.len() {
-            if Reason::ALL[i].is_drop() {
-                bits |= 1 << Reason::ALL[i].slot();
-            }
-            i += 1;
-        }
-        bits
+        reason_bits(false)
     }
 
     /// The reason bits of every verdict on an ICMP frame (`--all`).
     #[must_use]
     pub const fn judged() -> u32 {
-        let mut bits = 0;
-        let mut i = 0;
-        while i < Reason::ALL.len() {
-            if Reason::ALL[i].is_judged_icmp() {
-                bits |= 1 << Reason::ALL[i].slot();
-            }
-            i += 1;
-        }
-        bits
+        reason_bits(true)
     }
+}
+
+/// The bits of the reasons that are drops, or with `judged` every verdict on an ICMP frame.
+const fn reason_bits(judged: bool) -> u32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < Reason::ALL.len() {
+        let reason = Reason::ALL[i];
+        if (judged && reason.is_judged_icmp()) || (!judged && reason.is_drop()) {
+            bits |= 1 << reason.slot();
+        }
+        i += 1;
+    }
+    bits
 }
 
 /// What precedes the frame's bytes in a sample.

@@ -53,8 +53,7 @@ pub mod flags {
     /// A capture runs: sample drops into the capture ring (see [`crate::capture`]). Set by
     /// `icmp-guard capture` while it runs; the program also checks its lease.
     pub const CAPTURE: u32 = 2;
-    /// With [`CAPTURE`]: sample passed ICMP too (`capture --all`), so passes of ICMP read the
-    /// config again while it is set.
+    /// With [`CAPTURE`]: sample passed ICMP too (`capture --all`).
     pub const CAPTURE_ALL: u32 = 4;
     /// Both capture bits: what a capture sets and clears.
     pub const CAPTURE_BITS: u32 = CAPTURE | CAPTURE_ALL;
@@ -275,14 +274,6 @@ impl Config {
     #[must_use]
     pub const fn list_bank(&self) -> u32 {
         self.list_bank & 1
-    }
-
-    /// Whether a capture wants frames of `reason` looked at: drops while [`flags::CAPTURE`]
-    /// is set, and every judged ICMP verdict with [`flags::CAPTURE_ALL`] too.
-    #[inline(always)]
-    #[must_use]
-    pub const fn capturing(&self, drop: bool) -> bool {
-        flags::capturing(self.flags, drop)
     }
 
     /// Whether dry-run is on.
