@@ -6,14 +6,14 @@
 
 use std::{
     io::Read as _,
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::Result;
 use icmp_guard::pinned::Guard;
 use icmp_guard_common::config::flags;
-use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, eventually, stderr_of};
+use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, eventually, run, stderr_of};
 
 const RATE: &str = "10";
 const BURST: &str = "20";
@@ -63,12 +63,21 @@ fn start_capture(lab: &Lab, args: &[&str], stdout: Stdio) -> Child {
     child
 }
 
-/// Waits for `child` at most [`CAPTURE_DEADLINE`], killing it past that.
-fn finish(mut child: Child) -> Output {
+/// Waits for `child` at most [`CAPTURE_DEADLINE`], killing it past that; checks that it
+/// succeeded and left the capture bits clear, and returns what it wrote to stderr.
+fn finish(lab: &Lab, mut child: Child) -> String {
     let started = Instant::now();
     while started.elapsed() < CAPTURE_DEADLINE {
         if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+            let out = child.wait_with_output().unwrap();
+            let err = stderr_of(&out);
+            assert!(out.status.success(), "{err}");
+            assert_eq!(
+                config_flags(lab) & flags::CAPTURE_BITS,
+                0,
+                "a capture that stopped leaves the flag clear"
+            );
+            return err;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -93,51 +102,27 @@ fn flood_until_done(lab: &Lab, child: &mut Child, rounds: u32) -> Result<()> {
     Ok(())
 }
 
-/// `tcpdump -nr FILE` (or `-` with `stdin`): its text lines, failing if it fails.
-fn tcpdump(file: &str, stdin: Option<&[u8]>) -> Result<Vec<String>> {
-    let mut cmd = Command::new("tcpdump");
-    cmd.args(["-nr", file])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().context("tcpdump")?;
-    if let Some(bytes) = stdin {
-        use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(bytes)?;
-    }
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "tcpdump -r {file}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?
+/// The lines `cmd` writes to stdout, failing if it fails.
+fn lines(cmd: &mut Command) -> Result<Vec<String>> {
+    Ok(String::from_utf8(run(cmd)?.stdout)?
         .lines()
         .map(str::to_string)
         .collect())
 }
 
+/// `tcpdump -nr FILE`: one line a frame.
+fn tcpdump(file: &str) -> Result<Vec<String>> {
+    lines(Command::new("tcpdump").args(["-nr", file]))
+}
+
 /// The packet comments, as tshark reads them (`frame.comment`, one line a frame).
 fn comments(path: &std::path::Path) -> Result<Vec<String>> {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(path)
-        .args(["-T", "fields", "-e", "frame.comment"])
-        .output()
-        .context("tshark (`cargo xtask setup` installs it)")?;
-    ensure!(
-        out.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?
-        .lines()
-        .map(str::to_string)
-        .collect())
+    lines(
+        Command::new("tshark")
+            .arg("-r")
+            .arg(path)
+            .args(["-T", "fields", "-e", "frame.comment"]),
+    )
 }
 
 #[test]
@@ -147,14 +132,12 @@ fn a_flood_over_quota_is_captured_with_reason_and_source() {
     let path = file.to_str().unwrap();
     let mut child = start_capture(&lab, &["-w", path, "--count", "50"], Stdio::null());
     flood_until_done(&lab, &mut child, 5).unwrap();
-    let out = finish(child);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary = stderr_of(&out);
+    let summary = finish(&lab, child);
     assert!(summary.contains("50 captured"), "{summary}");
     assert!(summary.contains("stopped: count"), "{summary}");
     assert!(summary.contains("dropped_rate_source"), "{summary}");
 
-    let lines = tcpdump(path, None).unwrap();
+    let lines = tcpdump(path).unwrap();
     assert_eq!(lines.len(), 50, "{lines:?}");
     assert!(
         lines
@@ -166,9 +149,6 @@ fn a_flood_over_quota_is_captured_with_reason_and_source() {
     assert_eq!(comments.len(), 50, "{comments:?}");
     let want = format!("reason=dropped_rate_source src={CLIENT_ADDR} source={CLIENT_ADDR}/32");
     assert!(comments.iter().all(|c| *c == want), "{comments:?}");
-
-    // Stopped cleanly: the flag is clear and drops cost nothing more.
-    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
 }
 
 #[test]
@@ -186,20 +166,10 @@ fn reasons_filter_what_is_captured() {
     lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) };
-    let out = finish(child);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(
-        stderr_of(&out).contains("0 captured"),
-        "{}",
-        stderr_of(&out)
-    );
-    assert!(
-        stderr_of(&out).contains("stopped: signal"),
-        "{}",
-        stderr_of(&out)
-    );
-    assert_eq!(tcpdump(path, None).unwrap().len(), 0);
-    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
+    let err = finish(&lab, child);
+    assert!(err.contains("0 captured"), "{err}");
+    assert!(err.contains("stopped: signal"), "{err}");
+    assert_eq!(tcpdump(path).unwrap().len(), 0);
 
     // Passes wanted by name: the monitoring ping's echoes, which pass.
     let file = lab.scratch.file("passed.pcapng");
@@ -216,15 +186,13 @@ fn reasons_filter_what_is_captured() {
     );
     std::thread::sleep(Duration::from_secs(2)); // the flood's bucket refills
     lab.ping(3, "0.2", 10).unwrap();
-    let out = finish(child);
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    finish(&lab, child);
     let comments = comments(&file).unwrap();
     assert_eq!(comments.len(), 3, "{comments:?}");
     assert!(
         comments.iter().all(|c| c.starts_with("reason=passed ")),
         "{comments:?}"
     );
-    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
 }
 
 #[test]
@@ -237,12 +205,13 @@ fn a_capture_to_stdout_pipes_into_tcpdump() {
         stdout.read_to_end(&mut bytes).map(|_| bytes)
     });
     flood_until_done(&lab, &mut child, 5).unwrap();
-    let out = finish(child);
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    finish(&lab, child);
+    // What came through the pipe, read by tcpdump.
     let bytes = reader.join().unwrap().unwrap();
-    let lines = tcpdump("-", Some(&bytes)).unwrap();
+    let file = lab.scratch.file("stdout.pcapng");
+    std::fs::write(&file, bytes).unwrap();
+    let lines = tcpdump(file.to_str().unwrap()).unwrap();
     assert_eq!(lines.len(), 20, "{lines:?}");
-    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
 }
 
 #[test]
@@ -269,14 +238,8 @@ fn a_killed_capture_leaves_a_lease_that_runs_out() {
     std::thread::sleep(Duration::from_secs(4));
     let mut child = start_capture(&lab, &["-w", path2, "--count", "5"], Stdio::null());
     flood_until_done(&lab, &mut child, 5).unwrap();
-    let out = finish(child);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(
-        stderr_of(&out).contains("5 captured"),
-        "{}",
-        stderr_of(&out)
-    );
-    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
+    let err = finish(&lab, child);
+    assert!(err.contains("5 captured"), "{err}");
 }
 
 #[test]
@@ -306,14 +269,11 @@ fn a_capture_stops_when_the_interface_goes_away() {
     let file = lab.scratch.file("gone.pcapng");
     let child = start_capture(&lab, &["-w", file.to_str().unwrap()], Stdio::null());
     lab.recreate_link().unwrap();
-    let out = finish(child);
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = finish(&lab, child);
     assert!(
-        stderr_of(&out).contains("stopped: the guard is no longer attached"),
-        "{}",
-        stderr_of(&out)
+        err.contains("stopped: the guard is no longer attached"),
+        "{err}"
     );
-    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0);
     let out = lab
         .cli(&["capture", &lab.guarded_if, "-w", file.to_str().unwrap()])
         .unwrap();
@@ -355,7 +315,6 @@ fn a_guard_pinned_without_capture_is_upgraded_in_place() {
     }
     let mut child = start_capture(&lab, &["-w", path, "--count", "3"], Stdio::null());
     flood_until_done(&lab, &mut child, 5).unwrap();
-    let out = finish(child);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(tcpdump(path, None).unwrap().len(), 3);
+    finish(&lab, child);
+    assert_eq!(tcpdump(path).unwrap().len(), 3);
 }
