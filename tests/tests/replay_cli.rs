@@ -15,6 +15,7 @@ use icmp_guard::policy::{KNOBS, Overrides};
 use icmp_guard_common::{Config, Reason};
 use icmp_guard_tests::{
     fixtures::{Case, SRC, cases},
+    fuzz::rng::Rng,
     lab::{Scratch, stderr_of, workspace_bin},
     packet::echo_from,
 };
@@ -367,13 +368,7 @@ fn broken_captures_fail_naming_the_frame() {
 #[test]
 fn random_bytes_never_panic() {
     let scratch = Scratch::new().unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let magics: [&[u8]; 4] = [
         &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0],
         &[0x4d, 0x3c, 0xb2, 0xa1],
@@ -382,8 +377,8 @@ fn random_bytes_never_panic() {
     ];
     for i in 0..200 {
         let mut bytes = magics[i % magics.len()].to_vec();
-        let len = (next() % 300) as usize;
-        bytes.extend((0..len).map(|_| next() as u8));
+        let len = rng.index(300);
+        bytes.extend((0..len).map(|_| rng.next_u64() as u8));
         let path = broken(&scratch, &format!("random{i}"), &bytes);
         let out = replay(&[path.to_str().unwrap()]);
         assert!(
