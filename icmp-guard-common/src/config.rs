@@ -293,8 +293,9 @@ const fn unwrap(limit: Option<Limit>) -> Limit {
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY (all three): repr(C), only integer fields, no implicit padding (sizes asserted).
+    // SAFETY (all four): repr(C), only integer fields, no implicit padding (sizes asserted).
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for crate::bucket::Limit {}
     unsafe impl aya::Pod for crate::bucket::SourceKey {}
     unsafe impl aya::Pod for crate::bucket::SourceRecord {}
     // SAFETY: repr(C), integer fields and a `Limit`, no implicit padding (size asserted).

@@ -1,13 +1,22 @@
 //! The fixture table through BPF_PROG_TEST_RUN on the real, verifier-checked program.
 
-use aya::{Ebpf, programs::Xdp};
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, PerCpuArray},
+    programs::{TestRun as _, TestRunOptions, Xdp},
+};
 use icmp_guard::kernel::object;
-use icmp_guard_common::maps;
+use icmp_guard_common::{Limit, SourceKey, SourceRecord, bucket::MAX_RATE, maps};
 use icmp_guard_tests::{
     fixtures::cases,
     harness::{TestProgram, check_counters},
     lab::kernel_at_least,
+    packet::echo_from,
 };
+
+/// XDP actions.
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
 
 /// Runs the whole table through `program`, every frame with at most `linear` bytes in the
 /// linear part.
@@ -133,4 +142,94 @@ fn the_verifier_has_headroom() {
         verified < BUDGET,
         "verifier processed {verified} instructions, budget {BUDGET}"
     );
+}
+
+/// A limit as the CLI would build it; these tables use whole seconds, far above any clock tick.
+fn limit(rate: u32, burst: u32) -> Limit {
+    Limit::new(rate, burst).unwrap()
+}
+
+/// The bench's floor programs (`xdp-floor`) are only a floor if they do the work they claim:
+/// each case sends ten echo requests from one source within a second and counts the actions,
+/// and for `xdp_floor` the source's passed and dropped counts. The first packet of a source
+/// creates its entry and passes; the rest meet the source bucket, then (for `xdp_floor`) the
+/// global budget.
+#[test]
+fn the_floor_programs_meter_an_echo() {
+    struct Case {
+        program: &'static str,
+        echo: Limit,
+        global: Limit,
+        passed: u64,
+        /// The source's (passed, dropped) counts, where the program keeps them.
+        source: Option<(u64, u64)>,
+    }
+    const SENT: u64 = 10;
+    let lifted = limit(MAX_RATE, u32::MAX);
+    let cases = [
+        // Burst 3: the entry's first token and two more.
+        Case {
+            program: "xdp_floor_source",
+            echo: limit(1, 3),
+            global: lifted,
+            passed: 3,
+            source: None,
+        },
+        Case {
+            program: "xdp_floor",
+            echo: limit(1, 3),
+            global: lifted,
+            passed: 3,
+            source: Some((3, 7)),
+        },
+        // The first packet does not reach the global budget; two more fit its burst.
+        Case {
+            program: "xdp_floor",
+            echo: lifted,
+            global: limit(1, 2),
+            passed: 3,
+            source: Some((3, 7)),
+        },
+    ];
+    let src = [203, 0, 113, 9];
+    let frame = echo_from(src);
+    for case in cases {
+        let mut ebpf = Ebpf::load(object::XDP_FLOOR).expect("the floor object loads");
+        let program: &mut Xdp = ebpf.program_mut(case.program).unwrap().try_into().unwrap();
+        program
+            .load()
+            .expect("the verifier accepts the floor program");
+        let mut limits: Array<_, Limit> =
+            Array::try_from(ebpf.map_mut("FLOOR_LIMITS").unwrap()).unwrap();
+        limits.set(0, case.echo, 0).unwrap();
+        limits.set(1, case.global, 0).unwrap();
+        let program: &Xdp = ebpf.program(case.program).unwrap().try_into().unwrap();
+        for _ in 0..SENT {
+            let mut opts = TestRunOptions::new();
+            opts.data_in = Some(&frame);
+            program.test_run(opts).expect("BPF_PROG_TEST_RUN");
+        }
+        let counters: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(ebpf.map("FLOOR_COUNTERS").unwrap()).unwrap();
+        let count = |action: u32| counters.get(&action, 0).unwrap().iter().sum::<u64>();
+        let what = format!(
+            "{} (echo {:?}, global {:?})",
+            case.program, case.echo, case.global
+        );
+        assert_eq!(
+            (count(XDP_PASS), count(XDP_DROP)),
+            (case.passed, SENT - case.passed),
+            "{what}: passed and dropped"
+        );
+        if let Some(expected) = case.source {
+            let sources: HashMap<_, SourceKey, SourceRecord> =
+                HashMap::try_from(ebpf.map("FLOOR_SOURCES").unwrap()).unwrap();
+            let record = sources.get(&SourceKey::v4(src), 0).unwrap();
+            assert_eq!(
+                (record.passed, record.dropped),
+                expected,
+                "{what}: the source's counts"
+            );
+        }
+    }
 }

@@ -1,0 +1,126 @@
+//! The least an echo request within its source's quota can cost: the floor rows of the program
+//! table of `cargo xtask bench`, measured on the same frame and in the same rounds as
+//! icmp-guard.
+//!
+//! Each program does only what the targets themselves require of that packet, with the
+//! shared code icmp-guard uses (its key, its GCRA `take`, its per-source value) and none of its
+//! screening: no VLAN tags, no IPv6, no length, fragment, martian or group checks, no lists, no
+//! recently-seen filter, no dry-run or capture flags.
+//! - `xdp_floor_source`: read the Ethernet and IPv4 headers and the ICMP type directly, read
+//!   the coarse clock, look the source up in a shared LRU hash of 16-byte keys (one value per
+//!   source, so a source gets its quota once over all CPUs), take a token from its bucket with
+//!   one compare-and-swap, count the verdict per CPU.
+//! - `xdp_floor`: the same, plus the global budget every CPU draws from (a second
+//!   compare-and-swap) and the count of the source's passed packets that `stats` and
+//!   `top_sources` report (an atomic add).
+
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::generated::bpf_ktime_get_coarse_ns,
+    macros::{map, xdp},
+    maps::{Array, LruHashMap, PerCpuArray},
+    programs::XdpContext,
+};
+use icmp_guard_common::{
+    Limit, SourceKey, SourceState,
+    bucket::{Bucket, Class},
+    config::defaults::MAX_SOURCES,
+};
+// The panic handler and the license.
+extern crate icmp_guard_ebpf;
+
+/// The source bucket's limit (slot 0) and the global budget's (slot 1), written by the bench.
+#[map(name = "FLOOR_LIMITS")]
+static FLOOR_LIMITS: Array<Limit> = Array::with_max_entries(2, 0);
+
+/// One value per source, shared by every CPU, sized like icmp-guard's default table.
+#[map(name = "FLOOR_SOURCES")]
+static FLOOR_SOURCES: LruHashMap<SourceKey, SourceState> =
+    LruHashMap::with_max_entries(MAX_SOURCES, 0);
+
+/// The global budget's bucket.
+#[map(name = "FLOOR_GLOBAL")]
+static FLOOR_GLOBAL: Array<Bucket> = Array::with_max_entries(1, 0);
+
+/// Packets per action, per CPU (slot = the XDP action).
+#[map(name = "FLOOR_COUNTERS")]
+static FLOOR_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4, 0);
+
+/// Where the ICMP header starts in an untagged frame without IPv4 options, and its end.
+const ICMP_AT: usize = 14 + 20;
+const HEADERS_END: usize = ICMP_AT + 8;
+
+#[xdp]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] macro fixes the signature"
+)]
+pub fn xdp_floor_source(ctx: XdpContext) -> u32 {
+    counted(judge::<false>(&ctx))
+}
+
+#[xdp]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] macro fixes the signature"
+)]
+pub fn xdp_floor(ctx: XdpContext) -> u32 {
+    counted(judge::<true>(&ctx))
+}
+
+#[inline(always)]
+fn counted(action: u32) -> u32 {
+    if let Some(count) = FLOOR_COUNTERS.get_ptr_mut(action) {
+        // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled.
+        unsafe { *count += 1 };
+    }
+    action
+}
+
+/// The action for one frame: echo requests over IPv4 are metered, everything else passes.
+#[inline(always)]
+fn judge<const GLOBAL_AND_COUNT: bool>(ctx: &XdpContext) -> u32 {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + HEADERS_END > end {
+        return xdp_action::XDP_PASS;
+    }
+    // SAFETY: all within the HEADERS_END bytes bounds-checked above; plain bytes.
+    let (ethertype, protocol, src, icmp_type) = unsafe {
+        (
+            core::ptr::read_unaligned((start + 12) as *const [u8; 2]),
+            *((start + 23) as *const u8),
+            core::ptr::read_unaligned((start + 26) as *const [u8; 4]),
+            *((start + ICMP_AT) as *const u8),
+        )
+    };
+    if ethertype != [0x08, 0x00] || protocol != 1 || icmp_type != 8 {
+        return xdp_action::XDP_PASS;
+    }
+    let key = SourceKey::v4(src);
+    // SAFETY: a helper without arguments or side effects.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let (Some(limit), Some(global_limit)) = (FLOOR_LIMITS.get(0), FLOOR_LIMITS.get(1)) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: the value lives as long as the program run; every field is an atomic.
+    let Some(state) = (unsafe { FLOOR_SOURCES.get(key) }) else {
+        let _ = FLOOR_SOURCES.insert(key, SourceState::first(Class::Echo, now, limit), 0);
+        return xdp_action::XDP_PASS;
+    };
+    if !state.charge(Class::Echo, now, limit) {
+        return xdp_action::XDP_DROP;
+    }
+    if GLOBAL_AND_COUNT {
+        let global_ok = FLOOR_GLOBAL
+            .get(0)
+            .is_none_or(|bucket| bucket.take(now, global_limit));
+        state.count(global_ok);
+        if !global_ok {
+            return xdp_action::XDP_DROP;
+        }
+    }
+    xdp_action::XDP_PASS
+}
