@@ -173,6 +173,8 @@ fn main() -> Result<()> {
         if let Some(programs) = &programs {
             print!("{}", programs_text(programs));
             println!();
+            print!("{}", floors_text(programs));
+            println!();
         }
         if let Some(capture) = &capture {
             print!("{}", capture_text(capture));
@@ -202,7 +204,7 @@ fn main() -> Result<()> {
     let live = live.as_ref().map(Summary::new);
     if args.json {
         let json = json!({
-            "programs": programs.as_deref().map(programs_json),
+            "programs": programs.as_ref().map(programs_json),
             "capture": capture.as_deref().map(capture_json),
             "per_cpu_quota": quota.as_deref().map(quota_json),
             "live": live.as_ref().map(Summary::json),
@@ -224,6 +226,12 @@ fn interrupted() -> Result<()> {
     Ok(())
 }
 
+/// The program table and its floor rows.
+struct Programs {
+    rows: Vec<ProgramRow>,
+    floors: Vec<FloorRow>,
+}
+
 /// A row of the program table: medians of ns per packet, and of the difference per round.
 struct ProgramRow {
     what: &'static str,
@@ -235,7 +243,63 @@ struct ProgramRow {
     other: Option<(f64, f64)>,
 }
 
-fn program_table(compare: Option<&std::path::Path>) -> Result<Vec<ProgramRow>> {
+/// The bench case the floor programs run.
+const FLOOR_CASE: &str = "echo within quota";
+
+/// The programs of `xdp-floor`: an echo within quota with nothing but what the targets
+/// require (see that program's docs).
+#[derive(Clone, Copy)]
+enum Floor {
+    /// Parse, clock, the shared per-source LRU hash and one compare-and-swap on its bucket.
+    Source,
+    /// And the global budget's compare-and-swap and the source's count of passed packets.
+    GlobalAndCount,
+}
+
+impl Floor {
+    const ALL: [Self; 2] = [Self::Source, Self::GlobalAndCount];
+
+    const fn program(self) -> &'static str {
+        match self {
+            Self::Source => "xdp_floor_source",
+            Self::GlobalAndCount => "xdp_floor",
+        }
+    }
+
+    const fn label(self) -> &'static str {
+        match self {
+            Self::Source => "parse, clock, LRU lookup, source CAS",
+            Self::GlobalAndCount => "  + global budget CAS, passed count",
+        }
+    }
+}
+
+/// A floor row: the floor program's median ns per packet, and the median of its per-round
+/// differences to `XDP_PASS`.
+struct FloorRow {
+    floor: Floor,
+    ns: f64,
+    diff: f64,
+}
+
+/// The `xdp-floor` object with both programs loaded and its limits set to `case`'s.
+fn load_floors(case: &Case) -> Result<Ebpf> {
+    let mut ebpf = Ebpf::load(object::XDP_FLOOR)?;
+    for floor in Floor::ALL {
+        let prog: &mut Xdp = ebpf
+            .program_mut(floor.program())
+            .context("floor program in object")?
+            .try_into()?;
+        prog.load()?;
+    }
+    let mut limits: Array<&mut MapData, Limit> =
+        Array::try_from(ebpf.map_mut("FLOOR_LIMITS").context("floor limits map")?)?;
+    limits.set(0, case.config.echo, 0)?;
+    limits.set(1, case.config.global, 0)?;
+    Ok(ebpf)
+}
+
+fn program_table(compare: Option<&std::path::Path>) -> Result<Programs> {
     pin_to_current_cpu()?;
     let mut guard = load(object::ICMP_GUARD, maps::PROGRAM)?;
     let base = load(object::XDP_PASS, "xdp_pass")?;
@@ -253,6 +317,13 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Vec<ProgramRow>> {
         })
         .transpose()?;
     let cases = bench_cases()?;
+    let floor_case = cases
+        .iter()
+        .position(|c| c.what == FLOOR_CASE)
+        .context("the floor case is a Bench row")?;
+    let floor_programs = load_floors(&cases[floor_case])?;
+    let mut floors = vec![Vec::with_capacity(ROUNDS); Floor::ALL.len()];
+    let mut floor_diffs = vec![Vec::with_capacity(ROUNDS); Floor::ALL.len()];
     let mut ours = vec![Vec::with_capacity(ROUNDS); cases.len()];
     let mut baseline = vec![Vec::with_capacity(ROUNDS); cases.len()];
     let mut others = vec![Vec::with_capacity(ROUNDS); cases.len()];
@@ -290,6 +361,19 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Vec<ProgramRow>> {
                 );
                 into.push(ns);
             }
+            if i == floor_case {
+                for (f, floor) in Floor::ALL.into_iter().enumerate() {
+                    run(&floor_programs, floor.program(), &case.frame, 1000)?;
+                    let (ns, action) = run(&floor_programs, floor.program(), &case.frame, REPEAT)?;
+                    ensure!(
+                        action == case.verdict.action(),
+                        "floor {}: got action {action}",
+                        floor.label()
+                    );
+                    floors[f].push(ns);
+                    floor_diffs[f].push(ns - baseline[i][round]);
+                }
+            }
         }
     }
     // Differences paired round by round: the runs of a round share its noise.
@@ -297,7 +381,7 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Vec<ProgramRow>> {
         let mut d: Vec<f64> = a.iter().zip(b).map(|(a, b)| a - b).collect();
         median(&mut d)
     };
-    Ok(cases
+    let rows = cases
         .iter()
         .enumerate()
         .map(|(i, case)| ProgramRow {
@@ -309,10 +393,20 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Vec<ProgramRow>> {
                 .is_some()
                 .then(|| (median(&mut others[i].clone()), paired(&ours[i], &others[i]))),
         })
-        .collect())
+        .collect();
+    let floors = Floor::ALL
+        .into_iter()
+        .zip(floors.iter_mut().zip(&mut floor_diffs))
+        .map(|(floor, (ns, diffs))| FloorRow {
+            floor,
+            ns: median(ns),
+            diff: median(diffs),
+        })
+        .collect();
+    Ok(Programs { rows, floors })
 }
 
-fn programs_text(rows: &[ProgramRow]) -> String {
+fn programs_text(Programs { rows, .. }: &Programs) -> String {
     let compared = rows.iter().any(|r| r.other.is_some());
     let mut out = format!(
         "BPF_PROG_TEST_RUN, {REPEAT} packets x {ROUNDS} rounds, cases interleaved in each round, thread CPU time, medians (diff: of the per-round differences)\n{:<24} {:>12} {:>12} {:>10} {:>8}",
@@ -340,7 +434,7 @@ fn programs_text(rows: &[ProgramRow]) -> String {
     out
 }
 
-fn programs_json(rows: &[ProgramRow]) -> Value {
+fn programs_json(Programs { rows, floors }: &Programs) -> Value {
     json!({
         "method": "BPF_PROG_TEST_RUN, thread CPU time per packet, medians; diff_ns the median of the per-round differences",
         "packets": REPEAT,
@@ -354,7 +448,39 @@ fn programs_json(rows: &[ProgramRow]) -> Value {
             "compared_ns": r.other.map(|o| o.0),
             "diff_to_compared_ns": r.other.map(|o| o.1),
         })).collect::<Vec<_>>(),
+        "floor_case": FLOOR_CASE,
+        "floors": floors.iter().map(|f| json!({
+            "floor": f.floor.label().trim_start(),
+            "program": f.floor.program(),
+            "ns": f.ns,
+            "diff_ns": f.diff,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// The floor rows, and icmp-guard's own difference on their case for comparison.
+fn floors_text(Programs { rows, floors }: &Programs) -> String {
+    let mut out = format!(
+        "the least an echo within quota can cost: programs doing only what the targets require, on the {FLOOR_CASE:?} frame in the same rounds (xdp-floor)\n{:<38} {:>12} {:>10}\n",
+        "floor", "ns", "diff"
+    );
+    for f in floors {
+        let _ = writeln!(
+            out,
+            "{:<38} {:>9.1} ns {:>+7.1} ns",
+            f.floor.label(),
+            f.ns,
+            f.diff
+        );
+    }
+    if let Some(ours) = rows.iter().find(|r| r.what == FLOOR_CASE) {
+        let _ = writeln!(
+            out,
+            "{:<38} {:>9.1} ns {:>+7.1} ns",
+            "icmp-guard", ours.ours, ours.diff
+        );
+    }
+    out
 }
 
 /// The drop-path case the capture table measures.
