@@ -162,15 +162,20 @@ impl IcmpPacket {
 /// with the final reason for everything else (not ICMP, unparsed, malformed).
 #[inline(always)]
 pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
-    // The commonest frame first: untagged IPv4 that is not ICMP, with the whole fixed header
-    // in the linear part, passed after one bounds check and two compares. Anything else (ICMP,
-    // a short frame, a tag, IPv6) takes the general path below, which decides these frames
-    // the same way (`parse_ipv4` looks at the protocol first).
-    if let Some(head) = frame.peek::<UntaggedIpv4>(0)
+    // The commonest frames first, from one read of the untagged Ethernet and fixed IPv4
+    // headers and the ICMP type and code, all in the linear part: IPv4 that is not ICMP is
+    // passed after two compares, and a whole ICMP packet without IP options is parsed without
+    // reading its headers again. Anything else (a short frame, a tag, IPv6, options, a
+    // fragment) takes the general path below, which decides these frames the same way.
+    if let Some(head) = frame.peek::<UntaggedIcmpv4>(0)
         && u16::from_be_bytes([head.eth[12], head.eth[13]]) == ethertype::IPV4
-        && head.ip.proto != proto::ICMP
     {
-        return Err(Reason::PassedNonIcmp);
+        if head.ip.proto != proto::ICMP {
+            return Err(Reason::PassedNonIcmp);
+        }
+        if let Some(pkt) = plain_icmpv4(frame, &head) {
+            return Ok(pkt);
+        }
     }
     // Runt frames are the driver's business; nothing to judge here. Read as bytes, so only
     // the three used are loaded (through `EthHdr`, LLVM loads eight to build the type).
@@ -207,15 +212,52 @@ const fn is_vlan(proto: u16) -> bool {
     proto == ethertype::VLAN_8021Q || proto == ethertype::VLAN_8021AD
 }
 
-/// An untagged Ethernet header and the fixed IPv4 header after it.
+/// The IPv4 "more fragments" flag and fragment offset (in 8-byte units) of the flags and
+/// offset field.
+const IPV4_MORE_FRAGMENTS: u16 = 0x2000;
+const IPV4_OFFSET: u16 = 0x1fff;
+
+/// An untagged Ethernet header, the fixed IPv4 header after it, and the type and code of the
+/// ICMP header that follows when there are no options.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct UntaggedIpv4 {
+struct UntaggedIcmpv4 {
     eth: [u8; EthHdr::LEN],
     ip: Ipv4Hdr,
+    icmp: [u8; 2],
 }
 
-const _: () = assert!(size_of::<UntaggedIpv4>() == EthHdr::LEN + Ipv4Hdr::LEN);
+const _: () = assert!(size_of::<UntaggedIcmpv4>() == EthHdr::LEN + Ipv4Hdr::LEN + 2);
+
+/// The packet of an untagged IPv4 ICMP frame `head` was peeked from, when it is the plain
+/// case: version 4 without options, not a fragment, its total length whole in the frame and
+/// long enough for an ICMP header. `None` leaves the frame to [`parse_ipv4`], which decides
+/// the plain case the same way (and everything else).
+#[inline(always)]
+fn plain_icmpv4<F: Frame + ?Sized>(frame: &F, head: &UntaggedIcmpv4) -> Option<IcmpPacket> {
+    let ip = &head.ip;
+    let ip_len = u16::from_be_bytes(ip.tot_len);
+    // The "don't fragment" bit alone may be set.
+    let whole = u16::from_be_bytes(ip.frags) & (IPV4_MORE_FRAGMENTS | IPV4_OFFSET) == 0;
+    let plain = ip.vihl == 0x45
+        && whole
+        && usize::from(ip_len) >= Ipv4Hdr::LEN + ICMP_HEADER_LEN
+        && frame.has(EthHdr::LEN, usize::from(ip_len));
+    plain.then(|| IcmpPacket {
+        family: Family::V4,
+        src: SourceKey::v4(ip.src_addr),
+        l2_group: head.eth[0] & 1 != 0,
+        ip_group: ip.dst_addr[0] >= 224,
+        dst_loopback: false,
+        hop_limit: ip.ttl,
+        ip_len: u32::from(ip_len),
+        datagram_end: u32::from(ip_len),
+        fragment: Fragment::None,
+        fragment_header: false,
+        icmp_type: head.icmp[0],
+        icmp_code: head.icmp[1],
+    })
+}
 
 /// Parses IPv4 at `l3` and, for ICMP, validates it as the kernel's `ip_rcv_core` and
 /// `ip_frag_queue` would.
@@ -248,8 +290,8 @@ fn parse_ipv4<F: Frame + ?Sized>(
     let payload = ip_len - header_len;
 
     let frag = u16::from_be_bytes(ip.frags);
-    let more = frag & 0x2000 != 0;
-    let offset = usize::from(frag & 0x1fff) * 8;
+    let more = frag & IPV4_MORE_FRAGMENTS != 0;
+    let offset = usize::from(frag & IPV4_OFFSET) * 8;
     let fragment = fragment_kind(offset, more);
     if !matches!(fragment, Fragment::None) && !fragment_data_ok(payload, more) {
         return Err(Malformed);

@@ -124,13 +124,14 @@ fn metering_drops_are_attributed_to_the_source() {
     }
 }
 
-/// The parser's fast path (untagged IPv4 that is not ICMP, read with `Frame::peek`) decides
-/// every frame it decides as the general parse would: every fixture frame and every
-/// truncation of it, parsed with `peek` as the slice gives it and with a `peek` that never
-/// answers (on XDP, a frame whose headers are not all in the linear part).
+/// The parser's fast paths (untagged IPv4 that is not ICMP, and whole ICMP packets without IP
+/// options, read with one `Frame::peek`) decide every frame they decide as the general parse
+/// would: every fixture frame and every truncation of it, parsed with `peek` as the slice
+/// gives it and with a `peek` that never answers (on XDP, a frame whose headers are not all
+/// in the linear part).
 #[test]
 fn the_fast_path_decides_as_the_general_parse() {
-    use icmp_guard_common::parse::{Frame, parse_frame};
+    use icmp_guard_common::parse::{Fragment, Frame, parse_frame};
 
     /// A frame whose `peek` never answers: only the general parse runs.
     struct NoPeek<'a>(&'a [u8]);
@@ -149,7 +150,8 @@ fn the_fast_path_decides_as_the_general_parse() {
         }
     }
 
-    let mut fast = 0;
+    // Frames each fast path should have taken: untagged IPv4 with the peeked 36 bytes.
+    let (mut not_icmp, mut plain_icmp) = (0, 0);
     for case in cases() {
         for step in &case.steps {
             for len in 0..=step.frame.len() {
@@ -161,11 +163,21 @@ fn the_fast_path_decides_as_the_general_parse() {
                     "{}: truncated to {len}",
                     case.what
                 );
-                fast += usize::from(general == Err(Reason::PassedNonIcmp) && len >= 34);
+                if len < 36 || frame[12..14] != [0x08, 0x00] {
+                    continue;
+                }
+                match general {
+                    Err(Reason::PassedNonIcmp) => not_icmp += 1,
+                    Ok(pkt) if frame[14] == 0x45 && pkt.fragment == Fragment::None => {
+                        plain_icmp += 1;
+                    }
+                    _ => {}
+                }
             }
         }
     }
-    assert!(fast > 0, "no fixture frame takes the fast path");
+    assert!(not_icmp > 0, "no fixture frame takes the non-ICMP fast path");
+    assert!(plain_icmp > 0, "no fixture frame takes the plain ICMP fast path");
 }
 
 /// The verdict carries the config's flags for every judged ICMP frame, parser drops
