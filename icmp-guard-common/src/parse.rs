@@ -162,19 +162,31 @@ impl IcmpPacket {
 /// with the final reason for everything else (not ICMP, unparsed, malformed).
 #[inline(always)]
 pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
-    // The commonest frames first, from one read of the untagged Ethernet and fixed IPv4
-    // headers and the ICMP type and code, all in the linear part: IPv4 that is not ICMP is
-    // passed after two compares, and a whole ICMP packet without IP options is parsed without
-    // reading its headers again. Anything else (a short frame, a tag, IPv6, options, a
-    // fragment) takes the general path below, which decides these frames the same way.
-    if let Some(head) = frame.peek::<UntaggedIcmpv4>(0)
-        && u16::from_be_bytes([head.eth[12], head.eth[13]]) == ethertype::IPV4
-    {
-        if head.ip.proto != proto::ICMP {
-            return Err(Reason::PassedNonIcmp);
-        }
-        if let Some(pkt) = plain_icmpv4(frame, &head) {
-            return Ok(pkt);
+    // The commonest frames first, from one read of the untagged Ethernet and fixed IP headers
+    // and the ICMP type and code, all in the linear part: IPv4 that is not ICMP is passed
+    // after two compares, and a whole ICMP packet without IPv4 options or IPv6 extension
+    // headers is parsed without reading its headers again. Anything else (a short frame, a
+    // tag, options, extension headers, a fragment) takes the general path below, which
+    // decides these frames the same way.
+    if let Some(head) = frame.peek::<UntaggedIcmpv4>(0) {
+        match u16::from_be_bytes([head.eth[12], head.eth[13]]) {
+            ethertype::IPV4 => {
+                if head.ip.proto != proto::ICMP {
+                    return Err(Reason::PassedNonIcmp);
+                }
+                if let Some(pkt) = plain_icmpv4(frame, &head) {
+                    return Ok(pkt);
+                }
+            }
+            ethertype::IPV6 => {
+                if let Some(pkt) = frame
+                    .peek::<UntaggedIcmpv6>(0)
+                    .and_then(|head| plain_icmpv6(frame, &head))
+                {
+                    return Ok(pkt);
+                }
+            }
+            _ => {}
         }
     }
     // Runt frames are the driver's business; nothing to judge here. Read as bytes, so only
@@ -257,6 +269,68 @@ fn plain_icmpv4<F: Frame + ?Sized>(frame: &F, head: &UntaggedIcmpv4) -> Option<I
         icmp_type: head.icmp[0],
         icmp_code: head.icmp[1],
     })
+}
+
+/// An untagged Ethernet header, the fixed IPv6 header after it, and the type and code of the
+/// ICMPv6 header that follows when there are no extension headers.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct UntaggedIcmpv6 {
+    eth: [u8; EthHdr::LEN],
+    ip: Ipv6Hdr,
+    icmp: [u8; 2],
+}
+
+const _: () = assert!(size_of::<UntaggedIcmpv6>() == EthHdr::LEN + Ipv6Hdr::LEN + 2);
+
+/// The packet of an untagged IPv6 frame `head` was peeked from, when it is plain ICMPv6:
+/// version 6, ICMPv6 right after the fixed header, its payload whole in the frame and long
+/// enough for an ICMPv6 header. `None` leaves the frame to [`parse_ipv6`], which decides the
+/// plain case the same way (and everything else).
+#[inline(always)]
+fn plain_icmpv6<F: Frame + ?Sized>(frame: &F, head: &UntaggedIcmpv6) -> Option<IcmpPacket> {
+    let ip = &head.ip;
+    let payload_len = usize::from(u16::from_be_bytes(ip.payload_len));
+    let plain = ip.vcf[0] >> 4 == 6
+        && ip.next_hdr == proto::ICMPV6
+        && payload_len >= ICMP_HEADER_LEN
+        && frame.has(EthHdr::LEN, Ipv6Hdr::LEN + payload_len);
+    plain.then(|| {
+        icmpv6_packet(
+            ip,
+            head.eth[0] & 1 != 0,
+            Fragment::None,
+            false,
+            (Ipv6Hdr::LEN + payload_len) as u32,
+            head.icmp,
+        )
+    })
+}
+
+/// An ICMPv6 packet carried by `ip`, given what the parse found beyond the fixed header.
+#[inline(always)]
+fn icmpv6_packet(
+    ip: &Ipv6Hdr,
+    l2_group: bool,
+    fragment: Fragment,
+    fragment_header: bool,
+    datagram_end: u32,
+    icmp: [u8; 2],
+) -> IcmpPacket {
+    IcmpPacket {
+        family: Family::V6,
+        src: SourceKey { addr: ip.src_addr },
+        l2_group,
+        ip_group: ip.dst_addr[0] == 0xff,
+        dst_loopback: SourceKey { addr: ip.dst_addr }.words() == LOOPBACK_V6,
+        hop_limit: ip.hop_limit,
+        ip_len: (Ipv6Hdr::LEN + usize::from(u16::from_be_bytes(ip.payload_len))) as u32,
+        datagram_end,
+        fragment,
+        fragment_header,
+        icmp_type: icmp[0],
+        icmp_code: icmp[1],
+    }
 }
 
 /// Parses IPv4 at `l3` and, for ICMP, validates it as the kernel's `ip_rcv_core` and
@@ -354,20 +428,8 @@ fn parse_ipv6<F: Frame + ?Sized>(
     let first_ext = l3 + Ipv6Hdr::LEN;
     let end = first_ext + payload_len;
 
-    let dst = SourceKey { addr: ip.dst_addr }.words();
-    let packet = |fragment, fragment_header, datagram_end, icmp: [u8; 2]| IcmpPacket {
-        family: Family::V6,
-        src: SourceKey { addr: ip.src_addr },
-        l2_group,
-        ip_group: ip.dst_addr[0] == 0xff,
-        dst_loopback: dst == LOOPBACK_V6,
-        hop_limit: ip.hop_limit,
-        ip_len: (Ipv6Hdr::LEN + payload_len) as u32,
-        datagram_end,
-        fragment,
-        fragment_header,
-        icmp_type: icmp[0],
-        icmp_code: icmp[1],
+    let packet = |fragment, fragment_header, datagram_end, icmp| {
+        icmpv6_packet(&ip, l2_group, fragment, fragment_header, datagram_end, icmp)
     };
     // No extension headers (nearly always): the ICMPv6 header sits at a constant offset.
     if ip.next_hdr == proto::ICMPV6 {

@@ -150,8 +150,8 @@ fn the_fast_path_decides_as_the_general_parse() {
         }
     }
 
-    // Frames each fast path should have taken: untagged IPv4 with the peeked 36 bytes.
-    let (mut not_icmp, mut plain_icmp) = (0, 0);
+    // Frames each fast path should have taken: untagged, the peeked headers whole.
+    let (mut not_icmp, mut plain_icmp, mut plain_icmpv6) = (0, 0, 0);
     for case in cases() {
         for step in &case.steps {
             for len in 0..=step.frame.len() {
@@ -163,21 +163,32 @@ fn the_fast_path_decides_as_the_general_parse() {
                     "{}: truncated to {len}",
                     case.what
                 );
-                if len < 36 || frame[12..14] != [0x08, 0x00] {
-                    continue;
-                }
-                match general {
-                    Err(Reason::PassedNonIcmp) => not_icmp += 1,
-                    Ok(pkt) if frame[14] == 0x45 && pkt.fragment == Fragment::None => {
+                match (len, frame.get(12..14), general) {
+                    (36.., Some([0x08, 0x00]), Err(Reason::PassedNonIcmp)) => not_icmp += 1,
+                    (36.., Some([0x08, 0x00]), Ok(pkt))
+                        if frame[14] == 0x45 && pkt.fragment == Fragment::None =>
+                    {
                         plain_icmp += 1;
                     }
+                    // ICMPv6 (58) right after the fixed header.
+                    (56.., Some([0x86, 0xdd]), Ok(_)) if frame[20] == 58 => plain_icmpv6 += 1,
                     _ => {}
                 }
             }
         }
     }
-    assert!(not_icmp > 0, "no fixture frame takes the non-ICMP fast path");
-    assert!(plain_icmp > 0, "no fixture frame takes the plain ICMP fast path");
+    assert!(
+        not_icmp > 0,
+        "no fixture frame takes the non-ICMP fast path"
+    );
+    assert!(
+        plain_icmp > 0,
+        "no fixture frame takes the plain ICMP fast path"
+    );
+    assert!(
+        plain_icmpv6 > 0,
+        "no fixture frame takes the plain ICMPv6 fast path"
+    );
 }
 
 /// The verdict carries the config's flags for every judged ICMP frame, parser drops
