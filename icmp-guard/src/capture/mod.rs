@@ -359,10 +359,10 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.armed {
-            if let Err(e) = self.finish() {
-                eprintln!("icmp-guard: clearing the capture flag failed: {e}");
-            }
+        if self.armed
+            && let Err(e) = self.finish()
+        {
+            eprintln!("icmp-guard: clearing the capture flag failed: {e}");
         }
     }
 }

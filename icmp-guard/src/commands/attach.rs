@@ -36,11 +36,11 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     }
     // A guard that may be attached again keeps its state, changed by the flags given: they
     // must fit it before anything changes (`--max-sources` cannot change, say).
-    if pins.exist() {
-        if let Ok(current) = Guard::open(pins.clone()).and_then(|g| g.maps.config()) {
-            let wanted = args.limits.apply(&current, clock_tick_ns())?;
-            policy::check_fixed(iface, &current, &wanted)?;
-        }
+    if pins.exist()
+        && let Ok(current) = Guard::open(pins.clone()).and_then(|g| g.maps.config())
+    {
+        let wanted = args.limits.apply(&current, clock_tick_ns())?;
+        policy::check_fixed(iface, &current, &wanted)?;
     }
     let attached = loader::attach(bpffs, &pins, args.mode, &cfg, None)?;
     if let Some(note) = attached.resumed_note(iface) {

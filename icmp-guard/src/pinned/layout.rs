@@ -77,13 +77,13 @@ pub fn everywhere(bpffs: &Path) -> Result<Vec<Found>, Error> {
             let dir = entry.path();
             private::check_dir(&dir)?;
             for entry in read_dir(&dir)? {
-                if let Some(iface) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
-                    if Pins::in_netns(bpffs, netns, &iface).exist() {
-                        found.push(Found {
-                            netns: Some(netns),
-                            iface,
-                        });
-                    }
+                if let Some(iface) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+                    && Pins::in_netns(bpffs, netns, &iface).exist()
+                {
+                    found.push(Found {
+                        netns: Some(netns),
+                        iface,
+                    });
                 }
             }
         } else if let Ok(iface) = name.parse::<IfaceName>() {

@@ -216,25 +216,25 @@ impl Replay {
             .entry(since / NS_PER_SEC)
             .or_default()
             .add(reason);
-        if metered(reason) {
-            if let Ok(pkt) = parse::parse_frame(frame) {
-                let cfg = &self.env.config;
-                let key = pkt.src.masked(cfg.mask(pkt.family));
-                if reason != Reason::DroppedNewSource {
-                    let full = self.sources.len() >= TALLY_MAX;
-                    match self.sources.get_mut(&key) {
-                        Some(tally) => tally.add(reason),
-                        None if full => self.untallied.add(reason),
-                        None => self.sources.entry(key).or_default().add(reason),
-                    }
+        if metered(reason)
+            && let Ok(pkt) = parse::parse_frame(frame)
+        {
+            let cfg = &self.env.config;
+            let key = pkt.src.masked(cfg.mask(pkt.family));
+            if reason != Reason::DroppedNewSource {
+                let full = self.sources.len() >= TALLY_MAX;
+                match self.sources.get_mut(&key) {
+                    Some(tally) => tally.add(reason),
+                    None if full => self.untallied.add(reason),
+                    None => self.sources.entry(key).or_default().add(reason),
                 }
-                if let Some(rates) = &mut self.rates {
-                    let class = match kind_of(&pkt) {
-                        Kind::Reply => Class::Reply,
-                        _ => Class::Echo,
-                    };
-                    rates.add(key, class, since);
-                }
+            }
+            if let Some(rates) = &mut self.rates {
+                let class = match kind_of(&pkt) {
+                    Kind::Reply => Class::Reply,
+                    _ => Class::Echo,
+                };
+                rates.add(key, class, since);
             }
         }
         reason
