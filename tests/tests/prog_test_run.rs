@@ -11,8 +11,11 @@ use icmp_guard_tests::{
     fixtures::cases,
     harness::{TestProgram, check_counters},
     lab::kernel_at_least,
-    packet::echo_from,
+    packet::{echo_from, l4_frame},
 };
+
+/// TCP's protocol number.
+const TCP: u8 = 6;
 
 /// XDP actions.
 const XDP_DROP: u32 = 1;
@@ -150,14 +153,16 @@ fn limit(rate: u32, burst: u32) -> Limit {
 }
 
 /// The bench's floor programs (`xdp-floor`) are only a floor if they do the work they claim:
-/// each case sends ten echo requests from one source within a second and counts the actions,
-/// and for `xdp_floor` the source's passed and dropped counts. The first packet of a source
-/// creates its entry and passes; the rest meet the source bucket, then (for `xdp_floor`) the
-/// global budget.
+/// each case sends ten frames from one source within a second and counts the actions, and for
+/// `xdp_floor` the source's passed and dropped counts. The first echo of a source creates its
+/// entry and passes; the rest meet the source bucket, then (for `xdp_floor`) the global
+/// budget (ten runs take far less than the second after which a token would come back).
+/// `xdp_floor_pass` passes what is not ICMP, and has nothing to say about the rest.
 #[test]
-fn the_floor_programs_meter_an_echo() {
+fn the_floor_programs_do_their_work() {
     struct Case {
         program: &'static str,
+        frame: Vec<u8>,
         echo: Limit,
         global: Limit,
         passed: u64,
@@ -166,10 +171,21 @@ fn the_floor_programs_meter_an_echo() {
     }
     const SENT: u64 = 10;
     let lifted = limit(MAX_RATE, u32::MAX);
+    let src = [203, 0, 113, 9];
+    let frame = echo_from(src);
     let cases = [
+        Case {
+            program: "xdp_floor_pass",
+            frame: l4_frame(TCP),
+            echo: lifted,
+            global: lifted,
+            passed: SENT,
+            source: None,
+        },
         // Burst 3: the entry's first token and two more.
         Case {
             program: "xdp_floor_source",
+            frame: frame.clone(),
             echo: limit(1, 3),
             global: lifted,
             passed: 3,
@@ -177,6 +193,7 @@ fn the_floor_programs_meter_an_echo() {
         },
         Case {
             program: "xdp_floor",
+            frame: frame.clone(),
             echo: limit(1, 3),
             global: lifted,
             passed: 3,
@@ -185,14 +202,13 @@ fn the_floor_programs_meter_an_echo() {
         // The first packet does not reach the global budget; two more fit its burst.
         Case {
             program: "xdp_floor",
+            frame,
             echo: lifted,
             global: limit(1, 2),
             passed: 3,
             source: Some((3, 7)),
         },
     ];
-    let src = [203, 0, 113, 9];
-    let frame = echo_from(src);
     for case in cases {
         let mut ebpf = Ebpf::load(object::XDP_FLOOR).expect("the floor object loads");
         let program: &mut Xdp = ebpf.program_mut(case.program).unwrap().try_into().unwrap();
@@ -206,7 +222,7 @@ fn the_floor_programs_meter_an_echo() {
         let program: &Xdp = ebpf.program(case.program).unwrap().try_into().unwrap();
         for _ in 0..SENT {
             let mut opts = TestRunOptions::new();
-            opts.data_in = Some(&frame);
+            opts.data_in = Some(&case.frame);
             program.test_run(opts).expect("BPF_PROG_TEST_RUN");
         }
         let counters: PerCpuArray<_, u64> =

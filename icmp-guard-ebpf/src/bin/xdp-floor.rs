@@ -1,11 +1,13 @@
-//! The least an echo request within its source's quota can cost: the floor rows of the program
-//! table of `cargo xtask bench`, measured on the same frame and in the same rounds as
-//! icmp-guard.
+//! The least a frame can cost: the floor rows of the program table of `cargo xtask bench`,
+//! measured on the same frames and in the same rounds as icmp-guard, and built like it for
+//! multi-buffer XDP.
 //!
-//! Each program does only what the targets themselves require of that packet, with the
+//! Each program does only what the targets themselves require of that frame, with the
 //! shared code icmp-guard uses (its key, its GCRA `take`, its per-source value) and none of its
 //! screening: no VLAN tags, no IPv6, no length, fragment, martian or group checks, no lists, no
 //! recently-seen filter, no dry-run or capture flags.
+//! - `xdp_floor_pass`, for a frame that is not ICMP: read the ethertype and the IPv4 protocol
+//!   and count the verdict per CPU (so every verdict stays counted), then pass.
 //! - `xdp_floor_source`: read the Ethernet and IPv4 headers and the ICMP type directly, read
 //!   the coarse clock, look the source up in a shared LRU hash of 16-byte keys (one value per
 //!   source, so a source gets its quota once over all CPUs), take a token from its bucket with
@@ -53,7 +55,30 @@ static FLOOR_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4, 0);
 const ICMP_AT: usize = 14 + 20;
 const HEADERS_END: usize = ICMP_AT + 8;
 
-#[xdp]
+#[xdp(frags)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] macro fixes the signature"
+)]
+pub fn xdp_floor_pass(ctx: XdpContext) -> u32 {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + ICMP_AT <= end {
+        // SAFETY: bounds-checked just above; plain bytes.
+        let (ethertype, protocol) = unsafe {
+            (
+                core::ptr::read_unaligned((start + 12) as *const [u8; 2]),
+                *((start + 23) as *const u8),
+            )
+        };
+        if ethertype == [0x08, 0x00] && protocol != 1 {
+            return counted(xdp_action::XDP_PASS);
+        }
+    }
+    // Anything else would be parsed further; this floor only measures the frame that is not.
+    counted(xdp_action::XDP_ABORTED)
+}
+
+#[xdp(frags)]
 #[expect(
     clippy::needless_pass_by_value,
     reason = "the #[xdp] macro fixes the signature"
@@ -62,7 +87,7 @@ pub fn xdp_floor_source(ctx: XdpContext) -> u32 {
     counted(judge::<false>(&ctx))
 }
 
-#[xdp]
+#[xdp(frags)]
 #[expect(
     clippy::needless_pass_by_value,
     reason = "the #[xdp] macro fixes the signature"
@@ -102,7 +127,7 @@ fn judge<const GLOBAL_AND_COUNT: bool>(ctx: &XdpContext) -> u32 {
     let key = SourceKey::v4(src);
     // SAFETY: a helper without arguments or side effects.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let (Some(limit), Some(global_limit)) = (FLOOR_LIMITS.get(0), FLOOR_LIMITS.get(1)) else {
+    let Some(limit) = FLOOR_LIMITS.get(0) else {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: the value lives as long as the program run; every field is an atomic.
@@ -116,7 +141,8 @@ fn judge<const GLOBAL_AND_COUNT: bool>(ctx: &XdpContext) -> u32 {
     if GLOBAL_AND_COUNT {
         let global_ok = FLOOR_GLOBAL
             .get(0)
-            .is_none_or(|bucket| bucket.take(now, global_limit));
+            .zip(FLOOR_LIMITS.get(1))
+            .is_none_or(|(bucket, global)| bucket.take(now, global));
         state.count(global_ok);
         if !global_ok {
             return xdp_action::XDP_DROP;

@@ -243,31 +243,45 @@ struct ProgramRow {
     other: Option<(f64, f64)>,
 }
 
-/// The bench case the floor programs run.
-const FLOOR_CASE: &str = "echo within quota";
+/// The bench cases the floor programs run.
+const FLOOR_PASS_CASE: &str = "TCP frame";
+const FLOOR_ECHO_CASE: &str = "echo within quota";
 
-/// The programs of `xdp-floor`: an echo within quota with nothing but what the targets
-/// require (see that program's docs).
+/// The programs of `xdp-floor`: a frame with nothing done to it but what the targets require
+/// (see that program's docs).
 #[derive(Clone, Copy)]
 enum Floor {
-    /// Parse, clock, the shared per-source LRU hash and one compare-and-swap on its bucket.
+    /// A frame that is not ICMP: read two bytes, count, pass.
+    Pass,
+    /// An echo within quota: parse, clock, the shared per-source LRU hash and one
+    /// compare-and-swap on its bucket.
     Source,
     /// And the global budget's compare-and-swap and the source's count of passed packets.
     GlobalAndCount,
 }
 
 impl Floor {
-    const ALL: [Self; 2] = [Self::Source, Self::GlobalAndCount];
+    const ALL: [Self; 3] = [Self::Pass, Self::Source, Self::GlobalAndCount];
 
     const fn program(self) -> &'static str {
         match self {
+            Self::Pass => "xdp_floor_pass",
             Self::Source => "xdp_floor_source",
             Self::GlobalAndCount => "xdp_floor",
         }
     }
 
+    /// The bench case it runs.
+    const fn case(self) -> &'static str {
+        match self {
+            Self::Pass => FLOOR_PASS_CASE,
+            Self::Source | Self::GlobalAndCount => FLOOR_ECHO_CASE,
+        }
+    }
+
     const fn label(self) -> &'static str {
         match self {
+            Self::Pass => "read two bytes, count, pass",
             Self::Source => "parse, clock, LRU lookup, source CAS",
             Self::GlobalAndCount => "  + global budget CAS, passed count",
         }
@@ -282,7 +296,8 @@ struct FloorRow {
     diff: f64,
 }
 
-/// The `xdp-floor` object with both programs loaded and its limits set to `case`'s.
+/// The `xdp-floor` object with its programs loaded and its limits set to those of the echo
+/// `case`.
 fn load_floors(case: &Case) -> Result<Ebpf> {
     let mut ebpf = Ebpf::load(object::XDP_FLOOR)?;
     for floor in Floor::ALL {
@@ -297,6 +312,32 @@ fn load_floors(case: &Case) -> Result<Ebpf> {
     limits.set(0, case.config.echo, 0)?;
     limits.set(1, case.config.global, 0)?;
     Ok(ebpf)
+}
+
+/// Runs the floor programs whose case is `case` once (`REPEAT` frames after a warm-up),
+/// adding their ns per packet and their difference to this round's `XDP_PASS` figure.
+fn run_floors(
+    programs: &Ebpf,
+    case: &Case,
+    baseline_ns: f64,
+    floors: &mut [Vec<f64>],
+    diffs: &mut [Vec<f64>],
+) -> Result<()> {
+    for (f, floor) in Floor::ALL.into_iter().enumerate() {
+        if floor.case() != case.what {
+            continue;
+        }
+        run(programs, floor.program(), &case.frame, 1000)?;
+        let (ns, action) = run(programs, floor.program(), &case.frame, REPEAT)?;
+        ensure!(
+            action == case.verdict.action(),
+            "floor {}: got action {action}",
+            floor.label()
+        );
+        floors[f].push(ns);
+        diffs[f].push(ns - baseline_ns);
+    }
+    Ok(())
 }
 
 fn program_table(compare: Option<&std::path::Path>) -> Result<Programs> {
@@ -317,11 +358,18 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Programs> {
         })
         .transpose()?;
     let cases = bench_cases()?;
-    let floor_case = cases
+    for floor in Floor::ALL {
+        ensure!(
+            cases.iter().any(|c| c.what == floor.case()),
+            "the floor case {:?} is a Bench row",
+            floor.case()
+        );
+    }
+    let echo_case = cases
         .iter()
-        .position(|c| c.what == FLOOR_CASE)
-        .context("the floor case is a Bench row")?;
-    let floor_programs = load_floors(&cases[floor_case])?;
+        .find(|c| c.what == FLOOR_ECHO_CASE)
+        .context("the echo floor case")?;
+    let floor_programs = load_floors(echo_case)?;
     let mut floors = vec![Vec::with_capacity(ROUNDS); Floor::ALL.len()];
     let mut floor_diffs = vec![Vec::with_capacity(ROUNDS); Floor::ALL.len()];
     let mut ours = vec![Vec::with_capacity(ROUNDS); cases.len()];
@@ -361,19 +409,13 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Programs> {
                 );
                 into.push(ns);
             }
-            if i == floor_case {
-                for (f, floor) in Floor::ALL.into_iter().enumerate() {
-                    run(&floor_programs, floor.program(), &case.frame, 1000)?;
-                    let (ns, action) = run(&floor_programs, floor.program(), &case.frame, REPEAT)?;
-                    ensure!(
-                        action == case.verdict.action(),
-                        "floor {}: got action {action}",
-                        floor.label()
-                    );
-                    floors[f].push(ns);
-                    floor_diffs[f].push(ns - baseline[i][round]);
-                }
-            }
+            run_floors(
+                &floor_programs,
+                case,
+                baseline[i][round],
+                &mut floors,
+                &mut floor_diffs,
+            )?;
         }
     }
     // Differences paired round by round: the runs of a round share its noise.
@@ -448,37 +490,35 @@ fn programs_json(Programs { rows, floors }: &Programs) -> Value {
             "compared_ns": r.other.map(|o| o.0),
             "diff_to_compared_ns": r.other.map(|o| o.1),
         })).collect::<Vec<_>>(),
-        "floor_case": FLOOR_CASE,
         "floors": floors.iter().map(|f| json!({
             "floor": f.floor.label().trim_start(),
             "program": f.floor.program(),
+            "case": f.floor.case(),
             "ns": f.ns,
             "diff_ns": f.diff,
         })).collect::<Vec<_>>(),
     })
 }
 
-/// The floor rows, and icmp-guard's own difference on their case for comparison.
+/// The floor rows, each followed by icmp-guard's own row on its case for comparison.
 fn floors_text(Programs { rows, floors }: &Programs) -> String {
     let mut out = format!(
-        "the least an echo within quota can cost: programs doing only what the targets require, on the {FLOOR_CASE:?} frame in the same rounds (xdp-floor)\n{:<38} {:>12} {:>10}\n",
-        "floor", "ns", "diff"
+        "the least a frame can cost: programs doing only what the targets require, on the same frames in the same rounds (xdp-floor)\n{:<38} {:<18} {:>12} {:>10}\n",
+        "floor", "frame", "ns", "diff"
     );
-    for f in floors {
-        let _ = writeln!(
-            out,
-            "{:<38} {:>9.1} ns {:>+7.1} ns",
-            f.floor.label(),
-            f.ns,
-            f.diff
-        );
-    }
-    if let Some(ours) = rows.iter().find(|r| r.what == FLOOR_CASE) {
-        let _ = writeln!(
-            out,
-            "{:<38} {:>9.1} ns {:>+7.1} ns",
-            "icmp-guard", ours.ours, ours.diff
-        );
+    let mut line = |what: &str, case: &str, ns: f64, diff: f64| {
+        let _ = writeln!(out, "{what:<38} {case:<18} {ns:>9.1} ns {diff:>+7.1} ns");
+    };
+    for (i, f) in floors.iter().enumerate() {
+        line(f.floor.label(), f.floor.case(), f.ns, f.diff);
+        let last_of_case = floors
+            .get(i + 1)
+            .is_none_or(|next| next.floor.case() != f.floor.case());
+        if let Some(ours) = rows.iter().find(|r| r.what == f.floor.case())
+            && last_of_case
+        {
+            line("icmp-guard", ours.what, ours.ours, ours.diff);
+        }
     }
     out
 }
