@@ -132,48 +132,78 @@ fn metering_drops_are_attributed_to_the_source() {
 #[test]
 fn the_fast_path_decides_as_the_general_parse() {
     use icmp_guard_common::parse::{Fragment, Frame, parse_frame};
+    use std::cell::Cell;
 
-    /// A frame whose `peek` never answers: only the general parse runs.
-    struct NoPeek<'a>(&'a [u8]);
+    /// A frame whose `peek` answers (`fast`, as the slice would) or never does (only the
+    /// general parse runs), and that counts the general parse's reads.
+    struct Probe<'a> {
+        bytes: &'a [u8],
+        fast: bool,
+        reads: Cell<usize>,
+    }
 
-    impl Frame for NoPeek<'_> {
-        fn has(&self, offset: usize, len: usize) -> bool {
-            self.0.has(offset, len)
-        }
-
-        fn read<T: Copy>(&self, offset: usize) -> Option<T> {
-            self.0.read(offset)
-        }
-
-        fn peek<T: Copy>(&self, _offset: usize) -> Option<T> {
-            None
+    impl<'a> Probe<'a> {
+        fn new(bytes: &'a [u8], fast: bool) -> Self {
+            Self {
+                bytes,
+                fast,
+                reads: Cell::new(0),
+            }
         }
     }
 
-    // Frames each fast path should have taken: untagged, the peeked headers whole.
+    impl Frame for Probe<'_> {
+        fn has(&self, offset: usize, len: usize) -> bool {
+            self.bytes.has(offset, len)
+        }
+
+        fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+            self.reads.set(self.reads.get() + 1);
+            self.bytes.read(offset)
+        }
+
+        fn peek<T: Copy>(&self, offset: usize) -> Option<T> {
+            if self.fast {
+                self.bytes.read(offset)
+            } else {
+                None
+            }
+        }
+    }
+
+    // Frames each fast path must decide without a read of the general parse: untagged, the
+    // peeked headers whole.
     let (mut not_icmp, mut plain_icmp, mut plain_icmpv6) = (0, 0, 0);
     for case in cases() {
         for step in &case.steps {
             for len in 0..=step.frame.len() {
                 let frame = &step.frame[..len];
-                let general = parse_frame(&NoPeek(frame));
+                let general = parse_frame(&Probe::new(frame, false));
+                let fast = Probe::new(frame, true);
                 assert_eq!(
-                    parse_frame(frame),
+                    parse_frame(&fast),
                     general,
                     "{}: truncated to {len}",
                     case.what
                 );
-                match (len, frame.get(12..14), general) {
-                    (36.., Some([0x08, 0x00]), Err(Reason::PassedNonIcmp)) => not_icmp += 1,
+                let counter = match (len, frame.get(12..14), general) {
+                    (36.., Some([0x08, 0x00]), Err(Reason::PassedNonIcmp)) => &mut not_icmp,
                     (36.., Some([0x08, 0x00]), Ok(pkt))
                         if frame[14] == 0x45 && pkt.fragment == Fragment::None =>
                     {
-                        plain_icmp += 1;
+                        &mut plain_icmp
                     }
                     // ICMPv6 (58) right after the fixed header.
-                    (56.., Some([0x86, 0xdd]), Ok(_)) if frame[20] == 58 => plain_icmpv6 += 1,
-                    _ => {}
-                }
+                    (56.., Some([0x86, 0xdd]), Ok(_)) if frame[20] == 58 => &mut plain_icmpv6,
+                    _ => continue,
+                };
+                assert_eq!(
+                    fast.reads.get(),
+                    0,
+                    "{}: truncated to {len}: the fast path left it to the general parse",
+                    case.what
+                );
+                *counter += 1;
             }
         }
     }
