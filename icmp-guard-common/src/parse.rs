@@ -168,7 +168,7 @@ pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
     // headers is parsed without reading its headers again. Anything else (a short frame, a
     // tag, options, extension headers, a fragment) takes the general path below, which
     // decides these frames the same way.
-    if let Some(head) = frame.peek::<UntaggedIcmpv4>(0) {
+    if let Some(head) = frame.peek::<Untagged<Ipv4Hdr>>(0) {
         match u16::from_be_bytes([head.eth[12], head.eth[13]]) {
             ethertype::IPV4 => {
                 if head.ip.proto != proto::ICMP {
@@ -180,7 +180,7 @@ pub fn parse_frame<F: Frame + ?Sized>(frame: &F) -> Result<IcmpPacket, Reason> {
             }
             ethertype::IPV6 => {
                 if let Some(pkt) = frame
-                    .peek::<UntaggedIcmpv6>(0)
+                    .peek::<Untagged<Ipv6Hdr>>(0)
                     .and_then(|head| plain_icmpv6(frame, &head))
                 {
                     return Ok(pkt);
@@ -229,24 +229,26 @@ const fn is_vlan(proto: u16) -> bool {
 const IPV4_MORE_FRAGMENTS: u16 = 0x2000;
 const IPV4_OFFSET: u16 = 0x1fff;
 
-/// An untagged Ethernet header, the fixed IPv4 header after it, and the type and code of the
-/// ICMP header that follows when there are no options.
+/// An untagged Ethernet header, the fixed IP header `H` after it, and the type and code of the
+/// ICMP header that follows when there are no IPv4 options or IPv6 extension headers: what
+/// the fast paths read at once.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct UntaggedIcmpv4 {
+struct Untagged<H> {
     eth: [u8; EthHdr::LEN],
-    ip: Ipv4Hdr,
+    ip: H,
     icmp: [u8; 2],
 }
 
-const _: () = assert!(size_of::<UntaggedIcmpv4>() == EthHdr::LEN + Ipv4Hdr::LEN + 2);
+const _: () = assert!(size_of::<Untagged<Ipv4Hdr>>() == EthHdr::LEN + Ipv4Hdr::LEN + 2);
+const _: () = assert!(size_of::<Untagged<Ipv6Hdr>>() == EthHdr::LEN + Ipv6Hdr::LEN + 2);
 
 /// The packet of an untagged IPv4 ICMP frame `head` was peeked from, when it is the plain
 /// case: version 4 without options, not a fragment, its total length whole in the frame and
 /// long enough for an ICMP header. `None` leaves the frame to [`parse_ipv4`], which decides
 /// the plain case the same way (and everything else).
 #[inline(always)]
-fn plain_icmpv4<F: Frame + ?Sized>(frame: &F, head: &UntaggedIcmpv4) -> Option<IcmpPacket> {
+fn plain_icmpv4<F: Frame + ?Sized>(frame: &F, head: &Untagged<Ipv4Hdr>) -> Option<IcmpPacket> {
     let ip = &head.ip;
     let ip_len = u16::from_be_bytes(ip.tot_len);
     // The "don't fragment" bit alone may be set.
@@ -271,24 +273,12 @@ fn plain_icmpv4<F: Frame + ?Sized>(frame: &F, head: &UntaggedIcmpv4) -> Option<I
     })
 }
 
-/// An untagged Ethernet header, the fixed IPv6 header after it, and the type and code of the
-/// ICMPv6 header that follows when there are no extension headers.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct UntaggedIcmpv6 {
-    eth: [u8; EthHdr::LEN],
-    ip: Ipv6Hdr,
-    icmp: [u8; 2],
-}
-
-const _: () = assert!(size_of::<UntaggedIcmpv6>() == EthHdr::LEN + Ipv6Hdr::LEN + 2);
-
 /// The packet of an untagged IPv6 frame `head` was peeked from, when it is plain ICMPv6:
 /// version 6, ICMPv6 right after the fixed header, its payload whole in the frame and long
 /// enough for an ICMPv6 header. `None` leaves the frame to [`parse_ipv6`], which decides the
 /// plain case the same way (and everything else).
 #[inline(always)]
-fn plain_icmpv6<F: Frame + ?Sized>(frame: &F, head: &UntaggedIcmpv6) -> Option<IcmpPacket> {
+fn plain_icmpv6<F: Frame + ?Sized>(frame: &F, head: &Untagged<Ipv6Hdr>) -> Option<IcmpPacket> {
     let ip = &head.ip;
     let payload_len = usize::from(u16::from_be_bytes(ip.payload_len));
     let plain = ip.vcf[0] >> 4 == 6
