@@ -8,18 +8,11 @@ use aya::{
 use icmp_guard::kernel::object;
 use icmp_guard_common::{Limit, SourceKey, SourceRecord, bucket::MAX_RATE, maps};
 use icmp_guard_tests::{
-    fixtures::cases,
+    fixtures::{Verdict, cases},
     harness::{TestProgram, check_counters},
     lab::kernel_at_least,
-    packet::{echo_from, l4_frame},
+    packet::{IPPROTO_TCP, echo_from, l4_frame},
 };
-
-/// TCP's protocol number.
-const TCP: u8 = 6;
-
-/// XDP actions.
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
 
 /// Runs the whole table through `program`, every frame with at most `linear` bytes in the
 /// linear part.
@@ -176,7 +169,7 @@ fn the_floor_programs_do_their_work() {
     let cases = [
         Case {
             program: "xdp_floor_pass",
-            frame: l4_frame(TCP),
+            frame: l4_frame(IPPROTO_TCP),
             echo: lifted,
             global: lifted,
             passed: SENT,
@@ -233,7 +226,7 @@ fn the_floor_programs_do_their_work() {
             case.program, case.echo, case.global
         );
         assert_eq!(
-            (count(XDP_PASS), count(XDP_DROP)),
+            (count(Verdict::Pass.action()), count(Verdict::Drop.action())),
             (case.passed, SENT - case.passed),
             "{what}: passed and dropped"
         );
