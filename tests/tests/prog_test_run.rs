@@ -11,7 +11,8 @@ use icmp_guard_tests::{
     fixtures::{Verdict, cases},
     harness::{TestProgram, check_counters},
     lab::kernel_at_least,
-    packet::{IPPROTO_TCP, echo_from, l4_frame},
+    live::generator::{Frames, Generator},
+    packet::{IPPROTO_TCP, checksum, echo_from, l4_frame},
 };
 
 /// Runs the whole table through `program`, every frame with at most `linear` bytes in the
@@ -239,6 +240,40 @@ fn the_floor_programs_do_their_work() {
                 expected,
                 "{what}: the source's counts"
             );
+        }
+    }
+}
+
+/// The live bench's generator makes the frames its mode says: warm and written frames leave
+/// with the bytes they came with (a written one had its source and checksum stored again,
+/// which only the receiving CPU's cache can tell), spoofed ones with the next source from
+/// 10.0.0.0 up and an IPv4 header checksum that still verifies. Every frame is sent
+/// (`XDP_TX`).
+#[test]
+fn the_generator_makes_the_frames_its_mode_says() {
+    /// The XDP action that sends the frame back out.
+    const XDP_TX: u32 = 3;
+    let frame = echo_from([203, 0, 113, 7]);
+    let ip = 14..34;
+    let mut generator = Generator::load().unwrap();
+    for mode in [Frames::Warm, Frames::Written, Frames::Spoofed] {
+        generator.frames(mode).unwrap();
+        for _ in 0..3 {
+            let next = generator.sources_used().unwrap();
+            let (action, out) = generator.run_once(&frame).unwrap();
+            assert_eq!(action, XDP_TX, "{mode:?}");
+            assert_eq!(checksum(&out[ip.clone()]), 0, "{mode:?}: header checksum");
+            if mode == Frames::Spoofed {
+                let source = 0x0a00_0000 + next;
+                assert_eq!(out[26..30], source.to_be_bytes(), "{mode:?}: source");
+                assert_eq!(generator.sources_used().unwrap(), next + 1);
+                // The header checksum (24..26) changes with it.
+                assert_eq!(out[..24], frame[..24], "{mode:?}: up to the checksum");
+                assert_eq!(out[30..], frame[30..], "{mode:?}: after the source");
+            } else {
+                assert_eq!(out, frame, "{mode:?}");
+                assert_eq!(generator.sources_used().unwrap(), next, "{mode:?}");
+            }
         }
     }
 }

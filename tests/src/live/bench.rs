@@ -1,10 +1,14 @@
 //! The cases of the live table and how each is measured.
 //!
 //! Every round floods each case with the same number of frames: a bare `XDP_DROP` on the
-//! receiver; icmp-guard with its default limits against one source; icmp-guard against a
-//! spoofed flood (a new source per frame) into a full source table; and, without XDP, an
-//! nftables per-source meter with icmp-guard's echo limits. A window around each flood gives
-//! the receiver's NAPI CPU time and packets, and for XDP cases the program's own run time.
+//! receiver, and one that reads two bytes of each frame; icmp-guard with its default limits
+//! against one source; icmp-guard against a spoofed flood (a new source per frame) into a full
+//! source table; and, without XDP, an nftables per-source meter with icmp-guard's echo limits.
+//! The sender writes every frame before it leaves, as a NIC writes each frame it receives; two
+//! more cases repeat the reading `XDP_DROP` and icmp-guard's single source with frames it
+//! leaves as they are, which the receiving CPU still has in its cache, to show what that
+//! write costs. A window around each flood gives the receiver's NAPI CPU time and packets,
+//! and for XDP cases the program's own run time.
 //! After the rounds, a real `ping` from the client runs through a spoofed flood (the monitor).
 
 use std::{
@@ -17,7 +21,7 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use aya::sys::{Stats, enable_stats};
 
 use super::{
-    generator::{Generator, Sent, Until},
+    generator::{Frames, Generator, Sent, Until},
     receiver::{NftMeter, Receiver, Snapshot, XdpDrop},
 };
 use crate::{
@@ -53,10 +57,10 @@ const MONITOR_LEAD: Duration = Duration::from_secs(1);
 /// How long the receiver gets to empty its ring after a flood, before the window closes.
 const DRAIN: Duration = Duration::from_millis(50);
 
-/// What the receiver runs.
+/// What the receiver runs, and the frames it gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Case {
-    /// A bare `XDP_DROP` program: the least any XDP program costs.
+    /// A bare `XDP_DROP`: the least any XDP program costs.
     XdpDrop,
     /// `XDP_DROP` after reading the ethertype and the IPv4 protocol: what touching the frame
     /// costs, the floor of any program that parses.
@@ -67,15 +71,21 @@ pub enum Case {
     GuardSpoofed,
     /// No XDP; an nftables ingress meter per source, icmp-guard's echo limits; one source.
     Nft,
+    /// [`Case::XdpReadDrop`] on frames the sender leaves as they are ([`Frames::Warm`]).
+    XdpReadDropWarm,
+    /// [`Case::GuardSingle`] on frames the sender leaves as they are.
+    GuardSingleWarm,
 }
 
 impl Case {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::XdpDrop,
         Self::XdpReadDrop,
         Self::GuardSingle,
         Self::GuardSpoofed,
         Self::Nft,
+        Self::XdpReadDropWarm,
+        Self::GuardSingleWarm,
     ];
 
     #[must_use]
@@ -86,6 +96,8 @@ impl Case {
             Self::GuardSingle => "icmp-guard, 1 source",
             Self::GuardSpoofed => "icmp-guard, spoofed",
             Self::Nft => "nftables meter",
+            Self::XdpReadDropWarm => "XDP_DROP, reads, warm",
+            Self::GuardSingleWarm => "icmp-guard, 1 source, warm",
         }
     }
 
@@ -98,6 +110,19 @@ impl Case {
             Self::GuardSingle => "guard_single_source",
             Self::GuardSpoofed => "guard_spoofed",
             Self::Nft => "nftables_meter",
+            Self::XdpReadDropWarm => "xdp_read_drop_warm",
+            Self::GuardSingleWarm => "guard_single_source_warm",
+        }
+    }
+
+    /// The frames the case is flooded with: written by the sender, as a NIC writes every
+    /// frame, except in the two warm cases, which show what that costs.
+    #[must_use]
+    pub const fn frames(self) -> Frames {
+        match self {
+            Self::GuardSpoofed => Frames::Spoofed,
+            Self::XdpReadDropWarm | Self::GuardSingleWarm => Frames::Warm,
+            Self::XdpDrop | Self::XdpReadDrop | Self::GuardSingle | Self::Nft => Frames::Written,
         }
     }
 }
@@ -232,19 +257,20 @@ pub fn run(stop: &AtomicBool) -> Result<Live> {
     let mut echo_limit = None;
     for _ in 0..ROUNDS {
         for (case, rounds) in &mut cases {
+            let frames = case.frames();
             let measured = match case {
                 Case::XdpDrop => {
                     let _drop = XdpDrop::attach(&bench.rx, XdpDrop::BARE)?;
-                    bench.measure(false)?
+                    bench.measure(frames)?
                 }
-                Case::XdpReadDrop => {
+                Case::XdpReadDrop | Case::XdpReadDropWarm => {
                     let _drop = XdpDrop::attach(&bench.rx, XdpDrop::READS)?;
-                    bench.measure(false)?
+                    bench.measure(frames)?
                 }
-                Case::GuardSingle => {
+                Case::GuardSingle | Case::GuardSingleWarm => {
                     bench.attach_guard()?;
                     echo_limit = Some(bench.echo_limit()?);
-                    let measured = bench.measure(false);
+                    let measured = bench.measure(frames);
                     bench.detach_guard()?;
                     measured?
                 }
@@ -252,7 +278,7 @@ pub fn run(stop: &AtomicBool) -> Result<Live> {
                     bench.attach_guard()?;
                     let measured = bench.prefill().and_then(|fill| {
                         fills.push(fill);
-                        bench.measure(true)
+                        bench.measure(frames)
                     });
                     bench.detach_guard()?;
                     measured?
@@ -261,7 +287,7 @@ pub fn run(stop: &AtomicBool) -> Result<Live> {
                     let (rate, burst) = echo_limit.context("icmp-guard's echo limit")?;
                     let _nft =
                         NftMeter::add(&bench.rx, &lab.scratch.file("meter.nft"), rate, burst)?;
-                    bench.measure(false)?
+                    bench.measure(frames)?
                 }
             };
             rounds.push(measured);
@@ -324,12 +350,12 @@ impl<'a> Bench<'a> {
         Ok(())
     }
 
-    /// Floods the receiver with up to `frames` frames, `spoof`ed or not, within `time`.
-    fn flood(&mut self, spoof: bool, frames: u64, time: Duration) -> Result<Sent> {
+    /// Floods the receiver with up to `count` frames, made as `frames` says, within `time`.
+    fn flood(&mut self, frames: Frames, count: u64, time: Duration) -> Result<Sent> {
         self.checkpoint()?;
-        self.generator.spoof(spoof)?;
+        self.generator.frames(frames)?;
         let until = Until {
-            frames,
+            frames: count,
             time,
             stop: self.stop,
         };
@@ -338,10 +364,10 @@ impl<'a> Bench<'a> {
     }
 
     /// One flood of [`FLOOD_FRAMES`], and the receiver's window around it.
-    fn measure(&mut self, spoof: bool) -> Result<Measured> {
+    fn measure(&mut self, frames: Frames) -> Result<Measured> {
         self.rx.napi.pin()?;
         let before = self.rx.snapshot()?;
-        let sent = self.flood(spoof, FLOOD_FRAMES, FLOOD_TIME)?;
+        let sent = self.flood(frames, FLOOD_FRAMES, FLOOD_TIME)?;
         std::thread::sleep(DRAIN);
         let after = self.rx.snapshot()?;
         Measured::between(sent, &before, &after)
@@ -443,7 +469,7 @@ impl<'a> Bench<'a> {
             // about as many sources as it holds: all of them are recent to the filter, as
             // on a host whose table filled within the last minute, and no more.
             let missing = fill.capacity.saturating_sub(fill.tracked);
-            self.flood(true, missing.max(fill.capacity / 64), FLOOD_TIME)?;
+            self.flood(Frames::Spoofed, missing.max(fill.capacity / 64), FLOOD_TIME)?;
             std::thread::sleep(DRAIN);
             fill = self.fill()?;
         }
@@ -478,7 +504,7 @@ impl<'a> Bench<'a> {
             .context("spawning ping")?;
         std::thread::sleep(MONITOR_LEAD);
         let done = AtomicBool::new(false);
-        self.generator.spoof(true)?;
+        self.generator.frames(Frames::Spoofed)?;
         let (generator, lab) = (&self.generator, self.lab);
         let (ifindex, frame) = (self.ifindex, &self.frame);
         let (flood, out) = std::thread::scope(|s| {

@@ -23,9 +23,9 @@ use super::SENDER_CPU;
 use crate::lab::{enter_netns, pin_thread_to};
 
 const PROGRAM: &str = "xdp_gen";
-/// The program's switch (slot 0: spoof) and counter (slot 1: sources handed out).
+/// The program's mode (slot 0: a [`Frames`]) and counter (slot 1: sources handed out).
 const STATE: &str = "GEN_STATE";
-const SPOOF: u32 = 0;
+const MODE: u32 = 0;
 const NEXT: u32 = 1;
 /// Frames per `BPF_PROG_TEST_RUN` call: between calls the sender checks its stop flag and
 /// its time limit, so a flood ends within one chunk of either.
@@ -39,6 +39,33 @@ pub struct Until<'a> {
     pub frames: u64,
     pub time: Duration,
     pub stop: &'a AtomicBool,
+}
+
+/// What the generator does to each frame before sending it (`xdp-gen`'s modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frames {
+    /// Sends it as it is. The kernel reuses the pages of earlier frames, whose bytes nobody
+    /// wrote since, so the receiving CPU still has them in its cache: no NIC delivers frames
+    /// like that.
+    Warm = 0,
+    /// Writes its source address and checksum back unchanged, so that the receiving CPU finds
+    /// every frame freshly written by another, as a NIC writes each frame it receives into
+    /// memory.
+    Written = 1,
+    /// Gives it a new source address (written, too).
+    Spoofed = 2,
+}
+
+impl Frames {
+    /// Its key in JSON.
+    #[must_use]
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::Warm => "warm",
+            Self::Written => "written",
+            Self::Spoofed => "spoofed",
+        }
+    }
 }
 
 /// What a flood sent.
@@ -70,15 +97,31 @@ impl Generator {
         )?)
     }
 
-    /// From now on, whether every frame gets a new IPv4 source.
-    pub fn spoof(&mut self, on: bool) -> Result<()> {
-        self.state()?.set(SPOOF, u32::from(on), 0)?;
+    /// From now on, what happens to every frame before it is sent.
+    pub fn frames(&mut self, frames: Frames) -> Result<()> {
+        self.state()?.set(MODE, frames as u32, 0)?;
         Ok(())
     }
 
     /// How many spoofed sources were handed out so far.
     pub fn sources_used(&mut self) -> Result<u32> {
         Ok(self.state()?.get(&NEXT, 0)?)
+    }
+
+    /// Runs the generator once on `frame`, not live: its XDP action and the frame as it
+    /// would have left.
+    pub fn run_once(&self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let prog: &Xdp = self
+            .ebpf
+            .program(PROGRAM)
+            .context("xdp_gen in the object")?
+            .try_into()?;
+        let mut out = vec![0; frame.len()];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        let result = prog.test_run(opts).context("BPF_PROG_TEST_RUN")?;
+        Ok((result.return_value, out))
     }
 
     /// Sends `frame` out of the interface `ifindex` of the namespace `netns`, from a thread

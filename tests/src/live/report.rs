@@ -147,10 +147,15 @@ impl<'a> Summary<'a> {
 
     /// The median receive ns of `case`; NaN when it did not run.
     fn receive_ns(&self, case: Case) -> f64 {
+        self.median(case, |m| m.receive_ns)
+    }
+
+    /// A median of `case`; NaN when it did not run.
+    fn median(&self, case: Case, f: fn(&Medians) -> f64) -> f64 {
         self.medians
             .iter()
             .find(|(c, _)| *c == case)
-            .map_or(f64::NAN, |(_, m)| m.receive_ns)
+            .map_or(f64::NAN, |(_, m)| f(m))
     }
 
     /// The table, the monitor and the targets, as the bench prints them.
@@ -166,7 +171,7 @@ impl<'a> Summary<'a> {
         );
         let _ = writeln!(
             out,
-            "{:<22} {:>8} {:>5} {:>8} {:>7} {:>8} {:>8} {:>10} {:>8} {:>5}",
+            "{:<26} {:>8} {:>5} {:>8} {:>7} {:>8} {:>8} {:>10} {:>8} {:>5}",
             "case",
             "sent",
             "Mpps",
@@ -187,7 +192,7 @@ impl<'a> Summary<'a> {
             };
             let _ = writeln!(
                 out,
-                "{:<22} {:>8.0} {:>5.2} {:>8.0} {:>7.0} {:>8.0} {prog:>8} {:>10.1} {:>7.2}x {:>4.0}%",
+                "{:<26} {:>8.0} {:>5.2} {:>8.0} {:>7.0} {:>8.0} {prog:>8} {:>10.1} {:>7.2}x {:>4.0}%",
                 case.label(),
                 m.sent,
                 m.sent_pps / 1e6,
@@ -215,6 +220,13 @@ impl<'a> Summary<'a> {
             "  touching the frame: XDP_DROP that reads two bytes of it costs {:.2}x the bare one; icmp-guard with one source {:.2}x that.",
             reads / base,
             self.receive_ns(Case::GuardSingle) / reads
+        );
+        let prog = |case| self.median(case, |m| m.prog_ns);
+        let _ = writeln!(
+            out,
+            "  frames: the sender writes each one before it leaves (a NIC writes every frame it receives), so the receiving CPU fetches it from the sender's cache; the warm rows get frames the sender leaves as they are, still in the receiver's cache from the page's last use. Fetching the frame: {:.1} ns of XDP_DROP's program time (reads frame, minus warm), {:.1} ns of icmp-guard's (1 source, minus warm).",
+            prog(Case::XdpReadDrop) - prog(Case::XdpReadDropWarm),
+            prog(Case::GuardSingle) - prog(Case::GuardSingleWarm)
         );
         out += &monitor_line(&live.monitor);
         let _ = writeln!(
@@ -255,6 +267,7 @@ impl<'a> Summary<'a> {
                 json!({
                     "case": case.key(),
                     "label": case.label(),
+                    "frames": case.frames().key(),
                     "median": {
                         "sent": number(m.sent),
                         "sent_pps": number(m.sent_pps),
