@@ -6,13 +6,15 @@ use aya::{
     programs::{TestRun as _, TestRunOptions, Xdp},
 };
 use icmp_guard::kernel::object;
-use icmp_guard_common::{Limit, SourceKey, SourceRecord, bucket::MAX_RATE, maps};
+use icmp_guard_common::{
+    Limit, SourceKey, SourceRecord, bucket::MAX_RATE, generator::SPOOF_BASE, maps,
+};
 use icmp_guard_tests::{
     fixtures::{Verdict, cases},
     harness::{TestProgram, check_counters},
     lab::kernel_at_least,
     live::generator::{Frames, Generator},
-    packet::{IPPROTO_TCP, checksum, echo_from, l4_frame},
+    packet::{IPPROTO_TCP, arp_request, checksum, echo_from, l4_frame},
 };
 
 /// Runs the whole table through `program`, every frame with at most `linear` bytes in the
@@ -245,34 +247,63 @@ fn the_floor_programs_do_their_work() {
 }
 
 /// The live bench's generator makes the frames its mode says: warm and written frames leave
-/// with the bytes they came with (a written one had its source and checksum stored again,
+/// with the bytes they came with (a written one had bytes of every cache line stored again,
 /// which only the receiving CPU's cache can tell), spoofed ones with the next source from
-/// 10.0.0.0 up and an IPv4 header checksum that still verifies. Every frame is sent
-/// (`XDP_TX`).
+/// `SPOOF_BASE` up and an IPv4 header checksum that still verifies. A frame it cannot rewrite
+/// (not IPv4, or cut before the source) is not sent. Each case runs twice.
 #[test]
 fn the_generator_makes_the_frames_its_mode_says() {
-    /// The XDP action that sends the frame back out.
+    /// What leaves.
+    #[derive(Clone, Copy, Debug)]
+    enum Out {
+        /// The frame as it came (`XDP_TX`).
+        Same,
+        /// The frame with the next spoofed source and its checksum (`XDP_TX`).
+        NextSource,
+        /// Nothing (`XDP_ABORTED`).
+        Nothing,
+    }
+    const XDP_ABORTED: u32 = 0;
     const XDP_TX: u32 = 3;
-    let frame = echo_from([203, 0, 113, 7]);
-    let ip = 14..34;
+    const HEADER: std::ops::Range<usize> = 14..34;
+    const CHECKSUM: std::ops::Range<usize> = 24..26;
+    const SOURCE: std::ops::Range<usize> = 26..30;
+    let echo = echo_from([203, 0, 113, 7]);
+    let arp = arp_request([198, 51, 100, 2], [198, 51, 100, 1]);
+    let cases: [(&str, Frames, &[u8], Out); 7] = [
+        ("an echo left as it is", Frames::Warm, &echo, Out::Same),
+        ("an echo written", Frames::Written, &echo, Out::Same),
+        ("an echo spoofed", Frames::Spoofed, &echo, Out::NextSource),
+        ("ARP left as it is", Frames::Warm, &arp, Out::Same),
+        ("ARP written", Frames::Written, &arp, Out::Nothing),
+        ("ARP spoofed", Frames::Spoofed, &arp, Out::Nothing),
+        (
+            "an echo cut before its source, spoofed",
+            Frames::Spoofed,
+            &echo[..SOURCE.end - 1],
+            Out::Nothing,
+        ),
+    ];
     let mut generator = Generator::load().unwrap();
-    for mode in [Frames::Warm, Frames::Written, Frames::Spoofed] {
+    for (what, mode, frame, want) in cases {
         generator.frames(mode).unwrap();
-        for _ in 0..3 {
+        for _ in 0..2 {
             let next = generator.sources_used().unwrap();
-            let (action, out) = generator.run_once(&frame).unwrap();
-            assert_eq!(action, XDP_TX, "{mode:?}");
-            assert_eq!(checksum(&out[ip.clone()]), 0, "{mode:?}: header checksum");
-            if mode == Frames::Spoofed {
-                let source = 0x0a00_0000 + next;
-                assert_eq!(out[26..30], source.to_be_bytes(), "{mode:?}: source");
-                assert_eq!(generator.sources_used().unwrap(), next + 1);
-                // The header checksum (24..26) changes with it.
-                assert_eq!(out[..24], frame[..24], "{mode:?}: up to the checksum");
-                assert_eq!(out[30..], frame[30..], "{mode:?}: after the source");
-            } else {
-                assert_eq!(out, frame, "{mode:?}");
-                assert_eq!(generator.sources_used().unwrap(), next, "{mode:?}");
+            let (action, out) = generator.run_once(frame).unwrap();
+            let used = generator.sources_used().unwrap() - next;
+            match want {
+                Out::Same => {
+                    assert_eq!((action, used), (XDP_TX, 0), "{what}");
+                    assert_eq!(out, frame, "{what}");
+                }
+                Out::NextSource => {
+                    assert_eq!((action, used), (XDP_TX, 1), "{what}");
+                    assert_eq!(out[SOURCE], (SPOOF_BASE + next).to_be_bytes(), "{what}");
+                    assert_eq!(checksum(&out[HEADER]), 0, "{what}: header checksum");
+                    assert_eq!(out[..CHECKSUM.start], frame[..CHECKSUM.start], "{what}");
+                    assert_eq!(out[SOURCE.end..], frame[SOURCE.end..], "{what}");
+                }
+                Out::Nothing => assert_eq!((action, used), (XDP_ABORTED, 0), "{what}"),
             }
         }
     }

@@ -3,18 +3,18 @@
 //! frame it returns `XDP_TX` for leaves through that veth and arrives at the peer, where the
 //! program under test is attached.
 //!
-//! `GEN_STATE[MODE]` says what happens to each frame before it leaves:
+//! The state map's mode slot says what happens to each frame before it leaves (the modes and
+//! slots are in `icmp_guard_common::generator`):
 //!
-//! - [`LEAVE`]: nothing. The kernel reuses its pages for the next frames, so their bytes stay
-//!   as they were, and the receiving CPU finds them still in its own cache.
-//! - [`REWRITE`]: its IPv4 source and header checksum are written back unchanged, so every
-//!   frame reaches the receiver freshly written by the sending CPU, as a NIC writes every
-//!   frame it receives into memory, and the receiving CPU must fetch it.
-//! - [`SPOOF`]: it gets a new IPv4 source, walking [`SPOOF_BASE`] + n over 2^26 addresses
-//!   (10.0.0.0 to 73.255.255.255: none martian), with the header checksum updated
-//!   incrementally (RFC 1624). The frame is read, not assumed: the kernel may hand the program
-//!   a page that still holds the previous run's rewrite, so the old source is taken from the
-//!   packet.
+//! - `LEAVE`: nothing. The kernel reuses its pages for the next frames, so their bytes stay as
+//!   they were, and the receiving CPU finds them still in its own cache.
+//! - `REWRITE`: two bytes in every 32 are written back unchanged, so every cache line of the
+//!   frame reaches the receiver freshly written by the sending CPU, as a NIC writes every frame
+//!   it receives into memory, and the receiving CPU must fetch it.
+//! - `SPOOF`: as `REWRITE`, after the frame got a new IPv4 source, the next of `SPOOF_BASE` +
+//!   n, with the header checksum updated incrementally (RFC 1624). The frame is read, not
+//!   assumed: the kernel may hand the program a page that still holds the previous run's
+//!   rewrite, so the old source is taken from the packet.
 
 #![no_std]
 #![no_main]
@@ -27,28 +27,20 @@ use aya_ebpf::{
     maps::Array,
     programs::XdpContext,
 };
+use icmp_guard_common::generator::{
+    LEAVE, MODE_SLOT, NEXT_SLOT, REWRITE, SPOOF, SPOOF_BASE, SPOOF_SOURCES, WRITE_STRIDE,
+};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 // The panic handler and the license.
 extern crate icmp_guard_ebpf;
 
 /// The IPv4 ethertype.
 const ETH_P_IP: u16 = 0x0800;
-/// `GEN_STATE` slot: what to do to each frame, one of the modes below.
-const MODE: u32 = 0;
-/// `GEN_STATE` slot: how many sources were handed out (the next one's index).
-const NEXT: u32 = 1;
-/// Mode: send the frame as it is.
-const LEAVE: u32 = 0;
-/// Mode: write the frame's source and checksum back unchanged.
-const REWRITE: u32 = 1;
-/// Mode: give the frame a new source.
-const SPOOF: u32 = 2;
-/// First spoofed source, 10.0.0.0.
-const SPOOF_BASE: u32 = 0x0a00_0000;
-/// Spoofed sources walk 2^26 addresses from the base.
-const SPOOF_MASK: u32 = (1 << 26) - 1;
+/// Frames are written whole up to this many bytes (the bench's are 98).
+const WRITTEN_MAX: usize = 512;
 
-/// The generator's mode and counter, set and read by the bench.
+/// The generator's mode and counter (`icmp_guard_common::generator::STATE`), set and read by
+/// the bench.
 #[map(name = "GEN_STATE")]
 static GEN_STATE: Array<u32> = Array::with_max_entries(2, 0);
 
@@ -67,7 +59,7 @@ pub fn xdp_gen(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn try_gen(ctx: &XdpContext) -> Option<()> {
-    let mode = GEN_STATE.get(MODE).copied()?;
+    let mode = GEN_STATE.get(MODE_SLOT).copied()?;
     if mode == LEAVE {
         return Some(());
     }
@@ -76,32 +68,47 @@ fn try_gen(ctx: &XdpContext) -> Option<()> {
     if u16::from_be_bytes(unsafe { *ether_type }) != ETH_P_IP {
         return None;
     }
-    let src: *mut [u8; 4] = ptr_at(ctx, EthHdr::LEN + offset_of!(Ipv4Hdr, src_addr))?;
-    let check: *mut [u8; 2] = ptr_at(ctx, EthHdr::LEN + offset_of!(Ipv4Hdr, check))?;
-    // SAFETY: both bounds-checked by ptr_at; byte arrays have no alignment.
-    let (old, sum) = unsafe { (u32::from_be_bytes(*src), u16::from_be_bytes(*check)) };
-    let (new, new_sum) = match mode {
-        REWRITE => (old, sum),
-        SPOOF => {
-            let next = GEN_STATE.get_ptr_mut(NEXT)?;
-            // SAFETY: one slot of an array map; the bench runs the generator on one CPU at a
-            // time.
-            let n = unsafe {
-                let n = *next;
-                *next = n.wrapping_add(1);
-                n
-            };
-            let new = SPOOF_BASE + (n & SPOOF_MASK);
-            (new, checksum_replace(sum, old, new))
-        }
+    match mode {
+        REWRITE => {}
+        SPOOF => spoof(ctx)?,
         // Not a mode: the bench sees nothing arrive.
         _ => return None,
+    }
+    // Two bytes in every WRITE_STRIDE, read and written back (volatile, so neither is
+    // optimised away): every cache line of the frame is written by this CPU. (Two, not one:
+    // LLVM turns a one-byte bounds check into `data < data_end`, from which the verifier
+    // learns no readable range.)
+    let mut offset = 0;
+    while offset < WRITTEN_MAX {
+        let Some(bytes) = ptr_at::<[u8; 2]>(ctx, offset) else {
+            break;
+        };
+        // SAFETY: bounds-checked by ptr_at; a byte array has no alignment.
+        unsafe { bytes.write_volatile(bytes.read_volatile()) };
+        offset += WRITE_STRIDE;
+    }
+    Some(())
+}
+
+/// Gives the frame the next spoofed IPv4 source and the header checksum that goes with it.
+#[inline(always)]
+fn spoof(ctx: &XdpContext) -> Option<()> {
+    let src: *mut [u8; 4] = ptr_at(ctx, EthHdr::LEN + offset_of!(Ipv4Hdr, src_addr))?;
+    let check: *mut [u8; 2] = ptr_at(ctx, EthHdr::LEN + offset_of!(Ipv4Hdr, check))?;
+    let next = GEN_STATE.get_ptr_mut(NEXT_SLOT)?;
+    // SAFETY: one slot of an array map; the bench runs the generator on one CPU at a time.
+    let n = unsafe {
+        let n = *next;
+        *next = n.wrapping_add(1);
+        n
     };
-    // SAFETY: as above. Volatile, so that writing back the bytes just read (REWRITE) is not
-    // optimised away: the point is that the sending CPU writes the frame.
+    let new = SPOOF_BASE + n % SPOOF_SOURCES;
+    // SAFETY: both bounds-checked by ptr_at; byte arrays have no alignment.
     unsafe {
-        src.write_volatile(new.to_be_bytes());
-        check.write_volatile(new_sum.to_be_bytes());
+        let old = u32::from_be_bytes(*src);
+        let sum = u16::from_be_bytes(*check);
+        *src = new.to_be_bytes();
+        *check = checksum_replace(sum, old, new).to_be_bytes();
     }
     Some(())
 }

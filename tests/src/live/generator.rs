@@ -18,15 +18,12 @@ use aya::{
     programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
 };
 use icmp_guard::kernel::object;
+use icmp_guard_common::generator::{LEAVE, MODE_SLOT, NEXT_SLOT, REWRITE, SPOOF, STATE};
 
 use super::SENDER_CPU;
 use crate::lab::{enter_netns, pin_thread_to};
 
 const PROGRAM: &str = "xdp_gen";
-/// The program's mode (slot 0: a [`Frames`]) and counter (slot 1: sources handed out).
-const STATE: &str = "GEN_STATE";
-const MODE: u32 = 0;
-const NEXT: u32 = 1;
 /// Frames per `BPF_PROG_TEST_RUN` call: between calls the sender checks its stop flag and
 /// its time limit, so a flood ends within one chunk of either.
 const CHUNK: u32 = 262_144;
@@ -42,18 +39,19 @@ pub struct Until<'a> {
 }
 
 /// What the generator does to each frame before sending it (`xdp-gen`'s modes).
+#[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frames {
     /// Sends it as it is. The kernel reuses the pages of earlier frames, whose bytes nobody
     /// wrote since, so the receiving CPU still has them in its cache: no NIC delivers frames
     /// like that.
-    Warm = 0,
-    /// Writes its source address and checksum back unchanged, so that the receiving CPU finds
-    /// every frame freshly written by another, as a NIC writes each frame it receives into
-    /// memory.
-    Written = 1,
-    /// Gives it a new source address (written, too).
-    Spoofed = 2,
+    Warm = LEAVE,
+    /// Writes every cache line of it (two bytes in 32, written back unchanged), so that the
+    /// receiving CPU finds every frame freshly written by another, as a NIC writes each frame
+    /// it receives into memory.
+    Written = REWRITE,
+    /// Gives it a new source address, then writes it as [`Frames::Written`] does.
+    Spoofed = SPOOF,
 }
 
 impl Frames {
@@ -99,23 +97,27 @@ impl Generator {
 
     /// From now on, what happens to every frame before it is sent.
     pub fn frames(&mut self, frames: Frames) -> Result<()> {
-        self.state()?.set(MODE, frames as u32, 0)?;
+        self.state()?.set(MODE_SLOT, frames as u32, 0)?;
         Ok(())
     }
 
     /// How many spoofed sources were handed out so far.
     pub fn sources_used(&mut self) -> Result<u32> {
-        Ok(self.state()?.get(&NEXT, 0)?)
+        Ok(self.state()?.get(&NEXT_SLOT, 0)?)
+    }
+
+    fn program(&self) -> Result<&Xdp> {
+        Ok(self
+            .ebpf
+            .program(PROGRAM)
+            .context("xdp_gen in the object")?
+            .try_into()?)
     }
 
     /// Runs the generator once on `frame`, not live: its XDP action and the frame as it
     /// would have left.
     pub fn run_once(&self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-        let prog: &Xdp = self
-            .ebpf
-            .program(PROGRAM)
-            .context("xdp_gen in the object")?
-            .try_into()?;
+        let prog = self.program()?;
         let mut out = vec![0; frame.len()];
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
@@ -127,11 +129,7 @@ impl Generator {
     /// Sends `frame` out of the interface `ifindex` of the namespace `netns`, from a thread
     /// pinned to [`SENDER_CPU`], until `until` says stop.
     pub fn send(&self, netns: &str, ifindex: u32, frame: &[u8], until: &Until) -> Result<Sent> {
-        let prog: &Xdp = self
-            .ebpf
-            .program(PROGRAM)
-            .context("xdp_gen in the object")?
-            .try_into()?;
+        let prog = self.program()?;
         let ctx = live_ctx(ifindex, frame.len())?;
         std::thread::scope(|s| {
             s.spawn(|| -> Result<Sent> {

@@ -1,0 +1,30 @@
+//! The bench's live-traffic generator (`xdp-gen` in the eBPF crate) and the bench that drives
+//! it share these: its state map, the map's slots and the generator's modes. Not part of the
+//! guard.
+
+/// `Array<u32>` of two entries: [`MODE_SLOT`] and [`NEXT_SLOT`].
+pub const STATE: &str = "GEN_STATE";
+/// What happens to each frame before it is sent: one of the modes below.
+pub const MODE_SLOT: u32 = 0;
+/// How many spoofed sources were handed out (the next one's index).
+pub const NEXT_SLOT: u32 = 1;
+
+/// Mode: the frame is sent as it is.
+pub const LEAVE: u32 = 0;
+/// Mode: the sender writes the frame before it leaves (two bytes of every [`WRITE_STRIDE`]
+/// written back unchanged, so every cache line the frame touches is written), as a NIC writes
+/// each frame it receives into memory.
+pub const REWRITE: u32 = 1;
+/// Mode: as [`REWRITE`], and the frame's IPv4 source becomes [`SPOOF_BASE`] + n for the n-th
+/// spoofed frame, over [`SPOOF_SOURCES`] addresses, its header checksum updated to match.
+pub const SPOOF: u32 = 2;
+
+/// The first spoofed source, 10.0.0.0.
+pub const SPOOF_BASE: u32 = 0x0a00_0000;
+/// Spoofed sources walk this many addresses from [`SPOOF_BASE`] (10.0.0.0 to 73.255.255.255:
+/// none martian), then start again.
+pub const SPOOF_SOURCES: u32 = 1 << 26;
+
+/// Bytes from one write-back to the next: half a cache line, so a frame at any alignment is
+/// written in every line it touches (but for a last line holding only its last byte).
+pub const WRITE_STRIDE: usize = 32;
