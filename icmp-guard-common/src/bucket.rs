@@ -304,7 +304,7 @@ impl SourceState {
     /// CAP_PERFMON. A drop after the bucket passed (the global budget's) is the rare path, so
     /// it pays the call.
     #[inline(never)]
-    fn count_dropped(&self) {
+    pub fn count_dropped(&self) {
         crate::atomic::add(&self.dropped, 1);
     }
 

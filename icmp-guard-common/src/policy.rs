@@ -274,42 +274,105 @@ pub fn verdict<F: Frame + ?Sized, E: Env>(frame: &F, env: &E) -> Verdict {
 /// The reason for a parsed ICMP packet under `cfg`.
 #[inline(always)]
 fn judge_packet<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) -> Reason {
+    let class = match screen(env, cfg, pkt) {
+        Ok(class) => class,
+        Err(reason) => {
+            if screening_drop_of_a_source(reason) {
+                count_for_known_source(env, cfg, pkt);
+            }
+            return reason;
+        }
+    };
+    if cfg.allow_entries != 0 && env.listed(List::Allow, cfg.list_bank(), &pkt.src.addr) {
+        return Reason::Allowed;
+    }
+    meter(env, cfg, &pkt.src.masked(cfg.mask(pkt.family)), class)
+}
+
+/// Screens a parsed ICMP packet: the class it is metered in, or the verdict that ends its
+/// judgement here (a drop, or a pass of ICMP that no source quota limits).
+#[inline(always)]
+fn screen<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) -> Result<Class, Reason> {
     if is_martian(pkt) {
-        return Reason::DroppedMartian;
+        return Err(Reason::DroppedMartian);
     }
     // Every fragment, whatever its type: later fragments carry none, and the ping of death is
     // built from them (Linux: "Oversized IP packet").
     if !matches!(pkt.fragment, Fragment::None)
         && (pkt.datagram_end > pkt.family.max_datagram() || pkt.datagram_end > cfg.max_echo_size)
     {
-        return Reason::DroppedOversize;
+        return Err(Reason::DroppedOversize);
     }
     let kind = kind_of(pkt);
     if let Kind::Essential = kind {
-        return essential(env, cfg, pkt);
+        return Err(essential(env, cfg, pkt));
     }
     if cfg.deny_entries != 0 && env.listed(List::Deny, cfg.list_bank(), &pkt.src.addr) {
-        return Reason::DroppedDenied;
+        return Err(Reason::DroppedDenied);
     }
-    let class = match kind {
-        Kind::Unknown => return Reason::DroppedUnknownType,
-        Kind::Exempt | Kind::Essential => return exempt(env, cfg),
+    match kind {
+        Kind::Unknown => Err(Reason::DroppedUnknownType),
+        Kind::Exempt | Kind::Essential => Err(exempt(env, cfg)),
         Kind::Request => {
             if to_group(pkt) {
-                return Reason::DroppedBroadcast;
+                Err(Reason::DroppedBroadcast)
+            } else if pkt.ip_len > cfg.max_echo_size {
+                Err(Reason::DroppedOversize)
+            } else {
+                Ok(Class::Echo)
             }
-            if pkt.ip_len > cfg.max_echo_size {
-                return Reason::DroppedOversize;
-            }
-            Class::Echo
         }
-        Kind::LaterFragment => Class::Echo,
-        Kind::Reply => Class::Reply,
-    };
-    if cfg.allow_entries != 0 && env.listed(List::Allow, cfg.list_bank(), &pkt.src.addr) {
-        return Reason::Allowed;
+        Kind::LaterFragment => Ok(Class::Echo),
+        Kind::Reply => Ok(Class::Reply),
     }
-    meter(env, cfg, &pkt.src.masked(cfg.mask(pkt.family)), class)
+}
+
+/// Whether a verdict of the screening is a drop that counts in its source's entry, if the
+/// source has one (see [`count_for_known_source`]). Not a martian source, which can have no
+/// entry; not a deny-listed one, which the list already names and whose flood should stay the
+/// cheapest drop there is.
+#[inline(always)]
+#[must_use]
+pub const fn screening_drop_of_a_source(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::DroppedOversize
+            | Reason::DroppedBroadcast
+            | Reason::DroppedUnknownType
+            | Reason::DroppedMalformed
+            | Reason::DroppedRateExempt
+    )
+}
+
+/// Counts a drop by the screening in the entry of the packet's source prefix, if it has one,
+/// so that `top_sources` names a known source whatever stage dropped its packets.
+#[inline(always)]
+fn count_for_known_source<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) {
+    let key = pkt.src.masked(cfg.mask(pkt.family));
+    with_known_source(env, cfg, &key, SourceState::count_dropped);
+}
+
+/// Runs `f` on the entry of `key` (a masked source) if it has one, asking the recently-seen
+/// filter first; neither is renewed. A source the filter has not seen within its window (every
+/// source of a spoofed flood) costs a look at one line of it and no lookup in the table, and
+/// counts as having no entry.
+#[inline(always)]
+pub fn with_known_source<E: Env, R>(
+    env: &E,
+    cfg: &Config,
+    key: &SourceKey,
+    f: impl FnOnce(&SourceState) -> R,
+) -> Option<R> {
+    let place = seen::place(key, cfg.seen_seed);
+    let now = env.now_ns();
+    env.with_seen(place.line, |line| {
+        if seen::look(line, place, now) == Seen::New {
+            None
+        } else {
+            env.with_source(key, f)
+        }
+    })
+    .flatten()
 }
 
 /// Neighbour discovery, MLD and path-MTU signals: passed, unless malformed; all but

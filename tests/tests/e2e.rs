@@ -135,6 +135,8 @@ fn lifecycle_generic() {
     lifecycle("generic").unwrap();
 }
 
+/// A ping of death [V17] is dropped fragment by fragment, and the drops are attributed to its
+/// sender.
 #[test]
 fn ping_of_death_is_dropped_and_counted() {
     let lab = Lab::new().unwrap();
@@ -148,6 +150,12 @@ fn ping_of_death_is_dropped_and_counted() {
     let within: u64 = 9216 / 1480 + 1;
     assert!(oversize >= sent - within && oversize < sent, "{stats}");
     assert_eq!(counter(&stats, "passed") + oversize, sent, "{stats}");
+    // The first fragments, passed, made the sender a known source: the screening's drops of
+    // the rest are counted in its entry too, so `top_sources` names it.
+    let top = &stats["top_sources"][0];
+    assert_eq!(top["source"], format!("{CLIENT_ADDR}/32"), "{stats}");
+    assert_eq!(top["dropped"], oversize, "{stats}");
+    assert_eq!(top["passed"], counter(&stats, "passed"), "{stats}");
     // The host still answers pings.
     assert_eq!(lab.ping(2, "0.2", 10).unwrap(), 2);
 }

@@ -90,37 +90,133 @@ fn every_truncation_of_every_fixture_frame_is_judged_without_panicking() {
     }
 }
 
-/// Every drop by a metering stage is counted in the entry of the source it hit, so
-/// `top_sources` names it: a known source dropped by the global budget, and a new source
-/// admitted while the global budget is empty (which gets its entry for that). A source
-/// refused admission gets no entry. (source, verdict, its entry's passed and dropped after.)
+/// Every drop is counted in the entry of the source it came from, if the source has one,
+/// whichever stage dropped it, so `top_sources` names it: a known source dropped by the global
+/// budget, and a new source admitted while the global budget is empty (which gets its entry
+/// for that); a known source's oversize, broadcast, unknown-type, malformed and over-budget
+/// exempt ICMP. A source refused admission gets no entry, nor does a source never seen whose
+/// packet the screening drops; ICMP no quota limits that passes is not counted in an entry.
+/// (what, frame, its source's key, verdict, the entry's passed and dropped after.)
 #[test]
-fn metering_drops_are_attributed_to_the_source() {
-    use icmp_guard_common::{Config, Limit, SourceKey, SourceState};
-    use icmp_guard_tests::{fixtures::OTHER, packet::echo_from};
+#[expect(clippy::too_many_lines, reason = "one table of cases, a row per stage")]
+fn drops_are_attributed_to_the_source_whatever_stage() {
+    use icmp_guard_common::{Config, Limit, SourceKey, SourceState, parse::Family};
+    use icmp_guard_tests::{
+        fixtures::{OTHER, SRC6},
+        packet::{
+            echo_from, echo_request, echo_to, echo6_from, frag_needed, icmp4, icmp4_frame,
+            ipv4_frame, neighbour_solicitation,
+        },
+    };
 
-    let third = [203, 0, 113, 77];
+    let (third, fourth) = ([203, 0, 113, 77], [203, 0, 113, 78]);
     let config = Config {
         echo: Limit::new(1, 100).unwrap(),
         global: Limit::new(1, 1).unwrap(),
-        new_source: Limit::new(1, 2).unwrap(),
+        new_source: Limit::new(1, 3).unwrap(),
+        exempt: Limit::new(1, 1).unwrap(),
         ..Config::with_defaults()
     };
+    let v4 = SourceKey::v4;
+    let v6 = SourceKey { addr: SRC6 }.masked(config.mask(Family::V6));
+    let oversize = |src| {
+        let mut ip = icmp4(echo_request(Config::with_defaults().max_echo_size as usize));
+        ip.src = src;
+        ipv4_frame(&ip)
+    };
+    // An ICMP type RFC 6918 deprecated (information request).
+    let deprecated = icmp4_frame(15, 0);
     let cases = [
-        (SRC, Reason::Passed, Some((1, 0))),
-        (SRC, Reason::DroppedRateGlobal, Some((1, 1))),
-        (OTHER, Reason::DroppedRateGlobal, Some((0, 1))),
-        (third, Reason::DroppedNewSource, None),
+        (
+            "echo",
+            echo_from(SRC),
+            v4(SRC),
+            Reason::Passed,
+            Some((1, 0)),
+        ),
+        (
+            "echo",
+            echo_from(SRC),
+            v4(SRC),
+            Reason::DroppedRateGlobal,
+            Some((1, 1)),
+        ),
+        (
+            "first echo",
+            echo_from(OTHER),
+            v4(OTHER),
+            Reason::DroppedRateGlobal,
+            Some((0, 1)),
+        ),
+        (
+            "first echo6",
+            echo6_from(SRC6),
+            v6,
+            Reason::DroppedRateGlobal,
+            Some((0, 1)),
+        ),
+        (
+            "first echo",
+            echo_from(third),
+            v4(third),
+            Reason::DroppedNewSource,
+            None,
+        ),
+        (
+            "oversize echo",
+            oversize(SRC),
+            v4(SRC),
+            Reason::DroppedOversize,
+            Some((1, 2)),
+        ),
+        (
+            "echo to broadcast",
+            echo_to([255; 4]),
+            v4(SRC),
+            Reason::DroppedBroadcast,
+            Some((1, 3)),
+        ),
+        (
+            "deprecated type",
+            deprecated,
+            v4(SRC),
+            Reason::DroppedUnknownType,
+            Some((1, 4)),
+        ),
+        (
+            "frag needed",
+            frag_needed(1400),
+            v4(SRC),
+            Reason::PassedExempt,
+            Some((1, 4)),
+        ),
+        (
+            "frag needed",
+            frag_needed(1400),
+            v4(SRC),
+            Reason::DroppedRateExempt,
+            Some((1, 5)),
+        ),
+        (
+            "forwarded solicitation",
+            neighbour_solicitation(SRC6, 64),
+            v6,
+            Reason::DroppedMalformed,
+            Some((0, 2)),
+        ),
+        (
+            "oversize echo",
+            oversize(fourth),
+            v4(fourth),
+            Reason::DroppedOversize,
+            None,
+        ),
     ];
     let mut env = HostEnv::new(config, &[], &[]);
-    for (source, verdict, entry) in cases {
-        assert_eq!(env.run(&echo_from(source)), verdict, "{source:?}");
-        let entry_now = env
-            .sources
-            .borrow()
-            .get(&SourceKey::v4(source))
-            .map(SourceState::totals);
-        assert_eq!(entry_now, entry, "{source:?} after {verdict:?}");
+    for (what, frame, key, verdict, entry) in cases {
+        assert_eq!(env.run(&frame), verdict, "{what} from {key:?}");
+        let entry_now = env.sources.borrow().get(&key).map(SourceState::totals);
+        assert_eq!(entry_now, entry, "{what} from {key:?} after {verdict:?}");
     }
 }
 

@@ -17,7 +17,7 @@ use icmp_guard_tests::{
     fixtures::{Case, SRC, cases},
     fuzz::rng::Rng,
     lab::{Scratch, stderr_of, workspace_bin},
-    packet::echo_from,
+    packet::{echo_from, echo_request, echo_to, icmp4, ipv4_frame},
 };
 use pcap_file::{
     DataLink, Endianness, TsResolution,
@@ -253,6 +253,50 @@ fn a_flood_at_a_known_rate_passes_the_burst_plus_the_rate() {
         let seconds = json["timeline"].as_array().unwrap();
         assert_eq!(seconds.len() as u64, secs, "{}", json["timeline"]);
     }
+}
+
+/// The replay names sources as `stats` would: a known source's drops by the screening are
+/// counted with its own (an oversize echo, an echo to broadcast), a source never seen gets
+/// no line for its screened drops. (frames, each source's passed and dropped.)
+#[test]
+fn screening_drops_are_tallied_to_known_sources() {
+    let scratch = Scratch::new().unwrap();
+    let unseen = [203, 0, 113, 99];
+    let oversize = |src| {
+        let mut ip = icmp4(echo_request(Config::with_defaults().max_echo_size as usize));
+        ip.src = src;
+        ipv4_frame(&ip)
+    };
+    let frames: Vec<(u64, Vec<u8>)> = [
+        echo_from(SRC),
+        oversize(SRC),
+        echo_to([255; 4]),
+        oversize(unseen),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, frame)| (T0 + i as u64 * 1_000_000, frame))
+    .collect();
+    let file = scratch.file("screened.pcap");
+    write_pcap(&file, &frames, DataLink::ETHERNET, None);
+    let out = replay(&[file.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let json = json_of(&out, "screened");
+    let tallies: Vec<(String, u64, u64)> = json["top_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_owned(),
+                s["passed"].as_u64().unwrap(),
+                s["dropped"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let src = std::net::Ipv4Addr::from(SRC);
+    assert_eq!(tallies, [(format!("{src}/32"), 1, 2)], "{json}");
+    assert_eq!(json["counters"]["dropped_oversize"], 2, "{json}");
 }
 
 /// Two sources at known steady rates for 20 s: the suggestion at each percentile.

@@ -23,7 +23,7 @@ use icmp_guard_common::{
     Config, Reason, SourceKey,
     bucket::Class,
     parse,
-    policy::{Kind, kind_of},
+    policy::{Kind, kind_of, screening_drop_of_a_source, with_known_source},
 };
 
 use crate::{
@@ -39,8 +39,9 @@ pub const TALLY_MAX: usize = 1 << 16;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
-/// Whether `reason` is an outcome of metering a source: the frames `stats` attributes to a
-/// source, and the load `--suggest` measures.
+/// Whether `reason` is an outcome of metering a source: the load `--suggest` measures, and
+/// (with the screening's drops of sources that have an entry) what `stats` attributes to a
+/// source.
 #[must_use]
 pub const fn metered(reason: Reason) -> bool {
     matches!(
@@ -216,12 +217,21 @@ impl Replay {
             .entry(since / NS_PER_SEC)
             .or_default()
             .add(reason);
-        if metered(reason)
+        let screened = screening_drop_of_a_source(reason);
+        if (metered(reason) || screened)
             && let Ok(pkt) = parse::parse_frame(frame)
         {
             let cfg = &self.env.config;
             let key = pkt.src.masked(cfg.mask(pkt.family));
-            if reason != Reason::DroppedNewSource {
+            // As the program counts them: metered frames in their source's entry, but for
+            // sources refused admission, which get none; screening drops in the entry of a
+            // source that has one (the filter and the entry are as the judgement left them).
+            let counted = if screened {
+                with_known_source(&self.env, cfg, &key, |_| ()).is_some()
+            } else {
+                reason != Reason::DroppedNewSource
+            };
+            if counted {
                 let full = self.sources.len() >= TALLY_MAX;
                 match self.sources.get_mut(&key) {
                     Some(tally) => tally.add(reason),
@@ -229,7 +239,7 @@ impl Replay {
                     None => self.sources.entry(key).or_default().add(reason),
                 }
             }
-            if let Some(rates) = &mut self.rates {
+            if !screened && let Some(rates) = &mut self.rates {
                 let class = match kind_of(&pkt) {
                     Kind::Reply => Class::Reply,
                     _ => Class::Echo,
