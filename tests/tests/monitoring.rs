@@ -393,8 +393,9 @@ fn every_rule_and_dashboard_query_returns_data_from_a_real_prometheus() {
     // budget. Started together with the spoofed flood they would have to win admission
     // tokens from it, a lottery that, on a loaded machine, left too few of them admitted to
     // reach the global budget. Then, while they go on, spoofed sources (admission) and
-    // packet-too-big messages (exempt budget). The hundred sources outlast the others, so
-    // the global budget's drops are as recent as theirs when the dashboards are queried.
+    // packet-too-big messages (exempt budget). The hundred sources run 10 s, the others start
+    // within 4 s and run 5 s at most, so the global budget's drops are as recent as theirs
+    // when the dashboards are queried.
     let spawn = |what: &'static str, args: &str| {
         let args: Vec<&str> = args.split_whitespace().collect();
         let child = lab
@@ -407,7 +408,7 @@ fn every_rule_and_dashboard_query_returns_data_from_a_real_prometheus() {
     };
     let mut running = vec![spawn(
         "a hundred sources",
-        "--src 203.0.113.100 --sources 100 --count 64000 --pps 8000",
+        "--src 203.0.113.100 --sources 100 --count 80000 --pps 8000",
     )];
     eventually(4, "the hundred sources spend the global budget", || {
         lab.stats()
