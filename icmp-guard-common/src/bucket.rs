@@ -232,7 +232,8 @@ pub struct SourceState {
     pub reply: AtomicU64,
     /// Packets of this source that passed (both classes).
     pub passed: AtomicU64,
-    /// Packets of this source that were dropped, by its own buckets or by the global budget.
+    /// Packets of this source that were dropped: by its own buckets, by the global budget, or
+    /// by the screening while the source was recent (see `policy`).
     pub dropped: AtomicU64,
 }
 
@@ -301,10 +302,10 @@ impl SourceState {
 
     /// Counts one dropped packet. Kept out of line: inlined, LLVM merges it with the add to
     /// `passed` into one add on a pointer picked per path, which the verifier refuses without
-    /// CAP_PERFMON. A drop after the bucket passed (the global budget's) is the rare path, so
-    /// it pays the call.
+    /// CAP_PERFMON. Drops after the bucket passed (the global budget's) and by the screening
+    /// are the rare paths, so they pay the call.
     #[inline(never)]
-    pub fn count_dropped(&self) {
+    pub(crate) fn count_dropped(&self) {
         crate::atomic::add(&self.dropped, 1);
     }
 

@@ -329,8 +329,8 @@ fn screen<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) -> Result<Class, Reas
 
 /// Whether a verdict of the screening is a drop that counts in its source's entry, if the
 /// source has one (see [`count_for_known_source`]). Not a martian source, which can have no
-/// entry; not a deny-listed one, which the list already names and whose flood should stay the
-/// cheapest drop there is.
+/// entry; not a drop by the deny list, which names its sources already and whose flood should
+/// stay the cheapest drop there is.
 #[inline(always)]
 #[must_use]
 pub const fn screening_drop_of_a_source(reason: Reason) -> bool {
@@ -344,8 +344,10 @@ pub const fn screening_drop_of_a_source(reason: Reason) -> bool {
     )
 }
 
-/// Counts a drop by the screening in the entry of the packet's source prefix, if it has one,
-/// so that `top_sources` names a known source whatever stage dropped its packets.
+/// Counts a drop by the screening in the entry of the packet's source prefix, if the source is
+/// recent (metered within the recently-seen window) and has one, so that `top_sources` names
+/// a known source whatever stage dropped its packets. Only metering keeps a source recent: a
+/// source that sends nothing but what the screening drops stops being named after the window.
 #[inline(always)]
 fn count_for_known_source<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) {
     let key = pkt.src.masked(cfg.mask(pkt.family));
@@ -353,9 +355,10 @@ fn count_for_known_source<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) {
 }
 
 /// Runs `f` on the entry of `key` (a masked source) if it has one, asking the recently-seen
-/// filter first; neither is renewed. A source the filter has not seen within its window (every
-/// source of a spoofed flood) costs a look at one line of it and no lookup in the table, and
-/// counts as having no entry.
+/// filter first, which is not stamped (the table's LRU notes the lookup, as it notes every
+/// lookup). A source the filter has not seen within its window (every source of a spoofed
+/// flood) costs a look at one line of it and no lookup in the table, and counts as having no
+/// entry; one whose line overflowed is looked up, as in metering.
 #[inline(always)]
 pub fn with_known_source<E: Env, R>(
     env: &E,

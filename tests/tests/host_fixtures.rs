@@ -93,8 +93,8 @@ fn every_truncation_of_every_fixture_frame_is_judged_without_panicking() {
 /// Every drop is counted in the entry of the source it came from, if the source has one,
 /// whichever stage dropped it, so `top_sources` names it: a known source dropped by the global
 /// budget, and a new source admitted while the global budget is empty (which gets its entry
-/// for that); a known source's oversize, broadcast, unknown-type, malformed and over-budget
-/// exempt ICMP. A source refused admission gets no entry, nor does a source never seen whose
+/// for that); a known source's oversize echo and fragments, broadcast, unknown-type, malformed
+/// and over-budget exempt ICMP. A source refused admission gets no entry, nor does a source never seen whose
 /// packet the screening drops; ICMP no quota limits that passes is not counted in an entry.
 /// (what, frame, its source's key, verdict, the entry's passed and dropped after.)
 #[test]
@@ -104,8 +104,8 @@ fn drops_are_attributed_to_the_source_whatever_stage() {
     use icmp_guard_tests::{
         fixtures::{OTHER, SRC6},
         packet::{
-            echo_from, echo_request, echo_to, echo6_from, frag_needed, icmp4, icmp4_frame,
-            ipv4_frame, neighbour_solicitation,
+            echo_from, echo_to, echo6_from, frag_needed, fragment, icmp4_frame,
+            neighbour_solicitation, oversize_echo_from,
         },
     };
 
@@ -119,11 +119,6 @@ fn drops_are_attributed_to_the_source_whatever_stage() {
     };
     let v4 = SourceKey::v4;
     let v6 = SourceKey { addr: SRC6 }.masked(config.mask(Family::V6));
-    let oversize = |src| {
-        let mut ip = icmp4(echo_request(Config::with_defaults().max_echo_size as usize));
-        ip.src = src;
-        ipv4_frame(&ip)
-    };
     // An ICMP type RFC 6918 deprecated (information request).
     let deprecated = icmp4_frame(15, 0);
     let cases = [
@@ -164,7 +159,7 @@ fn drops_are_attributed_to_the_source_whatever_stage() {
         ),
         (
             "oversize echo",
-            oversize(SRC),
+            oversize_echo_from(SRC),
             v4(SRC),
             Reason::DroppedOversize,
             Some((1, 2)),
@@ -198,6 +193,13 @@ fn drops_are_attributed_to_the_source_whatever_stage() {
             Some((1, 5)),
         ),
         (
+            "fragment past the maximum echo size",
+            fragment(9216, true, 8),
+            v4(SRC),
+            Reason::DroppedOversize,
+            Some((1, 6)),
+        ),
+        (
             "forwarded solicitation",
             neighbour_solicitation(SRC6, 64),
             v6,
@@ -206,7 +208,7 @@ fn drops_are_attributed_to_the_source_whatever_stage() {
         ),
         (
             "oversize echo",
-            oversize(fourth),
+            oversize_echo_from(fourth),
             v4(fourth),
             Reason::DroppedOversize,
             None,
@@ -217,6 +219,59 @@ fn drops_are_attributed_to_the_source_whatever_stage() {
         assert_eq!(env.run(&frame), verdict, "{what} from {key:?}");
         let entry_now = env.sources.borrow().get(&key).map(SourceState::totals);
         assert_eq!(entry_now, entry, "{what} from {key:?} after {verdict:?}");
+    }
+}
+
+/// The limits of that attribution, counted by reason only: a screening drop of a source last
+/// metered longer ago than the recently-seen window (its entry still in the table), and a drop
+/// by the deny list, even of a source with an entry.
+#[test]
+fn drops_of_quiet_or_denied_sources_are_counted_by_reason_only() {
+    use icmp_guard_common::{Config, SourceKey, SourceState, seen};
+    use icmp_guard_tests::packet::{echo_from, oversize_echo_from};
+    /// (what happens, a change to the environment first, the frame, its verdict, the
+    /// source's entry after.)
+    type Step = (&'static str, fn(&mut HostEnv), Vec<u8>, Reason, (u64, u64));
+
+    let mut env = HostEnv::new(Config::with_defaults(), &[], &[]);
+    let entry = |env: &HostEnv| {
+        env.sources
+            .borrow()
+            .get(&SourceKey::v4(SRC))
+            .map(SourceState::totals)
+    };
+    let denied: icmp_guard::policy::Cidr = format!("{}/32", std::net::Ipv4Addr::from(SRC))
+        .parse()
+        .unwrap();
+    let steps: [Step; 4] = [
+        ("an echo", |_| (), echo_from(SRC), Reason::Passed, (1, 0)),
+        (
+            "an oversize echo after the window",
+            |env| env.now_ns += seen::WINDOW_NS + 2 * seen::RESTAMP_NS,
+            oversize_echo_from(SRC),
+            Reason::DroppedOversize,
+            (1, 0),
+        ),
+        (
+            "an echo, recent again",
+            |_| (),
+            echo_from(SRC),
+            Reason::Passed,
+            (2, 0),
+        ),
+        (
+            "an echo once denied",
+            |env| env.config.deny_entries = 1,
+            echo_from(SRC),
+            Reason::DroppedDenied,
+            (2, 0),
+        ),
+    ];
+    env.deny.push(denied);
+    for (what, before, frame, verdict, after) in steps {
+        before(&mut env);
+        assert_eq!(env.run(&frame), verdict, "{what}");
+        assert_eq!(entry(&env), Some(after), "{what}");
     }
 }
 

@@ -17,7 +17,7 @@ use icmp_guard_tests::{
     fixtures::{Case, SRC, cases},
     fuzz::rng::Rng,
     lab::{Scratch, stderr_of, workspace_bin},
-    packet::{echo_from, echo_request, echo_to, icmp4, ipv4_frame},
+    packet::{echo_from, echo_to, oversize_echo_from},
 };
 use pcap_file::{
     DataLink, Endianness, TsResolution,
@@ -262,16 +262,11 @@ fn a_flood_at_a_known_rate_passes_the_burst_plus_the_rate() {
 fn screening_drops_are_tallied_to_known_sources() {
     let scratch = Scratch::new().unwrap();
     let unseen = [203, 0, 113, 99];
-    let oversize = |src| {
-        let mut ip = icmp4(echo_request(Config::with_defaults().max_echo_size as usize));
-        ip.src = src;
-        ipv4_frame(&ip)
-    };
     let frames: Vec<(u64, Vec<u8>)> = [
         echo_from(SRC),
-        oversize(SRC),
+        oversize_echo_from(SRC),
         echo_to([255; 4]),
-        oversize(unseen),
+        oversize_echo_from(unseen),
     ]
     .into_iter()
     .enumerate()

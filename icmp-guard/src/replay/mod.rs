@@ -113,7 +113,7 @@ pub struct Summary {
     pub counters: Vec<(Reason, u64)>,
     /// Sources by the prefix they are metered as, most drops first.
     pub sources: Vec<SourceTotals>,
-    /// Metered frames of sources beyond [`TALLY_MAX`].
+    /// Frames counted per source (as `stats` would) of sources beyond [`TALLY_MAX`].
     pub untallied: Tally,
     /// Sources the model's table evicted to stay within `max_sources`.
     pub evicted: u64,

@@ -175,13 +175,13 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot], source_labels: boo
     family(
         "icmp_guard_top_source_dropped_packets",
         "gauge",
-        "Packets dropped by the buckets of the top sources (at most 10 per interface).",
+        "Packets of the top sources dropped, by any stage that counts them in the source's entry (at most 10 sources per interface).",
         &mut samples.iter().flat_map(top(|t| t.dropped)),
     );
     family(
         "icmp_guard_top_source_passed_packets",
         "gauge",
-        "Packets passed by the buckets of the top sources (at most 10 per interface).",
+        "Packets of the top sources passed by their buckets and the global budget (at most 10 sources per interface).",
         &mut samples.iter().flat_map(top(|t| t.passed)),
     );
     family(

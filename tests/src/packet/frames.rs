@@ -52,6 +52,13 @@ pub fn jumbo_echo() -> Vec<u8> {
     ipv4_frame(&icmp4(echo_request(JUMBO_MTU - 28)))
 }
 
+/// An echo request from `src` one byte over the default `--max-echo-size`, unfragmented.
+#[must_use]
+pub fn oversize_echo_from(src: [u8; 4]) -> Vec<u8> {
+    let data = icmp_guard_common::config::defaults::MAX_ECHO_SIZE as usize - 28 + 1;
+    ipv4_frame(&Ipv4::new(src, GUARDED, IPPROTO_ICMP, echo_request(data)))
+}
+
 /// An echo request from [`SRC`] to `dst`.
 #[must_use]
 pub fn echo_to(dst: [u8; 4]) -> Vec<u8> {

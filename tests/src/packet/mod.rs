@@ -19,7 +19,7 @@ mod ipv6;
 pub use builder::{IcmpBuilder, Icmpv6Builder, Ipv4Builder, Ipv6Builder, PacketBuilder};
 pub use frames::{
     echo_from, echo_reply_from, echo_to, echo6_behind, echo6_from, frag_needed, fragment, icmp4,
-    icmp4_frame, jumbo_echo, l4_frame, neighbour_solicitation, packet_too_big,
+    icmp4_frame, jumbo_echo, l4_frame, neighbour_solicitation, oversize_echo_from, packet_too_big,
 };
 pub use ipv4::{Ipv4, echo_request, icmp, ipv4_frame};
 pub use ipv6::{Ext, Ipv6, icmpv6, ipv6_frame};
