@@ -42,7 +42,7 @@ const WRITTEN_MAX: usize = 512;
 /// The generator's mode and counter (`icmp_guard_common::generator::STATE`), set and read by
 /// the bench.
 #[map(name = "GEN_STATE")]
-static GEN_STATE: Array<u32> = Array::with_max_entries(2, 0);
+static GEN_STATE: Array<u32> = Array::with_max_entries(NEXT_SLOT + 1, 0);
 
 #[xdp]
 #[expect(

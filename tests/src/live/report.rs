@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use icmp_guard_common::generator::SPOOF_BASE;
 use serde_json::{Value, json};
 
 use super::{
@@ -205,9 +206,10 @@ impl<'a> Summary<'a> {
             );
         }
         let (rate, burst) = live.echo_limit;
+        let spoof_base = std::net::Ipv4Addr::from(SPOOF_BASE);
         let _ = writeln!(
             out,
-            "  1 source: {src}. spoofed: a new source per frame (10.0.0.0 up), the source table {} before each flood. nftables: ingress hook, a dynamic set, {rate}/s burst {burst} per source (icmp-guard's echo limit), no XDP.",
+            "  1 source: {src}. spoofed: a new source per frame ({spoof_base} up), the source table {} before each flood. nftables: ingress hook, a dynamic set, {rate}/s burst {burst} per source (icmp-guard's echo limit), no XDP.",
             fills(live)
         );
         let _ = writeln!(
