@@ -21,7 +21,7 @@ pub const SPOOF: u32 = 2;
 
 /// The first spoofed source, 10.0.0.0.
 pub const SPOOF_BASE: u32 = 0x0a00_0000;
-/// Spoofed sources walk this many addresses from [`SPOOF_BASE`] (10.0.0.0 to 73.255.255.255:
+/// Spoofed sources walk this many addresses from [`SPOOF_BASE`] (10.0.0.0 to 13.255.255.255:
 /// none martian), then start again.
 pub const SPOOF_SOURCES: u32 = 1 << 26;
 
