@@ -257,20 +257,40 @@ fn plain_icmpv4<F: Frame + ?Sized>(frame: &F, head: &Untagged<Ipv4Hdr>) -> Optio
         && whole
         && usize::from(ip_len) >= Ipv4Hdr::LEN + ICMP_HEADER_LEN
         && frame.has(EthHdr::LEN, usize::from(ip_len));
-    plain.then(|| IcmpPacket {
+    plain.then(|| {
+        icmpv4_packet(
+            ip,
+            head.eth[0] & 1 != 0,
+            Fragment::None,
+            u32::from(ip_len),
+            head.icmp,
+        )
+    })
+}
+
+/// An ICMP packet carried by `ip` (IPv4), given what the parse found beyond the fixed header.
+#[inline(always)]
+fn icmpv4_packet(
+    ip: &Ipv4Hdr,
+    l2_group: bool,
+    fragment: Fragment,
+    datagram_end: u32,
+    icmp: [u8; 2],
+) -> IcmpPacket {
+    IcmpPacket {
         family: Family::V4,
         src: SourceKey::v4(ip.src_addr),
-        l2_group: head.eth[0] & 1 != 0,
+        l2_group,
         ip_group: ip.dst_addr[0] >= 224,
         dst_loopback: false,
         hop_limit: ip.ttl,
-        ip_len: u32::from(ip_len),
-        datagram_end: u32::from(ip_len),
-        fragment: Fragment::None,
+        ip_len: u32::from(u16::from_be_bytes(ip.tot_len)),
+        datagram_end,
+        fragment,
         fragment_header: false,
-        icmp_type: head.icmp[0],
-        icmp_code: head.icmp[1],
-    })
+        icmp_type: icmp[0],
+        icmp_code: icmp[1],
+    }
 }
 
 /// The packet of an untagged IPv6 frame `head` was peeked from, when it is plain ICMPv6:
@@ -361,38 +381,30 @@ fn parse_ipv4<F: Frame + ?Sized>(
         return Err(Malformed);
     }
 
-    let (icmp_type, icmp_code) = if offset == 0 {
+    let icmp = if offset == 0 {
         // The ICMP header must be whole in this packet: a shorter message or a tiny first
         // fragment (RFC 1858) is malformed.
         if payload < ICMP_HEADER_LEN {
             return Err(Malformed);
         }
         // Without options (nearly always) the offset is a constant: a direct read on XDP.
-        let icmp: Icmpv4Hdr = if header_len == Ipv4Hdr::LEN {
+        let header: Icmpv4Hdr = if header_len == Ipv4Hdr::LEN {
             frame.read(l3 + Ipv4Hdr::LEN)
         } else {
             frame.read(l3 + header_len)
         }
         .ok_or(Malformed)?;
-        (icmp.type_, icmp.code)
+        [header.type_, header.code]
     } else {
-        (0, 0)
+        [0, 0]
     };
-
-    Ok(IcmpPacket {
-        family: Family::V4,
-        src: SourceKey::v4(ip.src_addr),
+    Ok(icmpv4_packet(
+        &ip,
         l2_group,
-        ip_group: ip.dst_addr[0] >= 224,
-        dst_loopback: false,
-        hop_limit: ip.ttl,
-        ip_len: ip_len as u32,
-        datagram_end: (header_len + offset + payload) as u32,
         fragment,
-        fragment_header: false,
-        icmp_type,
-        icmp_code,
-    })
+        (header_len + offset + payload) as u32,
+        icmp,
+    ))
 }
 
 /// Parses IPv6 at `l3`, walks its extension headers and, for ICMPv6, validates the chain and
