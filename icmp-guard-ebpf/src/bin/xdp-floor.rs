@@ -30,7 +30,10 @@ use icmp_guard_common::{
     Limit, SourceKey, SourceState,
     bucket::{Bucket, Class},
     config::defaults::MAX_SOURCES,
+    parse::{ethertype, proto},
+    policy::icmp_type,
 };
+use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 // The panic handler and the license.
 extern crate icmp_guard_ebpf;
 
@@ -52,8 +55,12 @@ static FLOOR_GLOBAL: Array<Bucket> = Array::with_max_entries(1, 0);
 static FLOOR_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4, 0);
 
 /// Where the ICMP header starts in an untagged frame without IPv4 options, and its end.
-const ICMP_AT: usize = 14 + 20;
+const ICMP_AT: usize = EthHdr::LEN + Ipv4Hdr::LEN;
 const HEADERS_END: usize = ICMP_AT + 8;
+/// Where the ethertype, the IPv4 protocol and the IPv4 source are in such a frame.
+const ETHERTYPE_AT: usize = 12;
+const PROTOCOL_AT: usize = EthHdr::LEN + 9;
+const SOURCE_AT: usize = EthHdr::LEN + 12;
 
 #[xdp(frags)]
 #[expect(
@@ -64,13 +71,13 @@ pub fn xdp_floor_pass(ctx: XdpContext) -> u32 {
     let (start, end) = (ctx.data(), ctx.data_end());
     if start + ICMP_AT <= end {
         // SAFETY: bounds-checked just above; plain bytes.
-        let (ethertype, protocol) = unsafe {
+        let (ether_type, protocol) = unsafe {
             (
-                core::ptr::read_unaligned((start + 12) as *const [u8; 2]),
-                *((start + 23) as *const u8),
+                core::ptr::read_unaligned((start + ETHERTYPE_AT) as *const [u8; 2]),
+                *((start + PROTOCOL_AT) as *const u8),
             )
         };
-        if ethertype == [0x08, 0x00] && protocol != 1 {
+        if ether_type == ethertype::IPV4.to_be_bytes() && protocol != proto::ICMP {
             return counted(xdp_action::XDP_PASS);
         }
     }
@@ -113,15 +120,18 @@ fn judge<const GLOBAL_AND_COUNT: bool>(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     // SAFETY: all within the HEADERS_END bytes bounds-checked above; plain bytes.
-    let (ethertype, protocol, src, icmp_type) = unsafe {
+    let (ether_type, protocol, src, icmp) = unsafe {
         (
-            core::ptr::read_unaligned((start + 12) as *const [u8; 2]),
-            *((start + 23) as *const u8),
-            core::ptr::read_unaligned((start + 26) as *const [u8; 4]),
+            core::ptr::read_unaligned((start + ETHERTYPE_AT) as *const [u8; 2]),
+            *((start + PROTOCOL_AT) as *const u8),
+            core::ptr::read_unaligned((start + SOURCE_AT) as *const [u8; 4]),
             *((start + ICMP_AT) as *const u8),
         )
     };
-    if ethertype != [0x08, 0x00] || protocol != 1 || icmp_type != 8 {
+    if ether_type != ethertype::IPV4.to_be_bytes()
+        || protocol != proto::ICMP
+        || icmp != icmp_type::ECHO_REQUEST
+    {
         return xdp_action::XDP_PASS;
     }
     let key = SourceKey::v4(src);
