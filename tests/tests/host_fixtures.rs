@@ -94,13 +94,16 @@ fn every_truncation_of_every_fixture_frame_is_judged_without_panicking() {
 /// whichever stage dropped it, so `top_sources` names it: a known source dropped by the global
 /// budget, and a new source admitted while the global budget is empty (which gets its entry
 /// for that); a known source's oversize echo and fragments, broadcast, unknown-type, malformed
-/// and over-budget exempt ICMP. A source refused admission gets no entry, nor does a source never seen whose
-/// packet the screening drops; ICMP no quota limits that passes is not counted in an entry.
-/// (what, frame, its source's key, verdict, the entry's passed and dropped after.)
+/// and over-budget exempt ICMP. A source refused admission gets no entry, nor does a source
+/// never seen whose packet the screening drops; ICMP no quota limits that passes is not
+/// counted in an entry. (what, frame, its source's key, verdict, the entry's passed and
+/// dropped after.)
 #[test]
 #[expect(clippy::too_many_lines, reason = "one table of cases, a row per stage")]
 fn drops_are_attributed_to_the_source_whatever_stage() {
-    use icmp_guard_common::{Config, Limit, SourceKey, SourceState, parse::Family};
+    use icmp_guard_common::{
+        Config, Limit, SourceKey, SourceState, config::defaults::MAX_ECHO_SIZE, parse::Family,
+    };
     use icmp_guard_tests::{
         fixtures::{OTHER, SRC6},
         packet::{
@@ -194,7 +197,7 @@ fn drops_are_attributed_to_the_source_whatever_stage() {
         ),
         (
             "fragment past the maximum echo size",
-            fragment(9216, true, 8),
+            fragment(MAX_ECHO_SIZE as usize, true, 8),
             v4(SRC),
             Reason::DroppedOversize,
             Some((1, 6)),
