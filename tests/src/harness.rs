@@ -25,6 +25,23 @@ use icmp_guard_common::{Config, Reason, SourceKey, SourceRecord, bucket::Class, 
 
 use crate::fixtures::Case;
 
+/// Runs `program` of the loaded `ebpf` once on `frame` through `BPF_PROG_TEST_RUN`: its XDP
+/// action and the frame as the program left it.
+pub fn run_once(ebpf: &Ebpf, program: &str, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+    let prog: &Xdp = ebpf
+        .program(program)
+        .with_context(|| format!("no program {program} in the object"))?
+        .try_into()?;
+    let mut out = vec![0; frame.len()];
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(frame);
+    opts.data_out = Some(&mut out);
+    let result = prog
+        .test_run(opts)
+        .with_context(|| format!("BPF_PROG_TEST_RUN of {program}"))?;
+    Ok((result.return_value, out))
+}
+
 /// The real, verifier-checked program loaded from the CLI's embedded object, not attached:
 /// frames reach it through `BPF_PROG_TEST_RUN`.
 pub struct TestProgram {

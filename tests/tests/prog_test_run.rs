@@ -3,7 +3,7 @@
 use aya::{
     Ebpf,
     maps::{Array, HashMap, PerCpuArray},
-    programs::{TestRun as _, TestRunOptions, Xdp},
+    programs::Xdp,
 };
 use icmp_guard::kernel::object;
 use icmp_guard_common::{
@@ -11,7 +11,7 @@ use icmp_guard_common::{
 };
 use icmp_guard_tests::{
     fixtures::{Verdict, cases},
-    harness::{TestProgram, check_counters},
+    harness::{TestProgram, check_counters, run_once},
     lab::kernel_at_least,
     live::generator::{Frames, Generator},
     packet::{IPPROTO_TCP, arp_request, checksum, echo_from, l4_frame},
@@ -215,11 +215,8 @@ fn the_floor_programs_do_their_work() {
             Array::try_from(ebpf.map_mut("FLOOR_LIMITS").unwrap()).unwrap();
         limits.set(0, case.echo, 0).unwrap();
         limits.set(1, case.global, 0).unwrap();
-        let program: &Xdp = ebpf.program(case.program).unwrap().try_into().unwrap();
         for _ in 0..SENT {
-            let mut opts = TestRunOptions::new();
-            opts.data_in = Some(&case.frame);
-            program.test_run(opts).expect("BPF_PROG_TEST_RUN");
+            run_once(&ebpf, case.program, &case.frame).unwrap();
         }
         let counters: PerCpuArray<_, u64> =
             PerCpuArray::try_from(ebpf.map("FLOOR_COUNTERS").unwrap()).unwrap();

@@ -21,7 +21,10 @@ use icmp_guard::kernel::object;
 use icmp_guard_common::generator::{LEAVE, MODE_SLOT, NEXT_SLOT, REWRITE, SPOOF, STATE};
 
 use super::SENDER_CPU;
-use crate::lab::{enter_netns, pin_thread_to};
+use crate::{
+    harness,
+    lab::{enter_netns, pin_thread_to},
+};
 
 const PROGRAM: &str = "xdp_gen";
 /// Frames per `BPF_PROG_TEST_RUN` call: between calls the sender checks its stop flag and
@@ -117,13 +120,7 @@ impl Generator {
     /// Runs the generator once on `frame`, not live: its XDP action and the frame as it
     /// would have left.
     pub fn run_once(&self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-        let prog = self.program()?;
-        let mut out = vec![0; frame.len()];
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(frame);
-        opts.data_out = Some(&mut out);
-        let result = prog.test_run(opts).context("BPF_PROG_TEST_RUN")?;
-        Ok((result.return_value, out))
+        harness::run_once(&self.ebpf, PROGRAM, frame)
     }
 
     /// Sends `frame` out of the interface `ifindex` of the namespace `netns`, from a thread
