@@ -11,7 +11,10 @@
 //! that passes moves the TAT with one compare-and-swap; a packet over the limit only reads
 //! it, so a flood writes nothing to the bucket and its cache line is not bounced between CPUs.
 
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::{
+    cell::Cell,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+};
 
 /// Nanoseconds per second.
 pub const NS_PER_SEC: u64 = 1_000_000_000;
@@ -105,6 +108,93 @@ pub fn take(tat: &AtomicU64, now_ns: u64, limit: &Limit) -> bool {
         attempt += 1;
     }
     false
+}
+
+/// Most tokens a CPU takes from a shared budget at once (see [`take_ahead`]).
+pub const MAX_AHEAD: u32 = 16;
+
+/// All CPUs together hold at most one `AHEAD_SHARE`th of a shared budget's burst taken ahead
+/// (5%).
+pub const AHEAD_SHARE: u32 = 20;
+
+/// How many tokens a CPU takes at once from a budget of `burst` shared by `cpus` CPUs: as
+/// many as keep what all of them can hold ahead (one fewer each) within [`AHEAD_SHARE`] of the
+/// burst, at most [`MAX_AHEAD`], at least one, which is no taking ahead: small bursts, hosts
+/// with many CPUs, and `cpus` 0 (not known).
+#[inline(always)]
+#[must_use]
+pub const fn ahead(burst: u32, cpus: u32) -> u32 {
+    if cpus == 0 {
+        return 1;
+    }
+    let share = burst / AHEAD_SHARE / cpus;
+    if share > MAX_AHEAD {
+        MAX_AHEAD
+    } else if share == 0 {
+        1
+    } else {
+        share
+    }
+}
+
+/// Takes tokens from the bucket whose TAT is `tat` for a packet arriving at `now_ns`: `want`
+/// if the bucket holds that many, else one; how many were taken (zero, and no write, when the
+/// bucket is empty). The caller keeps what it did not spend for its next packets, so a budget
+/// every CPU draws from costs one compare-and-swap per `want` packets, not one per packet.
+#[inline(always)]
+pub fn take_ahead(tat: &AtomicU64, now_ns: u64, limit: &Limit, want: u32) -> u32 {
+    let mut old = crate::atomic::load(tat);
+    let mut attempt = 0;
+    while attempt < CAS_ATTEMPTS {
+        let start = if old > now_ns { old } else { now_ns };
+        let mut taken = want;
+        let mut new = start.wrapping_add(limit.interval_ns * u64::from(want));
+        // `new > now_ns` always holds here, so the subtractions cannot wrap.
+        if new - now_ns > limit.tolerance_ns {
+            taken = 1;
+            new = start.wrapping_add(limit.interval_ns);
+            if new - now_ns > limit.tolerance_ns {
+                return 0;
+            }
+        }
+        match crate::atomic::compare_exchange(tat, old, new) {
+            Ok(_) => return taken,
+            Err(current) => old = current,
+        }
+        attempt += 1;
+    }
+    0
+}
+
+/// Takes one token of a budget that `cpus` CPUs draw from, whose TAT is `tat`, for one packet
+/// on this CPU: one of the `held` tokens this CPU took ahead, if it has any; else
+/// [`ahead`] of them from the bucket when it has that many (the rest kept in `held`), or one
+/// when it has fewer.
+///
+/// So a budget every CPU shares costs one compare-and-swap on its bucket per few packets
+/// instead of one per packet. Tokens leave the bucket only as it allows, so the budget's rate
+/// holds over any time; what the CPUs hold between them is less than [`AHEAD_SHARE`] of its
+/// burst, which is all a burst can exceed `burst` by (a token taken ahead may be spent after
+/// the bucket has refilled). With that few in play, a CPU that holds none may refuse a packet
+/// while another still holds some.
+#[inline(always)]
+pub fn take_shared(
+    tat: &AtomicU64,
+    held: &Cell<u64>,
+    now_ns: u64,
+    limit: &Limit,
+    cpus: u32,
+) -> bool {
+    let ahead_now = held.get();
+    if ahead_now > 0 {
+        held.set(ahead_now - 1);
+        return true;
+    }
+    let taken = take_ahead(tat, now_ns, limit, ahead(limit.burst, cpus));
+    if taken > 1 {
+        held.set(u64::from(taken - 1));
+    }
+    taken > 0
 }
 
 /// The first 12 bytes of an IPv4-mapped IPv6 address (`::ffff:0:0/96`).
@@ -485,6 +575,105 @@ mod tests {
         let passed = passed.load(Relaxed);
         // A take refused after CAS_ATTEMPTS lost races may leave a token unused: never more.
         assert!((990..=1000).contains(&passed), "passed {passed}");
+    }
+
+    #[test]
+    fn cpus_hold_at_most_a_twentieth_of_a_burst_ahead() {
+        // (burst, cpus, tokens a CPU takes at once)
+        for (burst, cpus, want) in [
+            (4000, 2, MAX_AHEAD),
+            (4000, 64, 3),
+            (4000, 256, 1),
+            (20_000, 2, MAX_AHEAD),
+            (1000, 2, MAX_AHEAD),
+            (100, 2, 2),
+            (10, 1, 1),
+            (u32::MAX, 4096, MAX_AHEAD),
+            (u32::MAX, 0, 1),
+        ] {
+            assert_eq!(ahead(burst, cpus), want, "burst {burst}, {cpus} CPUs");
+        }
+        for burst in (1..5000).step_by(7).chain([u32::MAX]) {
+            for cpus in [1, 2, 3, 8, 64, 1000] {
+                let want = ahead(burst, cpus);
+                assert!((1..=MAX_AHEAD).contains(&want));
+                assert!(
+                    want == 1
+                        || u64::from(cpus) * u64::from(want) <= u64::from(burst / AHEAD_SHARE),
+                    "burst {burst}, {cpus} CPUs: {want} each"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn taking_ahead_takes_all_it_wants_or_one_or_none() {
+        let limit = Limit::new(1000, 20).unwrap();
+        // (TAT before, tokens wanted, taken, TAT after), all at now = 1 s.
+        let now = NS_PER_SEC;
+        let i = limit.interval_ns;
+        for (before, want, taken, after) in [
+            (0, 16, 16, now + 16 * i),
+            (now + 17 * i, 16, 1, now + 18 * i),
+            (now + 4 * i, 16, 16, now + 20 * i),
+            (now + 20 * i, 16, 0, now + 20 * i),
+            (now + 19 * i, 1, 1, now + 20 * i),
+        ] {
+            let tat = AtomicU64::new(before);
+            assert_eq!(take_ahead(&tat, now, &limit, want), taken, "TAT {before}");
+            assert_eq!(tat.load(Relaxed), after, "TAT {before}");
+        }
+    }
+
+    /// `cpus` CPUs flood one shared budget in turn for 10 s (one packet every 100 us, ten
+    /// times its rate), on a clock of 4 ms ticks, then go quiet for 10 s and send a burst:
+    /// what passes, against one token at a time.
+    fn shared_flood(cpus: u32, take_at_once: bool) -> (u64, u64) {
+        let limit = Limit::new(1000, 4000).unwrap().on_clock(4 * MS);
+        let tat = AtomicU64::new(0);
+        let held: [Cell<u64>; 64] = core::array::from_fn(|_| Cell::new(0));
+        let take = |cpu: usize, now: u64| {
+            if take_at_once {
+                take_shared(&tat, &held[cpu], now, &limit, cpus)
+            } else {
+                take(&tat, now, &limit)
+            }
+        };
+        let tick = |t: u64| t - t % (4 * MS);
+        let mut flood = 0;
+        for n in 0..100_000_u64 {
+            let now = tick(n * 100_000);
+            flood += u64::from(take((n % u64::from(cpus)) as usize, now));
+        }
+        let mut burst = 0;
+        for n in 0..10_000_u64 {
+            burst += u64::from(take((n % u64::from(cpus)) as usize, tick(20 * NS_PER_SEC)));
+        }
+        (flood, burst)
+    }
+
+    #[test]
+    fn a_budget_taken_ahead_keeps_its_rate_and_burst() {
+        for cpus in [1, 2, 8, 64] {
+            let (flood, burst) = shared_flood(cpus, true);
+            let (flood_one, burst_one) = shared_flood(cpus, false);
+            let held = u64::from(cpus * (ahead(4000, cpus) - 1));
+            // 10 s at 1000/s after a burst of 4000 (the last tick's tokens not yet due).
+            assert!(
+                (13_990..=14_000).contains(&flood_one),
+                "{cpus} CPUs, one at a time: {flood_one}"
+            );
+            assert_eq!(burst_one, 4000, "{cpus} CPUs, one at a time");
+            assert!(
+                flood.abs_diff(flood_one) <= held,
+                "{cpus} CPUs: {flood} passed in the flood, {flood_one} one at a time"
+            );
+            assert!(
+                burst >= burst_one && burst <= burst_one + held,
+                "{cpus} CPUs: {burst} passed in the burst, {burst_one} one at a time"
+            );
+            assert!(held <= 4000 / u64::from(AHEAD_SHARE));
+        }
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub const GLOBAL: &str = "IG_GLOBAL";
 pub const GLOBAL_SLOT: u32 = 0;
 /// The exempt budget's entry in [`GLOBAL`].
 pub const EXEMPT_SLOT: u32 = 1;
+/// `PerCpuArray<u64>` of two entries, slots as in [`GLOBAL`]: the tokens of each budget a CPU
+/// took ahead and has not spent yet (`policy::Budget`).
+pub const AHEAD: &str = "IG_AHEAD";
+/// The read-only global the loader sets to the number of possible CPUs (`policy::Env::cpus`).
+pub const POSSIBLE_CPUS: &str = "IG_POSSIBLE_CPUS";
 /// `Array<Bucket>`, one entry per [`crate::bucket::Class`]: the admission budgets for new
 /// sources.
 pub const ADMISSION: &str = "IG_ADMISSION";

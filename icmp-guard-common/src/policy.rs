@@ -1,8 +1,11 @@
 //! What to do with a parsed ICMP packet: the whole verdict, in the order the README documents.
 
+use core::cell::Cell;
+
 use crate::{
     Config, Reason,
-    bucket::{Bucket, Class, SourceKey, SourceState, V4_MAPPED_PREFIX},
+    bucket::{self, Bucket, Class, Limit, SourceKey, SourceState, V4_MAPPED_PREFIX},
+    maps,
     parse::{self, Family, Fragment, Frame, IcmpPacket, LOOPBACK_V6},
     seen::{self, Seen},
 };
@@ -60,10 +63,33 @@ pub enum List {
     Deny,
 }
 
+/// The budgets every CPU draws from, each one bucket of [`maps::GLOBAL`] that CPUs take
+/// tokens from ahead, a few at a time (see [`take_budget`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// Metered ICMP from all sources together (`--global-rate`).
+    Global,
+    /// ICMP that no source quota limits.
+    Exempt,
+}
+
+impl Budget {
+    /// The budget's slot in [`maps::GLOBAL`] and [`maps::AHEAD`].
+    #[inline(always)]
+    #[must_use]
+    pub const fn slot(self) -> u32 {
+        match self {
+            Self::Global => maps::GLOBAL_SLOT,
+            Self::Exempt => maps::EXEMPT_SLOT,
+        }
+    }
+}
+
 /// What the verdict needs from its surroundings: the config map, the clock, the per-source
 /// buckets, the global and admission budgets, the recently-seen filter and the lists. The XDP
 /// program implements it over its maps; tests over `HashMap`s. Every bucket and stamp is
-/// shared by all CPUs and only changed atomically.
+/// shared by all CPUs and only changed atomically; only the tokens a CPU took ahead from a
+/// [`Budget`] are its own.
 pub trait Env {
     /// The configuration; `None` only if the config map is somehow empty (then fail open).
     fn config(&self) -> Option<&Config>;
@@ -77,11 +103,14 @@ pub trait Env {
     /// Starts tracking a source; false if the map refused.
     fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool;
 
-    /// Runs `f` on the global budget.
-    fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
+    /// Runs `f` on the bucket of `budget` and on the count of its tokens this CPU took ahead
+    /// and has not spent yet (a per-CPU value: no other CPU touches it).
+    fn with_budget<R>(&self, budget: Budget, f: impl FnOnce(&Bucket, &Cell<u64>) -> R)
+    -> Option<R>;
 
-    /// Runs `f` on the budget of ICMP no source quota limits.
-    fn with_exempt<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
+    /// How many CPUs may run the program, which bounds the tokens they hold between them
+    /// ([`bucket::ahead`]); 0 when not known, and then each CPU takes one token at a time.
+    fn cpus(&self) -> u32;
 
     /// Runs `f` on the admission budget of `class`.
     fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R>;
@@ -425,11 +454,7 @@ fn essential<E: Env>(env: &E, cfg: &Config, pkt: &IcmpPacket) -> Reason {
 /// passed within the exempt budget, which only a flood of it meets.
 #[inline(always)]
 fn exempt<E: Env>(env: &E, cfg: &Config) -> Reason {
-    let now = env.now_ns();
-    if env
-        .with_exempt(|bucket| bucket.take(now, &cfg.exempt))
-        .unwrap_or(true)
-    {
+    if take_budget(env, Budget::Exempt, env.now_ns(), &cfg.exempt) {
         Reason::PassedExempt
     } else {
         Reason::DroppedRateExempt
@@ -491,9 +516,7 @@ fn meter_with<E: Env>(
     {
         return reason;
     }
-    let global_ok = env
-        .with_global(|bucket| bucket.take(now, &cfg.global))
-        .unwrap_or(true);
+    let global_ok = take_budget(env, Budget::Global, now, &cfg.global);
     let state = if global_ok {
         SourceState::first(class, now, &cfg.limit(class))
     } else {
@@ -515,13 +538,23 @@ fn known<E: Env>(env: &E, cfg: &Config, state: &SourceState, class: Class, now: 
             Class::Reply => Reason::DroppedRateReply,
         };
     }
-    let global_ok = env
-        .with_global(|bucket| bucket.take(now, &cfg.global))
-        .unwrap_or(true);
+    let global_ok = take_budget(env, Budget::Global, now, &cfg.global);
     state.count(global_ok);
     if global_ok {
         Reason::Passed
     } else {
         Reason::DroppedRateGlobal
     }
+}
+
+/// Takes a token of `budget` (limited by `limit`) for one packet at `now`: see
+/// [`bucket::take_shared`], which takes a few at a time and keeps the rest for this CPU's next
+/// packets. The clock is read before, not inside: a helper call while the per-CPU pointer is
+/// live makes LLVM spill it, and the slot's later reuse is refused without `CAP_PERFMON`.
+#[inline(always)]
+fn take_budget<E: Env>(env: &E, budget: Budget, now: u64, limit: &Limit) -> bool {
+    env.with_budget(budget, |bucket, held| {
+        bucket::take_shared(&bucket.tat_ns, held, now, limit, env.cpus())
+    })
+    .unwrap_or(true)
 }

@@ -23,15 +23,15 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
-use core::sync::atomic::AtomicU64;
+use core::{cell::Cell, sync::atomic::AtomicU64};
 use icmp_guard_common::{
     Config, Reason, SourceKey, SourceState, atomic,
     bucket::{self, Bucket, Class},
     capture::{self, Control, Sample, SampleHeader},
     config::{defaults::MAX_SOURCES, flags},
-    maps::{EXEMPT_SLOT, GLOBAL_SLOT, LIST_MAX_ENTRIES},
+    maps::LIST_MAX_ENTRIES,
     parse::Frame,
-    policy::{self, Env, List, Verdict},
+    policy::{self, Budget, Env, List, Verdict},
     reason::COUNTER_SLOTS,
     seen,
 };
@@ -61,6 +61,16 @@ static IG_SOURCES: LruHashMap<SourceKey, SourceState> =
 /// bucket each that every CPU draws from (`maps::GLOBAL_SLOT`, `maps::EXEMPT_SLOT`).
 #[map(name = "IG_GLOBAL")]
 static IG_GLOBAL: Array<Bucket> = Array::with_max_entries(2, 0);
+
+/// The tokens of those two budgets each CPU took ahead and has not spent (same slots), so a
+/// CPU swaps the shared bucket once per few packets; at most 5% of a budget's burst in all.
+#[map(name = "IG_AHEAD")]
+static IG_AHEAD: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+/// Possible CPUs, set by the loader (`maps::POSSIBLE_CPUS`): how many tokens a CPU may take
+/// ahead. Read-only, so the verifier knows its value; 0 if not set (one token at a time).
+#[unsafe(no_mangle)]
+static IG_POSSIBLE_CPUS: u32 = 0;
 
 /// The admission budgets for sources not seen lately: one bucket per class (requests,
 /// replies), so a spoofed echo flood cannot starve the replies to this host's own pings.
@@ -108,11 +118,14 @@ static IG_CAPTURE_CTL: Array<Control> = Array::with_max_entries(1, BPF_F_MMAPABL
 // `frags`: built for multi-buffer XDP (section `xdp.frags`, loaded with BPF_F_XDP_HAS_FRAGS),
 // so drivers accept it above a page of MTU (jumbo frames) and hand it frames in several
 // buffers. The program never assumes a frame is linear: see `XdpFrame`.
+// `inline(always)` goes to the function the macro wraps: called instead, it would be a BPF
+// subprogram with its own stack, one more call per frame.
 #[xdp(frags)]
 #[expect(
     clippy::needless_pass_by_value,
     reason = "the #[xdp] macro fixes the signature"
 )]
+#[inline(always)]
 pub fn icmp_guard(ctx: XdpContext) -> u32 {
     let Verdict { reason, flags } = try_icmp_guard(&ctx);
     if let Some(count) = IG_COUNTERS.get_ptr_mut(reason.slot()) {
@@ -134,7 +147,12 @@ pub fn icmp_guard(ctx: XdpContext) -> u32 {
 
 /// Copies the frame into the capture ring if the running capture wants its reason, its
 /// lease holds and its sample bucket has a token; a full ring counts the sample as lost.
-#[inline(always)]
+///
+/// A BPF subprogram of its own, with its own stack: inlined, LLVM gave its 32-bit spills
+/// slots where the verdict's path had spilled map pointers, which the verifier refuses
+/// without `CAP_PERFMON` ("attempt to corrupt spilled pointer on stack"). Only frames a
+/// running capture may take pay the call.
+#[inline(never)]
 fn sample(ctx: &XdpContext, reason: Reason) {
     let Some(ctl) = IG_CAPTURE_CTL.get_ptr_mut(0) else {
         return;
@@ -254,13 +272,22 @@ impl Env for Maps<'_> {
     }
 
     #[inline(always)]
-    fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
-        IG_GLOBAL.get(GLOBAL_SLOT).map(f)
+    fn with_budget<R>(
+        &self,
+        budget: Budget,
+        f: impl FnOnce(&Bucket, &Cell<u64>) -> R,
+    ) -> Option<R> {
+        let bucket = IG_GLOBAL.get(budget.slot())?;
+        let held = IG_AHEAD.get_ptr_mut(budget.slot())?;
+        // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled, for the
+        // whole run; `Cell<u64>` has the layout of `u64`.
+        Some(f(bucket, unsafe { &*held.cast::<Cell<u64>>() }))
     }
 
     #[inline(always)]
-    fn with_exempt<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
-        IG_GLOBAL.get(EXEMPT_SLOT).map(f)
+    fn cpus(&self) -> u32 {
+        // SAFETY: a plain integer the loader may set before loading, read-only after.
+        unsafe { core::ptr::read_volatile(&raw const IG_POSSIBLE_CPUS) }
     }
 
     #[inline(always)]

@@ -10,7 +10,7 @@
 //! a little before the table is full. With fewer sources than `max_sources` the two agree.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{BTreeMap, HashMap},
     sync::atomic::{AtomicU64, Ordering::Relaxed},
 };
@@ -19,7 +19,7 @@ use icmp_guard_common::{
     Config, Reason, SourceKey, SourceRecord, SourceState,
     bucket::{Bucket, Class},
     config::prefix_mask,
-    policy::{self, Env, List},
+    policy::{self, Budget, Env, List},
     reason::COUNTER_SLOTS,
     seen,
 };
@@ -95,6 +95,11 @@ pub struct HostEnv {
     pub sources: RefCell<Sources>,
     pub global: Bucket,
     pub exempt: Bucket,
+    /// The tokens of the global and exempt budgets taken ahead: the model is one CPU.
+    pub ahead: [Cell<u64>; 2],
+    /// The CPUs the model's budgets are shared by, which sizes what it takes ahead
+    /// (`bucket::ahead`): 1 unless set, as if its one CPU were the host's only one.
+    pub cpus: u32,
     pub admission: [Bucket; 2],
     pub seen: Vec<seen::Line>,
     pub allow: Vec<Cidr>,
@@ -115,6 +120,8 @@ impl HostEnv {
             sources: RefCell::default(),
             global: Bucket::default(),
             exempt: Bucket::default(),
+            ahead: [Cell::new(0), Cell::new(0)],
+            cpus: 1,
             admission: [Bucket::default(), Bucket::default()],
             seen: (0..seen::LINES).map(|_| seen::Line::new()).collect(),
             allow: allow.to_vec(),
@@ -136,6 +143,7 @@ impl HostEnv {
         *self.sources.get_mut() = Sources::default();
         self.global = Bucket::default();
         self.exempt = Bucket::default();
+        self.ahead = [Cell::new(0), Cell::new(0)];
         self.admission = [Bucket::default(), Bucket::default()];
     }
 
@@ -205,12 +213,19 @@ impl Env for HostEnv {
         true
     }
 
-    fn with_global<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
-        Some(f(&self.global))
+    fn with_budget<R>(
+        &self,
+        budget: Budget,
+        f: impl FnOnce(&Bucket, &Cell<u64>) -> R,
+    ) -> Option<R> {
+        Some(match budget {
+            Budget::Global => f(&self.global, &self.ahead[0]),
+            Budget::Exempt => f(&self.exempt, &self.ahead[1]),
+        })
     }
 
-    fn with_exempt<R>(&self, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
-        Some(f(&self.exempt))
+    fn cpus(&self) -> u32 {
+        self.cpus
     }
 
     fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R> {

@@ -53,7 +53,10 @@ pub struct TestProgram {
 impl TestProgram {
     /// Loads the object and the program (the verifier runs here) and takes its maps.
     pub fn load() -> Result<Self> {
-        let mut ebpf = Ebpf::load(object::ICMP_GUARD).context("loading the object")?;
+        let cpus = object::possible_cpus();
+        let mut ebpf = object::loader(&cpus)
+            .load(object::ICMP_GUARD)
+            .context("loading the object")?;
         let program: &mut Xdp = ebpf
             .program_mut(maps::PROGRAM)
             .context("the object has the program")?

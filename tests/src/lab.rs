@@ -53,6 +53,14 @@ pub fn pin_thread_to(cpu: usize) -> Result<()> {
     pin_task_to(0, cpu)
 }
 
+/// Pins the calling thread to the CPU it runs on, so per-CPU maps and caches stay put.
+pub fn pin_to_current_cpu() -> Result<()> {
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    ensure!(cpu >= 0, "sched_getcpu failed");
+    pin_thread_to(cpu.cast_unsigned() as usize)
+}
+
 /// Pins the task (thread) `tid` to `cpu`; 0 is the calling thread.
 pub fn pin_task_to(tid: u32, cpu: usize) -> Result<()> {
     let tid = libc::pid_t::try_from(tid)?;

@@ -12,12 +12,15 @@
 //!   the coarse clock, look the source up in a shared LRU hash of 16-byte keys (one value per
 //!   source, so a source gets its quota once over all CPUs), take a token from its bucket with
 //!   one compare-and-swap, count the verdict per CPU.
-//! - `xdp_floor`: the same, plus the global budget every CPU draws from (a second
-//!   compare-and-swap) and the count of the source's passed packets that `stats` and
-//!   `top_sources` report (an atomic add).
+//! - `xdp_floor`: the same, plus a token of the global budget every CPU draws from, taken
+//!   ahead as icmp-guard takes it (a compare-and-swap on the shared bucket once per
+//!   `bucket::ahead` packets, a per-CPU count otherwise), and the count of the source's passed
+//!   packets that `stats` and `top_sources` report (an atomic add).
 
 #![no_std]
 #![no_main]
+
+use core::cell::Cell;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -28,7 +31,7 @@ use aya_ebpf::{
 };
 use icmp_guard_common::{
     Limit, SourceKey, SourceState,
-    bucket::{Bucket, Class},
+    bucket::{self, Bucket, Class},
     config::defaults::MAX_SOURCES,
     parse::{ethertype, proto},
     policy::icmp_type,
@@ -49,6 +52,14 @@ static FLOOR_SOURCES: LruHashMap<SourceKey, SourceState> =
 /// The global budget's bucket.
 #[map(name = "FLOOR_GLOBAL")]
 static FLOOR_GLOBAL: Array<Bucket> = Array::with_max_entries(1, 0);
+
+/// The global budget's tokens this CPU took ahead.
+#[map(name = "FLOOR_AHEAD")]
+static FLOOR_AHEAD: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Possible CPUs, set by the bench as icmp-guard's loader sets its own.
+#[unsafe(no_mangle)]
+static FLOOR_POSSIBLE_CPUS: u32 = 0;
 
 /// Packets per action, per CPU (slot = the XDP action).
 #[map(name = "FLOOR_COUNTERS")]
@@ -149,14 +160,29 @@ fn judge<const GLOBAL_AND_COUNT: bool>(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     if GLOBAL_AND_COUNT {
-        let global_ok = FLOOR_GLOBAL
-            .get(0)
-            .zip(FLOOR_LIMITS.get(1))
-            .is_none_or(|(bucket, global)| bucket.take(now, global));
+        let global_ok = global_token(now);
         state.count(global_ok);
         if !global_ok {
             return xdp_action::XDP_DROP;
         }
     }
     xdp_action::XDP_PASS
+}
+
+/// A token of the global budget, taken as icmp-guard takes it (`bucket::take_shared`).
+#[inline(always)]
+fn global_token(now: u64) -> bool {
+    let (Some(bucket), Some(global), Some(held)) = (
+        FLOOR_GLOBAL.get(0),
+        FLOOR_LIMITS.get(1),
+        FLOOR_AHEAD.get_ptr_mut(0),
+    ) else {
+        return true;
+    };
+    // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled; `Cell<u64>`
+    // has the layout of `u64`.
+    let held = unsafe { &*held.cast::<Cell<u64>>() };
+    // SAFETY: a plain integer the bench sets before loading, read-only after.
+    let cpus = unsafe { core::ptr::read_volatile(&raw const FLOOR_POSSIBLE_CPUS) };
+    bucket::take_shared(&bucket.tat_ns, held, now, global, cpus)
 }

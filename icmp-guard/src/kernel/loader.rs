@@ -15,7 +15,7 @@ use std::{
 };
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf,
     maps::{Array, MapData},
     programs::{
         ProgramError, Xdp, XdpMode,
@@ -115,7 +115,8 @@ fn load(pins: &Pins, max_sources: u32) -> Result<Ebpf, Error> {
         .iter()
         .map(|name| (*name, pins.map(name)))
         .collect();
-    let mut loader = EbpfLoader::new();
+    let cpus = super::object::possible_cpus();
+    let mut loader = super::object::loader(&cpus);
     loader.map_max_entries(maps::SOURCES, max_sources);
     for (name, path) in &paths {
         loader.map_pin_path(name, path.as_path());

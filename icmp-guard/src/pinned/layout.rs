@@ -34,11 +34,12 @@ pub const MAP_PREFIX: &str = "IG_";
 pub const LINK_STAGING: &str = "link_staging";
 
 /// Every map the program pins, in the order they are pinned.
-pub const MAPS: [&str; 12] = [
+pub const MAPS: [&str; 13] = [
     maps::CONFIG,
     maps::COUNTERS,
     maps::SOURCES,
     maps::GLOBAL,
+    maps::AHEAD,
     maps::ADMISSION,
     maps::SEEN,
     maps::ALLOW,

@@ -10,7 +10,7 @@ use std::{
 use aya::{
     Ebpf,
     maps::{
-        Array, HashMap, IterableMap as _, Map, MapData, MapError, PerCpuArray,
+        Array, HashMap, IterableMap as _, Map, MapData, MapError, PerCpuArray, PerCpuValues,
         lpm_trie::{Key, LpmTrie},
     },
     programs::links::PinnedLink,
@@ -68,6 +68,9 @@ pub struct Maps {
     sources: HashMap<MapData, SourceKey, SourceRecord>,
     /// The global and exempt budgets' buckets, and the admission budgets' two, as plain TATs.
     global: Array<MapData, u64>,
+    /// The tokens of those two budgets each CPU took ahead; `None` while a guard attached by a
+    /// version without it runs (its program holds no tokens).
+    ahead: Option<PerCpuArray<MapData, u64>>,
     admission: Array<MapData, u64>,
     /// The allow list's two banks (`IG_ALLOW`, `IG_ALLOW_B`); the config says which is in
     /// force.
@@ -102,6 +105,10 @@ impl Maps {
         })
     }
 
+    fn ahead_from(map: Map) -> Result<PerCpuArray<MapData, u64>, Error> {
+        PerCpuArray::try_from(map).map_err(Error::map(maps::AHEAD))
+    }
+
     /// Opens the maps pinned under `pins`, whether or not a link is pinned there.
     pub fn from_pins(pins: &Pins) -> Result<Self, Error> {
         Self::from_fn(pins.iface.to_string(), |name| {
@@ -122,6 +129,9 @@ impl Maps {
                 .map_err(Error::map(maps::COUNTERS))?,
             sources: HashMap::try_from(open(maps::SOURCES)?).map_err(Error::map(maps::SOURCES))?,
             global: Array::try_from(open(maps::GLOBAL)?).map_err(Error::map(maps::GLOBAL))?,
+            // Not there for a guard attached by a version before it (its program takes no
+            // tokens ahead); the loader creates it when a newer program is swapped in.
+            ahead: open(maps::AHEAD).ok().map(Self::ahead_from).transpose()?,
             admission: Array::try_from(open(maps::ADMISSION)?)
                 .map_err(Error::map(maps::ADMISSION))?,
             allow: [
@@ -410,6 +420,15 @@ impl Maps {
         }
         for slot in 0..self.global.len() {
             self.global.set(slot, 0, 0).map_err(Error::map(what()))?;
+        }
+        if let Some(ahead) = &mut self.ahead {
+            let cpus = aya::util::nr_cpus()
+                .map_err(|(path, e)| Error::io("reading the number of possible CPUs", path)(e))?;
+            for slot in 0..ahead.len() {
+                let none = PerCpuValues::try_from(vec![0_u64; cpus])
+                    .map_err(Error::io("sizing one value per possible CPU", "/sys"))?;
+                ahead.set(slot, none, 0).map_err(Error::map(what()))?;
+            }
         }
         for class in 0..self.admission.len() {
             self.admission

@@ -83,7 +83,10 @@ pub struct Program {
 impl Program {
     /// Loads the program (the verifier runs here) and puts `config` and the lists in force.
     pub fn load(config: &Config, allow: &[Cidr], deny: &[Cidr]) -> Result<Self, Error> {
-        let mut ebpf = Ebpf::load(object::ICMP_GUARD).map_err(|e| Error::Load(Box::new(e)))?;
+        let cpus = object::possible_cpus();
+        let mut ebpf = object::loader(&cpus)
+            .load(object::ICMP_GUARD)
+            .map_err(|e| Error::Load(Box::new(e)))?;
         let program: &mut Xdp = ebpf
             .program_mut(maps::PROGRAM)
             .ok_or_else(|| Error::Load("the object has no XDP program".into()))?

@@ -43,7 +43,7 @@ use icmp_guard_common::{
 };
 use icmp_guard_tests::{
     fixtures::{Tag, Verdict, cases},
-    lab::{Lab, pin_thread_to},
+    lab::{Lab, pin_to_current_cpu},
     live::{self, report::Summary},
 };
 use serde_json::{Value, json};
@@ -256,7 +256,8 @@ enum Floor {
     /// An echo within quota: parse, clock, the shared per-source LRU hash and one
     /// compare-and-swap on its bucket.
     Source,
-    /// And the global budget's compare-and-swap and the source's count of passed packets.
+    /// And a token of the global budget, taken ahead as icmp-guard takes it, and the source's
+    /// count of passed packets.
     GlobalAndCount,
 }
 
@@ -283,7 +284,7 @@ impl Floor {
         match self {
             Self::Pass => "read two bytes, count, pass",
             Self::Source => "parse, clock, LRU lookup, source CAS",
-            Self::GlobalAndCount => "  + global budget CAS, passed count",
+            Self::GlobalAndCount => "  + global token, passed count",
         }
     }
 }
@@ -299,7 +300,10 @@ struct FloorRow {
 /// The `xdp-floor` object with its programs loaded and its limits set to those of the echo
 /// `case`.
 fn load_floors(case: &Case) -> Result<Ebpf> {
-    let mut ebpf = Ebpf::load(object::XDP_FLOOR)?;
+    let cpus = object::possible_cpus();
+    let mut ebpf = aya::EbpfLoader::new()
+        .override_global("FLOOR_POSSIBLE_CPUS", &cpus, true)
+        .load(object::XDP_FLOOR)?;
     for floor in Floor::ALL {
         let prog: &mut Xdp = ebpf
             .program_mut(floor.program())
@@ -342,21 +346,10 @@ fn run_floors(
 
 fn program_table(compare: Option<&std::path::Path>) -> Result<Programs> {
     pin_to_current_cpu()?;
-    let mut guard = load(object::ICMP_GUARD, maps::PROGRAM)?;
+    let cpus = object::possible_cpus();
+    let mut guard = load_guard(cpus)?;
     let base = load(object::XDP_PASS, "xdp_pass")?;
-    let mut other = compare
-        .map(|path| {
-            let mut ebpf = aya::EbpfLoader::new()
-                .load_file(path)
-                .with_context(|| format!("loading {}", path.display()))?;
-            let prog: &mut Xdp = ebpf
-                .program_mut(maps::PROGRAM)
-                .context("program in the object to compare")?
-                .try_into()?;
-            prog.load()?;
-            anyhow::Ok(ebpf)
-        })
-        .transpose()?;
+    let mut other = compare.map(|path| load_compared(path, cpus)).transpose()?;
     let cases = bench_cases()?;
     for floor in Floor::ALL {
         ensure!(
@@ -592,7 +585,8 @@ fn capture_table() -> Result<Vec<CaptureRow>> {
         .into_iter()
         .find(|c| c.what == CAPTURE_CASE)
         .context("the capture case is a Bench row")?;
-    let mut guard = load(object::ICMP_GUARD, maps::PROGRAM)?;
+    let cpus = object::possible_cpus();
+    let mut guard = load_guard(cpus)?;
     // Drained before each state, so each starts with an empty ring (no reader runs while a
     // state is measured: a state that samples more than the ring holds then loses the rest).
     let mut ring = RingBuf::try_from(guard.take_map(maps::CAPTURE).context("capture ring")?)?;
@@ -772,6 +766,32 @@ fn flood_from_two_cpus(queues: u32) -> Result<(u64, f64, f64)> {
     Ok((passed, allowed, passed as f64 / allowed))
 }
 
+/// Loads icmp-guard as the product does, told the number of possible CPUs `cpus`.
+fn load_guard(cpus: u32) -> Result<Ebpf> {
+    let mut ebpf = object::loader(&cpus).load(object::ICMP_GUARD)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(maps::PROGRAM)
+        .context("program in object")?
+        .try_into()?;
+    prog.load()?;
+    Ok(ebpf)
+}
+
+/// Loads another build of icmp-guard from `path` for `--compare`, told `cpus` like this one.
+fn load_compared(path: &std::path::Path, cpus: u32) -> Result<Ebpf> {
+    // An older build may not read the CPU count: then it takes one token at a time.
+    let mut ebpf = aya::EbpfLoader::new()
+        .override_global(maps::POSSIBLE_CPUS, &cpus, false)
+        .load_file(path)
+        .with_context(|| format!("loading {}", path.display()))?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(maps::PROGRAM)
+        .context("program in the object to compare")?
+        .try_into()?;
+    prog.load()?;
+    Ok(ebpf)
+}
+
 fn load(object: &[u8], program: &str) -> Result<Ebpf> {
     let mut ebpf = Ebpf::load(object)?;
     let prog: &mut Xdp = ebpf
@@ -810,12 +830,4 @@ fn thread_cpu_ns() -> u64 {
     // SAFETY: valid clock id and out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
     ts.tv_sec.cast_unsigned() * 1_000_000_000 + ts.tv_nsec.cast_unsigned()
-}
-
-/// Pins this thread to the CPU it runs on, so per-CPU maps and caches stay put.
-fn pin_to_current_cpu() -> Result<()> {
-    // SAFETY: sched_getcpu has no preconditions.
-    let cpu = unsafe { libc::sched_getcpu() };
-    ensure!(cpu >= 0, "sched_getcpu failed");
-    pin_thread_to(cpu.cast_unsigned() as usize)
 }

@@ -30,7 +30,9 @@ use icmp_guard_common::{
 };
 
 use super::policy::Policy;
-use crate::{fixtures::Verdict, harness::TestProgram, host::HostEnv};
+use icmp_guard::kernel::object;
+
+use crate::{fixtures::Verdict, harness::TestProgram, host::HostEnv, lab::pin_to_current_cpu};
 
 /// Attempts at one batch; each retry follows a clock tick inside a run. A batch that never
 /// gets through (a machine too loaded to finish a run within a tick, sixteen times) is
@@ -156,13 +158,24 @@ pub struct Engine {
     dirty: BTreeSet<u32>,
 }
 
+/// The model of the program under `config` and `policy`'s lists, its budgets shared by as
+/// many CPUs as the program's, so both take the same tokens ahead.
+fn model(config: Config, policy: &Policy) -> HostEnv {
+    let mut model = HostEnv::new(config, &policy.allow, &policy.deny);
+    model.cpus = object::possible_cpus();
+    model
+}
+
 impl Engine {
-    /// Loads the program and sets `policy` on both sides.
+    /// Loads the program and sets `policy` on both sides. Pins the calling thread to its CPU:
+    /// the model is one CPU, and the tokens a CPU takes ahead from the budgets every CPU
+    /// shares are its own, so the program must run on one CPU too.
     pub fn new(policy: &Policy) -> Result<Self> {
+        pin_to_current_cpu()?;
         let config = policy.config()?;
         let mut engine = Self {
             program: TestProgram::load()?,
-            model: HostEnv::new(config, &policy.allow, &policy.deny),
+            model: model(config, policy),
             policy: policy.clone(),
             config,
             dirty: BTreeSet::new(),
@@ -179,7 +192,7 @@ impl Engine {
             .maps
             .set_policy(&self.config, &policy.allow, &policy.deny)?;
         let seen = std::mem::take(&mut self.model.seen);
-        self.model = HostEnv::new(self.config, &policy.allow, &policy.deny);
+        self.model = model(self.config, policy);
         self.model.seen = seen;
         Ok(())
     }
