@@ -10,6 +10,8 @@
 //! a source gets its quota once however many receive queues its packets land on. A packet
 //! that passes moves the TAT with one compare-and-swap; a packet over the limit only reads
 //! it, so a flood writes nothing to the bucket and its cache line is not bounced between CPUs.
+//! The budgets every source shares (global, exempt) are taken a few tokens at a time per CPU
+//! ([`take_shared`]), so most packets that pass them swap nothing.
 
 use core::{
     cell::Cell,
@@ -113,14 +115,14 @@ pub fn take(tat: &AtomicU64, now_ns: u64, limit: &Limit) -> bool {
 /// Most tokens a CPU takes from a shared budget at once (see [`take_ahead`]).
 pub const MAX_AHEAD: u32 = 16;
 
-/// All CPUs together hold at most one `AHEAD_SHARE`th of a shared budget's burst taken ahead
-/// (5%).
+/// The divisor of a shared budget's burst that bounds what all CPUs together hold taken ahead:
+/// 20, so under 5% of the burst.
 pub const AHEAD_SHARE: u32 = 20;
 
 /// How many tokens a CPU takes at once from a budget of `burst` shared by `cpus` CPUs: as
-/// many as keep what all of them can hold ahead (one fewer each) within [`AHEAD_SHARE`] of the
-/// burst, at most [`MAX_AHEAD`], at least one, which is no taking ahead: small bursts, hosts
-/// with many CPUs, and `cpus` 0 (not known).
+/// many as keep what all of them can hold ahead (one fewer each) under `burst /`
+/// [`AHEAD_SHARE`], at most [`MAX_AHEAD`], at least one, which is no taking ahead: small
+/// bursts, hosts with many CPUs, and `cpus` 0 (not known).
 #[inline(always)]
 #[must_use]
 pub const fn ahead(burst: u32, cpus: u32) -> u32 {
@@ -173,9 +175,10 @@ pub fn take_ahead(tat: &AtomicU64, now_ns: u64, limit: &Limit, want: u32) -> u32
 ///
 /// So a budget every CPU shares costs one compare-and-swap on its bucket per few packets
 /// instead of one per packet. Tokens leave the bucket only as it allows, so the budget's rate
-/// holds over any time; what the CPUs hold between them is less than [`AHEAD_SHARE`] of its
-/// burst, which is all a burst can exceed `burst` by (a token taken ahead may be spent after
-/// the bucket has refilled). With that few in play, a CPU that holds none may refuse a packet
+/// holds over any time; what the CPUs hold between them is less than `burst /`
+/// [`AHEAD_SHARE`], which is all a burst can exceed `burst` by (a token taken ahead may be
+/// spent after the bucket has refilled, and held tokens do not expire). After a limit is
+/// lowered, tokens taken under the old one are still spent: at most `MAX_AHEAD - 1` per CPU. With that few in play, a CPU that holds none may refuse a packet
 /// while another still holds some.
 #[inline(always)]
 pub fn take_shared(
@@ -575,6 +578,40 @@ mod tests {
         let passed = passed.load(Relaxed);
         // A take refused after CAS_ATTEMPTS lost races may leave a token unused: never more.
         assert!((990..=1000).contains(&passed), "passed {passed}");
+    }
+
+    #[test]
+    fn a_budget_taken_ahead_by_threads_passes_its_burst_once() {
+        extern crate std;
+        // Four threads, each a CPU with its own tokens taken ahead, draw from one budget at a
+        // clock that stands still: what passed and what they still hold is the burst, however
+        // the compare-and-swaps interleave.
+        const CPUS: u32 = 4;
+        let limit = Limit::new(1, 4000).unwrap();
+        assert_eq!(ahead(limit.burst, CPUS), MAX_AHEAD);
+        let tat = AtomicU64::new(0);
+        let passed = AtomicU64::new(0);
+        let held = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..CPUS {
+                scope.spawn(|| {
+                    let mine = Cell::new(0);
+                    for _ in 0..10_000 {
+                        if take_shared(&tat, &mine, 5, &limit, CPUS) {
+                            passed.fetch_add(1, Relaxed);
+                        }
+                    }
+                    held.fetch_add(mine.get(), Relaxed);
+                });
+            }
+        });
+        let (passed, held) = (passed.load(Relaxed), held.load(Relaxed));
+        // A take refused after CAS_ATTEMPTS lost races may leave tokens unused: never more.
+        assert!(
+            (3990..=4000).contains(&(passed + held)),
+            "passed {passed}, held {held}"
+        );
+        assert!(held < u64::from(CPUS * MAX_AHEAD), "held {held}");
     }
 
     #[test]

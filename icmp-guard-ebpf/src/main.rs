@@ -63,7 +63,8 @@ static IG_SOURCES: LruHashMap<SourceKey, SourceState> =
 static IG_GLOBAL: Array<Bucket> = Array::with_max_entries(2, 0);
 
 /// The tokens of those two budgets each CPU took ahead and has not spent (same slots), so a
-/// CPU swaps the shared bucket once per few packets; at most 5% of a budget's burst in all.
+/// CPU swaps the shared bucket once per few packets; under `burst / bucket::AHEAD_SHARE` in
+/// all (`bucket::take_shared`).
 #[map(name = "IG_AHEAD")]
 static IG_AHEAD: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 

@@ -218,10 +218,11 @@ impl Env for HostEnv {
         budget: Budget,
         f: impl FnOnce(&Bucket, &Cell<u64>) -> R,
     ) -> Option<R> {
-        Some(match budget {
-            Budget::Global => f(&self.global, &self.ahead[0]),
-            Budget::Exempt => f(&self.exempt, &self.ahead[1]),
-        })
+        let bucket = match budget {
+            Budget::Global => &self.global,
+            Budget::Exempt => &self.exempt,
+        };
+        Some(f(bucket, self.ahead.get(budget.slot() as usize)?))
     }
 
     fn cpus(&self) -> u32 {

@@ -8,7 +8,7 @@ use icmp_guard_tests::{
 
 /// Rows in the table, 802.1Q-tagged copies included: a row lost or duplicated by an edit
 /// fails here. Change it only together with the rows.
-const CASES: usize = 168;
+const CASES: usize = 170;
 
 #[test]
 fn the_table_has_every_case() {
@@ -17,10 +17,10 @@ fn the_table_has_every_case() {
 
 /// The `VERDICTS.md` entries the table's rows are tagged with: a row edit that drops the last
 /// check of an entry fails here.
-const VERDICT_ENTRIES: [u8; 54] = [
+const VERDICT_ENTRIES: [u8; 55] = [
     1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 25, 26, 27, 28, 29,
     30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54,
-    55, 56, 68, 73,
+    55, 56, 58, 68, 73,
 ];
 
 #[test]

@@ -1,7 +1,6 @@
 //! The fixture table through BPF_PROG_TEST_RUN on the real, verifier-checked program.
 
 use aya::{
-    Ebpf,
     maps::{Array, HashMap, PerCpuArray},
     programs::Xdp,
 };
@@ -12,7 +11,7 @@ use icmp_guard_common::{
 use icmp_guard_tests::{
     fixtures::{Verdict, cases},
     harness::{TestProgram, check_counters, run_once},
-    lab::kernel_at_least,
+    lab::{kernel_at_least, pin_to_current_cpu},
     live::generator::{Frames, Generator},
     packet::{IPPROTO_TCP, arp_request, checksum, echo_from, l4_frame},
 };
@@ -20,6 +19,9 @@ use icmp_guard_tests::{
 /// Runs the whole table through `program`, every frame with at most `linear` bytes in the
 /// linear part.
 fn run_table(program: &mut TestProgram, linear: Option<u32>) {
+    // The tokens a CPU takes ahead from a shared budget are its own: a row run on one CPU
+    // gets the verdicts of one CPU.
+    pin_to_current_cpu().unwrap();
     for case in cases() {
         program.maps.prepare(&case).unwrap();
         let before = program.maps.counters().unwrap();
@@ -123,7 +125,12 @@ fn the_verifier_has_headroom() {
     const BUDGET: u32 = 500_000;
     let verified = std::thread::spawn(|| {
         drop_perfmon_on_this_thread();
-        let mut ebpf = Ebpf::load(object::ICMP_GUARD).expect("the object loads");
+        // As the product loads it: the CPU count sizes the tokens taken ahead, and the
+        // verifier walks the paths that count allows.
+        let cpus = object::possible_cpus();
+        let mut ebpf = object::loader(&cpus)
+            .load(object::ICMP_GUARD)
+            .expect("the object loads");
         let program: &mut Xdp = ebpf.program_mut(maps::PROGRAM).unwrap().try_into().unwrap();
         program
             .load()
@@ -206,7 +213,11 @@ fn the_floor_programs_do_their_work() {
         },
     ];
     for case in cases {
-        let mut ebpf = Ebpf::load(object::XDP_FLOOR).expect("the floor object loads");
+        let cpus = object::possible_cpus();
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global("FLOOR_POSSIBLE_CPUS", &cpus, true)
+            .load(object::XDP_FLOOR)
+            .expect("the floor object loads");
         let program: &mut Xdp = ebpf.program_mut(case.program).unwrap().try_into().unwrap();
         program
             .load()

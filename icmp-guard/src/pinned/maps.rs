@@ -99,7 +99,7 @@ pub struct SourceTotals {
 impl Maps {
     /// Takes the maps out of an object the caller loaded; `label` names them in messages.
     pub fn from_ebpf(label: impl Into<String>, ebpf: &mut Ebpf) -> Result<Self, Error> {
-        Self::from_fn(label.into(), |name| {
+        Self::from_fn(label.into(), true, |name| {
             ebpf.take_map(name)
                 .ok_or_else(|| Error::Load(format!("map {name} missing from the object").into()))
         })
@@ -111,7 +111,10 @@ impl Maps {
 
     /// Opens the maps pinned under `pins`, whether or not a link is pinned there.
     pub fn from_pins(pins: &Pins) -> Result<Self, Error> {
-        Self::from_fn(pins.iface.to_string(), |name| {
+        // Not pinned for a guard attached by a version before it (whose program takes no
+        // tokens ahead): the loader creates it when a newer program is swapped in.
+        let has_ahead = pins.map(maps::AHEAD).exists();
+        Self::from_fn(pins.iface.to_string(), has_ahead, |name| {
             let path = pins.map(name);
             let data =
                 MapData::from_pin(&path).map_err(Error::pin("opening the pinned map", &path))?;
@@ -121,6 +124,7 @@ impl Maps {
 
     fn from_fn(
         label: String,
+        has_ahead: bool,
         mut open: impl FnMut(&str) -> Result<Map, Error>,
     ) -> Result<Self, Error> {
         Ok(Self {
@@ -129,9 +133,11 @@ impl Maps {
                 .map_err(Error::map(maps::COUNTERS))?,
             sources: HashMap::try_from(open(maps::SOURCES)?).map_err(Error::map(maps::SOURCES))?,
             global: Array::try_from(open(maps::GLOBAL)?).map_err(Error::map(maps::GLOBAL))?,
-            // Not there for a guard attached by a version before it (its program takes no
-            // tokens ahead); the loader creates it when a newer program is swapped in.
-            ahead: open(maps::AHEAD).ok().map(Self::ahead_from).transpose()?,
+            ahead: if has_ahead {
+                Some(Self::ahead_from(open(maps::AHEAD)?)?)
+            } else {
+                None
+            },
             admission: Array::try_from(open(maps::ADMISSION)?)
                 .map_err(Error::map(maps::ADMISSION))?,
             allow: [

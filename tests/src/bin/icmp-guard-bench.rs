@@ -768,35 +768,31 @@ fn flood_from_two_cpus(queues: u32) -> Result<(u64, f64, f64)> {
 
 /// Loads icmp-guard as the product does, told the number of possible CPUs `cpus`.
 fn load_guard(cpus: u32) -> Result<Ebpf> {
-    let mut ebpf = object::loader(&cpus).load(object::ICMP_GUARD)?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(maps::PROGRAM)
-        .context("program in object")?
-        .try_into()?;
-    prog.load()?;
-    Ok(ebpf)
+    with_program_loaded(
+        object::loader(&cpus).load(object::ICMP_GUARD)?,
+        maps::PROGRAM,
+    )
 }
 
 /// Loads another build of icmp-guard from `path` for `--compare`, told `cpus` like this one.
 fn load_compared(path: &std::path::Path, cpus: u32) -> Result<Ebpf> {
     // An older build may not read the CPU count: then it takes one token at a time.
-    let mut ebpf = aya::EbpfLoader::new()
+    let ebpf = aya::EbpfLoader::new()
         .override_global(maps::POSSIBLE_CPUS, &cpus, false)
         .load_file(path)
         .with_context(|| format!("loading {}", path.display()))?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(maps::PROGRAM)
-        .context("program in the object to compare")?
-        .try_into()?;
-    prog.load()?;
-    Ok(ebpf)
+    with_program_loaded(ebpf, maps::PROGRAM)
 }
 
 fn load(object: &[u8], program: &str) -> Result<Ebpf> {
-    let mut ebpf = Ebpf::load(object)?;
+    with_program_loaded(Ebpf::load(object)?, program)
+}
+
+/// `ebpf` with its XDP program `program` loaded into the kernel (the verifier runs here).
+fn with_program_loaded(mut ebpf: Ebpf, program: &str) -> Result<Ebpf> {
     let prog: &mut Xdp = ebpf
         .program_mut(program)
-        .context("program in object")?
+        .with_context(|| format!("program {program} in the object"))?
         .try_into()?;
     prog.load()?;
     Ok(ebpf)
