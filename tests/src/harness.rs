@@ -53,8 +53,7 @@ pub struct TestProgram {
 impl TestProgram {
     /// Loads the object and the program (the verifier runs here) and takes its maps.
     pub fn load() -> Result<Self> {
-        let cpus = object::possible_cpus();
-        let mut ebpf = object::loader(&cpus)
+        let mut ebpf = object::loader()
             .load(object::ICMP_GUARD)
             .context("loading the object")?;
         let program: &mut Xdp = ebpf

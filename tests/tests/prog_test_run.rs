@@ -127,8 +127,7 @@ fn the_verifier_has_headroom() {
         drop_perfmon_on_this_thread();
         // As the product loads it: the CPU count sizes the tokens taken ahead, and the
         // verifier walks the paths that count allows.
-        let cpus = object::possible_cpus();
-        let mut ebpf = object::loader(&cpus)
+        let mut ebpf = object::loader()
             .load(object::ICMP_GUARD)
             .expect("the object loads");
         let program: &mut Xdp = ebpf.program_mut(maps::PROGRAM).unwrap().try_into().unwrap();

@@ -27,15 +27,16 @@ use aya_ebpf::{
     maps::Array,
     programs::XdpContext,
 };
-use icmp_guard_common::generator::{
-    LEAVE, MODE_SLOT, NEXT_SLOT, REWRITE, SPOOF, SPOOF_BASE, SPOOF_SOURCES, WRITE_STRIDE,
+use icmp_guard_common::{
+    generator::{
+        LEAVE, MODE_SLOT, NEXT_SLOT, REWRITE, SPOOF, SPOOF_BASE, SPOOF_SOURCES, WRITE_STRIDE,
+    },
+    parse::ethertype,
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 // The panic handler and the license.
 extern crate icmp_guard_ebpf;
 
-/// The IPv4 ethertype.
-const ETH_P_IP: u16 = 0x0800;
 /// Frames are written whole up to this many bytes (the bench's are 98).
 const WRITTEN_MAX: usize = 512;
 
@@ -65,7 +66,7 @@ fn try_gen(ctx: &XdpContext) -> Option<()> {
     }
     let ether_type: *const [u8; 2] = ptr_at(ctx, offset_of!(EthHdr, ether_type))?;
     // SAFETY: bounds-checked by ptr_at; a byte array has no alignment.
-    if u16::from_be_bytes(unsafe { *ether_type }) != ETH_P_IP {
+    if u16::from_be_bytes(unsafe { *ether_type }) != ethertype::IPV4 {
         return None;
     }
     match mode {

@@ -115,8 +115,7 @@ fn load(pins: &Pins, max_sources: u32) -> Result<Ebpf, Error> {
         .iter()
         .map(|name| (*name, pins.map(name)))
         .collect();
-    let cpus = super::object::possible_cpus();
-    let mut loader = super::object::loader(&cpus);
+    let mut loader = super::object::loader();
     loader.map_max_entries(maps::SOURCES, max_sources);
     for (name, path) in &paths {
         loader.map_pin_path(name, path.as_path());

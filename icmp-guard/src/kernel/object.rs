@@ -18,16 +18,24 @@ pub static XDP_GEN: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// The number of possible CPUs (what per-CPU maps are sized by), 0 when it cannot be read.
 #[must_use]
 pub fn possible_cpus() -> u32 {
-    aya::util::nr_cpus().map_or(0, |n| u32::try_from(n).unwrap_or(0))
+    *possible_cpus_read_once()
 }
 
-/// A loader for [`ICMP_GUARD`] (or another build of it) that tells the program `cpus`, the
-/// number of possible CPUs ([`possible_cpus`]), which sizes the tokens a CPU takes ahead from
-/// the budgets all CPUs share (`icmp_guard_common::bucket::ahead`). Every load of the program
-/// goes through it.
+fn possible_cpus_read_once() -> &'static u32 {
+    static CPUS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    CPUS.get_or_init(|| aya::util::nr_cpus().map_or(0, |n| u32::try_from(n).unwrap_or(0)))
+}
+
+/// A loader for [`ICMP_GUARD`] that tells the program the number of possible CPUs
+/// ([`possible_cpus`]), which sizes the tokens a CPU takes ahead from the budgets all CPUs
+/// share (`icmp_guard_common::bucket::ahead`). Every load of the program goes through it.
 #[must_use]
-pub fn loader(cpus: &u32) -> aya::EbpfLoader<'_> {
+pub fn loader() -> aya::EbpfLoader<'static> {
     let mut loader = aya::EbpfLoader::new();
-    loader.override_global(icmp_guard_common::maps::POSSIBLE_CPUS, cpus, true);
+    loader.override_global(
+        icmp_guard_common::maps::POSSIBLE_CPUS,
+        possible_cpus_read_once(),
+        true,
+    );
     loader
 }

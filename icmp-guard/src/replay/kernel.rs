@@ -83,8 +83,7 @@ pub struct Program {
 impl Program {
     /// Loads the program (the verifier runs here) and puts `config` and the lists in force.
     pub fn load(config: &Config, allow: &[Cidr], deny: &[Cidr]) -> Result<Self, Error> {
-        let cpus = object::possible_cpus();
-        let mut ebpf = object::loader(&cpus)
+        let mut ebpf = object::loader()
             .load(object::ICMP_GUARD)
             .map_err(|e| Error::Load(Box::new(e)))?;
         let program: &mut Xdp = ebpf

@@ -346,10 +346,9 @@ fn run_floors(
 
 fn program_table(compare: Option<&std::path::Path>) -> Result<Programs> {
     pin_to_current_cpu()?;
-    let cpus = object::possible_cpus();
-    let mut guard = load_guard(cpus)?;
+    let mut guard = load_guard()?;
     let base = load(object::XDP_PASS, "xdp_pass")?;
-    let mut other = compare.map(|path| load_compared(path, cpus)).transpose()?;
+    let mut other = compare.map(load_compared).transpose()?;
     let cases = bench_cases()?;
     for floor in Floor::ALL {
         ensure!(
@@ -585,8 +584,7 @@ fn capture_table() -> Result<Vec<CaptureRow>> {
         .into_iter()
         .find(|c| c.what == CAPTURE_CASE)
         .context("the capture case is a Bench row")?;
-    let cpus = object::possible_cpus();
-    let mut guard = load_guard(cpus)?;
+    let mut guard = load_guard()?;
     // Drained before each state, so each starts with an empty ring (no reader runs while a
     // state is measured: a state that samples more than the ring holds then loses the rest).
     let mut ring = RingBuf::try_from(guard.take_map(maps::CAPTURE).context("capture ring")?)?;
@@ -766,17 +764,16 @@ fn flood_from_two_cpus(queues: u32) -> Result<(u64, f64, f64)> {
     Ok((passed, allowed, passed as f64 / allowed))
 }
 
-/// Loads icmp-guard as the product does, told the number of possible CPUs `cpus`.
-fn load_guard(cpus: u32) -> Result<Ebpf> {
-    with_program_loaded(
-        object::loader(&cpus).load(object::ICMP_GUARD)?,
-        maps::PROGRAM,
-    )
+/// Loads icmp-guard as the product does.
+fn load_guard() -> Result<Ebpf> {
+    with_program_loaded(object::loader().load(object::ICMP_GUARD)?, maps::PROGRAM)
 }
 
-/// Loads another build of icmp-guard from `path` for `--compare`, told `cpus` like this one.
-fn load_compared(path: &std::path::Path, cpus: u32) -> Result<Ebpf> {
+/// Loads another build of icmp-guard from `path` for `--compare`, told the CPU count like
+/// this one.
+fn load_compared(path: &std::path::Path) -> Result<Ebpf> {
     // An older build may not read the CPU count: then it takes one token at a time.
+    let cpus = object::possible_cpus();
     let ebpf = aya::EbpfLoader::new()
         .override_global(maps::POSSIBLE_CPUS, &cpus, false)
         .load_file(path)

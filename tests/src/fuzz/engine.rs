@@ -23,6 +23,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use icmp_guard::kernel::object;
 use icmp_guard_common::{
     Config, Reason, SourceKey, SourceRecord,
     bucket::{Class, NS_PER_SEC},
@@ -30,8 +31,6 @@ use icmp_guard_common::{
 };
 
 use super::policy::Policy;
-use icmp_guard::kernel::object;
-
 use crate::{fixtures::Verdict, harness::TestProgram, host::HostEnv, lab::pin_to_current_cpu};
 
 /// Attempts at one batch; each retry follows a clock tick inside a run. A batch that never
