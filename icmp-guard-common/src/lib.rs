@@ -16,6 +16,7 @@ pub mod atomic;
 pub mod bucket;
 pub mod capture;
 pub mod config;
+pub mod floor;
 pub mod generator;
 pub mod maps;
 pub mod parse;

@@ -1,7 +1,8 @@
 //! What every XDP object of this crate carries besides its program: the panic handler a
 //! `no_std` binary must have, and the license the kernel reads from the `license` section
-//! (helpers such as `bpf_xdp_load_bytes` are only offered to GPL-compatible programs). The
-//! binaries, `src/main.rs` and the bench's programs in `src/bin/`, link them with
+//! (helpers such as `bpf_xdp_load_bytes` are only offered to GPL-compatible programs); and
+//! [`per_cpu_cell`], which icmp-guard and the bench's floor use alike. The binaries,
+//! `src/main.rs` and the bench's programs in `src/bin/`, link them with
 //! `extern crate icmp_guard_ebpf;`.
 //!
 //! The library target also lets `icmp-guard` list this crate as a build-dependency, so cargo
@@ -9,6 +10,23 @@
 //! items are left out.
 
 #![no_std]
+
+use core::cell::Cell;
+
+/// A slot of a per-CPU map, this CPU's copy, as a `Cell`: what `bucket::take_shared` keeps the
+/// tokens taken ahead of a shared budget in.
+///
+/// # Safety
+///
+/// `slot` must be a value of a per-CPU map looked up in this run of the program: it lives for
+/// the run, and no other CPU touches it (the program runs with preemption disabled), so plain
+/// reads and writes through the `Cell` are never raced.
+#[inline(always)]
+#[must_use]
+pub unsafe fn per_cpu_cell<'run>(slot: *mut u64) -> &'run Cell<u64> {
+    // SAFETY: by the caller's promise; `Cell<u64>` has the layout of `u64`.
+    unsafe { &*slot.cast::<Cell<u64>>() }
+}
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

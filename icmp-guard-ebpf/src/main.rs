@@ -280,9 +280,8 @@ impl Env for Maps<'_> {
     ) -> Option<R> {
         let bucket = IG_GLOBAL.get(budget.slot())?;
         let held = IG_AHEAD.get_ptr_mut(budget.slot())?;
-        // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled, for the
-        // whole run; `Cell<u64>` has the layout of `u64`.
-        Some(f(bucket, unsafe { &*held.cast::<Cell<u64>>() }))
+        // SAFETY: this CPU's slot of a per-CPU map, looked up in this run.
+        Some(f(bucket, unsafe { icmp_guard_ebpf::per_cpu_cell(held) }))
     }
 
     #[inline(always)]

@@ -21,7 +21,9 @@ use icmp_guard::{
     },
     policy::Cidr,
 };
-use icmp_guard_common::{Config, Reason, SourceKey, SourceRecord, bucket::Class, maps, seen};
+use icmp_guard_common::{
+    Config, Limit, Reason, SourceKey, SourceRecord, bucket::Class, floor, maps, seen,
+};
 
 use crate::fixtures::Case;
 
@@ -40,6 +42,31 @@ pub fn run_once(ebpf: &Ebpf, program: &str, frame: &[u8]) -> Result<(u32, Vec<u8
         .test_run(opts)
         .with_context(|| format!("BPF_PROG_TEST_RUN of {program}"))?;
     Ok((result.return_value, out))
+}
+
+/// The bench's floor object (`xdp-floor`) with the programs `programs` loaded, the CPU count
+/// set as icmp-guard's loader sets its own, and the source bucket's and the global budget's
+/// limits set to `echo` and `global`: as the bench runs it and as its test checks it.
+pub fn load_floor(programs: &[&str], echo: Limit, global: Limit) -> Result<Ebpf> {
+    let mut ebpf = aya::EbpfLoader::new()
+        .override_global(floor::POSSIBLE_CPUS, &object::possible_cpus(), true)
+        .load(object::XDP_FLOOR)
+        .context("the floor object")?;
+    for &name in programs {
+        let prog: &mut Xdp = ebpf
+            .program_mut(name)
+            .with_context(|| format!("no program {name} in the floor object"))?
+            .try_into()?;
+        prog.load()
+            .with_context(|| format!("the verifier refused {name}"))?;
+    }
+    let mut limits: Array<&mut MapData, Limit> = Array::try_from(
+        ebpf.map_mut(floor::LIMITS)
+            .context("the floor's limits map")?,
+    )?;
+    limits.set(floor::ECHO_SLOT, echo, 0)?;
+    limits.set(floor::GLOBAL_SLOT, global, 0)?;
+    Ok(ebpf)
 }
 
 /// The real, verifier-checked program loaded from the CLI's embedded object, not attached:

@@ -1,16 +1,16 @@
 //! The fixture table through BPF_PROG_TEST_RUN on the real, verifier-checked program.
 
 use aya::{
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{HashMap, PerCpuArray},
     programs::Xdp,
 };
 use icmp_guard::kernel::object;
 use icmp_guard_common::{
-    Limit, SourceKey, SourceRecord, bucket::MAX_RATE, generator::SPOOF_BASE, maps,
+    Limit, SourceKey, SourceRecord, bucket::MAX_RATE, floor, generator::SPOOF_BASE, maps,
 };
 use icmp_guard_tests::{
     fixtures::{Verdict, cases},
-    harness::{TestProgram, check_counters, run_once},
+    harness::{TestProgram, check_counters, load_floor, run_once},
     lab::{kernel_at_least, pin_to_current_cpu},
     live::generator::{Frames, Generator},
     packet::{IPPROTO_TCP, arp_request, checksum, echo_from, l4_frame},
@@ -212,24 +212,13 @@ fn the_floor_programs_do_their_work() {
         },
     ];
     for case in cases {
-        let cpus = object::possible_cpus();
-        let mut ebpf = aya::EbpfLoader::new()
-            .override_global("FLOOR_POSSIBLE_CPUS", &cpus, true)
-            .load(object::XDP_FLOOR)
-            .expect("the floor object loads");
-        let program: &mut Xdp = ebpf.program_mut(case.program).unwrap().try_into().unwrap();
-        program
-            .load()
-            .expect("the verifier accepts the floor program");
-        let mut limits: Array<_, Limit> =
-            Array::try_from(ebpf.map_mut("FLOOR_LIMITS").unwrap()).unwrap();
-        limits.set(0, case.echo, 0).unwrap();
-        limits.set(1, case.global, 0).unwrap();
+        let ebpf = load_floor(&[case.program], case.echo, case.global)
+            .expect("the floor object loads and the verifier accepts its program");
         for _ in 0..SENT {
             run_once(&ebpf, case.program, &case.frame).unwrap();
         }
         let counters: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(ebpf.map("FLOOR_COUNTERS").unwrap()).unwrap();
+            PerCpuArray::try_from(ebpf.map(floor::COUNTERS).unwrap()).unwrap();
         let count = |action: u32| counters.get(&action, 0).unwrap().iter().sum::<u64>();
         let what = format!(
             "{} (echo {:?}, global {:?})",
@@ -242,7 +231,7 @@ fn the_floor_programs_do_their_work() {
         );
         if let Some(expected) = case.source {
             let sources: HashMap<_, SourceKey, SourceRecord> =
-                HashMap::try_from(ebpf.map("FLOOR_SOURCES").unwrap()).unwrap();
+                HashMap::try_from(ebpf.map(floor::SOURCES).unwrap()).unwrap();
             let record = sources.get(&SourceKey::v4(src), 0).unwrap();
             assert_eq!(
                 (record.passed, record.dropped),

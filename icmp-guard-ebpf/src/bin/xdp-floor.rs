@@ -20,8 +20,6 @@
 #![no_std]
 #![no_main]
 
-use core::cell::Cell;
-
 use aya_ebpf::{
     bindings::xdp_action,
     helpers::generated::bpf_ktime_get_coarse_ns,
@@ -33,6 +31,7 @@ use icmp_guard_common::{
     Limit, SourceKey, SourceState,
     bucket::{self, Bucket, Class},
     config::defaults::MAX_SOURCES,
+    floor,
     parse::{ethertype, proto},
     policy::icmp_type,
 };
@@ -40,7 +39,8 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 // The panic handler and the license.
 extern crate icmp_guard_ebpf;
 
-/// The source bucket's limit (slot 0) and the global budget's (slot 1), written by the bench.
+/// The source bucket's limit and the global budget's (`floor::ECHO_SLOT`, `floor::GLOBAL_SLOT`),
+/// written by the bench. The map names are `icmp_guard_common::floor`'s.
 #[map(name = "FLOOR_LIMITS")]
 static FLOOR_LIMITS: Array<Limit> = Array::with_max_entries(2, 0);
 
@@ -148,7 +148,7 @@ fn judge<const GLOBAL_AND_COUNT: bool>(ctx: &XdpContext) -> u32 {
     let key = SourceKey::v4(src);
     // SAFETY: a helper without arguments or side effects.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let Some(limit) = FLOOR_LIMITS.get(0) else {
+    let Some(limit) = FLOOR_LIMITS.get(floor::ECHO_SLOT) else {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: the value lives as long as the program run; every field is an atomic.
@@ -174,14 +174,13 @@ fn judge<const GLOBAL_AND_COUNT: bool>(ctx: &XdpContext) -> u32 {
 fn global_token(now: u64) -> bool {
     let (Some(bucket), Some(global), Some(held)) = (
         FLOOR_GLOBAL.get(0),
-        FLOOR_LIMITS.get(1),
+        FLOOR_LIMITS.get(floor::GLOBAL_SLOT),
         FLOOR_AHEAD.get_ptr_mut(0),
     ) else {
         return true;
     };
-    // SAFETY: a per-CPU slot, touched only by this CPU with preemption disabled; `Cell<u64>`
-    // has the layout of `u64`.
-    let held = unsafe { &*held.cast::<Cell<u64>>() };
+    // SAFETY: this CPU's slot of a per-CPU map, looked up in this run.
+    let held = unsafe { icmp_guard_ebpf::per_cpu_cell(held) };
     // SAFETY: a plain integer the bench sets before loading, read-only after.
     let cpus = unsafe { core::ptr::read_volatile(&raw const FLOOR_POSSIBLE_CPUS) };
     bucket::take_shared(&bucket.tat_ns, held, now, global, cpus)

@@ -43,6 +43,7 @@ use icmp_guard_common::{
 };
 use icmp_guard_tests::{
     fixtures::{Tag, Verdict, cases},
+    harness::load_floor,
     lab::{Lab, pin_to_current_cpu},
     live::{self, report::Summary},
 };
@@ -300,22 +301,11 @@ struct FloorRow {
 /// The `xdp-floor` object with its programs loaded and its limits set to those of the echo
 /// `case`.
 fn load_floors(case: &Case) -> Result<Ebpf> {
-    let cpus = object::possible_cpus();
-    let mut ebpf = aya::EbpfLoader::new()
-        .override_global("FLOOR_POSSIBLE_CPUS", &cpus, true)
-        .load(object::XDP_FLOOR)?;
-    for floor in Floor::ALL {
-        let prog: &mut Xdp = ebpf
-            .program_mut(floor.program())
-            .context("floor program in object")?
-            .try_into()?;
-        prog.load()?;
-    }
-    let mut limits: Array<&mut MapData, Limit> =
-        Array::try_from(ebpf.map_mut("FLOOR_LIMITS").context("floor limits map")?)?;
-    limits.set(0, case.config.echo, 0)?;
-    limits.set(1, case.config.global, 0)?;
-    Ok(ebpf)
+    load_floor(
+        &Floor::ALL.map(Floor::program),
+        case.config.echo,
+        case.config.global,
+    )
 }
 
 /// Runs the floor programs whose case is `case` once (`REPEAT` frames after a warm-up),
