@@ -1,6 +1,7 @@
 //! The bench's floor programs (`xdp-floor` in the eBPF crate) and the bench and test that load
 //! them share these: their maps, the limits' slots and the CPU count's global. Not part of the
-//! guard.
+//! guard. The program's `#[map]` attributes spell the names again (the macro takes a literal);
+//! a mismatch fails the floor test when it loads the object.
 
 /// `Array<Limit>` of two entries: [`ECHO_SLOT`] and [`GLOBAL_SLOT`].
 pub const LIMITS: &str = "FLOOR_LIMITS";

@@ -7,8 +7,9 @@
 //! the thread's CPU time per packet; the table shows medians over `ROUNDS` rounds, the median
 //! of the per-round differences in ns, the ratio of the medians, and the difference of the
 //! fastest rounds (`least`): the machine's neighbours only ever add time, so a program's
-//! fastest round is its cost with the least of them. Rounds are short and many, so a phase
-//! of the machine that lasts a fraction of a second holds whole rounds.
+//! fastest round is its cost with the least of them. Rounds are short and many, so some of
+//! them are likely to fall where the machine runs at full speed. The capture table uses the
+//! same rounds.
 //!
 //! A second table checks that a source gets its quota once however many CPUs see it: on a lab
 //! veth with one and with two receive queues, one source floods from two CPUs at once, and the
@@ -434,21 +435,37 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Programs> {
                 .then(|| (median(&mut others[i].clone()), paired(&ours[i], &others[i]))),
         })
         .collect();
-    let floors = Floor::ALL
+    Ok(Programs {
+        rows,
+        floors: floor_rows(&cases, &floors, &floor_diffs, &baseline)?,
+    })
+}
+
+/// The floor rows from each floor's rounds (`floors`, `diffs`: ns and difference to
+/// `XDP_PASS` per round) and the `XDP_PASS` rounds of every case (`baseline`).
+fn floor_rows(
+    cases: &[Case],
+    floors: &[Vec<f64>],
+    diffs: &[Vec<f64>],
+    baseline: &[Vec<f64>],
+) -> Result<Vec<FloorRow>> {
+    Floor::ALL
         .into_iter()
-        .zip(floors.iter_mut().zip(&mut floor_diffs))
+        .zip(floors.iter().zip(diffs))
         .map(|(floor, (ns, diffs))| {
-            let case = cases.iter().position(|c| c.what == floor.case());
-            FloorRow {
+            let case = cases
+                .iter()
+                .position(|c| c.what == floor.case())
+                .context("the floor's case")?;
+            Ok(FloorRow {
                 floor,
-                least: fastest(ns) - case.map_or(f64::NAN, |i| fastest(&baseline[i])),
+                ns: median(&mut ns.clone()),
+                diff: median(&mut diffs.clone()),
+                least: fastest(ns) - fastest(&baseline[case]),
                 rounds: diffs.clone(),
-                ns: median(ns),
-                diff: median(diffs),
-            }
+            })
         })
-        .collect();
-    Ok(Programs { rows, floors })
+        .collect()
 }
 
 fn programs_text(Programs { rows, .. }: &Programs) -> String {
