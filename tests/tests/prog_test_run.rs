@@ -155,8 +155,8 @@ fn limit(rate: u32, burst: u32) -> Limit {
 }
 
 /// The bench's floor programs (`xdp-floor`) are only a floor if they do the work they claim:
-/// each case sends ten frames from one source within a second and counts the actions, and for
-/// `xdp_floor` the source's passed and dropped counts. The first echo of a source creates its
+/// each case sends ten frames (or `sent`) from one source within a second and counts the
+/// actions, and for `xdp_floor` the source's passed and dropped counts. The first echo of a source creates its
 /// entry and passes; the rest meet the source bucket, then (for `xdp_floor`) the global
 /// budget (ten runs take far less than the second after which a token would come back).
 /// `xdp_floor_pass` passes what is not ICMP, and has nothing to say about the rest.
@@ -167,11 +167,14 @@ fn the_floor_programs_do_their_work() {
         frame: Vec<u8>,
         echo: Limit,
         global: Limit,
+        sent: u64,
         passed: u64,
         /// The source's (passed, dropped) counts, where the program keeps them.
         source: Option<(u64, u64)>,
     }
     const SENT: u64 = 10;
+    // A global burst a CPU takes a few tokens of at a time (`bucket::ahead`) on up to 5 CPUs.
+    const TAKEN_AHEAD: u32 = 200;
     let lifted = limit(MAX_RATE, u32::MAX);
     let src = [203, 0, 113, 9];
     let frame = echo_from(src);
@@ -181,6 +184,7 @@ fn the_floor_programs_do_their_work() {
             frame: l4_frame(IPPROTO_TCP),
             echo: lifted,
             global: lifted,
+            sent: SENT,
             passed: SENT,
             source: None,
         },
@@ -190,6 +194,7 @@ fn the_floor_programs_do_their_work() {
             frame: frame.clone(),
             echo: limit(1, 3),
             global: lifted,
+            sent: SENT,
             passed: 3,
             source: None,
         },
@@ -198,23 +203,38 @@ fn the_floor_programs_do_their_work() {
             frame: frame.clone(),
             echo: limit(1, 3),
             global: lifted,
+            sent: SENT,
             passed: 3,
             source: Some((3, 7)),
         },
         // The first packet does not reach the global budget; two more fit its burst.
         Case {
             program: "xdp_floor",
-            frame,
+            frame: frame.clone(),
             echo: lifted,
             global: limit(1, 2),
+            sent: SENT,
             passed: 3,
             source: Some((3, 7)),
         },
+        // Taken ahead: the entry's packet, then exactly the global burst, whatever the
+        // batches (tokens a CPU took and did not spend are passed by its next frames).
+        Case {
+            program: "xdp_floor",
+            frame,
+            echo: lifted,
+            global: limit(1, TAKEN_AHEAD),
+            sent: u64::from(TAKEN_AHEAD) + 20,
+            passed: u64::from(TAKEN_AHEAD) + 1,
+            source: Some((u64::from(TAKEN_AHEAD) + 1, 19)),
+        },
     ];
+    // The tokens a CPU takes ahead are its own: every frame of a case runs on one CPU.
+    pin_to_current_cpu().unwrap();
     for case in cases {
         let ebpf = load_floor(&[case.program], case.echo, case.global)
             .expect("the floor object loads and the verifier accepts its program");
-        for _ in 0..SENT {
+        for _ in 0..case.sent {
             run_once(&ebpf, case.program, &case.frame).unwrap();
         }
         let counters: PerCpuArray<_, u64> =
@@ -226,7 +246,7 @@ fn the_floor_programs_do_their_work() {
         );
         assert_eq!(
             (count(Verdict::Pass.action()), count(Verdict::Drop.action())),
-            (case.passed, SENT - case.passed),
+            (case.passed, case.sent - case.passed),
             "{what}: passed and dropped"
         );
         if let Some(expected) = case.source {
