@@ -48,24 +48,30 @@ pub fn run_once(ebpf: &Ebpf, program: &str, frame: &[u8]) -> Result<(u32, Vec<u8
 /// set as icmp-guard's loader sets its own, and the source bucket's and the global budget's
 /// limits set to `echo` and `global`: as the bench runs it and as its test checks it.
 pub fn load_floor(programs: &[&str], echo: Limit, global: Limit) -> Result<Ebpf> {
-    let mut ebpf = aya::EbpfLoader::new()
+    let loaded = aya::EbpfLoader::new()
         .override_global(floor::POSSIBLE_CPUS, &object::possible_cpus(), true)
         .load(object::XDP_FLOOR)
         .context("the floor object")?;
-    for &name in programs {
-        let prog: &mut Xdp = ebpf
-            .program_mut(name)
-            .with_context(|| format!("no program {name} in the floor object"))?
-            .try_into()?;
-        prog.load()
-            .with_context(|| format!("the verifier refused {name}"))?;
-    }
+    let mut ebpf = load_programs(loaded, programs)?;
     let mut limits: Array<&mut MapData, Limit> = Array::try_from(
         ebpf.map_mut(floor::LIMITS)
             .context("the floor's limits map")?,
     )?;
     limits.set(floor::ECHO_SLOT, echo, 0)?;
     limits.set(floor::GLOBAL_SLOT, global, 0)?;
+    Ok(ebpf)
+}
+
+/// `ebpf` with its XDP programs `programs` loaded into the kernel (the verifier runs here).
+pub fn load_programs(mut ebpf: Ebpf, programs: &[&str]) -> Result<Ebpf> {
+    for &name in programs {
+        let prog: &mut Xdp = ebpf
+            .program_mut(name)
+            .with_context(|| format!("no program {name} in the object"))?
+            .try_into()?;
+        prog.load()
+            .with_context(|| format!("the verifier refused {name}"))?;
+    }
     Ok(ebpf)
 }
 
@@ -80,14 +86,10 @@ pub struct TestProgram {
 impl TestProgram {
     /// Loads the object and the program (the verifier runs here) and takes its maps.
     pub fn load() -> Result<Self> {
-        let mut ebpf = object::loader()
+        let loaded = object::loader()
             .load(object::ICMP_GUARD)
             .context("loading the object")?;
-        let program: &mut Xdp = ebpf
-            .program_mut(maps::PROGRAM)
-            .context("the object has the program")?
-            .try_into()?;
-        program.load().context("the verifier accepts the program")?;
+        let mut ebpf = load_programs(loaded, &[maps::PROGRAM])?;
         let meters = MeterMaps::from_ebpf(&mut ebpf)?;
         let maps = ProgramMaps::from_ebpf(&mut ebpf)?;
         Ok(Self { ebpf, maps, meters })

@@ -47,7 +47,7 @@ use icmp_guard_common::{
 };
 use icmp_guard_tests::{
     fixtures::{Tag, Verdict, cases},
-    harness::load_floor,
+    harness::{load_floor, load_programs},
     lab::{Lab, pin_to_current_cpu},
     live::{self, report::Summary},
 };
@@ -412,27 +412,27 @@ fn program_table(compare: Option<&std::path::Path>) -> Result<Programs> {
         }
     }
     // Differences paired round by round: the runs of a round share its noise.
-    let paired = |a: &[f64], b: &[f64]| {
-        let mut d: Vec<f64> = a.iter().zip(b).map(|(a, b)| a - b).collect();
-        median(&mut d)
-    };
+    let paired =
+        |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(a, b)| a - b).collect() };
     let rows = cases
         .iter()
         .enumerate()
-        .map(|(i, case)| ProgramRow {
-            what: case.what,
-            ours: median(&mut ours[i].clone()),
-            baseline: median(&mut baseline[i].clone()),
-            diff: paired(&ours[i], &baseline[i]),
-            least: fastest(&ours[i]) - fastest(&baseline[i]),
-            rounds: ours[i]
-                .iter()
-                .zip(&baseline[i])
-                .map(|(a, b)| a - b)
-                .collect(),
-            other: other
-                .is_some()
-                .then(|| (median(&mut others[i].clone()), paired(&ours[i], &others[i]))),
+        .map(|(i, case)| {
+            let rounds = paired(&ours[i], &baseline[i]);
+            ProgramRow {
+                what: case.what,
+                ours: median(&mut ours[i].clone()),
+                baseline: median(&mut baseline[i].clone()),
+                diff: median(&mut rounds.clone()),
+                least: fastest(&ours[i]) - fastest(&baseline[i]),
+                rounds,
+                other: other.is_some().then(|| {
+                    (
+                        median(&mut others[i].clone()),
+                        median(&mut paired(&ours[i], &others[i])),
+                    )
+                }),
+            }
         })
         .collect();
     Ok(Programs {
@@ -802,7 +802,7 @@ fn flood_from_two_cpus(queues: u32) -> Result<(u64, f64, f64)> {
 
 /// Loads icmp-guard as the product does.
 fn load_guard() -> Result<Ebpf> {
-    with_program_loaded(object::loader().load(object::ICMP_GUARD)?, maps::PROGRAM)
+    load_programs(object::loader().load(object::ICMP_GUARD)?, &[maps::PROGRAM])
 }
 
 /// Loads another build of icmp-guard from `path` for `--compare`, told the CPU count like
@@ -814,21 +814,11 @@ fn load_compared(path: &std::path::Path) -> Result<Ebpf> {
         .override_global(maps::POSSIBLE_CPUS, &cpus, false)
         .load_file(path)
         .with_context(|| format!("loading {}", path.display()))?;
-    with_program_loaded(ebpf, maps::PROGRAM)
+    load_programs(ebpf, &[maps::PROGRAM])
 }
 
 fn load(object: &[u8], program: &str) -> Result<Ebpf> {
-    with_program_loaded(Ebpf::load(object)?, program)
-}
-
-/// `ebpf` with its XDP program `program` loaded into the kernel (the verifier runs here).
-fn with_program_loaded(mut ebpf: Ebpf, program: &str) -> Result<Ebpf> {
-    let prog: &mut Xdp = ebpf
-        .program_mut(program)
-        .with_context(|| format!("program {program} in the object"))?
-        .try_into()?;
-    prog.load()?;
-    Ok(ebpf)
+    load_programs(Ebpf::load(object)?, &[program])
 }
 
 /// Runs `frame` `repeat` times; returns CPU ns per packet and the action.
