@@ -7,11 +7,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
+use aya::maps::{Map, MapData, PerCpuArray};
+use icmp_guard_common::{Reason, maps};
 
 /// Address of the guarded host in every lab.
 pub const GUARDED_ADDR: &str = "198.51.100.1";
@@ -691,6 +693,73 @@ impl Lab {
         cmd.args(["--iface", &self.client_if, "--dst-mac", &dst_mac])
             .args(args);
         Ok(cmd)
+    }
+
+    /// Runs one injector pinned to each of `cpus` at once, all with `args`, and waits for
+    /// them. The kernel records a raw socket's frame on the transmit queue of the sending CPU
+    /// (modulo the queues), and a veth hands it to the peer's receive queue of that number, so
+    /// on a lab with a queue per CPU each CPU's frames are judged on that CPU, at the same time
+    /// as the others' (see [`Self::judged_per_cpu`]).
+    pub fn inject_from_cpus(&self, cpus: &[usize], args: &[&str]) -> Result<()> {
+        let mut senders = cpus
+            .iter()
+            .map(|cpu| {
+                self.inject_command(args)?
+                    .args(["--cpu", &cpu.to_string()])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .context("spawning the injector")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for sender in &mut senders {
+            ensure!(sender.wait()?.success(), "injector failed");
+        }
+        Ok(())
+    }
+
+    /// The frames each receive queue of the guarded veth `iface` handed its XDP program, by
+    /// queue number (the veth driver's `rx_queue_<n>_xdp_packets` statistics).
+    pub fn xdp_frames_per_queue(&self, iface: &str) -> Result<Vec<u64>> {
+        let out = run(self.guarded.exec("ethtool").args(["-S", iface]))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut frames = Vec::new();
+        for line in text.lines() {
+            let Some((name, value)) = line.trim().split_once(':') else {
+                continue;
+            };
+            let Some(queue) = name
+                .strip_prefix("rx_queue_")
+                .and_then(|rest| rest.strip_suffix("_xdp_packets"))
+            else {
+                continue;
+            };
+            let queue: usize = queue.parse()?;
+            frames.resize(frames.len().max(queue + 1), 0);
+            frames[queue] = value.trim().parse()?;
+        }
+        ensure!(
+            !frames.is_empty(),
+            "no per-queue XDP statistics for {iface}: {text}"
+        );
+        Ok(frames)
+    }
+
+    /// The frames the guard of `iface` judged on each possible CPU, every reason's per-CPU
+    /// counter summed, read from its pinned map: which CPUs a flood reached.
+    pub fn judged_per_cpu(&self, iface: &str) -> Result<Vec<u64>> {
+        let path = self.pins(iface).map(maps::COUNTERS);
+        let data =
+            MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+        let counters: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::from_map_data(data)?)?;
+        let mut judged = Vec::new();
+        for reason in Reason::ALL {
+            let values = counters.get(&reason.slot(), 0)?;
+            judged.resize(values.len(), 0);
+            for (cpu, n) in values.iter().enumerate() {
+                judged[cpu] += n;
+            }
+        }
+        Ok(judged)
     }
 }
 

@@ -44,7 +44,9 @@ struct Args {
     /// Tag every frame with this 802.1Q VLAN id
     #[arg(long)]
     vlan: Option<u16>,
-    /// Pin the sender to this CPU (frames are then processed on it)
+    /// Pin the sender to this CPU and send on the transmit queue of its number (modulo the
+    /// queues): a veth hands the frames to its peer's receive queue of that number, whose
+    /// NAPI runs on this CPU
     #[arg(long)]
     cpu: Option<usize>,
     /// Pace the frames at this many per second (default: as fast as possible)
@@ -143,6 +145,9 @@ fn main() -> Result<()> {
         pin_thread_to(cpu)?;
     }
     let socket = PacketSocket::bind(&args.iface)?;
+    if args.cpu.is_some() {
+        socket.queue_by_cpu()?;
+    }
     let started = Instant::now();
     let mut sent: u64 = 0;
     for (frame, times) in &plan {
@@ -243,6 +248,30 @@ impl PacketSocket {
         Ok(Self(fd))
     }
 
+    /// Sends past the qdisc layer, which also picks the transmit queue by the sending CPU
+    /// (`PACKET_QDISC_BYPASS`); otherwise a hash of the flow picks it, and every sender of
+    /// one flow shares one queue whatever its CPU.
+    fn queue_by_cpu(&self) -> Result<()> {
+        use std::os::fd::AsRawFd as _;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid descriptor and an int option of its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.0.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                (&raw const on).cast(),
+                size_of::<libc::c_int>() as u32,
+            )
+        };
+        ensure!(
+            rc == 0,
+            "PACKET_QDISC_BYPASS: {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(())
+    }
+
     fn send(&self, frame: &[u8]) -> Result<()> {
         use std::os::fd::AsRawFd as _;
         for _ in 0..10_000 {
@@ -253,7 +282,8 @@ impl PacketSocket {
                 return Ok(());
             }
             let err = std::io::Error::last_os_error();
-            // The qdisc-less veth can push back under a flood; retry.
+            // The veth pushes back when its peer's ring is full (a busy queue, with the qdisc
+            // bypassed); retry.
             if err.raw_os_error() != Some(libc::ENOBUFS) {
                 bail!("send: {err}");
             }
