@@ -55,7 +55,9 @@ fn lifecycle(mode: &str) -> Result<()> {
     assert_eq!(lab.ping(3, "0.2", 10)?, 3);
 
     // A bounded flood from two CPUs at once is cut to one bucket's burst + rate * time: the
-    // bucket is shared, so a second CPU gains the source nothing [V58].
+    // bucket is shared, so a second CPU gains the source nothing [V58]. (Through this lab's one
+    // queue the CPUs take turns judging; `shared_buckets_hold_when_two_cpus_receive_at_once`
+    // has them judge at the same moment.)
     let half = (FLOOD / 2).to_string();
     lab.inject_from_cpus(&[0, 1], &["--kind", "echo", "--count", &half])?;
     // Whole seconds since attach, rounded up, plus one for the coarse clock's steps.
