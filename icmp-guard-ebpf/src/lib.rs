@@ -34,6 +34,9 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
+/// The kernel's name for "MIT or GPL-2.0, at your option", this crate's licence: GPL-compatible,
+/// as the kernel requires of a program calling GPL-only helpers. The `icmp-guard-common` code
+/// compiled into the programs comes under its MIT option.
 #[cfg(target_arch = "bpf")]
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]

@@ -177,6 +177,7 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
         "icmp-guard.toml",
         "LICENSE-MIT",
         "LICENSE-APACHE",
+        "LICENSE-GPL-2.0",
         "CHANGELOG.md",
     ]
     .iter()
@@ -197,7 +198,7 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
     .unwrap();
     let tree = scratch.path.join(&top);
     // Each file is what it should be: (file in the tarball, the same bytes as, or a line it holds).
-    let same: [(&str, PathBuf); 5] = [
+    let same: [(&str, PathBuf); 6] = [
         ("icmp-guard", static_binary()),
         (
             "systemd/icmp-guard.service",
@@ -206,6 +207,7 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
         ("icmp-guard.toml", repo().join("contrib/icmp-guard.toml")),
         ("LICENSE-MIT", repo().join("LICENSE-MIT")),
         ("LICENSE-APACHE", repo().join("LICENSE-APACHE")),
+        ("LICENSE-GPL-2.0", repo().join("LICENSE-GPL-2.0")),
     ];
     for (file, source) in same {
         assert_eq!(
@@ -338,10 +340,10 @@ fn the_deb_installs_at_fhs_paths_and_removes_every_file() {
     ]));
     assert!(out.contains("eth0:"), "{out}");
     let copyright = std::fs::read_to_string("/usr/share/doc/icmp-guard/copyright").unwrap();
-    assert!(
-        copyright.contains("License: MIT or Apache-2.0"),
-        "{copyright}"
-    );
+    // The XDP programs' own licence, as their `license` section tells the kernel.
+    for licence in ["License: MIT or Apache-2.0", "License: MIT or GPL-2"] {
+        assert!(copyright.contains(licence), "{licence}: {copyright}");
+    }
 
     // `dpkg -r` removes every file but the conffile, which dpkg keeps for the admin; purging
     // removes that too.

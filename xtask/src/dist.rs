@@ -66,7 +66,7 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
     step("packing the tarball");
     let name = format!("icmp-guard-{version}-{PLATFORM}");
     let tree = stage.join(&name);
-    let files: [(PathBuf, &str, u32); 9] = [
+    let files: [(PathBuf, &str, u32); 10] = [
         (binary.clone(), "icmp-guard", 0o755),
         (
             generated.join("icmp-guard.bash"),
@@ -95,6 +95,7 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
         ),
         (root.join("LICENSE-MIT"), "LICENSE-MIT", 0o644),
         (root.join("LICENSE-APACHE"), "LICENSE-APACHE", 0o644),
+        (root.join("LICENSE-GPL-2.0"), "LICENSE-GPL-2.0", 0o644),
         (root.join("CHANGELOG.md"), "CHANGELOG.md", 0o644),
     ];
     for (from, to, mode) in &files {
@@ -386,8 +387,9 @@ fn deb_package(
         .arg(deb))
 }
 
-/// `/usr/share/doc/icmp-guard/copyright` in the machine-readable format (DEP-5), with both
-/// licences whole.
+/// `/usr/share/doc/icmp-guard/copyright` in the machine-readable format (DEP-5): MIT and
+/// Apache-2.0 whole, and for the XDP programs embedded in the binary, MIT or the GPL-2.0,
+/// whose text Debian keeps in `/usr/share/common-licenses`.
 fn copyright(root: &Path) -> Result<String> {
     let indent = |text: &str| {
         text.lines()
@@ -409,8 +411,16 @@ fn copyright(root: &Path) -> Result<String> {
          Files: *\n\
          Copyright: 2026 The icmp-guard developers\n\
          License: MIT or Apache-2.0\n\n\
+         Files: icmp-guard-ebpf/*\n\
+         Copyright: 2026 The icmp-guard developers\n\
+         License: MIT or GPL-2\n\
+         Comment: the XDP programs embedded in /usr/bin/icmp-guard, which tell the kernel\n \
+         \"Dual MIT/GPL\"; the icmp-guard-common code compiled into them comes under MIT.\n\n\
          License: MIT\n{}\n\n\
-         License: Apache-2.0\n{}\n",
+         License: Apache-2.0\n{}\n\n\
+         License: GPL-2\n \
+         On Debian systems, the complete text of the GNU General Public License version 2\n \
+         can be found in /usr/share/common-licenses/GPL-2.\n",
         indent(&mit),
         indent(&apache)
     ))
