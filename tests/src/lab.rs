@@ -9,6 +9,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
+    time::Instant,
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -48,6 +49,29 @@ pub fn counter(stats: &serde_json::Value, name: &str) -> u64 {
 #[must_use]
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The most one token bucket of `burst` packets at `rate` a second, shared by every CPU, can
+/// pass from `since` (taken before the attach) until now: its burst, what it earns over the
+/// elapsed time and one packet of rounding, with a coarse-clock step (a jiffy, at most 10 ms)
+/// of slack. For limits whose burst is more than a jiffy's worth of their rate, as in the
+/// tests; per-CPU buckets would pass up to the CPUs times as much.
+#[must_use]
+pub fn bucket_allows(burst: u64, rate: u64, since: Instant) -> u64 {
+    let millis = since.elapsed().as_millis() + 10;
+    let earned = (u128::from(rate) * millis).div_ceil(1000);
+    burst + 1 + u64::try_from(earned).unwrap_or(u64::MAX)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of a lab, whatever its
+/// network namespace.
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: zeroed timespec is valid; clock_gettime writes it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// Pins the calling thread to `cpu`.
@@ -695,26 +719,51 @@ impl Lab {
         Ok(cmd)
     }
 
-    /// Runs one injector pinned to each of `cpus` at once, all with `args`, and waits for
-    /// them. The kernel records a raw socket's frame on the transmit queue of the sending CPU
-    /// (modulo the queues), and a veth hands it to the peer's receive queue of that number, so
-    /// on a lab with a queue per CPU each CPU's frames are judged on that CPU, at the same time
-    /// as the others' (see [`Self::judged_per_cpu`]).
-    pub fn inject_from_cpus(&self, cpus: &[usize], args: &[&str]) -> Result<()> {
-        let mut senders = cpus
+    /// Runs one injector pinned to each of `cpus` at once, all with `args`, waits for them and
+    /// checks that they sent at the same time: each was sending during at least 80% of the
+    /// time all of them took (pace them with `--pps`, so that starting one after the other
+    /// costs little of it). The kernel records a raw socket's frame on the transmit queue of
+    /// the sending CPU (modulo the queues), and a veth hands it to the peer's receive queue of
+    /// that number, so on a lab with a queue per CPU each CPU's frames are judged on that
+    /// CPU, at the same time as the others' (see [`Self::judged_per_cpu`]). Returns the
+    /// injectors' reports.
+    pub fn inject_from_cpus(
+        &self,
+        cpus: &[usize],
+        args: &[&str],
+    ) -> Result<Vec<serde_json::Value>> {
+        let senders = cpus
             .iter()
             .map(|cpu| {
                 self.inject_command(args)?
                     .args(["--cpu", &cpu.to_string()])
-                    .stdout(Stdio::null())
+                    .stdout(Stdio::piped())
                     .spawn()
                     .context("spawning the injector")
             })
             .collect::<Result<Vec<_>>>()?;
-        for sender in &mut senders {
-            ensure!(sender.wait()?.success(), "injector failed");
+        let mut reports = Vec::with_capacity(senders.len());
+        let mut spans = Vec::with_capacity(senders.len());
+        for sender in senders {
+            let out = sender.wait_with_output()?;
+            ensure!(out.status.success(), "injector failed: {}", stderr_of(&out));
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let at = |key: &str| {
+                report[key]
+                    .as_u64()
+                    .with_context(|| format!("{key} in {report}"))
+            };
+            spans.push((at("started_ns")?, at("ended_ns")?));
+            reports.push(report);
         }
-        Ok(())
+        let first = spans.iter().map(|s| s.0).min().unwrap_or_default();
+        let last = spans.iter().map(|s| s.1).max().unwrap_or_default();
+        let shortest = spans.iter().map(|s| s.1 - s.0).min().unwrap_or_default();
+        ensure!(
+            shortest * 5 >= (last - first) * 4,
+            "the injectors did not send together: {reports:?}"
+        );
+        Ok(reports)
     }
 
     /// The frames each receive queue of the guarded veth `iface` handed its XDP program, by
@@ -784,8 +833,8 @@ pub fn ping_summary(out: &Output) -> Result<(u32, u32)> {
 
 /// Polls `check` every 100 ms for up to `secs` seconds.
 pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
+    let deadline = Instant::now() + std::time::Duration::from_secs(secs);
+    while Instant::now() < deadline {
         if check() {
             return Ok(());
         }

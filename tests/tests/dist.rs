@@ -15,7 +15,7 @@ use std::{
 };
 
 use icmp_guard_tests::lab::{
-    Daemon, Lab, Scratch, counter, eventually, run, stderr_of, unique, workspace_bin,
+    Daemon, Lab, Scratch, bucket_allows, counter, eventually, run, stderr_of, unique, workspace_bin,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -258,7 +258,7 @@ fn guards(lab: &Lab) {
         counter(&stats, "dropped_rate_source"),
     );
     assert_eq!(passed + dropped, FLOOD + 3, "{stats}");
-    let ceiling = BURST + RATE * (started.elapsed().as_secs() + 2);
+    let ceiling = bucket_allows(BURST, RATE, started);
     assert!(passed <= ceiling, "passed {passed} > {ceiling}: {stats}");
     lab.cli_ok(&["detach", iface]).unwrap();
     assert!(!lab.guarded_has_xdp());
@@ -505,7 +505,7 @@ fn the_image_holds_the_binary_alone_and_its_entrypoint_guards_the_lab_across_a_r
         1003,
         "{stats}"
     );
-    let ceiling = 20 + 10 * (started.elapsed().as_secs() + 2);
+    let ceiling = bucket_allows(20, 10, started);
     assert!(passed <= ceiling, "passed {passed} > {ceiling}: {stats}");
 
     // SIGTERM with on_exit = "keep": the service exits, the guard stays (the pod a rolling

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use icmp_guard_common::bucket::AHEAD_SHARE;
-use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, counter, ip, stderr_of, unique, workspace_bin};
+use icmp_guard_tests::lab::{
+    CLIENT_ADDR, Lab, bucket_allows, counter, ip, stderr_of, unique, workspace_bin,
+};
 use serde_json::Value;
 
 const RATE: u64 = 10;
@@ -59,10 +61,11 @@ fn lifecycle(mode: &str) -> Result<()> {
     // queue the CPUs take turns judging; `shared_buckets_hold_when_two_cpus_receive_at_once`
     // has them judge at the same moment.)
     let half = (FLOOD / 2).to_string();
-    lab.inject_from_cpus(&[0, 1], &["--kind", "echo", "--count", &half])?;
-    // Whole seconds since attach, rounded up, plus one for the coarse clock's steps.
-    let seconds = started.elapsed().as_secs() + 2;
-    let ceiling = BURST + RATE * seconds;
+    lab.inject_from_cpus(
+        &[0, 1],
+        &["--kind", "echo", "--count", &half, "--pps", "4000"],
+    )?;
+    let ceiling = bucket_allows(BURST, RATE, started);
     let stats = lab.stats()?;
     let passed = counter(&stats, "passed");
     let dropped = counter(&stats, "dropped_rate_source");
@@ -132,7 +135,7 @@ struct SharedBucket {
     what: &'static str,
     /// `attach` flags beyond the interface and native mode.
     limits: &'static [&'static str],
-    /// What each CPU's injector sends.
+    /// What each CPU's injector sends, paced so that the two send together.
     flood: &'static [&'static str],
     /// Frames each CPU sends.
     per_cpu: u64,
@@ -157,7 +160,7 @@ fn shared_buckets_hold_when_two_cpus_receive_at_once() {
         SharedBucket {
             what: "one source's echo bucket",
             limits: &["--echo-rate", "10", "--echo-burst", "20"],
-            flood: &["--kind", "echo", "--count", "2000"],
+            flood: &["--kind", "echo", "--count", "2000", "--pps", "8000"],
             per_cpu: 2000,
             burst: 20,
             rate: 10,
@@ -179,7 +182,7 @@ fn shared_buckets_hold_when_two_cpus_receive_at_once() {
                 "--new-source-rate",
                 "1",
             ],
-            flood: &["--kind", "echo", "--count", "2000"],
+            flood: &["--kind", "echo", "--count", "2000", "--pps", "8000"],
             per_cpu: 2000,
             burst: 200,
             rate: 3,
@@ -190,7 +193,7 @@ fn shared_buckets_hold_when_two_cpus_receive_at_once() {
         SharedBucket {
             what: "the exempt budget (packet too big, at its floor)",
             limits: &["--exempt-rate", "1000", "--exempt-burst", "1000"],
-            flood: &["--kind", "ptb", "--count", "4000"],
+            flood: &["--kind", "ptb", "--count", "4000", "--pps", "8000"],
             per_cpu: 4000,
             burst: 1000,
             rate: 1000,

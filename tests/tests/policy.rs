@@ -2,7 +2,7 @@
 //! prefix aggregation, allow and deny lists, dry-run, and value validation.
 
 use anyhow::Result;
-use icmp_guard_tests::lab::{Lab, counter, ip, stderr_of};
+use icmp_guard_tests::lab::{Lab, bucket_allows, counter, ip, stderr_of};
 use serde_json::Value;
 
 const RATE: u64 = 10;
@@ -18,11 +18,9 @@ fn drops(stats: &Value) -> u64 {
         .sum()
 }
 
-/// The most a per-CPU bucket can pass since `started`: every CPU's burst plus its rate over
-/// the elapsed whole seconds (rounded up, plus one for the coarse clock).
+/// The most the source's bucket can pass since `started` (see [`bucket_allows`]).
 fn ceiling(started: std::time::Instant) -> u64 {
-    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
-    cpus * (BURST + RATE * (started.elapsed().as_secs() + 2))
+    bucket_allows(BURST, RATE, started)
 }
 
 fn attach(lab: &Lab, extra: &[&str]) -> Result<String> {

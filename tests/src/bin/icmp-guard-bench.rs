@@ -26,7 +26,6 @@
 use std::{
     fmt::Write as _,
     sync::atomic::{AtomicBool, Ordering},
-    time::Instant,
 };
 
 use anyhow::{Context as _, Result, ensure};
@@ -47,7 +46,7 @@ use icmp_guard_common::{
 use icmp_guard_tests::{
     fixtures::{Tag, Verdict, cases},
     harness::{load_floor, load_programs},
-    lab::{Lab, pin_to_current_cpu},
+    lab::{Lab, monotonic_ns, pin_to_current_cpu},
     live::{self, report::Summary},
 };
 use serde_json::{Value, json};
@@ -687,18 +686,12 @@ fn capture_json(rows: &[CaptureRow]) -> Value {
     })
 }
 
-fn monotonic_ns() -> u64 {
-    // SAFETY: zeroed timespec is valid; clock_gettime writes it.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: valid clock id and out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
-
 /// Echo limit of the per-CPU measurement.
 const LAB_RATE: f64 = 10.0;
 const LAB_BURST: f64 = 20.0;
 const LAB_FLOOD: u32 = 2000;
+/// The pace of each CPU's flood: a quarter of a second, so the two run together.
+const LAB_PPS: u32 = 8000;
 const LAB_ROUNDS: usize = 5;
 
 /// A row of the per-CPU quota table: the median round of one queue count.
@@ -730,7 +723,7 @@ fn per_cpu_quota() -> Result<Vec<QuotaRow>> {
 
 fn quota_text(rows: &[QuotaRow]) -> String {
     let mut out = format!(
-        "shared buckets: one source floods {LAB_FLOOD} echoes from each of CPUs 0 and 1 (lab veth, native XDP, echo {LAB_RATE}/s burst {LAB_BURST}), median of {LAB_ROUNDS} rounds\n{:<10} {:>8} {:>8} {:>18} {:>8}\n",
+        "shared buckets: one source floods {LAB_FLOOD} echoes from each of CPUs 0 and 1 at once, {LAB_PPS}/s each (lab veth, native XDP, echo {LAB_RATE}/s burst {LAB_BURST}), median of {LAB_ROUNDS} rounds\n{:<10} {:>8} {:>8} {:>18} {:>8}\n",
         "rx queues", "sent", "passed", "one bucket allows", "ratio"
     );
     for r in rows {
@@ -766,9 +759,11 @@ fn quota_json(rows: &[QuotaRow]) -> Value {
 /// Returns (passed, what one bucket allows over the flood's time, their ratio).
 fn flood_from_two_cpus(queues: u32) -> Result<(u64, f64, f64)> {
     let lab = Lab::with_queues(queues)?;
+    lab.silence_client()?;
+    let iface = lab.guarded_if.as_str();
     lab.cli_ok(&[
         "attach",
-        &lab.guarded_if,
+        iface,
         "--mode",
         "native",
         "--echo-rate",
@@ -777,19 +772,46 @@ fn flood_from_two_cpus(queues: u32) -> Result<(u64, f64, f64)> {
         "20",
     ])?;
     let count = LAB_FLOOD.to_string();
-    let started = Instant::now();
-    lab.inject_from_cpus(&[0, 1], &["--kind", "echo", "--count", &count])?;
-    let seconds = started.elapsed().as_secs_f64();
-    // With two queues, each CPU's frames have a queue (and a NAPI on that CPU) of their own.
-    let per_queue = lab.xdp_frames_per_queue(&lab.guarded_if)?;
+    let before = lab.judged_per_cpu(iface)?;
+    // Checked to have sent together (see `inject_from_cpus`).
+    let reports = lab.inject_from_cpus(
+        &[0, 1],
+        &[
+            "--kind",
+            "echo",
+            "--count",
+            &count,
+            "--pps",
+            &LAB_PPS.to_string(),
+        ],
+    )?;
+    // Both CPUs judged their frames; with two queues, each CPU's frames had a queue (and a
+    // NAPI on that CPU) of their own, so the two judged at the same time.
+    let judged = lab.judged_per_cpu(iface)?;
+    let per_queue = lab.xdp_frames_per_queue(iface)?;
+    let own = u64::from(LAB_FLOOD);
     ensure!(
-        queues == 1 || per_queue.iter().all(|&n| n >= u64::from(LAB_FLOOD)),
+        (0..2).all(|cpu| judged[cpu] - before[cpu] >= own * 9 / 10),
+        "the flood was not judged on both CPUs: {judged:?}"
+    );
+    ensure!(
+        queues == 1 || per_queue.iter().all(|&n| n >= own),
         "the flood did not spread over the {queues} queues: {per_queue:?}"
     );
     let stats = lab.stats()?;
     let passed = stats["counters"]["passed"]
         .as_u64()
         .context("passed counter")?;
+    // The flood's own time, from the first frame sent to the last: the bucket was full
+    // before it.
+    let at = |key: &str, pick: fn(u64, u64) -> u64| {
+        reports
+            .iter()
+            .filter_map(|r| r[key].as_u64())
+            .reduce(pick)
+            .with_context(|| format!("{key} in the injectors' reports"))
+    };
+    let seconds = (at("ended_ns", u64::max)? - at("started_ns", u64::min)?) as f64 / 1e9;
     let allowed = LAB_BURST + LAB_RATE * seconds;
     Ok((passed, allowed, passed as f64 / allowed))
 }

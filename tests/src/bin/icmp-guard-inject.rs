@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
 use icmp_guard_tests::{
-    lab::pin_thread_to,
+    lab::{monotonic_ns, pin_thread_to},
     packet::{
         ETH_P_8021Q, IPPROTO_ICMP, Ipv4, MF, echo_request, echo6_from, ipv4_frame,
         neighbour_solicitation, packet_too_big, retag,
@@ -145,6 +145,7 @@ fn main() -> Result<()> {
         pin_thread_to(cpu)?;
     }
     let socket = PacketSocket::bind(&args.iface)?;
+    let started_ns = monotonic_ns();
     if args.cpu.is_some() {
         socket.queue_by_cpu()?;
     }
@@ -176,7 +177,15 @@ fn main() -> Result<()> {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!("{}", serde_json::json!({"sent": sent, "seconds": seconds}));
+    // When it sent, on the monotonic clock, so that senders run together can be checked to
+    // have overlapped.
+    let report = serde_json::json!({
+        "sent": sent,
+        "seconds": seconds,
+        "started_ns": started_ns,
+        "ended_ns": monotonic_ns(),
+    });
+    println!("{report}");
     Ok(())
 }
 
