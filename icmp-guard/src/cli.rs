@@ -21,8 +21,8 @@ use crate::{
     after_help = "Examples:\n  icmp-guard attach eth0\n  icmp-guard attach eth0 --echo-rate 50 --echo-burst 100\n  icmp-guard set eth0 --echo-rate 5 --v4-prefix 24\n  icmp-guard allow add eth0 203.0.113.0/24\n  icmp-guard attach eth0 --dry-run\n  icmp-guard stats eth0\n  icmp-guard status --json\n  icmp-guard detach eth0"
 )]
 pub struct Cli {
-    /// bpffs mount point holding the pins (under PATH/icmp-guard/<IFACE>/); mounted if it is
-    /// not a bpffs yet
+    /// bpffs mount point holding the pins (under PATH/icmp-guard/netns:<INODE>:<COOKIE>/<IFACE>/);
+    /// mounted if it is not a bpffs yet
     #[arg(long, global = true, value_name = "PATH", env = pins::BPFFS_ENV, default_value = pins::DEFAULT_BPFFS)]
     pub bpffs: PathBuf,
 

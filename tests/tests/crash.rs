@@ -504,8 +504,10 @@ fn a_kill_during_a_reload_leaves_the_old_or_the_new_policy() {
     eprintln!("reload: {calls} kill points");
 }
 
-/// The bank switch itself, through the library: a list change that stops before its config
-/// write leaves the bank in force untouched.
+/// The bank switch itself, through the library: a list change writes the bank not in force
+/// and switches the config to it, leaving the bank that was in force as it was (a packet still
+/// reading it finds the old list). What a kill between those writes leaves is what the kills
+/// of `allow` and `deny` above check.
 #[test]
 fn a_list_change_writes_only_the_bank_not_in_force_before_its_config() {
     let lab = lab();

@@ -304,28 +304,58 @@ fn concurrent_commands_wait_for_the_lock() {
 /// Pins an array map of `entries` with 4-byte keys and `value` -byte values at `path`, as
 /// another version of icmp-guard might have.
 fn pin_array(path: &Path, value: u32, entries: u32, name: &str) {
+    pin_map(path, &MapShape::array(value as usize, entries), name);
+}
+
+/// A map's layout as `bpftool map create` takes it.
+struct MapShape {
+    /// `bpftool`'s name of the type: `array`, `percpu_array`, `lru_hash`...
+    kind: &'static str,
+    key: usize,
+    value: usize,
+    entries: u32,
+    flags: u32,
+}
+
+impl MapShape {
+    const fn array(value: usize, entries: u32) -> Self {
+        Self {
+            kind: "array",
+            key: 4,
+            value,
+            entries,
+            flags: 0,
+        }
+    }
+}
+
+/// Pins a map of `shape` named `name` at `path`.
+fn pin_map(path: &Path, shape: &MapShape, name: &str) {
     let out = Command::new("bpftool")
         .args(["map", "create"])
         .arg(path)
-        .args(["type", "array", "key", "4", "value", &value.to_string()])
-        .args(["entries", &entries.to_string(), "name", name])
+        .args(["type", shape.kind])
+        .args([
+            "key",
+            &shape.key.to_string(),
+            "value",
+            &shape.value.to_string(),
+        ])
+        .args(["entries", &shape.entries.to_string(), "name", name])
+        .args(["flags", &shape.flags.to_string()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
-#[test]
-fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
-    let lab = Lab::new().unwrap();
-    let iface = lab.guarded_if.as_str();
-    lab.cli_ok(&["attach", iface]).unwrap();
-    // Older versions' maps: same name, another layout. (map, value size, entries, what
-    // attach must say.)
-    let cases = [
+/// Maps of icmp-guard's names in another layout, one field of the check each: (map, its
+/// shape, what `attach` must say of it).
+fn incompatible_layouts() -> Vec<(&'static str, MapShape, String)> {
+    let line = size_of::<icmp_guard_common::seen::Line>();
+    vec![
         (
             "IG_CONFIG",
-            48,
-            1,
+            MapShape::array(48, 1),
             format!(
                 "map IG_CONFIG has value size 48, this version needs {}",
                 size_of::<icmp_guard_common::Config>()
@@ -334,18 +364,57 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
         // The previous release's recently-seen filter: one stamp a slot.
         (
             "IG_SEEN",
-            8,
-            131_072,
+            MapShape::array(8, 131_072),
+            format!("map IG_SEEN has value size 8, this version needs {line}"),
+        ),
+        // A filter of other lines: the right value, another capacity.
+        (
+            "IG_SEEN",
+            MapShape::array(line, 1024),
             format!(
-                "map IG_SEEN has value size 8, this version needs {}",
-                size_of::<icmp_guard_common::seen::Line>()
+                "map IG_SEEN has capacity 1024, this version needs {}",
+                icmp_guard_common::seen::LINES
             ),
         ),
-    ];
-    for (map, value, entries, says) in cases {
+        // Counters shared by every CPU, as an array: another type (2, not 6).
+        (
+            "IG_COUNTERS",
+            MapShape::array(8, icmp_guard_common::reason::COUNTER_SLOTS),
+            "map IG_COUNTERS has type 2, this version needs 6".to_owned(),
+        ),
+        // Sources keyed by IPv4 address and prefix alone: another key size.
+        (
+            "IG_SOURCES",
+            MapShape {
+                kind: "lru_hash",
+                key: 8,
+                value: size_of::<icmp_guard_common::SourceState>(),
+                entries: 65_536,
+                flags: 0,
+            },
+            format!(
+                "map IG_SOURCES has key size 8, this version needs {}",
+                size_of::<icmp_guard_common::SourceKey>()
+            ),
+        ),
+        // The capture's control without `BPF_F_MMAPABLE`: other flags.
+        (
+            "IG_CAPTURE_CTL",
+            MapShape::array(size_of::<icmp_guard_common::capture::Control>(), 1),
+            "map IG_CAPTURE_CTL has flags 0, this version needs 1024".to_owned(),
+        ),
+    ]
+}
+
+#[test]
+fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface]).unwrap();
+    for (map, shape, says) in incompatible_layouts() {
         let pin = lab.pin_dir(iface).join(map);
         std::fs::remove_file(&pin).unwrap();
-        pin_array(&pin, value, entries, map);
+        pin_map(&pin, &shape, map);
         let out = lab.cli(&["attach", iface, "--replace"]).unwrap();
         assert!(!out.status.success(), "{map}");
         let err = stderr_of(&out);
