@@ -214,7 +214,7 @@ impl<'a> Summary<'a> {
         );
         let _ = writeln!(
             out,
-            "  prog ns: the receiver's XDP program (run time / runs, BPF run-time statistics); receive ns: the NAPI thread's CPU time / frames received; NAPI: its share of CPU {RECEIVER_CPU} during the flood."
+            "  prog ns: the receiver's XDP program (run time / runs, BPF run-time statistics); receive ns: the NAPI thread's CPU time / frames received; NAPI: its CPU time over the flood's duration, on CPU {RECEIVER_CPU} (the drain after the flood included). Each column is a median of its own, so dropped need not be received less passed exactly."
         );
         let reads = self.receive_ns(Case::XdpReadDrop);
         let _ = writeln!(
