@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -58,9 +58,28 @@ pub fn stderr_of(out: &Output) -> String {
 /// tests; per-CPU buckets would pass up to the CPUs times as much.
 #[must_use]
 pub fn bucket_allows(burst: u64, rate: u64, since: Instant) -> u64 {
-    let millis = since.elapsed().as_millis() + 10;
+    bucket_allows_over(burst, rate, since.elapsed())
+}
+
+/// The same for a bucket full when a flood of `length` began (see [`sending_span`]).
+#[must_use]
+pub fn bucket_allows_over(burst: u64, rate: u64, length: Duration) -> u64 {
+    let millis = length.as_millis() + 10;
     let earned = (u128::from(rate) * millis).div_ceil(1000);
     burst + 1 + u64::try_from(earned).unwrap_or(u64::MAX)
+}
+
+/// From the first frame to the last of injectors run together, by their reports.
+pub fn sending_span(reports: &[serde_json::Value]) -> Result<Duration> {
+    let at = |key: &str| -> Result<Vec<u64>> {
+        reports
+            .iter()
+            .map(|r| r[key].as_u64().with_context(|| format!("{key} in {r}")))
+            .collect()
+    };
+    let first = at("started_ns")?.into_iter().min().unwrap_or_default();
+    let last = at("ended_ns")?.into_iter().max().unwrap_or_default();
+    Ok(Duration::from_nanos(last.saturating_sub(first)))
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of a lab, whatever its
@@ -191,7 +210,7 @@ impl Netns {
         let (addr, path) = (addr.to_owned(), path.to_owned());
         std::thread::spawn(move || -> Result<String> {
             enter_netns(&name)?;
-            let timeout = Some(std::time::Duration::from_secs(5));
+            let timeout = Some(Duration::from_secs(5));
             let mut stream = std::net::TcpStream::connect(&addr)?;
             stream.set_read_timeout(timeout)?;
             stream.set_write_timeout(timeout)?;
@@ -719,33 +738,50 @@ impl Lab {
         Ok(cmd)
     }
 
-    /// Runs one injector pinned to each of `cpus` at once, all with `args`, waits for them and
-    /// checks that they sent at the same time: each was sending during at least 80% of the
-    /// time all of them took (pace them with `--pps`, so that starting one after the other
-    /// costs little of it). The kernel records a raw socket's frame on the transmit queue of
-    /// the sending CPU (modulo the queues), and a veth hands it to the peer's receive queue of
-    /// that number, so on a lab with a queue per CPU each CPU's frames are judged on that
-    /// CPU, at the same time as the others' (see [`Self::judged_per_cpu`]). Returns the
-    /// injectors' reports.
+    /// Runs one injector pinned to each of `cpus`, all with `args` (pace them with `--pps`),
+    /// each told to start at the same moment, half a second on, and waits for them. Checks
+    /// that they sent together: each was sending during at least 80% of the time all of them
+    /// took. Pinned, an injector sends on the transmit queue of its CPU's number (modulo the
+    /// queues; it bypasses the qdisc layer, which picks the queue so), and a veth hands the
+    /// frames to the peer's receive queue of that number: on a lab with a queue per CPU each
+    /// CPU's frames are judged on that CPU, at the same time as the others' (see
+    /// [`Self::flood_from_cpus`]). Returns the injectors' reports.
     pub fn inject_from_cpus(
         &self,
         cpus: &[usize],
         args: &[&str],
     ) -> Result<Vec<serde_json::Value>> {
-        let senders = cpus
-            .iter()
-            .map(|cpu| {
-                self.inject_command(args)?
-                    .args(["--cpu", &cpu.to_string()])
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .context("spawning the injector")
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut reports = Vec::with_capacity(senders.len());
-        let mut spans = Vec::with_capacity(senders.len());
-        for sender in senders {
-            let out = sender.wait_with_output()?;
+        let start_at = (monotonic_ns() + 500_000_000).to_string();
+        let mut commands = Vec::with_capacity(cpus.len());
+        for cpu in cpus {
+            let mut cmd = self.inject_command(args)?;
+            cmd.args(["--cpu", &cpu.to_string(), "--start-at", &start_at])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            commands.push(cmd);
+        }
+        let mut senders = Vec::with_capacity(commands.len());
+        for cmd in &mut commands {
+            match cmd.spawn() {
+                Ok(child) => senders.push(child),
+                Err(e) => {
+                    for mut sender in senders {
+                        let _ = sender.kill();
+                        let _ = sender.wait();
+                    }
+                    return Err(e).context("spawning the injector");
+                }
+            }
+        }
+        // Every sender is waited for before any failure is reported.
+        let outputs: Vec<_> = senders
+            .into_iter()
+            .map(std::process::Child::wait_with_output)
+            .collect();
+        let mut reports = Vec::with_capacity(outputs.len());
+        let mut spans = Vec::with_capacity(outputs.len());
+        for out in outputs {
+            let out = out?;
             ensure!(out.status.success(), "injector failed: {}", stderr_of(&out));
             let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
             let at = |key: &str| {
@@ -763,6 +799,50 @@ impl Lab {
             shortest * 5 >= (last - first) * 4,
             "the injectors did not send together: {reports:?}"
         );
+        Ok(reports)
+    }
+
+    /// Floods the guard of `iface` from each of `cpus` at once (see [`Self::inject_from_cpus`];
+    /// `args` sends `per_cpu` frames each) and checks where the frames were judged. On a lab
+    /// with a queue per CPU, each CPU's frames reach a queue of their own (the veth's per-queue
+    /// statistics), whose NAPI runs on that CPU, so nearly all (90%) are judged there, at the
+    /// same time as the others'. Through fewer queues the CPUs take turns running a queue's
+    /// NAPI, frames of the others' included, so each need only have judged a tenth of its own.
+    /// Returns the injectors' reports.
+    pub fn flood_from_cpus(
+        &self,
+        iface: &str,
+        cpus: &[usize],
+        args: &[&str],
+        per_cpu: u64,
+    ) -> Result<Vec<serde_json::Value>> {
+        let judged_before = self.judged_per_cpu(iface)?;
+        let queued_before = self.xdp_frames_per_queue(iface)?;
+        let reports = self.inject_from_cpus(cpus, args)?;
+        let judged = self.judged_per_cpu(iface)?;
+        let queued = self.xdp_frames_per_queue(iface)?;
+        let own_queue = self.queues as usize >= cpus.len();
+        let least = if own_queue {
+            per_cpu * 9 / 10
+        } else {
+            per_cpu / 10
+        };
+        for &cpu in cpus {
+            let on_cpu = judged[cpu] - judged_before[cpu];
+            ensure!(
+                on_cpu >= least,
+                "CPU {cpu} judged {on_cpu} frames, at least {least} expected of the {per_cpu} it \
+                 sent through {} queues (per CPU before {judged_before:?}, after {judged:?})",
+                self.queues
+            );
+            let queue = cpu % queued.len();
+            let got = queued[queue] - queued_before[queue];
+            ensure!(
+                !own_queue || got >= per_cpu,
+                "queue {queue} got {got} frames, not the {per_cpu} CPU {cpu} sent (per queue \
+                 before {queued_before:?}, after {queued:?})"
+            );
+        }
         Ok(reports)
     }
 
@@ -833,12 +913,12 @@ pub fn ping_summary(out: &Output) -> Result<(u32, u32)> {
 
 /// Polls `check` every 100 ms for up to `secs` seconds.
 pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + std::time::Duration::from_secs(secs);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if check() {
             return Ok(());
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
     }
     bail!("not within {secs} s: {what}")
 }

@@ -509,7 +509,7 @@ fn a_kill_during_a_reload_leaves_the_old_or_the_new_policy() {
 /// reading it finds the old list). What a kill between those writes leaves is what the kills
 /// of `allow` and `deny` above check.
 #[test]
-fn a_list_change_writes_only_the_bank_not_in_force_before_its_config() {
+fn a_list_change_switches_banks_and_leaves_the_bank_in_force_untouched() {
     let lab = lab();
     let pins = lab.pins(&lab.guarded_if);
     let guard = Guard::open(pins).unwrap();

@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use icmp_guard_common::bucket::AHEAD_SHARE;
 use icmp_guard_tests::lab::{
-    CLIENT_ADDR, Lab, bucket_allows, counter, ip, stderr_of, unique, workspace_bin,
+    CLIENT_ADDR, Lab, bucket_allows, bucket_allows_over, counter, ip, sending_span, stderr_of,
+    unique, workspace_bin,
 };
 use serde_json::Value;
 
@@ -135,10 +136,11 @@ struct SharedBucket {
     what: &'static str,
     /// `attach` flags beyond the interface and native mode.
     limits: &'static [&'static str],
-    /// What each CPU's injector sends, paced so that the two send together.
-    flood: &'static [&'static str],
-    /// Frames each CPU sends.
+    /// The injector's `--kind` of frames.
+    kind: &'static str,
+    /// Frames each CPU sends, and how many a second.
     per_cpu: u64,
+    pps: u64,
     /// The bucket under test, in packets and packets per second.
     burst: u64,
     rate: u64,
@@ -160,8 +162,9 @@ fn shared_buckets_hold_when_two_cpus_receive_at_once() {
         SharedBucket {
             what: "one source's echo bucket",
             limits: &["--echo-rate", "10", "--echo-burst", "20"],
-            flood: &["--kind", "echo", "--count", "2000", "--pps", "8000"],
+            kind: "echo",
             per_cpu: 2000,
+            pps: 8000,
             burst: 20,
             rate: 10,
             passed: "passed",
@@ -182,8 +185,9 @@ fn shared_buckets_hold_when_two_cpus_receive_at_once() {
                 "--new-source-rate",
                 "1",
             ],
-            flood: &["--kind", "echo", "--count", "2000", "--pps", "8000"],
+            kind: "echo",
             per_cpu: 2000,
+            pps: 8000,
             burst: 200,
             rate: 3,
             passed: "passed",
@@ -193,8 +197,9 @@ fn shared_buckets_hold_when_two_cpus_receive_at_once() {
         SharedBucket {
             what: "the exempt budget (packet too big, at its floor)",
             limits: &["--exempt-rate", "1000", "--exempt-burst", "1000"],
-            flood: &["--kind", "ptb", "--count", "4000", "--pps", "8000"],
+            kind: "ptb",
             per_cpu: 4000,
+            pps: 8000,
             burst: 1000,
             rate: 1000,
             passed: "passed_exempt",
@@ -214,24 +219,11 @@ fn shared_bucket_holds(case: &SharedBucket) -> Result<()> {
     let mut attach = vec!["attach", iface, "--mode", "native"];
     attach.extend_from_slice(case.limits);
     lab.cli_ok(&attach)?;
-    let before = lab.judged_per_cpu(iface)?;
-    let started = Instant::now();
-    lab.inject_from_cpus(&[0, 1], case.flood)?;
-    let seconds = started.elapsed().as_secs_f64();
-    // Each CPU's frames reached a receive queue of their own and were judged on that CPU
-    // (nearly all: a queue's NAPI runs where it was last scheduled).
-    let judged = lab.judged_per_cpu(iface)?;
-    let queues = lab.xdp_frames_per_queue(iface)?;
-    for cpu in [0, 1] {
-        let on_cpu = judged[cpu] - before[cpu];
-        ensure!(
-            on_cpu >= case.per_cpu * 9 / 10 && queues[cpu] >= case.per_cpu,
-            "CPU {cpu} judged {on_cpu} of its {} frames, its queue got {} (per CPU: {judged:?}, \
-             per queue: {queues:?}): the flood did not reach two CPUs at once",
-            case.per_cpu,
-            queues[cpu]
-        );
-    }
+    // Each CPU's frames reach a queue of their own, judged on that CPU (checked).
+    let (count, pps) = (case.per_cpu.to_string(), case.pps.to_string());
+    let args = ["--kind", case.kind, "--count", &count, "--pps", &pps];
+    let reports = lab.flood_from_cpus(iface, &[0, 1], &args, case.per_cpu)?;
+    let span = sending_span(&reports)?;
     let stats = lab.stats()?;
     let passed = counter(&stats, case.passed);
     let dropped = counter(&stats, case.dropped);
@@ -239,14 +231,13 @@ fn shared_bucket_holds(case: &SharedBucket) -> Result<()> {
         passed + dropped == 2 * case.per_cpu,
         "every frame counted once: {stats}"
     );
-    // Taking ahead moves at most burst / AHEAD_SHARE either way; the clock may be read up to
-    // one coarse step (a jiffy, at most 10 ms) late.
+    // Taking ahead moves at most burst / AHEAD_SHARE either way.
     let slack = case.burst / u64::from(AHEAD_SHARE);
-    let ceiling = (case.burst + slack) as f64 + case.rate as f64 * (seconds + 0.01);
+    let ceiling = bucket_allows_over(case.burst + slack, case.rate, span);
     let floor = case.burst - slack;
     ensure!(
-        (floor as f64..=ceiling).contains(&(passed as f64)),
-        "passed {passed}, outside {floor}..={ceiling:.1} over {seconds:.3} s: {stats}"
+        (floor..=ceiling).contains(&passed),
+        "passed {passed}, outside {floor}..={ceiling} over {span:?}: {stats}"
     );
     if case.attributed {
         let top = &stats["top_sources"][0];

@@ -410,13 +410,13 @@ fn copyright(root: &Path) -> Result<String> {
          Upstream-Name: icmp-guard\n\n\
          Files: *\n\
          Copyright: 2026 The icmp-guard developers\n\
-         License: MIT or Apache-2.0\n\n\
+         License: Expat or Apache-2.0\n\n\
          Files: icmp-guard-ebpf/*\n\
          Copyright: 2026 The icmp-guard developers\n\
-         License: MIT or GPL-2\n\
+         License: Expat or GPL-2\n\
          Comment: the XDP programs embedded in /usr/bin/icmp-guard, which tell the kernel\n \
          \"Dual MIT/GPL\"; the icmp-guard-common code compiled into them comes under MIT.\n\n\
-         License: MIT\n{}\n\n\
+         License: Expat\n{}\n\n\
          License: Apache-2.0\n{}\n\n\
          License: GPL-2\n \
          On Debian systems, the complete text of the GNU General Public License version 2\n \

@@ -8,8 +8,9 @@
 //!   `LLVM_PREFIX=<prefix> cargo install bpf-linker --features llvm-<major>`; a stamp records
 //!   which nightly it was built for, so a new nightly triggers a rebuild;
 //! - [`test_tools`], the commands the tests, the benchmark and the demo run (`ip`, `ping`,
-//!   `nsenter`, `setpriv`, `bpftool`, `mount`, `strace` for the kill test; `nft` and
-//!   `ethtool` for the bench's live table; `xdp-filter` for the foreign-program test;
+//!   `nsenter`, `setpriv`, `bpftool`, `mount`, `strace` for the kill test; `ethtool` for the
+//!   per-queue statistics of floods from two CPUs and the bench's live table, `nft` for that
+//!   table; `xdp-filter` for the foreign-program test;
 //!   `systemd-analyze` for the unit's sandbox score; `dpkg-deb` and `podman` for `dist`), from
 //!   Debian, and `kubernetes-validate` for the manifests, from PyPI.
 //!

@@ -46,7 +46,7 @@ use icmp_guard_common::{
 use icmp_guard_tests::{
     fixtures::{Tag, Verdict, cases},
     harness::{load_floor, load_programs},
-    lab::{Lab, monotonic_ns, pin_to_current_cpu},
+    lab::{Lab, monotonic_ns, pin_to_current_cpu, sending_span},
     live::{self, report::Summary},
 };
 use serde_json::{Value, json};
@@ -189,7 +189,7 @@ fn main() -> Result<()> {
     let quota = if !args.wants(Table::Quota) || cpus < 2 {
         None
     } else {
-        Some(per_cpu_quota()?)
+        Some(shared_quota()?)
     };
     if !args.json && args.wants(Table::Quota) {
         match &quota {
@@ -209,7 +209,7 @@ fn main() -> Result<()> {
         let json = json!({
             "programs": programs.as_ref().map(programs_json),
             "capture": capture.as_deref().map(capture_json),
-            "per_cpu_quota": quota.as_deref().map(quota_json),
+            "shared_quota": quota.as_deref().map(quota_json),
             "live": live.as_ref().map(Summary::json),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -699,7 +699,8 @@ fn capture_json(rows: &[CaptureRow]) -> Value {
 const LAB_RATE: f64 = 10.0;
 const LAB_BURST: f64 = 20.0;
 const LAB_FLOOD: u32 = 2000;
-/// The pace of each CPU's flood: a quarter of a second, so the two run together.
+/// Each CPU's flood a second: 8000, so the 2000 frames of each last a quarter of a second,
+/// sent together.
 const LAB_PPS: u32 = 8000;
 const LAB_ROUNDS: usize = 5;
 
@@ -711,7 +712,7 @@ struct QuotaRow {
     ratio: f64,
 }
 
-fn per_cpu_quota() -> Result<Vec<QuotaRow>> {
+fn shared_quota() -> Result<Vec<QuotaRow>> {
     let mut rows = Vec::with_capacity(2);
     for queues in [1, 2] {
         let mut rounds = Vec::with_capacity(LAB_ROUNDS);
@@ -752,6 +753,7 @@ fn quota_text(rows: &[QuotaRow]) -> String {
 fn quota_json(rows: &[QuotaRow]) -> Value {
     json!({
         "flood_per_cpu": LAB_FLOOD,
+        "pps_per_cpu": LAB_PPS,
         "echo_rate": LAB_RATE,
         "echo_burst": LAB_BURST,
         "rounds": LAB_ROUNDS,
@@ -780,49 +782,22 @@ fn flood_from_two_cpus(queues: u32) -> Result<(u64, f64, f64)> {
         "--echo-burst",
         "20",
     ])?;
-    let count = LAB_FLOOD.to_string();
-    let before = lab.judged_per_cpu(iface)?;
-    // Checked to have sent together (see `inject_from_cpus`).
-    let reports = lab.inject_from_cpus(
+    let (count, pps) = (LAB_FLOOD.to_string(), LAB_PPS.to_string());
+    // Checked to have sent together, and to have been judged on both CPUs (with two queues,
+    // each CPU's frames on a queue of their own): see `Lab::flood_from_cpus`.
+    let reports = lab.flood_from_cpus(
+        iface,
         &[0, 1],
-        &[
-            "--kind",
-            "echo",
-            "--count",
-            &count,
-            "--pps",
-            &LAB_PPS.to_string(),
-        ],
+        &["--kind", "echo", "--count", &count, "--pps", &pps],
+        u64::from(LAB_FLOOD),
     )?;
-    // Both CPUs judged frames: through one queue in turns (whichever CPU finds its NAPI idle
-    // runs it, frames of the other's included), through two each its own frames, each queue
-    // with a NAPI on its CPU, so the two judged at the same time.
-    let judged = lab.judged_per_cpu(iface)?;
-    let per_queue = lab.xdp_frames_per_queue(iface)?;
-    let own = u64::from(LAB_FLOOD);
-    let least = if queues == 1 { own / 10 } else { own * 9 / 10 };
-    ensure!(
-        (0..2).all(|cpu| judged[cpu] - before[cpu] >= least),
-        "the flood was not judged on both CPUs ({queues} queues): {judged:?}"
-    );
-    ensure!(
-        queues == 1 || per_queue.iter().all(|&n| n >= own),
-        "the flood did not spread over the {queues} queues: {per_queue:?}"
-    );
     let stats = lab.stats()?;
     let passed = stats["counters"]["passed"]
         .as_u64()
         .context("passed counter")?;
     // The flood's own time, from the first frame sent to the last: the bucket was full
     // before it.
-    let at = |key: &str, pick: fn(u64, u64) -> u64| {
-        reports
-            .iter()
-            .filter_map(|r| r[key].as_u64())
-            .reduce(pick)
-            .with_context(|| format!("{key} in the injectors' reports"))
-    };
-    let seconds = (at("ended_ns", u64::max)? - at("started_ns", u64::min)?) as f64 / 1e9;
+    let seconds = sending_span(&reports)?.as_secs_f64();
     let allowed = LAB_BURST + LAB_RATE * seconds;
     Ok((passed, allowed, passed as f64 / allowed))
 }

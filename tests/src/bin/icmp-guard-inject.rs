@@ -52,6 +52,10 @@ struct Args {
     /// Pace the frames at this many per second (default: as fast as possible)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pps: Option<u32>,
+    /// Start sending at this time of `CLOCK_MONOTONIC`, in ns (at once if it has passed): how
+    /// senders started one after the other send together
+    #[arg(long)]
+    start_at: Option<u64>,
     /// Frames recorded by the tests (kind `recorded`)
     #[arg(long)]
     frames: Option<PathBuf>,
@@ -145,10 +149,13 @@ fn main() -> Result<()> {
         pin_thread_to(cpu)?;
     }
     let socket = PacketSocket::bind(&args.iface)?;
-    let started_ns = monotonic_ns();
     if args.cpu.is_some() {
         socket.queue_by_cpu()?;
     }
+    if let Some(wait) = args.start_at.and_then(|at| at.checked_sub(monotonic_ns())) {
+        std::thread::sleep(Duration::from_nanos(wait));
+    }
+    let started_ns = monotonic_ns();
     let started = Instant::now();
     let mut sent: u64 = 0;
     for (frame, times) in &plan {
