@@ -85,6 +85,17 @@ impl Budget {
     }
 }
 
+/// What became of a new source's entry (see [`Env::insert_source`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// The entry was created.
+    Created,
+    /// The source had an entry already: another CPU created it since this one looked.
+    Exists,
+    /// The map refused (memory pressure: an LRU map evicts rather than fill up).
+    Refused,
+}
+
 /// What the verdict needs from its surroundings: the config map, the clock, the per-source
 /// buckets, the global and admission budgets, the recently-seen filter and the lists. The XDP
 /// program implements it over its maps; tests over `HashMap`s. Every bucket and stamp is
@@ -100,8 +111,9 @@ pub trait Env {
     /// Runs `f` on the state of `key` if the source is known.
     fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&SourceState) -> R) -> Option<R>;
 
-    /// Starts tracking a source; false if the map refused.
-    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool;
+    /// Starts tracking a source with `state`, unless it has an entry already (which it keeps
+    /// untouched).
+    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> Insert;
 
     /// Runs `f` on the bucket of `budget` and on the count of its tokens this CPU took ahead
     /// and has not spent yet (a per-CPU value: no other CPU touches it).
@@ -522,10 +534,16 @@ fn meter_with<E: Env>(
     } else {
         SourceState::first_dropped()
     };
-    match (global_ok, env.insert_source(key, &state)) {
-        (false, _) => Reason::DroppedRateGlobal,
-        (true, false) => Reason::PassedUnmetered,
-        (true, true) => Reason::Passed,
+    match env.insert_source(key, &state) {
+        Insert::Created => global_reason(global_ok),
+        // The first packets of a source on two CPUs at once: the other CPU created the entry
+        // since this one looked. Charge it as a known source's (the global token is taken),
+        // so neither packet's count is lost to the other's insert.
+        Insert::Exists => env
+            .with_source(key, |s| charged(cfg, s, class, now, global_ok))
+            .unwrap_or(Reason::PassedUnmetered),
+        Insert::Refused if global_ok => Reason::PassedUnmetered,
+        Insert::Refused => Reason::DroppedRateGlobal,
     }
 }
 
@@ -533,13 +551,40 @@ fn meter_with<E: Env>(
 #[inline(always)]
 fn known<E: Env>(env: &E, cfg: &Config, state: &SourceState, class: Class, now: u64) -> Reason {
     if !state.charge(class, now, &cfg.limit(class)) {
-        return match class {
-            Class::Echo => Reason::DroppedRateSource,
-            Class::Reply => Reason::DroppedRateReply,
-        };
+        return source_drop(class);
     }
     let global_ok = take_budget(env, Budget::Global, now, &cfg.global);
     state.count(global_ok);
+    global_reason(global_ok)
+}
+
+/// Charges a source's bucket of `class` for a packet that has its global token already (or
+/// was refused one: `global_ok`), and counts it in the entry.
+///
+/// Out of line, as a BPF subprogram with its own stack: the path is rare (the first packets
+/// of a source on two CPUs at once), and inlined, its spills took slots where the verdict's
+/// path had spilled pointers, which the verifier refuses without `CAP_PERFMON`.
+#[inline(never)]
+fn charged(cfg: &Config, state: &SourceState, class: Class, now: u64, global_ok: bool) -> Reason {
+    if !state.charge(class, now, &cfg.limit(class)) {
+        return source_drop(class);
+    }
+    state.count(global_ok);
+    global_reason(global_ok)
+}
+
+/// The drop by a source's own bucket of `class`.
+#[inline(always)]
+const fn source_drop(class: Class) -> Reason {
+    match class {
+        Class::Echo => Reason::DroppedRateSource,
+        Class::Reply => Reason::DroppedRateReply,
+    }
+}
+
+/// The verdict on a packet the global budget passed or refused.
+#[inline(always)]
+const fn global_reason(global_ok: bool) -> Reason {
     if global_ok {
         Reason::Passed
     } else {

@@ -14,7 +14,7 @@
 )]
 
 use aya_ebpf::{
-    bindings::{BPF_F_MMAPABLE, xdp_action, xdp_md},
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST, xdp_action, xdp_md},
     helpers::generated::{
         bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
     },
@@ -31,12 +31,15 @@ use icmp_guard_common::{
     config::{defaults::MAX_SOURCES, flags},
     maps::LIST_MAX_ENTRIES,
     parse::Frame,
-    policy::{self, Budget, Env, List, Verdict},
+    policy::{self, Budget, Env, Insert, List, Verdict},
     reason::COUNTER_SLOTS,
     seen,
 };
 // The panic handler and the license.
 extern crate icmp_guard_ebpf;
+
+/// Linux's errno for "exists", which a map update with `BPF_NOEXIST` returns negated.
+const EEXIST: i32 = 17;
 
 /// Limits, prefixes, flags and list sizes, written by the CLI; one entry.
 #[map(name = "IG_CONFIG")]
@@ -261,13 +264,16 @@ impl Env for Maps<'_> {
     }
 
     #[inline(always)]
-    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool {
-        match IG_SOURCES.insert(key, state, 0) {
-            Ok(()) => true,
+    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> Insert {
+        // Never over an entry another CPU created since this one looked: that would lose the
+        // other packet's count and token.
+        match IG_SOURCES.insert(key, state, u64::from(BPF_NOEXIST)) {
+            Ok(()) => Insert::Created,
+            Err(err) if err == -EEXIST => Insert::Exists,
             Err(err) => {
                 // Rare: LRU maps evict instead of failing, so this means memory pressure.
                 warn!(self.ctx, "icmp-guard: source map insert failed: {}", err);
-                false
+                Insert::Refused
             }
         }
     }

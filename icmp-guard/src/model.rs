@@ -19,7 +19,7 @@ use icmp_guard_common::{
     Config, Reason, SourceKey, SourceRecord, SourceState,
     bucket::{Bucket, Class},
     config::prefix_mask,
-    policy::{self, Budget, Env, List},
+    policy::{self, Budget, Env, Insert, List},
     reason::COUNTER_SLOTS,
     seen,
 };
@@ -199,7 +199,12 @@ impl Env for HostEnv {
         self.sources.borrow().entries.get(key).map(|(s, _)| f(s))
     }
 
-    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> bool {
+    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> Insert {
+        // As the program's insert with BPF_NOEXIST. One thread never finds the entry here
+        // (it has just looked); the program does when another CPU created it meanwhile.
+        if self.sources.borrow().get(key).is_some() {
+            return Insert::Exists;
+        }
         let copy = |cell: &AtomicU64| AtomicU64::new(cell.load(Relaxed));
         let state = SourceState {
             echo: copy(&state.echo),
@@ -210,7 +215,7 @@ impl Env for HostEnv {
         self.sources
             .borrow_mut()
             .insert(*key, state, self.capacity());
-        true
+        Insert::Created
     }
 
     fn with_budget<R>(

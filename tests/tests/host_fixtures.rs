@@ -1,9 +1,17 @@
 //! The fixture table on the host: the shared parser, policy and buckets, without a kernel.
 
-use icmp_guard_common::Reason;
+use std::cell::Cell;
+
+use icmp_guard_common::{
+    Config, Reason, SourceKey, SourceState,
+    bucket::{Bucket, Class},
+    policy::{self, Budget, Env, Insert, List},
+    seen,
+};
 use icmp_guard_tests::{
     fixtures::{SRC, Tag, Verdict, cases},
     host::HostEnv,
+    packet::echo_from,
 };
 
 /// Rows in the table, 802.1Q-tagged copies included: a row lost or duplicated by an edit
@@ -407,4 +415,82 @@ fn verdicts_carry_the_flags_of_judged_icmp_only() {
         let want = if flagged { config.flags } else { 0 };
         assert_eq!(verdict.flags, want, "{what}");
     }
+}
+
+/// The host model as one CPU sees the program's maps while another CPU creates the entry of the
+/// same new source between this CPU's look and its insert: the rival's entry, `rival`, lands
+/// first, so this CPU's insert finds it.
+struct RivalInserts<'a> {
+    env: &'a HostEnv,
+    rival: SourceState,
+}
+
+impl Env for RivalInserts<'_> {
+    fn config(&self) -> Option<&Config> {
+        self.env.config()
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.env.now_ns()
+    }
+
+    fn with_source<R>(&self, key: &SourceKey, f: impl FnOnce(&SourceState) -> R) -> Option<R> {
+        self.env.with_source(key, f)
+    }
+
+    fn insert_source(&self, key: &SourceKey, state: &SourceState) -> Insert {
+        assert_eq!(self.env.insert_source(key, &self.rival), Insert::Created);
+        self.env.insert_source(key, state)
+    }
+
+    fn with_budget<R>(
+        &self,
+        budget: Budget,
+        f: impl FnOnce(&Bucket, &Cell<u64>) -> R,
+    ) -> Option<R> {
+        self.env.with_budget(budget, f)
+    }
+
+    fn cpus(&self) -> u32 {
+        self.env.cpus()
+    }
+
+    fn with_admission<R>(&self, class: Class, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
+        self.env.with_admission(class, f)
+    }
+
+    fn with_seen<R>(&self, line: u32, f: impl FnOnce(&seen::Line) -> R) -> Option<R> {
+        self.env.with_seen(line, f)
+    }
+
+    fn listed(&self, list: List, bank: u32, addr: &[u8; 16]) -> bool {
+        self.env.listed(list, bank, addr)
+    }
+}
+
+/// The first echoes of a new source on two CPUs at once: the CPU whose insert finds the
+/// other's entry charges that entry as a known source's instead of overwriting it, so both
+/// packets are counted and both tokens taken (an overwrite lost one of each: `stats` showed
+/// 199 passed where the counters had 200, in the two-CPU e2e test).
+#[test]
+fn a_source_created_by_another_cpu_meanwhile_is_charged_not_overwritten() {
+    let env = HostEnv::new(Config::with_defaults(), &[], &[]);
+    let now = env.now_ns;
+    let limit = env.config.limit(Class::Echo);
+    let racing = RivalInserts {
+        env: &env,
+        rival: SourceState::first(Class::Echo, now, &limit),
+    };
+    let reason = policy::judge(echo_from(SRC).as_slice(), &racing);
+    assert_eq!(reason, Reason::Passed);
+    let records = env.records();
+    let record = records
+        .get(&SourceKey::v4(SRC))
+        .expect("the source has its entry");
+    assert_eq!((record.passed, record.dropped), (2, 0), "{record:?}");
+    assert_eq!(
+        record.echo_tat_ns,
+        now + 2 * limit.interval_ns,
+        "both tokens taken: {record:?}"
+    );
 }
