@@ -539,11 +539,22 @@ fn meter_with<E: Env>(
         // The first packets of a source on two CPUs at once: the other CPU created the entry
         // since this one looked. Charge it as a known source's (the global token is taken),
         // so neither packet's count is lost to the other's insert.
+        // (Evicted again since: as if the map had refused.)
         Insert::Exists => env
             .with_source(key, |s| charged(cfg, s, class, now, global_ok))
-            .unwrap_or(Reason::PassedUnmetered),
-        Insert::Refused if global_ok => Reason::PassedUnmetered,
-        Insert::Refused => Reason::DroppedRateGlobal,
+            .unwrap_or(without_entry(global_ok)),
+        Insert::Refused => without_entry(global_ok),
+    }
+}
+
+/// The verdict on a packet of a source the table could not track: passed unmetered, unless
+/// the global budget refused it.
+#[inline(always)]
+const fn without_entry(global_ok: bool) -> Reason {
+    if global_ok {
+        Reason::PassedUnmetered
+    } else {
+        Reason::DroppedRateGlobal
     }
 }
 

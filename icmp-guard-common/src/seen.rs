@@ -55,7 +55,10 @@ pub const RESTAMP_NS: u64 = 1 << TICK_SHIFT;
 const TICK_SHIFT: u32 = 30;
 /// An entry: `USED | fingerprint << 16 | stamp`, the stamp in the low 16 bits.
 const STAMP_MASK: u32 = 0xffff;
-const WINDOW_TICKS: u32 = (WINDOW_NS >> TICK_SHIFT) as u32;
+/// The window in whole ticks, rounded up: a tick is longer than a second, and a source seen
+/// again 60 s after its stamp is 55 or 56 ticks older, by where the two times fall in their
+/// ticks. So a source is recent for at least [`WINDOW_NS`], at most one tick more.
+const WINDOW_TICKS: u32 = (WINDOW_NS >> TICK_SHIFT) as u32 + 1;
 /// How far ahead of the clock a CPU read a stamp may be: written by another CPU that read the
 /// clock later (the policy reads it once per packet, before the look and the stamp).
 const AHEAD_TICKS: u32 = 2;
@@ -242,14 +245,14 @@ pub fn stamp(line: &Line, place: Place, seen: Seen, now_ns: u64) {
             }
             i += 1;
         }
-        if i == PAIRS {
+        if i < PAIRS {
+            stamp_overflow(line, now);
             return;
         }
-    } else {
-        take(line, stamped, now);
-        return;
+        // Its entry is gone: it was stale, and another CPU took it for its own source. Take
+        // another rather than leave a source just metered unstamped.
     }
-    stamp_overflow(line, now);
+    take(line, stamped, now);
 }
 
 /// Renews `half` of `cell`, loaded as `old`, to `stamped` at `now` (ticks). False when the
@@ -411,6 +414,47 @@ mod tests {
         stamp(&line, at(15), Seen::New, later);
         assert_eq!(look(&line, at(15), later), recent(false));
         assert_eq!(look(&line, at(1), later), Seen::New);
+    }
+
+    /// A source whose stale entry another CPU takes for its own source between this CPU's look
+    /// and its stamp (the other read the clock a tick later) is stamped all the same, in
+    /// another entry: it was just metered, and must not be refused as new next time.
+    #[test]
+    fn a_renewal_that_finds_its_entry_taken_takes_another() {
+        let line = Line::new();
+        let first = 10 * T;
+        stamp(&line, on_line_0(1), Seen::New, first);
+        // The last tick the entry is recent in, and the first it is not.
+        let last = first + u64::from(WINDOW_TICKS) * T;
+        let seen = look(&line, on_line_0(1), last);
+        assert_eq!(seen, Seen::Recent { stale: true });
+        assert_eq!(look(&line, on_line_0(2), last + T), Seen::New);
+        stamp(&line, on_line_0(2), Seen::New, last + T);
+        stamp(&line, on_line_0(1), seen, last);
+        assert_eq!(
+            look(&line, on_line_0(1), last),
+            Seen::Recent { stale: false }
+        );
+        assert_eq!(
+            look(&line, on_line_0(2), last + T),
+            Seen::Recent { stale: false }
+        );
+    }
+
+    /// A source seen again 60 s after its stamp is recent wherever the two times fall in
+    /// their ticks.
+    #[test]
+    fn sixty_seconds_later_is_within_the_window() {
+        for offset in 0..64 {
+            let line = Line::new();
+            let at = 10 * T + offset * (T / 64);
+            stamp(&line, on_line_0(1), Seen::New, at);
+            assert_ne!(
+                look(&line, on_line_0(1), at + WINDOW_NS),
+                Seen::New,
+                "stamped {offset}/64 into a tick"
+            );
+        }
     }
 
     /// The stamps wrap after 2^16 ticks: an entry left alone that long looks fresh again (a
