@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::Result;
 use icmp_guard::pinned::Guard;
-use icmp_guard_common::config::flags;
+use icmp_guard_common::{capture::Control, config::flags, maps};
 use icmp_guard_tests::lab::{CLIENT_ADDR, Lab, eventually, run, stderr_of};
 
 const RATE: &str = "10";
@@ -317,4 +317,74 @@ fn a_guard_pinned_without_capture_is_upgraded_in_place() {
     flood_until_done(&lab, &mut child, 5).unwrap();
     finish(&lab, child);
     assert_eq!(tcpdump(path).unwrap().len(), 3);
+}
+
+/// The lease the capture control holds now.
+fn lease(lab: &Lab) -> u64 {
+    let path = lab.pins(&lab.guarded_if).map(maps::CAPTURE_CTL);
+    let map = aya::maps::Map::from_map_data(aya::maps::MapData::from_pin(&path).unwrap()).unwrap();
+    let ctl: aya::maps::Array<_, Control> = aya::maps::Array::try_from(map).unwrap();
+    ctl.get(&0, 0).unwrap().lease_until_ns
+}
+
+/// A capture stopped (SIGSTOP) past its lease is taken over by the next one; resumed, it finds
+/// a lease it did not write and stops without reading the ring or clearing the flag, and the
+/// next one captures on undisturbed. (Both used to read the one ring, and the first to stop
+/// disarmed the other.)
+#[test]
+fn a_capture_stopped_past_its_lease_yields_to_the_next() {
+    let lab = guarded_lab();
+    let first = lab.scratch.file("first.pcapng");
+    let stopped = start_capture(&lab, &["-w", first.to_str().unwrap()], Stdio::null());
+    let pid = i32::try_from(stopped.id()).unwrap();
+    // SAFETY: signals a child of this test.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    std::thread::sleep(Duration::from_secs(4));
+    let before = lease(&lab);
+    let second = lab.scratch.file("second.pcapng");
+    let mut next = lab
+        .cli_command(
+            &lab.bpffs.path,
+            &[
+                "capture",
+                &lab.guarded_if,
+                "-w",
+                second.to_str().unwrap(),
+                "--count",
+                "5",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(10, "the next capture takes the lease", || {
+        lease(&lab) != before
+    })
+    .unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let mut stopped = stopped;
+    let resumed = eventually(10, "the resumed capture stops", || {
+        stopped.try_wait().unwrap().is_some()
+    });
+    if resumed.is_err() {
+        let _ = stopped.kill();
+    }
+    let out = stopped.wait_with_output().unwrap();
+    resumed.unwrap_or_else(|e| panic!("{e}: {}", stderr_of(&out)));
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("another capture took the interface over"),
+        "{err}"
+    );
+    assert_ne!(
+        config_flags(&lab) & flags::CAPTURE,
+        0,
+        "the next capture is still armed"
+    );
+    flood_until_done(&lab, &mut next, 5).unwrap();
+    let err = finish(&lab, next);
+    assert!(err.contains("5 captured"), "{err}");
 }

@@ -8,11 +8,15 @@
 //! clears the bits again (also on every error after arming, through `Drop`). A capture killed
 //! with SIGKILL leaves the bits set, but its lease runs out within
 //! [`capture::LEASE_NS`](icmp_guard_common::capture::LEASE_NS): the program then stops
-//! sampling, and the next capture of the interface clears the bits.
+//! sampling, and the next capture of the interface clears the bits. The same holds for a
+//! capture stopped (Ctrl-Z) or blocked on its output past its lease: the next capture takes
+//! the interface over, and the first, resumed, finds a lease it did not write, stops before
+//! it reads the ring again, and leaves the bits and counters to the new one.
 
 pub mod pcapng;
 
 use std::{
+    cell::Cell,
     collections::BTreeMap,
     fmt::Write as _,
     io::{self, Write},
@@ -20,7 +24,7 @@ use std::{
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
     path::Path,
     ptr::NonNull,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -232,6 +236,7 @@ impl Session {
         ctl.set(0, control, 0).map_err(Error::map(format!(
             "writing the capture control of {iface}"
         )))?;
+        lease.claim(control.lease_until_ns);
         // Samples a killed capture left in the ring are not this capture's.
         while ring.next().is_some() {}
         cfg.flags = (cfg.flags & !flags::CAPTURE_BITS) | bits;
@@ -260,9 +265,10 @@ impl Session {
         let result = self.read_loop(out, target, &iface);
         let finished = self.finish();
         let mut summary = result?;
-        let control = finished?;
-        summary.lost = control.lost;
-        summary.over_rate = control.over_rate;
+        if let Some(control) = finished? {
+            summary.lost = control.lost;
+            summary.over_rate = control.over_rate;
+        }
         Ok(summary)
     }
 
@@ -281,6 +287,10 @@ impl Session {
             if STOP.load(Ordering::SeqCst) {
                 break "signal";
             }
+            // Checked before every read of the ring, which the capture that took over reads.
+            if !self.lease.ours() {
+                break TAKEN_OVER;
+            }
             if self.settings.count.is_some_and(|n| summary.captured >= n) {
                 break "count";
             }
@@ -288,7 +298,9 @@ impl Session {
                 if !Health::of(&self.guard)?.attached() {
                     break "the guard is no longer attached (interface gone or detached)";
                 }
-                self.lease.renew();
+                if !self.lease.renew() {
+                    break TAKEN_OVER;
+                }
                 renewed = Instant::now();
             }
             let mut wrote = false;
@@ -330,32 +342,31 @@ impl Session {
         Ok(summary)
     }
 
-    /// Clears the capture bits (under the lock) and ends the lease; returns the capture's
-    /// final counters.
-    fn finish(&mut self) -> Result<Control, Error> {
+    /// Ends the lease and clears the capture bits (under the lock); returns the capture's
+    /// final counters. None when another capture took over: the bits and counters are its.
+    fn finish(&mut self) -> Result<Option<Control>, Error> {
         if !self.armed {
-            return Ok(Control {
-                lease_until_ns: 0,
-                limit: Limit::new(1, 1).expect("a valid limit"),
-                tat_ns: 0,
-                lost: 0,
-                over_rate: 0,
-                reasons: 0,
-                snaplen: 0,
-            });
+            return Ok(None);
         }
         self.armed = false;
-        self.lease.end();
         let _lock = Lock::acquire(&self.bpffs)?;
+        if !self.lease.end() {
+            return Ok(None);
+        }
         let mut cfg = self.guard.maps.config()?;
         cfg.flags &= !flags::CAPTURE_BITS;
         self.guard.maps.set_config(&cfg)?;
-        self.ctl.get(&0, 0).map_err(Error::map(format!(
+        self.ctl.get(&0, 0).map(Some).map_err(Error::map(format!(
             "reading the capture control of {}",
             self.guard.pins.iface
         )))
     }
 }
+
+/// Why a capture stops when another holds its interface: its lease ran out (the process was
+/// stopped, or its output blocked, for longer than the lease) and the next capture took it.
+const TAKEN_OVER: &str = "another capture took the interface over (this one's lease had run \
+                          out while it was stopped or its output blocked)";
 
 impl Drop for Session {
     fn drop(&mut self) {
@@ -368,10 +379,14 @@ impl Drop for Session {
 }
 
 /// The capture control's value mapped into this process (`BPF_F_MMAPABLE`), so the lease is
-/// renewed with one 8-byte store and the counters the program adds to are never rewritten.
+/// renewed with one 8-byte compare-and-swap and the counters the program adds to are never
+/// rewritten. The lease's value is also the capture's claim: one that finds another value
+/// there than it last wrote has been taken over, and stops.
 struct Lease {
     at: NonNull<libc::c_void>,
     len: usize,
+    /// The lease this capture last wrote (0 before it claimed one).
+    held: Cell<u64>,
 }
 
 impl Lease {
@@ -405,25 +420,48 @@ impl Lease {
         Ok(Self {
             at: NonNull::new(at).expect("mmap succeeded"),
             len,
+            held: Cell::new(0),
         })
     }
 
-    fn store(&self, until_ns: u64) {
+    fn word(&self) -> &AtomicU64 {
         // SAFETY: the mapping holds the array's one `Control` value at offset 0, page
-        // aligned; the lease is a naturally aligned u64, so the store is one
-        // instruction the program never sees torn.
+        // aligned, for as long as `self`; the lease is a naturally aligned u64, which the
+        // program only reads and other captures only change atomically.
         unsafe {
             let control = self.at.as_ptr().cast::<Control>();
-            (&raw mut (*control).lease_until_ns).write_volatile(until_ns);
+            AtomicU64::from_ptr(&raw mut (*control).lease_until_ns)
         }
     }
 
-    fn renew(&self) {
-        self.store(monotonic_ns() + capture::LEASE_NS);
+    /// Records the lease the capture's start wrote with the whole control value.
+    fn claim(&self, until_ns: u64) {
+        self.held.set(until_ns);
     }
 
-    fn end(&self) {
-        self.store(0);
+    /// Whether the lease is still the one this capture wrote.
+    fn ours(&self) -> bool {
+        self.word().load(Ordering::SeqCst) == self.held.get()
+    }
+
+    /// Extends the lease; false if another capture took it over.
+    fn renew(&self) -> bool {
+        let until = monotonic_ns() + capture::LEASE_NS;
+        let swapped = self
+            .word()
+            .compare_exchange(self.held.get(), until, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if swapped {
+            self.held.set(until);
+        }
+        swapped
+    }
+
+    /// Ends the lease; false if another capture holds it now.
+    fn end(&self) -> bool {
+        self.word()
+            .compare_exchange(self.held.get(), 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 }
 
