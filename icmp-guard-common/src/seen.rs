@@ -291,12 +291,13 @@ fn take(line: &Line, stamped: u32, now: u64) {
 }
 
 /// Stamps the overflow word of `line` at `now` (ticks), at most once per tick and never back
-/// in time.
+/// in time: swapped only for the value compared, so a later stamp another CPU wrote meanwhile
+/// stays.
 #[inline(always)]
 fn stamp_overflow(line: &Line, now: u64) {
     let overflow = atomic::load(&line.overflow);
     if overflow == 0 || now > overflow {
-        atomic::store(&line.overflow, now.max(1));
+        let _ = atomic::compare_exchange(&line.overflow, overflow, now.max(1));
     }
 }
 

@@ -165,7 +165,8 @@ fn sample(ctx: &XdpContext, reason: Reason) {
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     // SAFETY: a valid map value for the whole run. Userspace writes the lease, reasons, rate
     // and snap length while the program reads them (each naturally aligned, so never torn;
-    // any mix is a valid setting); the bucket and counters are only changed atomically.
+    // a mix misjudges at most the samples taken during the write); the bucket and counters are
+    // only changed atomically.
     let (lease_until, wanted) = unsafe {
         (
             core::ptr::read_volatile(&raw const (*ctl).lease_until_ns),
