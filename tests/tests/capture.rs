@@ -335,14 +335,18 @@ fn lease(lab: &Lab) -> u64 {
 fn a_capture_stopped_past_its_lease_yields_to_the_next() {
     let lab = guarded_lab();
     let first = lab.scratch.file("first.pcapng");
-    let stopped = start_capture(&lab, &["-w", first.to_str().unwrap()], Stdio::null());
-    let pid = i32::try_from(stopped.id()).unwrap();
+    let mut stopped = Reaped(Some(start_capture(
+        &lab,
+        &["-w", first.to_str().unwrap()],
+        Stdio::null(),
+    )));
+    let pid = i32::try_from(stopped.child().id()).unwrap();
     // SAFETY: signals a child of this test.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     std::thread::sleep(Duration::from_secs(4));
     let before = lease(&lab);
     let second = lab.scratch.file("second.pcapng");
-    let mut next = lab
+    let next = lab
         .cli_command(
             &lab.bpffs.path,
             &[
@@ -358,22 +362,21 @@ fn a_capture_stopped_past_its_lease_yields_to_the_next() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    eventually(10, "the next capture takes the lease", || {
+    let mut next = Reaped(Some(next));
+    if let Err(e) = eventually(10, "the next capture takes the lease", || {
         lease(&lab) != before
-    })
-    .unwrap();
+    }) {
+        let out = next.finish();
+        panic!("{e}: {}", stderr_of(&out));
+    }
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
-    let mut stopped = stopped;
     let resumed = eventually(10, "the resumed capture stops", || {
-        stopped.try_wait().unwrap().is_some()
+        stopped.child().try_wait().unwrap().is_some()
     });
-    if resumed.is_err() {
-        let _ = stopped.kill();
-    }
-    let out = stopped.wait_with_output().unwrap();
-    resumed.unwrap_or_else(|e| panic!("{e}: {}", stderr_of(&out)));
+    let out = stopped.finish();
     let err = stderr_of(&out);
+    resumed.unwrap_or_else(|e| panic!("{e}: {err}"));
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains("another capture took the interface over"),
@@ -384,7 +387,35 @@ fn a_capture_stopped_past_its_lease_yields_to_the_next() {
         0,
         "the next capture is still armed"
     );
-    flood_until_done(&lab, &mut next, 5).unwrap();
-    let err = finish(&lab, next);
+    flood_until_done(&lab, next.child(), 5).unwrap();
+    let err = finish(&lab, next.0.take().unwrap());
     assert!(err.contains("5 captured"), "{err}");
+}
+
+/// A child killed (SIGKILL, which ends a stopped process too) and reaped when dropped, so a
+/// failed assertion leaves no capture stopped or running.
+struct Reaped(Option<Child>);
+
+impl Reaped {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not reaped yet")
+    }
+
+    /// Kills the child if it still runs, and returns what it wrote.
+    fn finish(&mut self) -> std::process::Output {
+        let mut child = self.0.take().expect("not reaped yet");
+        if child.try_wait().unwrap().is_none() {
+            let _ = child.kill();
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

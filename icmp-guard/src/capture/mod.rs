@@ -115,10 +115,11 @@ pub fn reason_named(name: &str) -> Result<Reason, String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub captured: u64,
-    /// Samples the ring had no room for (the reader fell behind).
-    pub lost: u64,
-    /// Wanted frames over `--rate`, not sampled.
-    pub over_rate: u64,
+    /// Samples the ring had no room for (the reader fell behind); None when not known (the
+    /// capture was taken over, and the counters are the next one's).
+    pub lost: Option<u64>,
+    /// Wanted frames over `--rate`, not sampled; None when not known.
+    pub over_rate: Option<u64>,
     pub by_reason: BTreeMap<&'static str, u64>,
     /// Why the capture stopped.
     pub stopped: &'static str,
@@ -128,9 +129,13 @@ impl Summary {
     /// The summary as printed on stderr.
     #[must_use]
     pub fn render(&self, iface: &str) -> String {
+        let known = |n: Option<u64>| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
         let mut out = format!(
             "icmp-guard capture {iface}: {} captured, {} lost (ring full), {} over --rate; stopped: {}",
-            self.captured, self.lost, self.over_rate, self.stopped
+            self.captured,
+            known(self.lost),
+            known(self.over_rate),
+            self.stopped
         );
         for (reason, n) in &self.by_reason {
             let _ = write!(out, "\n  {reason:<22} {n}");
@@ -254,8 +259,9 @@ impl Session {
     }
 
     /// Writes samples to `out` (named `target` in errors: the file, or `-` for stdout) as
-    /// pcapng until the count, a signal (SIGINT, SIGTERM), a closed output or the interface
-    /// going away; then disarms and returns the summary.
+    /// pcapng until the count, a signal (SIGINT, SIGTERM), a closed output, the interface
+    /// going away or another capture taking it over; then disarms (unless taken over) and
+    /// returns the summary.
     pub fn run(mut self, out: impl Write, target: &Path) -> Result<Summary, Error> {
         let iface = self.guard.pins.iface.to_string();
         for signal in [libc::SIGINT, libc::SIGTERM] {
@@ -266,8 +272,8 @@ impl Session {
         let finished = self.finish();
         let mut summary = result?;
         if let Some(control) = finished? {
-            summary.lost = control.lost;
-            summary.over_rate = control.over_rate;
+            summary.lost = Some(control.lost);
+            summary.over_rate = Some(control.over_rate);
         }
         Ok(summary)
     }
@@ -304,7 +310,12 @@ impl Session {
                 renewed = Instant::now();
             }
             let mut wrote = false;
-            while let Some(record) = self.ring.next() {
+            // The lease is asked before every record: a write below may block past it, and
+            // the capture that took over reads the same ring.
+            while self.lease.ours() {
+                let Some(record) = self.ring.next() else {
+                    break;
+                };
                 let Some((header, data)) = Sample::parse(&record) else {
                     continue;
                 };
@@ -314,15 +325,18 @@ impl Session {
                     continue;
                 };
                 let comment = comment(reason, data, &cfg);
+                // Copied out and the record released before the write, which may block: the
+                // reader's position in the ring is written back when a record is released.
+                let data = data.to_vec();
+                drop(record);
                 writer
                     .packet(
                         header.time_ns.saturating_add(epoch_offset),
-                        data,
+                        &data,
                         header.orig_len,
                         &comment,
                     )
                     .map_err(io_err)?;
-                drop(record);
                 wrote = true;
                 summary.captured += 1;
                 *summary.by_reason.entry(reason.name()).or_default() += 1;
@@ -427,7 +441,9 @@ impl Lease {
     fn word(&self) -> &AtomicU64 {
         // SAFETY: the mapping holds the array's one `Control` value at offset 0, page
         // aligned, for as long as `self`; the lease is a naturally aligned u64, which the
-        // program only reads and other captures only change atomically.
+        // program only reads, other captures change atomically, and only a starting capture
+        // rewrites whole, under the command lock and after this one's lease ran out: a value
+        // read meanwhile is only compared with this capture's, which it no longer is.
         unsafe {
             let control = self.at.as_ptr().cast::<Control>();
             AtomicU64::from_ptr(&raw mut (*control).lease_until_ns)
