@@ -57,8 +57,9 @@ const TICK_SHIFT: u32 = 30;
 const STAMP_MASK: u32 = 0xffff;
 /// The window in whole ticks, rounded up: a tick is longer than a second, and a source seen
 /// again 60 s after its stamp is 55 or 56 ticks older, by where the two times fall in their
-/// ticks. So a source is recent for at least [`WINDOW_NS`], at most one tick more.
-const WINDOW_TICKS: u32 = (WINDOW_NS >> TICK_SHIFT) as u32 + 1;
+/// ticks. So a source is recent for at least [`WINDOW_NS`], and less than `WINDOW_TICKS + 1`
+/// ticks (about 61.2 s).
+const WINDOW_TICKS: u32 = WINDOW_NS.div_ceil(RESTAMP_NS) as u32;
 /// How far ahead of the clock a CPU read a stamp may be: written by another CPU that read the
 /// clock later (the policy reads it once per packet, before the look and the stamp).
 const AHEAD_TICKS: u32 = 2;
@@ -292,7 +293,8 @@ fn take(line: &Line, stamped: u32, now: u64) {
 
 /// Stamps the overflow word of `line` at `now` (ticks), at most once per tick and never back
 /// in time: swapped only for the value compared, so a later stamp another CPU wrote meanwhile
-/// stays.
+/// stays. One that lost to an earlier tick is not retried: [`look`] allows a stamp a tick
+/// behind the clock.
 #[inline(always)]
 fn stamp_overflow(line: &Line, now: u64) {
     let overflow = atomic::load(&line.overflow);

@@ -739,7 +739,7 @@ impl Lab {
     }
 
     /// Runs one injector pinned to each of `cpus`, all with `args` (pace them with `--pps`),
-    /// each told to start at the same moment, half a second on, and waits for them. Checks
+    /// each told to start at the same moment, a second on, and waits for them. Checks
     /// that they sent together: each was sending during at least 80% of the time all of them
     /// took. Pinned, an injector sends on the transmit queue of its CPU's number (modulo the
     /// queues; it bypasses the qdisc layer, which picks the queue so), and a veth hands the
@@ -751,7 +751,7 @@ impl Lab {
         cpus: &[usize],
         args: &[&str],
     ) -> Result<Vec<serde_json::Value>> {
-        let start_at = (monotonic_ns() + 500_000_000).to_string();
+        let start_at = (monotonic_ns() + 1_000_000_000).to_string();
         let mut commands = Vec::with_capacity(cpus.len());
         for cpu in cpus {
             let mut cmd = self.inject_command(args)?;

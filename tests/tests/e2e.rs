@@ -3,7 +3,7 @@
 //! Each test builds its own lab with unique names and removes it on drop. Traffic stays
 //! between the lab's two hosts (198.51.100.0/24) and every flood is bounded by count.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use icmp_guard_common::bucket::AHEAD_SHARE;
@@ -231,9 +231,11 @@ fn shared_bucket_holds(case: &SharedBucket) -> Result<()> {
         passed + dropped == 2 * case.per_cpu,
         "every frame counted once: {stats}"
     );
-    // Taking ahead moves at most burst / AHEAD_SHARE either way.
+    // Taking ahead moves at most burst / AHEAD_SHARE either way; the last frames are judged a
+    // little after they were sent (50 ms allowed, for a loaded machine's softirq).
     let slack = case.burst / u64::from(AHEAD_SHARE);
-    let ceiling = bucket_allows_over(case.burst + slack, case.rate, span);
+    let judged_by = span + Duration::from_millis(50);
+    let ceiling = bucket_allows_over(case.burst + slack, case.rate, judged_by);
     let floor = case.burst - slack;
     ensure!(
         (floor..=ceiling).contains(&passed),

@@ -189,6 +189,7 @@ fn main() -> Result<()> {
     let report = serde_json::json!({
         "sent": sent,
         "seconds": seconds,
+        "start_at_ns": args.start_at,
         "started_ns": started_ns,
         "ended_ns": monotonic_ns(),
     });
