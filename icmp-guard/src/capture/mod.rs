@@ -238,12 +238,14 @@ impl Session {
             reasons,
             snaplen: settings.snaplen,
         };
+        // Samples a killed capture left in the ring are not this capture's. Emptied before the
+        // lease is written, so none of this capture's own is thrown away: until then no lease
+        // holds, and the program samples nothing.
+        while ring.next().is_some() {}
         ctl.set(0, control, 0).map_err(Error::map(format!(
             "writing the capture control of {iface}"
         )))?;
         lease.claim(control.lease_until_ns);
-        // Samples a killed capture left in the ring are not this capture's.
-        while ring.next().is_some() {}
         cfg.flags = (cfg.flags & !flags::CAPTURE_BITS) | bits;
         let mut guard = guard;
         guard.maps.set_config(&cfg)?;
