@@ -779,24 +779,21 @@ impl Lab {
             .map(std::process::Child::wait_with_output)
             .collect();
         let mut reports = Vec::with_capacity(outputs.len());
-        let mut spans = Vec::with_capacity(outputs.len());
         for out in outputs {
             let out = out?;
             ensure!(out.status.success(), "injector failed: {}", stderr_of(&out));
-            let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-            let at = |key: &str| {
-                report[key]
-                    .as_u64()
-                    .with_context(|| format!("{key} in {report}"))
-            };
-            spans.push((at("started_ns")?, at("ended_ns")?));
-            reports.push(report);
+            reports.push(serde_json::from_slice::<serde_json::Value>(&out.stdout)?);
         }
-        let first = spans.iter().map(|s| s.0).min().unwrap_or_default();
-        let last = spans.iter().map(|s| s.1).max().unwrap_or_default();
-        let shortest = spans.iter().map(|s| s.1 - s.0).min().unwrap_or_default();
+        let all = sending_span(&reports)?;
+        let shortest = reports
+            .iter()
+            .map(|r| sending_span(std::slice::from_ref(r)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .min()
+            .unwrap_or_default();
         ensure!(
-            shortest * 5 >= (last - first) * 4,
+            shortest * 5 >= all * 4,
             "the injectors did not send together: {reports:?}"
         );
         Ok(reports)
