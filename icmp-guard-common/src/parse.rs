@@ -542,16 +542,25 @@ fn walk_extensions<F: Frame + ?Sized>(
                     // header of the fragmentable part: ICMPv6, or an extension header that
                     // may lead to it (which only the first fragment shows), so it is
                     // size-checked and metered like one.
-                    return if next == proto::ICMPV6 || is_ext_header(next) {
-                        Ok(Walk {
+                    if next == proto::ICMPV6 || is_ext_header(next) {
+                        return Ok(Walk {
                             off,
                             fragment,
                             fragment_header: true,
                             datagram_end,
-                        })
+                        });
+                    }
+                    // Any other name proves nothing: Linux queues fragments by addresses and
+                    // id and takes the next header from the first fragment (RFC 8200 4.5), so
+                    // a later fragment labelled UDP may belong to an echo. Such a fragment is
+                    // passed (metering it would charge fragmented UDP to ICMP quotas), but
+                    // not one that ends past the largest datagram, which the kernel refuses
+                    // whatever it carries.
+                    return Err(if datagram_end > Family::V6.max_datagram() {
+                        Reason::DroppedOversize
                     } else {
-                        Err(Reason::PassedNonIcmp)
-                    };
+                        Reason::PassedNonIcmp
+                    });
                 }
             }
             // Anything else (TCP, UDP, ESP, no next header, ...) is not ICMPv6.
