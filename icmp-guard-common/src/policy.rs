@@ -44,8 +44,9 @@ pub mod icmpv6_type {
     pub const NEIGHBOUR_SOLICIT: u8 = 135;
     pub const REDIRECT: u8 = 137;
     pub const MLD2_REPORT: u8 = 143;
-    /// Last type assigned by IANA below the extended echo pair.
-    pub const LAST_ASSIGNED: u8 = 158;
+    /// Last type assigned by IANA below the extended echo pair: the MPL control message
+    /// (RFC 7731).
+    pub const LAST_ASSIGNED: u8 = 159;
     pub const EXT_ECHO_REQUEST: u8 = 160;
     pub const EXT_ECHO_REPLY: u8 = 161;
 }
