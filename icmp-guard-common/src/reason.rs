@@ -15,9 +15,10 @@ pub enum Reason {
     PassedNonIcmp = 0,
     /// ICMP metered against a source's quota (and the global budget) and within it.
     Passed = 1,
-    /// ICMP that is never rate limited: errors (unreachable, fragmentation needed, packet too
+    /// ICMP that no source quota limits: errors (unreachable, fragmentation needed, packet too
     /// big, time exceeded, parameter problem), neighbour discovery, MLD, and other known
-    /// informational types that are not echo.
+    /// informational types that are not echo; all but neighbour discovery within the exempt
+    /// budget.
     PassedExempt = 2,
     /// Metered ICMP passed without a bucket because the per-source map refused the insert
     /// (fail open; should stay at zero).
@@ -151,7 +152,7 @@ impl Reason {
         match self {
             Self::PassedNonIcmp => "frames that are not ICMP, passed untouched",
             Self::Passed => "ICMP within its source's quota and the global budget",
-            Self::PassedExempt => "ICMP never rate limited (errors, PMTU, NDP, MLD)",
+            Self::PassedExempt => "ICMP no source quota limits (errors, PMTU, NDP, MLD)",
             Self::PassedUnmetered => "ICMP passed because the source map refused an insert",
             Self::PassedUnparsed => "frames with more VLAN tags than the parser follows",
             Self::DroppedMalformed => "malformed IP/ICMP headers, fragments or NDP",
