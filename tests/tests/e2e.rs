@@ -391,6 +391,30 @@ fn the_source_table_is_sized_at_attach_and_reported() {
         err.contains("max_sources is 4096") && err.contains("cannot become 8192"),
         "{err}"
     );
+    // A replace asked to change it is refused before it swaps anything: the same program
+    // still runs, as exit 1's "nothing is left half done" says; and the same holds for a
+    // file naming another capacity.
+    let program = lab.status().unwrap()[0]["program_id"].clone();
+    let file = lab.scratch.file("icmp-guard.toml");
+    std::fs::write(
+        &file,
+        format!("[defaults]\nmax_sources = 8192\n\n[[interface]]\nname = \"{iface}\"\n"),
+    )
+    .unwrap();
+    for args in [
+        vec!["attach", iface, "--replace", "--max-sources", "8192"],
+        vec!["attach", "--replace", "--config", file.to_str().unwrap()],
+    ] {
+        let out = lab.cli(&args).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr_of(&out);
+        assert!(err.contains("cannot become 8192"), "{args:?}: {err}");
+        assert_eq!(
+            lab.status().unwrap()[0]["program_id"],
+            program,
+            "{args:?} swapped the program before refusing"
+        );
+    }
     // ... and a replace keeps the table it has.
     lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
     assert_eq!(lab.status().unwrap()[0]["sources"]["capacity"], 4096);

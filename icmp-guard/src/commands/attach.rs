@@ -31,16 +31,16 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     support::require()?;
     let _lock = Lock::acquire(bpffs)?;
     let pins = Pins::to_change(bpffs, iface)?;
-    if args.replace {
-        return replace(&pins, args);
-    }
-    // A guard that may be attached again keeps its state, changed by the flags given: they
-    // must fit it before anything changes (`--max-sources` cannot change, say).
+    // A guard kept (replaced, or attached again) keeps its state, changed by the flags given:
+    // they must fit it before anything changes (`--max-sources` cannot change, say).
     if pins.exist()
         && let Ok(current) = Guard::open(pins.clone()).and_then(|g| g.maps.config())
     {
         let wanted = args.limits.apply(&current, clock_tick_ns())?;
         policy::check_fixed(iface, &current, &wanted)?;
+    }
+    if args.replace {
+        return replace(&pins, args);
     }
     let attached = loader::attach(bpffs, &pins, args.mode, &cfg, None)?;
     if let Some(note) = attached.resumed_note(iface) {
@@ -137,6 +137,8 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
     support::require()?;
     let bpffs = cfg.bpffs_or(bpffs);
     let _lock = Lock::acquire(&bpffs)?;
+    // Every interface is checked before any changes, so a refusal leaves all as they were.
+    let mut todo = Vec::with_capacity(chosen.len());
     for ic in chosen {
         let pins = Pins::to_change(&bpffs, &ic.name)?;
         // A guard whose link is dead is attached again below (`apply` revives it).
@@ -147,6 +149,15 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
                 dir: pins.dir,
             });
         }
+        let wanted = apply::policy(ic)?;
+        if pins.exist()
+            && let Ok(current) = Guard::open(pins.clone()).and_then(|g| g.maps.config())
+        {
+            policy::check_fixed(&ic.name, &current, &wanted)?;
+        }
+        todo.push((ic, pins, attached));
+    }
+    for (ic, pins, attached) in todo {
         if args.replace && attached {
             let replaced = loader::replace(&pins)?;
             println!(
