@@ -166,6 +166,47 @@ fn address_hopping_inside_a_prefix_is_one_source() {
     );
 }
 
+/// The sources named in `stats`' top sources.
+fn top_sources(lab: &Lab) -> Vec<String> {
+    let stats = lab.stats().unwrap();
+    stats["top_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["source"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A live change of prefix length removes the entries made under the old one (their keys
+/// were masked with it, and would be shown under the new one: a /32 host as a /24 with host
+/// bits set); the other family's are kept.
+#[test]
+fn a_prefix_change_forgets_the_sources_tracked_under_the_old_one() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    attach(&lab, &[]).unwrap();
+    assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2);
+    assert_eq!(lab.ping6(1, "0.2", 5).unwrap(), 1);
+    let before = top_sources(&lab);
+    assert!(before.contains(&"198.51.100.2/32".to_owned()), "{before:?}");
+    let v6: Vec<String> = before.into_iter().filter(|s| s.contains(':')).collect();
+    assert_eq!(v6.len(), 1, "{v6:?}");
+
+    let out = lab.cli_ok(&["set", iface, "--v4-prefix", "24"]).unwrap();
+    assert!(out.contains("v4_prefix /32 -> /24"), "{out}");
+    assert_eq!(top_sources(&lab), v6, "IPv4 sources removed, IPv6 kept");
+    assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2);
+    let after = top_sources(&lab);
+    assert!(after.contains(&"198.51.100.0/24".to_owned()), "{after:?}");
+    assert!(
+        !after.iter().any(|s| s.starts_with("198.51.100.2")),
+        "{after:?}"
+    );
+
+    lab.cli_ok(&["set", iface, "--v6-prefix", "128"]).unwrap();
+    assert_eq!(top_sources(&lab), ["198.51.100.0/24"]);
+}
+
 #[test]
 fn allow_and_deny_lists() {
     let lab = Lab::new().unwrap();
@@ -222,7 +263,8 @@ fn allow_and_deny_lists() {
     let out = lab.cli(&["deny", "del", iface, "203.0.113.0/24"]).unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr_of(&out).contains("is not in the deny list"),
+        stderr_of(&out).contains("is not in the deny list")
+            && !stderr_of(&out).contains("invalid prefix"),
         "{}",
         stderr_of(&out)
     );

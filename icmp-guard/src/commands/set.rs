@@ -1,4 +1,5 @@
-//! `icmp-guard set`: change limits live; buckets, counters and lists are kept.
+//! `icmp-guard set`: change limits live; buckets, counters and lists are kept (but a source
+//! prefix length that changes removes the sources tracked under the old one).
 
 use std::path::Path;
 
@@ -26,5 +27,8 @@ pub fn run(bpffs: &Path, args: &SetArgs) -> Result<(), Error> {
     policy::check_fixed(&args.iface, &current, &new)?;
     guard.maps.set_config(&new)?;
     println!("{}: {}", args.iface, policy::describe(&new));
+    if let Some(note) = policy::prefix_note(&args.iface, &current, &new) {
+        println!("{note}");
+    }
     Ok(())
 }

@@ -14,6 +14,7 @@ use aya::{
         lpm_trie::{Key, LpmTrie},
     },
     programs::links::PinnedLink,
+    sys::SyscallError,
 };
 use icmp_guard_common::{Config, Reason, SourceKey, SourceRecord, maps, policy::List};
 
@@ -159,10 +160,49 @@ impl Maps {
             .map_err(Error::map(format!("reading the config of {}", self.label)))
     }
 
-    /// Replaces the configuration, in one map update.
+    /// Replaces the configuration, in one map update. When a source prefix length changes,
+    /// the entries of that family go too (see [`Maps::forget_sources`]).
     pub fn set_config(&mut self, cfg: &Config) -> Result<(), Error> {
+        let old = self.config()?;
         let what = format!("writing the config of {}", self.label);
-        self.config.set(0, cfg, 0).map_err(Error::map(what))
+        self.config.set(0, cfg, 0).map_err(Error::map(what))?;
+        self.forget_sources(
+            old.v4_prefix != cfg.v4_prefix,
+            old.v6_prefix != cfg.v6_prefix,
+        )
+        .map(drop)
+    }
+
+    /// Removes the source entries of IPv4 (`v4`) and of IPv6 (`v6`); how many it removed.
+    ///
+    /// For a prefix length that changed: the keys were masked with the old one, and nothing in
+    /// an entry says which, so every view would print a `/32` host's entry as a `/24` with its
+    /// host bits set, or a `/24`'s as its first host, and the program would never find them
+    /// again. Run after the new config is written, so any entry made meanwhile with the old
+    /// mask goes too (one made with the new mask merely starts afresh). The sources come back
+    /// as new ones: through the admission budget, each with a full bucket.
+    pub fn forget_sources(&mut self, v4: bool, v6: bool) -> Result<u64, Error> {
+        if !v4 && !v6 {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        for source in self.sources()? {
+            if if source.key.is_v4() { v4 } else { v6 } {
+                match self.sources.remove(&source.key) {
+                    Ok(()) => removed += 1,
+                    // Evicted meanwhile.
+                    Err(MapError::SyscallError(SyscallError { io_error, .. }))
+                        if io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => {
+                        return Err(Error::map(format!(
+                            "removing the sources of {} masked with the old prefix",
+                            self.label
+                        ))(e));
+                    }
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Every counter, summed over CPUs, in [`Reason::ALL`] order.

@@ -130,6 +130,30 @@ pub fn check_fixed(
     })
 }
 
+/// What a change of source prefix length does, for the operator: `None` when neither changes.
+#[must_use]
+pub fn prefix_note(
+    iface: &crate::kernel::IfaceName,
+    current: &Config,
+    wanted: &Config,
+) -> Option<String> {
+    let changed: Vec<String> = [
+        ("v4_prefix", current.v4_prefix, wanted.v4_prefix),
+        ("v6_prefix", current.v6_prefix, wanted.v6_prefix),
+    ]
+    .into_iter()
+    .filter(|(_, old, new)| old != new)
+    .map(|(knob, old, new)| format!("{knob} /{old} -> /{new}"))
+    .collect();
+    (!changed.is_empty()).then(|| {
+        format!(
+            "{iface}: {}: the sources tracked under the old prefix were removed with their \
+             buckets and counts; they start afresh, as new sources",
+            changed.join(", ")
+        )
+    })
+}
+
 const DRY_RUN_ID: &str = "dry_run";
 const ENFORCE_ID: &str = "enforce";
 
