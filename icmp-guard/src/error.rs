@@ -209,6 +209,16 @@ pub enum Error {
     InvalidCidr(String),
 
     #[error(
+        "{cidr} is not in the {list} list of {iface}, so nothing was removed (see `icmp-guard {list} list {iface}`)",
+        iface = shown(iface)
+    )]
+    NotListed {
+        iface: String,
+        list: &'static str,
+        cidr: String,
+    },
+
+    #[error(
         "the {list} list of {iface} is full ({max} prefixes); remove some with `icmp-guard {list} del {iface} CIDR` or merge them into shorter prefixes", iface = shown(iface))]
     ListFull {
         iface: String,

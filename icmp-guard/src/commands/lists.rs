@@ -35,9 +35,11 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
             if guard.maps.list_del(list, *cidr)? {
                 println!("{iface}: {cidr} removed from the {name} list");
             } else {
-                return Err(Error::InvalidCidr(format!(
-                    "{cidr} is not in the {name} list of {iface} (see `icmp-guard {name} list {iface}`)"
-                )));
+                return Err(Error::NotListed {
+                    iface: iface.to_string(),
+                    list: name,
+                    cidr: cidr.to_string(),
+                });
             }
         }
         ListCommand::List { iface, json } => {

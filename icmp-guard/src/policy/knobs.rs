@@ -18,8 +18,9 @@ use icmp_guard_common::{
     config::{MAX_DATAGRAM, defaults},
 };
 
-/// Smallest meaningful `--max-echo-size`: an IPv4 header and an ICMP header.
-pub const MIN_ECHO_SIZE: u32 = 28;
+/// Smallest `--max-echo-size`: an IPv6 header and an ICMPv6 header, the smallest echo of
+/// either family (an IPv4 one is 28 bytes): any less would drop every IPv6 echo.
+pub const MIN_ECHO_SIZE: u32 = 48;
 
 /// Smallest `--exempt-rate` and `--exempt-burst`: the budget of errors and path-MTU signals
 /// is a bound on floods of them, and no setting may make it tight enough to break path MTU
