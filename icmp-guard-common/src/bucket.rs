@@ -251,12 +251,6 @@ impl SourceKey {
         Self::from_words([hi & mask[0], lo & mask[1]])
     }
 
-    /// Whether this is an IPv4 source (IPv4 mapped).
-    #[must_use]
-    pub fn is_v4(&self) -> bool {
-        self.addr[..12] == V4_MAPPED_PREFIX
-    }
-
     /// The address as two native-endian words.
     #[inline(always)]
     #[must_use]

@@ -11,13 +11,19 @@ use crate::{
     cli::StatsArgs,
     kernel::privilege,
     pinned::{Guard, Pins},
-    report::{Rates, Snapshot, text},
+    report::{Keep, Rates, Snapshot, text},
 };
 
 pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     privilege::require("stats", privilege::PINS)?;
     let guard = Guard::open(Pins::new(bpffs, &args.iface)?)?;
-    let snapshot = Snapshot::read(&guard)?;
+    // Rates compare two reads source by source, so a watch reads every source.
+    let keep = if args.watch.is_some() {
+        Keep::All
+    } else {
+        Keep::Top(args.top)
+    };
+    let snapshot = Snapshot::read(&guard, keep)?;
     if let Some(every) = args.watch {
         return watch(&guard, snapshot, every, args);
     }
@@ -47,7 +53,7 @@ fn watch(
     let mut read_at = Instant::now();
     loop {
         std::thread::sleep(every);
-        let now = Snapshot::read(guard)?;
+        let now = Snapshot::read(guard, Keep::All)?;
         let now_at = Instant::now();
         let rates = Rates::between(&before, &now, now_at - read_at, SystemTime::now());
         let shown = if args.json {

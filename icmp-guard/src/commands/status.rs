@@ -12,7 +12,7 @@ use crate::{
         Pins, bpffs,
         layout::{self, Found},
     },
-    report::{Snapshot, text},
+    report::{Keep, Snapshot, text},
 };
 
 pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
@@ -24,7 +24,7 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
         .partition(|f| f.netns == Some(here));
     let snapshots = local
         .iter()
-        .map(|f| Snapshot::open(bpffs_path, &f.iface))
+        .map(|f| Snapshot::open(bpffs_path, &f.iface, Keep::Top(0)))
         .collect::<Result<Vec<_>, _>>()?;
     if args.json {
         let rows: Vec<_> = snapshots.iter().map(Snapshot::status).collect();

@@ -16,7 +16,7 @@ use std::{
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
+    sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinHandle,
 };
 
@@ -123,15 +123,17 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, shared: Shared) {
             continue;
         };
         let shared = shared.clone();
+        // The slot is held until the connection is done and any read of the maps it started
+        // has ended: a read outlives the connection's time limit, which cannot stop it.
+        let slot = Arc::new(slot);
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(CONNECTION_TIME, answer(stream, &shared)).await;
-            drop(slot);
+            let _ = tokio::time::timeout(CONNECTION_TIME, answer(stream, &shared, &slot)).await;
         });
     }
 }
 
 /// Reads one request header (bounded in size and time) and answers it.
-async fn answer(mut stream: TcpStream, shared: &Shared) {
+async fn answer(mut stream: TcpStream, shared: &Shared, slot: &Arc<OwnedSemaphorePermit>) {
     let mut request = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let deadline = tokio::time::Instant::now() + HEADER_TIME;
@@ -149,7 +151,9 @@ async fn answer(mut stream: TcpStream, shared: &Shared) {
         let served = shared.lock().map(|s| s.clone()).unwrap_or_default();
         // Reading the maps (a whole source table) blocks: off the runtime's one thread,
         // so signals and the interface check never wait for a scrape.
+        let slot = slot.clone();
         let body = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let snapshots = prometheus::read(&served.bpffs, &served.interfaces);
             let mut body = prometheus::render(&served.interfaces, &snapshots, served.source_labels);
             body.push_str(&prometheus::render_service(&served));

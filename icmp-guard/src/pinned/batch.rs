@@ -30,12 +30,23 @@ struct BatchAttr {
 
 /// Every entry of an `LRU_HASH` of `SourceKey -> SourceState`, its value as plain integers.
 pub fn sources(map: BorrowedFd<'_>) -> io::Result<Vec<(SourceKey, SourceRecord)>> {
+    let mut out = Vec::new();
+    for_each_source(map, |key, record| out.push((key, record)))?;
+    Ok(out)
+}
+
+/// Calls `f` on every entry of an `LRU_HASH` of `SourceKey -> SourceState`, a chunk at a
+/// time, so a reader that keeps only some of them never holds the whole table (48 bytes an
+/// entry, 768 MiB at the largest `--max-sources`).
+pub fn for_each_source(
+    map: BorrowedFd<'_>,
+    mut f: impl FnMut(SourceKey, SourceRecord),
+) -> io::Result<()> {
     let mut keys = vec![SourceKey { addr: [0; 16] }; CHUNK as usize];
     let mut values = vec![SourceRecord::default(); CHUNK as usize];
     // The batch token is a bucket index; 8 bytes hold it with room.
     let (mut token_in, mut token_out) = (0u64, 0u64);
     let mut first = true;
-    let mut out = Vec::new();
     loop {
         let mut attr = BatchAttr {
             in_batch: if first {
@@ -71,14 +82,11 @@ pub fn sources(map: BorrowedFd<'_>) -> io::Result<Vec<(SourceKey, SourceRecord)>
             true
         };
         let filled = attr.count as usize;
-        out.extend(
-            keys.iter()
-                .copied()
-                .zip(values.iter().copied())
-                .take(filled),
-        );
+        for (key, record) in keys.iter().zip(&values).take(filled) {
+            f(*key, *record);
+        }
         if done {
-            return Ok(out);
+            return Ok(());
         }
         token_in = token_out;
         first = false;

@@ -97,6 +97,68 @@ pub struct SourceTotals {
     pub dropped: u64,
 }
 
+/// The best `n` of the sources offered to it by [`SourceTotals::rank`], and how many were
+/// offered: a min-heap by rank, whose top is the weakest of the best so far.
+struct Best {
+    n: usize,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Ranked>>,
+    offered: usize,
+}
+
+/// A source ordered by [`SourceTotals::rank`].
+#[derive(PartialEq, Eq)]
+struct Ranked(SourceTotals);
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.rank().cmp(&other.0.rank())
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Best {
+    fn new(n: usize) -> Self {
+        Self {
+            n,
+            heap: std::collections::BinaryHeap::with_capacity(n + 1),
+            offered: 0,
+        }
+    }
+
+    fn offer(&mut self, source: SourceTotals) {
+        self.offered += 1;
+        self.heap.push(std::cmp::Reverse(Ranked(source)));
+        if self.heap.len() > self.n {
+            self.heap.pop();
+        }
+    }
+
+    /// The best, best first, and how many were offered.
+    fn finish(self) -> (Vec<SourceTotals>, usize) {
+        let best = self
+            .heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|std::cmp::Reverse(Ranked(source))| source)
+            .collect();
+        (best, self.offered)
+    }
+}
+
+impl SourceTotals {
+    /// What sources are ranked by, greater first: the most drops, then the most passes, then
+    /// the lowest key.
+    #[must_use]
+    pub fn rank(&self) -> (u64, u64, std::cmp::Reverse<SourceKey>) {
+        (self.dropped, self.passed, std::cmp::Reverse(self.key))
+    }
+}
+
 impl Maps {
     /// Takes the maps out of an object the caller loaded; `label` names them in messages.
     pub fn from_ebpf(label: impl Into<String>, ebpf: &mut Ebpf) -> Result<Self, Error> {
@@ -187,7 +249,7 @@ impl Maps {
         }
         let mut removed = 0;
         for source in self.sources()? {
-            if if source.key.is_v4() { v4 } else { v6 } {
+            if if source.key.as_v4().is_some() { v4 } else { v6 } {
                 match self.sources.remove(&source.key) {
                     Ok(()) => removed += 1,
                     // Evicted meanwhile.
@@ -225,20 +287,34 @@ impl Maps {
 
     /// Every tracked source with its totals, read in batches (see [`super::batch`]).
     pub fn sources(&self) -> Result<Vec<SourceTotals>, Error> {
+        let mut all = Vec::new();
+        self.each_source(|source| all.push(source))?;
+        Ok(all)
+    }
+
+    /// The `n` sources with the most drops, then the most passes (the order of
+    /// [`SourceTotals::rank`], best first), and how many sources there are; holding no more
+    /// than `n` of them at a time, whatever the table's size.
+    pub fn top_sources(&self, n: usize) -> Result<(Vec<SourceTotals>, usize), Error> {
+        let mut best = Best::new(n);
+        self.each_source(|source| best.offer(source))?;
+        Ok(best.finish())
+    }
+
+    fn each_source(&self, mut f: impl FnMut(SourceTotals)) -> Result<(), Error> {
         let fd = self.sources.map().fd().as_fd();
-        let entries = super::batch::sources(fd).map_err(|source| Error::Io {
-            what: "reading the sources of",
-            path: format!("{} ({})", self.label, maps::SOURCES).into(),
-            source,
-        })?;
-        Ok(entries
-            .into_iter()
-            .map(|(key, record)| SourceTotals {
+        super::batch::for_each_source(fd, |key, record| {
+            f(SourceTotals {
                 key,
                 passed: record.passed,
                 dropped: record.dropped,
-            })
-            .collect())
+            });
+        })
+        .map_err(|source| Error::Io {
+            what: "reading the sources of",
+            path: format!("{} ({})", self.label, maps::SOURCES).into(),
+            source,
+        })
     }
 
     /// The per-source table's capacity and the bytes the kernel charges for it (`memlock`
@@ -563,6 +639,30 @@ pub const fn list_name(list: List) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bounded top agrees with sorting everything, for every `n`, ties included (equal
+    /// drops and passes are ordered by key).
+    #[test]
+    fn the_best_n_are_the_first_n_of_the_whole_ranking() {
+        let sources: Vec<SourceTotals> = (0..40_u8)
+            .map(|i| SourceTotals {
+                key: SourceKey::v4([198, 51, 100, i.wrapping_mul(7)]),
+                passed: u64::from(i % 3),
+                dropped: u64::from(i % 5) * 10,
+            })
+            .collect();
+        let mut ranked = sources.clone();
+        ranked.sort_unstable_by_key(|s| std::cmp::Reverse(s.rank()));
+        for n in [0, 1, 2, 5, 10, 39, 40, 100] {
+            let mut best = Best::new(n);
+            for source in &sources {
+                best.offer(*source);
+            }
+            let (top, offered) = best.finish();
+            assert_eq!(offered, 40);
+            assert_eq!(top, ranked[..n.min(40)], "n = {n}");
+        }
+    }
 
     fn set(prefixes: &[&str]) -> BTreeSet<Cidr> {
         prefixes.iter().map(|p| p.parse().unwrap()).collect()

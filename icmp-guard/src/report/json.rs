@@ -167,7 +167,7 @@ impl Snapshot {
             sources: Fill {
                 bytes: self.table.bytes,
                 capacity: self.table.capacity,
-                tracked: self.sources.len(),
+                tracked: self.tracked,
             },
             summary: policy::describe(cfg),
         }

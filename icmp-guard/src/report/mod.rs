@@ -51,8 +51,11 @@ pub struct Snapshot {
     pub mode: AttachMode,
     /// Every counter, in [`Reason::ALL`] order.
     pub counters: Vec<(Reason, u64)>,
-    /// Every tracked source prefix with its totals, most drops first (see [`rank`]).
+    /// The tracked source prefixes read with their totals, most drops first (see [`rank`]):
+    /// all of them, or the first few ([`Keep`]).
     pub sources: Vec<SourceTotals>,
+    /// How many source prefixes are tracked.
+    pub tracked: usize,
     /// Capacity and memory of the per-source map.
     pub table: SourceTable,
     /// Prefixes in the allow and deny lists.
@@ -60,19 +63,37 @@ pub struct Snapshot {
     pub deny: usize,
 }
 
+/// Which sources a [`Snapshot`] keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Every one: for rates, which compare two reads source by source.
+    All,
+    /// The first `n` by rank, and the count of the rest: for views that show only those,
+    /// which then hold `n` sources however large the table (16,777,216 entries would take
+    /// 768 MiB read whole).
+    Top(usize),
+}
+
 impl Snapshot {
     /// Reads the guard of `iface` under `bpffs`.
-    pub fn open(bpffs: &Path, iface: &IfaceName) -> Result<Self, Error> {
-        Self::read(&Guard::open(Pins::new(bpffs, iface)?)?)
+    pub fn open(bpffs: &Path, iface: &IfaceName, keep: Keep) -> Result<Self, Error> {
+        Self::read(&Guard::open(Pins::new(bpffs, iface)?)?, keep)
     }
 
     /// Reads every fact the views show from an open guard.
-    pub fn read(guard: &Guard) -> Result<Self, Error> {
+    pub fn read(guard: &Guard, keep: Keep) -> Result<Self, Error> {
         let config = guard.maps.config()?;
         let program_id = guard.program_id()?;
         let health = Health::of(guard)?;
-        let mut sources = guard.maps.sources()?;
-        rank(&mut sources);
+        let (sources, tracked) = match keep {
+            Keep::All => {
+                let mut sources = guard.maps.sources()?;
+                rank(&mut sources);
+                let tracked = sources.len();
+                (sources, tracked)
+            }
+            Keep::Top(n) => guard.maps.top_sources(n)?,
+        };
         Ok(Self {
             interface: guard.pins.iface.clone(),
             pins: guard.pins.dir.clone(),
@@ -82,6 +103,7 @@ impl Snapshot {
             program_id,
             counters: guard.maps.counters()?,
             sources,
+            tracked,
             table: guard.maps.source_table()?,
             allow: guard.maps.list(List::Allow)?.len(),
             deny: guard.maps.list(List::Deny)?.len(),
@@ -157,8 +179,7 @@ pub fn counter(counters: &[(Reason, u64)], reason: Reason) -> u64 {
 
 /// Orders sources most drops first, then most passes, then by key.
 pub fn rank(sources: &mut [SourceTotals]) {
-    sources
-        .sort_unstable_by(|a, b| (b.dropped, b.passed, a.key).cmp(&(a.dropped, a.passed, b.key)));
+    sources.sort_unstable_by_key(|s| std::cmp::Reverse(s.rank()));
 }
 
 /// A source key as the prefix it aggregates, e.g. `198.51.100.0/24` or `2001:db8:1::/64`.
@@ -196,6 +217,7 @@ pub(crate) mod tests {
             .collect();
         let mut sources = vec![totals(0, 4, 2), totals(9, 1, 0)];
         rank(&mut sources);
+        let tracked = sources.len();
         Snapshot {
             interface: "eth0".parse().unwrap(),
             pins: PathBuf::from("/sys/fs/bpf/icmp-guard/netns:4026531840:1/eth0"),
@@ -209,6 +231,7 @@ pub(crate) mod tests {
             mode: AttachMode::Native,
             counters,
             sources,
+            tracked,
             table: SourceTable {
                 capacity: 65536,
                 bytes: 7_340_032,

@@ -6,7 +6,7 @@ use std::{fmt::Write as _, path::Path};
 
 use icmp_guard_common::Reason;
 
-use super::{Snapshot, process::Process};
+use super::{Keep, Snapshot, process::Process};
 use crate::daemon::Served;
 use crate::pinned::maps::SourceTotals;
 use crate::{Error, kernel::IfaceName, policy::KNOBS};
@@ -22,7 +22,7 @@ pub fn read(bpffs: &Path, interfaces: &[IfaceName]) -> Vec<Snapshot> {
     interfaces
         .iter()
         .filter_map(|iface| {
-            Snapshot::open(bpffs, iface)
+            Snapshot::open(bpffs, iface, Keep::Top(TOP_SOURCES))
                 .map_err(|e| match e {
                     Error::NotGuarded { .. } => log::debug!("{iface}: icmp_guard_up 0: {e}"),
                     _ => log::warn!("{iface}: reported as down (icmp_guard_up 0): {e}"),
@@ -135,7 +135,7 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot], source_labels: boo
         "Source prefixes tracked in the per-source map.",
         &mut samples
             .iter()
-            .map(|s| format!("{{{}}} {}", label(s), s.sources.len())),
+            .map(|s| format!("{{{}}} {}", label(s), s.tracked)),
     );
     family(
         "icmp_guard_sources_capacity",

@@ -32,7 +32,7 @@ pub fn status(s: &Snapshot) -> String {
         policy::describe(&s.config),
         s.allow,
         s.deny,
-        s.sources.len(),
+        s.tracked,
         s.table.capacity,
         s.table.bytes as f64 / f64::from(1u32 << 20),
         s.pins.display(),
@@ -165,7 +165,7 @@ pub fn watch(rates: &Rates, top: usize, clear_screen: bool) -> String {
     for (reason, n, rate) in &rates.counters {
         let _ = writeln!(screen, "  {:<22} {n:>12} {rate:>12.1}", reason.name());
     }
-    let _ = writeln!(screen, "\ntop sources now ({} tracked)", now.sources.len());
+    let _ = writeln!(screen, "\ntop sources now ({} tracked)", now.tracked);
     let _ = writeln!(
         screen,
         "  {:<40} {:>12} {:>12}",
