@@ -183,6 +183,14 @@ pub fn attach(
     }
     let mut cfg = *cfg;
     let resumed = pins.dir.exists();
+    // Another program on the interface would make the kernel refuse the link: say so before
+    // loading, which creates every map (a source table of up to about 1.8 GiB) for nothing.
+    if !resumed && matches!(netlink::xdp_state(ifindex), Ok(Some(_))) {
+        return Err(Error::ForeignProgram {
+            iface: iface.to_owned(),
+            program: Box::new(foreign(iface)),
+        });
+    }
     if resumed {
         interrupted(pins, ifindex)?;
         if let Ok(capacity) = pinned_capacity(pins) {
