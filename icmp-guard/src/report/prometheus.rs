@@ -124,7 +124,7 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot], source_labels: boo
     family(
         "icmp_guard_source_insert_failures_total",
         "counter",
-        "Sources the per-source map refused to track (their ICMP passed unmetered).",
+        "ICMP packets passed unmetered because the per-source map refused to track their source.",
         &mut samples
             .iter()
             .map(|s| format!("{{{}}} {}", label(s), s.counter(Reason::PassedUnmetered))),
