@@ -152,6 +152,14 @@ pub enum Error {
     },
 
     #[error(
+        "{iface}: the guard runs in {current} mode and the file asks for {wanted}; the mode is chosen when the guard is attached, so the rest of the file was applied but not the mode: to change it, detach the guard (`icmp-guard detach {iface}`, which drops its counters and buckets) and reload, or put {current} (or auto) back", iface = shown(iface))]
+    ModeFixed {
+        iface: String,
+        current: &'static str,
+        wanted: &'static str,
+    },
+
+    #[error(
         "--max-sources {wanted} needs about {needed_mib} MiB of kernel memory for the per-source table, more than half of the {available_mib} MiB available; choose at most {fits}"
     )]
     TableTooLarge {

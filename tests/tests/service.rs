@@ -9,7 +9,9 @@ use std::{
 };
 
 use anyhow::Result;
-use icmp_guard_tests::lab::{Lab, bucket_allows, eventually, stderr_of, workspace_bin};
+use icmp_guard_tests::lab::{
+    Daemon, Lab, bucket_allows, eventually, ip, stderr_of, unique, workspace_bin,
+};
 
 const METRICS: &str = "127.0.0.1:9966";
 
@@ -191,6 +193,103 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
         dropped_after >= dropped_before + 900,
         "still enforcing: {dropped_before} -> {dropped_after}"
     );
+}
+
+/// A reload that cannot do all the file asks does the rest and says what it did not: a
+/// running guard keeps its attach mode (the reload is marked failed, the limits still
+/// change); the metrics move to a wildcard address on their own port, which cannot be bound
+/// while the loopback address listens; and an interface of the file that appears later is
+/// attached, saying so (not that someone removed its pins).
+#[test]
+fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    let late = unique('l');
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    let write = |mode: &str, metrics: &str, echo_rate: u32| {
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nmetrics = \"{metrics}\"\nmetrics_public = true\n[[interface]]\nname = \"{iface}\"\nmode = \"{mode}\"\n[interface.limits]\necho_rate = {echo_rate}\n[[interface]]\nname = \"{late}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    let reloaded = |daemon: &Daemon, step: &str| {
+        let lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        daemon.signal(libc::SIGHUP).unwrap();
+        eventually(10, step, || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .skip(lines)
+                .any(|l| l.contains("reloaded "))
+        })
+        .unwrap();
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let reload_ok = || {
+        sample(
+            &scrape(&lab).unwrap(),
+            "icmp_guard_config_last_reload_successful",
+            &[],
+        )
+    };
+    write("native", METRICS, 10);
+    let daemon = lab.daemon(&config, &log).unwrap();
+    eventually(10, "the daemon attaches", || {
+        lab.status().unwrap_or_default()[0]["mode"] == "native"
+    })
+    .unwrap();
+
+    write("generic", METRICS, 33);
+    let text = reloaded(&daemon, "the reload with another mode");
+    assert!(
+        text.contains("runs in native mode and the file asks for generic"),
+        "{text}"
+    );
+    let status = lab.status().unwrap();
+    assert_eq!(status[0]["mode"], "native", "{status}");
+    assert_eq!(status[0]["limits"]["echo_rate"], 33, "the rest applied");
+    assert_eq!(reload_ok(), Some(0.0));
+
+    let wildcard = METRICS.replace("127.0.0.1", "0.0.0.0");
+    write("auto", &wildcard, 33);
+    let text = reloaded(&daemon, "the reload that moves the metrics");
+    assert!(!text.contains("metrics stay on"), "{text}");
+    let listening = Command::new("ip")
+        .args(["netns", "exec", &lab.guarded.name, "ss", "-ltnH"])
+        .output()
+        .unwrap();
+    let listening = String::from_utf8_lossy(&listening.stdout);
+    assert!(listening.contains(&wildcard), "{listening}");
+    assert_eq!(reload_ok(), Some(1.0));
+
+    ip(&[
+        "-n",
+        &lab.guarded.name,
+        "link",
+        "add",
+        &late,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{late}p"),
+    ])
+    .unwrap();
+    eventually(10, "the late interface is attached", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(&format!("{late}: the interface appeared (ifindex"))
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("its pins were removed"), "{text}");
 }
 
 #[test]
@@ -1022,7 +1121,7 @@ fn systemd_and_journald_and_metrics_hear_the_truth() {
             format!("{}:{}", stream.dev(), stream.ino()),
         )
         .env("ICMP_GUARD_TEST_TICK_SECS", "3600");
-    let daemon = icmp_guard_tests::lab::Daemon {
+    let daemon = Daemon {
         child: cmd.spawn().unwrap(),
     };
     let next = || {

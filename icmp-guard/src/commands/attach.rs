@@ -154,6 +154,10 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             && let Ok(current) = Guard::open(pins.clone()).and_then(|g| g.maps.config())
         {
             policy::check_fixed(&ic.name, &current, &wanted)?;
+            // A guard attached again takes the file's mode; a running one keeps its own.
+            if attached {
+                apply::check_mode(ic, &current)?;
+            }
         }
         todo.push((ic, pins, attached));
     }

@@ -11,7 +11,7 @@ use crate::{
     Error,
     config_file::InterfaceConfig,
     kernel::{
-        clock_tick_ns,
+        AttachMode, clock_tick_ns,
         loader::{self, Attached},
     },
     pinned::{Guard, Pins, maps::Lists},
@@ -66,7 +66,23 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
         .maps
         .switch_lists(&keep_runtime(&wanted, &current), &lists)?;
     log::debug!("{}: {}", ic.name, policy::describe(&wanted));
+    check_mode(ic, &current)?;
     Ok(applied)
+}
+
+/// Whether the mode the file asks for is the one the guard runs in (`auto` takes either): a
+/// running guard keeps its mode, so a file that changes it is reported, not silently obeyed
+/// in part.
+pub fn check_mode(ic: &InterfaceConfig, current: &Config) -> Result<(), Error> {
+    let running = AttachMode::from_recorded(current.attach_mode);
+    if ic.mode == AttachMode::Auto || running == AttachMode::Unknown || running == ic.mode {
+        return Ok(());
+    }
+    Err(Error::ModeFixed {
+        iface: ic.name.to_string(),
+        current: running.as_str(),
+        wanted: ic.mode.as_str(),
+    })
 }
 
 /// `wanted` with the fields the loader, the lists and a running capture own (where and how it

@@ -17,6 +17,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
+    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -53,6 +54,12 @@ pub mod systemd;
 /// How often interfaces are checked and program logs flushed.
 const TICK: Duration = Duration::from_secs(1);
 
+/// The longest wait between two tries to attach an interface whose attach keeps failing
+/// (another program holds it, the driver refuses the mode): the wait doubles from [`TICK`]
+/// up to this, so a lasting failure costs a load of the program twice a minute, not every
+/// second.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// A test hook: with this variable set to a number of seconds, the interface check runs that
 /// often and not at once on start, so a test can count the `bpf()` calls of a reload alone
 /// (`tests/tests/crash.rs` kills the service at each of them). Not for operators.
@@ -68,6 +75,13 @@ fn check_timer() -> tokio::time::Interval {
         Some(period) => tokio::time::interval_at(tokio::time::Instant::now() + period, period),
         None => tokio::time::interval(TICK),
     }
+}
+
+/// Stops a metrics server and waits until its listener is closed. Once per handle: an ended
+/// handle must not be awaited again.
+async fn stop_server(server: &mut JoinHandle<()>) {
+    server.abort();
+    let _ = server.await;
 }
 
 /// Runs the service for the file `config` until SIGTERM or SIGINT.
@@ -112,6 +126,13 @@ struct Daemon {
     failing: HashMap<IfaceName, String>,
     /// Program logs, by interface: taken from the programs this daemon loaded.
     loggers: HashMap<IfaceName, ProgramLog>,
+    /// Interfaces whose last attach by the check failed: when to try again, and the wait
+    /// after that try (see [`RETRY_MAX`]).
+    retry: HashMap<IfaceName, (std::time::Instant, Duration)>,
+    /// Whether the last start or reload applied the whole file, for the STATUS line.
+    applied: bool,
+    /// Interfaces the file no longer names whose guard a reload could not detach.
+    undetached: BTreeSet<IfaceName>,
     shared: Shared,
 }
 
@@ -133,6 +154,9 @@ impl Daemon {
             gone: BTreeSet::new(),
             failing: HashMap::new(),
             loggers: HashMap::new(),
+            retry: HashMap::new(),
+            applied: false,
+            undetached: BTreeSet::new(),
         }
     }
 
@@ -164,11 +188,7 @@ impl Daemon {
             tokio::select! {
                 _ = hangup.recv() => {
                     systemd::reloading();
-                    let (restarted, ok) = self.reload().await;
-                    if let Some(restarted) = restarted {
-                        server.abort();
-                        server = restarted;
-                    }
+                    let ok = self.reload(&mut server).await;
                     if let Err(e) = service.update(&self.cfg.path, &self.names()) {
                         log::warn!("{}", crate::error::chain(&e));
                     }
@@ -189,9 +209,15 @@ impl Daemon {
         Ok(())
     }
 
-    /// The interfaces of the file.
+    /// The interfaces of the file, and those no longer in it that are still guarded
+    /// (`undetached`).
     fn names(&self) -> Vec<IfaceName> {
-        self.cfg.interfaces.iter().map(|i| i.name.clone()).collect()
+        self.cfg
+            .interfaces
+            .iter()
+            .map(|i| i.name.clone())
+            .chain(self.undetached.iter().cloned())
+            .collect()
     }
 
     /// A line for `systemctl status`.
@@ -218,8 +244,9 @@ impl Daemon {
         )
     }
 
-    /// Records how the last apply went, for the metrics.
-    fn record(&self, ok: bool) {
+    /// Records how the last apply went, for the metrics and the STATUS line.
+    fn record(&mut self, ok: bool) {
+        self.applied = ok;
         if let Ok(mut served) = self.shared.lock() {
             served.bpffs.clone_from(&self.bpffs);
             served.interfaces = self.names();
@@ -304,9 +331,9 @@ impl Daemon {
         Ok(())
     }
 
-    /// SIGHUP: the new file, if all of it is valid; returns a new metrics server when the
-    /// address changed, and whether the whole file was applied.
-    async fn reload(&mut self) -> (Option<JoinHandle<()>>, bool) {
+    /// SIGHUP: the new file, if all of it is valid (moving the metrics `server` when its
+    /// address changed); whether the whole file was applied.
+    async fn reload(&mut self, server: &mut JoinHandle<()>) -> bool {
         let new = match ConfigFile::load(&self.cfg.path) {
             Ok(new) => new,
             Err(e) => {
@@ -315,7 +342,7 @@ impl Daemon {
                     crate::error::chain(&e)
                 );
                 self.record(false);
-                return (None, false);
+                return false;
             }
         };
         let bpffs = new.bpffs_or(&self.cli_bpffs);
@@ -328,7 +355,7 @@ impl Daemon {
                 crate::error::shown(&self.bpffs)
             );
             self.record(false);
-            return (None, false);
+            return false;
         }
         let names: BTreeSet<&IfaceName> = new.interfaces.iter().map(|i| &i.name).collect();
         let dropped: Vec<IfaceName> = self
@@ -338,26 +365,36 @@ impl Daemon {
             .filter(|i| !names.contains(&i.name))
             .map(|i| i.name.clone())
             .collect();
+        // Those a reload before could not detach, unless the file names them again.
+        let undetached: Vec<IfaceName> = std::mem::take(&mut self.undetached)
+            .into_iter()
+            .filter(|name| !names.contains(name))
+            .collect();
         let old_metrics = self.cfg.metrics;
         self.cfg = new;
         let mut ok = true;
-        for name in dropped {
-            ok &= self.detach(&name, "no longer in the configuration");
+        for name in dropped.into_iter().chain(undetached) {
+            if self.detach(&name, "no longer in the configuration") {
+                continue;
+            }
+            ok = false;
+            // A detach that failed before it removed the link (the lock stayed busy) leaves
+            // the guard enforcing the limits it had: it stays in view (the metrics, the
+            // service lock, `on_exit`) until a reload detaches it.
+            let attached = Pins::new(&self.bpffs, &name)
+                .and_then(|pins| health::link_attached(&pins))
+                .unwrap_or(false);
+            if attached {
+                log::error!(
+                    "{name}: still guarded, with the limits it had; the next reload tries to detach it again"
+                );
+                self.undetached.insert(name);
+            }
         }
         ok &= self.apply(false);
-        let server = if self.cfg.metrics == old_metrics {
-            None
-        } else {
-            match serve(self.cfg.metrics, self.shared.clone()).await {
-                Ok(server) => Some(server),
-                Err(e) => {
-                    log::error!("metrics stay on {old_metrics}: {}", crate::error::chain(&e));
-                    self.cfg.metrics = old_metrics;
-                    ok = false;
-                    None
-                }
-            }
-        };
+        if self.cfg.metrics != old_metrics {
+            ok &= self.move_metrics(server, old_metrics).await;
+        }
         self.record(ok);
         if ok {
             log::info!("reloaded {}", crate::error::shown(&self.cfg.path));
@@ -367,7 +404,45 @@ impl Daemon {
                 crate::error::shown(&self.cfg.path)
             );
         }
-        (server, ok)
+        ok
+    }
+
+    /// Moves the metrics endpoint from `old` to the file's address; whether it could (if not,
+    /// it stays on `old`). On the same port the old listener is closed first: a wildcard
+    /// address (`0.0.0.0`, `[::]`, as `metrics_public` takes) cannot be bound while a
+    /// specific one listens on its port, even with `SO_REUSEADDR`.
+    async fn move_metrics(&mut self, server: &mut JoinHandle<()>, old: SocketAddr) -> bool {
+        let same_port = self.cfg.metrics.port() == old.port();
+        if same_port {
+            stop_server(server).await;
+        }
+        match serve(self.cfg.metrics, self.shared.clone()).await {
+            Ok(moved) => {
+                if !same_port {
+                    stop_server(server).await;
+                }
+                *server = moved;
+                true
+            }
+            Err(e) => {
+                log::error!("metrics stay on {old}: {}", crate::error::chain(&e));
+                self.cfg.metrics = old;
+                if same_port {
+                    match serve(old, self.shared.clone()).await {
+                        Ok(again) => *server = again,
+                        Err(e) => {
+                            log::error!(
+                                "metrics endpoint down: {old} could not be bound again: {}",
+                                crate::error::chain(&e)
+                            );
+                            // A handle that may be stopped again, unlike the ended one.
+                            *server = tokio::spawn(async {});
+                        }
+                    }
+                }
+                false
+            }
+        }
     }
 
     /// Keeps every configured interface guarded: attaches the pinned state again when the
@@ -375,62 +450,115 @@ impl Daemon {
     /// outside), and attaches anew when someone removed the pins, saying which.
     fn watch(&mut self) {
         let interfaces = self.cfg.interfaces.clone();
+        let mut changed = false;
         for ic in &interfaces {
             let Ok(index) = ifindex(&ic.name) else {
                 if self.gone.insert(ic.name.clone()) {
-                    log::warn!(
-                        "{}: interface gone; the kernel detached its guard; waiting for it to come back",
-                        ic.name
-                    );
+                    changed = true;
+                    self.log_missing(&ic.name);
                 }
                 continue;
             };
             let health = Pins::new(&self.bpffs, &ic.name)
                 .and_then(Guard::open)
                 .and_then(|g| Health::of(&g));
-            let why = match health {
+            let (why, news) = match health {
                 Ok(Health::Attached) => {
-                    self.gone.remove(&ic.name);
+                    changed |= self.gone.remove(&ic.name);
                     self.failing.remove(&ic.name);
+                    self.retry.remove(&ic.name);
                     continue;
                 }
                 Ok(health) if !health.needs_reattach() => {
                     self.once(&ic.name, format!("{}: {health}", ic.name));
                     continue;
                 }
-                Ok(Health::Recreated { .. }) => format!("the interface is back (ifindex {index})"),
-                Ok(health) => health.to_string(),
-                Err(Error::NotGuarded { .. }) => format!(
-                    "its pins were removed outside this service (e.g. `icmp-guard detach`), but {} names it; to stop guarding it, remove it from the file and reload",
-                    crate::error::shown(&self.cfg.path)
+                Ok(Health::Recreated { .. }) => {
+                    (format!("the interface is back (ifindex {index})"), false)
+                }
+                Ok(health) => (health.to_string(), false),
+                // Never guarded here yet: named in the file before it existed.
+                Err(Error::NotGuarded { .. }) if self.gone.contains(&ic.name) => {
+                    (format!("the interface appeared (ifindex {index})"), true)
+                }
+                Err(Error::NotGuarded { .. }) => (
+                    format!(
+                        "its pins were removed outside this service (e.g. `icmp-guard detach`), but {} names it; to stop guarding it, remove it from the file and reload",
+                        crate::error::shown(&self.cfg.path)
+                    ),
+                    false,
                 ),
                 Err(e) => {
                     self.once(&ic.name, crate::error::chain(&e));
                     continue;
                 }
             };
+            let now = std::time::Instant::now();
+            if self.retry.get(&ic.name).is_some_and(|(at, _)| now < *at) {
+                continue;
+            }
             let result = self.locked(|| apply::apply(&self.bpffs, ic));
             match result {
                 Ok(Applied::Attached(a)) => {
-                    log::warn!(
-                        "{}: {why}; attached again in {} mode as program {}",
-                        ic.name,
-                        a.mode,
-                        a.program_id
+                    for note in [a.resumed_note(&ic.name), a.revived_note(&ic.name)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        log::info!("{note}");
+                    }
+                    let line = format!(
+                        "{}: {why}; attached in {} mode as program {}",
+                        ic.name, a.mode, a.program_id
                     );
+                    if news {
+                        log::info!("{line}");
+                    } else {
+                        log::warn!("{line}");
+                    }
                     if let Some(note) = a.fallback_note(&ic.name) {
                         log::warn!("{note}");
                     }
                     self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
                     self.gone.remove(&ic.name);
                     self.failing.remove(&ic.name);
+                    self.retry.remove(&ic.name);
+                    changed = true;
                 }
                 Ok(Applied::Updated) => {}
                 Err(e) => {
-                    let problem = format!("{}: {why}; {}", ic.name, crate::error::chain(&e));
+                    let wait = self
+                        .retry
+                        .get(&ic.name)
+                        .map_or(TICK, |(_, wait)| (*wait * 2).min(RETRY_MAX));
+                    self.retry.insert(ic.name.clone(), (now + wait, wait));
+                    let problem = format!(
+                        "{}: {why}; {} (tried again at most every {} s while this lasts)",
+                        ic.name,
+                        crate::error::chain(&e),
+                        RETRY_MAX.as_secs()
+                    );
                     self.once(&ic.name, problem);
                 }
             }
+        }
+        if changed {
+            systemd::status(&self.summary(self.applied));
+        }
+    }
+
+    /// Says that no interface has the name `name` now: gone (and its guard detached by the
+    /// kernel), or renamed (and its guard still enforcing under the new name).
+    fn log_missing(&self, name: &IfaceName) {
+        let health = Pins::new(&self.bpffs, name)
+            .and_then(Guard::open)
+            .and_then(|g| Health::of(&g));
+        match health {
+            Ok(health @ Health::Renamed { .. }) => {
+                log::warn!("{name}: no interface has this name now: {health}");
+            }
+            _ => log::warn!(
+                "{name}: interface gone; the kernel detached its guard; waiting for it to come back"
+            ),
         }
     }
 
@@ -482,9 +610,7 @@ impl Daemon {
                 "stopping; guards stay attached and enforcing (daemon.on_exit = \"keep\")"
             ),
             OnExit::Detach => {
-                let names: Vec<IfaceName> =
-                    self.cfg.interfaces.iter().map(|i| i.name.clone()).collect();
-                for name in names {
+                for name in self.names() {
                     self.detach(&name, "daemon.on_exit = \"detach\"");
                 }
             }

@@ -21,6 +21,11 @@ pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// The state changed between reloads (an interface was attached again, or went away).
+pub fn status(status: &str) {
+    notify(&[NotifyState::Status(status)]);
+}
+
 /// A reload starts (with the monotonic time, as `Type=notify-reload` wants it).
 pub fn reloading() {
     let mut states = vec![
