@@ -84,9 +84,11 @@ fn main() -> Result<()> {
         }
         Task::Dist { image } => {
             setup::ebpf_toolchain()?;
-            if image {
-                setup::test_tools()?;
-            }
+            setup::tools(if image {
+                &["dpkg-deb", "podman"]
+            } else {
+                &["dpkg-deb"]
+            })?;
             let artefacts = dist::dist(&root)?;
             for path in [&artefacts.binary, &artefacts.tarball, &artefacts.deb] {
                 println!("{}", path.display());
@@ -244,9 +246,11 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     let artefacts = dist::dist(root)?;
     dist::image(root, &artefacts)?;
     step("tests: unit, host fixtures, BPF_PROG_TEST_RUN fixtures, end to end");
+    // The validator's virtual environment first, where setup made one.
     run(cargo(root)
         .args(["test", "--release", "--locked"])
-        .args(args))
+        .args(args)
+        .env("PATH", setup::tools_path()))
 }
 
 fn require_root(task: &str) -> Result<()> {

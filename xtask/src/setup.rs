@@ -1,8 +1,8 @@
 //! What the tasks need on the machine, installed when missing. `cargo xtask setup` ensures
 //! both parts; `build` needs the first, `test`, `bench` and `demo` both.
 //!
-//! - [`ebpf_toolchain`], what building the XDP program takes: `rust-src` for the nightly
-//!   toolchain (the eBPF crate is built with `-Z build-std=core`), and `bpf-linker` built
+//! - [`ebpf_toolchain`], what building the XDP program takes: the nightly toolchain (installed
+//!   with rustup when missing) and its `rust-src` (the eBPF crate is built with `-Z build-std=core`), and `bpf-linker` built
 //!   against the nightly's own LLVM: a folder `<prefix>/lib` holds `libLLVM.so` and the
 //!   versioned name, both linked to the nightly's shared LLVM, and
 //!   `LLVM_PREFIX=<prefix> cargo install bpf-linker --features llvm-<major>`; a stamp records
@@ -11,8 +11,9 @@
 //!   `nsenter`, `setpriv`, `bpftool`, `mount`, `strace` for the kill test; `ethtool` for the
 //!   per-queue statistics of floods from two CPUs and the bench's live table, `nft` for that
 //!   table; `xdp-filter` for the foreign-program test;
-//!   `systemd-analyze` for the unit's sandbox score; `dpkg-deb` and `podman` for `dist`), from
-//!   Debian, and `kubernetes-validate` for the manifests, from PyPI.
+//!   `systemd-analyze` for the unit's sandbox score; `dpkg-deb`, `podman` and `file` for
+//!   `dist`), from Debian, and `kubernetes-validate` for the manifests, from PyPI (into a
+//!   virtual environment of its own, [`python_env`], where the system has none).
 //!
 //! Each step checks first (a few `rustc`, `rustup` and `bpf-linker` queries, a `PATH` lookup)
 //! and, when everything is there, does nothing and prints nothing: no `apt-get`, no `cargo
@@ -27,7 +28,7 @@ use crate::{run, step};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and demo need, and the Debian package providing each.
-const SYSTEM_TOOLS: [(&str, &str); 17] = [
+const SYSTEM_TOOLS: [(&str, &str); 18] = [
     ("ip", "iproute2"),
     // The demo's and the replay tests' captures of a lab flood, replayed by `icmp-guard replay`.
     ("tcpdump", "tcpdump"),
@@ -58,6 +59,8 @@ const SYSTEM_TOOLS: [(&str, &str); 17] = [
     // and exported by the dist test; containers cannot be started here, see the README).
     ("dpkg-deb", "dpkg"),
     ("podman", "podman"),
+    // The dist test's look at the shipped binary (static, PIE), with `file -b`.
+    ("file", "file"),
 ];
 
 /// The Kubernetes manifests' offline validator (it ships the schemas), from PyPI: the version
@@ -95,12 +98,38 @@ impl Nightly {
             .output()
             .context("running `rustc +nightly -vV` (is rustup installed?)")?;
         if !out.status.success() {
+            step("installing the nightly toolchain, which builds the eBPF program");
+            run(Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+            ]))?;
+            return Self::detect_installed();
+        }
+        Self::parse(out.stdout)
+    }
+
+    /// As [`Nightly::detect`], once it is installed.
+    fn detect_installed() -> Result<Self> {
+        let out = Command::new("rustc")
+            .args(["+nightly", "-vV"])
+            .output()
+            .context("running `rustc +nightly -vV`")?;
+        if !out.status.success() {
             bail!(
-                "no nightly toolchain: the eBPF program needs one (`rustup toolchain install nightly`): {}",
+                "no nightly toolchain even after `rustup toolchain install nightly`: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        let text = String::from_utf8(out.stdout)?;
+        Self::parse(out.stdout)
+    }
+
+    fn parse(stdout: Vec<u8>) -> Result<Self> {
+        let text = String::from_utf8(stdout)?;
         let field = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name))
@@ -226,14 +255,20 @@ fn bpf_linker(nightly: &Nightly) -> Result<()> {
 /// Makes sure the commands the tests, the benchmark and the demo run are on `PATH`, installing
 /// the missing ones' packages with `apt-get` (which is only called then).
 pub fn test_tools() -> Result<()> {
-    system_tools()?;
+    system_tools(|_| true)?;
     python_tools()
 }
 
-fn system_tools() -> Result<()> {
+/// Makes sure the commands `tools` (from [`SYSTEM_TOOLS`]) are there, as [`test_tools`] does:
+/// for tasks that need only a few, such as `dist`.
+pub fn tools(tools: &[&str]) -> Result<()> {
+    system_tools(|tool| tools.contains(&tool))
+}
+
+fn system_tools(wanted: impl Fn(&str) -> bool) -> Result<()> {
     let mut packages: Vec<&str> = SYSTEM_TOOLS
         .iter()
-        .filter(|(tool, _)| !on_path(tool))
+        .filter(|(tool, _)| wanted(tool) && !on_path(tool))
         .map(|(_, package)| *package)
         .collect();
     if packages.is_empty() {
@@ -253,7 +288,7 @@ fn system_tools() -> Result<()> {
     let still: Vec<&str> = SYSTEM_TOOLS
         .iter()
         .map(|(tool, _)| *tool)
-        .filter(|tool| !on_path(tool))
+        .filter(|tool| wanted(tool) && !on_path(tool))
         .collect();
     if !still.is_empty() {
         bail!("installed {packages:?}, but {still:?} are still not on PATH");
@@ -261,19 +296,70 @@ fn system_tools() -> Result<()> {
     Ok(())
 }
 
+/// Whether `tool` is on `PATH`, or in the system's `sbin` folders, which a user's `PATH` on
+/// Debian lacks although `bpftool`, `nft`, `ethtool` and `xdp-filter` live there (and root's
+/// `PATH`, under which the tests run, has them).
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .any(|d| d.join(tool).is_file())
 }
 
-/// Installs the manifests' validator with `pip` when its command is missing.
+/// The virtual environment the manifests' validator is installed into when the system has
+/// none: Debian's Python refuses `pip install` outside one (PEP 668).
+pub fn python_env() -> PathBuf {
+    cargo_home().join("icmp-guard").join("python")
+}
+
+/// `PATH` with [`python_env`]'s commands first, for the tasks that run the tests: its
+/// `python3` has the validator's PyYAML, which the dist test reads the manifests with.
+pub fn tools_path() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let bin = python_env().join("bin");
+    if !bin.is_dir() {
+        return path;
+    }
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path))).unwrap_or(path)
+}
+
+/// Installs the manifests' validator when its command is missing: into [`python_env`], a
+/// virtual environment made with the system's `python3` (with `python3` and `python3-venv`
+/// from Debian when they are missing).
 fn python_tools() -> Result<()> {
     let (requirement, command) = KUBERNETES_VALIDATE;
-    if on_path(command) {
+    let env = python_env();
+    let bin = env.join("bin");
+    if on_path(command) || bin.join(command).is_file() {
         return Ok(());
     }
-    step(&format!("installing {requirement} with pip"));
-    run(Command::new("python3").args([
+    let venv_works = || {
+        Command::new("python3")
+            .args(["-c", "import ensurepip, venv"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !venv_works() {
+        if !on_path("apt-get") {
+            bail!(
+                "{requirement} needs python3 with venv; install the packages python3 and python3-venv"
+            );
+        }
+        step("installing [\"python3\", \"python3-venv\"] with apt-get");
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(["python3", "python3-venv"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    step(&format!(
+        "installing {requirement} into a virtual environment at {}",
+        env.display()
+    ));
+    run(Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&env))?;
+    run(Command::new(bin.join("python3")).args([
         "-m",
         "pip",
         "install",
@@ -281,9 +367,10 @@ fn python_tools() -> Result<()> {
         "--disable-pip-version-check",
         requirement,
     ]))?;
-    if !on_path(command) {
+    if !bin.join(command).is_file() {
         bail!(
-            "installed {requirement}, but `{command}` is not on PATH; add pip's script folder (`python3 -m site --user-base`/bin) to PATH"
+            "installed {requirement}, but {} is missing",
+            bin.join(command).display()
         );
     }
     Ok(())
