@@ -128,6 +128,9 @@ pub enum Error {
         fix: String,
     },
 
+    #[error("{count} guard(s) could not be read; the output names each with the reason")]
+    Unreadable { count: usize },
+
     #[error(
         "{iface} has stale icmp-guard state: {why}; remove it with `icmp-guard clean {iface}`, then attach again", iface = shown(iface))]
     Stale { iface: String, why: String },

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use icmp_guard_tests::lab::{Lab, Netns, counter, ip, run, stderr_of, unique};
+use icmp_guard_tests::lab::{Lab, Netns, counter, eventually, ip, run, stderr_of, unique};
 use serde_json::Value;
 
 /// `icmp-guard` in `ns` with the lab's bpffs; its output whatever the status.
@@ -107,6 +107,21 @@ fn two_namespaces_with_the_same_interface_name_never_touch_each_other() {
         stderr_of(&out)
     );
     assert!(lab.guarded_has_xdp());
+
+    // A namespace deleted with its guard leaves pins that enforce nothing: marked stale,
+    // not "also guarded".
+    let out = cli_in(&lab, &other, &["attach", &name, "--mode", "generic"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let inode = other.id().inode;
+    drop(other);
+    eventually(5, "the deleted namespace's guard is marked stale", || {
+        lab.cli_ok(&["status"]).is_ok_and(|text| {
+            text.contains(&format!(
+                "(stale: {name} of network namespace netns {inode}"
+            ))
+        })
+    })
+    .unwrap();
 }
 
 /// How a link dies, the state then reported, and the command that brings it back.

@@ -7,7 +7,7 @@ use crate::{
     Error,
     cli::StatusArgs,
     error::shown,
-    kernel::{netns::Netns, privilege},
+    kernel::{link, netns::Netns, privilege},
     pinned::{
         Pins, bpffs,
         layout::{self, Found},
@@ -22,14 +22,31 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
     let (local, elsewhere): (Vec<Found>, Vec<Found>) = layout::everywhere(bpffs_path)?
         .into_iter()
         .partition(|f| f.netns == Some(here));
-    let snapshots = local
+    // One guard that cannot be read (pins of another version, say) is one row saying why,
+    // not a status of none.
+    let snapshots: Vec<(&Found, Result<Snapshot, Error>)> = local
         .iter()
-        .map(|f| Snapshot::open(bpffs_path, &f.iface, Keep::Top(0)))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|f| (f, Snapshot::open(bpffs_path, &f.iface, Keep::Top(0))))
+        .collect();
     if args.json {
-        let rows: Vec<_> = snapshots.iter().map(Snapshot::status).collect();
+        let rows: Vec<serde_json::Value> = snapshots
+            .iter()
+            .map(|(found, snapshot)| match snapshot {
+                Ok(snapshot) => serde_json::to_value(snapshot.status()),
+                Err(e) => Ok(serde_json::json!({
+                    "interface": found.iface.as_str(),
+                    "error": crate::error::chain(e),
+                })),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(Error::Json)?;
         println!("{}", serde_json::to_string(&rows).map_err(Error::Json)?);
-        return Ok(());
+        let count = snapshots.iter().filter(|(_, s)| s.is_err()).count();
+        return if count == 0 {
+            Ok(())
+        } else {
+            Err(Error::Unreadable { count })
+        };
     }
     if snapshots.is_empty() {
         println!(
@@ -37,11 +54,25 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             shown(here.dir_in(&layout::root(bpffs_path)))
         );
     }
-    for snapshot in &snapshots {
-        print!("{}", text::status(snapshot));
+    let mut unreadable = 0;
+    for (found, snapshot) in &snapshots {
+        match snapshot {
+            Ok(snapshot) => print!("{}", text::status(snapshot)),
+            Err(e) => {
+                unreadable += 1;
+                println!(
+                    "{}: cannot be read: {}",
+                    found.iface,
+                    crate::error::chain(e)
+                );
+            }
+        }
     }
     for found in &elsewhere {
         println!("{}", elsewhere_line(bpffs_path, here, found));
+    }
+    if unreadable > 0 {
+        return Err(Error::Unreadable { count: unreadable });
     }
     Ok(())
 }
@@ -60,6 +91,19 @@ fn elsewhere_line(bpffs: &Path, here: Netns, found: &Found) -> String {
         );
     }
     if let Some(netns) = found.netns {
+        let dir = netns
+            .dir_in(&layout::root(bpffs))
+            .join(found.iface.as_str());
+        // An attached link holds its interface, hence its namespace; a detached one enforces
+        // nothing, whether the interface or the whole namespace is gone.
+        let attached = link::pinned_state(&dir.join("link")).is_ok_and(link::LinkState::attached);
+        if !attached {
+            return format!(
+                "(stale: {} of network namespace {netns} enforces nothing: its link is detached, because the interface or the namespace is gone; if the namespace is gone, `rm -r` its pins at {})",
+                found.iface,
+                shown(&dir)
+            );
+        }
         return format!(
             "(also guarded: {} in another network namespace, {netns}; run `icmp-guard status` there, e.g. with `nsenter --net=/run/netns/NAME`)",
             found.iface

@@ -44,7 +44,19 @@ impl Guard {
                 dir: pins.dir,
             });
         }
-        let maps = Maps::from_pins(&pins)?;
+        // A pin that does not open as this version's map: the schema check names the map,
+        // the field and the fix; a map missing or unreadable, at least the interface.
+        let maps = Maps::from_pins(&pins).map_err(|e| match super::schema::check(&pins) {
+            Err(incompatible) => incompatible,
+            Ok(()) => Error::Stale {
+                iface: pins.iface.to_string(),
+                why: format!(
+                    "its pins at {} do not open as this version's maps ({})",
+                    crate::error::shown(&pins.dir),
+                    crate::error::chain(&e)
+                ),
+            },
+        })?;
         Ok(Self { pins, maps })
     }
 
