@@ -128,6 +128,12 @@ pub enum Error {
         fix: String,
     },
 
+    #[error("{iface}: {health}", iface = shown(iface))]
+    GuardElsewhere {
+        iface: String,
+        health: crate::pinned::health::Health,
+    },
+
     #[error("{count} guard(s) could not be read; the output names each with the reason")]
     Unreadable { count: usize },
 

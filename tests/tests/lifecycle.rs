@@ -202,6 +202,51 @@ fn a_guard_whose_link_is_dead_is_reported_and_attach_brings_it_back() {
         "{text}"
     );
     assert_eq!(health(&lab), "interface_gone");
+    // A change of limits is kept for when it comes back, but said to change nothing now.
+    let out = lab.cli(&["set", &iface, "--echo-rate", "9"]).unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "warning: this change of limits was made to the pinned state of {iface}, which is NOT ATTACHED: the interface is gone"
+        )),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// A renamed interface keeps its guard under its new name: commands on the old name say
+/// where the guard is instead of claiming the name is guarded.
+#[test]
+fn a_renamed_interface_s_guard_is_reported_where_it_is() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    let renamed = unique('m');
+    lab.cli_ok(&["attach", &iface]).unwrap();
+    let ns = &lab.guarded.name;
+    ip(&["-n", ns, "link", "set", &iface, "down"]).unwrap();
+    ip(&["-n", ns, "link", "set", &iface, "name", &renamed]).unwrap();
+    ip(&["-n", ns, "link", "set", &renamed, "up"]).unwrap();
+    assert_eq!(health(&lab), "interface_renamed");
+
+    let out = lab.cli(&["attach", &iface]).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("which has another name now")
+            && !stderr_of(&out).contains("already guarded"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = lab.cli(&["allow", "add", &iface, "192.0.2.0/24"]).unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("warning: this list change was made to the pinned state"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(lab.guarded.has_xdp(&renamed));
+    let out = lab.cli_ok(&["detach", &iface]).unwrap();
+    assert!(out.contains("which has another name now"), "{out}");
+    assert!(!lab.guarded.has_xdp(&renamed), "the guard it had is gone");
 }
 
 /// Pins an earlier version made at `<root>/<IFACE>` are adopted into the interface's

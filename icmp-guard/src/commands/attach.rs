@@ -42,6 +42,17 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     if args.replace {
         return replace(&pins, args);
     }
+    // A guard that followed its interface to another name enforces there: attaching "again"
+    // would say this name is guarded, which it is not.
+    if pins.exist()
+        && let Ok(health @ health::Health::Renamed { .. }) =
+            Guard::open(pins.clone()).and_then(|g| health::Health::of(&g))
+    {
+        return Err(Error::GuardElsewhere {
+            iface: iface.to_string(),
+            health,
+        });
+    }
     let attached = loader::attach(bpffs, &pins, args.mode, &cfg, None)?;
     if let Some(note) = attached.resumed_note(iface) {
         println!("{note}");

@@ -7,7 +7,7 @@ use aya::programs::links::PinnedLink;
 use crate::{
     Error,
     kernel::{IfaceName, privilege},
-    pinned::{Lock, Pins},
+    pinned::{Guard, Lock, Pins, health::Health},
 };
 
 pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
@@ -21,6 +21,13 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
             dir: pins.dir,
         });
     }
+    // Where the guard really was, for the message: it follows its interface through a rename.
+    let elsewhere = match Guard::open(pins.clone()).and_then(|g| Health::of(&g)) {
+        Ok(Health::Renamed { ifindex }) => {
+            format!(" (its guard was on ifindex {ifindex}, which has another name now)")
+        }
+        _ => String::new(),
+    };
     let path = pins.link();
     let link = PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
     // Removing the pin leaves our fd as the link's last reference; dropping it detaches.
@@ -29,6 +36,6 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
         .map_err(Error::io("removing the pinned link", &path))?;
     drop(link);
     pins.remove()?;
-    println!("icmp-guard detached from {iface}; pins removed");
+    println!("icmp-guard detached from {iface}{elsewhere}; pins removed");
     Ok(())
 }

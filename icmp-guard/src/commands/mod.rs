@@ -22,7 +22,7 @@ use crate::{
     cli::{Cli, Command, ListCommand},
     daemon,
     kernel::{IfaceName, privilege, support},
-    pinned::service,
+    pinned::{Guard, Pins, health::Health, service},
 };
 
 /// The interface a command changes, and what the change is called, for the warning when a
@@ -47,9 +47,31 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
     // Said after the change is made: a command that fails changed nothing to warn about.
     let warning =
         changes(&cli.command).and_then(|(iface, action)| service::warning(bpffs, iface, action));
+    // Changes to a guard's limits or lists, which work on its pins whatever its health.
+    let policy_change = match &cli.command {
+        Command::Set(_)
+        | Command::Allow(ListCommand::Add { .. } | ListCommand::Del { .. })
+        | Command::Deny(ListCommand::Add { .. } | ListCommand::Del { .. }) => {
+            changes(&cli.command).map(|(iface, action)| (iface.clone(), action))
+        }
+        _ => None,
+    };
     let result = run(bpffs, cli.command);
     if let (Ok(()), Some(warning)) = (&result, warning) {
         eprintln!("icmp-guard: {warning}");
+    }
+    // Made to a guard that enforces nothing on the interface of its name (gone, detached,
+    // renamed), such a change is kept for when it is attached again, but changes nothing
+    // now: said.
+    if let (Ok(()), Some((iface, action))) = (&result, policy_change)
+        && let Ok(health) = Pins::new(bpffs, &iface)
+            .and_then(Guard::open)
+            .and_then(|g| Health::of(&g))
+        && !health.attached()
+    {
+        eprintln!(
+            "icmp-guard: warning: {action} was made to the pinned state of {iface}, which is {health}"
+        );
     }
     result
 }
