@@ -937,6 +937,39 @@ fn stats_watch_shows_rates_per_second_and_top_offenders() {
         .unwrap_or_else(|| panic!("{screen}"));
     let dropped_per_sec: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
     assert!(dropped_per_sec > 300.0, "{line}");
+
+    // Detached and attached anew under a running watch: it follows the new maps (with the
+    // old ones it would show rates of 0 for ever).
+    let watch = Command::new("timeout")
+        .args(["4"])
+        .arg("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.guarded.name))
+        .arg("--")
+        .arg(workspace_bin("icmp-guard").unwrap())
+        .arg("--bpffs")
+        .arg(&lab.bpffs.path)
+        .args(["stats", iface, "--watch", "0.5", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    lab.cli_ok(&["detach", iface]).unwrap();
+    lab.cli_ok(&["attach", iface]).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(lab.ping(4, "0.2", 5).unwrap(), 4);
+    let out = watch.wait_with_output().unwrap();
+    assert!(
+        stderr_of(&out).contains(&format!("{iface} was attached anew")),
+        "{}",
+        stderr_of(&out)
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["counters"]["passed"], 4,
+        "the new guard's counters: {last}"
+    );
 }
 
 /// Runs `args` as `nobody` (uid and gid 65534, no groups, no capabilities).

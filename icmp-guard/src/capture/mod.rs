@@ -306,6 +306,9 @@ impl Session {
                 if !Health::of(&self.guard)?.attached() {
                     break "the guard is no longer attached (interface gone or detached)";
                 }
+                if !self.guard.still_pinned() {
+                    break "the guard was attached anew, with a ring of its own: capture again";
+                }
                 if !self.lease.renew() {
                     break TAKEN_OVER;
                 }

@@ -25,7 +25,7 @@ pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     };
     let snapshot = Snapshot::read(&guard, keep)?;
     if let Some(every) = args.watch {
-        return watch(&guard, snapshot, every, args);
+        return watch(guard, snapshot, every, args);
     }
     if args.json {
         println!(
@@ -43,7 +43,7 @@ pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
 /// (redrawn only on a terminal) or, with `--json`, one JSON object per line. Runs until
 /// interrupted, or until the reader closes stdout (`| head`).
 fn watch(
-    guard: &Guard,
+    mut guard: Guard,
     mut before: Snapshot,
     every: Duration,
     args: &StatsArgs,
@@ -53,7 +53,19 @@ fn watch(
     let mut read_at = Instant::now();
     loop {
         std::thread::sleep(every);
-        let now = Snapshot::read(guard, Keep::All)?;
+        // Detached and attached anew meanwhile: its new maps, counted from there (rates
+        // across the two would compare counters of different maps).
+        if !guard.still_pinned() {
+            guard = Guard::open(guard.pins.clone())?;
+            before = Snapshot::read(&guard, Keep::All)?;
+            read_at = Instant::now();
+            eprintln!(
+                "icmp-guard: {} was attached anew; its counters start over",
+                guard.pins.iface
+            );
+            continue;
+        }
+        let now = Snapshot::read(&guard, Keep::All)?;
         let now_at = Instant::now();
         let rates = Rates::between(&before, &now, now_at - read_at, SystemTime::now());
         let shown = if args.json {

@@ -60,6 +60,17 @@ impl Guard {
         Ok(Self { pins, maps })
     }
 
+    /// Whether these maps are still the ones pinned for the interface: a guard detached and
+    /// attached again (by a command or the service) has new maps, and a reader that kept the
+    /// old ones would show counters nothing adds to any more.
+    #[must_use]
+    pub fn still_pinned(&self) -> bool {
+        let path = self.pins.map(maps::CONFIG);
+        let pinned = aya::maps::MapInfo::from_pin(&path).map(|info| info.id());
+        let ours = self.maps.config.map().info().map(|info| info.id());
+        matches!((pinned, ours), (Ok(pinned), Ok(ours)) if pinned == ours)
+    }
+
     /// The id of the attached program, read through the pinned link.
     pub fn program_id(&self) -> Result<u32, Error> {
         let path = self.pins.link();
