@@ -175,9 +175,30 @@ fn usage_errors_exit_2_naming_the_value_and_the_fix() {
             &["stats", "eth0", "--watch", "soon"],
             &["'soon'", WATCH_RANGE],
         ),
+        // A reason capture never sees: refused before the bpffs or the privileges are looked
+        // at (this table runs as nobody too).
+        (
+            &["capture", "eth0", "-w", "-", "--reason", "passed_non_icmp"],
+            &[
+                "--reason passed_non_icmp: capture sees only verdicts on ICMP frames",
+                "pick from",
+            ],
+        ),
     ] {
         let mut argv = vec!["--bpffs", "/nonexistent/icmp-guard-cli-test"];
         argv.extend(args);
+        let as_nobody = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(workspace_bin("icmp-guard").unwrap())
+            .args(&argv)
+            .output()
+            .unwrap();
+        assert_eq!(
+            as_nobody.status.code(),
+            Some(2),
+            "{args:?} as nobody: {}",
+            stderr_of(&as_nobody)
+        );
         let out = cli(&argv);
         let err = stderr_of(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");

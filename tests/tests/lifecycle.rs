@@ -212,6 +212,18 @@ fn a_guard_whose_link_is_dead_is_reported_and_attach_brings_it_back() {
         "{}",
         stderr_of(&out)
     );
+    // A file naming it cannot bring it back now: an error, not "applied".
+    let file = lab.scratch.file("icmp-guard.toml");
+    std::fs::write(&file, format!("[[interface]]\nname = \"{iface}\"\n")).unwrap();
+    let out = lab
+        .cli(&["attach", "--config", file.to_str().unwrap(), "--replace"])
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("does not exist"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 /// A renamed interface keeps its guard under its new name: commands on the old name say
@@ -283,6 +295,12 @@ fn pins_of_the_earlier_layout_are_adopted_in_place() {
         .args(["link", "detach", "pinned"])
         .arg(legacy.join("link")))
     .unwrap();
+    let text = lab.cli_ok(&["status"]).unwrap();
+    assert!(
+        text.contains("whose link is detached: they enforce nothing")
+            && !text.contains(&format!("icmp-guard attach {iface} --replace")),
+        "{text}"
+    );
     let out = lab.cli_ok(&["clean", &iface]).unwrap();
     assert!(out.contains("every pin under"), "{out}");
     assert!(!legacy.exists(), "{out}");

@@ -574,9 +574,16 @@ fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
         !lab.guarded_has_xdp()
     })
     .unwrap();
-    let out = lab.cli_ok(&["attach", iface]).unwrap();
+    // A capacity asked for now cannot change the table made then: said, not printed as if.
+    let out = lab
+        .cli_ok(&["attach", iface, "--max-sources", "4096"])
+        .unwrap();
     assert!(
         out.contains(&format!("finished an interrupted attach of {iface}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("holds 65536 sources, not 4096") && out.contains("up to 65536 sources"),
         "{out}"
     );
     assert!(lab.guarded_has_xdp());

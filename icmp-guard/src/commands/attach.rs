@@ -66,6 +66,16 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
         policy::check_fixed(iface, &current, &cfg)?;
         guard.maps.set_config(&cfg)?;
         cfg
+    } else if attached.resumed {
+        // Finished with the tables the interrupted attach made: what runs is what they say.
+        let running = Guard::open(pins.clone())?.maps.config()?;
+        if running.max_sources != cfg.max_sources {
+            println!(
+                "{iface}: the source table of the interrupted attach holds {} sources, not {}: it was kept; `icmp-guard detach {iface}` then attach to size it anew",
+                running.max_sources, cfg.max_sources
+            );
+        }
+        running
     } else {
         cfg
     };

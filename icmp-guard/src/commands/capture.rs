@@ -15,7 +15,6 @@ use crate::{
 };
 
 pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
-    privilege::require("capture", privilege::PINS)?;
     let settings = Settings {
         reasons: args.reason.clone(),
         all: args.all,
@@ -23,6 +22,9 @@ pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
         snaplen: args.snaplen,
         count: args.count,
     };
+    // Usage errors first, before anything is asked of the system.
+    settings.bits()?;
+    privilege::require("capture", privilege::PINS)?;
     // Armed first, so a capture that cannot start leaves no empty file; a file that cannot
     // be created disarms it again (`Session`'s drop).
     let session = Session::start(bpffs, Pins::new(bpffs, &args.iface)?, settings)?;

@@ -110,11 +110,19 @@ fn elsewhere_line(bpffs: &Path, here: Netns, found: &Found) -> String {
         );
     }
     let legacy = Pins::new(bpffs, &found.iface).map(|p| p.legacy_dir());
+    let attached = legacy.as_ref().is_ok_and(|dir| {
+        link::pinned_state(&dir.join("link")).is_ok_and(link::LinkState::attached)
+    });
+    let shown_dir = legacy.map_or_else(|_| "?".to_owned(), |d| shown(&d));
+    if !attached {
+        // Only a live guard is adopted; a dead one is only removed.
+        return format!(
+            "(also: {} has pins of an earlier version at {shown_dir}, whose link is detached: they enforce nothing; `icmp-guard clean {}` in the interface's namespace removes them)",
+            found.iface, found.iface
+        );
+    }
     format!(
-        "(also: {} has pins of an earlier version at {}, not bound to a network namespace; `icmp-guard attach {} --replace` in the interface's namespace adopts them, or `icmp-guard clean {}` there removes them)",
-        found.iface,
-        legacy.map_or_else(|_| "?".to_owned(), |d| shown(&d)),
-        found.iface,
-        found.iface
+        "(also: {} has pins of an earlier version at {shown_dir}, not bound to a network namespace; `icmp-guard attach {} --replace` in the interface's namespace adopts them, or `icmp-guard clean {}` there removes them)",
+        found.iface, found.iface, found.iface
     )
 }

@@ -12,6 +12,7 @@ use crate::{
     config_file::InterfaceConfig,
     kernel::{
         AttachMode, clock_tick_ns,
+        iface::ifindex,
         loader::{self, Attached},
     },
     pinned::{Guard, Pins, maps::Lists},
@@ -34,6 +35,9 @@ pub fn policy(ic: &InterfaceConfig) -> Result<Config, Error> {
 
 /// Attaches `ic.name` if needed, then applies the file's policy and lists.
 pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
+    // A guard whose interface is gone cannot be brought back now: an error, not an update
+    // of limits that enforce nothing.
+    ifindex(&ic.name)?;
     let pins = Pins::to_change(bpffs, &ic.name)?;
     let wanted = policy(ic)?;
     let lists = Lists::new(&ic.allow, &ic.deny);
