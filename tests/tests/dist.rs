@@ -26,7 +26,7 @@ const KUBERNETES: &str = "1.31.0";
 
 /// Files the `.deb` installs besides the man pages: (path, conffile). The README's table
 /// says the same.
-const DEB_FILES: [(&str, bool); 7] = [
+const DEB_FILES: [(&str, bool); 9] = [
     ("/usr/bin/icmp-guard", false),
     ("/usr/lib/systemd/system/icmp-guard.service", false),
     ("/etc/icmp-guard/icmp-guard.toml", true),
@@ -37,7 +37,26 @@ const DEB_FILES: [(&str, bool); 7] = [
         false,
     ),
     ("/usr/share/doc/icmp-guard/copyright", false),
+    ("/usr/share/doc/icmp-guard/THIRD-PARTY-LICENSES", false),
+    ("/usr/share/doc/icmp-guard/COPYRIGHT-rust-std.html", false),
 ];
+
+/// Lines the third-party notices hold, in every artefact: a crate linked into the CLI, one
+/// built into the XDP program, the runtime of the musl target, and the texts.
+const NOTICES_HOLD: [&str; 5] = [
+    "aya 0.14.0: MIT OR Apache-2.0",
+    "aya-ebpf 0.2.1: MIT OR Apache-2.0",
+    "musl libc",
+    "libunwind (LLVM project",
+    "== Licence texts ==",
+];
+
+/// Fails unless `text`, the third-party notices, holds [`NOTICES_HOLD`].
+fn check_notices(text: &str) {
+    for line in NOTICES_HOLD {
+        assert!(text.contains(line), "the notices lack {line:?}");
+    }
+}
 
 /// The target directory this test was built in (`<target>/release/deps/dist-*`).
 fn target_dir() -> PathBuf {
@@ -179,6 +198,8 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
         "LICENSE-APACHE",
         "LICENSE-GPL-2.0",
         "CHANGELOG.md",
+        "THIRD-PARTY-LICENSES",
+        "COPYRIGHT-rust-std.html",
     ]
     .iter()
     .map(|f| format!("{top}/{f}"))
@@ -228,6 +249,12 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
         let text = std::fs::read_to_string(tree.join(file)).unwrap();
         assert!(text.contains(needle), "{file} lacks {needle:?}");
     }
+    check_notices(&std::fs::read_to_string(tree.join("THIRD-PARTY-LICENSES")).unwrap());
+    assert!(
+        std::fs::read_to_string(tree.join("COPYRIGHT-rust-std.html"))
+            .unwrap()
+            .contains("Copyright notices for The Rust Standard Library")
+    );
 }
 
 /// Attach, ping answered, a flood cut, detach: the lab's lifecycle with `lab`'s CLI.
@@ -345,6 +372,11 @@ fn the_deb_installs_at_fhs_paths_and_removes_every_file() {
     for licence in ["License: Expat or Apache-2.0", "License: Expat or GPL-2"] {
         assert!(copyright.contains(licence), "{licence}: {copyright}");
     }
+    // And where the third-party code's notices are.
+    assert!(copyright.contains("THIRD-PARTY-LICENSES"), "{copyright}");
+    check_notices(
+        &std::fs::read_to_string("/usr/share/doc/icmp-guard/THIRD-PARTY-LICENSES").unwrap(),
+    );
 
     // `dpkg -r` removes every file but the conffile, which dpkg keeps for the admin; purging
     // removes that too.
@@ -428,7 +460,8 @@ impl Drop for Rootfs {
 }
 
 #[test]
-fn the_image_holds_the_binary_alone_and_its_entrypoint_guards_the_lab_across_a_restart() {
+#[expect(clippy::too_many_lines, reason = "one image's life, step by step")]
+fn the_image_holds_the_binary_and_its_notices_and_its_entrypoint_guards_the_lab() {
     let image = format!("{IMAGE}:{VERSION}");
     let inspect = stdout(Command::new("podman").args([
         "image",
@@ -455,10 +488,22 @@ fn the_image_holds_the_binary_alone_and_its_entrypoint_guards_the_lab_across_a_r
 
     let lab = Lab::with_cli(static_binary()).unwrap();
     let mut rootfs = Rootfs::export(&image);
-    // FROM scratch: the static binary and nothing else.
+    // FROM scratch: the static binary and the notices its licences ask for, nothing else.
     assert_eq!(
         rootfs.files(),
-        BTreeSet::from(["/usr/bin/icmp-guard".to_owned()])
+        BTreeSet::from([
+            "/usr/bin/icmp-guard".to_owned(),
+            "/usr/share/doc/icmp-guard/THIRD-PARTY-LICENSES".to_owned(),
+            "/usr/share/doc/icmp-guard/COPYRIGHT-rust-std.html".to_owned(),
+        ])
+    );
+    check_notices(
+        &std::fs::read_to_string(
+            rootfs
+                .path
+                .join("usr/share/doc/icmp-guard/THIRD-PARTY-LICENSES"),
+        )
+        .unwrap(),
     );
     assert_eq!(
         std::fs::read(rootfs.path.join("usr/bin/icmp-guard")).unwrap(),

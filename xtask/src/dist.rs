@@ -28,6 +28,8 @@ use crate::{cargo, run, step, target_dir};
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 /// The platform in artefact names.
 const PLATFORM: &str = "x86_64-linux-musl";
+/// The third-party notices' file name (see `notices`).
+const NOTICES: &str = "THIRD-PARTY-LICENSES";
 /// The container image's name; its tag is the version.
 pub const IMAGE: &str = "localhost/icmp-guard";
 
@@ -62,11 +64,20 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
     }
     let generated = stage.join("generated");
     generate(&binary, &generated)?;
+    // The notices of the third-party code the binary carries, beside what it generates.
+    let notices = generated.join(NOTICES);
+    fs::write(
+        &notices,
+        crate::notices::third_party(root, TARGET, &version)?,
+    )
+    .with_context(|| format!("writing {}", notices.display()))?;
+    let std_notices = generated.join(crate::notices::RUST_STD_NOTICES);
+    install(&crate::notices::rust_std_notices()?, &std_notices, 0o644)?;
 
     step("packing the tarball");
     let name = format!("icmp-guard-{version}-{PLATFORM}");
     let tree = stage.join(&name);
-    let files: [(PathBuf, &str, u32); 10] = [
+    let files: [(PathBuf, &str, u32); 12] = [
         (binary.clone(), "icmp-guard", 0o755),
         (
             generated.join("icmp-guard.bash"),
@@ -97,6 +108,8 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
         (root.join("LICENSE-APACHE"), "LICENSE-APACHE", 0o644),
         (root.join("LICENSE-GPL-2.0"), "LICENSE-GPL-2.0", 0o644),
         (root.join("CHANGELOG.md"), "CHANGELOG.md", 0o644),
+        (notices, NOTICES, 0o644),
+        (std_notices, crate::notices::RUST_STD_NOTICES, 0o644),
     ];
     for (from, to, mode) in &files {
         install(from, &tree.join(to), *mode)?;
@@ -146,6 +159,15 @@ pub fn image(root: &Path, artefacts: &Artefacts) -> Result<String> {
         fs::remove_dir_all(&context)?;
     }
     install(&artefacts.binary, &context.join("icmp-guard"), 0o755)?;
+    // The notices the binary's licences ask to go with it (see `notices`).
+    let generated = artefacts
+        .tarball
+        .parent()
+        .context("the tarball has a folder")?
+        .join("stage/generated");
+    for name in [NOTICES, crate::notices::RUST_STD_NOTICES] {
+        install(&generated.join(name), &context.join(name), 0o644)?;
+    }
     // The parent of the lock folder, copied in as an empty folder (no shell to mkdir with).
     fs::create_dir_all(context.join("run"))?;
     run(Command::new("podman")
@@ -326,6 +348,10 @@ fn deb_package(
             0o644,
         ),
     ];
+    for name in [NOTICES, crate::notices::RUST_STD_NOTICES] {
+        let to = format!("usr/share/doc/icmp-guard/{name}");
+        files.push((Source::Copy(generated.join(name)), to, 0o644));
+    }
     files.extend(pages.iter().map(|(page, name)| {
         (
             Source::Gzip(page.clone()),
@@ -407,7 +433,11 @@ fn copyright(root: &Path) -> Result<String> {
     let apache = fs::read_to_string(root.join("LICENSE-APACHE"))?;
     Ok(format!(
         "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
-         Upstream-Name: icmp-guard\n\n\
+         Upstream-Name: icmp-guard\n\
+         Comment: the static binary /usr/bin/icmp-guard also carries third-party code: Rust\n \
+         crates, the Rust standard library, musl and libunwind. THIRD-PARTY-LICENSES, in\n \
+         this folder, names each with its licence and holds the licence texts; the\n \
+         standard library's own notices are COPYRIGHT-rust-std.html.\n\n\
          Files: *\n\
          Copyright: 2026 The icmp-guard developers\n\
          License: Expat or Apache-2.0\n\n\

@@ -5,6 +5,7 @@
 //! this repo, and on a ready one the checks cost a few process spawns and print nothing.
 
 mod dist;
+mod notices;
 mod setup;
 
 use std::{
