@@ -128,6 +128,15 @@ pub enum Error {
         fix: String,
     },
 
+    #[error(
+        "the pins of {iface} at {dir} cannot be opened: {cause}; if it is a lack of rights or of memory, fix that and try again; if they lack a map, another version of icmp-guard made them: `icmp-guard clean {iface}` removes them (dropping their counters and buckets)",
+        iface = shown(iface), dir = shown(dir))]
+    PinsUnreadable {
+        iface: String,
+        dir: PathBuf,
+        cause: String,
+    },
+
     #[error("{iface}: {health}", iface = shown(iface))]
     GuardElsewhere {
         iface: String,
@@ -161,7 +170,7 @@ pub enum Error {
     },
 
     #[error(
-        "{iface}: the guard runs in {current} mode and the file asks for {wanted}; the mode is chosen when the guard is attached, so the rest of the file was applied but not the mode: to change it, detach the guard (`icmp-guard detach {iface}`, which drops its counters and buckets) and reload, or put {current} (or auto) back", iface = shown(iface))]
+        "{iface}: the guard runs in {current} mode and the file asks for {wanted}; the mode is chosen when the guard is attached, so it is not changed: to change it, detach the guard (`icmp-guard detach {iface}`, which drops its counters and buckets) and reload, or put {current} (or auto) back", iface = shown(iface))]
     ModeFixed {
         iface: String,
         current: &'static str,

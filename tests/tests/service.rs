@@ -906,6 +906,22 @@ fn man_page_and_completions_come_from_the_cli() {
     }
 }
 
+/// `icmp-guard stats` on the lab's guarded interface with `args`, ended by `timeout` after
+/// `secs` seconds.
+fn stats_for(lab: &Lab, secs: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.arg(secs)
+        .arg("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.guarded.name))
+        .arg("--")
+        .arg(workspace_bin("icmp-guard").unwrap())
+        .arg("--bpffs")
+        .arg(&lab.bpffs.path)
+        .args(["stats", &lab.guarded_if])
+        .args(args);
+    cmd
+}
+
 #[test]
 fn stats_watch_shows_rates_per_second_and_top_offenders() {
     let lab = Lab::new().unwrap();
@@ -919,15 +935,7 @@ fn stats_watch_shows_rates_per_second_and_top_offenders() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let out = Command::new("timeout")
-        .args(["2.5"])
-        .arg("nsenter")
-        .arg(format!("--net=/run/netns/{}", lab.guarded.name))
-        .arg("--")
-        .arg(workspace_bin("icmp-guard").unwrap())
-        .arg("--bpffs")
-        .arg(&lab.bpffs.path)
-        .args(["stats", iface, "--watch", "1", "--top", "3"])
+    let out = stats_for(&lab, "2.5", &["--watch", "1", "--top", "3"])
         .output()
         .unwrap();
     assert!(flood.wait().unwrap().success());
@@ -946,36 +954,48 @@ fn stats_watch_shows_rates_per_second_and_top_offenders() {
     assert!(dropped_per_sec > 300.0, "{line}");
 
     // Detached and attached anew under a running watch: it follows the new maps (with the
-    // old ones it would show rates of 0 for ever).
-    let watch = Command::new("timeout")
-        .args(["4"])
-        .arg("nsenter")
-        .arg(format!("--net=/run/netns/{}", lab.guarded.name))
-        .arg("--")
-        .arg(workspace_bin("icmp-guard").unwrap())
-        .arg("--bpffs")
-        .arg(&lab.bpffs.path)
-        .args(["stats", iface, "--watch", "0.5", "--json"])
+    // old ones it would show rates of 0 for ever), whenever its ticks fall.
+    let mut watch = stats_for(&lab, "30", &["--watch", "0.5", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let lines = {
+        use std::io::BufRead as _;
+        let stdout = std::io::BufReader::new(watch.stdout.take().unwrap());
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        lines
+    };
+    lines.recv_timeout(Duration::from_secs(10)).unwrap();
     lab.cli_ok(&["detach", iface]).unwrap();
     lab.cli_ok(&["attach", iface]).unwrap();
-    std::thread::sleep(Duration::from_millis(800));
     assert_eq!(lab.ping(4, "0.2", 5).unwrap(), 4);
+    // The new guard's counters (4 passes, none of the old guard's flood drops), within 20 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = serde_json::Value::Null;
+    while last["counters"]["passed"] != 4 || last["counters"]["dropped_rate_source"] != 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line shows the new guard's counters: {last}"));
+        last = serde_json::from_str(&line).unwrap();
+    }
+    // SIGTERM, which `timeout` passes on to the watch (a SIGKILL would leave it running,
+    // holding the pipes open).
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(i32::try_from(watch.id()).unwrap(), libc::SIGTERM) };
     let out = watch.wait_with_output().unwrap();
     assert!(
         stderr_of(&out).contains(&format!("{iface} was attached anew")),
         "{}",
         stderr_of(&out)
-    );
-    let last: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
-    assert_eq!(
-        last["counters"]["passed"], 4,
-        "the new guard's counters: {last}"
     );
 }
 

@@ -3,9 +3,9 @@
 //! in its embedded XDP object, the eBPF crates'): their licences ask that their notices go
 //! with every copy.
 //!
-//! [`third_party`] writes `THIRD-PARTY-LICENSES`: every crate linked into `icmp-guard` or
-//! built into its XDP program (from `cargo metadata` for the shipped target, normal
-//! dependencies only), each with its version, licence expression and the licence files its
+//! [`third_party`] writes `THIRD-PARTY-LICENSES`: every crate `icmp-guard` or its XDP program
+//! depends on (from `cargo metadata` for the shipped target, normal dependencies only, so
+//! proc-macro crates, which run only at build time, are listed too), each with its version, licence expression and the licence files its
 //! package ships, identical texts printed once; then the runtime pieces of the musl target.
 //! The standard library's own notices (it bundles other crates) are the toolchain's
 //! `COPYRIGHT-library.html`, shipped beside it as [`RUST_STD_NOTICES`].
@@ -225,7 +225,7 @@ pub fn rust_std_notices() -> Result<PathBuf> {
     let path = sysroot()?.join("share/doc/rust/COPYRIGHT-library.html");
     if !path.is_file() {
         bail!(
-            "{} is missing: the toolchain's docs component ships it (`rustup component add rust-docs`)",
+            "{} is missing: the toolchain's rustc component ships it, so the toolchain is incomplete (reinstall it with rustup)",
             path.display()
         );
     }
@@ -237,6 +237,12 @@ fn sysroot() -> Result<PathBuf> {
         .args(["--print", "sysroot"])
         .output()
         .context("running `rustc --print sysroot`")?;
+    if !out.status.success() {
+        bail!(
+            "`rustc --print sysroot` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
 }
 

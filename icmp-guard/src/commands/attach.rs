@@ -12,7 +12,7 @@ use crate::{
         ConfigFile,
         apply::{self, Applied},
     },
-    kernel::{clock_tick_ns, loader, privilege, support},
+    kernel::{clock_tick_ns, iface::ifindex, loader, privilege, support},
     pinned::{Guard, Lock, Pins, health},
     policy::{self, describe},
 };
@@ -161,9 +161,19 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
     // Every interface is checked before any changes, so a refusal leaves all as they were.
     let mut todo = Vec::with_capacity(chosen.len());
     for ic in chosen {
+        ifindex(&ic.name)?;
         let pins = Pins::to_change(&bpffs, &ic.name)?;
         // A guard whose link is dead is attached again below (`apply` revives it).
         let attached = pins.exist() && health::link_attached(&pins)?;
+        if attached
+            && let Ok(health @ health::Health::Renamed { .. }) =
+                Guard::open(pins.clone()).and_then(|g| health::Health::of(&g))
+        {
+            return Err(Error::GuardElsewhere {
+                iface: ic.name.to_string(),
+                health,
+            });
+        }
         if attached && !args.replace {
             return Err(Error::AlreadyGuarded {
                 iface: ic.name.to_string(),

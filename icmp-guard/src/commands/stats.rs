@@ -56,7 +56,13 @@ fn watch(
         // Detached and attached anew meanwhile: its new maps, counted from there (rates
         // across the two would compare counters of different maps).
         if !guard.still_pinned() {
-            guard = Guard::open(guard.pins.clone())?;
+            // Between a detach and the attach that follows (whose link is pinned last), the
+            // pins are not there yet: wait for the next tick.
+            match Guard::open(guard.pins.clone()) {
+                Ok(new) => guard = new,
+                Err(Error::NotGuarded { .. }) => continue,
+                Err(e) => return Err(e),
+            }
             before = Snapshot::read(&guard, Keep::All)?;
             read_at = Instant::now();
             eprintln!(

@@ -61,15 +61,15 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     let mut guard = Guard::open(pins)?;
     let current = guard.maps.config()?;
     policy::check_fixed(&ic.name, &current, &wanted)?;
-    if let Some(note) = policy::prefix_note(&ic.name, &current, &wanted) {
-        log::warn!("{note}");
-    }
     // Prepare, then swap: both lists go into the banks not in force, then one config write
     // puts the new limits, the new bank and its counts in force together.
     guard
         .maps
         .switch_lists(&keep_runtime(&wanted, &current), &lists)?;
     log::debug!("{}: {}", ic.name, policy::describe(&wanted));
+    if let Some(note) = policy::prefix_note(&ic.name, &current, &wanted) {
+        log::warn!("{note}");
+    }
     check_mode(ic, &current)?;
     Ok(applied)
 }

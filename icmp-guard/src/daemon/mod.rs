@@ -457,6 +457,8 @@ impl Daemon {
                     changed = true;
                     self.log_missing(&ic.name);
                 }
+                // Back within a second when it comes back, whatever failed before.
+                self.retry.remove(&ic.name);
                 continue;
             };
             let health = Pins::new(&self.bpffs, &ic.name)
@@ -532,7 +534,7 @@ impl Daemon {
                         .map_or(TICK, |(_, wait)| (*wait * 2).min(RETRY_MAX));
                     self.retry.insert(ic.name.clone(), (now + wait, wait));
                     let problem = format!(
-                        "{}: {why}; {} (tried again at most every {} s while this lasts)",
+                        "{}: {why}; {} (tried again after 1, 2, 4, ... s, then every {} s, while this lasts)",
                         ic.name,
                         crate::error::chain(&e),
                         RETRY_MAX.as_secs()
@@ -584,7 +586,6 @@ impl Daemon {
 
     /// Detaches `name` and removes its pins; returns whether it could.
     fn detach(&mut self, name: &IfaceName, why: &str) -> bool {
-        self.loggers.remove(name);
         let result = self.locked(|| {
             let pins = Pins::to_change(&self.bpffs, name)?;
             let existed = pins.dir.exists();
@@ -593,6 +594,10 @@ impl Daemon {
             }
             Ok(existed)
         });
+        if result.is_ok() {
+            // Kept while the guard may still run (a detach that failed), for its rare events.
+            self.loggers.remove(name);
+        }
         match result {
             Ok(true) => log::info!("{name}: detached ({why})"),
             Ok(false) => log::info!("{name}: nothing to detach ({why}): it had no pins"),

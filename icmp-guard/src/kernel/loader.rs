@@ -185,7 +185,10 @@ pub fn attach(
     let resumed = pins.dir.exists();
     // Another program on the interface would make the kernel refuse the link: say so before
     // loading, which creates every map (a source table of up to about 1.8 GiB) for nothing.
-    if !resumed && matches!(netlink::xdp_state(ifindex), Ok(Some(_))) {
+    // (A program offloaded to the NIC may stay beside a native or generic one.)
+    if !resumed
+        && matches!(netlink::xdp_state(ifindex), Ok(Some(state)) if state.mode != AttachMode::Offload)
+    {
         return Err(Error::ForeignProgram {
             iface: iface.to_owned(),
             program: Box::new(foreign(iface)),

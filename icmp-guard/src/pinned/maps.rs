@@ -48,13 +48,10 @@ impl Guard {
         // the field and the fix; a map missing or unreadable, at least the interface.
         let maps = Maps::from_pins(&pins).map_err(|e| match super::schema::check(&pins) {
             Err(incompatible) => incompatible,
-            Ok(()) => Error::Stale {
+            Ok(()) => Error::PinsUnreadable {
                 iface: pins.iface.to_string(),
-                why: format!(
-                    "its pins at {} do not open as this version's maps ({})",
-                    crate::error::shown(&pins.dir),
-                    crate::error::chain(&e)
-                ),
+                dir: pins.dir.clone(),
+                cause: crate::error::chain(&e),
             },
         })?;
         Ok(Self { pins, maps })
@@ -251,11 +248,19 @@ impl Maps {
         let old = self.config()?;
         let what = format!("writing the config of {}", self.label);
         self.config.set(0, cfg, 0).map_err(Error::map(what))?;
-        self.forget_sources(
+        // The config is in force: a failure now is no failure of the change, but leaves old
+        // entries, which the LRU evicts in time.
+        if let Err(e) = self.forget_sources(
             old.v4_prefix != cfg.v4_prefix,
             old.v6_prefix != cfg.v6_prefix,
-        )
-        .map(drop)
+        ) {
+            log::warn!(
+                "{}: some sources tracked under the old prefix may remain: {}",
+                self.label,
+                crate::error::chain(&e)
+            );
+        }
+        Ok(())
     }
 
     /// Removes the source entries of IPv4 (`v4`) and of IPv6 (`v6`); how many it removed.
@@ -270,20 +275,25 @@ impl Maps {
         if !v4 && !v6 {
             return Ok(0);
         }
+        let mut keys = Vec::new();
+        self.each_source(|source| {
+            let v4_source = source.key.as_v4().is_some();
+            if (v4_source && v4) || (!v4_source && v6) {
+                keys.push(source.key);
+            }
+        })?;
         let mut removed = 0;
-        for source in self.sources()? {
-            if if source.key.as_v4().is_some() { v4 } else { v6 } {
-                match self.sources.remove(&source.key) {
-                    Ok(()) => removed += 1,
-                    // Evicted meanwhile.
-                    Err(MapError::SyscallError(SyscallError { io_error, .. }))
-                        if io_error.raw_os_error() == Some(libc::ENOENT) => {}
-                    Err(e) => {
-                        return Err(Error::map(format!(
-                            "removing the sources of {} masked with the old prefix",
-                            self.label
-                        ))(e));
-                    }
+        for key in keys {
+            match self.sources.remove(&key) {
+                Ok(()) => removed += 1,
+                // Evicted meanwhile.
+                Err(MapError::SyscallError(SyscallError { io_error, .. }))
+                    if io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => {
+                    return Err(Error::map(format!(
+                        "removing the sources of {} masked with the old prefix",
+                        self.label
+                    ))(e));
                 }
             }
         }
