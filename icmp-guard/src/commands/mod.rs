@@ -21,7 +21,7 @@ use crate::{
     Error,
     cli::{Cli, Command, ListCommand},
     daemon,
-    kernel::{IfaceName, privilege, support},
+    kernel::{IfaceName, iface::ifindex, link, privilege, support},
     pinned::{Guard, Pins, health::Health, service},
 };
 
@@ -48,12 +48,16 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
     let warning =
         changes(&cli.command).and_then(|(iface, action)| service::warning(bpffs, iface, action));
     // Changes to a guard's limits or lists, which work on its pins whatever its health.
-    let policy_change = match &cli.command {
+    // Looked at before the change (a change of limits or lists does not change it), so the
+    // change stays the command's last write to the kernel: a command killed after it has
+    // nothing left to do.
+    let not_enforcing = match &cli.command {
         Command::Set(_)
         | Command::Allow(ListCommand::Add { .. } | ListCommand::Del { .. })
-        | Command::Deny(ListCommand::Add { .. } | ListCommand::Del { .. }) => {
-            changes(&cli.command).map(|(iface, action)| (iface.clone(), action))
-        }
+        | Command::Deny(ListCommand::Add { .. } | ListCommand::Del { .. }) => changes(&cli.command)
+            .and_then(|(iface, action)| {
+                not_enforcing(bpffs, iface).map(|health| (iface.clone(), action, health))
+            }),
         _ => None,
     };
     let result = run(bpffs, cli.command);
@@ -63,17 +67,26 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
     // Made to a guard that enforces nothing on the interface of its name (gone, detached,
     // renamed), such a change is kept for when it is attached again, but changes nothing
     // now: said.
-    if let (Ok(()), Some((iface, action))) = (&result, policy_change)
-        && let Ok(health) = Pins::new(bpffs, &iface)
-            .and_then(Guard::open)
-            .and_then(|g| Health::of(&g))
-        && !health.attached()
-    {
+    if let (Ok(()), Some((iface, action, health))) = (&result, not_enforcing) {
         eprintln!(
             "icmp-guard: warning: {action} was made to the pinned state of {iface}, which is {health}"
         );
     }
     result
+}
+
+/// The health of the guard of `iface` when it enforces nothing on the interface of that name;
+/// `None` when it does, or when there is no guard to tell of. One look at the pinned link in
+/// the common case.
+fn not_enforcing(bpffs: &Path, iface: &IfaceName) -> Option<Health> {
+    let pins = Pins::new(bpffs, iface).ok()?;
+    let on_its_name = link::pinned_state(&pins.link())
+        .is_ok_and(|state| state.attached() && ifindex(iface).ok() == Some(state.ifindex));
+    if on_its_name {
+        return None;
+    }
+    let health = Guard::open(pins).and_then(|g| Health::of(&g)).ok()?;
+    (!health.attached()).then_some(health)
 }
 
 fn run(bpffs: &Path, command: Command) -> Result<(), Error> {
