@@ -143,8 +143,8 @@ pub enum Error {
         health: crate::pinned::health::Health,
     },
 
-    #[error("{count} guard(s) could not be read; the output names each with the reason")]
-    Unreadable { count: usize },
+    #[error("{count} guard(s) could not be read (each is a row of the output); the first: {first}")]
+    Unreadable { count: usize, first: String },
 
     #[error(
         "{iface} has stale icmp-guard state: {why}; remove it with `icmp-guard clean {iface}`, then attach again", iface = shown(iface))]

@@ -41,12 +41,7 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             .collect::<Result<_, _>>()
             .map_err(Error::Json)?;
         println!("{}", serde_json::to_string(&rows).map_err(Error::Json)?);
-        let count = snapshots.iter().filter(|(_, s)| s.is_err()).count();
-        return if count == 0 {
-            Ok(())
-        } else {
-            Err(Error::Unreadable { count })
-        };
+        return unreadable(&snapshots);
     }
     if snapshots.is_empty() {
         println!(
@@ -54,27 +49,33 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             shown(here.dir_in(&layout::root(bpffs_path)))
         );
     }
-    let mut unreadable = 0;
     for (found, snapshot) in &snapshots {
         match snapshot {
             Ok(snapshot) => print!("{}", text::status(snapshot)),
-            Err(e) => {
-                unreadable += 1;
-                println!(
-                    "{}: cannot be read: {}",
-                    found.iface,
-                    crate::error::chain(e)
-                );
-            }
+            Err(e) => println!(
+                "{}: cannot be read: {}",
+                found.iface,
+                crate::error::chain(e)
+            ),
         }
     }
     for found in &elsewhere {
         println!("{}", elsewhere_line(bpffs_path, here, found));
     }
-    if unreadable > 0 {
-        return Err(Error::Unreadable { count: unreadable });
-    }
-    Ok(())
+    unreadable(&snapshots)
+}
+
+/// The error for guards that could not be read, naming the first one's reason (stderr then
+/// says why, as for any other command); `Ok` when every one was.
+fn unreadable(snapshots: &[(&Found, Result<Snapshot, Error>)]) -> Result<(), Error> {
+    let mut errors = snapshots.iter().filter_map(|(_, s)| s.as_ref().err());
+    let Some(first) = errors.next() else {
+        return Ok(());
+    };
+    Err(Error::Unreadable {
+        count: 1 + errors.count(),
+        first: crate::error::chain(first),
+    })
 }
 
 /// A guard this namespace does not show: another namespace's, or legacy pins.
