@@ -233,17 +233,9 @@ pub fn rust_std_notices() -> Result<PathBuf> {
 }
 
 fn sysroot() -> Result<PathBuf> {
-    let out = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .context("running `rustc --print sysroot`")?;
-    if !out.status.success() {
-        bail!(
-            "`rustc --print sysroot` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+    Ok(PathBuf::from(
+        crate::setup::rustc(&["--print", "sysroot"])?.trim(),
+    ))
 }
 
 /// musl's notice, as its `COPYRIGHT` file words it (the target's `libc.a` ships without it).

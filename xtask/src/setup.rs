@@ -93,11 +93,7 @@ struct Nightly {
 
 impl Nightly {
     fn detect() -> Result<Self> {
-        let out = Command::new("rustc")
-            .args(["+nightly", "-vV"])
-            .output()
-            .context("running `rustc +nightly -vV` (is rustup installed?)")?;
-        if !out.status.success() {
+        if rustc(&["+nightly", "-vV"]).is_err() {
             step("installing the nightly toolchain, which builds the eBPF program");
             run(Command::new("rustup").args([
                 "toolchain",
@@ -108,28 +104,8 @@ impl Nightly {
                 "--component",
                 "rust-src",
             ]))?;
-            return Self::detect_installed();
         }
-        Self::parse(out.stdout)
-    }
-
-    /// As [`Nightly::detect`], once it is installed.
-    fn detect_installed() -> Result<Self> {
-        let out = Command::new("rustc")
-            .args(["+nightly", "-vV"])
-            .output()
-            .context("running `rustc +nightly -vV`")?;
-        if !out.status.success() {
-            bail!(
-                "no nightly toolchain even after `rustup toolchain install nightly`: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Self::parse(out.stdout)
-    }
-
-    fn parse(stdout: Vec<u8>) -> Result<Self> {
-        let text = String::from_utf8(stdout)?;
+        let text = rustc(&["+nightly", "-vV"])?;
         let field = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name))
@@ -137,11 +113,7 @@ impl Nightly {
                 .with_context(|| format!("`rustc +nightly -vV` printed no {name}"))
         };
         let llvm = field("LLVM version:")?;
-        let sysroot = Command::new("rustc")
-            .args(["+nightly", "--print", "sysroot"])
-            .output()
-            .context("running `rustc +nightly --print sysroot`")?;
-        let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout)?.trim());
+        let sysroot = PathBuf::from(rustc(&["+nightly", "--print", "sysroot"])?.trim());
         Ok(Self {
             release: field("release:")?,
             commit: field("commit-hash:")?,
@@ -187,6 +159,23 @@ fn rust_src(nightly: &Nightly) -> Result<()> {
     }
     step(&format!("installing rust-src for {}", nightly.release));
     run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+/// What `rustc ARGS` prints, or the error it gave (through the rustup proxy, so `+nightly`
+/// picks a toolchain).
+pub fn rustc(args: &[&str]) -> Result<String> {
+    let out = Command::new("rustc")
+        .args(args)
+        .output()
+        .with_context(|| format!("running `rustc {}` (is rustup installed?)", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "`rustc {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
 }
 
 fn cargo_home() -> PathBuf {

@@ -44,14 +44,8 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
     }
     // A guard that followed its interface to another name enforces there: attaching "again"
     // would say this name is guarded, which it is not.
-    if pins.exist()
-        && let Ok(health @ health::Health::Renamed { .. }) =
-            Guard::open(pins.clone()).and_then(|g| health::Health::of(&g))
-    {
-        return Err(Error::GuardElsewhere {
-            iface: iface.to_string(),
-            health,
-        });
+    if pins.exist() {
+        health::Health::refuse_renamed(&pins)?;
     }
     let attached = loader::attach(bpffs, &pins, args.mode, &cfg, None)?;
     if let Some(note) = attached.resumed_note(iface) {
@@ -165,14 +159,8 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         let pins = Pins::to_change(&bpffs, &ic.name)?;
         // A guard whose link is dead is attached again below (`apply` revives it).
         let attached = pins.exist() && health::link_attached(&pins)?;
-        if attached
-            && let Ok(health @ health::Health::Renamed { .. }) =
-                Guard::open(pins.clone()).and_then(|g| health::Health::of(&g))
-        {
-            return Err(Error::GuardElsewhere {
-                iface: ic.name.to_string(),
-                health,
-            });
+        if attached {
+            health::Health::refuse_renamed(&pins)?;
         }
         if attached && !args.replace {
             return Err(Error::AlreadyGuarded {
@@ -202,10 +190,7 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         }
         match apply::apply(&bpffs, ic)? {
             Applied::Attached(a) => {
-                for note in [a.resumed_note(&ic.name), a.revived_note(&ic.name)]
-                    .into_iter()
-                    .flatten()
-                {
+                for note in a.notes(&ic.name) {
                     println!("{note}");
                 }
                 println!(

@@ -7,7 +7,7 @@ use aya::programs::links::PinnedLink;
 use crate::{
     Error,
     kernel::{IfaceName, privilege},
-    pinned::{Guard, Lock, Pins, health::Health},
+    pinned::{Lock, Pins, health::Health},
 };
 
 pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
@@ -22,7 +22,7 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
         });
     }
     // Where the guard really was, for the message: it follows its interface through a rename.
-    let elsewhere = match Guard::open(pins.clone()).and_then(|g| Health::of(&g)) {
+    let elsewhere = match Health::of_pins(pins.clone()) {
         Ok(Health::Renamed { ifindex }) => {
             format!(" (its guard was on ifindex {ifindex}, which has another name now)")
         }

@@ -22,7 +22,7 @@ use crate::{
     cli::{Cli, Command, ListCommand},
     daemon,
     kernel::{IfaceName, iface::ifindex, link, privilege, support},
-    pinned::{Guard, Pins, health::Health, service},
+    pinned::{Pins, health::Health, service},
 };
 
 /// The interface a command changes, and what the change is called, for the warning when a
@@ -85,7 +85,7 @@ fn not_enforcing(bpffs: &Path, iface: &IfaceName) -> Option<Health> {
     if on_its_name {
         return None;
     }
-    let health = Guard::open(pins).and_then(|g| Health::of(&g)).ok()?;
+    let health = Health::of_pins(pins).ok()?;
     (!health.attached()).then_some(health)
 }
 

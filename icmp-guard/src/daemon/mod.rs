@@ -41,7 +41,7 @@ use crate::{
         loader::{self, ProgramLog},
     },
     pinned::{
-        Guard, Lock, Pins,
+        Lock, Pins,
         health::{self, Health},
         service::ServiceLock,
     },
@@ -227,8 +227,7 @@ impl Daemon {
             .iter()
             .filter(|name| {
                 Pins::new(&self.bpffs, name)
-                    .and_then(Guard::open)
-                    .and_then(|g| Health::of(&g))
+                    .and_then(Health::of_pins)
                     .is_ok_and(Health::attached)
             })
             .count();
@@ -287,10 +286,7 @@ impl Daemon {
             });
             match result {
                 Ok(Applied::Attached(a)) => {
-                    for note in [a.resumed_note(&ic.name), a.revived_note(&ic.name)]
-                        .into_iter()
-                        .flatten()
-                    {
+                    for note in a.notes(&ic.name) {
                         log::info!("{note}");
                     }
                     log::info!(
@@ -461,9 +457,7 @@ impl Daemon {
                 self.retry.remove(&ic.name);
                 continue;
             };
-            let health = Pins::new(&self.bpffs, &ic.name)
-                .and_then(Guard::open)
-                .and_then(|g| Health::of(&g));
+            let health = Pins::new(&self.bpffs, &ic.name).and_then(Health::of_pins);
             let (why, news) = match health {
                 Ok(Health::Attached) => {
                     changed |= self.gone.remove(&ic.name);
@@ -502,10 +496,7 @@ impl Daemon {
             let result = self.locked(|| apply::apply(&self.bpffs, ic));
             match result {
                 Ok(Applied::Attached(a)) => {
-                    for note in [a.resumed_note(&ic.name), a.revived_note(&ic.name)]
-                        .into_iter()
-                        .flatten()
-                    {
+                    for note in a.notes(&ic.name) {
                         log::info!("{note}");
                     }
                     let line = format!(
@@ -551,9 +542,7 @@ impl Daemon {
     /// Says that no interface has the name `name` now: gone (and its guard detached by the
     /// kernel), or renamed (and its guard still enforcing under the new name).
     fn log_missing(&self, name: &IfaceName) {
-        let health = Pins::new(&self.bpffs, name)
-            .and_then(Guard::open)
-            .and_then(|g| Health::of(&g));
+        let health = Pins::new(&self.bpffs, name).and_then(Health::of_pins);
         match health {
             Ok(health @ Health::Renamed { .. }) => {
                 log::warn!("{name}: no interface has this name now: {health}");

@@ -64,6 +64,13 @@ pub struct Attached {
 }
 
 impl Attached {
+    /// The notes below that apply, for the caller to print or log.
+    pub fn notes(&self, iface: &str) -> impl Iterator<Item = String> {
+        [self.resumed_note(iface), self.revived_note(iface)]
+            .into_iter()
+            .flatten()
+    }
+
     /// When this finished an interrupted attach: the line that says so, for the caller.
     #[must_use]
     pub fn resumed_note(&self, iface: &str) -> Option<String> {

@@ -44,6 +44,11 @@ pub fn link_attached(pins: &Pins) -> Result<bool, Error> {
 }
 
 impl Health {
+    /// Opens the guard pinned at `pins` and reads its health (see [`Health::of`]).
+    pub fn of_pins(pins: Pins) -> Result<Self, Error> {
+        Self::of(&Guard::open(pins)?)
+    }
+
     /// Reads the health of `guard`, whose config records the interface index it attached to.
     pub fn of(guard: &Guard) -> Result<Self, Error> {
         let path = guard.pins.link();
@@ -66,6 +71,18 @@ impl Health {
             None => Self::InterfaceGone,
             Some(index) if index == recorded => Self::LinkDetached,
             Some(index) => Self::Recreated { ifindex: index },
+        }
+    }
+
+    /// Refuses a guard that follows its interface under another name (see
+    /// [`Health::Renamed`]): commands that would call this name guarded say where it is.
+    pub fn refuse_renamed(pins: &Pins) -> Result<(), Error> {
+        match Self::of_pins(pins.clone()) {
+            Ok(health @ Self::Renamed { .. }) => Err(Error::GuardElsewhere {
+                iface: pins.iface.to_string(),
+                health,
+            }),
+            _ => Ok(()),
         }
     }
 
