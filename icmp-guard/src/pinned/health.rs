@@ -25,8 +25,9 @@ pub enum Health {
     /// is detached.
     #[serde(rename = "interface_recreated")]
     Recreated { ifindex: u32 },
-    /// The interface is the same, but the link was detached from outside icmp-guard (e.g.
-    /// `bpftool link detach`).
+    /// The interface has the index the guard attached to, but the link was detached: from
+    /// outside icmp-guard (e.g. `bpftool link detach`), or by deleting the interface and
+    /// creating it again with the same index, which the kernel's state does not tell apart.
     LinkDetached,
     /// The link is attached to another interface index: the interface was renamed. The guard
     /// follows the interface, not the name, so whatever carries the name now is unguarded.
@@ -126,7 +127,7 @@ impl fmt::Display for Health {
             ),
             Self::LinkDetached => write!(
                 f,
-                "NOT ATTACHED: the guard's link was detached from outside icmp-guard (e.g. `bpftool link detach`); `icmp-guard attach` attaches it again with its pinned state (the service does it by itself)"
+                "NOT ATTACHED: the guard's link was detached from outside icmp-guard (e.g. `bpftool link detach`), or the interface was deleted and created again with the same index; `icmp-guard attach` attaches it again with its pinned state (the service does it by itself)"
             ),
             Self::Renamed { ifindex } => write!(
                 f,
