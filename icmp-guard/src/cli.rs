@@ -237,9 +237,10 @@ pub struct AttachArgs {
 
     /// XDP mode: native (in the driver), generic (in the stack, any interface), or auto
     /// (native, falling back to generic); the kernel's names drv and skb are accepted for
-    /// native and generic. Example: --mode skb
-    #[arg(long, value_enum, default_value_t = AttachMode::Auto, conflicts_with = "config")]
-    pub mode: AttachMode,
+    /// native and generic. Default: auto for a new guard, and for a guard attached again
+    /// (its interface recreated) the mode it had. Example: --mode skb
+    #[arg(long, value_enum, conflicts_with = "config")]
+    pub mode: Option<AttachMode>,
 
     /// Attach the interfaces of this TOML file with their modes, limits and lists
     #[arg(long, value_name = "FILE")]

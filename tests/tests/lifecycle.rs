@@ -129,12 +129,14 @@ fn two_namespaces_with_the_same_interface_name_never_touch_each_other() {
 type Case<'a> = (&'a str, &'a dyn Fn(), &'a str, &'a [&'a str]);
 
 /// The ways a pinned guard stops being attached, each reported as such by `status`, `stats`
-/// and the JSON, and each undone by `attach` with the pinned state.
+/// and the JSON, and each undone by `attach` with the pinned state, in the mode it had (the
+/// veth would take native: generic was the operator's choice).
 #[test]
 fn a_guard_whose_link_is_dead_is_reported_and_attach_brings_it_back() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
-    lab.cli_ok(&["attach", &iface, "--echo-rate", "7"]).unwrap();
+    lab.cli_ok(&["attach", &iface, "--echo-rate", "7", "--mode", "generic"])
+        .unwrap();
     assert_eq!(health(&lab), "attached");
     assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2);
 
@@ -188,6 +190,7 @@ fn a_guard_whose_link_is_dead_is_reported_and_attach_brings_it_back() {
             status[0]["limits"]["echo_rate"], 7,
             "{what}: the state was kept"
         );
+        assert_eq!(status[0]["mode"], "generic", "{what}: the mode was kept");
         assert!(
             counter(&lab.stats().unwrap(), "passed") >= 2,
             "{what}: counters kept"

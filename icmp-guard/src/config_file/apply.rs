@@ -43,7 +43,7 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     let lists = Lists::new(&ic.allow, &ic.deny);
     let applied = if pins.exist() {
         // A guard whose link the kernel dropped is attached again first.
-        match loader::revive(&pins, ic.mode)? {
+        match loader::revive(&pins, Some(ic.mode))? {
             Some(revived) => Applied::Attached(Box::new(revived)),
             None => Applied::Updated,
         }
@@ -53,7 +53,7 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
         Applied::Attached(Box::new(loader::attach(
             bpffs,
             &pins,
-            ic.mode,
+            Some(ic.mode),
             &wanted,
             Some(&lists),
         )?))

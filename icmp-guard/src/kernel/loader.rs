@@ -160,10 +160,12 @@ fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
 /// and, when given, `lists` (else the lists the maps hold: none on a first attach). Limits
 /// and lists are in the maps before the link is pinned, so a guard never runs with some of
 /// them. Nothing is left behind on failure, except pins found there (an interrupted attach).
+/// Without a `mode`, a new guard takes `auto` and a revived one the mode it had (see
+/// [`revive`]).
 pub fn attach(
     bpffs_path: &Path,
     pins: &Pins,
-    mode: AttachMode,
+    mode: Option<AttachMode>,
     cfg: &Config,
     lists: Option<&Lists>,
 ) -> Result<Attached, Error> {
@@ -208,6 +210,7 @@ pub fn attach(
         }
     }
     pins.make_dirs()?;
+    let mode = mode.unwrap_or(AttachMode::Auto);
     let result = attach_in(pins, ifindex, mode, &cfg, lists).map(|a| Attached { resumed, ..a });
     if result.is_err() && !resumed {
         // Best effort: the attach error is the one to report. Pins found here are left as
@@ -320,18 +323,29 @@ fn link_and_pin(
 
 /// Attaches the pinned state of `pins.iface` again when its link is dead but the interface
 /// is there (recreated, or the link detached from outside): see [`Health`]. `None` when the
-/// guard is attached, or its interface is gone.
-pub fn revive(pins: &Pins, mode: AttachMode) -> Result<Option<Attached>, Error> {
+/// guard is attached, or its interface is gone. Without a `mode`, the one the guard had (an
+/// operator who chose generic for a driver keeps it), `auto` if it was never recorded.
+pub fn revive(pins: &Pins, mode: Option<AttachMode>) -> Result<Option<Attached>, Error> {
     // The link alone first: an attached guard's maps may be of another version's layout,
     // which only `replace` and `clean` deal with.
     if health::link_attached(pins)? {
         return Ok(None);
     }
     schema::check(pins)?;
-    let health = Health::of(&Guard::open(pins.clone())?)?;
+    let guard = Guard::open(pins.clone())?;
+    let health = Health::of(&guard)?;
     if !health.needs_reattach() {
         return Ok(None);
     }
+    let mode = match (
+        mode,
+        AttachMode::from_recorded(guard.maps.config()?.attach_mode),
+    ) {
+        (Some(mode), _) => mode,
+        (None, AttachMode::Unknown) => AttachMode::Auto,
+        (None, recorded) => recorded,
+    };
+    drop(guard);
     let attached = reattach(pins, mode)?;
     Ok(Some(Attached {
         revived: Some(health),
