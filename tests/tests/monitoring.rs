@@ -337,6 +337,8 @@ fn every_rule_and_dashboard_query_returns_data_from_a_real_prometheus() {
     // its reason.
     // (A veth pair inside the namespace: this kernel may have no dummy driver.)
     let (gone, peer) = (unique('d'), unique('e'));
+    // A third the file names but the host never has: not down, absent.
+    let absent = unique('a');
     let ns = lab.guarded.name.as_str();
     ip(&[
         "-n", ns, "link", "add", &gone, "type", "veth", "peer", "name", &peer,
@@ -353,7 +355,8 @@ fn every_rule_and_dashboard_query_returns_data_from_a_real_prometheus() {
              [defaults]\necho_rate = 5\necho_burst = 5\nglobal_rate = 200\nglobal_burst = 200\n\
              new_source_rate = 50\nnew_source_burst = 50\nexempt_rate = 1000\nexempt_burst = 1000\n\
              max_sources = 1024\n\
-             [[interface]]\nname = \"{iface}\"\n[[interface]]\nname = \"{gone}\"\nmode = \"generic\"\n"
+             [[interface]]\nname = \"{iface}\"\n[[interface]]\nname = \"{gone}\"\nmode = \"generic\"\n\
+             [[interface]]\nname = \"{absent}\"\n"
         ),
     )
     .unwrap();
@@ -456,6 +459,7 @@ fn every_rule_and_dashboard_query_returns_data_from_a_real_prometheus() {
     assert_eq!(loaded, defined, "the rules Prometheus loaded");
     let pending = [
         ("IcmpGuardDown", gone.as_str()),
+        ("IcmpGuardInterfaceAbsent", absent.as_str()),
         ("IcmpGuardGlobalBudgetExhausted", iface.as_str()),
         ("IcmpGuardAdmissionBudgetExhausted", iface.as_str()),
         ("IcmpGuardExemptBudgetExhausted", iface.as_str()),
@@ -494,6 +498,7 @@ fn every_rule_and_dashboard_query_returns_data_from_a_real_prometheus() {
     );
     for (name, on) in [
         ("IcmpGuardDown", iface.as_str()),
+        ("IcmpGuardDown", absent.as_str()),
         ("IcmpGuardScrapeFailed", METRICS),
         ("IcmpGuardReloadFailed", METRICS),
     ] {

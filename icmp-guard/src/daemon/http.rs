@@ -154,8 +154,8 @@ async fn answer(mut stream: TcpStream, shared: &Shared, slot: &Arc<OwnedSemaphor
         let slot = slot.clone();
         let body = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let snapshots = prometheus::read(&served.bpffs, &served.interfaces);
-            let mut body = prometheus::render(&served.interfaces, &snapshots, served.source_labels);
+            let scrape = prometheus::read(&served.bpffs, &served.interfaces);
+            let mut body = prometheus::render(&served.interfaces, &scrape, served.source_labels);
             body.push_str(&prometheus::render_service(&served));
             body
         })

@@ -9,27 +9,72 @@ use icmp_guard_common::Reason;
 use super::{Keep, Snapshot, process::Process};
 use crate::daemon::Served;
 use crate::pinned::maps::SourceTotals;
-use crate::{Error, kernel::IfaceName, policy::KNOBS};
+use crate::{
+    Error,
+    kernel::{IfaceName, iface::ifindex},
+    policy::KNOBS,
+};
 
 /// Top sources exported per interface: a bounded label set.
 pub const TOP_SOURCES: usize = 10;
 
-/// Reads every interface's snapshot; one that cannot be read is left out, which the
-/// exposition shows as `icmp_guard_up 0`, and the reason is logged (at debug level when the
+/// What one scrape read: the snapshots of the guards that could be read, and why each other
+/// configured interface has none.
+#[derive(Default)]
+pub struct Scrape {
+    pub snapshots: Vec<Snapshot>,
+    pub unread: Vec<(IfaceName, Unread)>,
+}
+
+/// Why a configured interface has no snapshot: its `icmp_guard_down_reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unread {
+    /// No interface has the name in this namespace, and nothing is pinned for it: a file
+    /// shared by hosts that do not all have it (it is attached if it appears).
+    InterfaceAbsent,
+    /// The interface is there, but nothing is pinned for it: the service could not attach it
+    /// (its log says why), or it is attaching it now.
+    NotPinned,
+    /// Something is pinned for it, but it could not be read (its log says why).
+    Unreadable,
+}
+
+impl Unread {
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::InterfaceAbsent => "interface_absent",
+            Self::NotPinned => "not_pinned",
+            Self::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// Reads every interface's snapshot; one that cannot be read is reported as
+/// `icmp_guard_up 0` with the reason, which is logged too (at debug level when the
 /// interface simply holds no guard, which the service already reports when it happens).
 #[must_use]
-pub fn read(bpffs: &Path, interfaces: &[IfaceName]) -> Vec<Snapshot> {
-    interfaces
-        .iter()
-        .filter_map(|iface| {
-            Snapshot::open(bpffs, iface, Keep::Top(TOP_SOURCES))
-                .map_err(|e| match e {
-                    Error::NotGuarded { .. } => log::debug!("{iface}: icmp_guard_up 0: {e}"),
-                    _ => log::warn!("{iface}: reported as down (icmp_guard_up 0): {e}"),
-                })
-                .ok()
-        })
-        .collect()
+pub fn read(bpffs: &Path, interfaces: &[IfaceName]) -> Scrape {
+    let mut scrape = Scrape::default();
+    for iface in interfaces {
+        match Snapshot::open(bpffs, iface, Keep::Top(TOP_SOURCES)) {
+            Ok(snapshot) => scrape.snapshots.push(snapshot),
+            Err(e @ Error::NotGuarded { .. }) => {
+                log::debug!("{iface}: icmp_guard_up 0: {e}");
+                let why = if ifindex(iface).is_ok() {
+                    Unread::NotPinned
+                } else {
+                    Unread::InterfaceAbsent
+                };
+                scrape.unread.push((iface.clone(), why));
+            }
+            Err(e) => {
+                log::warn!("{iface}: reported as down (icmp_guard_up 0): {e}");
+                scrape.unread.push((iface.clone(), Unread::Unreadable));
+            }
+        }
+    }
+    scrape
 }
 
 fn escape(value: &str) -> String {
@@ -43,7 +88,8 @@ fn escape(value: &str) -> String {
 /// be read; the others are reported as not attached.
 #[must_use]
 #[expect(clippy::too_many_lines, reason = "one metric family after another")]
-pub fn render(interfaces: &[IfaceName], samples: &[Snapshot], source_labels: bool) -> String {
+pub fn render(interfaces: &[IfaceName], scrape: &Scrape, source_labels: bool) -> String {
+    let samples = scrape.snapshots.as_slice();
     let mut out = String::new();
     let mut family =
         |name: &str, kind: &str, help: &str, lines: &mut dyn Iterator<Item = String>| {
@@ -71,17 +117,24 @@ pub fn render(interfaces: &[IfaceName], samples: &[Snapshot], source_labels: boo
     family(
         "icmp_guard_down_reason",
         "gauge",
-        "Why a guard whose pins exist is not attached (1 for the reason that holds): interface_gone, interface_recreated, link_detached or interface_renamed.",
+        "Why a configured interface is not guarded (1 for the reason that holds): interface_gone, interface_recreated, link_detached or interface_renamed for a pinned guard the kernel does not run there; interface_absent (no such interface, nothing pinned), not_pinned (nothing pinned) or unreadable (the pins could not be read) otherwise.",
         &mut samples
             .iter()
             .filter(|s| !s.health.attached())
-            .map(|s| format!("{{{},reason=\"{}\"}} 1", label(s), s.health.label())),
+            .map(|s| format!("{{{},reason=\"{}\"}} 1", label(s), s.health.label()))
+            .chain(scrape.unread.iter().map(|(iface, why)| {
+                format!(
+                    "{{interface=\"{}\",reason=\"{}\"}} 1",
+                    escape(iface),
+                    why.label()
+                )
+            })),
     );
     family(
         "icmp_guard_program_info",
         "gauge",
-        "The attached program: id and the attach mode in effect.",
-        &mut samples.iter().map(|s| {
+        "The attached program: id and the attach mode in effect (only for attached guards).",
+        &mut samples.iter().filter(|s| s.health.attached()).map(|s| {
             format!(
                 "{{{},program_id=\"{}\",mode=\"{}\"}} 1",
                 label(s),
@@ -308,13 +361,28 @@ mod tests {
     use super::{super::tests::sample, *};
     use crate::pinned::health::Health;
 
+    fn scrape(snapshots: Vec<Snapshot>, unread: &[(&str, Unread)]) -> Scrape {
+        Scrape {
+            snapshots,
+            unread: unread
+                .iter()
+                .map(|(name, why)| (name.parse().unwrap(), *why))
+                .collect(),
+        }
+    }
+
     #[test]
     fn an_unreadable_interface_is_down_and_every_family_renders() {
         let configured: Vec<IfaceName> = vec!["eth0".parse().unwrap(), "eth1".parse().unwrap()];
-        let out = render(&configured, &[sample()], false);
+        let out = render(
+            &configured,
+            &scrape(vec![sample()], &[("eth1", Unread::InterfaceAbsent)]),
+            false,
+        );
         for line in [
             r#"icmp_guard_up{interface="eth0"} 1"#,
             r#"icmp_guard_up{interface="eth1"} 0"#,
+            r#"icmp_guard_down_reason{interface="eth1",reason="interface_absent"} 1"#,
             r#"icmp_guard_program_info{interface="eth0",program_id="13",mode="native"} 1"#,
             r#"icmp_guard_top_source_dropped_packets{interface="eth0",rank="1"} 2"#,
             r#"icmp_guard_top_source_passed_packets{interface="eth0",rank="2"} 1"#,
@@ -324,13 +392,22 @@ mod tests {
         ] {
             assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
         }
-        assert!(!out.contains(r#"interface="eth1","#), "{out}");
-        assert!(!out.contains("icmp_guard_down_reason{"), "{out}");
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.contains(r#"interface="eth1""#))
+                .count(),
+            2,
+            "eth1 is only down, with its reason: {out}"
+        );
+        assert!(
+            !out.contains(r#"icmp_guard_down_reason{interface="eth0""#),
+            "{out}"
+        );
         assert!(
             !out.contains("source="),
             "no source label unless asked: {out}"
         );
-        let named = render(&configured, &[sample()], true);
+        let named = render(&configured, &scrape(vec![sample()], &[]), true);
         for line in [
             r#"icmp_guard_top_source_dropped_packets{interface="eth0",rank="1",source="198.51.100.0/24"} 2"#,
             r#"icmp_guard_top_source_passed_packets{interface="eth0",rank="2",source="198.51.100.9/24"} 1"#,
@@ -374,16 +451,52 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_interface_without_a_guard_is_down_with_its_reason() {
+        let configured: Vec<IfaceName> = ["eth0", "eth1", "eth2"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let out = render(
+            &configured,
+            &scrape(
+                vec![],
+                &[
+                    ("eth0", Unread::InterfaceAbsent),
+                    ("eth1", Unread::NotPinned),
+                    ("eth2", Unread::Unreadable),
+                ],
+            ),
+            false,
+        );
+        for (iface, reason) in [
+            ("eth0", "interface_absent"),
+            ("eth1", "not_pinned"),
+            ("eth2", "unreadable"),
+        ] {
+            for line in [
+                format!(r#"icmp_guard_up{{interface="{iface}"}} 0"#),
+                format!(r#"icmp_guard_down_reason{{interface="{iface}",reason="{reason}"}} 1"#),
+            ] {
+                assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+            }
+        }
+    }
+
+    #[test]
     fn a_guard_whose_link_the_kernel_dropped_is_down_with_its_reason() {
         let configured: Vec<IfaceName> = vec!["eth0".parse().unwrap()];
         let mut down = sample();
         down.health = Health::LinkDetached;
-        let out = render(&configured, &[down], false);
+        let out = render(&configured, &scrape(vec![down], &[]), false);
         for line in [
             r#"icmp_guard_up{interface="eth0"} 0"#,
             r#"icmp_guard_down_reason{interface="eth0",reason="link_detached"} 1"#,
         ] {
             assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
         }
+        assert!(
+            !out.contains("icmp_guard_program_info{"),
+            "no program runs there: {out}"
+        );
     }
 }
