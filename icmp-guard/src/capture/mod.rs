@@ -169,7 +169,7 @@ impl Session {
         let (reasons, bits) = settings.bits()?;
         let _lock = Lock::acquire(bpffs)?;
         let guard = Guard::open(pins)?;
-        let iface = guard.pins.iface.to_string();
+        let iface = guard.pins.iface.as_str().to_owned();
         let health = Health::of(&guard)?;
         if !health.attached() {
             return Err(Error::CaptureUnavailable {
@@ -265,7 +265,7 @@ impl Session {
     /// going away or another capture taking it over; then disarms (unless taken over) and
     /// returns the summary.
     pub fn run(mut self, out: impl Write, target: &Path) -> Result<Summary, Error> {
-        let iface = self.guard.pins.iface.to_string();
+        let iface = self.guard.pins.iface.as_str().to_owned();
         for signal in [libc::SIGINT, libc::SIGTERM] {
             // SAFETY: installs an async-signal-safe handler that only stores to an atomic.
             unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };

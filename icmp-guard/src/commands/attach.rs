@@ -92,7 +92,7 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
 fn replace(pins: &Pins, args: &AttachArgs) -> Result<(), Error> {
     if !pins.exist() {
         return Err(Error::NotGuarded {
-            iface: pins.iface.to_string(),
+            iface: pins.iface.as_str().to_owned(),
             dir: pins.dir.clone(),
         });
     }
@@ -164,7 +164,7 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         }
         if attached && !args.replace {
             return Err(Error::AlreadyGuarded {
-                iface: ic.name.to_string(),
+                iface: ic.name.as_str().to_owned(),
                 dir: pins.dir,
             });
         }

@@ -17,7 +17,7 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
     pins.check()?;
     if !pins.exist() {
         return Err(Error::NotGuarded {
-            iface: iface.to_string(),
+            iface: iface.as_str().to_owned(),
             dir: pins.dir,
         });
     }

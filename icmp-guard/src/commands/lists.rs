@@ -36,7 +36,7 @@ pub fn run(bpffs: &Path, list: List, command: &ListCommand) -> Result<(), Error>
                 println!("{iface}: {cidr} removed from the {name} list");
             } else {
                 return Err(Error::NotListed {
-                    iface: iface.to_string(),
+                    iface: iface.as_str().to_owned(),
                     list: name,
                     cidr: cidr.to_string(),
                 });

@@ -83,7 +83,7 @@ pub fn check_mode(ic: &InterfaceConfig, current: &Config) -> Result<(), Error> {
         return Ok(());
     }
     Err(Error::ModeFixed {
-        iface: ic.name.to_string(),
+        iface: ic.name.as_str().to_owned(),
         current: running.as_str(),
         wanted: ic.mode.as_str(),
     })

@@ -88,9 +88,12 @@ impl AsRef<str> for IfaceName {
     }
 }
 
+/// For people (logs, tables, messages): control characters escaped as errors show them (see
+/// [`crate::error::shown`]), so a name cannot split a log line or steer a terminal. The
+/// kernel, paths and JSON take [`IfaceName::as_str`].
 impl fmt::Display for IfaceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&crate::error::shown(&self.0))
     }
 }
 
@@ -176,6 +179,20 @@ mod tests {
         ];
         for &(name, ok) in cases {
             assert_eq!(name.parse::<IfaceName>().is_ok(), ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_is_shown_escaped_and_given_to_the_kernel_as_it_is() {
+        for (name, shown) in [
+            ("eth0", "eth0"),
+            ("a\u{1b}[2Jb", "a\\u{1b}[2Jb"),
+            ("x\\y", "x\\\\y"),
+            ("\u{7f}del", "\\u{7f}del"),
+        ] {
+            let parsed: IfaceName = name.parse().unwrap();
+            assert_eq!(parsed.to_string(), shown, "{name:?}");
+            assert_eq!(parsed.as_str(), name);
         }
     }
 

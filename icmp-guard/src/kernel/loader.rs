@@ -225,7 +225,7 @@ pub fn attach(
 /// the interface and every map pinned fits this version; otherwise `clean` is the way.
 fn interrupted(pins: &Pins, ifindex: u32) -> Result<(), Error> {
     let refuse = |why: String| Error::Stale {
-        iface: pins.iface.to_string(),
+        iface: pins.iface.as_str().to_owned(),
         why,
     };
     match netlink::xdp_state(ifindex) {
@@ -364,7 +364,7 @@ pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
             .and_then(|guard| Health::of(&guard))
             .unwrap_or(Health::LinkDetached);
         return Err(Error::NotAttached {
-            iface: pins.iface.to_string(),
+            iface: pins.iface.as_str().to_owned(),
             health,
         });
     }
@@ -382,7 +382,7 @@ pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
     program
         .attach_to_link(link)
         .map_err(|source| Error::Replace {
-            iface: pins.iface.to_string(),
+            iface: pins.iface.as_str().to_owned(),
             source,
         })?;
     let new = program.info().map_err(|e| Error::Load(Box::new(e)))?.id();

@@ -80,7 +80,7 @@ impl Health {
     pub fn refuse_renamed(pins: &Pins) -> Result<(), Error> {
         match Self::of_pins(pins.clone()) {
             Ok(health @ Self::Renamed { .. }) => Err(Error::GuardElsewhere {
-                iface: pins.iface.to_string(),
+                iface: pins.iface.as_str().to_owned(),
                 health,
             }),
             _ => Ok(()),

@@ -40,7 +40,7 @@ impl Guard {
                 });
             }
             return Err(Error::NotGuarded {
-                iface: pins.iface.to_string(),
+                iface: pins.iface.as_str().to_owned(),
                 dir: pins.dir,
             });
         }
@@ -49,7 +49,7 @@ impl Guard {
         let maps = Maps::from_pins(&pins).map_err(|e| match super::schema::check(&pins) {
             Err(incompatible) => incompatible,
             Ok(()) => Error::PinsUnreadable {
-                iface: pins.iface.to_string(),
+                iface: pins.iface.as_str().to_owned(),
                 dir: pins.dir.clone(),
                 cause: crate::error::chain(&e),
             },
@@ -197,7 +197,7 @@ impl Maps {
         // Not pinned for a guard attached by a version before it (whose program takes no
         // tokens ahead): the loader creates it when a newer program is swapped in.
         let has_ahead = pins.map(maps::AHEAD).exists();
-        Self::from_fn(pins.iface.to_string(), has_ahead, |name| {
+        Self::from_fn(pins.iface.as_str().to_owned(), has_ahead, |name| {
             let path = pins.map(name);
             let data =
                 MapData::from_pin(&path).map_err(Error::pin("opening the pinned map", &path))?;

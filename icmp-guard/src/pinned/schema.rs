@@ -27,7 +27,7 @@ pub fn check(pins: &Pins) -> Result<(), Error> {
         }
         let Ok(info) = MapInfo::from_pin(&path) else {
             return Err(Error::Stale {
-                iface: pins.iface.to_string(),
+                iface: pins.iface.as_str().to_owned(),
                 why: format!("{} is not a map", crate::error::shown(&path)),
             });
         };
@@ -42,7 +42,7 @@ pub fn check(pins: &Pins) -> Result<(), Error> {
         ] {
             if pinned != wanted && !(chosen_capacity && field == "capacity") {
                 return Err(Error::Incompatible {
-                    iface: pins.iface.to_string(),
+                    iface: pins.iface.as_str().to_owned(),
                     map: name,
                     field,
                     pinned,

@@ -100,7 +100,7 @@ impl ServiceLock {
     pub fn update(&mut self, config: &Path, interfaces: &[IfaceName]) -> Result<(), Error> {
         let mut text = format!("pid {}\nconfig {}\n", std::process::id(), config.display());
         for iface in interfaces {
-            let _ = writeln!(text, "interface {iface}");
+            let _ = writeln!(text, "interface {}", iface.as_str());
         }
         self.file
             .set_len(0)

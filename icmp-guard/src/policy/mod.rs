@@ -123,7 +123,7 @@ pub fn check_fixed(
         return Ok(());
     }
     Err(Error::FixedAtAttach {
-        iface: iface.to_string(),
+        iface: iface.as_str().to_owned(),
         knob: "max_sources",
         current: current.max_sources,
         wanted: wanted.max_sources,

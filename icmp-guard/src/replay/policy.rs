@@ -47,13 +47,13 @@ impl Policy {
                     let names: Vec<String> = loaded
                         .interfaces
                         .iter()
-                        .map(|i| i.name.to_string())
+                        .map(|i| i.name.as_str().to_owned())
                         .collect();
                     Error::ConfigFile {
                         path: path.to_owned(),
                         message: format!(
                             "has no interface {} (it has: {}); pass one of them to --iface",
-                            shown(wanted.to_string()),
+                            shown(wanted.as_str()),
                             shown(names.join(", "))
                         ),
                     }
