@@ -147,6 +147,12 @@ pub enum Error {
     Unreadable { count: usize, first: String },
 
     #[error(
+        "daemon.on_exit = \"detach\", but these interfaces are still guarded (see the errors above): {}; `icmp-guard detach IFACE` removes a guard by hand",
+        shown(interfaces)
+    )]
+    NotDetached { interfaces: String },
+
+    #[error(
         "{iface} has stale icmp-guard state: {why}; remove it with `icmp-guard clean {iface}`, then attach again", iface = shown(iface))]
     Stale { iface: String, why: String },
 
@@ -422,6 +428,9 @@ mod tests {
                 lock: path.clone(),
                 bpffs: path.clone(),
                 waited: std::time::Duration::from_secs(10),
+            },
+            Error::NotDetached {
+                interfaces: name.clone(),
             },
             Error::Untrusted {
                 path: path.clone(),

@@ -307,6 +307,26 @@ fn daemon_detaches_on_sigterm_when_configured() {
     daemon.signal(libc::SIGTERM).unwrap();
     eventually(10, "the daemon exits", || !daemon.running()).unwrap();
     assert!(!lab.guarded_has_xdp(), "detached on exit");
+    assert!(daemon.child.wait().unwrap().success());
+
+    // A detach that cannot happen (another command holds the lock past the service's 10 s
+    // wait) leaves the guard, and the service says so in its exit status.
+    let mut daemon = lab.daemon(&config, &log).unwrap();
+    eventually(10, "the daemon attaches again", || lab.guarded_has_xdp()).unwrap();
+    let held = icmp_guard::pinned::Lock::acquire(&lab.bpffs.path).unwrap();
+    daemon.signal(libc::SIGTERM).unwrap();
+    eventually(20, "the daemon gives up and exits", || !daemon.running()).unwrap();
+    drop(held);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(daemon.child.wait().unwrap().code(), Some(1), "{text}");
+    assert!(lab.guarded_has_xdp(), "still guarded: {text}");
+    assert!(
+        text.contains(&format!(
+            "these interfaces are still guarded (see the errors above): {}",
+            lab.guarded_if
+        )),
+        "{text}"
+    );
 }
 
 #[test]

@@ -205,8 +205,7 @@ impl Daemon {
         systemd::stopping();
         server.abort();
         self.flush_logs();
-        self.stop();
-        Ok(())
+        self.stop()
     }
 
     /// The interfaces of the file, and those no longer in it that are still guarded
@@ -598,14 +597,29 @@ impl Daemon {
         true
     }
 
-    fn stop(&mut self) {
+    /// `daemon.on_exit`; an error (the service's exit status) when a guard it was to detach
+    /// stays, so that systemd and whoever stopped it learn it.
+    fn stop(&mut self) -> Result<(), Error> {
         match self.cfg.on_exit {
-            OnExit::Keep => log::info!(
-                "stopping; guards stay attached and enforcing (daemon.on_exit = \"keep\")"
-            ),
+            OnExit::Keep => {
+                log::info!(
+                    "stopping; guards stay attached and enforcing (daemon.on_exit = \"keep\")"
+                );
+                Ok(())
+            }
             OnExit::Detach => {
-                for name in self.names() {
-                    self.detach(&name, "daemon.on_exit = \"detach\"");
+                let kept: Vec<String> = self
+                    .names()
+                    .into_iter()
+                    .filter(|name| !self.detach(name, "daemon.on_exit = \"detach\""))
+                    .map(|name| name.as_str().to_owned())
+                    .collect();
+                if kept.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::NotDetached {
+                        interfaces: kept.join(", "),
+                    })
                 }
             }
         }
