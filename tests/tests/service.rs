@@ -198,9 +198,11 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
 /// A reload that cannot do all the file asks does the rest and says what it did not: a
 /// running guard keeps its attach mode (the reload is marked failed, the limits still
 /// change); the metrics move to a wildcard address on their own port, which cannot be bound
-/// while the loopback address listens; and an interface of the file that appears later is
-/// attached, saying so (not that someone removed its pins).
+/// while the loopback address listens; an interface of the file that appears later is
+/// attached, saying so (not that someone removed its pins); and one the file drops while
+/// another command holds the lock stays guarded and in view until a reload detaches it.
 #[test]
+#[expect(clippy::too_many_lines, reason = "one service's reloads, step by step")]
 fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
@@ -290,6 +292,53 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
     .unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("its pins were removed"), "{text}");
+
+    // The late interface leaves the file while another command holds the lock past the
+    // service's 10 s wait: its guard stays, enforcing and in view, until a reload detaches it.
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nmetrics = \"{wildcard}\"\nmetrics_public = true\n[[interface]]\nname = \"{iface}\"\n"
+        ),
+    )
+    .unwrap();
+    let held = icmp_guard::pinned::Lock::acquire(&lab.bpffs.path).unwrap();
+    daemon.signal(libc::SIGHUP).unwrap();
+    let kept = format!("{late}: still guarded, with the limits it had");
+    eventually(15, "the detach gives up", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(&kept)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap()));
+    drop(held);
+    eventually(15, "the rest of the reload", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("only in part")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap()));
+    let on_late = [("interface", late.as_str())];
+    assert!(lab.guarded.has_xdp(&late));
+    assert_eq!(
+        sample(&scrape(&lab).unwrap(), "icmp_guard_up", &on_late),
+        Some(1.0)
+    );
+    assert_eq!(reload_ok(), Some(0.0));
+
+    let text = reloaded(&daemon, "the reload that detaches it");
+    assert!(
+        text.contains(&format!(
+            "{late}: detached (no longer in the configuration)"
+        )),
+        "{text}"
+    );
+    assert!(!lab.guarded.has_xdp(&late));
+    assert_eq!(
+        sample(&scrape(&lab).unwrap(), "icmp_guard_up", &on_late),
+        None
+    );
+    assert_eq!(reload_ok(), Some(1.0));
 }
 
 #[test]
