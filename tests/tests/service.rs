@@ -304,6 +304,14 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
     .unwrap();
     let held = icmp_guard::pinned::Lock::acquire(&lab.bpffs.path).unwrap();
     daemon.signal(libc::SIGHUP).unwrap();
+    // The reload waits for the lock; the metrics are served meanwhile (within the 5 s of
+    // the scrape's timeout, where the wait is 10 s).
+    std::thread::sleep(Duration::from_millis(500));
+    let during = scrape(&lab).expect("a scrape while the reload waits for the lock");
+    assert_eq!(
+        sample(&during, "icmp_guard_up", &[("interface", &late)]),
+        Some(1.0)
+    );
     let kept = format!("{late}: still guarded, with the limits it had");
     eventually(15, "the detach gives up", || {
         std::fs::read_to_string(&log)

@@ -149,8 +149,8 @@ async fn answer(mut stream: TcpStream, shared: &Shared, slot: &Arc<OwnedSemaphor
         && (path == "/metrics" || path.starts_with("/metrics?"))
     {
         let served = shared.lock().map(|s| s.clone()).unwrap_or_default();
-        // Reading the maps (a whole source table) blocks: off the runtime's one thread,
-        // so signals and the interface check never wait for a scrape.
+        // Reading the maps (a whole source table) blocks: off the endpoint's worker
+        // thread, so other connections are still accepted (and refused past the slots).
         let slot = slot.clone();
         let body = tokio::task::spawn_blocking(move || {
             let _slot = slot;

@@ -85,9 +85,14 @@ async fn stop_server(server: &mut JoinHandle<()>) {
 }
 
 /// Runs the service for the file `config` until SIGTERM or SIGINT.
+///
+/// The service's own work (attach, reload, the interface check) runs on this thread and may
+/// block: on the command lock for up to [`crate::pinned::lock::WAIT`], or on the kernel. The
+/// metrics endpoint runs on a worker thread of its own, so a scrape is answered meanwhile.
 pub fn run(cli_bpffs: &Path, config: &Path) -> Result<(), Error> {
     let cfg = ConfigFile::load(config)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(Error::io("starting the runtime for", config))?;
