@@ -26,7 +26,7 @@ const KUBERNETES: &str = "1.31.0";
 
 /// Files the `.deb` installs besides the man pages: (path, conffile). The README's table
 /// says the same.
-const DEB_FILES: [(&str, bool); 9] = [
+const DEB_FILES: [(&str, bool); 10] = [
     ("/usr/bin/icmp-guard", false),
     ("/usr/lib/systemd/system/icmp-guard.service", false),
     ("/etc/icmp-guard/icmp-guard.toml", true),
@@ -37,6 +37,7 @@ const DEB_FILES: [(&str, bool); 9] = [
         false,
     ),
     ("/usr/share/doc/icmp-guard/copyright", false),
+    ("/usr/share/doc/icmp-guard/changelog.gz", false),
     ("/usr/share/doc/icmp-guard/THIRD-PARTY-LICENSES", false),
     ("/usr/share/doc/icmp-guard/COPYRIGHT-rust-std.html", false),
 ];
@@ -164,6 +165,12 @@ fn the_static_binary_has_no_dynamic_dependencies() {
             "{what}: file says {file}"
         );
         assert!(file.contains("x86-64"), "{what}: {file}");
+        // Stripped as Debian ships binaries; the host build keeps its symbols.
+        assert_eq!(
+            file.contains(", stripped"),
+            is_static,
+            "{what}: file says {file}"
+        );
     }
     // It runs, and says which version it is.
     let version = stdout(Command::new(static_binary()).arg("--version"));
@@ -209,6 +216,10 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
     assert_eq!(
         files,
         expected.iter().map(String::as_str).collect::<BTreeSet<_>>()
+    );
+    check_modes(
+        &stdout(Command::new("tar").arg("-tvzf").arg(tarball())),
+        "/icmp-guard",
     );
 
     let scratch = Scratch::new().unwrap();
@@ -256,6 +267,26 @@ fn the_tarball_holds_the_binary_docs_unit_config_and_licences() {
             .unwrap()
             .contains("Copyright notices for The Rust Standard Library")
     );
+}
+
+/// Every entry of a `tar -tv` listing (as `dpkg-deb -c` prints too) owned by root (by name or
+/// number), with the mode an installed file should have: folders 0755, `executable` 0755,
+/// the rest 0644. (`cargo xtask test` builds them under umask 077, so no mode comes from
+/// the umask.)
+fn check_modes(listing: &str, executable: &str) {
+    for line in listing.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (mode, owner, path) = (fields[0], fields[1], fields[fields.len() - 1]);
+        let wanted = if path.ends_with('/') {
+            "drwxr-xr-x"
+        } else if path.ends_with(executable) {
+            "-rwxr-xr-x"
+        } else {
+            "-rw-r--r--"
+        };
+        assert_eq!(mode, wanted, "{line}");
+        assert!(["root/root", "0/0"].contains(&owner), "{line}");
+    }
 }
 
 /// Attach, ping answered, a flood cut, detach: the lab's lifecycle with `lab`'s CLI.
@@ -348,6 +379,15 @@ fn the_deb_installs_at_fhs_paths_and_removes_every_file() {
         .chain(pages.iter().map(String::as_str))
         .collect();
     assert_eq!(files, expected, "dpkg -L:\n{listed}");
+    check_modes(
+        &stdout(Command::new("dpkg-deb").arg("-c").arg(deb())),
+        "/usr/bin/icmp-guard",
+    );
+    let changelog = stdout(Command::new("zcat").arg("/usr/share/doc/icmp-guard/changelog.gz"));
+    assert_eq!(
+        changelog,
+        std::fs::read_to_string(repo().join("CHANGELOG.md")).unwrap()
+    );
     let status = stdout(Command::new("dpkg").args(["-s", "icmp-guard"]));
     for (path, conffile) in DEB_FILES {
         assert_eq!(

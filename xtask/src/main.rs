@@ -243,9 +243,14 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             format!("--cfg=bpf_target_arch=\"{}\"", std::env::consts::ARCH),
         ))?;
     // What tests/tests/dist.rs checks, built before it runs (cached: a few seconds when
-    // nothing changed).
-    let artefacts = dist::dist(root)?;
-    dist::image(root, &artefacts)?;
+    // nothing changed), under the tightest umask a packager may have: the modes the tests
+    // check must be dist's own, not the umask's.
+    // SAFETY: umask has no preconditions; the previous mask is put back below.
+    let umask = unsafe { libc_umask(0o077) };
+    let artefacts = dist::dist(root).and_then(|a| dist::image(root, &a).map(|_| a));
+    // SAFETY: as above.
+    unsafe { libc_umask(umask) };
+    artefacts?;
     step("tests: unit, host fixtures, BPF_PROG_TEST_RUN fixtures, end to end");
     // The validator's virtual environment first, where setup made one.
     run(cargo(root)
@@ -267,6 +272,8 @@ fn require_root(task: &str) -> Result<()> {
 unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
+    #[link_name = "umask"]
+    fn libc_umask(mask: u32) -> u32;
 }
 
 pub(crate) fn step(what: &str) {
