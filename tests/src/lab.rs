@@ -537,6 +537,23 @@ impl Lab {
         Ok(Daemon { child })
     }
 
+    /// The daemon as a container runs it: pid 1 of a PID namespace of its own (and a mount
+    /// namespace for that namespace's /proc), killed with the `unshare` that made it.
+    pub fn daemon_in_own_pid_namespace(&self, config: &Path, log: &Path) -> Result<Daemon> {
+        let inner = self.daemon_command(config, log)?;
+        let out =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new("unshare")
+            .args(["--pid", "--kill-child", "--mount-proc"])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("spawning the daemon under unshare")?;
+        Ok(Daemon { child })
+    }
+
     /// The command [`daemon`](Self::daemon) spawns, to spawn it another way (with a test
     /// hook in its environment, or under a tracer).
     pub fn daemon_command(&self, config: &Path, log: &Path) -> Result<Command> {

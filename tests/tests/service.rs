@@ -349,6 +349,48 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
     assert_eq!(reload_ok(), Some(1.0));
 }
 
+/// A service in a container (here: pid 1 of a PID namespace of its own, sharing the lock
+/// folder) is named as such by a second service and by a command's warning: its pid and
+/// its file's path mean nothing outside.
+#[test]
+fn a_service_in_another_pid_namespace_is_named_as_such() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    std::fs::write(
+        &config,
+        format!("[daemon]\nmetrics = \"{METRICS}\"\n[[interface]]\nname = \"{iface}\"\n"),
+    )
+    .unwrap();
+    let _daemon = lab.daemon_in_own_pid_namespace(&config, &log).unwrap();
+    eventually(10, "the daemon attaches", || lab.guarded_has_xdp())
+        .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap()));
+    let said = format!(
+        "pid 1 of another PID namespace, e.g. a container's, with {} as it sees it",
+        config.display()
+    );
+    let out = lab.cli(&["set", &iface, "--echo-rate", "9"]).unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&format!("the icmp-guard service ({said}) manages {iface}")),
+        "{}",
+        stderr_of(&out)
+    );
+    let second_log = lab.scratch.file("second.log");
+    let out = lab
+        .daemon_command(&config, &second_log)
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a second service must not start");
+    let text = std::fs::read_to_string(&second_log).unwrap();
+    assert!(
+        text.contains(&format!("another icmp-guard service ({said})")),
+        "{text}"
+    );
+}
+
 #[test]
 fn daemon_detaches_on_sigterm_when_configured() {
     let lab = Lab::new().unwrap();
@@ -1234,8 +1276,9 @@ fn one_service_at_a_time_and_it_says_what_others_did() {
         if what == "icmp-guard detach" {
             assert!(
                 warned.contains(&format!(
-                    "warning: the icmp-guard service (pid {}) manages {iface}",
-                    daemon.child.id()
+                    "warning: the icmp-guard service (pid {} with {}) manages {iface}",
+                    daemon.child.id(),
+                    config.display()
                 )),
                 "{warned}"
             );

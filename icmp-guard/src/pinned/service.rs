@@ -39,9 +39,41 @@ pub struct ServiceLock {
 /// What a running service says of itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {
+    /// Its pid in its own PID namespace.
     pub pid: u32,
+    /// Its PID namespace (the inode of `/proc/self/ns/pid`), when it said: a service in a
+    /// container (the Kubernetes DaemonSet's pod) shares the lock folder with the host but
+    /// not its pids, and is often pid 1 there.
+    pub pidns: Option<u64>,
+    /// Its file, as it sees it.
     pub config: PathBuf,
     pub interfaces: Vec<String>,
+}
+
+/// This process's PID namespace: the inode of `/proc/self/ns/pid`.
+fn pid_namespace() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+}
+
+impl Holder {
+    /// Who it is, for a message: its pid and file, or, from another PID namespace (where
+    /// neither means anything here), that it runs in a container.
+    #[must_use]
+    pub fn who(&self) -> String {
+        self.who_from(pid_namespace())
+    }
+
+    fn who_from(&self, own: Option<u64>) -> String {
+        match self.pidns {
+            Some(theirs) if own.is_some_and(|own| own != theirs) => format!(
+                "pid {} of another PID namespace, e.g. a container's, with {} as it sees it",
+                self.pid,
+                shown(&self.config)
+            ),
+            _ => format!("pid {} with {}", self.pid, shown(&self.config)),
+        }
+    }
 }
 
 /// The service file of the guards under `bpffs` in `netns`, in `run_dir`.
@@ -87,7 +119,7 @@ impl ServiceLock {
                 lock: path,
                 holder: holder.map_or_else(
                     || "a process that has not said who it is yet".to_owned(),
-                    |h| format!("pid {} with {}", h.pid, shown(&h.config)),
+                    |h| h.who(),
                 ),
             });
         }
@@ -98,7 +130,11 @@ impl ServiceLock {
 
     /// Records the config file and the interfaces the service manages now (after a reload).
     pub fn update(&mut self, config: &Path, interfaces: &[IfaceName]) -> Result<(), Error> {
-        let mut text = format!("pid {}\nconfig {}\n", std::process::id(), config.display());
+        let mut text = format!("pid {}\n", std::process::id());
+        if let Some(pidns) = pid_namespace() {
+            let _ = writeln!(text, "pidns {pidns}");
+        }
+        let _ = writeln!(text, "config {}", config.display());
         for iface in interfaces {
             let _ = writeln!(text, "interface {}", iface.as_str());
         }
@@ -152,11 +188,13 @@ fn read_holder(file: &mut File) -> Option<Holder> {
 
 fn parse(text: &str) -> Option<Holder> {
     let mut pid = None;
+    let mut pidns = None;
     let mut config = None;
     let mut interfaces = Vec::new();
     for line in text.lines() {
         match line.split_once(' ') {
             Some(("pid", v)) => pid = v.parse().ok(),
+            Some(("pidns", v)) => pidns = v.parse().ok(),
             Some(("config", v)) => config = Some(PathBuf::from(v)),
             Some(("interface", v)) => interfaces.push(v.to_owned()),
             _ => {}
@@ -164,6 +202,7 @@ fn parse(text: &str) -> Option<Holder> {
     }
     Some(Holder {
         pid: pid?,
+        pidns,
         config: config?,
         interfaces,
     })
@@ -175,9 +214,8 @@ pub fn warning(bpffs: &Path, iface: &IfaceName, action: &str) -> Option<String> 
     let holder = running(bpffs)?;
     holder.interfaces.iter().any(|i| i == iface.as_str()).then(|| {
         format!(
-            "warning: the icmp-guard service (pid {}) manages {iface} from {}: it puts back what the file says (a detached guard within a second, limits and lists at its next reload), so {action} may not last; change the file and reload the service instead",
-            holder.pid,
-            shown(&holder.config)
+            "warning: the icmp-guard service ({}) manages {iface}: it puts back what the file says (a detached guard within a second, limits and lists at its next reload), so {action} may not last; change the file and reload the service instead",
+            holder.who()
         )
     })
 }
@@ -212,6 +250,8 @@ mod tests {
                 .unwrap();
         let holder = running_in(&run, &bpffs, here).expect("the first service is seen");
         assert_eq!(holder.pid, std::process::id());
+        assert_eq!(holder.pidns, pid_namespace());
+        assert!(holder.pidns.is_some());
         assert_eq!(holder.config, config);
         assert_eq!(holder.interfaces, ["eth0"]);
 
@@ -234,14 +274,56 @@ mod tests {
     #[test]
     fn what_the_file_says_reads_back() {
         assert_eq!(
-            parse("pid 42\nconfig /etc/x.toml\ninterface eth0\ninterface eth1\n"),
+            parse("pid 42\npidns 7\nconfig /etc/x.toml\ninterface eth0\ninterface eth1\n"),
             Some(Holder {
                 pid: 42,
+                pidns: Some(7),
                 config: PathBuf::from("/etc/x.toml"),
                 interfaces: vec!["eth0".into(), "eth1".into()],
             })
         );
+        // As a version before the PID namespace wrote it.
+        assert_eq!(
+            parse("pid 42\nconfig /etc/x.toml\n").map(|h| h.pidns),
+            Some(None)
+        );
         assert_eq!(parse(""), None);
         assert_eq!(parse("config /x\n"), None);
+    }
+
+    #[test]
+    fn a_service_in_another_pid_namespace_is_named_as_such() {
+        let holder = Holder {
+            pid: 1,
+            pidns: Some(7),
+            config: PathBuf::from("/etc/icmp-guard/icmp-guard.toml"),
+            interfaces: vec![],
+        };
+        let unsaid = Holder {
+            pidns: None,
+            ..holder.clone()
+        };
+        // (the holder, the reader's PID namespace, what it is called)
+        let cases = [
+            (
+                &holder,
+                Some(7),
+                "pid 1 with /etc/icmp-guard/icmp-guard.toml",
+            ),
+            (
+                &holder,
+                Some(8),
+                "pid 1 of another PID namespace, e.g. a container's, with /etc/icmp-guard/icmp-guard.toml as it sees it",
+            ),
+            (&holder, None, "pid 1 with /etc/icmp-guard/icmp-guard.toml"),
+            (
+                &unsaid,
+                Some(8),
+                "pid 1 with /etc/icmp-guard/icmp-guard.toml",
+            ),
+        ];
+        for (holder, own, said) in cases {
+            assert_eq!(holder.who_from(own), said, "{own:?}");
+        }
     }
 }
