@@ -261,6 +261,41 @@ fn a_capture_of_an_unguarded_interface_fails_clearly() {
     );
 }
 
+/// Run as root, a capture never writes through a symbolic link (one left in a shared
+/// folder may point anywhere): it says so, writes nothing, and leaves nothing armed.
+#[test]
+fn a_capture_never_writes_through_a_symbolic_link() {
+    let lab = guarded_lab();
+    let victim = lab.scratch.file("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let link = lab.scratch.file("capture.pcapng");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let mut child = lab
+        .cli_command(
+            &lab.bpffs.path,
+            &["capture", &lab.guarded_if, "-w", link.to_str().unwrap()],
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a capture that did write through the link would run until killed.
+    let ended = eventually(10, "the capture refuses", || {
+        child.try_wait().unwrap().is_some()
+    });
+    if ended.is_err() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&format!("{} is a symbolic link", link.display())),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0, "nothing armed");
+}
+
 /// The interface deleted and created again (the kernel detaches the guard): a running
 /// capture stops and clears the flag, and a new one says why it cannot start and the fix.
 #[test]

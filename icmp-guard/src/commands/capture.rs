@@ -31,11 +31,34 @@ pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
     let out: Box<dyn io::Write> = if args.file.as_os_str() == "-" {
         Box::new(BufWriter::new(io::stdout().lock()))
     } else {
-        let file =
-            File::create(&args.file).map_err(Error::io("creating the capture file", &args.file))?;
-        Box::new(BufWriter::new(file))
+        Box::new(BufWriter::new(create(&args.file)?))
     };
     let summary = session.run(out, &args.file)?;
     eprintln!("{}", summary.render(args.iface.as_str()));
     Ok(())
+}
+
+/// Creates (or truncates) the capture file, never through a symbolic link: run as root, a
+/// link someone else left in a shared folder such as `/tmp` would have the capture
+/// overwrite whatever it points to.
+fn create(path: &Path) -> Result<File, Error> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Error::Untrusted {
+                    path: path.to_owned(),
+                    problem: "is a symbolic link".into(),
+                    fix: "give the path of the file itself (capture never writes through a link)"
+                        .into(),
+                }
+            } else {
+                Error::io("creating the capture file", path)(e)
+            }
+        })
 }
