@@ -265,6 +265,44 @@ fn a_renamed_interface_s_guard_is_reported_where_it_is() {
     assert!(!lab.guarded.has_xdp(&renamed), "the guard it had is gone");
 }
 
+/// An interface moved to another network namespace takes its guard with it: the pins stay
+/// here, and every command here says where the guard went instead of calling it renamed or
+/// guarded; `detach` here removes it, there too.
+#[test]
+fn a_guard_whose_interface_moved_to_another_namespace_is_reported_where_it_is() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface]).unwrap();
+    ip(&[
+        "-n",
+        &lab.guarded.name,
+        "link",
+        "set",
+        &iface,
+        "netns",
+        &lab.client.name,
+    ])
+    .unwrap();
+    assert!(lab.client.has_xdp(&iface), "the guard went with it");
+    assert_eq!(health(&lab), "interface_moved");
+    let text = lab.cli_ok(&["status"]).unwrap();
+    assert!(
+        text.contains("the interface was moved to another network namespace")
+            && !text.contains("renamed"),
+        "{text}"
+    );
+    let out = lab.cli(&["attach", &iface]).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("moved to another network namespace"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = lab.cli_ok(&["detach", &iface]).unwrap();
+    assert!(out.contains("moved to another network namespace"), "{out}");
+    assert!(!lab.client.has_xdp(&iface), "detached there too");
+}
+
 /// Pins an earlier version made at `<root>/<IFACE>` are adopted into the interface's
 /// namespace by the next command that changes it, keeping the guard attached.
 #[test]

@@ -21,11 +21,15 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
             dir: pins.dir,
         });
     }
-    // Where the guard really was, for the message: it follows its interface through a rename.
+    // Where the guard really was, for the message: it follows its interface through a rename
+    // or a move to another namespace.
     let elsewhere = match Health::of_pins(pins.clone()) {
         Ok(Health::Renamed { ifindex }) => {
             format!(" (its guard was on ifindex {ifindex}, which has another name now)")
         }
+        Ok(Health::Moved { ifindex }) => format!(
+            " (its guard was on the interface moved to another network namespace, ifindex {ifindex} there)"
+        ),
         _ => String::new(),
     };
     let path = pins.link();

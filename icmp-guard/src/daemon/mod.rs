@@ -544,11 +544,12 @@ impl Daemon {
     }
 
     /// Says that no interface has the name `name` now: gone (and its guard detached by the
-    /// kernel), or renamed (and its guard still enforcing under the new name).
+    /// kernel), or renamed or moved to another namespace (and its guard still enforcing
+    /// there).
     fn log_missing(&self, name: &IfaceName) {
         let health = Pins::new(&self.bpffs, name).and_then(Health::of_pins);
         match health {
-            Ok(health @ Health::Renamed { .. }) => {
+            Ok(health @ (Health::Renamed { .. } | Health::Moved { .. })) => {
                 log::warn!("{name}: no interface has this name now: {health}");
             }
             _ => log::warn!(

@@ -116,6 +116,14 @@ pub fn ifindex(iface: &str) -> Result<u32, Error> {
     }
 }
 
+/// Whether an interface of this network namespace has the index `index`.
+#[must_use]
+pub fn index_exists(index: u32) -> bool {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has room for IF_NAMESIZE bytes, as if_indextoname requires.
+    !unsafe { libc::if_indextoname(index, name.as_mut_ptr()) }.is_null()
+}
+
 /// Whether `iface` is a loopback device (`IFF_LOOPBACK`): its 127/8 and ::1 traffic is
 /// martian everywhere else, and nothing on it comes from the network.
 #[must_use]

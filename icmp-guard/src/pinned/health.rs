@@ -10,7 +10,10 @@ use serde::Serialize;
 use super::{Guard, Pins};
 use crate::{
     Error,
-    kernel::{iface::ifindex, link},
+    kernel::{
+        iface::{ifindex, index_exists},
+        link,
+    },
 };
 
 /// The state of a guard's attachment, as the kernel tells it now.
@@ -33,6 +36,11 @@ pub enum Health {
     /// follows the interface, not the name, so whatever carries the name now is unguarded.
     #[serde(rename = "interface_renamed")]
     Renamed { ifindex: u32 },
+    /// The link is attached to an interface no longer in this network namespace: it was moved
+    /// to another one (`ip link set IFACE netns NS`), and the guard went with it. It enforces
+    /// there, under pins that stay here.
+    #[serde(rename = "interface_moved")]
+    Moved { ifindex: u32 },
 }
 
 /// Whether the link pinned for `pins` is attached to an interface, from the link alone: for
@@ -57,16 +65,25 @@ impl Health {
             link::pinned_state(&path).map_err(Error::io("reading the pinned link", &path))?;
         let now = ifindex(&guard.pins.iface).ok();
         let recorded = guard.maps.config()?.ifindex;
-        Ok(Self::judge(link, now, recorded))
+        let linked_here = link.attached() && index_exists(link.ifindex);
+        Ok(Self::judge(link, now, recorded, linked_here))
     }
 
-    /// The decision, from the link's state, the index the name has now (if any), and the
-    /// index the guard attached to.
+    /// The decision, from the link's state, the index the name has now (if any), the index
+    /// the guard attached to, and whether an interface of this namespace has the link's index.
     #[must_use]
-    pub fn judge(link: link::LinkState, now: Option<u32>, recorded: u32) -> Self {
+    pub fn judge(
+        link: link::LinkState,
+        now: Option<u32>,
+        recorded: u32,
+        linked_here: bool,
+    ) -> Self {
         match now {
             _ if link.attached() && now == Some(link.ifindex) => Self::Attached,
-            _ if link.attached() => Self::Renamed {
+            _ if link.attached() && linked_here => Self::Renamed {
+                ifindex: link.ifindex,
+            },
+            _ if link.attached() => Self::Moved {
                 ifindex: link.ifindex,
             },
             None => Self::InterfaceGone,
@@ -75,14 +92,17 @@ impl Health {
         }
     }
 
-    /// Refuses a guard that follows its interface under another name (see
-    /// [`Health::Renamed`]): commands that would call this name guarded say where it is.
+    /// Refuses a guard that follows its interface under another name or into another
+    /// namespace (see [`Health::Renamed`], [`Health::Moved`]): commands that would call this
+    /// name guarded say where it is.
     pub fn refuse_renamed(pins: &Pins) -> Result<(), Error> {
         match Self::of_pins(pins.clone()) {
-            Ok(health @ Self::Renamed { .. }) => Err(Error::GuardElsewhere {
-                iface: pins.iface.as_str().to_owned(),
-                health,
-            }),
+            Ok(health @ (Self::Renamed { .. } | Self::Moved { .. })) => {
+                Err(Error::GuardElsewhere {
+                    iface: pins.iface.as_str().to_owned(),
+                    health,
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -108,6 +128,7 @@ impl Health {
             Self::Recreated { .. } => "interface_recreated",
             Self::LinkDetached => "link_detached",
             Self::Renamed { .. } => "interface_renamed",
+            Self::Moved { .. } => "interface_moved",
         }
     }
 }
@@ -133,6 +154,10 @@ impl fmt::Display for Health {
                 f,
                 "NOT ATTACHED to this name: the guard follows ifindex {ifindex}, which has another name now (the interface was renamed); `icmp-guard detach` then `icmp-guard attach` guards what has the name now"
             ),
+            Self::Moved { ifindex } => write!(
+                f,
+                "NOT ATTACHED here: the interface was moved to another network namespace (ifindex {ifindex} there) and its guard went with it: it enforces there, under pins that stay here; move the interface back, or `icmp-guard detach` here to remove that guard"
+            ),
         }
     }
 }
@@ -148,27 +173,31 @@ mod tests {
             program_id: 9,
             ifindex,
         };
-        // (link's ifindex, the name's index now, the recorded index, health)
+        // (link's ifindex, the name's index now, the recorded index, whether an interface
+        // here has the link's index, health)
         let cases = [
-            (7, Some(7), 7, Health::Attached),
-            (7, Some(8), 7, Health::Renamed { ifindex: 7 }),
-            (7, None, 7, Health::Renamed { ifindex: 7 }),
-            (0, None, 7, Health::InterfaceGone),
-            (0, Some(7), 7, Health::LinkDetached),
-            (0, Some(12), 7, Health::Recreated { ifindex: 12 }),
+            (7, Some(7), 7, true, Health::Attached),
+            (7, Some(8), 7, true, Health::Renamed { ifindex: 7 }),
+            (7, None, 7, true, Health::Renamed { ifindex: 7 }),
+            (7, None, 7, false, Health::Moved { ifindex: 7 }),
+            (7, Some(8), 7, false, Health::Moved { ifindex: 7 }),
+            (0, None, 7, false, Health::InterfaceGone),
+            (0, Some(7), 7, false, Health::LinkDetached),
+            (0, Some(12), 7, false, Health::Recreated { ifindex: 12 }),
         ];
-        for (linked, now, recorded, want) in cases {
+        for (linked, now, recorded, here, want) in cases {
             assert_eq!(
-                Health::judge(link(linked), now, recorded),
+                Health::judge(link(linked), now, recorded, here),
                 want,
-                "{linked} {now:?} {recorded}"
+                "{linked} {now:?} {recorded} {here}"
             );
         }
         assert!(Health::Attached.attached() && !Health::Attached.needs_reattach());
         assert!(!Health::InterfaceGone.attached() && !Health::InterfaceGone.needs_reattach());
         assert!(Health::LinkDetached.needs_reattach());
-        let renamed = Health::Renamed { ifindex: 7 };
-        assert!(!renamed.attached() && !renamed.needs_reattach());
+        for elsewhere in [Health::Renamed { ifindex: 7 }, Health::Moved { ifindex: 7 }] {
+            assert!(!elsewhere.attached() && !elsewhere.needs_reattach());
+        }
     }
 
     #[test]
@@ -179,6 +208,7 @@ mod tests {
             Health::Recreated { ifindex: 3 },
             Health::LinkDetached,
             Health::Renamed { ifindex: 3 },
+            Health::Moved { ifindex: 3 },
         ] {
             let json = serde_json::to_value(health).unwrap();
             assert_eq!(json["state"], health.label(), "{health:?}");

@@ -117,7 +117,7 @@ pub fn render(interfaces: &[IfaceName], scrape: &Scrape, source_labels: bool) ->
     family(
         "icmp_guard_down_reason",
         "gauge",
-        "Why a configured interface is not guarded (1 for the reason that holds): interface_gone, interface_recreated, link_detached or interface_renamed for a pinned guard the kernel does not run there; interface_absent (no such interface, nothing pinned), not_pinned (nothing pinned) or unreadable (the pins could not be read) otherwise.",
+        "Why a configured interface is not guarded (1 for the reason that holds): interface_gone, interface_recreated, link_detached, interface_renamed or interface_moved for a pinned guard the kernel does not run there; interface_absent (no such interface, nothing pinned), not_pinned (nothing pinned) or unreadable (the pins could not be read) otherwise.",
         &mut samples
             .iter()
             .filter(|s| !s.health.attached())
