@@ -41,9 +41,12 @@ pub struct Artefacts {
 }
 
 pub fn dist(root: &Path) -> Result<Artefacts> {
-    let version = version(root)?;
+    package(root, &build(root)?)
+}
+
+/// Builds the static binary; returns its path.
+pub fn build(root: &Path) -> Result<PathBuf> {
     let target_dir = target_dir(root)?;
-    let out = target_dir.join("dist");
     crate::setup::musl_target(TARGET)?;
     step(&format!("building the static icmp-guard for {TARGET}"));
     // Stripped, as Debian ships binaries (a panic still names its file and line): a sixth
@@ -61,13 +64,21 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
     ]))?;
     let binary = target_dir.join(TARGET).join("release/icmp-guard");
     ensure_static(&binary)?;
+    Ok(binary)
+}
+
+/// Packs the static `binary` [`build`] made into the tarball and the .deb, every file and
+/// folder with its mode set here, whatever the umask.
+pub fn package(root: &Path, binary: &Path) -> Result<Artefacts> {
+    let version = version(root)?;
+    let out = target_dir(root)?.join("dist");
     // A fresh folder each time: nothing stale is packaged.
     let stage = out.join("stage");
     if stage.exists() {
         fs::remove_dir_all(&stage).with_context(|| format!("removing {}", stage.display()))?;
     }
     let generated = stage.join("generated");
-    generate(&binary, &generated)?;
+    generate(binary, &generated)?;
     // The notices of the third-party code the binary carries, beside what it generates.
     let notices = generated.join(NOTICES);
     fs::write(
@@ -79,21 +90,21 @@ pub fn dist(root: &Path) -> Result<Artefacts> {
     install(&crate::notices::rust_std_notices()?, &std_notices, 0o644)?;
 
     let pages = man_pages(&generated)?;
-    let tarball = tarball(root, &stage, &version, &binary, &pages)?;
+    let tarball = tarball(root, &stage, &version, binary, &pages)?;
 
     step("building the .deb");
     let deb = out.join(format!("icmp-guard_{version}_amd64.deb"));
     deb_package(
         root,
         &version,
-        &binary,
+        binary,
         &generated,
         &pages,
         &stage.join("deb"),
         &deb,
     )?;
     Ok(Artefacts {
-        binary,
+        binary: binary.to_path_buf(),
         tarball,
         deb,
     })
@@ -167,10 +178,7 @@ fn tarball(
         .arg("-C")
         .arg(stage)
         .arg(&name))?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        fs::set_permissions(&tarball, fs::Permissions::from_mode(0o644))?;
-    }
+    set_mode(&tarball, 0o644)?;
     Ok(tarball)
 }
 
@@ -325,6 +333,13 @@ fn install(from: &Path, to: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Gives `path` the mode `mode`.
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))
+}
+
 /// Writes `text` to `to` with `mode`, creating `to`'s folder.
 fn write(to: &Path, text: &str, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -404,8 +419,8 @@ fn deb_package(
             "usr/share/doc/icmp-guard/copyright".into(),
             0o644,
         ),
-        // The changelog, where Debian's policy puts a native package's (the version has no
-        // Debian revision).
+        // The project's changelog (Markdown: not the Debian format lintian expects of a
+        // native package's, which needs a maintainer address the project does not have).
         (
             Source::Gzip(root.join("CHANGELOG.md")),
             "usr/share/doc/icmp-guard/changelog.gz".into(),
@@ -446,7 +461,8 @@ fn deb_package(
     run(Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zgzip", "--build"])
         .arg(tree)
-        .arg(deb))
+        .arg(deb))?;
+    set_mode(deb, 0o644)
 }
 
 /// The package's `DEBIAN` folder: its control file and conffiles.

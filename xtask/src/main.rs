@@ -243,14 +243,15 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             format!("--cfg=bpf_target_arch=\"{}\"", std::env::consts::ARCH),
         ))?;
     // What tests/tests/dist.rs checks, built before it runs (cached: a few seconds when
-    // nothing changed), under the tightest umask a packager may have: the modes the tests
-    // check must be dist's own, not the umask's.
+    // nothing changed), packed under the tightest umask a packager may have: the modes the
+    // tests check must be dist's own, not the umask's.
+    let binary = dist::build(root)?;
     // SAFETY: umask has no preconditions; the previous mask is put back below.
     let umask = unsafe { libc_umask(0o077) };
-    let artefacts = dist::dist(root).and_then(|a| dist::image(root, &a).map(|_| a));
+    let artefacts = dist::package(root, &binary);
     // SAFETY: as above.
     unsafe { libc_umask(umask) };
-    artefacts?;
+    dist::image(root, &artefacts?)?;
     step("tests: unit, host fixtures, BPF_PROG_TEST_RUN fixtures, end to end");
     // The validator's virtual environment first, where setup made one.
     run(cargo(root)
