@@ -214,6 +214,23 @@ fn a_capture_to_stdout_pipes_into_tcpdump() {
     assert_eq!(lines.len(), 20, "{lines:?}");
 }
 
+/// A reader that stops reading (`| tcpdump -c 10 -nr -`, `| head`) stops the capture
+/// cleanly under a flood, however much was buffered when the pipe closed.
+#[test]
+fn a_capture_whose_reader_goes_away_stops_cleanly() {
+    let lab = guarded_lab();
+    let mut child = start_capture(&lab, &["-w", "-"], Stdio::piped());
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut first = [0u8; 100];
+        stdout.read_exact(&mut first)
+    });
+    flood_until_done(&lab, &mut child, 5).unwrap();
+    reader.join().unwrap().unwrap();
+    let err = finish(&lab, child);
+    assert!(err.contains("output closed"), "{err}");
+}
+
 #[test]
 fn a_killed_capture_leaves_a_lease_that_runs_out() {
     let lab = guarded_lab();

@@ -128,7 +128,7 @@ pub struct Summary {
 impl Summary {
     /// The summary as printed on stderr.
     #[must_use]
-    pub fn render(&self, iface: &str) -> String {
+    pub fn render(&self, iface: &crate::kernel::IfaceName) -> String {
         let known = |n: Option<u64>| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
         let mut out = format!(
             "icmp-guard capture {iface}: {} captured, {} lost (ring full), {} over --rate; stopped: {}",
@@ -314,7 +314,7 @@ impl Session {
                 }
                 renewed = Instant::now();
             }
-            let mut wrote = false;
+            let (mut wrote, mut closed) = (false, false);
             // The lease is asked before every record: a write below may block past it, and
             // the capture that took over reads the same ring.
             while self.lease.ours() {
@@ -334,20 +334,29 @@ impl Session {
                 // reader's position in the ring is written back when a record is released.
                 let data = data.to_vec();
                 drop(record);
-                writer
-                    .packet(
-                        header.time_ns.saturating_add(epoch_offset),
-                        &data,
-                        header.orig_len,
-                        &comment,
-                    )
-                    .map_err(io_err)?;
+                // A reader that went away (`| tcpdump -c 10 -nr -`) is met here as often as
+                // at the flush: the buffer fills within one wake-up under a flood.
+                match writer.packet(
+                    header.time_ns.saturating_add(epoch_offset),
+                    &data,
+                    header.orig_len,
+                    &comment,
+                ) {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        closed = true;
+                        break;
+                    }
+                    other => other.map_err(io_err)?,
+                }
                 wrote = true;
                 summary.captured += 1;
                 *summary.by_reason.entry(reason.name()).or_default() += 1;
                 if self.settings.count.is_some_and(|n| summary.captured >= n) {
                     break;
                 }
+            }
+            if closed {
+                break "output closed";
             }
             if wrote {
                 match writer.flush() {

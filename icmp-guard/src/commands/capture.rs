@@ -34,7 +34,7 @@ pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
         Box::new(BufWriter::new(create(&args.file)?))
     };
     let summary = session.run(out, &args.file)?;
-    eprintln!("{}", summary.render(args.iface.as_str()));
+    eprintln!("{}", summary.render(&args.iface));
     Ok(())
 }
 
