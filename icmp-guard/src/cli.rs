@@ -237,8 +237,8 @@ pub struct AttachArgs {
 
     /// XDP mode: native (in the driver), generic (in the stack, any interface), or auto
     /// (native, falling back to generic); the kernel's names drv and skb are accepted for
-    /// native and generic. Default: auto for a new guard, and for a guard attached again
-    /// (its interface recreated) the mode it had. Example: --mode skb
+    /// native and generic. Default: auto, but generic for a guard attached again (its
+    /// interface recreated) that ran in generic mode. Example: --mode skb
     #[arg(long, value_enum, conflicts_with = "config")]
     pub mode: Option<AttachMode>,
 

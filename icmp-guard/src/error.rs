@@ -46,7 +46,7 @@ pub enum Error {
     )]
     KernelRelease { release: String },
 
-    #[error("native XDP is not available on {iface}: {refusal}; {}", refusal.fix(iface), iface = shown(iface))]
+    #[error("native XDP is not available on {iface}: {refusal}; {}", refusal.fix(&shown(iface)), iface = shown(iface))]
     NativeUnavailable {
         iface: String,
         /// The cause, in the driver's words when it gives them.
@@ -60,7 +60,7 @@ pub enum Error {
     Loopback { iface: String },
 
     #[error(
-        "{iface} already has an XDP program attached that is not icmp-guard's: {program}; icmp-guard will neither replace nor remove it: {}", program.fix(iface), iface = shown(iface))]
+        "{iface} already has an XDP program attached that is not icmp-guard's: {program}; icmp-guard will neither replace nor remove it: {}", program.fix(&shown(iface)), iface = shown(iface))]
     ForeignProgram {
         iface: String,
         /// The program, its owner as far as it can be told, and that owner's own command.
@@ -80,7 +80,7 @@ pub enum Error {
     },
 
     #[error(
-        "another icmp-guard service ({holder}) already manages the guards under {} in this network namespace (it holds {}); one service at a time: stop it first (`systemctl stop icmp-guard`, or `kill` that pid), or run this one with another --bpffs",
+        "another icmp-guard service ({holder}) already manages the guards under {} in this network namespace (it holds {}); one service at a time: {stop} first, or run this one with another --bpffs",
         shown(bpffs),
         shown(lock)
     )]
@@ -89,6 +89,9 @@ pub enum Error {
         lock: PathBuf,
         /// Who: "pid 42 with /etc/icmp-guard/icmp-guard.toml".
         holder: String,
+        /// How to stop it, from where this runs: "stop it (`systemctl stop icmp-guard`, or
+        /// `kill` that pid)".
+        stop: String,
     },
 
     #[error(
@@ -120,7 +123,7 @@ pub enum Error {
     )]
     MountRefused { path: PathBuf, why: String },
 
-    #[error("cannot capture on {iface}: {why}; {fix}", iface = shown(iface))]
+    #[error("cannot capture on {iface}: {why}; {fix}", iface = shown(iface), why = shown(why), fix = shown(fix))]
     CaptureUnavailable {
         iface: String,
         /// Why, e.g. "its guard is pinned but not attached (interface gone)".
@@ -147,7 +150,7 @@ pub enum Error {
     Unreadable { count: usize, first: String },
 
     #[error(
-        "daemon.on_exit = \"detach\", but these interfaces are still guarded (see the errors above): {}; `icmp-guard detach IFACE` removes a guard by hand",
+        "daemon.on_exit = \"detach\" failed for {} (see the errors above); `icmp-guard status` shows what is still guarded, and `icmp-guard detach IFACE` removes a guard by hand",
         shown(interfaces)
     )]
     NotDetached { interfaces: String },
@@ -269,7 +272,7 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
-    #[error("{what}")]
+    #[error("{}", shown(what))]
     Map {
         what: String,
         #[source]
@@ -432,6 +435,15 @@ mod tests {
             Error::NotDetached {
                 interfaces: name.clone(),
             },
+            Error::CaptureUnavailable {
+                iface: name.clone(),
+                why: format!("no {name}"),
+                fix: format!("run `icmp-guard attach {name}`"),
+            },
+            Error::Map {
+                what: format!("reading the capture control of {name}"),
+                source: aya::maps::MapError::KeyNotFound,
+            },
             Error::Untrusted {
                 path: path.clone(),
                 problem: "is owned by nobody".into(),
@@ -445,6 +457,7 @@ mod tests {
                 bpffs: path.clone(),
                 lock: path.clone(),
                 holder: "pid 1".into(),
+                stop: "stop it".into(),
             },
             Error::NotBpffs { path: path.clone() },
             Error::ConfigFile {

@@ -302,10 +302,16 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
         ),
     )
     .unwrap();
+    // What this reload logs: the lines after those already there.
+    let before = std::fs::read_to_string(&log).unwrap().lines().count();
+    let logged = || -> String {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().skip(before).collect::<Vec<_>>().join("\n")
+    };
     let held = icmp_guard::pinned::Lock::acquire(&lab.bpffs.path).unwrap();
     daemon.signal(libc::SIGHUP).unwrap();
-    // The reload waits for the lock; the metrics are served meanwhile (within the 5 s of
-    // the scrape's timeout, where the wait is 10 s).
+    // The reload waits 10 s for the lock; the metrics are served meanwhile (the scrape
+    // times out after 5 s).
     std::thread::sleep(Duration::from_millis(500));
     let during = scrape(&lab).expect("a scrape while the reload waits for the lock");
     assert_eq!(
@@ -313,19 +319,18 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
         Some(1.0)
     );
     let kept = format!("{late}: still guarded, with the limits it had");
-    eventually(15, "the detach gives up", || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(&kept)
-    })
-    .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap()));
+    assert!(
+        !logged().contains(&kept),
+        "the scrape came while the reload waited: {}",
+        logged()
+    );
+    eventually(15, "the detach gives up", || logged().contains(&kept))
+        .unwrap_or_else(|e| panic!("{e}: {}", logged()));
     drop(held);
     eventually(15, "the rest of the reload", || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("only in part")
+        logged().contains("only in part")
     })
-    .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap()));
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
     let on_late = [("interface", late.as_str())];
     assert!(lab.guarded.has_xdp(&late));
     assert_eq!(
@@ -386,7 +391,9 @@ fn a_service_in_another_pid_namespace_is_named_as_such() {
     assert!(!out.status.success(), "a second service must not start");
     let text = std::fs::read_to_string(&second_log).unwrap();
     assert!(
-        text.contains(&format!("another icmp-guard service ({said})")),
+        text.contains(&format!("another icmp-guard service ({said})"))
+            && text.contains("stop it where it runs (its container")
+            && !text.contains("kill"),
         "{text}"
     );
 }
@@ -421,7 +428,7 @@ fn daemon_detaches_on_sigterm_when_configured() {
     assert!(lab.guarded_has_xdp(), "still guarded: {text}");
     assert!(
         text.contains(&format!(
-            "these interfaces are still guarded (see the errors above): {}",
+            "daemon.on_exit = \"detach\" failed for {} (see the errors above)",
             lab.guarded_if
         )),
         "{text}"

@@ -105,8 +105,10 @@ pub fn run(cli_bpffs: &Path, config: &Path) -> Result<(), Error> {
 pub struct Served {
     pub bpffs: PathBuf,
     pub interfaces: Vec<IfaceName>,
-    /// Whether the last reload (or the start) applied the whole file.
-    pub last_reload_ok: bool,
+    /// Whether the last reload (or the start) applied the whole file; `None` until the
+    /// start has applied it (the endpoint answers meanwhile: a scrape then must not say
+    /// that the file failed).
+    pub last_reload_ok: Option<bool>,
     /// When the file was last applied whole, in seconds since the Unix epoch.
     pub last_reload_success: u64,
     /// Whether the top sources' series name the source (`daemon.metrics_source_labels`).
@@ -147,7 +149,7 @@ impl Daemon {
         let served = Served {
             bpffs: bpffs.clone(),
             interfaces: cfg.interfaces.iter().map(|i| i.name.clone()).collect(),
-            last_reload_ok: false,
+            last_reload_ok: None,
             last_reload_success: 0,
             source_labels: cfg.metrics_source_labels,
         };
@@ -254,7 +256,7 @@ impl Daemon {
             served.bpffs.clone_from(&self.bpffs);
             served.interfaces = self.names();
             served.source_labels = self.cfg.metrics_source_labels;
-            served.last_reload_ok = ok;
+            served.last_reload_ok = Some(ok);
             if ok {
                 served.last_reload_success = unix_now();
             }
@@ -603,8 +605,9 @@ impl Daemon {
         true
     }
 
-    /// `daemon.on_exit`; an error (the service's exit status) when a guard it was to detach
-    /// stays, so that systemd and whoever stopped it learn it.
+    /// `daemon.on_exit`; an error (the service's exit status) when a detach failed (the guard
+    /// may still be attached, or its pins half removed), so that systemd and whoever stopped
+    /// it learn it.
     fn stop(&mut self) -> Result<(), Error> {
         match self.cfg.on_exit {
             OnExit::Keep => {
@@ -614,17 +617,17 @@ impl Daemon {
                 Ok(())
             }
             OnExit::Detach => {
-                let kept: Vec<String> = self
+                let failed: Vec<String> = self
                     .names()
                     .into_iter()
                     .filter(|name| !self.detach(name, "daemon.on_exit = \"detach\""))
                     .map(|name| name.as_str().to_owned())
                     .collect();
-                if kept.is_empty() {
+                if failed.is_empty() {
                     Ok(())
                 } else {
                     Err(Error::NotDetached {
-                        interfaces: kept.join(", "),
+                        interfaces: failed.join(", "),
                     })
                 }
             }

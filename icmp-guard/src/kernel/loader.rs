@@ -74,6 +74,7 @@ impl Attached {
     /// When this finished an interrupted attach: the line that says so, for the caller.
     #[must_use]
     pub fn resumed_note(&self, iface: &str) -> Option<String> {
+        let iface = shown(iface);
         self.resumed.then(|| {
             format!(
                 "finished an interrupted attach of {iface}: its pins had no link and nothing was attached; reused its maps and pinned the link"
@@ -84,6 +85,7 @@ impl Attached {
     /// When this attached pinned state again: the line that says so, for the caller.
     #[must_use]
     pub fn revived_note(&self, iface: &str) -> Option<String> {
+        let iface = shown(iface);
         self.revived.map(|was| {
             format!(
                 "{iface} was not attached ({}); attached it again with its pinned state (counters, buckets, lists)",
@@ -95,6 +97,7 @@ impl Attached {
     /// When `auto` fell back to generic: the line that says why, for the caller to report.
     #[must_use]
     pub fn fallback_note(&self, iface: &str) -> Option<String> {
+        let iface = shown(iface);
         self.native_refused.as_ref().map(|refusal| {
             format!("generic mode because native XDP is not available on {iface}: {refusal}")
         })
@@ -323,8 +326,10 @@ fn link_and_pin(
 
 /// Attaches the pinned state of `pins.iface` again when its link is dead but the interface
 /// is there (recreated, or the link detached from outside): see [`Health`]. `None` when the
-/// guard is attached, or its interface is gone. Without a `mode`, the one the guard had (an
-/// operator who chose generic for a driver keeps it), `auto` if it was never recorded.
+/// guard is attached, or its interface is gone. Without a `mode`: generic if the guard ran
+/// in generic mode (an operator who chose it for a driver keeps it), else `auto` (a guard
+/// that ran native falls back to generic, saying why, if the interface that came back cannot
+/// run native).
 pub fn revive(pins: &Pins, mode: Option<AttachMode>) -> Result<Option<Attached>, Error> {
     // The link alone first: an attached guard's maps may be of another version's layout,
     // which only `replace` and `clean` deal with.
@@ -337,13 +342,12 @@ pub fn revive(pins: &Pins, mode: Option<AttachMode>) -> Result<Option<Attached>,
     if !health.needs_reattach() {
         return Ok(None);
     }
-    let mode = match (
-        mode,
-        AttachMode::from_recorded(guard.maps.config()?.attach_mode),
-    ) {
-        (Some(mode), _) => mode,
-        (None, AttachMode::Unknown) => AttachMode::Auto,
-        (None, recorded) => recorded,
+    let mode = match mode {
+        Some(mode) => mode,
+        None => match AttachMode::from_recorded(guard.maps.config()?.attach_mode) {
+            AttachMode::Generic => AttachMode::Generic,
+            _ => AttachMode::Auto,
+        },
     };
     drop(guard);
     let attached = reattach(pins, mode)?;

@@ -64,14 +64,30 @@ impl Holder {
         self.who_from(pid_namespace())
     }
 
+    /// How to stop it from a process in the PID namespace `own`: its pid means nothing
+    /// from another one (and `kill 1` on a host signals init).
+    fn stop_from(&self, own: Option<u64>) -> String {
+        if self.elsewhere(own) {
+            "stop it where it runs (its container: e.g. delete the DaemonSet's pod on this node, or the DaemonSet)".to_owned()
+        } else {
+            "stop it (`systemctl stop icmp-guard`, or `kill` that pid)".to_owned()
+        }
+    }
+
+    /// Whether it runs in another PID namespace than `own`.
+    fn elsewhere(&self, own: Option<u64>) -> bool {
+        matches!((self.pidns, own), (Some(theirs), Some(own)) if theirs != own)
+    }
+
     fn who_from(&self, own: Option<u64>) -> String {
-        match self.pidns {
-            Some(theirs) if own.is_some_and(|own| own != theirs) => format!(
+        if self.elsewhere(own) {
+            format!(
                 "pid {} of another PID namespace, e.g. a container's, with {} as it sees it",
                 self.pid,
                 shown(&self.config)
-            ),
-            _ => format!("pid {} with {}", self.pid, shown(&self.config)),
+            )
+        } else {
+            format!("pid {} with {}", self.pid, shown(&self.config))
         }
     }
 }
@@ -114,12 +130,17 @@ impl ServiceLock {
                 return Err(Error::io("locking", &path)(err));
             }
             let holder = read_holder(&mut file);
+            let own = pid_namespace();
             return Err(Error::ServiceRunning {
                 bpffs: bpffs.to_path_buf(),
                 lock: path,
-                holder: holder.map_or_else(
+                holder: holder.as_ref().map_or_else(
                     || "a process that has not said who it is yet".to_owned(),
-                    |h| h.who(),
+                    |h| h.who_from(own),
+                ),
+                stop: holder.map_or_else(
+                    || "stop it (`systemctl stop icmp-guard`)".to_owned(),
+                    |h| h.stop_from(own),
                 ),
             });
         }
@@ -324,6 +345,12 @@ mod tests {
         ];
         for (holder, own, said) in cases {
             assert_eq!(holder.who_from(own), said, "{own:?}");
+            // Never `kill` a pid of another namespace.
+            assert_eq!(
+                holder.stop_from(own).contains("kill"),
+                !said.contains("another PID namespace"),
+                "{own:?}"
+            );
         }
     }
 }

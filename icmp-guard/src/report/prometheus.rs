@@ -307,8 +307,8 @@ fn render_service_with(served: &Served, process: &Process) -> String {
     family(
         "icmp_guard_config_last_reload_successful",
         "gauge",
-        "Whether the last start or reload applied the whole configuration file (1) or not (0).",
-        Some(format!(" {}", u8::from(served.last_reload_ok))),
+        "Whether the last start or reload applied the whole configuration file (1) or not (0); absent while the start applies it.",
+        served.last_reload_ok.map(|ok| format!(" {}", u8::from(ok))),
     );
     family(
         "icmp_guard_config_last_reload_success_timestamp_seconds",
@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn the_service_reports_its_build_its_last_reload_and_its_process() {
         let served = Served {
-            last_reload_ok: true,
+            last_reload_ok: Some(true),
             last_reload_success: 1_795_876_339,
             ..Served::default()
         };
@@ -448,6 +448,12 @@ mod tests {
         )));
         // A fact that could not be read is left out, not reported as 0.
         assert!(!out.contains("process_max_fds"), "{out}");
+        // Before the start has applied the file, whether it did is not known yet.
+        let starting = render_service_with(&Served::default(), &process);
+        assert!(
+            !starting.contains("icmp_guard_config_last_reload_successful"),
+            "{starting}"
+        );
     }
 
     #[test]
