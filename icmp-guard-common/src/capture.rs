@@ -10,8 +10,8 @@
 //!
 //! The lease makes a capture that cannot clear the bit (killed with SIGKILL) harmless: the
 //! capture renews [`Control::lease_until_ns`] every [`LEASE_RENEW_NS`], and once it has expired
-//! the program stops sampling at the cost of one compare; the next `capture` or `set` of the
-//! interface clears the bit for good.
+//! the program stops sampling at the cost of one compare; the next `capture` of the interface
+//! clears the bit for good (`set` and a reload keep it, as they keep every capture bit).
 
 use crate::{Limit, Reason};
 
@@ -36,7 +36,8 @@ pub const fn burst_of(rate: u32) -> u32 {
     if rate < 10 { 1 } else { rate / 10 }
 }
 
-/// Size of the ring buffer, bytes: 1 MiB holds about 3,400 samples, over three seconds at the
+/// Size of the ring buffer, bytes: 1 MiB holds about 3,600 samples (280 bytes and the ring's
+/// 8-byte record header each), over three seconds at the
 /// default rate, so a reader that stalls for a moment loses nothing.
 pub const RING_BYTES: u32 = 1 << 20;
 

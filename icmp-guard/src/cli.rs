@@ -84,7 +84,8 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     /// The capture: pcap or pcapng of Ethernet (link type 1) or Linux cooked frames (SLL 113,
-    /// SLL2 276, as `tcpdump -i any` writes), read as a stream
+    /// SLL2 276), read as a stream. On the guarded host, capture what arrives on the
+    /// interface: `tcpdump -i IFACE -Q in -w FILE icmp or icmp6`
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 

@@ -91,7 +91,7 @@ impl Link {
             n => Err(format!(
                 "link type {n} ({linktype:?}) is not one replay reads: Ethernet ({ETHERNET}), \
                  Linux cooked SLL ({LINUX_SLL}) or SLL2 ({LINUX_SLL2}); capture on an Ethernet \
-                 interface, or with `tcpdump -i any`"
+                 interface, where `tcpdump -i IFACE -Q in` records what arrives"
             )),
         }
     }
@@ -103,7 +103,9 @@ struct Interface {
     link: Result<Link, u32>,
     /// Time stamp units per second, as a power: (base 10 or 2, exponent).
     resolution: (bool, u8),
-    offset_secs: u64,
+    /// `if_tsoffset`: seconds added to every time stamp, signed (pcapng reads it as a
+    /// 64-bit integer, which pcap-file hands over unsigned).
+    offset_secs: i64,
 }
 
 enum Inner<R: Read> {
@@ -324,8 +326,7 @@ impl<R: Read> Capture<R> {
                     Err(n) => return fail(Link::of(DataLink::from(n)).err().unwrap_or_default()),
                 };
                 if let Some(units) = units {
-                    *last_ts_ns = to_ns(units, iface.resolution)
-                        .saturating_add(iface.offset_secs.saturating_mul(1_000_000_000));
+                    *last_ts_ns = offset(to_ns(units, iface.resolution), iface.offset_secs);
                 }
                 let captured = u32::try_from(data.len()).unwrap_or(u32::MAX);
                 // A simple packet block holds min(original, snap length) bytes plus padding.
@@ -359,7 +360,7 @@ fn interface(
             InterfaceDescriptionOption::IfTsResol(r) => {
                 resolution = (r & 0x80 == 0, r & 0x7f);
             }
-            InterfaceDescriptionOption::IfTsOffset(o) => offset_secs = *o,
+            InterfaceDescriptionOption::IfTsOffset(o) => offset_secs = o.cast_signed(),
             _ => {}
         }
     }
@@ -368,6 +369,12 @@ fn interface(
         resolution,
         offset_secs,
     }
+}
+
+/// `ns` moved by `offset_secs` (`if_tsoffset`, which may be negative), within 0..=u64::MAX.
+fn offset(ns: u64, offset_secs: i64) -> u64 {
+    let shift = i128::from(offset_secs) * 1_000_000_000;
+    u64::try_from((i128::from(ns) + shift).max(0)).unwrap_or(u64::MAX)
 }
 
 /// `units` of 10^-exp (decimal) or 2^-exp seconds, in nanoseconds (saturating).
@@ -497,6 +504,24 @@ fn cooked(link: Link, data: &[u8]) -> Cooked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_stamp_offset_may_be_negative() {
+        const S: u64 = 1_000_000_000;
+        // (time stamp, if_tsoffset as the file holds it, the time)
+        for (ns, offset_secs, want) in [
+            (5 * S, 0, 5 * S),
+            (5 * S, 2, 7 * S),
+            (5 * S, -2, 3 * S),
+            (5 * S, -7, 0),
+            (u64::MAX - 1, 5, u64::MAX),
+            (5 * S, i64::MIN, 0),
+        ] {
+            assert_eq!(offset(ns, offset_secs), want, "{ns} {offset_secs}");
+        }
+        // The option's unsigned bits, read back signed.
+        assert_eq!((-2i64).cast_unsigned().cast_signed(), -2);
+    }
 
     /// (units, resolution, nanoseconds).
     #[test]

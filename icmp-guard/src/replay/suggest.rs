@@ -164,6 +164,13 @@ pub struct Measured {
     pub unmeasured: u64,
 }
 
+/// `x` rounded up, but not past a whole number it misses only by floating-point error:
+/// 7% of 100 is 7.000000000000001 and 1.1 x 100 is 110.00000000000001, which must give 7 and
+/// 110, not 8 and 111.
+fn ceil(x: f64) -> f64 {
+    (x * (1.0 - 1e-12)).ceil()
+}
+
 /// The nearest-rank `percentile` (0 < p <= 100) of `values`; 0 for none.
 #[must_use]
 pub fn percentile(values: &mut [u64], percentile: f64) -> u64 {
@@ -172,7 +179,7 @@ pub fn percentile(values: &mut [u64], percentile: f64) -> u64 {
     }
     values.sort_unstable();
     let n = values.len();
-    let rank = ((percentile / 100.0) * n as f64).ceil();
+    let rank = ceil(percentile / 100.0 * n as f64);
     #[expect(clippy::cast_sign_loss, reason = "clamped to 1..=n below, and p > 0")]
     let rank = (rank as usize).clamp(1, n);
     values[rank - 1]
@@ -181,7 +188,7 @@ pub fn percentile(values: &mut [u64], percentile: f64) -> u64 {
 /// `headroom x value / per`, rounded up, within `min..=max`.
 #[must_use]
 pub fn scaled(value: u64, headroom: f64, per: u64, min: u32, max: u32) -> u32 {
-    let x = (value as f64 * headroom / per.max(1) as f64).ceil();
+    let x = ceil(value as f64 * headroom / per.max(1) as f64);
     if x.is_nan() || x < f64::from(min) {
         min
     } else if x >= f64::from(max) {
@@ -332,6 +339,30 @@ impl Suggestion {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn whole_ranks_and_limits_are_not_rounded_past_by_float_error() {
+        let mut values: Vec<u64> = (1..=100).collect();
+        // (percentile, rank)
+        for (p, rank) in [
+            (7.0, 7),
+            (14.0, 14),
+            (28.0, 28),
+            (55.0, 55),
+            (56.0, 56),
+            (7.5, 8),
+        ] {
+            assert_eq!(super::percentile(&mut values, p), rank, "p{p}");
+        }
+        // (value, headroom, scaled)
+        for (value, headroom, want) in [(100, 1.1, 110), (100, 1.0, 100), (100, 1.105, 111)] {
+            assert_eq!(
+                super::scaled(value, headroom, 1, 0, u32::MAX),
+                want,
+                "{value} x {headroom}"
+            );
+        }
+    }
+
     use super::*;
 
     /// (packet times in ms, 1 s peak, 10 s peak).
