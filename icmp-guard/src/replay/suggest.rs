@@ -351,12 +351,12 @@ mod tests {
             (56.0, 56),
             (7.5, 8),
         ] {
-            assert_eq!(super::percentile(&mut values, p), rank, "p{p}");
+            assert_eq!(percentile(&mut values, p), rank, "p{p}");
         }
         // (value, headroom, scaled)
         for (value, headroom, want) in [(100, 1.1, 110), (100, 1.0, 100), (100, 1.105, 111)] {
             assert_eq!(
-                super::scaled(value, headroom, 1, 0, u32::MAX),
+                scaled(value, headroom, 1, 0, u32::MAX),
                 want,
                 "{value} x {headroom}"
             );
