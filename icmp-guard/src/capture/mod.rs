@@ -121,6 +121,9 @@ pub struct Summary {
     /// Wanted frames over `--rate`, not sampled; None when not known.
     pub over_rate: Option<u64>,
     pub by_reason: BTreeMap<&'static str, u64>,
+    /// Records read from the ring that name no reason this version knows (a newer program
+    /// swapped in under the capture) or are too short: not written.
+    pub unreadable: u64,
     /// Why the capture stopped.
     pub stopped: &'static str,
 }
@@ -137,6 +140,13 @@ impl Summary {
             known(self.over_rate),
             self.stopped
         );
+        if self.unreadable > 0 {
+            let _ = write!(
+                out,
+                "; {} sample(s) unreadable by this version (not written)",
+                self.unreadable
+            );
+        }
         for (reason, n) in &self.by_reason {
             let _ = write!(out, "\n  {reason:<22} {n}");
         }
@@ -209,19 +219,25 @@ impl Session {
                 .map_err(Error::map(maps::CAPTURE))?;
 
         let mut cfg = guard.maps.config()?;
-        let current = ctl.get(&0, 0).map_err(Error::map(format!(
-            "reading the capture control of {iface}"
-        )))?;
+        let running = |until: u64, now: u64| Error::CaptureUnavailable {
+            iface: iface.clone(),
+            why: format!(
+                "another capture of it is running (its lease ends in {} ms)",
+                until.saturating_sub(now) / 1_000_000
+            ),
+            fix: "stop that one first; one capture of an interface at a time".into(),
+        };
+        let seen = lease.current();
         let now = monotonic_ns();
-        if cfg.flags & flags::CAPTURE != 0 && current.lease_until_ns > now {
-            return Err(Error::CaptureUnavailable {
-                iface: iface.clone(),
-                why: format!(
-                    "another capture of it is running (its lease ends in {} ms)",
-                    (current.lease_until_ns - now) / 1_000_000
-                ),
-                fix: "stop that one first; one capture of an interface at a time".into(),
-            });
+        if cfg.flags & flags::CAPTURE != 0 && seen > now {
+            return Err(running(seen, now));
+        }
+        // Fenced before the ring is touched: a capture whose lease ran out while it was
+        // stopped, and resumes now, can no longer renew it (its compare-and-swap expects the
+        // value it wrote), so it stops before it reads the ring this one drains.
+        if !lease.fence(seen) {
+            let until = lease.current();
+            return Err(running(until, monotonic_ns()));
         }
         let limit = Limit::new(settings.rate, capture::burst_of(settings.rate))
             .ok_or_else(|| Error::InvalidLimit {
@@ -287,14 +303,13 @@ impl Session {
             source: e,
         };
         let mut writer = pcapng::Writer::new(out, iface, self.settings.snaplen).map_err(io_err)?;
-        let cfg = self.guard.maps.config()?;
-        let epoch_offset = realtime_ns().saturating_sub(monotonic_ns());
+        // Read again at every renewal: a change of prefix lengths, or of the wall clock,
+        // shows in the comments and time stamps within a second.
+        let mut cfg = self.guard.maps.config()?;
+        let mut epoch_offset = realtime_ns().saturating_sub(monotonic_ns());
         let mut summary = Summary::default();
         let mut renewed = Instant::now();
         let stopped = loop {
-            if STOP.load(Ordering::SeqCst) {
-                break "signal";
-            }
             // Checked before every read of the ring, which the capture that took over reads.
             if !self.lease.ours() {
                 break TAKEN_OVER;
@@ -310,9 +325,15 @@ impl Session {
                     break "the guard was attached anew, with a ring of its own: capture again";
                 }
                 if !self.lease.renew() {
-                    break TAKEN_OVER;
+                    break if self.lease.ours() {
+                        RAN_OUT
+                    } else {
+                        TAKEN_OVER
+                    };
                 }
                 renewed = Instant::now();
+                cfg = self.guard.maps.config()?;
+                epoch_offset = realtime_ns().saturating_sub(monotonic_ns());
             }
             let (mut wrote, mut closed) = (false, false);
             // The lease is asked before every record: a write below may block past it, and
@@ -322,11 +343,13 @@ impl Session {
                     break;
                 };
                 let Some((header, data)) = Sample::parse(&record) else {
+                    summary.unreadable += 1;
                     continue;
                 };
                 // `Reason::ALL` is in slot order; a slot past it (a newer program swapped in
                 // under this reader) is skipped rather than named wrongly.
                 let Some(&reason) = Reason::ALL.get(header.reason as usize) else {
+                    summary.unreadable += 1;
                     continue;
                 };
                 let comment = comment(reason, data, &cfg);
@@ -364,6 +387,10 @@ impl Session {
                     other => other.map_err(io_err)?,
                 }
             }
+            // After the drain: what the program sampled before the signal is written.
+            if STOP.load(Ordering::SeqCst) {
+                break "signal";
+            }
             wait_readable(self.ring.as_raw_fd(), 100);
         };
         summary.stopped = stopped;
@@ -395,6 +422,11 @@ impl Session {
 /// stopped, or its output blocked, for longer than the lease) and the next capture took it.
 const TAKEN_OVER: &str = "another capture took the interface over (this one's lease had run \
                           out while it was stopped or its output blocked)";
+
+/// Why a capture stops when its lease ran out and no other capture holds the interface yet:
+/// it must not take back what the next capture may be taking.
+const RAN_OUT: &str = "its lease ran out (it was stopped, or its output blocked, for longer \
+                       than the lease): capture again";
 
 impl Drop for Session {
     fn drop(&mut self) {
@@ -456,8 +488,9 @@ impl Lease {
         // SAFETY: the mapping holds the array's one `Control` value at offset 0, page
         // aligned, for as long as `self`; the lease is a naturally aligned u64, which the
         // program only reads, other captures change atomically, and only a starting capture
-        // rewrites whole, under the command lock and after this one's lease ran out: a value
-        // read meanwhile is only compared with this capture's, which it no longer is.
+        // rewrites whole, under the command lock and after it fenced this one's run-out lease
+        // (see `fence`): a value read meanwhile is only compared with this capture's, which
+        // it no longer is.
         unsafe {
             let control = self.at.as_ptr().cast::<Control>();
             AtomicU64::from_ptr(&raw mut (*control).lease_until_ns)
@@ -469,14 +502,32 @@ impl Lease {
         self.held.set(until_ns);
     }
 
+    /// The lease as it is now.
+    fn current(&self) -> u64 {
+        self.word().load(Ordering::SeqCst)
+    }
+
+    /// Replaces the run-out lease `seen` with one long past (1 ns after boot), so that its
+    /// holder cannot renew it; false if someone changed it since `seen` was read.
+    fn fence(&self, seen: u64) -> bool {
+        self.word()
+            .compare_exchange(seen, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
     /// Whether the lease is still the one this capture wrote.
     fn ours(&self) -> bool {
         self.word().load(Ordering::SeqCst) == self.held.get()
     }
 
-    /// Extends the lease; false if another capture took it over.
+    /// Extends the lease; false if it ran out (a capture stopped past it may have been taken
+    /// over, and must not take the interface back) or another capture took it over.
     fn renew(&self) -> bool {
-        let until = monotonic_ns() + capture::LEASE_NS;
+        let now = monotonic_ns();
+        if now >= self.held.get() {
+            return false;
+        }
+        let until = now + capture::LEASE_NS;
         let swapped = self
             .word()
             .compare_exchange(self.held.get(), until, Ordering::SeqCst, Ordering::SeqCst)
@@ -593,6 +644,66 @@ pub fn source_of(frame: &[u8]) -> Option<([u8; 16], bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two captures' views of one lease word, as two processes map the control value.
+    fn leases() -> (Lease, Lease) {
+        // Each view maps the same page of a memfd (each `Lease` unmaps its own mapping).
+        // SAFETY: memfd_create with a valid name and no flags.
+        let fd = unsafe { libc::memfd_create(c"lease".as_ptr(), 0) };
+        assert!(fd >= 0);
+        // SAFETY: a fresh memfd we own.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let len = 4096;
+        // SAFETY: sizes the memfd we own.
+        assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 4096) }, 0);
+        let view = || {
+            // SAFETY: maps the memfd's page, shared; checked below.
+            let at = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_ne!(at, libc::MAP_FAILED);
+            Lease {
+                at: NonNull::new(at).unwrap(),
+                len,
+                held: Cell::new(0),
+            }
+        };
+        (view(), view())
+    }
+
+    #[test]
+    fn a_run_out_lease_is_fenced_and_never_renewed() {
+        // A live lease: renewed by its holder; a fence with a stale reading fails.
+        let (a, b) = leases();
+        let live = monotonic_ns() + 10_000_000_000;
+        a.word().store(live, Ordering::SeqCst);
+        a.claim(live);
+        let stale = b.current();
+        assert!(a.renew(), "a live lease is renewed");
+        assert!(
+            !b.fence(stale),
+            "a lease renewed since it was read is not fenced"
+        );
+        assert!(a.ours());
+
+        // A run-out lease: its holder cannot renew it, and once the next capture fenced it,
+        // it is no longer the holder's.
+        let (a, b) = leases();
+        let past = monotonic_ns() - 1;
+        a.word().store(past, Ordering::SeqCst);
+        a.claim(past);
+        assert!(!a.renew(), "a run-out lease is never renewed");
+        assert!(a.ours(), "nobody took it yet");
+        assert!(b.fence(b.current()));
+        assert!(!a.ours() && !a.renew() && !a.end());
+    }
 
     fn frame(ethertypes: &[u16], ip: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 12];
