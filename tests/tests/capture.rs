@@ -151,6 +151,38 @@ fn a_flood_over_quota_is_captured_with_reason_and_source() {
     assert!(comments.iter().all(|c| *c == want), "{comments:?}");
 }
 
+/// A change of the bucket prefix during a capture shows in its comments within a second
+/// (the capture reads the config again at each renewal of its lease).
+#[test]
+fn the_comments_follow_a_change_of_prefix() {
+    let lab = guarded_lab();
+    let file = lab.scratch.file("prefix.pcapng");
+    let path = file.to_str().unwrap();
+    let child = start_capture(&lab, &["-w", path], Stdio::null());
+    lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
+    lab.cli_ok(&["set", &lab.guarded_if, "--v4-prefix", "24"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: signals a child of this test.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let summary = finish(&lab, child);
+    assert!(summary.contains("stopped: signal"), "{summary}");
+    let comments = comments(&file).unwrap();
+    let host = format!("source={CLIENT_ADDR}/32");
+    let net = "source=198.51.100.0/24";
+    let first_net = comments.iter().position(|c| c.ends_with(net));
+    let last_host = comments.iter().rposition(|c| c.ends_with(&host));
+    assert!(
+        matches!((last_host, first_net), (Some(h), Some(n)) if h < n),
+        "{host} then {net}: of {} comments, the last {host} is {last_host:?}, the first {net} \
+         {first_net:?}; the first: {:?}",
+        comments.len(),
+        comments.first()
+    );
+}
+
 #[test]
 fn reasons_filter_what_is_captured() {
     let lab = guarded_lab();
