@@ -349,7 +349,8 @@ fn broken(scratch: &Scratch, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// (what, the capture, words the error must hold, JSON printed before the error).
+/// (what, the capture, words the error must hold, the frames of the report printed before
+/// the error, if one is).
 #[test]
 fn broken_captures_fail_naming_the_frame() {
     let scratch = Scratch::new().unwrap();
@@ -363,22 +364,31 @@ fn broken_captures_fail_naming_the_frame() {
     write_pcap(&wifi, &frames, DataLink::IEEE802_11, None);
     let wifi_ng = scratch.file("wifi.pcapng");
     write_pcapng(&wifi_ng, &frames, DataLink::IEEE802_11);
-    for (what, path, words) in [
+    let cases: [(&str, PathBuf, &[&str], Option<u64>); 7] = [
         (
-            "a truncated file",
+            "a file cut inside its last record: the report of the others, then the error",
             broken(&scratch, "cut.pcap", &bytes[..bytes.len() - 10]),
-            &["frame 3", "ends inside"][..],
+            &["frame 3", "ends inside", "covers the 2 record(s) before it"],
+            Some(2),
+        ),
+        (
+            "a file cut inside its first record",
+            broken(&scratch, "cut-first.pcap", &bytes[..40]),
+            &["frame 1", "ends inside"],
+            None,
         ),
         (
             "a file cut in its header",
             broken(&scratch, "head.pcap", &bytes[..10]),
             &["pcap header"],
+            None,
         ),
-        ("an unknown link type", wifi, &["link type 105"]),
+        ("an unknown link type", wifi, &["link type 105"], None),
         (
             "an unknown link type in pcapng",
             wifi_ng,
             &["frame 1", "link type 105"],
+            None,
         ),
         (
             "a snap length shorter than the frames",
@@ -388,19 +398,27 @@ fn broken_captures_fail_naming_the_frame() {
                 "3 frame(s) were truncated in capture",
                 "tcpdump -s 0",
             ],
+            Some(3),
         ),
         (
             "garbage",
             broken(&scratch, "garbage.pcap", b"this is not a capture at all"),
             &["not a pcap or pcapng"],
+            None,
         ),
-    ] {
+    ];
+    for (what, path, words, report) in cases {
         let out = replay(&[path.to_str().unwrap(), "--json"]);
         let stderr = stderr_of(&out);
         assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
         for word in words {
             assert!(stderr.contains(word), "{what}: {stderr}");
         }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let printed = serde_json::from_str::<serde_json::Value>(&stdout)
+            .ok()
+            .and_then(|v| v["frames"].as_u64());
+        assert_eq!(printed, report, "{what}: {stdout}");
     }
 }
 

@@ -50,8 +50,18 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
     };
     let mut replay = Replay::new(config, &allow, &deny, tick_ns, args.suggest);
     let mut progress = Progress::new(path);
+    // A file cut short inside a record (tcpdump killed, a full disk) still gets its report of
+    // the records before it, then fails naming the cut.
+    let mut cut = None;
     for record in capture {
-        let record = record.map_err(|e| fail(e.to_string()))?;
+        let record = match record {
+            Ok(record) => record,
+            Err(e) if e.cut && e.frame.is_some_and(|n| n > 1) => {
+                cut = Some(e);
+                break;
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        };
         let reason = replay.take(&record);
         if let (Some(host), Some((program, comparison)), Record::Frame { number, frame, .. }) =
             (reason, &mut program, &record)
@@ -89,6 +99,13 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
             "{}",
             render::text(&name, &summary, args.top, kernel, suggest)
         );
+    }
+    if let Some(e) = cut {
+        let before = e.frame.unwrap_or(1) - 1;
+        return Err(fail(format!(
+            "{e}, so the report above covers the {before} record(s) before it: the capture was \
+             cut short (its writer stopped, or the file was copied while being written)"
+        )));
     }
     if let Some((number, captured, original)) = summary.first_truncated {
         return Err(fail(format!(

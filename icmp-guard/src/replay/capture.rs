@@ -30,6 +30,9 @@ pub struct CaptureError {
     /// The frame (counted from 1) that could not be read; `None` for the file's header.
     pub frame: Option<u64>,
     pub what: String,
+    /// Whether the file ends inside this record (a capture cut short: tcpdump killed, a
+    /// full disk, a copy of a file still being written); what came before it is whole.
+    pub cut: bool,
 }
 
 impl std::fmt::Display for CaptureError {
@@ -140,6 +143,7 @@ fn header_error(what: impl std::fmt::Display) -> CaptureError {
     CaptureError {
         frame: None,
         what: format!("{what}"),
+        cut: false,
     }
 }
 
@@ -198,6 +202,15 @@ impl<R: Read> Capture<Stream<R>> {
     }
 }
 
+/// Whether a reader's error is the file ending inside a record.
+fn ends_inside(e: &PcapError) -> bool {
+    match e {
+        PcapError::IoError(io) => io.kind() == io::ErrorKind::UnexpectedEof,
+        PcapError::IncompleteBuffer => true,
+        _ => false,
+    }
+}
+
 /// A reader's error in words.
 fn why(e: &PcapError) -> String {
     match e {
@@ -237,6 +250,7 @@ impl<R: Read> Capture<R> {
             Some(Err(CaptureError {
                 frame: Some(number),
                 what,
+                cut: false,
             }))
         };
         match &mut self.inner {
@@ -247,7 +261,13 @@ impl<R: Read> Capture<R> {
             } => {
                 let packet = match reader.next_raw_packet()? {
                     Ok(p) => p,
-                    Err(e) => return fail(why(&e)),
+                    Err(e) => {
+                        return Some(Err(CaptureError {
+                            frame: Some(number),
+                            what: why(&e),
+                            cut: ends_inside(&e),
+                        }));
+                    }
                 };
                 self.number = number;
                 let RawPcapPacket {
@@ -279,7 +299,13 @@ impl<R: Read> Capture<R> {
             } => loop {
                 let block = match reader.next_block()? {
                     Ok(b) => b,
-                    Err(e) => return fail(why(&e)),
+                    Err(e) => {
+                        return Some(Err(CaptureError {
+                            frame: Some(number),
+                            what: why(&e),
+                            cut: ends_inside(&e),
+                        }));
+                    }
                 };
                 let (id, units, original, data, outgoing) = match block {
                     Block::SectionHeader(_) => {
@@ -413,6 +439,7 @@ fn record(
             what: format!(
                 "holds {captured} bytes of a frame said to be {original} bytes long: a corrupt record"
             ),
+            cut: false,
         });
     }
     if outgoing {
@@ -437,6 +464,7 @@ fn record(
                         "is {} bytes, shorter than the {needed}-byte Linux cooked header: a corrupt record",
                         data.len()
                     ),
+                    cut: false,
                 });
             }
         },
