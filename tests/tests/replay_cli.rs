@@ -415,7 +415,7 @@ fn broken_captures_fail_naming_the_frame() {
             assert!(stderr.contains(word), "{what}: {stderr}");
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let printed = serde_json::from_str::<serde_json::Value>(&stdout)
+        let printed = serde_json::from_str::<Value>(&stdout)
             .ok()
             .and_then(|v| v["frames"].as_u64());
         assert_eq!(printed, report, "{what}: {stdout}");
