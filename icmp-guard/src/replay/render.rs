@@ -251,6 +251,10 @@ pub fn text(
         } else {
             let _ = writeln!(out);
             let _ = writeln!(out, "{}", sug.set_command(iface));
+            let _ = writeln!(
+                out,
+                "  (checked against the policy replayed; `set` checks them again against the guard's own limits, e.g. a global rate at least twice its new-source rate)"
+            );
             let _ = writeln!(out);
             let _ = write!(out, "{}", sug.toml());
         }
