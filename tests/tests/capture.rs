@@ -183,6 +183,54 @@ fn the_comments_follow_a_change_of_prefix() {
     );
 }
 
+/// `--snaplen` cuts every sample to its length (the original length kept), and `--rate`
+/// bounds how many the program samples, counting the rest as over the rate.
+#[test]
+fn snap_length_and_rate_bound_what_is_sampled() {
+    let lab = guarded_lab();
+    let file = lab.scratch.file("bounded.pcapng");
+    let path = file.to_str().unwrap();
+    let mut child = start_capture(
+        &lab,
+        &[
+            "-w",
+            path,
+            "--snaplen",
+            "96",
+            "--rate",
+            "20",
+            "--count",
+            "10",
+        ],
+        Stdio::null(),
+    );
+    flood_until_done(&lab, &mut child, 5).unwrap();
+    let summary = finish(&lab, child);
+    assert!(summary.contains("10 captured"), "{summary}");
+    let over: u64 = summary
+        .split(" over --rate")
+        .next()
+        .and_then(|s| s.rsplit(", ").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count over --rate in {summary}"));
+    assert!(over > 0, "a flood of {FLOOD} is over 20/s: {summary}");
+    let lengths = lines(Command::new("tshark").arg("-r").arg(&file).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.cap_len",
+        "-e",
+        "frame.len",
+    ]))
+    .unwrap();
+    assert_eq!(lengths.len(), 10, "{lengths:?}");
+    for line in &lengths {
+        let (cap, len) = line.split_once('\t').unwrap();
+        assert_eq!(cap, "96", "{lengths:?}");
+        assert!(len.parse::<u32>().unwrap() > 96, "{lengths:?}");
+    }
+}
+
 #[test]
 fn reasons_filter_what_is_captured() {
     let lab = guarded_lab();
