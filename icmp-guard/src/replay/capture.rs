@@ -109,6 +109,9 @@ struct Interface {
     /// `if_tsoffset`: seconds added to every time stamp, signed (pcapng reads it as a
     /// 64-bit integer, which pcap-file hands over unsigned).
     offset_secs: i64,
+    /// The most bytes of a frame the file holds (0: no limit): what bounds a simple packet
+    /// block's frame, whose data is padded to 4 bytes.
+    snaplen: u32,
 }
 
 enum Inner<R: Read> {
@@ -297,6 +300,9 @@ impl<R: Read> Capture<R> {
                 interfaces,
                 last_ts_ns,
             } => loop {
+                // Of the section this block is in (a section header read here changes it for
+                // the blocks after it).
+                let little = reader.section().endianness == pcap_file::Endianness::Little;
                 let block = match reader.next_block()? {
                     Ok(b) => b,
                     Err(e) => {
@@ -331,9 +337,16 @@ impl<R: Read> Capture<R> {
                         )
                     }
                     Block::SimplePacket(spb) => (0, None, spb.original_len, spb.data, false),
+                    // The obsolete packet block's time stamp is two 32-bit words, high first,
+                    // each in the section's byte order; pcap-file reads them as one u64, which
+                    // swaps them in a little-endian section.
                     Block::Packet(pb) => (
                         u32::from(pb.interface_id),
-                        Some(pb.timestamp),
+                        Some(if little {
+                            pb.timestamp.rotate_left(32)
+                        } else {
+                            pb.timestamp
+                        }),
                         pb.original_len,
                         pb.data,
                         false,
@@ -355,9 +368,15 @@ impl<R: Read> Capture<R> {
                     *last_ts_ns = offset(to_ns(units, iface.resolution), iface.offset_secs);
                 }
                 let captured = u32::try_from(data.len()).unwrap_or(u32::MAX);
-                // A simple packet block holds min(original, snap length) bytes plus padding.
+                // A simple packet block holds min(original, snap length) bytes plus padding
+                // (and no time stamp: the last one stands).
                 let captured = if units.is_none() {
-                    captured.min(original)
+                    let snaplen = if iface.snaplen == 0 {
+                        u32::MAX
+                    } else {
+                        iface.snaplen
+                    };
+                    captured.min(original).min(snaplen)
                 } else {
                     captured
                 };
@@ -394,6 +413,7 @@ fn interface(
         link: Link::of(idb.linktype).map_err(|_| u32::from(idb.linktype)),
         resolution,
         offset_secs,
+        snaplen: idb.snaplen,
     }
 }
 
@@ -532,6 +552,69 @@ fn cooked(link: Link, data: &[u8]) -> Cooked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A little-endian pcapng with one interface (snap length 62, microseconds) and `blocks`.
+    fn pcapng(blocks: &[Block]) -> Vec<u8> {
+        use pcap_file::pcapng::{
+            PcapNgWriter, blocks::interface_description::InterfaceDescriptionBlock,
+        };
+        let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+        writer
+            .write_block(&Block::InterfaceDescription(InterfaceDescriptionBlock {
+                linktype: DataLink::ETHERNET,
+                snaplen: 62,
+                options: vec![],
+            }))
+            .unwrap();
+        for block in blocks {
+            writer.write_block(block).unwrap();
+        }
+        writer.into_inner()
+    }
+
+    #[test]
+    fn simple_and_obsolete_packet_blocks_are_read_as_the_format_says() {
+        use pcap_file::pcapng::blocks::{packet::PacketBlock, simple_packet::SimplePacketBlock};
+        use std::borrow::Cow;
+        let frame = [0x5au8; 64];
+        let bytes = pcapng(&[
+            // The words high 1, low 2 on disk: pcap-file writes the u64 1 + 2 << 32 that way.
+            Block::Packet(PacketBlock {
+                interface_id: 0,
+                drop_count: 0,
+                timestamp: 1 + (2 << 32),
+                captured_len: 62,
+                original_len: 62,
+                data: Cow::Borrowed(&frame[..62]),
+                options: vec![],
+            }),
+            // 62 bytes kept of a 64-byte frame, padded to 64 in the file.
+            Block::SimplePacket(SimplePacketBlock {
+                original_len: 64,
+                data: Cow::Borrowed(&frame[..62]),
+            }),
+        ]);
+        let records: Vec<Record> = Capture::new(bytes.as_slice())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let micros = (1u64 << 32) + 2;
+        assert!(
+            matches!(&records[0], Record::Frame { ts_ns, .. } if *ts_ns == micros * 1000),
+            "{records:?}"
+        );
+        assert!(
+            matches!(
+                records[1],
+                Record::Truncated {
+                    captured: 62,
+                    original: 64,
+                    ..
+                }
+            ),
+            "the padding is no frame byte: {records:?}"
+        );
+    }
 
     #[test]
     fn a_time_stamp_offset_may_be_negative() {
