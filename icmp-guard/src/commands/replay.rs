@@ -9,7 +9,7 @@ use crate::{
     kernel::{clock_tick_ns, privilege},
     replay::{
         Replay,
-        capture::{Capture, Record},
+        capture::{Capture, CaptureError, Record},
         kernel::{Comparison, Program},
         policy::Policy,
         progress::Progress,
@@ -38,7 +38,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
         message: what,
     };
     let file = File::open(path).map_err(Error::io("reading the capture", path))?;
-    let capture = Capture::new(file).map_err(|e| fail(e.to_string()))?;
+    let mut capture = Capture::new(file).map_err(|e| fail(e.to_string()))?;
     let mut program = if args.kernel {
         privilege::require("replay --kernel", privilege::LOAD)?;
         Some((
@@ -49,28 +49,13 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
         None
     };
     let mut replay = Replay::new(config, &allow, &deny, tick_ns, args.suggest);
-    let mut progress = Progress::new(path);
-    // A file cut short inside a record (tcpdump killed, a full disk) still gets its report of
-    // the records before it, then fails naming the cut.
-    let mut cut = None;
-    for record in capture {
-        let record = match record {
-            Ok(record) => record,
-            Err(e) if e.cut && e.frame.is_some_and(|n| n > 1) => {
-                cut = Some(e);
-                break;
-            }
-            Err(e) => return Err(fail(e.to_string())),
-        };
-        let reason = replay.take(&record);
-        if let (Some(host), Some((program, comparison)), Record::Frame { number, frame, .. }) =
-            (reason, &mut program, &record)
-        {
-            comparison.record(*number, host, program.judge(frame)?);
-        }
-        progress.reached(&record);
+    let cut = judge_all(&mut capture, &mut replay, program.as_mut(), path)?;
+    if capture.interfaces() > 1 {
+        eprintln!(
+            "note: the frames arrived on {} interfaces (a capture of `tcpdump -i any`?), and replay judges them all as if they had arrived on one; capture the guarded interface alone: `tcpdump -i IFACE -Q in`",
+            capture.interfaces()
+        );
     }
-    progress.done();
     let summary = replay.finish();
     let iface = args
         .iface
@@ -116,4 +101,40 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Judges every record of `capture` (and, with `program`, compares the real program's
+/// verdicts). A file cut short inside a record after the first (tcpdump killed, a full disk)
+/// ends the reading with that error returned, for the report of the records before it.
+fn judge_all<R: std::io::Read>(
+    capture: &mut Capture<R>,
+    replay: &mut Replay,
+    mut program: Option<&mut (Program, Comparison)>,
+    path: &std::path::Path,
+) -> Result<Option<CaptureError>, Error> {
+    let mut progress = Progress::new(path);
+    for record in capture.by_ref() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) if e.cut && e.frame.is_some_and(|n| n > 1) => {
+                progress.done();
+                return Ok(Some(e));
+            }
+            Err(e) => {
+                return Err(Error::Capture {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        let reason = replay.take(&record);
+        if let (Some(host), Some((program, comparison)), Record::Frame { number, frame, .. }) =
+            (reason, program.as_deref_mut(), &record)
+        {
+            comparison.record(*number, host, program.judge(frame)?);
+        }
+        progress.reached(&record);
+    }
+    progress.done();
+    Ok(None)
 }

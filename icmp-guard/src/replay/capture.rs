@@ -2,7 +2,10 @@
 //! Ethernet frames or Linux cooked headers (SLL, SLL2) turned into the Ethernet frames the
 //! program parses. The file is streamed: memory is the reader's buffer and one frame.
 
-use std::io::{self, Read};
+use std::{
+    collections::BTreeSet,
+    io::{self, Read},
+};
 
 use pcap_file::{
     DataLink, PcapError,
@@ -132,7 +135,13 @@ pub struct Capture<R: Read> {
     inner: Inner<R>,
     number: u64,
     failed: bool,
+    /// Where the judged frames arrived: (pcapng interface, SLL2 ifindex), 0 where the file
+    /// does not say; at most [`ARRIVED_MAX`] kept.
+    arrived: BTreeSet<(u32, u32)>,
 }
+
+/// Interfaces of arrival counted: enough to say there were several.
+const ARRIVED_MAX: usize = 64;
 
 const PCAP_MAGICS: [[u8; 4]; 4] = [
     [0xd4, 0xc3, 0xb2, 0xa1],
@@ -201,6 +210,7 @@ impl<R: Read> Capture<Stream<R>> {
             inner,
             number: 0,
             failed: false,
+            arrived: BTreeSet::new(),
         })
     }
 }
@@ -291,9 +301,9 @@ impl<R: Read> Capture<R> {
                     ));
                 }
                 let ts_ns = u64::from(ts_sec) * 1_000_000_000 + u64::from(ts_frac) * scale;
-                Some(record(
-                    number, ts_ns, *link, incl_len, orig_len, &data, false,
-                ))
+                let read = record(number, ts_ns, *link, incl_len, orig_len, &data, false);
+                note_arrival(&mut self.arrived, &read, 0, *link, &data);
+                Some(read)
             }
             Inner::Ng {
                 reader,
@@ -381,7 +391,7 @@ impl<R: Read> Capture<R> {
                     captured
                 };
                 let data = &data[..captured as usize];
-                return Some(record(
+                let read = record(
                     number,
                     *last_ts_ns,
                     link,
@@ -389,7 +399,9 @@ impl<R: Read> Capture<R> {
                     original,
                     data,
                     outgoing,
-                ));
+                );
+                note_arrival(&mut self.arrived, &read, id, link, data);
+                return Some(read);
             },
         }
     }
@@ -441,6 +453,35 @@ pub fn to_ns(units: u64, (decimal, exp): (bool, u8)) -> u64 {
         0
     };
     u64::try_from(ns).unwrap_or(u64::MAX)
+}
+
+impl<R: Read> Capture<R> {
+    /// How many interfaces the judged frames arrived on, as far as the file tells (pcapng
+    /// interfaces, and the ifindex of Linux cooked v2 frames, as `tcpdump -i any` writes):
+    /// more than one, and replay judges them all as if they had arrived on one.
+    #[must_use]
+    pub fn interfaces(&self) -> usize {
+        self.arrived.len()
+    }
+}
+
+/// Records where a judged frame (`read`) arrived: pcapng interface `id`, and the ifindex a
+/// Linux cooked v2 header gives.
+fn note_arrival(
+    arrived: &mut BTreeSet<(u32, u32)>,
+    read: &Result<Record, CaptureError>,
+    id: u32,
+    link: Link,
+    data: &[u8],
+) {
+    if !matches!(read, Ok(Record::Frame { .. })) || arrived.len() >= ARRIVED_MAX {
+        return;
+    }
+    let ifindex = match (link, data.get(4..8)) {
+        (Link::Sll2, Some(bytes)) => u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        _ => 0,
+    };
+    arrived.insert((id, ifindex));
 }
 
 /// A packet record as replay sees it.
@@ -614,6 +655,39 @@ mod tests {
             ),
             "the padding is no frame byte: {records:?}"
         );
+    }
+
+    /// Linux cooked v2 frames from two ifindexes (`tcpdump -i any`): two interfaces of
+    /// arrival; from one: one.
+    #[test]
+    fn the_interfaces_of_arrival_are_counted() {
+        use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+        let sll2 = |ifindex: u32| {
+            let mut f = vec![0x08, 0x00, 0, 0];
+            f.extend_from_slice(&ifindex.to_be_bytes());
+            f.extend_from_slice(&[0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
+            f.extend_from_slice(&[0x45; 28]);
+            f
+        };
+        for (ifindexes, interfaces) in [(&[3, 3][..], 1), (&[3, 7, 3][..], 2)] {
+            let header = PcapHeader {
+                datalink: DataLink::LINUX_SLL2,
+                ..PcapHeader::default()
+            };
+            let mut writer = PcapWriter::with_header(Vec::new(), header).unwrap();
+            for &ifindex in ifindexes {
+                let data = sll2(ifindex);
+                let packet = PcapPacket::new(std::time::Duration::ZERO, 48, &data);
+                writer.write_packet(&packet).unwrap();
+            }
+            let bytes = writer.into_writer();
+            let mut capture = Capture::new(bytes.as_slice()).unwrap();
+            let frames = capture
+                .by_ref()
+                .filter(|r| matches!(r, Ok(Record::Frame { .. })));
+            assert_eq!(frames.count(), ifindexes.len(), "{ifindexes:?}");
+            assert_eq!(capture.interfaces(), interfaces, "{ifindexes:?}");
+        }
     }
 
     #[test]
