@@ -32,7 +32,7 @@ use self::http::{Shared, serve};
 use crate::{
     Error,
     config_file::{
-        ConfigFile, OnExit,
+        ConfigFile, InterfaceConfig, OnExit,
         apply::{self, Applied},
     },
     kernel::{
@@ -454,94 +454,113 @@ impl Daemon {
         let interfaces = self.cfg.interfaces.clone();
         let mut changed = false;
         for ic in &interfaces {
-            let Ok(index) = ifindex(&ic.name) else {
-                if self.gone.insert(ic.name.clone()) {
-                    changed = true;
-                    self.log_missing(&ic.name);
-                }
-                // Back within a second when it comes back, whatever failed before.
-                self.retry.remove(&ic.name);
-                continue;
-            };
-            let health = Pins::new(&self.bpffs, &ic.name).and_then(Health::of_pins);
-            let (why, news) = match health {
-                Ok(Health::Attached) => {
-                    changed |= self.gone.remove(&ic.name);
-                    self.failing.remove(&ic.name);
-                    self.retry.remove(&ic.name);
-                    continue;
-                }
-                Ok(health) if !health.needs_reattach() => {
-                    self.once(&ic.name, format!("{}: {health}", ic.name));
-                    continue;
-                }
-                Ok(Health::Recreated { .. }) => {
-                    (format!("the interface is back (ifindex {index})"), false)
-                }
-                Ok(health) => (health.to_string(), false),
-                // Never guarded here yet: named in the file before it existed.
-                Err(Error::NotGuarded { .. }) if self.gone.contains(&ic.name) => {
-                    (format!("the interface appeared (ifindex {index})"), true)
-                }
-                Err(Error::NotGuarded { .. }) => (
-                    format!(
-                        "its pins were removed outside this service (e.g. `icmp-guard detach`), but {} names it; to stop guarding it, remove it from the file and reload",
-                        crate::error::shown(&self.cfg.path)
-                    ),
-                    false,
-                ),
-                Err(e) => {
-                    self.once(&ic.name, crate::error::chain(&e));
-                    continue;
-                }
-            };
-            let now = std::time::Instant::now();
-            if self.retry.get(&ic.name).is_some_and(|(at, _)| now < *at) {
-                continue;
-            }
-            let result = self.locked(|| apply::apply(&self.bpffs, ic));
-            match result {
-                Ok(Applied::Attached(a)) => {
-                    for note in a.notes(&ic.name) {
-                        log::info!("{note}");
-                    }
-                    let line = format!(
-                        "{}: {why}; attached in {} mode as program {}",
-                        ic.name, a.mode, a.program_id
-                    );
-                    if news {
-                        log::info!("{line}");
-                    } else {
-                        log::warn!("{line}");
-                    }
-                    if let Some(note) = a.fallback_note(&ic.name) {
-                        log::warn!("{note}");
-                    }
-                    self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
-                    self.gone.remove(&ic.name);
-                    self.failing.remove(&ic.name);
-                    self.retry.remove(&ic.name);
-                    changed = true;
-                }
-                Ok(Applied::Updated) => {}
-                Err(e) => {
-                    let wait = self
-                        .retry
-                        .get(&ic.name)
-                        .map_or(TICK, |(_, wait)| (*wait * 2).min(RETRY_MAX));
-                    self.retry.insert(ic.name.clone(), (now + wait, wait));
-                    let problem = format!(
-                        "{}: {why}; {} (tried again after 1, 2, 4, ... s, then every {} s, while this lasts)",
-                        ic.name,
-                        crate::error::chain(&e),
-                        RETRY_MAX.as_secs()
-                    );
-                    self.once(&ic.name, problem);
-                }
-            }
+            changed |= self.keep_guarded(ic);
         }
         if changed {
             systemd::status(&self.summary(self.applied));
+        }
+    }
+
+    /// One interface of the file, as [`Daemon::watch`] says; whether what is guarded changed.
+    fn keep_guarded(&mut self, ic: &InterfaceConfig) -> bool {
+        let Ok(index) = ifindex(&ic.name) else {
+            // Back within a second when it comes back, whatever failed before.
+            self.retry.remove(&ic.name);
+            if self.gone.insert(ic.name.clone()) {
+                self.log_missing(&ic.name);
+                return true;
+            }
+            return false;
+        };
+        match self.why_attach(ic, index) {
+            Ok((why, news)) => self.attach_again(ic, &why, news),
+            Err(changed) => changed,
+        }
+    }
+
+    /// Why `ic` (whose interface has the index `index`) is to be attached, and whether that
+    /// is news rather than a repair; or, when it is not to be, whether what is guarded
+    /// changed.
+    fn why_attach(&mut self, ic: &InterfaceConfig, index: u32) -> Result<(String, bool), bool> {
+        let health = Pins::new(&self.bpffs, &ic.name).and_then(Health::of_pins);
+        match health {
+            Ok(Health::Attached) => {
+                self.failing.remove(&ic.name);
+                self.retry.remove(&ic.name);
+                Err(self.gone.remove(&ic.name))
+            }
+            Ok(health) if !health.needs_reattach() => {
+                self.once(&ic.name, format!("{}: {health}", ic.name));
+                Err(false)
+            }
+            Ok(Health::Recreated { .. }) => {
+                Ok((format!("the interface is back (ifindex {index})"), false))
+            }
+            Ok(health) => Ok((health.to_string(), false)),
+            // Never guarded here yet: named in the file before it existed.
+            Err(Error::NotGuarded { .. }) if self.gone.contains(&ic.name) => {
+                Ok((format!("the interface appeared (ifindex {index})"), true))
+            }
+            Err(Error::NotGuarded { .. }) => Ok((
+                format!(
+                    "its pins were removed outside this service (e.g. `icmp-guard detach`), but {} names it; to stop guarding it, remove it from the file and reload",
+                    crate::error::shown(&self.cfg.path)
+                ),
+                false,
+            )),
+            Err(e) => {
+                self.once(&ic.name, crate::error::chain(&e));
+                Err(false)
+            }
+        }
+    }
+
+    /// Attaches `ic` for the reason `why` (logged as news, or as a repair), unless a failed
+    /// attach is waiting out its back-off; whether it was attached.
+    fn attach_again(&mut self, ic: &InterfaceConfig, why: &str, news: bool) -> bool {
+        let now = std::time::Instant::now();
+        if self.retry.get(&ic.name).is_some_and(|(at, _)| now < *at) {
+            return false;
+        }
+        match self.locked(|| apply::apply(&self.bpffs, ic)) {
+            Ok(Applied::Attached(a)) => {
+                for note in a.notes(&ic.name) {
+                    log::info!("{note}");
+                }
+                let line = format!(
+                    "{}: {why}; attached in {} mode as program {}",
+                    ic.name, a.mode, a.program_id
+                );
+                if news {
+                    log::info!("{line}");
+                } else {
+                    log::warn!("{line}");
+                }
+                if let Some(note) = a.fallback_note(&ic.name) {
+                    log::warn!("{note}");
+                }
+                self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
+                self.gone.remove(&ic.name);
+                self.failing.remove(&ic.name);
+                self.retry.remove(&ic.name);
+                true
+            }
+            Ok(Applied::Updated) => false,
+            Err(e) => {
+                let wait = self
+                    .retry
+                    .get(&ic.name)
+                    .map_or(TICK, |(_, wait)| (*wait * 2).min(RETRY_MAX));
+                self.retry.insert(ic.name.clone(), (now + wait, wait));
+                let problem = format!(
+                    "{}: {why}; {} (tried again after 1, 2, 4, ... s, then every {} s, while this lasts)",
+                    ic.name,
+                    crate::error::chain(&e),
+                    RETRY_MAX.as_secs()
+                );
+                self.once(&ic.name, problem);
+                false
+            }
         }
     }
 
