@@ -25,17 +25,32 @@ use crate::{
     pinned::{Pins, health::Health, service},
 };
 
-/// The interface a command changes, and what the change is called, for the warning when a
-/// running service manages it.
-fn changes(command: &Command) -> Option<(&IfaceName, &'static str)> {
+/// A change a command makes to one interface's guard.
+struct Change<'a> {
+    iface: &'a IfaceName,
+    /// What the change is called in a warning.
+    action: &'static str,
+    /// Whether it changes only the guard's limits or lists, which works on its pins whatever
+    /// its health (and is said to change nothing now when the guard enforces nothing).
+    of_pinned_state: bool,
+}
+
+/// The change `command` makes to a guard, for the warnings when a running service manages
+/// it or when the guard enforces nothing.
+fn changes(command: &Command) -> Option<Change<'_>> {
+    let change = |iface, action, of_pinned_state| Change {
+        iface,
+        action,
+        of_pinned_state,
+    };
     match command {
-        Command::Attach(args) => args.iface.as_ref().map(|i| (i, "this attach")),
-        Command::Set(args) => Some((&args.iface, "this change of limits")),
-        Command::Detach(args) => Some((&args.iface, "this detach")),
-        Command::Clean(args) => Some((&args.iface, "this clean")),
+        Command::Attach(args) => args.iface.as_ref().map(|i| change(i, "this attach", false)),
+        Command::Set(args) => Some(change(&args.iface, "this change of limits", true)),
+        Command::Detach(args) => Some(change(&args.iface, "this detach", false)),
+        Command::Clean(args) => Some(change(&args.iface, "this clean", false)),
         Command::Allow(ListCommand::Add { iface, .. } | ListCommand::Del { iface, .. })
         | Command::Deny(ListCommand::Add { iface, .. } | ListCommand::Del { iface, .. }) => {
-            Some((iface, "this list change"))
+            Some(change(iface, "this list change", true))
         }
         _ => None,
     }
@@ -44,22 +59,17 @@ fn changes(command: &Command) -> Option<(&IfaceName, &'static str)> {
 /// Runs the parsed command line; output goes to stdout.
 pub fn execute(cli: Cli) -> Result<(), Error> {
     let bpffs = cli.bpffs.as_path();
+    let change = changes(&cli.command);
     // Said after the change is made: a command that fails changed nothing to warn about.
-    let warning =
-        changes(&cli.command).and_then(|(iface, action)| service::warning(bpffs, iface, action));
-    // Changes to a guard's limits or lists, which work on its pins whatever its health.
+    let warning = change
+        .as_ref()
+        .and_then(|c| service::warning(bpffs, c.iface, c.action));
     // Looked at before the change (a change of limits or lists does not change it), so the
     // change stays the command's last write to the kernel: a command killed after it has
     // nothing left to do.
-    let not_enforcing = match &cli.command {
-        Command::Set(_)
-        | Command::Allow(ListCommand::Add { .. } | ListCommand::Del { .. })
-        | Command::Deny(ListCommand::Add { .. } | ListCommand::Del { .. }) => changes(&cli.command)
-            .and_then(|(iface, action)| {
-                not_enforcing(bpffs, iface).map(|health| (iface.clone(), action, health))
-            }),
-        _ => None,
-    };
+    let not_enforcing = change.filter(|c| c.of_pinned_state).and_then(|c| {
+        not_enforcing(bpffs, c.iface).map(|health| (c.iface.clone(), c.action, health))
+    });
     let result = run(bpffs, cli.command);
     if let (Ok(()), Some(warning)) = (&result, warning) {
         eprintln!("icmp-guard: {warning}");
