@@ -126,7 +126,7 @@ pub enum Error {
     #[error("cannot capture on {iface}: {why}; {fix}", iface = shown(iface), why = shown(why), fix = shown(fix))]
     CaptureUnavailable {
         iface: String,
-        /// Why, e.g. "its guard is pinned but not attached (interface gone)".
+        /// Why, e.g. "its guard is NOT ATTACHED: the interface was recreated ...".
         why: String,
         fix: String,
     },

@@ -162,7 +162,13 @@ fn the_comments_follow_a_change_of_prefix() {
     lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
     lab.cli_ok(&["set", &lab.guarded_if, "--v4-prefix", "24"])
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The capture reads the config again as it renews its lease: waited for, twice (the
+    // first renewal may have read the config just before the change).
+    for renewal in 1..=2 {
+        let before = lease(&lab);
+        eventually(5, "the capture renews its lease", || lease(&lab) != before)
+            .unwrap_or_else(|e| panic!("renewal {renewal}: {e}"));
+    }
     lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: signals a child of this test.
@@ -403,7 +409,7 @@ fn a_capture_stops_when_the_interface_goes_away() {
     lab.recreate_link().unwrap();
     let err = finish(&lab, child);
     assert!(
-        err.contains("stopped: the guard is no longer attached"),
+        err.contains("stopped: the guard no longer enforces on the interface of its name"),
         "{err}"
     );
     let out = lab
@@ -412,7 +418,9 @@ fn a_capture_stops_when_the_interface_goes_away() {
     assert!(!out.status.success());
     let err = stderr_of(&out);
     assert!(
-        err.contains("cannot capture on") && err.contains("attach"),
+        err.contains("cannot capture on")
+            && err.contains("the interface was recreated")
+            && err.contains("`icmp-guard attach`"),
         "{err}"
     );
 }

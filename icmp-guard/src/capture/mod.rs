@@ -39,7 +39,7 @@ use icmp_guard_common::{
 
 use crate::{
     Error,
-    kernel::clock_tick_ns,
+    kernel::{IfaceName, clock_tick_ns},
     pinned::{Guard, Lock, Pins, health::Health},
     report::format_source,
 };
@@ -131,7 +131,7 @@ pub struct Summary {
 impl Summary {
     /// The summary as printed on stderr.
     #[must_use]
-    pub fn render(&self, iface: &crate::kernel::IfaceName) -> String {
+    pub fn render(&self, iface: &IfaceName) -> String {
         let known = |n: Option<u64>| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
         let mut out = format!(
             "icmp-guard capture {iface}: {} captured, {} lost (ring full), {} over --rate; stopped: {}",
@@ -182,13 +182,12 @@ impl Session {
         let iface = guard.pins.iface.as_str().to_owned();
         let health = Health::of(&guard)?;
         if !health.attached() {
+            // The health says what happened and what brings it back (a renamed or moved
+            // guard enforces elsewhere, and `attach` of this name refuses it).
             return Err(Error::CaptureUnavailable {
                 iface: iface.clone(),
-                why: format!(
-                    "its guard is pinned but not attached ({}), so it judges no frame",
-                    health.label().replace('_', " ")
-                ),
-                fix: format!("run `icmp-guard attach {iface}` to attach it again"),
+                why: format!("its guard is {health}"),
+                fix: "capture once `icmp-guard status` shows it attached".into(),
             });
         }
         let open = |name: &'static str| -> Result<MapData, Error> {
@@ -227,6 +226,12 @@ impl Session {
             ),
             fix: "stop that one first; one capture of an interface at a time".into(),
         };
+        let limit = Limit::new(settings.rate, capture::burst_of(settings.rate))
+            .ok_or_else(|| Error::InvalidLimit {
+                what: "rate",
+                why: format!("{} samples per second is out of range", settings.rate),
+            })?
+            .on_clock(clock_tick_ns());
         let seen = lease.current();
         let now = monotonic_ns();
         if cfg.flags & flags::CAPTURE != 0 && seen > now {
@@ -239,32 +244,34 @@ impl Session {
             let until = lease.current();
             return Err(running(until, monotonic_ns()));
         }
-        let limit = Limit::new(settings.rate, capture::burst_of(settings.rate))
-            .ok_or_else(|| Error::InvalidLimit {
-                what: "rate",
-                why: format!("{} samples per second is out of range", settings.rate),
-            })?
-            .on_clock(clock_tick_ns());
-        let control = Control {
-            lease_until_ns: now + capture::LEASE_NS,
-            limit,
-            tat_ns: 0,
-            lost: 0,
-            over_rate: 0,
-            reasons,
-            snaplen: settings.snaplen,
-        };
-        // Samples a killed capture left in the ring are not this capture's. Emptied before the
-        // lease is written, so none of this capture's own is thrown away: until then no lease
-        // holds, and the program samples nothing.
-        while ring.next().is_some() {}
-        ctl.set(0, control, 0).map_err(Error::map(format!(
-            "writing the capture control of {iface}"
-        )))?;
-        lease.claim(control.lease_until_ns);
-        cfg.flags = (cfg.flags & !flags::CAPTURE_BITS) | bits;
         let mut guard = guard;
-        guard.maps.set_config(&cfg)?;
+        let mut arm = || -> Result<(), Error> {
+            // Samples a killed capture left in the ring are not this capture's. Emptied before
+            // the lease is written, so none of this capture's own is thrown away: until then
+            // no lease holds, and the program samples nothing.
+            while ring.next().is_some() {}
+            let control = Control {
+                lease_until_ns: monotonic_ns() + capture::LEASE_NS,
+                limit,
+                tat_ns: 0,
+                lost: 0,
+                over_rate: 0,
+                reasons,
+                snaplen: settings.snaplen,
+            };
+            ctl.set(0, control, 0).map_err(Error::map(format!(
+                "writing the capture control of {iface}"
+            )))?;
+            lease.claim(control.lease_until_ns);
+            cfg.flags = (cfg.flags & !flags::CAPTURE_BITS) | bits;
+            guard.maps.set_config(&cfg)
+        };
+        if let Err(e) = arm() {
+            // Nothing took the interface over: the lease seen goes back, so a capture that was
+            // only stopped is not told it was taken over (its samples meanwhile are lost).
+            lease.restore(seen);
+            return Err(e);
+        }
         Ok(Self {
             guard,
             bpffs: bpffs.to_path_buf(),
@@ -319,17 +326,14 @@ impl Session {
             }
             if renewed.elapsed() >= Duration::from_nanos(capture::LEASE_RENEW_NS) {
                 if !Health::of(&self.guard)?.attached() {
-                    break "the guard is no longer attached (interface gone or detached)";
+                    break "the guard no longer enforces on the interface of its name (gone, \
+                           detached, renamed or moved: see `icmp-guard status`)";
                 }
                 if !self.guard.still_pinned() {
                     break "the guard was attached anew, with a ring of its own: capture again";
                 }
                 if !self.lease.renew() {
-                    break if self.lease.ours() {
-                        RAN_OUT
-                    } else {
-                        TAKEN_OVER
-                    };
+                    break TAKEN_OVER;
                 }
                 renewed = Instant::now();
                 cfg = self.guard.maps.config()?;
@@ -337,8 +341,10 @@ impl Session {
             }
             let (mut wrote, mut closed) = (false, false);
             // The lease is asked before every record: a write below may block past it, and
-            // the capture that took over reads the same ring.
-            while self.lease.ours() {
+            // the capture that took over reads the same ring. A drain that lasts (a slow
+            // output under a flood) goes back to renew the lease and to look for a signal.
+            let renew_every = Duration::from_nanos(capture::LEASE_RENEW_NS);
+            while self.lease.ours() && renewed.elapsed() < renew_every {
                 let Some(record) = self.ring.next() else {
                     break;
                 };
@@ -356,6 +362,14 @@ impl Session {
                 // Copied out and the record released before the write, which may block: the
                 // reader's position in the ring is written back when a record is released.
                 let data = data.to_vec();
+                // Unless the lease was lost meanwhile: the capture that took over has emptied
+                // the ring, and this reader's older position, written back, would undo that.
+                // (A loss between this look and the release is not caught: aya writes the
+                // position back without a compare.)
+                if !self.lease.ours() {
+                    std::mem::forget(record);
+                    break;
+                }
                 drop(record);
                 // A reader that went away (`| tcpdump -c 10 -nr -`) is met here as often as
                 // at the flush: the buffer fills within one wake-up under a flood.
@@ -413,7 +427,7 @@ impl Session {
         self.guard.maps.set_config(&cfg)?;
         self.ctl.get(&0, 0).map(Some).map_err(Error::map(format!(
             "reading the capture control of {}",
-            self.guard.pins.iface
+            self.guard.pins.iface.as_str()
         )))
     }
 }
@@ -422,11 +436,6 @@ impl Session {
 /// stopped, or its output blocked, for longer than the lease) and the next capture took it.
 const TAKEN_OVER: &str = "another capture took the interface over (this one's lease had run \
                           out while it was stopped or its output blocked)";
-
-/// Why a capture stops when its lease ran out and no other capture holds the interface yet:
-/// it must not take back what the next capture may be taking.
-const RAN_OUT: &str = "its lease ran out (it was stopped, or its output blocked, for longer \
-                       than the lease): capture again";
 
 impl Drop for Session {
     fn drop(&mut self) {
@@ -502,6 +511,20 @@ impl Lease {
         self.held.set(until_ns);
     }
 
+    /// Puts back the lease `seen` over this capture's fence or claim (a start that failed
+    /// after it fenced); leaves any other value, another capture's.
+    fn restore(&self, seen: u64) {
+        for ours in [1, self.held.get()] {
+            if self
+                .word()
+                .compare_exchange(ours, seen, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
     /// The lease as it is now.
     fn current(&self) -> u64 {
         self.word().load(Ordering::SeqCst)
@@ -520,14 +543,11 @@ impl Lease {
         self.word().load(Ordering::SeqCst) == self.held.get()
     }
 
-    /// Extends the lease; false if it ran out (a capture stopped past it may have been taken
-    /// over, and must not take the interface back) or another capture took it over.
+    /// Extends the lease; false if another capture took it over. A lease that ran out (the
+    /// capture was stopped, or its output blocked) is renewed if no capture took it: one
+    /// that takes it over fences it first (see [`Lease::fence`]), so this compare fails then.
     fn renew(&self) -> bool {
-        let now = monotonic_ns();
-        if now >= self.held.get() {
-            return false;
-        }
-        let until = now + capture::LEASE_NS;
+        let until = monotonic_ns() + capture::LEASE_NS;
         let swapped = self
             .word()
             .compare_exchange(self.held.get(), until, Ordering::SeqCst, Ordering::SeqCst)
@@ -653,9 +673,10 @@ mod tests {
         assert!(fd >= 0);
         // SAFETY: a fresh memfd we own.
         let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let len = 4096;
+        let size: libc::off_t = 4096;
+        let len = usize::try_from(size).unwrap();
         // SAFETY: sizes the memfd we own.
-        assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 4096) }, 0);
+        assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), size) }, 0);
         let view = || {
             // SAFETY: maps the memfd's page, shared; checked below.
             let at = unsafe {
@@ -693,16 +714,22 @@ mod tests {
         );
         assert!(a.ours());
 
-        // A run-out lease: its holder cannot renew it, and once the next capture fenced it,
-        // it is no longer the holder's.
+        // A run-out lease nobody took is renewed (its capture's output blocked a while);
+        // once the next capture fenced it, it is no longer the holder's.
         let (a, b) = leases();
         let past = monotonic_ns() - 1;
         a.word().store(past, Ordering::SeqCst);
         a.claim(past);
-        assert!(!a.renew(), "a run-out lease is never renewed");
-        assert!(a.ours(), "nobody took it yet");
-        assert!(b.fence(b.current()));
+        assert!(a.renew(), "nobody took it");
+        let run_out = monotonic_ns() - 1;
+        a.word().store(run_out, Ordering::SeqCst);
+        a.claim(run_out);
+        let seen = b.current();
+        assert!(b.fence(seen));
         assert!(!a.ours() && !a.renew() && !a.end());
+        // A start that fails after its fence puts the lease back: the stopped capture goes on.
+        b.restore(seen);
+        assert!(a.ours() && a.renew());
     }
 
     fn frame(ethertypes: &[u16], ip: &[u8]) -> Vec<u8> {
