@@ -273,6 +273,24 @@ fn a_guard_whose_interface_moved_to_another_namespace_is_reported_where_it_is() 
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface]).unwrap();
+    let index_in = |ns: &Netns, name: &str| -> String {
+        let out = ip(&["-n", &ns.name, "-o", "link", "show", "dev", name]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split(':').next().unwrap().trim().to_owned()
+    };
+    // Its index is taken there, so the kernel gives it another; and here an interface gets
+    // that one: indexes are per namespace, and the guard is still not here.
+    let here = index_in(&lab.guarded, &iface);
+    let (taken, peer) = (unique('t'), unique('u'));
+    // (The peer takes an index of its own, far from the small ones the lab uses.)
+    let veth = |ns: &Netns, name: &str, peer: &str, index: &str| {
+        ip(&[
+            "-n", &ns.name, "link", "add", name, "index", index, "type", "veth", "peer", "name",
+            peer, "index", "4000",
+        ])
+    };
+    // (Either is refused when an interface has the index already: as good.)
+    let _ = veth(&lab.client, &taken, &peer, &here);
     ip(&[
         "-n",
         &lab.guarded.name,
@@ -284,6 +302,15 @@ fn a_guard_whose_interface_moved_to_another_namespace_is_reported_where_it_is() 
     ])
     .unwrap();
     assert!(lab.client.has_xdp(&iface), "the guard went with it");
+    let there = index_in(&lab.client, &iface);
+    assert_ne!(there, here, "renumbered");
+    let _ = veth(&lab.guarded, &unique('v'), &unique('w'), &there);
+    let listed = ip(&["-n", &lab.guarded.name, "-o", "link", "show"]).unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.lines().any(|l| l.starts_with(&format!("{there}:"))),
+        "an interface here has index {there}: {listed}"
+    );
     assert_eq!(health(&lab), "interface_moved");
     let text = lab.cli_ok(&["status"]).unwrap();
     assert!(

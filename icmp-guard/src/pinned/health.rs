@@ -12,7 +12,7 @@ use crate::{
     Error,
     kernel::{
         iface::{ifindex, index_exists},
-        link,
+        link, netlink,
     },
 };
 
@@ -43,6 +43,18 @@ pub enum Health {
     Moved { ifindex: u32 },
 }
 
+/// Whether the interface an attached `link` names by index is in this network namespace:
+/// the interface of that index here runs the link's program. Indexes are per namespace, and
+/// one moved to another may be given an index some interface here has.
+fn runs_here(link: link::LinkState) -> bool {
+    match netlink::xdp_state(link.ifindex) {
+        // 0: several modes attached at once, and none the main one: the index is the word.
+        Ok(Some(state)) => state.program_id == link.program_id || state.program_id == 0,
+        Ok(None) => false,
+        Err(_) => index_exists(link.ifindex),
+    }
+}
+
 /// Whether the link pinned for `pins` is attached to an interface, from the link alone: for
 /// callers that must not open the maps first (they may be of another version's layout).
 pub fn link_attached(pins: &Pins) -> Result<bool, Error> {
@@ -65,12 +77,12 @@ impl Health {
             link::pinned_state(&path).map_err(Error::io("reading the pinned link", &path))?;
         let now = ifindex(&guard.pins.iface).ok();
         let recorded = guard.maps.config()?.ifindex;
-        let linked_here = link.attached() && index_exists(link.ifindex);
+        let linked_here = link.attached() && runs_here(link);
         Ok(Self::judge(link, now, recorded, linked_here))
     }
 
     /// The decision, from the link's state, the index the name has now (if any), the index
-    /// the guard attached to, and whether an interface of this namespace has the link's index.
+    /// the guard attached to, and whether the link's interface is in this namespace.
     #[must_use]
     pub fn judge(
         link: link::LinkState,
@@ -79,7 +91,7 @@ impl Health {
         linked_here: bool,
     ) -> Self {
         match now {
-            _ if link.attached() && now == Some(link.ifindex) => Self::Attached,
+            _ if link.attached() && linked_here && now == Some(link.ifindex) => Self::Attached,
             _ if link.attached() && linked_here => Self::Renamed {
                 ifindex: link.ifindex,
             },
@@ -181,6 +193,8 @@ mod tests {
             (7, None, 7, true, Health::Renamed { ifindex: 7 }),
             (7, None, 7, false, Health::Moved { ifindex: 7 }),
             (7, Some(8), 7, false, Health::Moved { ifindex: 7 }),
+            // Moved, and given there the index the name has here.
+            (7, Some(7), 7, false, Health::Moved { ifindex: 7 }),
             (0, None, 7, false, Health::InterfaceGone),
             (0, Some(7), 7, false, Health::LinkDetached),
             (0, Some(12), 7, false, Health::Recreated { ifindex: 12 }),
