@@ -67,10 +67,15 @@ impl Holder {
     /// How to stop it from a process in the PID namespace `own`: its pid means nothing
     /// from another one (and `kill 1` on a host signals init).
     fn stop_from(&self, own: Option<u64>) -> String {
+        let here = matches!((self.pidns, own), (Some(theirs), Some(own)) if theirs == own);
         if self.elsewhere(own) {
             "stop it where it runs (its container: e.g. delete the DaemonSet's pod on this node, or the DaemonSet)".to_owned()
-        } else {
+        } else if here && self.pid != 1 {
             "stop it (`systemctl stop icmp-guard`, or `kill` that pid)".to_owned()
+        } else {
+            // Its PID namespace unknown (a version that did not record it), or pid 1: no pid
+            // to signal from here.
+            "stop it (`systemctl stop icmp-guard`, or its container if it runs in one)".to_owned()
         }
     }
 
@@ -313,6 +318,30 @@ mod tests {
     }
 
     #[test]
+    fn only_a_service_of_this_pid_namespace_is_to_be_killed_by_pid() {
+        let holder = |pid, pidns| Holder {
+            pid,
+            pidns,
+            config: PathBuf::from("/etc/icmp-guard/icmp-guard.toml"),
+            interfaces: vec![],
+        };
+        // (pid, its PID namespace, this one's, whether `kill` is advised)
+        for (pid, theirs, own, kill) in [
+            (42, Some(7), Some(7), true),
+            (1, Some(7), Some(7), false),
+            (42, Some(7), Some(8), false),
+            (42, None, Some(7), false),
+            (42, Some(7), None, false),
+        ] {
+            assert_eq!(
+                holder(pid, theirs).stop_from(own).contains("kill"),
+                kill,
+                "{pid} {theirs:?} {own:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_service_in_another_pid_namespace_is_named_as_such() {
         let holder = Holder {
             pid: 1,
@@ -345,12 +374,8 @@ mod tests {
         ];
         for (holder, own, said) in cases {
             assert_eq!(holder.who_from(own), said, "{own:?}");
-            // Never `kill` a pid of another namespace.
-            assert_eq!(
-                holder.stop_from(own).contains("kill"),
-                !said.contains("another PID namespace"),
-                "{own:?}"
-            );
+            // Never `kill` a pid of another namespace, nor one of a namespace unknown, nor 1.
+            assert!(!holder.stop_from(own).contains("kill"), "{own:?}");
         }
     }
 }

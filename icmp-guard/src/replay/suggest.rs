@@ -339,6 +339,8 @@ impl Suggestion {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn whole_ranks_and_limits_are_not_rounded_past_by_float_error() {
         let mut values: Vec<u64> = (1..=100).collect();
@@ -362,8 +364,6 @@ mod tests {
             );
         }
     }
-
-    use super::*;
 
     /// (packet times in ms, 1 s peak, 10 s peak).
     #[test]
