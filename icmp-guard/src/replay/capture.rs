@@ -594,12 +594,13 @@ fn cooked(link: Link, data: &[u8]) -> Cooked {
 mod tests {
     use super::*;
 
-    /// A little-endian pcapng with one interface (snap length 62, microseconds) and `blocks`.
-    fn pcapng(blocks: &[Block]) -> Vec<u8> {
+    /// A pcapng of `endianness` with one interface (snap length 62, microseconds) and
+    /// `blocks`.
+    fn pcapng(endianness: pcap_file::Endianness, blocks: &[Block]) -> Vec<u8> {
         use pcap_file::pcapng::{
             PcapNgWriter, blocks::interface_description::InterfaceDescriptionBlock,
         };
-        let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+        let mut writer = PcapNgWriter::with_endianness(Vec::new(), endianness).unwrap();
         writer
             .write_block(&Block::InterfaceDescription(InterfaceDescriptionBlock {
                 linktype: DataLink::ETHERNET,
@@ -618,43 +619,51 @@ mod tests {
         use pcap_file::pcapng::blocks::{packet::PacketBlock, simple_packet::SimplePacketBlock};
         use std::borrow::Cow;
         let frame = [0x5au8; 64];
-        let bytes = pcapng(&[
-            // The words high 1, low 2 on disk: pcap-file writes the u64 1 + 2 << 32 that way.
-            Block::Packet(PacketBlock {
-                interface_id: 0,
-                drop_count: 0,
-                timestamp: 1 + (2 << 32),
-                captured_len: 62,
-                original_len: 62,
-                data: Cow::Borrowed(&frame[..62]),
-                options: vec![],
-            }),
-            // 62 bytes kept of a 64-byte frame, padded to 64 in the file.
-            Block::SimplePacket(SimplePacketBlock {
-                original_len: 64,
-                data: Cow::Borrowed(&frame[..62]),
-            }),
-        ]);
-        let records: Vec<Record> = Capture::new(bytes.as_slice())
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let micros = (1u64 << 32) + 2;
-        assert!(
-            matches!(&records[0], Record::Frame { ts_ns, .. } if *ts_ns == micros * 1000),
-            "{records:?}"
-        );
-        assert!(
-            matches!(
-                records[1],
-                Record::Truncated {
-                    captured: 62,
-                    original: 64,
-                    ..
-                }
-            ),
-            "the padding is no frame byte: {records:?}"
-        );
+        // pcap-file writes the u64 1 + 2 << 32 as the words high 1, low 2 in a little-endian
+        // section, and as high 2, low 1 in a big-endian one.
+        for (endianness, micros) in [
+            (pcap_file::Endianness::Little, (1u64 << 32) + 2),
+            (pcap_file::Endianness::Big, (2u64 << 32) + 1),
+        ] {
+            let bytes = pcapng(
+                endianness,
+                &[
+                    Block::Packet(PacketBlock {
+                        interface_id: 0,
+                        drop_count: 0,
+                        timestamp: 1 + (2 << 32),
+                        captured_len: 62,
+                        original_len: 62,
+                        data: Cow::Borrowed(&frame[..62]),
+                        options: vec![],
+                    }),
+                    // 62 bytes kept of a 64-byte frame, padded to 64 in the file.
+                    Block::SimplePacket(SimplePacketBlock {
+                        original_len: 64,
+                        data: Cow::Borrowed(&frame[..62]),
+                    }),
+                ],
+            );
+            let records: Vec<Record> = Capture::new(bytes.as_slice())
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                matches!(&records[0], Record::Frame { ts_ns, .. } if *ts_ns == micros * 1000),
+                "{endianness:?}: {records:?}"
+            );
+            assert!(
+                matches!(
+                    records[1],
+                    Record::Truncated {
+                        captured: 62,
+                        original: 64,
+                        ..
+                    }
+                ),
+                "the padding is no frame byte: {records:?}"
+            );
+        }
     }
 
     /// Linux cooked v2 frames from two ifindexes (`tcpdump -i any`): two interfaces of
