@@ -364,12 +364,25 @@ fn broken_captures_fail_naming_the_frame() {
     write_pcap(&wifi, &frames, DataLink::IEEE802_11, None);
     let wifi_ng = scratch.file("wifi.pcapng");
     write_pcapng(&wifi_ng, &frames, DataLink::IEEE802_11);
-    let cases: [(&str, PathBuf, &[&str], Option<u64>); 7] = [
+    // A record that says it is 16 MiB long in a file that goes on for 9 MiB: a corrupt
+    // length, not a file cut short.
+    let mut long = bytes.clone();
+    long.extend_from_slice(&[0; 8]);
+    long.extend_from_slice(&(16u32 << 20).to_le_bytes());
+    long.extend_from_slice(&(16u32 << 20).to_le_bytes());
+    long.resize(long.len() + (9 << 20), 0);
+    let cases: [(&str, PathBuf, &[&str], Option<u64>); 8] = [
         (
             "a file cut inside its last record: the report of the others, then the error",
             broken(&scratch, "cut.pcap", &bytes[..bytes.len() - 10]),
             &["frame 3", "ends inside", "covers the 2 record(s) before it"],
             Some(2),
+        ),
+        (
+            "a length longer than any frame, the file going on",
+            broken(&scratch, "long.pcap", &long),
+            &["frame 4", "corrupt length field"],
+            None,
         ),
         (
             "a file cut inside its first record",

@@ -3,8 +3,10 @@
 //! program parses. The file is streamed: memory is the reader's buffer and one frame.
 
 use std::{
+    cell::Cell,
     collections::BTreeSet,
     io::{self, Read},
+    rc::Rc,
 };
 
 use pcap_file::{
@@ -138,6 +140,8 @@ pub struct Capture<R: Read> {
     /// Where the judged frames arrived: (pcapng interface, SLL2 ifindex), 0 where the file
     /// does not say; at most [`ARRIVED_MAX`] kept.
     arrived: BTreeSet<(u32, u32)>,
+    /// Whether the file's end was reached (see [`Tracked`]).
+    end: Rc<Cell<bool>>,
 }
 
 /// Interfaces of arrival counted: enough to say there were several.
@@ -160,7 +164,25 @@ fn header_error(what: impl std::fmt::Display) -> CaptureError {
 }
 
 /// A file's bytes, its first four (read to tell the format) put back in front.
-pub type Stream<R> = io::Chain<io::Cursor<[u8; 4]>, R>;
+pub type Stream<R> = io::Chain<io::Cursor<[u8; 4]>, Tracked<R>>;
+
+/// A reader that remembers whether it reached the end of the file: pcap-file says "unexpected
+/// end of file" also for a record too long for its buffer (a corrupt length field), which
+/// is no file cut short.
+pub struct Tracked<R> {
+    inner: R,
+    end: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.end.set(true);
+        }
+        Ok(n)
+    }
+}
 
 impl<R: Read> Capture<Stream<R>> {
     /// Reads the file's header: pcap or pcapng, told by its first four bytes.
@@ -180,7 +202,11 @@ impl<R: Read> Capture<Stream<R>> {
                 Err(e) => return Err(header_error(format!("cannot be read: {e}"))),
             }
         }
-        let stream = io::Cursor::new(magic).chain(reader);
+        let end = Rc::new(Cell::new(false));
+        let stream = io::Cursor::new(magic).chain(Tracked {
+            inner: reader,
+            end: end.clone(),
+        });
         let inner = if PCAP_MAGICS.contains(&magic) {
             let reader = PcapReader::new(stream)
                 .map_err(|e| header_error(format!("has a broken pcap header: {}", why(&e))))?;
@@ -211,7 +237,26 @@ impl<R: Read> Capture<Stream<R>> {
             number: 0,
             failed: false,
             arrived: BTreeSet::new(),
+            end,
         })
+    }
+}
+
+impl<R: Read> Capture<R> {
+    /// The error reading record `number`: a file cut short inside it, or, when the file goes
+    /// on, a length no reader would take.
+    fn read_error(&self, number: u64, e: &PcapError) -> CaptureError {
+        let cut = ends_inside(e) && self.end.get();
+        let what = if ends_inside(e) && !cut {
+            "says it is longer than replay reads (8 MB): a corrupt length field".to_owned()
+        } else {
+            why(e)
+        };
+        CaptureError {
+            frame: Some(number),
+            what,
+            cut,
+        }
     }
 }
 
@@ -274,13 +319,7 @@ impl<R: Read> Capture<R> {
             } => {
                 let packet = match reader.next_raw_packet()? {
                     Ok(p) => p,
-                    Err(e) => {
-                        return Some(Err(CaptureError {
-                            frame: Some(number),
-                            what: why(&e),
-                            cut: ends_inside(&e),
-                        }));
-                    }
+                    Err(e) => return Some(Err(self.read_error(number, &e))),
                 };
                 self.number = number;
                 let RawPcapPacket {
@@ -315,13 +354,7 @@ impl<R: Read> Capture<R> {
                 let little = reader.section().endianness == pcap_file::Endianness::Little;
                 let block = match reader.next_block()? {
                     Ok(b) => b,
-                    Err(e) => {
-                        return Some(Err(CaptureError {
-                            frame: Some(number),
-                            what: why(&e),
-                            cut: ends_inside(&e),
-                        }));
-                    }
+                    Err(e) => return Some(Err(self.read_error(number, &e))),
                 };
                 let (id, units, original, data, outgoing) = match block {
                     Block::SectionHeader(_) => {
