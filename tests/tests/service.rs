@@ -47,6 +47,15 @@ fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str
         })
 }
 
+/// Starts a second service with `config` beside the running one: it must refuse to start;
+/// returns what it said.
+fn second_service(lab: &Lab, config: &Path) -> String {
+    let log = lab.scratch.file("second.log");
+    let out = lab.daemon_command(config, &log).unwrap().output().unwrap();
+    assert!(!out.status.success(), "a second service must not start");
+    std::fs::read_to_string(&log).unwrap()
+}
+
 fn scrape(lab: &Lab) -> Result<prometheus_parse::Scrape> {
     let body = lab.guarded.http_get(METRICS, "/metrics")?;
     Ok(prometheus_parse::Scrape::parse(
@@ -382,14 +391,7 @@ fn a_service_in_another_pid_namespace_is_named_as_such() {
         "{}",
         stderr_of(&out)
     );
-    let second_log = lab.scratch.file("second.log");
-    let out = lab
-        .daemon_command(&config, &second_log)
-        .unwrap()
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "a second service must not start");
-    let text = std::fs::read_to_string(&second_log).unwrap();
+    let text = second_service(&lab, &config);
     assert!(
         text.contains(&format!("another icmp-guard service ({said})"))
             && text.contains("stop it where it runs (its container")
@@ -1236,14 +1238,7 @@ fn one_service_at_a_time_and_it_says_what_others_did() {
     let daemon = lab.daemon(&config, &log).unwrap();
     eventually(10, "the daemon attaches", || lab.guarded_has_xdp()).unwrap();
 
-    let second_log = lab.scratch.file("second.log");
-    let out = lab
-        .daemon_command(&config, &second_log)
-        .unwrap()
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "a second service must not start");
-    let said = std::fs::read_to_string(&second_log).unwrap();
+    let said = second_service(&lab, &config);
     assert!(
         said.contains(&format!(
             "another icmp-guard service (pid {}",

@@ -460,6 +460,17 @@ struct Lease {
 
 impl Lease {
     fn map(fd: BorrowedFd<'_>, iface: &str) -> Result<Self, Error> {
+        Self::of_page(fd).map_err(|e| Error::CaptureUnavailable {
+            iface: iface.into(),
+            why: format!("its {} map cannot be mapped: {e}", maps::CAPTURE_CTL),
+            fix: format!(
+                "its pins are of an older layout: upgrade with `icmp-guard attach {iface} --replace`"
+            ),
+        })
+    }
+
+    /// The lease in the first page of `fd`, mapped shared and writable.
+    fn of_page(fd: BorrowedFd<'_>) -> io::Result<Self> {
         // SAFETY: sysconf has no preconditions.
         let len = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
         // SAFETY: maps one page of the map's value area, shared and writable; checked below.
@@ -474,17 +485,7 @@ impl Lease {
             )
         };
         if at == libc::MAP_FAILED {
-            return Err(Error::CaptureUnavailable {
-                iface: iface.into(),
-                why: format!(
-                    "its {} map cannot be mapped: {}",
-                    maps::CAPTURE_CTL,
-                    io::Error::last_os_error()
-                ),
-                fix: format!(
-                    "its pins are of an older layout: upgrade with `icmp-guard attach {iface} --replace`"
-                ),
-            });
+            return Err(io::Error::last_os_error());
         }
         Ok(Self {
             at: NonNull::new(at).expect("mmap succeeded"),
@@ -673,29 +674,11 @@ mod tests {
         assert!(fd >= 0);
         // SAFETY: a fresh memfd we own.
         let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let size: libc::off_t = 4096;
-        let len = usize::try_from(size).unwrap();
+        // Past any page size.
+        let size: libc::off_t = 1 << 16;
         // SAFETY: sizes the memfd we own.
         assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), size) }, 0);
-        let view = || {
-            // SAFETY: maps the memfd's page, shared; checked below.
-            let at = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd.as_raw_fd(),
-                    0,
-                )
-            };
-            assert_ne!(at, libc::MAP_FAILED);
-            Lease {
-                at: NonNull::new(at).unwrap(),
-                len,
-                held: Cell::new(0),
-            }
-        };
+        let view = || Lease::of_page(fd.as_fd()).unwrap();
         (view(), view())
     }
 
