@@ -291,6 +291,16 @@ fn a_guard_whose_interface_moved_to_another_namespace_is_reported_where_it_is() 
     };
     // (Either is refused when an interface has the index already: as good.)
     let _ = veth(&lab.client, &taken, &peer, &here);
+    let has_index = |ns: &Netns, index: &str| {
+        let listed = ip(&["-n", &ns.name, "-o", "link", "show"]).unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(
+            listed.lines().any(|l| l.starts_with(&format!("{index}:"))),
+            "an interface of {} has index {index}: {listed}",
+            ns.name
+        );
+    };
+    has_index(&lab.client, &here);
     ip(&[
         "-n",
         &lab.guarded.name,
@@ -305,12 +315,7 @@ fn a_guard_whose_interface_moved_to_another_namespace_is_reported_where_it_is() 
     let there = index_in(&lab.client, &iface);
     assert_ne!(there, here, "renumbered");
     let _ = veth(&lab.guarded, &unique('v'), &unique('w'), &there);
-    let listed = ip(&["-n", &lab.guarded.name, "-o", "link", "show"]).unwrap();
-    let listed = String::from_utf8_lossy(&listed.stdout);
-    assert!(
-        listed.lines().any(|l| l.starts_with(&format!("{there}:"))),
-        "an interface here has index {there}: {listed}"
-    );
+    has_index(&lab.guarded, &there);
     assert_eq!(health(&lab), "interface_moved");
     let text = lab.cli_ok(&["status"]).unwrap();
     assert!(

@@ -22,7 +22,11 @@ use crate::{
     cli::{Cli, Command, ListCommand},
     daemon,
     kernel::{IfaceName, iface::ifindex, link, privilege, support},
-    pinned::{Pins, health::Health, service},
+    pinned::{
+        Pins,
+        health::{self, Health},
+        service,
+    },
 };
 
 /// A change a command makes to one interface's guard.
@@ -90,8 +94,12 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
 /// the common case.
 fn not_enforcing(bpffs: &Path, iface: &IfaceName) -> Option<Health> {
     let pins = Pins::new(bpffs, iface).ok()?;
-    let on_its_name = link::pinned_state(&pins.link())
-        .is_ok_and(|state| state.attached() && ifindex(iface).ok() == Some(state.ifindex));
+    let path = pins.link();
+    let on_its_name = link::pinned_state(&path).is_ok_and(|state| {
+        state.attached()
+            && ifindex(iface).ok() == Some(state.ifindex)
+            && health::runs_here(&path, state)
+    });
     if on_its_name {
         return None;
     }

@@ -3,7 +3,7 @@
 //! (`bpftool link detach`), and the pinned link lives on, holding a program that sees no
 //! packet. [`Health`] is what every view reports and what `attach` and the service act on.
 
-use std::fmt;
+use std::{fmt, path::Path};
 
 use serde::Serialize;
 
@@ -43,16 +43,25 @@ pub enum Health {
     Moved { ifindex: u32 },
 }
 
-/// Whether the interface an attached `link` names by index is in this network namespace:
-/// the interface of that index here runs the link's program. Indexes are per namespace, and
-/// one moved to another may be given an index some interface here has.
-fn runs_here(link: link::LinkState) -> bool {
-    match netlink::xdp_state(link.ifindex) {
-        // 0: several modes attached at once, and none the main one: the index is the word.
-        Ok(Some(state)) => state.program_id == link.program_id || state.program_id == 0,
+/// Whether the interface the link pinned at `path` names by index is in this network
+/// namespace: the interface of that index here runs the link's program. Indexes are per
+/// namespace, and one moved to another may be given an index some interface here has.
+/// `link` is the link as read before; read again when the programs differ, as
+/// `attach --replace` may have swapped the link's program between the two reads.
+#[must_use]
+pub fn runs_here(path: &Path, link: link::LinkState) -> bool {
+    let here = |link: link::LinkState| match netlink::xdp_state(link.ifindex) {
+        // 0: programs in several modes at once, which rtnetlink names apart only by mode:
+        // the index is the word.
+        Ok(Some(state)) if state.program_id == 0 => index_exists(link.ifindex),
+        Ok(Some(state)) => state.program_id == link.program_id,
         Ok(None) => false,
         Err(_) => index_exists(link.ifindex),
-    }
+    };
+    link.attached()
+        && (here(link)
+            || link::pinned_state(path)
+                .is_ok_and(|again| again.program_id != link.program_id && here(again)))
 }
 
 /// Whether the link pinned for `pins` is attached to an interface, from the link alone: for
@@ -77,7 +86,7 @@ impl Health {
             link::pinned_state(&path).map_err(Error::io("reading the pinned link", &path))?;
         let now = ifindex(&guard.pins.iface).ok();
         let recorded = guard.maps.config()?.ifindex;
-        let linked_here = link.attached() && runs_here(link);
+        let linked_here = runs_here(&path, link);
         Ok(Self::judge(link, now, recorded, linked_here))
     }
 
