@@ -532,6 +532,31 @@ fn a_capture_stopped_past_its_lease_yields_to_the_next() {
     assert!(err.contains("5 captured"), "{err}");
 }
 
+/// A capture stopped past its lease with no other capture taking over (its output blocked,
+/// say) renews the lease when it resumes and goes on capturing.
+#[test]
+fn a_capture_stopped_past_its_lease_goes_on_when_nobody_took_over() {
+    let lab = guarded_lab();
+    let file = lab.scratch.file("resumed.pcapng");
+    let mut capture = Reaped(Some(start_capture(
+        &lab,
+        &["-w", file.to_str().unwrap(), "--count", "5"],
+        Stdio::null(),
+    )));
+    let pid = i32::try_from(capture.child().id()).unwrap();
+    // SAFETY: signals a child of this test.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    std::thread::sleep(Duration::from_secs(4));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    flood_until_done(&lab, capture.child(), 5).unwrap();
+    let err = finish(&lab, capture.0.take().unwrap());
+    assert!(
+        err.contains("5 captured") && err.contains("stopped: count"),
+        "{err}"
+    );
+}
+
 /// A child killed (SIGKILL, which ends a stopped process too) and reaped when dropped, so a
 /// failed assertion leaves no capture stopped or running.
 struct Reaped(Option<Child>);
