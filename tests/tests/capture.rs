@@ -475,15 +475,7 @@ fn lease(lab: &Lab) -> u64 {
 fn a_capture_stopped_past_its_lease_yields_to_the_next() {
     let lab = guarded_lab();
     let first = lab.scratch.file("first.pcapng");
-    let mut stopped = Reaped(Some(start_capture(
-        &lab,
-        &["-w", first.to_str().unwrap()],
-        Stdio::null(),
-    )));
-    let pid = i32::try_from(stopped.child().id()).unwrap();
-    // SAFETY: signals a child of this test.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-    std::thread::sleep(Duration::from_secs(4));
+    let mut stopped = stopped_past_lease(&lab, &["-w", first.to_str().unwrap()]);
     let before = lease(&lab);
     let second = lab.scratch.file("second.pcapng");
     let next = lab
@@ -509,8 +501,7 @@ fn a_capture_stopped_past_its_lease_yields_to_the_next() {
         let out = next.finish();
         panic!("{e}: {}", stderr_of(&out));
     }
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    stopped.signal(libc::SIGCONT);
     let resumed = eventually(10, "the resumed capture stops", || {
         stopped.child().try_wait().unwrap().is_some()
     });
@@ -538,23 +529,22 @@ fn a_capture_stopped_past_its_lease_yields_to_the_next() {
 fn a_capture_stopped_past_its_lease_goes_on_when_nobody_took_over() {
     let lab = guarded_lab();
     let file = lab.scratch.file("resumed.pcapng");
-    let mut capture = Reaped(Some(start_capture(
-        &lab,
-        &["-w", file.to_str().unwrap(), "--count", "5"],
-        Stdio::null(),
-    )));
-    let pid = i32::try_from(capture.child().id()).unwrap();
-    // SAFETY: signals a child of this test.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-    std::thread::sleep(Duration::from_secs(4));
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let mut capture = stopped_past_lease(&lab, &["-w", file.to_str().unwrap(), "--count", "5"]);
+    capture.signal(libc::SIGCONT);
     flood_until_done(&lab, capture.child(), 5).unwrap();
     let err = finish(&lab, capture.0.take().unwrap());
     assert!(
         err.contains("5 captured") && err.contains("stopped: count"),
         "{err}"
     );
+}
+
+/// A capture with `args`, armed, then stopped (SIGSTOP) until its lease has run out.
+fn stopped_past_lease(lab: &Lab, args: &[&str]) -> Reaped {
+    let mut capture = Reaped(Some(start_capture(lab, args, Stdio::null())));
+    capture.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(4));
+    capture
 }
 
 /// A child killed (SIGKILL, which ends a stopped process too) and reaped when dropped, so a
@@ -564,6 +554,13 @@ struct Reaped(Option<Child>);
 impl Reaped {
     fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("not reaped yet")
+    }
+
+    /// Sends `signal` to the child.
+    fn signal(&mut self, signal: i32) {
+        let pid = i32::try_from(self.child().id()).unwrap();
+        // SAFETY: signals a child of this test.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
     /// Kills the child if it still runs, and returns what it wrote.
