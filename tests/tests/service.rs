@@ -372,11 +372,7 @@ fn a_service_in_another_pid_namespace_is_named_as_such() {
     let iface = lab.guarded_if.clone();
     let config = lab.scratch.file("icmp-guard.toml");
     let log = lab.scratch.file("daemon.log");
-    std::fs::write(
-        &config,
-        format!("[daemon]\nmetrics = \"{METRICS}\"\n[[interface]]\nname = \"{iface}\"\n"),
-    )
-    .unwrap();
+    write_config(&lab, &config, 10);
     let _daemon = lab.daemon_in_own_pid_namespace(&config, &log).unwrap();
     eventually(10, "the daemon attaches", || lab.guarded_has_xdp())
         .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap()));
