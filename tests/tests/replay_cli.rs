@@ -78,16 +78,25 @@ fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)], linktype: DataLink, keep: 
 
 /// `frames` written as pcapng with one interface of `linktype`, nanosecond time stamps.
 fn write_pcapng(path: &Path, frames: &[(u64, Vec<u8>)], linktype: DataLink) {
+    let on_first: Vec<_> = frames.iter().map(|(ts, f)| (0, *ts, f.clone())).collect();
+    write_pcapng_on(path, &[linktype], &on_first);
+}
+
+/// A pcapng file describing an interface of each link type, and each frame (interface, time
+/// stamp, bytes) on its interface.
+fn write_pcapng_on(path: &Path, linktypes: &[DataLink], frames: &[(u32, u64, Vec<u8>)]) {
     let mut w = PcapNgWriter::new(File::create(path).unwrap()).unwrap();
-    let idb = InterfaceDescriptionBlock {
-        linktype,
-        snaplen: 0,
-        options: vec![InterfaceDescriptionOption::IfTsResol(9)],
-    };
-    w.write_pcapng_block(idb).unwrap();
-    for (ts, frame) in frames {
+    for linktype in linktypes {
+        let idb = InterfaceDescriptionBlock {
+            linktype: *linktype,
+            snaplen: 0,
+            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+        };
+        w.write_pcapng_block(idb).unwrap();
+    }
+    for (interface_id, ts, frame) in frames {
         let epb = EnhancedPacketBlock {
-            interface_id: 0,
+            interface_id: *interface_id,
             timestamp: Duration::from_nanos(*ts),
             original_len: frame.len() as u32,
             data: Cow::Borrowed(frame),
@@ -349,8 +358,10 @@ fn broken(scratch: &Scratch, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// (what, the capture, words the error must hold, the frames of the report printed before
-/// the error, if one is).
+/// (what, the capture, words the error must hold, the frames read and judged of the report
+/// printed before the error, if one is).
+type Broken<'a> = (&'a str, PathBuf, &'a [&'a str], Option<(u64, u64)>);
+
 #[test]
 fn broken_captures_fail_naming_the_frame() {
     let scratch = Scratch::new().unwrap();
@@ -364,6 +375,14 @@ fn broken_captures_fail_naming_the_frame() {
     write_pcap(&wifi, &frames, DataLink::IEEE802_11, None);
     let wifi_ng = scratch.file("wifi.pcapng");
     write_pcapng(&wifi_ng, &frames, DataLink::IEEE802_11);
+    // Ethernet frames 1 and 3, the second on a wireless interface.
+    let mixed = scratch.file("mixed.pcapng");
+    let on: Vec<_> = frames
+        .iter()
+        .zip([0, 1, 0])
+        .map(|((ts, f), id)| (id, *ts, f.clone()))
+        .collect();
+    write_pcapng_on(&mixed, &[DataLink::ETHERNET, DataLink::IEEE802_11], &on);
     // A record that says it is 16 MiB long in a file that goes on for 9 MiB: a corrupt
     // length, not a file cut short.
     let mut long = bytes.clone();
@@ -371,12 +390,12 @@ fn broken_captures_fail_naming_the_frame() {
     long.extend_from_slice(&(16u32 << 20).to_le_bytes());
     long.extend_from_slice(&(16u32 << 20).to_le_bytes());
     long.resize(long.len() + (9 << 20), 0);
-    let cases: [(&str, PathBuf, &[&str], Option<u64>); 8] = [
+    let cases: [Broken; 9] = [
         (
             "a file cut inside its last record: the report of the others, then the error",
             broken(&scratch, "cut.pcap", &bytes[..bytes.len() - 10]),
             &["frame 3", "ends inside", "covers the 2 record(s) before it"],
-            Some(2),
+            Some((2, 2)),
         ),
         (
             "a length longer than any frame, the file going on",
@@ -400,8 +419,14 @@ fn broken_captures_fail_naming_the_frame() {
         (
             "an unknown link type in pcapng",
             wifi_ng,
-            &["frame 1", "link type 105"],
-            None,
+            &["frame 1: 3 frame(s)", "link type 105"],
+            Some((3, 0)),
+        ),
+        (
+            "an unknown link type beside Ethernet in pcapng: the Ethernet frames judged",
+            mixed,
+            &["frame 2: 1 frame(s)", "link type 105"],
+            Some((3, 2)),
         ),
         (
             "a snap length shorter than the frames",
@@ -411,7 +436,7 @@ fn broken_captures_fail_naming_the_frame() {
                 "3 frame(s) were truncated in capture",
                 "tcpdump -s 0",
             ],
-            Some(3),
+            Some((3, 0)),
         ),
         (
             "garbage",
@@ -430,7 +455,7 @@ fn broken_captures_fail_naming_the_frame() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let printed = serde_json::from_str::<Value>(&stdout)
             .ok()
-            .and_then(|v| v["frames"].as_u64());
+            .and_then(|v| Some((v["frames"].as_u64()?, v["judged"].as_u64()?)));
         assert_eq!(printed, report, "{what}: {stdout}");
     }
 }

@@ -9,7 +9,7 @@ use crate::{
     kernel::{clock_tick_ns, privilege},
     replay::{
         Replay,
-        capture::{Capture, CaptureError, Record},
+        capture::{Capture, CaptureError, Record, unread_link},
         kernel::{Comparison, Program},
         policy::Policy,
         progress::Progress,
@@ -92,13 +92,27 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
              cut short (its writer stopped, or the file was copied while being written)"
         )));
     }
+    // Frames skipped for want of what the program would see leave the report incomplete:
+    // each kind is named, with what to capture instead.
+    let mut skipped = Vec::new();
+    if let Some((number, linktype)) = summary.first_other_link {
+        skipped.push(format!(
+            "frame {number}: {} frame(s) arrived on interfaces replay does not read and were \
+             skipped, so the report above leaves them out: {}",
+            summary.other_link,
+            unread_link(linktype)
+        ));
+    }
     if let Some((number, captured, original)) = summary.first_truncated {
-        return Err(fail(format!(
+        skipped.push(format!(
             "frame {number}: {} frame(s) were truncated in capture (frame {number} kept {captured} \
              of {original} bytes) and were skipped, so the report above leaves them out; \
              capture again with the whole frames (`tcpdump -s 0`)",
             summary.truncated
-        )));
+        ));
+    }
+    if !skipped.is_empty() {
+        return Err(fail(skipped.join("; and ")));
     }
     Ok(())
 }

@@ -68,6 +68,9 @@ pub enum Record {
     /// A frame the capturing host sent (a cooked capture's packet type, or a pcapng
     /// direction flag): XDP never sees it.
     Outgoing { number: u64 },
+    /// A frame of a pcapng interface whose link type replay does not read (`linktype`), among
+    /// interfaces it does: skipped, so the others are still judged.
+    OtherLink { number: u64, linktype: u32 },
 }
 
 impl Record {
@@ -77,7 +80,8 @@ impl Record {
         match self {
             Self::Frame { number, .. }
             | Self::Truncated { number, .. }
-            | Self::Outgoing { number } => *number,
+            | Self::Outgoing { number }
+            | Self::OtherLink { number, .. } => *number,
         }
     }
 }
@@ -88,6 +92,12 @@ enum Link {
     Ethernet,
     Sll,
     Sll2,
+}
+
+/// Why frames of link type `linktype` are not read, and what to capture instead.
+#[must_use]
+pub fn unread_link(linktype: u32) -> String {
+    Link::of(DataLink::from(linktype)).err().unwrap_or_default()
 }
 
 impl Link {
@@ -405,7 +415,9 @@ impl<R: Read> Capture<R> {
                 };
                 let link = match iface.link {
                     Ok(link) => link,
-                    Err(n) => return fail(Link::of(DataLink::from(n)).err().unwrap_or_default()),
+                    Err(linktype) => {
+                        return Some(Ok(Record::OtherLink { number, linktype }));
+                    }
                 };
                 if let Some(units) = units {
                     *last_ts_ns = offset(to_ns(units, iface.resolution), iface.offset_secs);

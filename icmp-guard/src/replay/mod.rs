@@ -83,6 +83,8 @@ pub struct Replay {
     truncated: u64,
     first_truncated: Option<(u64, u32, u32)>,
     outgoing: u64,
+    other_link: u64,
+    first_other_link: Option<(u64, u32)>,
     sources: HashMap<SourceKey, Tally>,
     untallied: Tally,
     timeline: BTreeMap<u64, Tally>,
@@ -94,7 +96,7 @@ pub struct Replay {
 pub struct Summary {
     pub config: Config,
     pub tick_ns: u64,
-    /// Records read: judged, truncated and outgoing ones.
+    /// Records read: judged, truncated, outgoing and other links' ones.
     pub frames: u64,
     /// Frames judged.
     pub judged: u64,
@@ -104,6 +106,10 @@ pub struct Summary {
     pub first_truncated: Option<(u64, u32, u32)>,
     /// Frames the capturing host sent, skipped: XDP never sees them.
     pub outgoing: u64,
+    /// Frames of pcapng interfaces whose link type replay does not read, skipped; the first
+    /// one: (number, link type).
+    pub other_link: u64,
+    pub first_other_link: Option<(u64, u32)>,
     /// Time stamps earlier than the one before, taken as that one.
     pub out_of_order: u64,
     /// The first judged frame's time stamp (ns since the epoch) and the capture's length.
@@ -157,6 +163,8 @@ impl Replay {
             truncated: 0,
             first_truncated: None,
             outgoing: 0,
+            other_link: 0,
+            first_other_link: None,
             sources: HashMap::new(),
             untallied: Tally::default(),
             timeline: BTreeMap::new(),
@@ -195,6 +203,11 @@ impl Replay {
             }
             capture::Record::Outgoing { .. } => {
                 self.outgoing += 1;
+                None
+            }
+            capture::Record::OtherLink { number, linktype } => {
+                self.other_link += 1;
+                self.first_other_link.get_or_insert((*number, *linktype));
                 None
             }
         }
@@ -267,7 +280,7 @@ impl Replay {
             .iter()
             .map(|r| (*r, self.env.counters[r.slot() as usize]))
             .collect();
-        let judged = self.frames - self.truncated - self.outgoing;
+        let judged = self.frames - self.truncated - self.outgoing - self.other_link;
         let evicted = self.env.sources.borrow().evicted;
         Summary {
             config: self.env.config,
@@ -277,6 +290,8 @@ impl Replay {
             truncated: self.truncated,
             first_truncated: self.first_truncated,
             outgoing: self.outgoing,
+            other_link: self.other_link,
+            first_other_link: self.first_other_link,
             out_of_order: self.out_of_order,
             start_ns: self.first_ts,
             duration_ns: self.first_ts.map_or(0, |f| self.last_ts - f),

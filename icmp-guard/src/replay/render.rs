@@ -68,6 +68,12 @@ pub fn text(
     if s.outgoing > 0 {
         skipped.push(format!("{} sent by the capturing host", s.outgoing));
     }
+    if let Some((_, linktype)) = s.first_other_link {
+        skipped.push(format!(
+            "{} on interfaces of a link type replay does not read (first: {linktype})",
+            s.other_link
+        ));
+    }
     if !skipped.is_empty() {
         let _ = write!(
             out,
@@ -288,6 +294,7 @@ pub fn json(
         "judged": s.judged,
         "truncated_in_capture": s.truncated,
         "outgoing_skipped": s.outgoing,
+        "other_link_skipped": s.other_link,
         "out_of_order": s.out_of_order,
         "start": s.start_ns.map(|ns| ns as f64 / 1e9),
         "duration_secs": s.duration_ns as f64 / 1e9,
