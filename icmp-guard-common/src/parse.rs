@@ -539,9 +539,14 @@ fn walk_extensions<F: Frame + ?Sized>(
                 datagram_end = (unfragmentable + offset + data) as u32;
                 if matches!(fragment, Fragment::Later) {
                     // No headers follow in a later fragment; its next header names the first
-                    // header of the fragmentable part: ICMPv6, or an extension header that
-                    // may lead to it (which only the first fragment shows), so it is
-                    // size-checked and metered like one.
+                    // header of the fragmentable part. Hop-by-hop only comes first, and a
+                    // second fragment header is never legitimate (the fragmentable part of a
+                    // datagram is after its one fragment header).
+                    if matches!(next, proto::HOP_BY_HOP | proto::FRAGMENT) {
+                        return Err(Malformed);
+                    }
+                    // ICMPv6, or an extension header that may lead to it (which only the
+                    // first fragment shows), so it is size-checked and metered like one.
                     if next == proto::ICMPV6 || is_ext_header(next) {
                         return Ok(Walk {
                             off,
@@ -567,8 +572,8 @@ fn walk_extensions<F: Frame + ?Sized>(
             _ => return Err(Reason::PassedNonIcmp),
         }
     }
-    // The budget's last header may lead straight to ICMPv6; anything else left in the chain
-    // is too long to judge.
+    // The budget's last header may lead straight to ICMPv6; hop-by-hop there is misplaced,
+    // as within the budget; anything else left in the chain is too long to judge.
     match next {
         proto::ICMPV6 => Ok(Walk {
             off,
@@ -576,6 +581,7 @@ fn walk_extensions<F: Frame + ?Sized>(
             fragment_header: seen_fragment,
             datagram_end,
         }),
+        proto::HOP_BY_HOP => Err(Malformed),
         n if is_ext_header(n) => Err(Reason::DroppedExtHeaders),
         _ => Err(Reason::PassedNonIcmp),
     }
