@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::Result;
 use icmp_guard_tests::lab::{
-    Daemon, Lab, bucket_allows, eventually, ip, stderr_of, unique, workspace_bin,
+    Daemon, Lab, Scratch, bucket_allows, eventually, ip, stderr_of, unique, workspace_bin,
 };
 
 const METRICS: &str = "127.0.0.1:9966";
@@ -152,10 +152,12 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
     })
     .unwrap();
 
-    // SIGHUP with a broken file changes nothing.
+    // SIGHUP with a broken file changes nothing: here limits each in range but invalid
+    // together (twice the admission rate above the global rate), in a file that leaves the
+    // lab's interface out, which a reload would detach before applying the rest.
     std::fs::write(
         &config,
-        "[[interface]]\nname = \"x\"\n[interface.limits]\necho_rate = 0\n",
+        "[[interface]]\nname = \"x\"\n[interface.limits]\nglobal_rate = 150\n",
     )
     .unwrap();
     daemon.signal(libc::SIGHUP).unwrap();
@@ -954,8 +956,8 @@ fn the_shipped_config_and_unit_are_valid() {
         "{text}"
     );
 
-    let broken =
-        std::env::temp_dir().join(format!("icmp-guard-broken-{}.toml", std::process::id()));
+    let scratch = Scratch::new().unwrap();
+    let broken = scratch.file("broken.toml");
     std::fs::write(
         &broken,
         "[[interface]]\nname = \"eth0\"\n[interface.limits]\nv4_prefix = 40\n",

@@ -269,13 +269,18 @@ impl ConfigFile {
                 }
                 Ok(unique.into_iter().collect::<Vec<_>>())
             };
-            interfaces.push(InterfaceConfig {
+            let ic = InterfaceConfig {
                 name,
                 mode,
                 limits: own.over(&defaults),
                 allow: prefixes(&iface.allow, "allow")?,
                 deny: prefixes(&iface.deny, "deny")?,
-            });
+            };
+            // The limits must also make a valid policy together (twice the admission rate
+            // below the global rate, what the clock can honour): checked here, before a start
+            // or a reload changes anything, not when the interface's turn comes.
+            apply::policy(&ic).map_err(|e| fail(format!("{at}.limits: {e}")))?;
+            interfaces.push(ic);
         }
         if interfaces.is_empty() {
             return Err(fail(
@@ -466,6 +471,37 @@ mod tests {
                 }
                 (Err(err), Some(needle)) => assert!(err.contains(&needle), "{err}"),
                 (result, _) => panic!("{key}: {:?}", result.map(|_| ())),
+            }
+        }
+    }
+
+    /// Limits that are each in range but invalid together are refused when the file is read,
+    /// naming the interface and the keys: a reload that only found out when applying had
+    /// already detached the interfaces the file left out.
+    #[test]
+    fn limits_invalid_together_are_refused_when_the_file_is_read() {
+        for (text, refused) in [
+            (
+                "[defaults]\nglobal_rate = 150\n[[interface]]\nname = \"eth0\"\n",
+                Some("interface[0] (eth0).limits: invalid new_source_rate: 100 per class"),
+            ),
+            (
+                "[[interface]]\nname = \"eth0\"\n[[interface]]\nname = \"eth1\"\n\
+                 [interface.limits]\nnew_source_rate = 1000\n",
+                Some("interface[1] (eth1).limits: invalid new_source_rate: 1000 per class"),
+            ),
+            (
+                "[defaults]\nglobal_rate = 150\nnew_source_rate = 74\n[[interface]]\nname = \"eth0\"\n",
+                None,
+            ),
+        ] {
+            match (parse(text), refused) {
+                (Ok(_), None) => {}
+                (Err(err), Some(needle)) => {
+                    assert!(err.contains(needle), "{err}");
+                    assert!(err.contains("raise global_rate"), "{err}");
+                }
+                (result, _) => panic!("{text}: {:?}", result.map(|_| ())),
             }
         }
     }

@@ -89,8 +89,8 @@ impl Overrides {
                 why: format!(
                     "{} per class, twice that ({}) must stay below global_rate ({}): a flood of \
                      spoofed sources takes up to that much of the global budget, and the \
-                     sources already known need the rest; lower --new-source-rate or raise \
-                     --global-rate",
+                     sources already known need the rest; lower new_source_rate or raise \
+                     global_rate (--new-source-rate, --global-rate)",
                     out.new_source.rate,
                     2 * u64::from(out.new_source.rate),
                     out.global.rate
