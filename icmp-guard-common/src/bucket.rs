@@ -112,6 +112,25 @@ pub fn take(tat: &AtomicU64, now_ns: u64, limit: &Limit) -> bool {
     false
 }
 
+/// The TAT `tat`, taken under `old`, moved for `new` at `now_ns` (when userspace changes a
+/// budget's limits), so the change neither blocks the bucket nor refills it: the tokens it is
+/// short of (`tat - now` in `old` intervals) stay short in `new` intervals, at most a whole
+/// `new` tolerance (empty). Left as it is, a TAT an old, larger tolerance put far ahead would
+/// hold the bucket shut until now caught up with it: lowering a global burst of 100,000 to
+/// 4,000 at 2,000/s refused everything for 48 s, and raising the rate tenfold for 1.8 s.
+#[must_use]
+pub fn rebase(tat: u64, now_ns: u64, old: &Limit, new: &Limit) -> u64 {
+    if tat <= now_ns || old.interval_ns == 0 {
+        return tat;
+    }
+    let short =
+        u128::from(tat - now_ns) * u128::from(new.interval_ns) / u128::from(old.interval_ns);
+    let short = u64::try_from(short)
+        .unwrap_or(u64::MAX)
+        .min(new.tolerance_ns);
+    now_ns.saturating_add(short)
+}
+
 /// Most tokens a CPU takes from a shared budget at once (see [`take_ahead`]).
 pub const MAX_AHEAD: u32 = 16;
 
@@ -429,6 +448,80 @@ mod tests {
             }
         }
         s.totals()
+    }
+
+    /// (what, old rate and burst, tokens the bucket was short of, new rate and burst, tokens
+    /// short after the change): a change keeps what was taken, in tokens, within the new
+    /// burst; it neither shuts the bucket past the new tolerance nor fills it.
+    #[test]
+    fn a_change_of_limits_keeps_the_tokens_taken_within_the_new_burst() {
+        type Change = (&'static str, (u32, u32), u64, (u32, u32), u64);
+        let now = 1_000 * NS_PER_SEC;
+        let cases: [Change; 6] = [
+            (
+                "a full bucket stays full",
+                (2000, 100_000),
+                0,
+                (2000, 4000),
+                0,
+            ),
+            (
+                "an empty bucket of a smaller burst is empty, not shut for 48 s",
+                (2000, 100_000),
+                100_000,
+                (2000, 4000),
+                4000,
+            ),
+            (
+                "what was taken stays taken within the new burst",
+                (2000, 100_000),
+                3000,
+                (2000, 4000),
+                3000,
+            ),
+            (
+                "a tenfold rate: the same tokens, ten times shorter",
+                (2000, 4000),
+                4000,
+                (20_000, 4000),
+                4000,
+            ),
+            (
+                "a tenth of the rate: the same tokens, ten times longer",
+                (2000, 4000),
+                1000,
+                (200, 4000),
+                1000,
+            ),
+            (
+                "a larger burst: the tokens taken, not a fuller bucket",
+                (20, 50),
+                50,
+                (20, 500),
+                50,
+            ),
+        ];
+        for (what, (r0, b0), short, (r1, b1), wanted) in cases {
+            let (old, new) = (Limit::new(r0, b0).unwrap(), Limit::new(r1, b1).unwrap());
+            let tat = now + short * old.interval_ns;
+            let moved = rebase(tat, now, &old, &new);
+            assert_eq!(moved - now, wanted * new.interval_ns, "{what}");
+            // The bucket is as short as that under the new limit: with tokens left, one
+            // passes now; empty, the next passes one new interval later, not sooner.
+            let bucket = AtomicU64::new(moved);
+            if wanted < u64::from(b1) {
+                assert!(take(&bucket, now, &new), "{what}: passes now");
+            } else {
+                assert!(!take(&bucket, now, &new), "{what}: empty");
+                assert!(
+                    take(&bucket, now + new.interval_ns, &new),
+                    "{what}: refills"
+                );
+            }
+        }
+        // A TAT behind the clock is a full bucket under any limit.
+        let (old, new) = (Limit::new(10, 5).unwrap(), Limit::new(1, 1).unwrap());
+        assert_eq!(rebase(now - 1, now, &old, &new), now - 1);
     }
 
     #[test]

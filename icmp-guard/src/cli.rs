@@ -37,7 +37,8 @@ pub enum Command {
         after_help = "Examples:\n  icmp-guard attach eth0\n  icmp-guard attach eth0 --mode native --echo-rate 50 --v6-prefix 56\n  icmp-guard attach --config /etc/icmp-guard/icmp-guard.toml\n  icmp-guard attach eth0 --replace   # upgrade the program in place, keeping state"
     )]
     Attach(AttachArgs),
-    /// Change limits of a guarded interface live; buckets and counters are kept
+    /// Change limits of a guarded interface live; counters, lists and buckets are kept (a new
+    /// source prefix length starts that family's sources afresh)
     Set(SetArgs),
     /// Detach the guard from an interface and remove every pin it made
     Detach(IfaceArgs),

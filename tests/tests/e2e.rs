@@ -461,6 +461,53 @@ fn a_full_source_table_evicts_the_stalest_and_keeps_serving() {
     lab.cli_ok(&["detach", iface]).unwrap();
 }
 
+/// A change of the global budget's limits takes effect at once, even when the budget is
+/// empty: the old limit's time stamp is moved to the new one (lowering a burst of 20,000 at
+/// 100/s to 100 used to refuse every metered packet for 199 s). (what, the attach flags, the
+/// echoes that empty the budget, the `set` flags.)
+#[test]
+fn a_limit_change_takes_effect_at_once_even_on_an_empty_budget() {
+    let cases: [(&str, &[&str], &str, &[&str]); 2] = [
+        (
+            "a smaller burst",
+            &["--global-rate", "100", "--global-burst", "20000"],
+            "20500",
+            &["--global-burst", "100"],
+        ),
+        (
+            "a higher rate",
+            &["--global-rate", "100", "--global-burst", "2000"],
+            "2500",
+            &["--global-rate", "1000"],
+        ),
+    ];
+    for (what, attach, flood, set) in cases {
+        let lab = Lab::new().unwrap();
+        let iface = lab.guarded_if.as_str();
+        // Only the global budget limits: the sources' buckets and admission are wide.
+        let wide = [
+            "--echo-rate",
+            "1000000",
+            "--echo-burst",
+            "1000000",
+            "--new-source-rate",
+            "40",
+        ];
+        lab.cli_ok(&[&["attach", iface][..], attach, &wide].concat())
+            .unwrap();
+        lab.inject(&["--src", "203.0.113.7", "--count", flood])
+            .unwrap();
+        let counters = lab.stats().unwrap();
+        assert!(
+            counter(&counters, "dropped_rate_global") > 0,
+            "{what}: the flood emptied the budget: {counters}"
+        );
+        lab.cli_ok(&[&["set", iface][..], set].concat()).unwrap();
+        assert_eq!(lab.ping(2, "0.2", 5).unwrap(), 2, "{what}");
+        lab.cli_ok(&["detach", iface]).unwrap();
+    }
+}
+
 /// Native XDP refused [V66]: the error names the interface, the cause in the driver's own
 /// words (which `bpf_link_create`'s errno alone hides: "Operation not supported", "No space
 /// left on device") and the fix, and leaves nothing behind; `auto` attaches in generic mode

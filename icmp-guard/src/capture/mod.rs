@@ -570,23 +570,13 @@ fn wait_readable(fd: i32, ms: i32) {
     unsafe { libc::poll(&raw mut pfd, 1, ms) };
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a timespec we own.
-    unsafe { libc::clock_gettime(clock, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
-
 /// The program's clock (`bpf_ktime_get_ns`).
 fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
+    crate::kernel::clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 fn realtime_ns() -> u64 {
-    clock_ns(libc::CLOCK_REALTIME)
+    crate::kernel::clock_ns(libc::CLOCK_REALTIME)
 }
 
 /// The packet comment: the reason as `stats` names it, the source address and the bucket

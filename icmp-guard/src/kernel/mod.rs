@@ -42,6 +42,19 @@ pub fn clock_tick_ns() -> u64 {
     if ns == 0 { COARSEST } else { ns }
 }
 
+/// The time of `clock` in nanoseconds: `CLOCK_MONOTONIC_COARSE` is the buckets' clock
+/// (`bpf_ktime_get_coarse_ns`), `CLOCK_MONOTONIC` the capture's (`bpf_ktime_get_ns`).
+#[must_use]
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a timespec we own.
+    unsafe { libc::clock_gettime(clock, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
 /// A random seed for the recently-seen filter's hash, from the kernel's generator.
 #[must_use]
 pub fn random_seed() -> u64 {

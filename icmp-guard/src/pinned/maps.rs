@@ -16,7 +16,12 @@ use aya::{
     programs::links::PinnedLink,
     sys::SyscallError,
 };
-use icmp_guard_common::{Config, Reason, SourceKey, SourceRecord, maps, policy::List};
+use icmp_guard_common::{
+    Config, Reason, SourceKey, SourceRecord,
+    bucket::{self, Class, Limit},
+    maps,
+    policy::List,
+};
 
 use super::Pins;
 use crate::{Error, policy::Cidr};
@@ -260,7 +265,65 @@ impl Maps {
                 crate::error::chain(&e)
             );
         }
+        if let Err(e) = self.rebase_budgets(&old, cfg) {
+            log::warn!(
+                "{}: a budget may refuse packets until the old limit's time has passed: {}",
+                self.label,
+                crate::error::chain(&e)
+            );
+        }
         Ok(())
+    }
+
+    /// Moves the shared budgets' TATs (global, exempt, and the admission budget of each
+    /// class) from the limits of `old` to those of `new` (see [`bucket::rebase`]), so a smaller
+    /// burst or a higher rate takes effect at once instead of refusing everything until the
+    /// clock catches up with the old TAT. Run after the new config is written; a token the
+    /// program takes between the read and the write of a TAT is given back, at most one per
+    /// CPU. The per-source buckets keep their TATs (rewriting an entry would lose the counts
+    /// the program adds meanwhile): a source short of tokens under the old limit stays short
+    /// for up to the old limit's time.
+    fn rebase_budgets(&mut self, old: &Config, new: &Config) -> Result<(), Error> {
+        let what = || format!("moving the budgets of {} to the new limits", self.label);
+        let now = crate::kernel::clock_ns(libc::CLOCK_MONOTONIC_COARSE);
+        let rebase = |map: &mut Array<MapData, u64>, slot: u32, was: &Limit, is: &Limit| {
+            if was == is {
+                return Ok(());
+            }
+            let tat = map.get(&slot, 0)?;
+            let moved = bucket::rebase(tat, now, was, is);
+            if moved != tat {
+                map.set(slot, moved, 0)?;
+            }
+            Ok::<_, MapError>(())
+        };
+        rebase(
+            &mut self.global,
+            maps::GLOBAL_SLOT,
+            &old.global,
+            &new.global,
+        )
+        .and_then(|()| {
+            rebase(
+                &mut self.global,
+                maps::EXEMPT_SLOT,
+                &old.exempt,
+                &new.exempt,
+            )
+        })
+        .and_then(|()| {
+            [Class::Echo, Class::Reply]
+                .into_iter()
+                .try_for_each(|class| {
+                    rebase(
+                        &mut self.admission,
+                        class.slot(),
+                        &old.new_source,
+                        &new.new_source,
+                    )
+                })
+        })
+        .map_err(Error::map(what()))
     }
 
     /// Removes the source entries of IPv4 (`v4`) and of IPv6 (`v6`); how many it removed.
