@@ -742,7 +742,7 @@ fn the_daemonset_runs_unprivileged_on_the_host_network_and_probes_metrics() {
         (
             "readiness probe",
             &container["readinessProbe"]["httpGet"]["path"],
-            "/metrics".into(),
+            "/ready".into(),
         ),
         (
             "scrape annotation",

@@ -173,6 +173,8 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
         33,
         "nothing changed"
     );
+    // A refused reload changes nothing, the guard included: still ready.
+    lab.guarded.http_get(METRICS, "/ready").unwrap();
     write_config(&lab, &config, 33);
 
     // The interface disappears and comes back with a new index: the guard comes back.
@@ -363,6 +365,90 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
         None
     );
     assert_eq!(reload_ok(), Some(1.0));
+}
+
+/// A service that starts while a command holds the lock past its 10 s wait applies its file
+/// once the lock is free: an interface guarded before gets the file's limits (and this
+/// version's program), and `/ready` says not ready until then.
+#[test]
+fn a_start_that_waits_out_the_lock_applies_the_file_when_it_is_free() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface, "--echo-rate", "5"]).unwrap();
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    write_config(&lab, &config, 10);
+    let held = icmp_guard::pinned::Lock::acquire(&lab.bpffs.path).unwrap();
+    let mut daemon = lab.daemon(&config, &log).unwrap();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually(20, "the start gives up waiting", || {
+        logged().contains("is applied as soon as the lock is free")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    let unready = lab.guarded.http_get(METRICS, "/ready").unwrap_err();
+    assert!(unready.to_string().contains("503"), "{unready}");
+    assert_eq!(lab.status().unwrap()[0]["limits"]["echo_rate"], 5);
+    drop(held);
+    eventually(5, "the file is applied", || {
+        lab.status().unwrap_or_default()[0]["limits"]["echo_rate"] == 10
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    let text = logged();
+    assert!(
+        text.contains("applied now that the command lock is free")
+            && text.contains(&format!("{iface}: program "))
+            && !text.contains("its pins were removed"),
+        "{text}"
+    );
+    lab.guarded.http_get(METRICS, "/ready").unwrap();
+    assert!(daemon.running());
+}
+
+/// An interface whose attach fails at start (another program holds it) is tried again, and
+/// attached once that program is gone, the log naming the failure (not a removal of its
+/// pins); `/ready` names the interface until then.
+#[test]
+fn an_interface_refused_at_start_is_attached_when_it_can_be() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    // Attached under another pin root, this guard is a foreign program to the service.
+    let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
+    let foreign = lab
+        .cli_command(&other.path, &["attach", &iface])
+        .output()
+        .unwrap();
+    assert!(foreign.status.success(), "{}", stderr_of(&foreign));
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    write_config(&lab, &config, 10);
+    let _daemon = lab.daemon(&config, &log).unwrap();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually(10, "the start is refused", || {
+        logged().contains("already has an XDP program")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    eventually(5, "not ready, naming the interface", || {
+        lab.guarded
+            .http_get(METRICS, "/ready")
+            .is_err_and(|e| e.to_string().contains("503"))
+    })
+    .unwrap();
+    let gone = lab
+        .cli_command(&other.path, &["detach", &iface])
+        .output()
+        .unwrap();
+    assert!(gone.status.success(), "{}", stderr_of(&gone));
+    eventually(20, "attached once the other program is gone", || {
+        logged().contains(&format!(
+            "{iface}: its attach failed when the file was applied; attached in"
+        ))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    assert!(!logged().contains("its pins were removed"), "{}", logged());
+    eventually(5, "ready", || {
+        lab.guarded.http_get(METRICS, "/ready").is_ok()
+    })
+    .unwrap();
 }
 
 /// A service in a container (here: pid 1 of a PID namespace of its own, sharing the lock

@@ -1,5 +1,6 @@
 //! The metrics endpoint: a minimal HTTP/1.1 listener that answers `GET /metrics` with the
-//! Prometheus exposition of the configured interfaces, rendered from the read model.
+//! Prometheus exposition of the configured interfaces, rendered from the read model, and
+//! `GET /ready` with whether the configuration is applied (a readiness probe).
 //!
 //! It is bounded whatever reaches it: at most [`MAX_CONNECTIONS`] at a time (more get a
 //! `503` at once and are closed), a request header of at most [`MAX_HEADER`] bytes read within
@@ -145,9 +146,14 @@ async fn answer(mut stream: TcpStream, shared: &Shared, slot: &Arc<OwnedSemaphor
     }
     let head = String::from_utf8_lossy(&request);
     let path = head.split_whitespace().nth(1).unwrap_or_default();
-    let (status, body) = if head.starts_with("GET ")
-        && (path == "/metrics" || path.starts_with("/metrics?"))
-    {
+    let get = head.starts_with("GET ");
+    let (status, body) = if get && (path == "/ready" || path.starts_with("/ready?")) {
+        let unready = shared.lock().map_or_else(
+            |_| Some("the service's state is unreadable".to_owned()),
+            |s| s.unready.clone(),
+        );
+        readiness(unready.as_deref())
+    } else if get && (path == "/metrics" || path.starts_with("/metrics?")) {
         let served = shared.lock().map(|s| s.clone()).unwrap_or_default();
         // Reading the maps (a whole source table) blocks: off the endpoint's worker
         // thread, so other connections are still accepted (and refused past the slots).
@@ -168,7 +174,7 @@ async fn answer(mut stream: TcpStream, shared: &Shared, slot: &Arc<OwnedSemaphor
             ),
         }
     } else {
-        ("404 Not Found", "see /metrics\n".to_owned())
+        ("404 Not Found", "see /metrics (and /ready)\n".to_owned())
     };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -176,6 +182,16 @@ async fn answer(mut stream: TcpStream, shared: &Shared, slot: &Arc<OwnedSemaphor
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// The answer to `GET /ready`, from why the service is not ready (`None`: it is): a
+/// readiness probe, so a rollout waits for a node's guards and stops at a node where the new
+/// version does not guard.
+fn readiness(unready: Option<&str>) -> (&'static str, String) {
+    match unready {
+        None => ("200 OK", "ready\n".to_owned()),
+        Some(why) => ("503 Service Unavailable", format!("not ready: {why}\n")),
+    }
 }
 
 #[cfg(test)]

@@ -113,7 +113,13 @@ pub struct Served {
     pub last_reload_success: u64,
     /// Whether the top sources' series name the source (`daemon.metrics_source_labels`).
     pub source_labels: bool,
+    /// Why the service is not ready (`GET /ready`), `None` when it is: the start has applied
+    /// the file and every interface of it that the host has is guarded. Renewed every check.
+    pub unready: Option<String>,
 }
+
+/// Why the service is not ready until the start has applied the file.
+const STARTING: &str = "the configuration is being applied";
 
 /// Seconds since the Unix epoch.
 fn unix_now() -> u64 {
@@ -140,6 +146,13 @@ struct Daemon {
     applied: bool,
     /// Interfaces the file no longer names whose guard a reload could not detach.
     undetached: BTreeSet<IfaceName>,
+    /// Interfaces whose attach by the start or a reload failed, so the check that attaches
+    /// them later names that failure, not a removal of their pins.
+    refused: BTreeSet<IfaceName>,
+    /// A start or reload that could not take the command lock and so applied nothing: the
+    /// check applies the file as soon as it can (`true`: with the start's upgrade of
+    /// attached guards).
+    pending: Option<bool>,
     shared: Shared,
 }
 
@@ -152,6 +165,7 @@ impl Daemon {
             last_reload_ok: None,
             last_reload_success: 0,
             source_labels: cfg.metrics_source_labels,
+            unready: Some(STARTING.to_owned()),
         };
         Self {
             cli_bpffs: cli_bpffs.to_path_buf(),
@@ -164,6 +178,8 @@ impl Daemon {
             retry: HashMap::new(),
             applied: false,
             undetached: BTreeSet::new(),
+            refused: BTreeSet::new(),
+            pending: None,
         }
     }
 
@@ -204,7 +220,22 @@ impl Daemon {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
                 _ = tick.tick() => {
-                    self.watch();
+                    if let Some(upgrade) = self.pending {
+                        let ok = self.apply(upgrade);
+                        if self.pending.is_none() {
+                            log::info!(
+                                "{} applied now that the command lock is free",
+                                crate::error::shown(&self.cfg.path)
+                            );
+                            self.record(ok);
+                            systemd::status(&self.summary(ok));
+                        }
+                    }
+                    // Until the file is applied, the check has nothing to keep.
+                    if self.pending.is_none() {
+                        self.watch();
+                    }
+                    self.note_readiness();
                     self.flush_logs();
                 }
             }
@@ -261,19 +292,57 @@ impl Daemon {
                 served.last_reload_success = unix_now();
             }
         }
+        self.note_readiness();
+    }
+
+    /// Renews what `GET /ready` answers: not ready while the start waits to apply the file,
+    /// nor while an interface of the file that the host has is not guarded (its attach
+    /// failed, or is being retried); ready otherwise, whatever a reload said (a refused
+    /// reload changes nothing, and the guards keep enforcing).
+    fn note_readiness(&self) {
+        let unready = if self.pending.is_some() {
+            Some(STARTING.to_owned())
+        } else {
+            self.cfg.interfaces.iter().find_map(|ic| {
+                ifindex(&ic.name).ok()?;
+                match Pins::new(&self.bpffs, &ic.name).and_then(Health::of_pins) {
+                    Ok(Health::Attached) => None,
+                    Ok(health) => Some(format!("{} is not guarded: {health}", ic.name)),
+                    Err(e) => Some(format!(
+                        "{} is not guarded: {}",
+                        ic.name,
+                        crate::error::chain(&e)
+                    )),
+                }
+            })
+        };
+        if let Ok(mut served) = self.shared.lock() {
+            served.unready = unready;
+        }
     }
 
     /// Makes every configured interface match the file; `upgrade` swaps this version's
     /// program into guards that are attached. Returns whether everything was applied (an
     /// interface that does not exist yet is no failure: it is attached when it appears).
     fn apply(&mut self, upgrade: bool) -> bool {
+        // A start still waiting for the lock upgrades when a reload gets it first.
+        let upgrade = upgrade || self.pending == Some(true);
         let _lock = match Lock::acquire(&self.bpffs) {
             Ok(lock) => lock,
             Err(e) => {
-                log::error!("{}", crate::error::chain(&e));
+                // Logged once: the check tries again every tick until it gets the lock.
+                if self.pending.is_none() {
+                    log::error!(
+                        "{}; {} is applied as soon as the lock is free",
+                        crate::error::chain(&e),
+                        crate::error::shown(&self.cfg.path)
+                    );
+                }
+                self.pending = Some(upgrade);
                 return false;
             }
         };
+        self.pending = None;
         let mut ok = true;
         for ic in &self.cfg.interfaces.clone() {
             if ifindex(&ic.name).is_err() {
@@ -305,11 +374,16 @@ impl Daemon {
                         log::warn!("{note}");
                     }
                     self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
+                    self.refused.remove(&ic.name);
                 }
-                Ok(Applied::Updated) => log::info!("{}: policy and lists applied", ic.name),
+                Ok(Applied::Updated) => {
+                    log::info!("{}: policy and lists applied", ic.name);
+                    self.refused.remove(&ic.name);
+                }
                 Err(e) => {
                     ok = false;
                     log::error!("{}", crate::error::chain(&e));
+                    self.refused.insert(ic.name.clone());
                 }
             }
         }
@@ -497,9 +571,21 @@ impl Daemon {
                 Ok((format!("the interface is back (ifindex {index})"), false))
             }
             Ok(health) => Ok((health.to_string(), false)),
-            // Never guarded here yet: named in the file before it existed.
-            Err(Error::NotGuarded { .. }) if self.gone.contains(&ic.name) => {
+            // Never guarded here yet: named in the file before it existed (a bpffs path
+            // not mounted yet is mounted by the attach).
+            Err(Error::NotGuarded { .. } | Error::NotBpffs { .. })
+                if self.gone.contains(&ic.name) =>
+            {
                 Ok((format!("the interface appeared (ifindex {index})"), true))
+            }
+            // The start or a reload tried and failed (said then): try again.
+            Err(Error::NotGuarded { .. } | Error::NotBpffs { .. })
+                if self.refused.contains(&ic.name) =>
+            {
+                Ok((
+                    "its attach failed when the file was applied".to_owned(),
+                    false,
+                ))
             }
             Err(Error::NotGuarded { .. }) => Ok((
                 format!(
@@ -541,6 +627,7 @@ impl Daemon {
                 }
                 self.loggers.extend(a.log.map(|l| (ic.name.clone(), l)));
                 self.gone.remove(&ic.name);
+                self.refused.remove(&ic.name);
                 self.failing.remove(&ic.name);
                 self.retry.remove(&ic.name);
                 true
