@@ -451,6 +451,36 @@ fn an_interface_refused_at_start_is_attached_when_it_can_be() {
     .unwrap();
 }
 
+/// A file asking what a running guard cannot change (another table capacity) gets the rest
+/// applied, and the refusal logged: the limits are the file's, the table stays.
+#[test]
+fn what_a_running_guard_cannot_change_leaves_the_rest_of_the_file_applied() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.clone();
+    lab.cli_ok(&["attach", &iface, "--max-sources", "4096"])
+        .unwrap();
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nmetrics = \"{METRICS}\"\n[defaults]\nmax_sources = 8192\n[[interface]]\nname = \"{iface}\"\n[interface.limits]\necho_rate = 33\n"
+        ),
+    )
+    .unwrap();
+    let _daemon = lab.daemon(&config, &log).unwrap();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually(10, "the refusal is logged", || {
+        logged().contains("cannot become 8192")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    eventually(5, "the rest applied", || {
+        lab.status().unwrap_or_default()[0]["limits"]["echo_rate"] == 33
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    assert_eq!(lab.status().unwrap()[0]["sources"]["capacity"], 4096);
+}
+
 /// A service in a container (here: pid 1 of a PID namespace of its own, sharing the lock
 /// folder) is named as such by a second service and by a command's warning: its pid and
 /// its file's path mean nothing outside.

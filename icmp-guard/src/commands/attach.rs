@@ -188,7 +188,12 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
                 ic.name, replaced.old_program, replaced.new_program
             );
         }
-        match apply::apply(&bpffs, ic)? {
+        let (applied, unchangeable) = apply::apply(&bpffs, ic)?;
+        // Checked above, before anything changed: only a change made meanwhile gets here.
+        if let Some(e) = unchangeable.into_iter().next() {
+            return Err(e);
+        }
+        match applied {
             Applied::Attached(a) => {
                 for note in a.notes(&ic.name) {
                     println!("{note}");

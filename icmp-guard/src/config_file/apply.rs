@@ -33,8 +33,11 @@ pub fn policy(ic: &InterfaceConfig) -> Result<Config, Error> {
     ic.limits.apply(&Config::with_defaults(), clock_tick_ns())
 }
 
-/// Attaches `ic.name` if needed, then applies the file's policy and lists.
-pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
+/// Attaches `ic.name` if needed, then applies the file's policy and lists; with what the
+/// file asks that the guard cannot change while it runs (its table's capacity, its mode),
+/// each an error for the caller to report: the rest is applied all the same, and a guard
+/// attached (or attached again) here stays attached.
+pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<(Applied, Vec<Error>), Error> {
     // A guard whose interface is gone cannot be brought back now: an error, not an update
     // of limits that enforce nothing.
     ifindex(&ic.name)?;
@@ -60,7 +63,13 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     };
     let mut guard = Guard::open(pins)?;
     let current = guard.maps.config()?;
-    policy::check_fixed(&ic.name, &current, &wanted)?;
+    let unchangeable: Vec<Error> = [
+        policy::check_fixed(&ic.name, &current, &wanted),
+        check_mode(ic, &current),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
     // Prepare, then swap: both lists go into the banks not in force, then one config write
     // puts the new limits, the new bank and its counts in force together.
     guard
@@ -70,8 +79,7 @@ pub fn apply(bpffs: &Path, ic: &InterfaceConfig) -> Result<Applied, Error> {
     if let Some(note) = policy::prefix_note(&ic.name, &current, &wanted) {
         log::warn!("{note}");
     }
-    check_mode(ic, &current)?;
-    Ok(applied)
+    Ok((applied, unchangeable))
 }
 
 /// Whether the mode the file asks for is the one the guard runs in (`auto` takes either): a
@@ -90,13 +98,15 @@ pub fn check_mode(ic: &InterfaceConfig, current: &Config) -> Result<(), Error> {
 }
 
 /// `wanted` with the fields the loader, the lists and a running capture own (where and how it
-/// is attached, list bank and sizes, the capture bits of the flags) taken from `current`.
+/// is attached, the table's capacity, list bank and sizes, the capture bits of the flags)
+/// taken from `current`.
 #[must_use]
 pub fn keep_runtime(wanted: &Config, current: &Config) -> Config {
     Config {
         ifindex: current.ifindex,
         attach_mode: current.attach_mode,
         attached_at: current.attached_at,
+        max_sources: current.max_sources,
         allow_entries: current.allow_entries,
         deny_entries: current.deny_entries,
         list_bank: current.list_bank,

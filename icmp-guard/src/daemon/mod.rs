@@ -359,6 +359,13 @@ impl Daemon {
                 }
                 apply::apply(&self.bpffs, ic)
             });
+            let result = result.map(|(applied, unchangeable)| {
+                for e in &unchangeable {
+                    ok = false;
+                    log::error!("{}", crate::error::chain(e));
+                }
+                applied
+            });
             match result {
                 Ok(Applied::Attached(a)) => {
                     for note in a.notes(&ic.name) {
@@ -608,7 +615,14 @@ impl Daemon {
         if self.retry.get(&ic.name).is_some_and(|(at, _)| now < *at) {
             return false;
         }
-        match self.locked(|| apply::apply(&self.bpffs, ic)) {
+        let result = self.locked(|| apply::apply(&self.bpffs, ic));
+        let result = result.map(|(applied, unchangeable)| {
+            for e in &unchangeable {
+                self.once(&ic.name, crate::error::chain(e));
+            }
+            applied
+        });
+        match result {
             Ok(Applied::Attached(a)) => {
                 for note in a.notes(&ic.name) {
                     log::info!("{note}");
