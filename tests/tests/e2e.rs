@@ -457,6 +457,15 @@ fn a_full_source_table_evicts_the_stalest_and_keeps_serving() {
     assert_eq!(counter(&counters, "passed_unmetered"), 0, "{counters}");
     assert_eq!(counter(&counters, "dropped_new_source"), 0, "{counters}");
     assert!(counter(&counters, "passed") >= sent, "{counters}");
+    // A --top above the table's size lists every source, allocating no more than that
+    // (10^12 sources' worth used to abort the process).
+    let all: Value = serde_json::from_str(
+        &lab.cli_ok(&["stats", iface, "--json", "--top", "1000000000000"])
+            .unwrap(),
+    )
+    .unwrap();
+    let listed = all["top_sources"].as_array().unwrap().len() as u64;
+    assert!((512..=1024).contains(&listed), "{listed}");
     assert_eq!(lab.ping(3, "0.2", 10).unwrap(), 3);
     lab.cli_ok(&["detach", iface]).unwrap();
 }

@@ -1238,15 +1238,19 @@ fn stats_watch_shows_rates_per_second_and_top_offenders() {
             .unwrap_or_else(|_| panic!("no line shows the new guard's counters: {last}"));
         last = serde_json::from_str(&line).unwrap();
     }
+    // Detached for good: the watch says so, past the moment an attach would take.
+    lab.cli_ok(&["detach", iface]).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
     // SIGTERM, which `timeout` passes on to the watch (a SIGKILL would leave it running,
     // holding the pipes open).
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(i32::try_from(watch.id()).unwrap(), libc::SIGTERM) };
     let out = watch.wait_with_output().unwrap();
+    let said = stderr_of(&out);
     assert!(
-        stderr_of(&out).contains(&format!("{iface} was attached anew")),
-        "{}",
-        stderr_of(&out)
+        said.contains(&format!("{iface} was attached anew"))
+            && said.contains(&format!("{iface} is not guarded any more (detached)")),
+        "{said}"
     );
 }
 

@@ -38,6 +38,10 @@ pub fn run(bpffs: &Path, args: &StatsArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// How long a watched guard may be found detached before the watch says so: longer than a
+/// detach followed by an attach (a service restarted with `on_exit = "detach"`) takes.
+const DETACHED_GRACE: Duration = Duration::from_secs(2);
+
 /// `--watch`: every `every`, per-second rates per reason and the sources dropping the most
 /// right now, over the time measured since the read before, like `xdp-filter poll`: a screen
 /// (redrawn only on a terminal) or, with `--json`, one JSON object per line. Runs until
@@ -51,6 +55,8 @@ fn watch(
     let mut out = io::stdout().lock();
     let clear_screen = !args.json && out.is_terminal();
     let mut read_at = Instant::now();
+    // Since when the guard has been found detached, and whether that was said.
+    let mut detached: Option<(Instant, bool)> = None;
     loop {
         std::thread::sleep(every);
         // Detached and attached anew meanwhile: its new maps, counted from there (rates
@@ -60,9 +66,22 @@ fn watch(
             // pins are not there yet: wait for the next tick.
             match Guard::open(guard.pins.clone()) {
                 Ok(new) => guard = new,
-                Err(Error::NotGuarded { .. }) => continue,
+                Err(Error::NotGuarded { .. }) => {
+                    // Still detached past the moment an attach would take: said once, on
+                    // stderr, so neither a screen nor a JSON reader is left to guess.
+                    let (since, said) = detached.get_or_insert((Instant::now(), false));
+                    if !*said && since.elapsed() >= DETACHED_GRACE {
+                        eprintln!(
+                            "icmp-guard: {} is not guarded any more (detached); waiting for it to be attached again (Ctrl-C to stop)",
+                            guard.pins.iface
+                        );
+                        *said = true;
+                    }
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
+            detached = None;
             before = Snapshot::read(&guard, Keep::All)?;
             read_at = Instant::now();
             eprintln!(

@@ -150,7 +150,9 @@ impl Best {
     fn new(n: usize) -> Self {
         Self {
             n,
-            heap: std::collections::BinaryHeap::with_capacity(n + 1),
+            // Grown as sources come: `--top` may ask for more than the table holds (any
+            // number means "all of them"), which must not be allocated up front.
+            heap: std::collections::BinaryHeap::with_capacity(n.saturating_add(1).min(1024)),
             offered: 0,
         }
     }
