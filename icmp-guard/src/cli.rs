@@ -39,10 +39,15 @@ pub enum Command {
     Attach(AttachArgs),
     /// Change limits of a guarded interface live; counters, lists and buckets are kept (a new
     /// source prefix length starts that family's sources afresh)
+    #[command(
+        after_help = "Examples:\n  icmp-guard set eth0 --echo-rate 50 --echo-burst 100\n  icmp-guard set eth0 --global-rate 5000 --global-burst 10000\n  icmp-guard set eth0 --dry-run     # count what would be dropped, drop nothing\n  icmp-guard set eth0 --enforce"
+    )]
     Set(SetArgs),
     /// Detach the guard from an interface and remove every pin it made
+    #[command(after_help = "Example:\n  icmp-guard detach eth0")]
     Detach(IfaceArgs),
     /// List guarded interfaces with their program, mode and limits
+    #[command(after_help = "Examples:\n  icmp-guard status\n  icmp-guard status --json")]
     Status(StatusArgs),
     /// Show drop counters and the top sources of a guarded interface
     #[command(
@@ -56,10 +61,13 @@ pub enum Command {
     )]
     Capture(CaptureArgs),
     /// Remove every pin of an interface, even stale or incompatible ones (detaches the guard)
+    #[command(
+        after_help = "Example:\n  icmp-guard clean eth0   # when attach --replace reports a map of another layout"
+    )]
     Clean(IfaceArgs),
     /// Run as a service: guard the interfaces of a config file and serve Prometheus metrics
     #[command(
-        after_help = "Signals: SIGHUP re-reads and applies the file (an invalid file changes nothing), SIGTERM stops (guards stay unless daemon.on_exit = \"detach\")."
+        after_help = "Example:\n  icmp-guard run --config /etc/icmp-guard/icmp-guard.toml\n\nSignals: SIGHUP re-reads and applies the file (an invalid file changes nothing), SIGTERM stops (guards stay unless daemon.on_exit = \"detach\")."
     )]
     Run(RunArgs),
     /// Work with configuration files
@@ -69,10 +77,16 @@ pub enum Command {
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
     /// Sources never rate limited (CIDR prefixes, IPv4 or IPv6)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  icmp-guard allow add eth0 198.51.100.0/24\n  icmp-guard allow add eth0 2001:db8::/48\n  icmp-guard allow del eth0 198.51.100.0/24\n  icmp-guard allow list eth0 --json"
+    )]
     Allow(ListCommand),
     /// Sources whose ICMP is always dropped (CIDR prefixes, IPv4 or IPv6)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  icmp-guard deny add eth0 203.0.113.0/24\n  icmp-guard deny del eth0 203.0.113.0/24\n  icmp-guard deny list eth0"
+    )]
     Deny(ListCommand),
     /// What a policy would have done to a capture (pcap or pcapng), judged by the program's
     /// own decision code; no guard needed
@@ -267,6 +281,7 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate a configuration file without touching anything
+    #[command(after_help = "Example:\n  icmp-guard config check /etc/icmp-guard/icmp-guard.toml")]
     Check {
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -402,6 +417,56 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    /// Every command's `--help` shows examples, and every example parses: an example that
+    /// names a flag that was renamed fails here, not in an operator's shell.
+    #[test]
+    fn every_command_has_examples_that_parse() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, found: &mut Vec<(String, String)>) {
+            let visible = !cmd.is_hide_set() && cmd.get_name() != "help";
+            let leaf = cmd.get_subcommands().next().is_none();
+            let text = cmd
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let examples: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("icmp-guard "))
+                .collect();
+            // A command with subcommands may leave its examples to them.
+            if visible && leaf && path.len() > 1 {
+                let name = path.join(" ");
+                let own = examples.iter().any(|e| {
+                    e.starts_with(&format!("{} ", path[1..].join(" "))) || *e == path[1..].join(" ")
+                });
+                let parent = path.len() > 2;
+                assert!(own || parent, "{name}: no example in --help");
+            }
+            for example in examples {
+                // What the program gets: the command before a comment, a pipe or a redirection.
+                let line = example.split(['#', '|', '>']).next().unwrap().trim();
+                found.push((path.join(" "), line.to_owned()));
+            }
+            for sub in cmd.get_subcommands() {
+                path.push(sub.get_name().to_owned());
+                walk(sub, path, found);
+                path.pop();
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &Cli::command(),
+            &mut vec!["icmp-guard".to_owned()],
+            &mut found,
+        );
+        assert!(found.len() > 30, "{found:?}");
+        for (command, line) in found {
+            let words = std::iter::once("icmp-guard").chain(line.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(words) {
+                panic!("{command}: the example `icmp-guard {line}` does not parse: {e}");
+            }
+        }
+    }
 
     /// (`--watch` value, the interval or None for a usage error).
     #[test]
