@@ -9,7 +9,7 @@ pub enum Error {
     UnknownInterface { iface: String },
 
     #[error(
-        "{iface} is already guarded (pins in {}); change limits with `icmp-guard set {iface}` or run `icmp-guard detach {iface}` first",
+        "{iface} is already guarded (pins in {}); change limits with `icmp-guard set {iface}`, apply a file to it with `icmp-guard attach --replace --config FILE`, or run `icmp-guard detach {iface}` first",
         shown(dir), iface = shown(iface))]
     AlreadyGuarded { iface: String, dir: PathBuf },
 

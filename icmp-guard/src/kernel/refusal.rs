@@ -50,7 +50,7 @@ impl NativeRefusal {
     /// What to do about it on `iface`.
     #[must_use]
     pub fn fix(&self, iface: &str) -> String {
-        let fallback = "use --mode generic, or --mode auto, which falls back to it";
+        let fallback = "use --mode generic (`mode = \"generic\"` in a config file), or auto, which falls back to it";
         match self.cause() {
             Cause::Mtu => format!(
                 "icmp-guard takes multi-buffer (jumbo) frames, but this driver does not at this MTU: lower it (`ip link set {iface} mtu 1500`; on a veth, the peer's MTU counts), or {fallback}"
@@ -111,14 +111,14 @@ mod tests {
                 Some("Underlying driver does not support XDP in native mode"),
                 Cause::NoDriverSupport,
                 "its driver has no native XDP (\"Underlying driver does not support XDP in native mode\")",
-                "use --mode generic, or --mode auto, which falls back to it",
+                "use --mode generic (`mode = \"generic\"` in a config file), or auto, which falls back to it",
             ),
             (
                 libc::ENOSPC,
                 Some("veth: XDP expects number of rx queues not less than peer tx queues"),
                 Cause::Other,
                 "the driver refused it (\"veth: XDP expects number of rx queues not less than peer tx queues\")",
-                "use --mode generic, or --mode auto, which falls back to it",
+                "use --mode generic (`mode = \"generic\"` in a config file), or auto, which falls back to it",
             ),
         ];
         for (errno, says, cause, text, fix) in cases {
