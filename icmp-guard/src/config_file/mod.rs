@@ -305,6 +305,11 @@ pub const METRICS_PUBLIC_KEY: &str = "daemon.metrics_public";
 /// `daemon.metrics_public = true`: the endpoint has no TLS and no authentication, so it is
 /// served only to this host unless the operator says otherwise (and protects it).
 fn metrics_exposure(addr: SocketAddr, public: bool) -> Result<(), String> {
+    if addr.port() == 0 {
+        return Err(format!(
+            "daemon.metrics: {addr} has port 0, which binds a port of the kernel's choosing that no scraper can be told; name one, such as {DEFAULT_METRICS}"
+        ));
+    }
     if public || addr.ip().to_canonical().is_loopback() {
         return Ok(());
     }
@@ -627,6 +632,21 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Port 0 would bind a port nobody can be told: refused, on any address.
+    #[test]
+    fn a_metrics_port_of_0_is_refused() {
+        for addr in ["127.0.0.1:0", "[::]:0"] {
+            let text = format!(
+                "[daemon]\nmetrics = \"{addr}\"\nmetrics_public = true\n[[interface]]\nname = \"eth0\""
+            );
+            let err = parse(&text).map(|_| ()).unwrap_err();
+            assert!(
+                err.contains(&format!("daemon.metrics: {addr} has port 0")),
+                "{err}"
+            );
         }
     }
 

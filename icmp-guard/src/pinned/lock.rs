@@ -99,21 +99,19 @@ impl Lock {
     pub fn acquire_in(run_dir: &Path, bpffs: &Path, wait: Duration) -> Result<Self, Error> {
         private::make_dir(run_dir)?;
         let path = path_in(run_dir, bpffs);
-        let mut file = open_trusted(&path)?;
         let deadline = Instant::now() + wait;
+        let mut file = open_trusted(&path)?;
         loop {
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                 // The holder before us unlinks the file as it lets go (see `Drop`): if it did
-                // while we waited, ours is a file no one else will ever lock; take the new one.
+                // while we waited, ours is a file no one else will ever lock; take the new one,
+                // within the same wait.
                 if same_file(&file, &path) {
                     break;
                 }
-                return Self::acquire_in(
-                    run_dir,
-                    bpffs,
-                    deadline.saturating_duration_since(Instant::now()),
-                );
+                file = open_trusted(&path)?;
+                continue;
             }
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
