@@ -451,6 +451,65 @@ fn an_interface_refused_at_start_is_attached_when_it_can_be() {
     .unwrap();
 }
 
+/// A file whose `daemon.bpffs` is not mounted yet and whose interface appears only after the
+/// start: the service attaches it when it appears, mounting the bpffs then (it used to find
+/// no bpffs there and wait for ever).
+#[test]
+fn a_late_interface_under_a_bpffs_not_mounted_yet_is_attached_when_it_appears() {
+    /// Unmounts what the service mounted, whatever the test's outcome.
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).output();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let lab = Lab::new().unwrap();
+    let mount = Unmount(lab.scratch.file("bpf"));
+    let late = unique('m');
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nmetrics = \"{METRICS}\"\nbpffs = \"{}\"\n[[interface]]\nname = \"{late}\"\n",
+            mount.0.display()
+        ),
+    )
+    .unwrap();
+    let _daemon = lab.daemon(&config, &log).unwrap();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually(10, "the start", || {
+        logged().contains("no such interface yet")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    assert!(!icmp_guard::pinned::bpffs::is_bpffs(&mount.0));
+    ip(&[
+        "-n",
+        &lab.guarded.name,
+        "link",
+        "add",
+        &late,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{late}p"),
+    ])
+    .unwrap();
+    eventually(10, "the late interface is attached", || {
+        logged().contains(&format!("{late}: the interface appeared (ifindex"))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    assert!(lab.guarded.has_xdp(&late));
+    assert!(icmp_guard::pinned::bpffs::is_bpffs(&mount.0));
+    let out = lab
+        .cli_command(&mount.0, &["detach", &late])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 /// A file asking what a running guard cannot change (another table capacity) gets the rest
 /// applied, and the refusal logged: the limits are the file's, the table stays.
 #[test]
