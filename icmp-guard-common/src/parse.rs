@@ -582,6 +582,7 @@ fn walk_extensions<F: Frame + ?Sized>(
             datagram_end,
         }),
         proto::HOP_BY_HOP => Err(Malformed),
+        proto::FRAGMENT if seen_fragment => Err(Malformed),
         n if is_ext_header(n) => Err(Reason::DroppedExtHeaders),
         _ => Err(Reason::PassedNonIcmp),
     }

@@ -419,51 +419,69 @@ mod tests {
     use super::*;
 
     /// Every command's `--help` shows examples, and every example parses: an example that
-    /// names a flag that was renamed fails here, not in an operator's shell.
+    /// names a flag that was renamed fails here, not in an operator's shell. A command with
+    /// subcommands (`allow`, `config`) may show them for its subcommands, and each of those
+    /// must have one there or in its own help.
     #[test]
     fn every_command_has_examples_that_parse() {
-        fn walk(cmd: &clap::Command, path: &mut Vec<String>, found: &mut Vec<(String, String)>) {
-            let visible = !cmd.is_hide_set() && cmd.get_name() != "help";
-            let leaf = cmd.get_subcommands().next().is_none();
+        /// The examples of `cmd`'s help, without the program's name.
+        fn examples(cmd: &clap::Command) -> Vec<String> {
             let text = cmd
                 .get_after_help()
                 .map(ToString::to_string)
                 .unwrap_or_default();
-            let examples: Vec<&str> = text
-                .lines()
+            text.lines()
                 .filter_map(|l| l.trim().strip_prefix("icmp-guard "))
-                .collect();
-            // A command with subcommands may leave its examples to them.
-            if visible && leaf && path.len() > 1 {
+                .map(str::to_owned)
+                .collect()
+        }
+        fn walk(
+            cmd: &clap::Command,
+            path: &[String],
+            parent: &[String],
+            found: &mut Vec<(String, String)>,
+        ) {
+            let own = examples(cmd);
+            let leaf = cmd.get_subcommands().next().is_none();
+            if leaf && !path.is_empty() {
                 let name = path.join(" ");
-                let own = examples.iter().any(|e| {
-                    e.starts_with(&format!("{} ", path[1..].join(" "))) || *e == path[1..].join(" ")
-                });
-                let parent = path.len() > 2;
-                assert!(own || parent, "{name}: no example in --help");
+                let shown = own
+                    .iter()
+                    .chain(parent)
+                    .any(|e| e == &name || e.starts_with(&format!("{name} ")));
+                assert!(
+                    shown,
+                    "icmp-guard {name}: no example in its --help or its parent's"
+                );
             }
-            for example in examples {
-                // What the program gets: the command before a comment, a pipe or a redirection.
-                let line = example.split(['#', '|', '>']).next().unwrap().trim();
-                found.push((path.join(" "), line.to_owned()));
+            for example in &own {
+                found.push((path.join(" "), example.clone()));
             }
             for sub in cmd.get_subcommands() {
-                path.push(sub.get_name().to_owned());
-                walk(sub, path, found);
-                path.pop();
+                // `help` is clap's; a hidden command (`generate`) is for packagers.
+                if sub.get_name() == "help" || sub.is_hide_set() {
+                    continue;
+                }
+                let mut below = path.to_vec();
+                below.push(sub.get_name().to_owned());
+                // The top level's examples are a tour, not each command's own.
+                let parent = if path.is_empty() {
+                    Vec::new()
+                } else {
+                    own.clone()
+                };
+                walk(sub, &below, &parent, found);
             }
         }
         let mut found = Vec::new();
-        walk(
-            &Cli::command(),
-            &mut vec!["icmp-guard".to_owned()],
-            &mut found,
-        );
+        walk(&Cli::command(), &[], &[], &mut found);
         assert!(found.len() > 30, "{found:?}");
-        for (command, line) in found {
+        for (command, example) in found {
+            // What the program gets: the command before a comment, a pipe or a redirection.
+            let line = example.split(['#', '|', '>']).next().unwrap().trim();
             let words = std::iter::once("icmp-guard").chain(line.split_whitespace());
             if let Err(e) = Cli::try_parse_from(words) {
-                panic!("{command}: the example `icmp-guard {line}` does not parse: {e}");
+                panic!("icmp-guard {command}: the example `icmp-guard {line}` does not parse: {e}");
             }
         }
     }

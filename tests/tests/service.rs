@@ -440,7 +440,7 @@ fn an_interface_refused_at_start_is_attached_when_it_can_be() {
     assert!(gone.status.success(), "{}", stderr_of(&gone));
     eventually(20, "attached once the other program is gone", || {
         logged().contains(&format!(
-            "{iface}: its attach failed when the file was applied; attached in"
+            "{iface}: the file could not be applied to it when it was read; attached in"
         ))
     })
     .unwrap_or_else(|e| panic!("{e}: {}", logged()));
@@ -1299,7 +1299,8 @@ fn stats_watch_shows_rates_per_second_and_top_offenders() {
     }
     // Detached for good: the watch says so, past the moment an attach would take.
     lab.cli_ok(&["detach", iface]).unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // Its grace of 2 s, a tick of 0.5 s to notice, and a margin.
+    std::thread::sleep(Duration::from_secs(4));
     // SIGTERM, which `timeout` passes on to the watch (a SIGKILL would leave it running,
     // holding the pipes open).
     // SAFETY: kill(2) on our own child's pid.

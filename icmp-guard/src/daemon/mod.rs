@@ -40,6 +40,7 @@ use crate::{
         iface::ifindex,
         loader::{self, ProgramLog},
     },
+    pinned::lock,
     pinned::{
         Lock, Pins,
         health::{self, Health},
@@ -118,7 +119,8 @@ pub struct Served {
     pub unready: Option<String>,
 }
 
-/// Why the service is not ready until the start has applied the file.
+/// Why the service is not ready until the start has applied the file and the check after it
+/// has looked at every interface.
 const STARTING: &str = "the configuration is being applied";
 
 /// Seconds since the Unix epoch.
@@ -197,7 +199,7 @@ impl Daemon {
         let mut service = ServiceLock::acquire(&self.bpffs, &path, &self.names())?;
         // Bind next: a daemon that cannot serve its metrics changes nothing.
         let mut server = serve(self.cfg.metrics, self.shared.clone()).await?;
-        let ok = self.apply(true);
+        let ok = self.apply(true, lock::WAIT);
         self.record(ok);
         let mut tick = check_timer();
         systemd::ready(&self.summary(ok));
@@ -221,7 +223,8 @@ impl Daemon {
                 _ = interrupt.recv() => break,
                 _ = tick.tick() => {
                     if let Some(upgrade) = self.pending {
-                        let ok = self.apply(upgrade);
+                        // Without waiting: a held lock must not hold up signals and logs.
+                        let ok = self.apply(upgrade, Duration::ZERO);
                         if self.pending.is_none() {
                             log::info!(
                                 "{} applied now that the command lock is free",
@@ -231,11 +234,12 @@ impl Daemon {
                             systemd::status(&self.summary(ok));
                         }
                     }
-                    // Until the file is applied, the check has nothing to keep.
+                    // Until the file is applied, the check has nothing to keep (it would take
+                    // the interfaces the file adds for ones whose pins were removed), and
+                    // `/ready` keeps what it said.
                     if self.pending.is_none() {
                         self.watch();
                     }
-                    self.note_readiness();
                     self.flush_logs();
                 }
             }
@@ -292,42 +296,15 @@ impl Daemon {
                 served.last_reload_success = unix_now();
             }
         }
-        self.note_readiness();
-    }
-
-    /// Renews what `GET /ready` answers: not ready while the start waits to apply the file,
-    /// nor while an interface of the file that the host has is not guarded (its attach
-    /// failed, or is being retried); ready otherwise, whatever a reload said (a refused
-    /// reload changes nothing, and the guards keep enforcing).
-    fn note_readiness(&self) {
-        let unready = if self.pending.is_some() {
-            Some(STARTING.to_owned())
-        } else {
-            self.cfg.interfaces.iter().find_map(|ic| {
-                ifindex(&ic.name).ok()?;
-                match Pins::new(&self.bpffs, &ic.name).and_then(Health::of_pins) {
-                    Ok(Health::Attached) => None,
-                    Ok(health) => Some(format!("{} is not guarded: {health}", ic.name)),
-                    Err(e) => Some(format!(
-                        "{} is not guarded: {}",
-                        ic.name,
-                        crate::error::chain(&e)
-                    )),
-                }
-            })
-        };
-        if let Ok(mut served) = self.shared.lock() {
-            served.unready = unready;
-        }
     }
 
     /// Makes every configured interface match the file; `upgrade` swaps this version's
     /// program into guards that are attached. Returns whether everything was applied (an
     /// interface that does not exist yet is no failure: it is attached when it appears).
-    fn apply(&mut self, upgrade: bool) -> bool {
+    fn apply(&mut self, upgrade: bool, wait: Duration) -> bool {
         // A start still waiting for the lock upgrades when a reload gets it first.
         let upgrade = upgrade || self.pending == Some(true);
-        let _lock = match Lock::acquire(&self.bpffs) {
+        let _lock = match Lock::acquire_within(&self.bpffs, wait) {
             Ok(lock) => lock,
             Err(e) => {
                 // Logged once: the check tries again every tick until it gets the lock.
@@ -474,7 +451,11 @@ impl Daemon {
                 self.undetached.insert(name);
             }
         }
-        ok &= self.apply(false);
+        // The file's interfaces only: a failure of one the file dropped is no longer news.
+        let in_file: BTreeSet<IfaceName> =
+            self.cfg.interfaces.iter().map(|i| i.name.clone()).collect();
+        self.refused.retain(|name| in_file.contains(name));
+        ok &= self.apply(false, lock::WAIT);
         if self.cfg.metrics != old_metrics {
             ok &= self.move_metrics(server, old_metrics).await;
         }
@@ -531,39 +512,73 @@ impl Daemon {
     /// Keeps every configured interface guarded: attaches the pinned state again when the
     /// kernel dropped the link (the interface was recreated, or the link detached from
     /// outside), and attaches anew when someone removed the pins, saying which.
+    ///
+    /// Also renews what `GET /ready` answers, from what it found: ready when the file was
+    /// applied to every interface of it that the host has and each is guarded; otherwise the
+    /// first reason it is not.
     fn watch(&mut self) {
         let interfaces = self.cfg.interfaces.clone();
         let mut changed = false;
+        let mut unready = None;
         for ic in &interfaces {
-            changed |= self.keep_guarded(ic);
+            let (moved, why_not) = self.keep_guarded(ic);
+            changed |= moved;
+            unready = unready.or(why_not);
+        }
+        if let Ok(mut served) = self.shared.lock() {
+            served.unready = unready;
         }
         if changed {
             systemd::status(&self.summary(self.applied));
         }
     }
 
-    /// One interface of the file, as [`Daemon::watch`] says; whether what is guarded changed.
-    fn keep_guarded(&mut self, ic: &InterfaceConfig) -> bool {
+    /// One interface of the file, as [`Daemon::watch`] says: whether what is guarded changed,
+    /// and why the interface keeps the service from being ready, if it does.
+    fn keep_guarded(&mut self, ic: &InterfaceConfig) -> (bool, Option<String>) {
         let Ok(index) = ifindex(&ic.name) else {
             // Back within a second when it comes back, whatever failed before.
             self.retry.remove(&ic.name);
             if self.gone.insert(ic.name.clone()) {
                 self.log_missing(&ic.name);
-                return true;
+                return (true, None);
             }
-            return false;
+            return (false, None);
         };
-        match self.why_attach(ic, index) {
-            Ok((why, news)) => self.attach_again(ic, &why, news),
-            Err(changed) => changed,
+        let health = Pins::new(&self.bpffs, &ic.name).and_then(Health::of_pins);
+        let unready = match &health {
+            // An upgrade or a list write that failed leaves the guard attached, with the
+            // old program or lists: not what the file asks, until a reload applies it.
+            _ if self.refused.contains(&ic.name) => Some(format!(
+                "the file could not be applied to {} (see the service's log)",
+                ic.name
+            )),
+            Ok(Health::Attached) => None,
+            Ok(health) => Some(format!("{} is not guarded: {health}", ic.name)),
+            Err(e) => Some(format!(
+                "{} is not guarded: {}",
+                ic.name,
+                crate::error::chain(e)
+            )),
+        };
+        match self.why_attach(ic, index, health) {
+            Ok((why, news)) => {
+                let attached = self.attach_again(ic, &why, news);
+                (attached, if attached { None } else { unready })
+            }
+            Err(changed) => (changed, unready),
         }
     }
 
-    /// Why `ic` (whose interface has the index `index`) is to be attached, and whether that
-    /// is news rather than a repair; or, when it is not to be, whether what is guarded
-    /// changed.
-    fn why_attach(&mut self, ic: &InterfaceConfig, index: u32) -> Result<(String, bool), bool> {
-        let health = Pins::new(&self.bpffs, &ic.name).and_then(Health::of_pins);
+    /// Why `ic` (whose interface has the index `index`, its guard's health `health`) is to be
+    /// attached, and whether that is news rather than a repair; or, when it is not to be,
+    /// whether what is guarded changed.
+    fn why_attach(
+        &mut self,
+        ic: &InterfaceConfig,
+        index: u32,
+        health: Result<Health, Error>,
+    ) -> Result<(String, bool), bool> {
         match health {
             Ok(Health::Attached) => {
                 self.failing.remove(&ic.name);
@@ -590,7 +605,7 @@ impl Daemon {
                 if self.refused.contains(&ic.name) =>
             {
                 Ok((
-                    "its attach failed when the file was applied".to_owned(),
+                    "the file could not be applied to it when it was read".to_owned(),
                     false,
                 ))
             }

@@ -95,6 +95,11 @@ impl Lock {
         Self::acquire_in(Path::new(RUN_DIR), bpffs, WAIT)
     }
 
+    /// The same with another wait (zero: one try).
+    pub fn acquire_within(bpffs: &Path, wait: Duration) -> Result<Self, Error> {
+        Self::acquire_in(Path::new(RUN_DIR), bpffs, wait)
+    }
+
     /// The same with the lock folder `run_dir` and another wait.
     pub fn acquire_in(run_dir: &Path, bpffs: &Path, wait: Duration) -> Result<Self, Error> {
         private::make_dir(run_dir)?;

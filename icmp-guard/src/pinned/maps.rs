@@ -280,9 +280,10 @@ impl Maps {
     /// Moves the shared budgets' TATs (global, exempt, and the admission budget of each
     /// class) from the limits of `old` to those of `new` (see [`bucket::rebase`]), so a smaller
     /// burst or a higher rate takes effect at once instead of refusing everything until the
-    /// clock catches up with the old TAT. Run after the new config is written; a token the
-    /// program takes between the read and the write of a TAT is given back, at most one per
-    /// CPU. The per-source buckets keep their TATs (rewriting an entry would lose the counts
+    /// clock catches up with the old TAT. Run after the new config is written; what the
+    /// program takes between the read and the write of a TAT is given back: a token of an
+    /// admission budget, up to a CPU's take-ahead (`bucket::MAX_AHEAD`) of the global and
+    /// exempt ones. The per-source buckets keep their TATs (rewriting an entry would lose the counts
     /// the program adds meanwhile): a source short of tokens under the old limit stays short
     /// for up to the old limit's time.
     fn rebase_budgets(&mut self, old: &Config, new: &Config) -> Result<(), Error> {
