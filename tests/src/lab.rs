@@ -260,10 +260,17 @@ pub struct Scratch {
     pub path: PathBuf,
 }
 
-/// A new folder under the temporary directory, named `prefix` and a unique suffix.
+/// A new folder under the temporary directory, named `prefix` and a unique suffix, made by
+/// this call (mode 0755: tests run commands as `nobody` inside it): a name someone made
+/// first (a folder, or a link to one, which root would then mount or write through) is
+/// refused, not reused.
 fn fresh_dir(prefix: &str, tag: char) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt as _;
     let path = std::env::temp_dir().join(format!("{prefix}-{}", unique(tag)));
-    std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
     Ok(path)
 }
 
@@ -328,7 +335,10 @@ pub struct Bpffs {
 impl Bpffs {
     pub fn new() -> Result<Self> {
         let path = fresh_dir("icmp-guard-bpffs", 'f')?;
-        run(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&path))?;
+        if let Err(e) = run(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&path)) {
+            let _ = std::fs::remove_dir(&path);
+            return Err(e);
+        }
         Ok(Self { path })
     }
 }

@@ -29,7 +29,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use icmp_guard::pinned::Guard;
 use icmp_guard_common::policy::List;
-use icmp_guard_tests::lab::{Lab, eventually, stderr_of, workspace_bin};
+use icmp_guard_tests::lab::{Daemon, Lab, eventually, stderr_of, workspace_bin};
 
 /// More `bpf()` calls than any command makes: a bound on the kill loop.
 const MAX_CALLS: usize = 1000;
@@ -532,8 +532,9 @@ fn a_list_change_switches_banks_and_leaves_the_bank_in_force_untouched() {
 
 /// The service, started on `config` with its interface check slowed to an hour by the test
 /// hook, once it has applied the file and logged that it runs: from then on its only
-/// `bpf()` calls are those of a reload.
-fn quiet_service(lab: &Lab, config: &str, log: &std::path::Path) -> Result<std::process::Child> {
+/// `bpf()` calls are those of a reload. Killed when dropped, so a test that fails halfway
+/// leaves no service behind.
+fn quiet_service(lab: &Lab, config: &str, log: &std::path::Path) -> Result<Daemon> {
     let mut child = lab
         .daemon_command(std::path::Path::new(config), log)?
         .env("ICMP_GUARD_TEST_TICK_SECS", "3600")
@@ -547,7 +548,7 @@ fn quiet_service(lab: &Lab, config: &str, log: &std::path::Path) -> Result<std::
         let _ = child.wait();
         return Err(e.context(std::fs::read_to_string(log).unwrap_or_default()));
     }
-    Ok(child)
+    Ok(Daemon { child })
 }
 
 /// `strace` attached to the running `pid` with `args`; returns once every thread is traced.
@@ -612,14 +613,14 @@ fn a_kill_of_the_service_during_a_reload_leaves_the_old_or_the_new_policy() {
         if let Some(injected) = &injected {
             args.extend(["-e", injected.as_str()]);
         }
-        let mut strace = trace_pid(service.id(), &args)?;
+        let mut strace = trace_pid(service.child.id(), &args)?;
         std::fs::copy(&next, &config)?;
         // SAFETY: kill(2) on our own child's pid.
-        ensure!(unsafe { libc::kill(i32::try_from(service.id())?, libc::SIGHUP) } == 0);
+        ensure!(unsafe { libc::kill(i32::try_from(service.child.id())?, libc::SIGHUP) } == 0);
         let status = if inject.is_some() {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                if let Some(status) = service.try_wait()? {
+                if let Some(status) = service.child.try_wait()? {
                     break status;
                 }
                 ensure!(Instant::now() < deadline, "the service outlived its kill");
@@ -629,8 +630,8 @@ fn a_kill_of_the_service_during_a_reload_leaves_the_old_or_the_new_policy() {
             eventually(10, "the service reloads", || {
                 observe(&lab).is_ok_and(|s| s == new)
             })?;
-            service.kill()?;
-            service.wait()?
+            service.child.kill()?;
+            service.child.wait()?
         };
         let _ = strace.wait();
         Ok(status)
@@ -668,8 +669,8 @@ fn a_kill_of_the_service_during_a_reload_leaves_the_old_or_the_new_policy() {
             observe(&lab).is_ok_and(|s| s == new)
         })
         .unwrap();
-        service.kill().unwrap();
-        service.wait().unwrap();
+        service.child.kill().unwrap();
+        service.child.wait().unwrap();
     }
     assert!(seen.contains(&false), "no kill point left the old state");
     eprintln!("service reload: {calls} kill points");

@@ -178,7 +178,7 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
     write_config(&lab, &config, 33);
 
     // The interface disappears and comes back with a new index: the guard comes back.
-    let before = lab.status().unwrap_or_default()[0]["ifindex"].clone();
+    let before = lab.status().unwrap()[0]["ifindex"].clone();
     lab.recreate_link().unwrap();
     eventually(10, "re-attached after the interface came back", || {
         lab.guarded_has_xdp() && lab.status().unwrap_or_default()[0]["ifindex"] != before
@@ -627,7 +627,7 @@ fn replace_under_a_flood_loses_no_counter_and_lets_no_burst_through() {
         &BURST.to_string(),
     ])
     .unwrap();
-    let old = lab.status().unwrap_or_default()[0]["program_id"].clone();
+    let old = lab.status().unwrap()[0]["program_id"].clone();
     // 3 s of flood at 2000 pps; the swap happens in the middle of it.
     let mut flood = lab
         .inject_command(&[
@@ -646,7 +646,7 @@ fn replace_under_a_flood_loses_no_counter_and_lets_no_burst_through() {
     let out = lab.cli_ok(&["attach", iface, "--replace"]).unwrap();
     assert!(out.contains("atomically"), "{out}");
     assert!(flood.wait().unwrap().success());
-    let new = lab.status().unwrap_or_default()[0]["program_id"].clone();
+    let new = lab.status().unwrap()[0]["program_id"].clone();
     assert_ne!(old, new, "a new program");
     let stats = lab.stats().unwrap();
     let passed = stats["counters"]["passed"].as_u64().unwrap();
@@ -962,7 +962,7 @@ fn a_foreign_program_is_named_and_never_clobbered() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.as_str();
     let attached = lab.cli_ok(&["attach", iface]).unwrap();
-    let id = lab.status().unwrap_or_default()[0]["program_id"].clone();
+    let id = lab.status().unwrap()[0]["program_id"].clone();
     // Seen from another pin root, that program is foreign.
     let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
     let out = lab
@@ -975,11 +975,7 @@ fn a_foreign_program_is_named_and_never_clobbered() {
         err.contains(&format!("program {id} \"icmp_guard\" in native mode")),
         "{err}"
     );
-    assert_eq!(
-        lab.status().unwrap_or_default()[0]["program_id"],
-        id,
-        "untouched"
-    );
+    assert_eq!(lab.status().unwrap()[0]["program_id"], id, "untouched");
 }
 
 /// What a scrape past idle connections met.

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     policy::describe,
-    report::text::{sources_table, utc},
+    report::text::{SOURCE_WIDTH, sources_table, utc},
 };
 
 /// Most rows the text timeline prints; a longer capture is shown in steps of several seconds.
@@ -137,7 +137,7 @@ pub fn text(
         if s.untallied != super::Tally::default() {
             let _ = writeln!(
                 out,
-                "  {:<40} {:>12} {:>12}",
+                "  {:<SOURCE_WIDTH$} {:>12} {:>12}",
                 format!("(sources past the first {})", super::TALLY_MAX),
                 s.untallied.passed,
                 s.untallied.dropped
@@ -238,13 +238,13 @@ pub fn text(
         let _ = writeln!(out, "  peaks per source, highest first:");
         let _ = writeln!(
             out,
-            "    {:<40} {:>6} {:>10} {:>10} {:>10}",
+            "    {:<SOURCE_WIDTH$} {:>6} {:>10} {:>10} {:>10}",
             "source", "class", "1 s", "10 s", "packets"
         );
         for (key, class, p) in measured.sources.iter().take(top) {
             let _ = writeln!(
                 out,
-                "    {:<40} {:>6} {:>10} {:>10} {:>10}",
+                "    {:<SOURCE_WIDTH$} {:>6} {:>10} {:>10} {:>10}",
                 s.source_name(key),
                 class_name(*class),
                 p.one_sec,

@@ -240,7 +240,7 @@ pub fn render(interfaces: &[IfaceName], scrape: &Scrape, source_labels: bool) ->
     family(
         "icmp_guard_limit",
         "gauge",
-        "The configured limits (rates in packets per second, bursts in packets, sizes in bytes).",
+        "The configured limits, by knob: rates in packets per second, bursts in packets, max_echo_size in bytes, v4_prefix and v6_prefix in bits, max_sources in sources.",
         &mut samples.iter().flat_map(|s| {
             KNOBS.iter().map(move |k| {
                 format!(

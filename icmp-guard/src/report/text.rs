@@ -48,11 +48,19 @@ pub fn sources_table(
     not_admitted: u64,
 ) {
     let _ = writeln!(out, "top sources by drops");
-    let _ = writeln!(out, "  {:<40} {:>12} {:>12}", "source", "passed", "dropped");
+    let _ = writeln!(
+        out,
+        "  {:<SOURCE_WIDTH$} {:>12} {:>12}",
+        "source", "passed", "dropped"
+    );
     for (name, passed, dropped) in rows {
-        let _ = writeln!(out, "  {name:<40} {passed:>12} {dropped:>12}");
+        let _ = writeln!(out, "  {name:<SOURCE_WIDTH$} {passed:>12} {dropped:>12}");
     }
-    let _ = writeln!(out, "  {NOT_ADMITTED:<40} {:>12} {not_admitted:>12}", "");
+    let _ = writeln!(
+        out,
+        "  {NOT_ADMITTED:<SOURCE_WIDTH$} {:>12} {not_admitted:>12}",
+        ""
+    );
 }
 
 /// `secs` since the Unix epoch as a UTC date and time, `2026-11-28 16:20:39 UTC`.
@@ -106,7 +114,8 @@ pub fn stats(s: &Snapshot, top: usize) -> String {
     );
     let _ = writeln!(out);
     let top = s.top(top);
-    if top.is_empty() {
+    let not_admitted = s.counter(Reason::DroppedNewSource);
+    if top.is_empty() && not_admitted == 0 {
         let _ = writeln!(out, "no metered sources yet");
         return out;
     }
@@ -114,10 +123,14 @@ pub fn stats(s: &Snapshot, top: usize) -> String {
         &mut out,
         top.iter()
             .map(|t| (s.source_name(&t.key), t.passed, t.dropped)),
-        s.counter(Reason::DroppedNewSource),
+        not_admitted,
     );
     out
 }
+
+/// The width of the source column: the longest name a source can have, an IPv6 `/128`
+/// (`ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128`).
+pub const SOURCE_WIDTH: usize = 43;
 
 /// The line for drops of sources that never got an entry (`dropped_new_source`): attributed
 /// to them together, since keeping them apart is what the admission budget avoids.
@@ -168,13 +181,13 @@ pub fn watch(rates: &Rates, top: usize, clear_screen: bool) -> String {
     let _ = writeln!(screen, "\ntop sources now ({} tracked)", now.tracked);
     let _ = writeln!(
         screen,
-        "  {:<40} {:>12} {:>12}",
+        "  {:<SOURCE_WIDTH$} {:>12} {:>12}",
         "source", "passed/s", "dropped/s"
     );
     for source in rates.top(top) {
         let _ = writeln!(
             screen,
-            "  {:<40} {:>12.1} {:>12.1}",
+            "  {:<SOURCE_WIDTH$} {:>12.1} {:>12.1}",
             now.source_name(&source.key),
             source.passed_per_sec,
             source.dropped_per_sec
@@ -182,7 +195,7 @@ pub fn watch(rates: &Rates, top: usize, clear_screen: bool) -> String {
     }
     let _ = writeln!(
         screen,
-        "  {:<40} {:>12} {:>12.1}",
+        "  {:<SOURCE_WIDTH$} {:>12} {:>12.1}",
         NOT_ADMITTED,
         "",
         rates.rate(Reason::DroppedNewSource)

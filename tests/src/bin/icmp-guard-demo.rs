@@ -20,13 +20,17 @@ const FLOOD: u32 = 5000;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_sigint(_: libc::c_int) {
+extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 fn main() -> Result<()> {
-    // SAFETY: installs an async-signal-safe handler that only stores to an atomic.
-    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    // Ctrl-C, a CI job's timeout (SIGTERM) and a closed terminal (SIGHUP) all end the demo at
+    // its next step, which removes the lab on the way out.
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: installs an async-signal-safe handler that only stores to an atomic.
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
     let result = demo();
     if INTERRUPTED.load(Ordering::SeqCst) {
         eprintln!("interrupted: the lab has been removed");
@@ -82,21 +86,12 @@ fn demo() -> Result<()> {
 
     title(&format!("a flood: {FLOOD} echo requests from {FLOODER}"));
     let capture = lab.scratch.file("flood.pcap");
-    let mut tcpdump = start_capture(&lab, &capture)?;
-    let report = lab.inject(&[
-        "--kind",
-        "echo",
-        "--src",
-        FLOODER,
-        "--count",
-        &FLOOD.to_string(),
-    ])?;
+    let report = captured_flood(&lab, &capture)?;
     println!(
         "  sent {} in {:.3} s",
         report["sent"],
         report["seconds"].as_f64().unwrap_or_default()
     );
-    stop_capture(&mut tcpdump)?;
     checkpoint()?;
 
     title(&format!(
@@ -176,6 +171,24 @@ fn start_capture(lab: &Lab, file: &std::path::Path) -> Result<std::process::Chil
     // tcpdump needs a moment to open the interface before the flood starts.
     std::thread::sleep(Duration::from_secs(1));
     Ok(child)
+}
+
+/// The flood from FLOODER, captured on the sending side into `capture`; the injector's report.
+fn captured_flood(lab: &Lab, capture: &std::path::Path) -> Result<serde_json::Value> {
+    let mut tcpdump = start_capture(lab, capture)?;
+    let report = lab.inject(&[
+        "--kind",
+        "echo",
+        "--src",
+        FLOODER,
+        "--count",
+        &FLOOD.to_string(),
+    ]);
+    // Stopped whatever the flood did, so it never outlives the lab.
+    let stopped = stop_capture(&mut tcpdump);
+    let report = report?;
+    stopped?;
+    Ok(report)
 }
 
 /// Ends the capture: it stops by itself at FLOOD packets; a SIGINT ends it if some were missed.
