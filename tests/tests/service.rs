@@ -33,6 +33,30 @@ fn write_config(lab: &Lab, path: &Path, echo_rate: u32) {
     .unwrap();
 }
 
+/// Makes the interface `late` (a veth) in the lab's guarded namespace, where the service
+/// logging to `log` names it in its file but did not find it at start, and waits for the
+/// service to attach it.
+fn late_interface_appears(lab: &Lab, late: &str, log: &Path) {
+    ip(&[
+        "-n",
+        &lab.guarded.name,
+        "link",
+        "add",
+        late,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{late}p"),
+    ])
+    .unwrap();
+    let logged = || std::fs::read_to_string(log).unwrap_or_default();
+    eventually(10, "the late interface is attached", || {
+        logged().contains(&format!("{late}: the interface appeared (ifindex"))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+}
+
 /// The value of one sample of a scrape.
 fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
@@ -284,25 +308,7 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
     assert!(listening.contains(&wildcard), "{listening}");
     assert_eq!(reload_ok(), Some(1.0));
 
-    ip(&[
-        "-n",
-        &lab.guarded.name,
-        "link",
-        "add",
-        &late,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{late}p"),
-    ])
-    .unwrap();
-    eventually(10, "the late interface is attached", || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(&format!("{late}: the interface appeared (ifindex"))
-    })
-    .unwrap();
+    late_interface_appears(&lab, &late, &log);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("its pins were removed"), "{text}");
 
@@ -484,23 +490,7 @@ fn a_late_interface_under_a_bpffs_not_mounted_yet_is_attached_when_it_appears() 
     })
     .unwrap_or_else(|e| panic!("{e}: {}", logged()));
     assert!(!icmp_guard::pinned::bpffs::is_bpffs(&mount.0));
-    ip(&[
-        "-n",
-        &lab.guarded.name,
-        "link",
-        "add",
-        &late,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{late}p"),
-    ])
-    .unwrap();
-    eventually(10, "the late interface is attached", || {
-        logged().contains(&format!("{late}: the interface appeared (ifindex"))
-    })
-    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    late_interface_appears(&lab, &late, &log);
     assert!(lab.guarded.has_xdp(&late));
     assert!(icmp_guard::pinned::bpffs::is_bpffs(&mount.0));
     let out = lab
