@@ -82,6 +82,9 @@ pub mod attach_mode {
     pub const UNKNOWN: u32 = 0;
     pub const NATIVE: u32 = 1;
     pub const GENERIC: u32 = 2;
+    /// Set with [`GENERIC`] when `auto` was asked for and native mode was refused, so a
+    /// guard attached again (its interface recreated) tries native first, as it was asked.
+    pub const FELL_BACK: u32 = 1 << 8;
 }
 
 /// The single value of the config map.

@@ -125,6 +125,38 @@ fn two_namespaces_with_the_same_interface_name_never_touch_each_other() {
     .unwrap();
 }
 
+/// A guard that runs generic only because `auto` found native refused (a veth with fewer
+/// receive queues than its peer transmits on) tries native again when its interface comes
+/// back able to run it; one the operator attached generic keeps generic (the test below).
+#[test]
+fn a_guard_that_fell_back_to_generic_tries_native_when_its_interface_comes_back() {
+    let lab = Lab::new().unwrap();
+    let (iface, peer) = (unique('q'), unique('p'));
+    let veth = |queues: &str| {
+        let add = format!(
+            "-n {} link add {iface} numrxqueues 1 numtxqueues 1 type veth peer name {peer} numrxqueues {queues} numtxqueues {queues}",
+            lab.guarded.name
+        );
+        ip(&add.split_whitespace().collect::<Vec<_>>()).unwrap();
+        ip(&["-n", &lab.guarded.name, "link", "set", &iface, "up"]).unwrap();
+        ip(&["-n", &lab.guarded.name, "link", "set", &peer, "up"]).unwrap();
+    };
+    let mode = || lab.status().unwrap()[0]["mode"].clone();
+    veth("2");
+    let out = lab.cli_ok(&["attach", &iface]).unwrap();
+    assert!(out.contains("in generic mode"), "{out}");
+    assert_eq!(mode(), "generic");
+    ip(&["-n", &lab.guarded.name, "link", "del", &iface]).unwrap();
+    veth("1");
+    let out = lab.cli_ok(&["attach", &iface]).unwrap();
+    assert!(
+        out.contains("attached it again with its pinned state"),
+        "{out}"
+    );
+    assert_eq!(mode(), "native", "{out}");
+    lab.cli_ok(&["detach", &iface]).unwrap();
+}
+
 /// How a link dies, the state then reported, and the command that brings it back.
 type Case<'a> = (&'a str, &'a dyn Fn(), &'a str, &'a [&'a str]);
 

@@ -23,7 +23,7 @@ use aya::{
         xdp::{XdpLink, XdpLinkId},
     },
 };
-use icmp_guard_common::{Config, maps, policy::List};
+use icmp_guard_common::{Config, config::attach_mode, maps, policy::List};
 
 use super::{
     AttachMode,
@@ -304,7 +304,12 @@ fn link_and_pin(
         .map_err(|e| Error::Load(Box::new(e)))?
         .program_id();
     cfg.ifindex = ifindex;
-    cfg.attach_mode = attached_mode.recorded();
+    cfg.attach_mode = attached_mode.recorded()
+        | if linked.native_refused.is_some() {
+            attach_mode::FELL_BACK
+        } else {
+            0
+        };
     write_config(&mut ebpf, &cfg)?;
     // Pinned aside, then renamed over the link pin in one step: an old, dead link (a
     // re-attach) stays pinned until the new one is, so a failed attach loses nothing.
@@ -326,10 +331,11 @@ fn link_and_pin(
 
 /// Attaches the pinned state of `pins.iface` again when its link is dead but the interface
 /// is there (recreated, or the link detached from outside): see [`Health`]. `None` when the
-/// guard is attached, or its interface is gone. Without a `mode`: generic if the guard ran
-/// in generic mode (an operator who chose it for a driver keeps it), else `auto` (a guard
-/// that ran native falls back to generic, saying why, if the interface that came back cannot
-/// run native).
+/// guard is attached, or its interface is gone. Without a `mode`: generic if the guard was
+/// attached in generic mode (an operator who chose it for a driver keeps it), else `auto`:
+/// a guard that ran native, or that ran generic only because `auto` found native refused,
+/// tries native first on the interface that came back, and falls back, saying why, if it
+/// cannot run native.
 pub fn revive(pins: &Pins, mode: Option<AttachMode>) -> Result<Option<Attached>, Error> {
     // The link alone first: an attached guard's maps may be of another version's layout,
     // which only `replace` and `clean` deal with.
@@ -342,12 +348,14 @@ pub fn revive(pins: &Pins, mode: Option<AttachMode>) -> Result<Option<Attached>,
     if !health.needs_reattach() {
         return Ok(None);
     }
-    let mode = match mode {
-        Some(mode) => mode,
-        None => match AttachMode::from_recorded(guard.maps.config()?.attach_mode) {
-            AttachMode::Generic => AttachMode::Generic,
+    let mode = if let Some(mode) = mode {
+        mode
+    } else {
+        let recorded = guard.maps.config()?.attach_mode;
+        match AttachMode::from_recorded(recorded) {
+            AttachMode::Generic if recorded & attach_mode::FELL_BACK == 0 => AttachMode::Generic,
             _ => AttachMode::Auto,
-        },
+        }
     };
     drop(guard);
     let attached = reattach(pins, mode)?;

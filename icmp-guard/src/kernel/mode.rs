@@ -91,7 +91,7 @@ impl AttachMode {
     /// The mode a config map records.
     #[must_use]
     pub const fn from_recorded(value: u32) -> Self {
-        match value {
+        match value & !attach_mode::FELL_BACK {
             attach_mode::NATIVE => Self::Native,
             attach_mode::GENERIC => Self::Generic,
             _ => Self::Unknown,
