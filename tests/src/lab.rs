@@ -266,7 +266,12 @@ pub struct Scratch {
 /// refused, not reused.
 fn fresh_dir(prefix: &str, tag: char) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt as _;
-    let path = std::env::temp_dir().join(format!("{prefix}-{}", unique(tag)));
+    // The time too: a folder a killed run left behind must not stop a later run whose
+    // process got the same pid.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos:09}", unique(tag)));
     std::fs::DirBuilder::new()
         .mode(0o755)
         .create(&path)

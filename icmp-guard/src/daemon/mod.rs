@@ -227,8 +227,9 @@ impl Daemon {
                         let ok = self.apply(upgrade, Duration::ZERO);
                         if self.pending.is_none() {
                             log::info!(
-                                "{} applied now that the command lock is free",
-                                crate::error::shown(&self.cfg.path)
+                                "{} applied now that the command lock is free{}",
+                                crate::error::shown(&self.cfg.path),
+                                if ok { "" } else { ", in part (see the errors above)" }
                             );
                             self.record(ok);
                             systemd::status(&self.summary(ok));
@@ -306,9 +307,10 @@ impl Daemon {
         let upgrade = upgrade || self.pending == Some(true);
         let _lock = match Lock::acquire_within(&self.bpffs, wait) {
             Ok(lock) => lock,
-            Err(e) => {
-                // Logged once: the check tries again every tick until it gets the lock.
-                if self.pending.is_none() {
+            Err(e @ Error::Busy { .. }) => {
+                // Said by the start and each reload; the check's retries (no wait) say
+                // nothing until one gets the lock.
+                if !wait.is_zero() || self.pending.is_none() {
                     log::error!(
                         "{}; {} is applied as soon as the lock is free",
                         crate::error::chain(&e),
@@ -316,6 +318,11 @@ impl Daemon {
                     );
                 }
                 self.pending = Some(upgrade);
+                return false;
+            }
+            // A lock file that cannot be trusted or opened: no wait cures that.
+            Err(e) => {
+                log::error!("{}", crate::error::chain(&e));
                 return false;
             }
         };
@@ -330,6 +337,9 @@ impl Daemon {
                 self.gone.insert(ic.name.clone());
                 continue;
             }
+            // An interface the last apply failed on is upgraded too: a failed upgrade left
+            // the old program, which a reload must not take for this version's.
+            let upgrade = upgrade || self.refused.contains(&ic.name);
             let result = Pins::to_change(&self.bpffs, &ic.name).and_then(|pins| {
                 if upgrade && pins.exist() {
                     self.upgrade(&pins)?;
