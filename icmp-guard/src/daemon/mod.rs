@@ -148,8 +148,9 @@ struct Daemon {
     applied: bool,
     /// Interfaces the file no longer names whose guard a reload could not detach.
     undetached: BTreeSet<IfaceName>,
-    /// Interfaces whose attach by the start or a reload failed, so the check that attaches
-    /// them later names that failure, not a removal of their pins.
+    /// Interfaces the start or a reload could not apply the file to (an attach, an upgrade
+    /// or a list write failed): the check that attaches them later names that failure, not a
+    /// removal of their pins; `/ready` names them; the next reload upgrades them again.
     refused: BTreeSet<IfaceName>,
     /// A start or reload that could not take the command lock and so applied nothing: the
     /// check applies the file as soon as it can (`true`: with the start's upgrade of
