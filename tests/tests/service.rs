@@ -797,6 +797,47 @@ fn incompatible_layouts() -> Vec<(&'static str, MapShape, String)> {
     ]
 }
 
+/// `attach --config` checks an interrupted attach's table against the file before it
+/// changes anything: a file asking another capacity is refused, naming both, and nothing is
+/// attached; one that fits finishes the attach.
+#[test]
+fn attach_from_a_file_checks_an_interrupted_attach_before_finishing_it() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    lab.cli_ok(&["attach", iface]).unwrap();
+    std::fs::remove_file(lab.pin_dir(iface).join("link")).unwrap();
+    eventually(5, "the link pin held the program", || {
+        !lab.guarded_has_xdp()
+    })
+    .unwrap();
+    let file = |name: &str, extra: &str| {
+        let path = lab.scratch.file(name);
+        std::fs::write(&path, format!("{extra}[[interface]]\nname = \"{iface}\"\n")).unwrap();
+        path
+    };
+    let other = file("other.toml", "[defaults]\nmax_sources = 4096\n");
+    let out = lab
+        .cli(&["attach", "--config", other.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("max_sources is 65536")
+            && stderr_of(&out).contains("cannot become 4096"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!lab.guarded_has_xdp(), "refused before attaching");
+    let fits = file("fits.toml", "");
+    let out = lab
+        .cli_ok(&["attach", "--config", fits.to_str().unwrap()])
+        .unwrap();
+    assert!(
+        out.contains(&format!("finished an interrupted attach of {iface}")),
+        "{out}"
+    );
+    assert!(lab.guarded_has_xdp());
+}
+
 #[test]
 fn stale_and_incompatible_state_is_reported_and_clean_removes_it() {
     let lab = Lab::new().unwrap();

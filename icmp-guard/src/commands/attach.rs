@@ -177,6 +177,15 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             if attached {
                 apply::check_mode(ic, &current)?;
             }
+        } else if pins.dir.exists()
+            && let Ok(capacity) = loader::pinned_capacity(&pins)
+        {
+            // An interrupted attach is finished with the table it made.
+            let current = Config {
+                max_sources: capacity,
+                ..wanted
+            };
+            policy::check_fixed(&ic.name, &current, &wanted)?;
         }
         todo.push((ic, pins, attached));
     }

@@ -549,7 +549,7 @@ fn foreign(iface: &str) -> Foreign {
 }
 
 /// The capacity of the per-source table pinned for `pins` (checked by [`schema::check`]).
-fn pinned_capacity(pins: &Pins) -> Result<u32, Error> {
+pub fn pinned_capacity(pins: &Pins) -> Result<u32, Error> {
     let path = pins.map(maps::SOURCES);
     aya::maps::MapInfo::from_pin(&path)
         .map(|info| info.max_entries())
