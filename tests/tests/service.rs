@@ -57,6 +57,14 @@ fn late_interface_appears(lab: &Lab, late: &str, log: &Path) {
     .unwrap_or_else(|e| panic!("{e}: {}", logged()));
 }
 
+/// A service's config file in the lab's scratch folder, written by [`write_config`] with an
+/// echo rate of 10, and the path of its log.
+fn service_files(lab: &Lab) -> (PathBuf, PathBuf) {
+    let config = lab.scratch.file("icmp-guard.toml");
+    write_config(lab, &config, 10);
+    (config, lab.scratch.file("daemon.log"))
+}
+
 /// The value of one sample of a scrape.
 fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
@@ -92,9 +100,7 @@ fn scrape(lab: &Lab) -> Result<prometheus_parse::Scrape> {
 fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigkill() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    write_config(&lab, &config, 10);
+    let (config, log) = service_files(&lab);
     let mut daemon = lab.daemon(&config, &log).unwrap();
     eventually(10, "the daemon attaches", || {
         lab.status().unwrap_or_default()[0]["interface"] == iface.as_str()
@@ -381,9 +387,7 @@ fn a_start_that_waits_out_the_lock_applies_the_file_when_it_is_free() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface, "--echo-rate", "5"]).unwrap();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    write_config(&lab, &config, 10);
+    let (config, log) = service_files(&lab);
     let held = icmp_guard::pinned::Lock::acquire(&lab.bpffs.path).unwrap();
     let mut daemon = lab.daemon(&config, &log).unwrap();
     let logged = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -424,9 +428,7 @@ fn an_interface_refused_at_start_is_attached_when_it_can_be() {
         .output()
         .unwrap();
     assert!(foreign.status.success(), "{}", stderr_of(&foreign));
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    write_config(&lab, &config, 10);
+    let (config, log) = service_files(&lab);
     let _daemon = lab.daemon(&config, &log).unwrap();
     let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     eventually(10, "the start is refused", || {
@@ -537,9 +539,7 @@ fn what_a_running_guard_cannot_change_leaves_the_rest_of_the_file_applied() {
 fn a_service_in_another_pid_namespace_is_named_as_such() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    write_config(&lab, &config, 10);
+    let (config, log) = service_files(&lab);
     let _daemon = lab.daemon_in_own_pid_namespace(&config, &log).unwrap();
     eventually(10, "the daemon attaches", || lab.guarded_has_xdp())
         .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&log).unwrap()));
@@ -968,9 +968,7 @@ fn the_service_finishes_an_interrupted_attach() {
         !lab.guarded_has_xdp()
     })
     .unwrap();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    write_config(&lab, &config, 10);
+    let (config, log) = service_files(&lab);
     let _daemon = lab.daemon(&config, &log).unwrap();
     eventually(10, "the daemon finishes the attach", || {
         lab.guarded_has_xdp() && lab.pin_dir(&iface).join("link").exists()
@@ -1071,9 +1069,7 @@ fn scrape_past_idle(lab: &Lab, idle: usize) -> PastIdle {
 #[test]
 fn idle_connections_cannot_hold_the_metrics_endpoint() {
     let lab = Lab::new().unwrap();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    write_config(&lab, &config, 10);
+    let (config, log) = service_files(&lab);
     let mut daemon = lab.daemon(&config, &log).unwrap();
     eventually(10, "the daemon serves /metrics", || scrape(&lab).is_ok()).unwrap();
     let slots = icmp_guard::daemon::http::MAX_CONNECTIONS;
@@ -1437,9 +1433,7 @@ fn a_guard_pinned_with_one_list_bank_is_upgraded_in_place() {
 fn one_service_at_a_time_and_it_says_what_others_did() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    write_config(&lab, &config, 10);
+    let (config, log) = service_files(&lab);
     let daemon = lab.daemon(&config, &log).unwrap();
     eventually(10, "the daemon attaches", || lab.guarded_has_xdp()).unwrap();
 
@@ -1520,9 +1514,7 @@ fn systemd_and_journald_and_metrics_hear_the_truth() {
 
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.clone();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    write_config(&lab, &config, 10);
+    let (config, log) = service_files(&lab);
     let socket_path = lab.scratch.file("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket

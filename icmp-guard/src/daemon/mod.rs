@@ -40,10 +40,10 @@ use crate::{
         iface::ifindex,
         loader::{self, ProgramLog},
     },
-    pinned::lock,
     pinned::{
         Lock, Pins,
         health::{self, Health},
+        lock,
         service::ServiceLock,
     },
 };
