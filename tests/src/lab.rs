@@ -203,7 +203,8 @@ impl Netns {
     }
 
     /// An HTTP GET from inside the namespace (on a thread that enters it alone), e.g. to
-    /// scrape a server bound to the namespace's loopback. Bounded by a 5 s timeout.
+    /// scrape a server bound to the namespace's loopback: the body of a 200 answer; any other
+    /// answer is an error holding its head and body. Bounded by a 5 s timeout.
     pub fn http_get(&self, addr: &str, path: &str) -> Result<String> {
         use std::io::{Read as _, Write as _};
         let name = self.name.clone();
@@ -222,7 +223,7 @@ impl Netns {
             let (head, body) = response
                 .split_once("\r\n\r\n")
                 .context("no HTTP header end")?;
-            ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
+            ensure!(head.starts_with("HTTP/1.1 200"), "{head}\r\n\r\n{body}");
             Ok(body.to_owned())
         })
         .join()

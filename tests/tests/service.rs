@@ -242,8 +242,9 @@ fn daemon_attaches_serves_metrics_reloads_and_survives_interface_churn_and_sigki
 /// running guard keeps its attach mode (the reload is marked failed, the limits still
 /// change); the metrics move to a wildcard address on their own port, which cannot be bound
 /// while the loopback address listens; an interface of the file that appears later is
-/// attached, saying so (not that someone removed its pins); and one the file drops while
-/// another command holds the lock stays guarded and in view until a reload detaches it.
+/// attached, saying so (not that someone removed its pins); and a reload that waits out
+/// another command's lock says the service is not ready, keeps the interface the file drops
+/// guarded and in view, and detaches it once the lock is free, without another SIGHUP.
 #[test]
 #[expect(clippy::too_many_lines, reason = "one service's reloads, step by step")]
 fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
@@ -319,7 +320,8 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
     assert!(!text.contains("its pins were removed"), "{text}");
 
     // The late interface leaves the file while another command holds the lock past the
-    // service's 10 s wait: its guard stays, enforcing and in view, until a reload detaches it.
+    // service's 10 s wait: its guard stays, enforcing and in view, until the lock is free;
+    // then the reload is done without another SIGHUP.
     std::fs::write(
         &config,
         format!(
@@ -343,28 +345,31 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
         sample(&during, "icmp_guard_up", &[("interface", &late)]),
         Some(1.0)
     );
-    let kept = format!("{late}: still guarded, with the limits it had");
-    assert!(
-        !logged().contains(&kept),
-        "the scrape came while the reload waited: {}",
-        logged()
-    );
-    eventually(15, "the detach gives up", || logged().contains(&kept))
-        .unwrap_or_else(|e| panic!("{e}: {}", logged()));
-    drop(held);
-    eventually(15, "the rest of the reload", || {
-        logged().contains("only in part")
+    eventually(15, "the reload gives up waiting", || {
+        logged().contains("is applied as soon as the lock is free")
     })
     .unwrap_or_else(|e| panic!("{e}: {}", logged()));
     let on_late = [("interface", late.as_str())];
     assert!(lab.guarded.has_xdp(&late));
     assert_eq!(
         sample(&scrape(&lab).unwrap(), "icmp_guard_up", &on_late),
-        Some(1.0)
+        Some(1.0),
+        "still in view"
     );
     assert_eq!(reload_ok(), Some(0.0));
-
-    let text = reloaded(&daemon, "the reload that detaches it");
+    let unready = lab.guarded.http_get(METRICS, "/ready").unwrap_err();
+    assert!(
+        unready.to_string().contains("waits for the command lock"),
+        "{unready}"
+    );
+    // Put off, not failed.
+    assert!(!logged().contains("only in part"), "{}", logged());
+    drop(held);
+    eventually(5, "the reload once the lock is free", || {
+        logged().contains("applied now that the command lock is free")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    let text = logged();
     assert!(
         text.contains(&format!(
             "{late}: detached (no longer in the configuration)"
@@ -377,6 +382,10 @@ fn a_reload_applies_what_it_can_and_says_what_it_cannot() {
         None
     );
     assert_eq!(reload_ok(), Some(1.0));
+    eventually(5, "ready again", || {
+        lab.guarded.http_get(METRICS, "/ready").is_ok()
+    })
+    .unwrap();
 }
 
 /// A service that starts while a command holds the lock past its 10 s wait applies its file
@@ -396,7 +405,11 @@ fn a_start_that_waits_out_the_lock_applies_the_file_when_it_is_free() {
     })
     .unwrap_or_else(|e| panic!("{e}: {}", logged()));
     let unready = lab.guarded.http_get(METRICS, "/ready").unwrap_err();
-    assert!(unready.to_string().contains("503"), "{unready}");
+    assert!(
+        unready.to_string().contains("503")
+            && unready.to_string().contains("waits for the command lock"),
+        "{unready}"
+    );
     assert_eq!(lab.status().unwrap()[0]["limits"]["echo_rate"], 5);
     drop(held);
     eventually(5, "the file is applied", || {
@@ -1012,8 +1025,10 @@ fn a_foreign_program_is_named_and_never_clobbered() {
 struct PastIdle {
     /// Idle connections answered at once (with a 503), without sending anything.
     refused: usize,
-    /// The scrape's status code, and how long it took.
+    /// The scrape's status code, its whole answer (or why it could not be read to its end),
+    /// and how long it took.
     status: Option<u16>,
+    answer: Result<String, String>,
     took: Duration,
 }
 
@@ -1045,16 +1060,17 @@ fn scrape_past_idle(lab: &Lab, idle: usize) -> PastIdle {
             .set_read_timeout(Some(Duration::from_secs(3)))
             .unwrap();
         let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
-        let mut status_line = [0u8; 12];
-        let status = stream
-            .read_exact(&mut status_line)
-            .ok()
-            .and_then(|()| std::str::from_utf8(&status_line[9..12]).ok()?.parse().ok());
+        // The whole answer, to its end: a reset would lose it.
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
         let took = started.elapsed();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer.get(9..12).and_then(|code| code.parse().ok());
         drop(held);
         PastIdle {
             refused,
             status,
+            answer: read.map(|_| answer).map_err(|e| e.to_string()),
             took,
         }
     })
@@ -1076,6 +1092,12 @@ fn idle_connections_cannot_hold_the_metrics_endpoint() {
     let met = scrape_past_idle(&lab, 4 * slots);
     assert_eq!(met.refused, 3 * slots, "{met:?}");
     assert_eq!(met.status, Some(503), "{met:?}");
+    assert!(
+        met.answer
+            .as_ref()
+            .is_ok_and(|a| a.ends_with("\r\n\r\ntoo many connections, try again\n")),
+        "{met:?}"
+    );
     assert!(met.took < Duration::from_secs(1), "{met:?}");
     assert!(
         daemon.running(),

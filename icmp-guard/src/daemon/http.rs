@@ -3,7 +3,8 @@
 //! `GET /ready` with whether the configuration is applied (a readiness probe).
 //!
 //! It is bounded whatever reaches it: at most [`MAX_CONNECTIONS`] at a time (more get a
-//! `503` at once and are closed), a request header of at most [`MAX_HEADER`] bytes read within
+//! `503` at once and are closed, after reading what they sent for up to [`DRAIN_TIME`], at
+//! most [`MAX_DRAINING`] at a time), a request header of at most [`MAX_HEADER`] bytes read within
 //! [`HEADER_TIME`], the whole exchange within [`CONNECTION_TIME`], and a failing `accept()`
 //! (out of descriptors, say) waits as [`Backoff`] says instead of spinning. It has no TLS and
 //! no authentication: the config file keeps it on loopback unless told otherwise.
@@ -36,6 +37,12 @@ pub const HEADER_TIME: Duration = Duration::from_secs(5);
 /// How long a connection may last in all, answer included (a client that does not read its
 /// answer must not hold a slot).
 pub const CONNECTION_TIME: Duration = Duration::from_secs(10);
+
+/// Connections beyond [`MAX_CONNECTIONS`] whose request is read (and thrown away) after their
+/// `503`, at once; past these, one is closed at once.
+pub const MAX_DRAINING: usize = 4 * MAX_CONNECTIONS;
+/// How long a refused connection's request is read after its `503`.
+pub const DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// The answer to a connection beyond [`MAX_CONNECTIONS`].
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, try again\n";
@@ -97,6 +104,7 @@ pub async fn serve(addr: SocketAddr, shared: Shared) -> Result<JoinHandle<()>, E
 /// Accepts connections for ever, each served in a task of its own while a slot is free.
 async fn accept_loop(listener: TcpListener, addr: SocketAddr, shared: Shared) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let draining = Arc::new(Semaphore::new(MAX_DRAINING));
     let mut backoff = Backoff::default();
     loop {
         let stream = match listener.accept().await {
@@ -119,8 +127,7 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, shared: Shared) {
             log::info!("metrics on {addr}: accepting again after {failed} failure(s)");
         }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            // Never waits: a fresh socket's send buffer takes the whole answer.
-            let _ = stream.try_write(BUSY);
+            refuse(stream, &draining);
             continue;
         };
         let shared = shared.clone();
@@ -131,6 +138,31 @@ async fn accept_loop(listener: TcpListener, addr: SocketAddr, shared: Shared) {
             let _ = tokio::time::timeout(CONNECTION_TIME, answer(stream, &shared, &slot)).await;
         });
     }
+}
+
+/// Answers a connection past the slots `503` and closes it. The request it sent is read first
+/// (thrown away, bounded in size and time) while a draining slot is free: a socket closed with
+/// unread bytes sends a reset, which may reach the client before it has read its `503`.
+fn refuse(stream: TcpStream, draining: &Arc<Semaphore>) {
+    // Never waits: a fresh socket's send buffer takes the whole answer.
+    let _ = stream.try_write(BUSY);
+    let Ok(drain) = draining.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _drain = drain;
+        let mut stream = stream;
+        let _ = stream.shutdown().await;
+        let mut chunk = [0u8; 1024];
+        let mut read = 0;
+        let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+        while read < MAX_HEADER {
+            match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => read += n,
+                _ => break,
+            }
+        }
+    });
 }
 
 /// Reads one request header (bounded in size and time) and answers it.

@@ -319,6 +319,12 @@ impl Daemon {
                     );
                 }
                 self.pending = Some(upgrade);
+                if let Ok(mut served) = self.shared.lock() {
+                    served.unready = Some(format!(
+                        "{} waits for the command lock, which another command holds",
+                        crate::error::shown(&self.cfg.path)
+                    ));
+                }
                 return false;
             }
             // A lock file that cannot be trusted or opened: no wait cures that.
@@ -328,7 +334,7 @@ impl Daemon {
             }
         };
         self.pending = None;
-        let mut ok = true;
+        let mut ok = self.detach_dropped();
         for ic in &self.cfg.interfaces.clone() {
             if ifindex(&ic.name).is_err() {
                 log::warn!(
@@ -341,13 +347,7 @@ impl Daemon {
             // An interface the last apply failed on is upgraded too: a failed upgrade left
             // the old program, which a reload must not take for this version's.
             let upgrade = upgrade || self.refused.contains(&ic.name);
-            let result = Pins::to_change(&self.bpffs, &ic.name).and_then(|pins| {
-                if upgrade && pins.exist() {
-                    self.upgrade(&pins)?;
-                }
-                apply::apply(&self.bpffs, ic)
-            });
-            let result = result.map(|(applied, unchangeable)| {
+            let result = self.apply_one(ic, upgrade).map(|(applied, unchangeable)| {
                 for e in &unchangeable {
                     ok = false;
                     log::error!("{}", crate::error::chain(e));
@@ -380,6 +380,44 @@ impl Daemon {
                     log::error!("{}", crate::error::chain(&e));
                     self.refused.insert(ic.name.clone());
                 }
+            }
+        }
+        ok
+    }
+
+    /// Makes `ic` match the file, with the command lock held: upgrades its guard first if
+    /// `upgrade` says so; what was applied and what the guard cannot change (see
+    /// [`apply::apply`]).
+    fn apply_one(
+        &mut self,
+        ic: &InterfaceConfig,
+        upgrade: bool,
+    ) -> Result<(Applied, Vec<Error>), Error> {
+        let pins = Pins::to_change(&self.bpffs, &ic.name)?;
+        if upgrade && pins.exist() {
+            self.upgrade(&pins)?;
+        }
+        apply::apply(&self.bpffs, ic)
+    }
+
+    /// Detaches the interfaces a reload took out of the file (`undetached`), with the command
+    /// lock held; whether every one was. One that could not be stays in view (the metrics,
+    /// the service lock, `on_exit`), enforcing the limits it had, until an apply detaches it.
+    fn detach_dropped(&mut self) -> bool {
+        let mut ok = true;
+        for name in std::mem::take(&mut self.undetached) {
+            if self.detach(&name, "no longer in the configuration") {
+                continue;
+            }
+            ok = false;
+            let attached = Pins::new(&self.bpffs, &name)
+                .and_then(|pins| health::link_attached(&pins))
+                .unwrap_or(false);
+            if attached {
+                log::error!(
+                    "{name}: still guarded, with the limits it had; the next reload tries to detach it again"
+                );
+                self.undetached.insert(name);
             }
         }
         ok
@@ -436,42 +474,24 @@ impl Daemon {
             .filter(|i| !names.contains(&i.name))
             .map(|i| i.name.clone())
             .collect();
-        // Those a reload before could not detach, unless the file names them again.
-        let undetached: Vec<IfaceName> = std::mem::take(&mut self.undetached)
-            .into_iter()
-            .filter(|name| !names.contains(name))
-            .collect();
+        // Detached by the apply, under the lock it takes once; with those a reload before
+        // could not detach, unless the file names them again.
+        self.undetached.retain(|name| !names.contains(name));
+        self.undetached.extend(dropped);
         let old_metrics = self.cfg.metrics;
         self.cfg = new;
-        let mut ok = true;
-        for name in dropped.into_iter().chain(undetached) {
-            if self.detach(&name, "no longer in the configuration") {
-                continue;
-            }
-            ok = false;
-            // A detach that failed before it removed the link (the lock stayed busy) leaves
-            // the guard enforcing the limits it had: it stays in view (the metrics, the
-            // service lock, `on_exit`) until a reload detaches it.
-            let attached = Pins::new(&self.bpffs, &name)
-                .and_then(|pins| health::link_attached(&pins))
-                .unwrap_or(false);
-            if attached {
-                log::error!(
-                    "{name}: still guarded, with the limits it had; the next reload tries to detach it again"
-                );
-                self.undetached.insert(name);
-            }
-        }
         // The file's interfaces only: a failure of one the file dropped is no longer news.
         let in_file: BTreeSet<IfaceName> =
             self.cfg.interfaces.iter().map(|i| i.name.clone()).collect();
         self.refused.retain(|name| in_file.contains(name));
-        ok &= self.apply(false, lock::WAIT);
+        let mut ok = self.apply(false, lock::WAIT);
         if self.cfg.metrics != old_metrics {
             ok &= self.move_metrics(server, old_metrics).await;
         }
         self.record(ok);
-        if ok {
+        if self.pending.is_some() {
+            // Said by the apply: the file waits for the lock.
+        } else if ok {
             log::info!("reloaded {}", crate::error::shown(&self.cfg.path));
         } else {
             log::error!(
@@ -572,6 +592,10 @@ impl Daemon {
                 crate::error::chain(e)
             )),
         };
+        if self.refused.contains(&ic.name) && matches!(health, Ok(Health::Attached)) {
+            let applied = self.apply_again(ic);
+            return (false, if applied { None } else { unready });
+        }
         match self.why_attach(ic, index, health) {
             Ok((why, news)) => {
                 let attached = self.attach_again(ic, &why, news);
@@ -634,6 +658,61 @@ impl Daemon {
         }
     }
 
+    /// Applies the file again to a guard that stayed attached when applying it failed (an
+    /// upgrade or a list write the kernel refused), with the upgrade, unless the last try is
+    /// waiting out its back-off or another command holds the lock (then the next check tries);
+    /// whether the file is applied now.
+    fn apply_again(&mut self, ic: &InterfaceConfig) -> bool {
+        let now = std::time::Instant::now();
+        if self.retry.get(&ic.name).is_some_and(|(at, _)| now < *at) {
+            return false;
+        }
+        let Ok(_lock) = Lock::acquire_within(&self.bpffs, Duration::ZERO) else {
+            return false;
+        };
+        // What the guard cannot change was said when the file was read; not again.
+        match self.apply_one(ic, true) {
+            Ok(_) => {
+                log::info!(
+                    "{}: {} applied now (it could not be when it was read)",
+                    ic.name,
+                    crate::error::shown(&self.cfg.path)
+                );
+                self.refused.remove(&ic.name);
+                self.failing.remove(&ic.name);
+                self.retry.remove(&ic.name);
+                true
+            }
+            Err(e) => {
+                let problem = format!(
+                    "{}: applying {} again failed: {}",
+                    ic.name,
+                    crate::error::shown(&self.cfg.path),
+                    crate::error::chain(&e)
+                );
+                self.retry_later(&ic.name, now, &problem);
+                false
+            }
+        }
+    }
+
+    /// Puts off the next try for `name` (the wait doubling from [`TICK`] up to
+    /// [`RETRY_MAX`]) and logs `problem` unless it is what was logged last.
+    fn retry_later(&mut self, name: &IfaceName, now: std::time::Instant, problem: &str) {
+        let wait = self
+            .retry
+            .get(name)
+            .map_or(TICK, |(_, wait)| (*wait * 2).min(RETRY_MAX));
+        self.retry.insert(name.clone(), (now + wait, wait));
+        self.once(
+            name,
+            format!(
+                "{problem} (tried again after 1, 2, 4, ... s, then every {} s, while this lasts)",
+                RETRY_MAX.as_secs()
+            ),
+        );
+    }
+
     /// Attaches `ic` for the reason `why` (logged as news, or as a repair), unless a failed
     /// attach is waiting out its back-off; whether it was attached.
     fn attach_again(&mut self, ic: &InterfaceConfig, why: &str, news: bool) -> bool {
@@ -674,18 +753,8 @@ impl Daemon {
             }
             Ok(Applied::Updated) => false,
             Err(e) => {
-                let wait = self
-                    .retry
-                    .get(&ic.name)
-                    .map_or(TICK, |(_, wait)| (*wait * 2).min(RETRY_MAX));
-                self.retry.insert(ic.name.clone(), (now + wait, wait));
-                let problem = format!(
-                    "{}: {why}; {} (tried again after 1, 2, 4, ... s, then every {} s, while this lasts)",
-                    ic.name,
-                    crate::error::chain(&e),
-                    RETRY_MAX.as_secs()
-                );
-                self.once(&ic.name, problem);
+                let problem = format!("{}: {why}; {}", ic.name, crate::error::chain(&e));
+                self.retry_later(&ic.name, now, &problem);
                 false
             }
         }
@@ -726,10 +795,10 @@ impl Daemon {
         }
     }
 
-    /// Detaches `name` and removes its pins; returns whether it could.
+    /// Detaches `name` and removes its pins, with the command lock held; returns whether it
+    /// could.
     fn detach(&mut self, name: &IfaceName, why: &str) -> bool {
-        let result = self.locked(|| {
-            let pins = Pins::to_change(&self.bpffs, name)?;
+        let result = Pins::to_change(&self.bpffs, name).and_then(|pins| {
             let existed = pins.dir.exists();
             if existed {
                 pins.remove()?;
@@ -763,12 +832,19 @@ impl Daemon {
                 Ok(())
             }
             OnExit::Detach => {
-                let failed: Vec<String> = self
-                    .names()
-                    .into_iter()
-                    .filter(|name| !self.detach(name, "daemon.on_exit = \"detach\""))
-                    .map(|name| name.as_str().to_owned())
-                    .collect();
+                // One wait for the lock for every guard; without it none is touched.
+                let lock = Lock::acquire(&self.bpffs)
+                    .inspect_err(|e| log::error!("{}", crate::error::chain(e)));
+                let names = self.names().into_iter();
+                let failed: Vec<String> = if lock.is_ok() {
+                    names
+                        .filter(|name| !self.detach(name, "daemon.on_exit = \"detach\""))
+                        .map(|name| name.as_str().to_owned())
+                        .collect()
+                } else {
+                    names.map(|name| name.as_str().to_owned()).collect()
+                };
+                drop(lock);
                 if failed.is_empty() {
                     Ok(())
                 } else {
