@@ -1205,9 +1205,24 @@ fn the_shipped_config_and_unit_are_valid() {
         "NoNewPrivileges=yes",
         "RuntimeDirectory=icmp-guard",
         "RuntimeDirectoryMode=0700",
+        "ReadWritePaths=/sys/fs/bpf",
     ] {
         assert!(unit.lines().any(|l| l == line), "unit lacks {line}");
     }
+    // systemd 252 to 257 mount /sys/fs/bpf read-only under ProtectKernelTunables=, whatever
+    // ReadWritePaths= says: no pin could be made.
+    assert!(
+        !unit
+            .lines()
+            .any(|l| l.starts_with("ProtectKernelTunables=")),
+        "{unit}"
+    );
+    // A bpffs the unit mounts is root's alone, as one the CLI mounts.
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("ExecStartPre=+") && l.contains("mount -t bpf -o mode=0700 ")),
+        "{unit}"
+    );
     let caps = unit
         .lines()
         .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
@@ -1218,7 +1233,8 @@ fn the_shipped_config_and_unit_are_valid() {
             && !caps.contains("CAP_SYS_ADMIN"),
         "{caps}"
     );
-    // systemd's own score of the sandbox (it was 2.7 before issue 10).
+    // systemd's own score of the sandbox (it was 2.7 before issue 10, 2.0 with
+    // ProtectKernelTunables=, which its score counts but which cannot be used).
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=yes"])
         .arg(repo().join("contrib/icmp-guard.service"))
@@ -1234,7 +1250,7 @@ fn the_shipped_config_and_unit_are_valid() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no exposure in {text}{}", stderr_of(&out)));
-    assert!(exposure <= 2.0, "exposure {exposure}");
+    assert!(exposure <= 2.2, "exposure {exposure}");
 }
 
 #[test]
