@@ -172,22 +172,38 @@ fn traced(lab: &Lab, strace_args: &[&str], args: &[&str]) -> Result<Output> {
 
 /// Runs `args` once, counting its `bpf()` calls; it must succeed.
 fn count_calls(lab: &Lab, args: &[&str]) -> Result<usize> {
-    let trace = lab.scratch.file("bpf.trace");
+    count_calls_of(lab, "bpf", args)
+}
+
+/// Runs `args` once, counting its calls of `syscall`; it must succeed.
+fn count_calls_of(lab: &Lab, syscall: &str, args: &[&str]) -> Result<usize> {
+    let trace = lab.scratch.file("calls.trace");
     let out = traced(
         lab,
-        &["-e", "trace=bpf", "-o", trace.to_str().unwrap()],
+        &[
+            "-e",
+            &format!("trace={syscall}"),
+            "-o",
+            trace.to_str().unwrap(),
+        ],
         args,
     )?;
     ensure!(out.status.success(), "{args:?}: {}", stderr_of(&out));
-    bpf_calls(&trace)
+    calls_in(&trace, syscall)
 }
 
 /// The `bpf()` calls in a trace strace wrote.
 fn bpf_calls(trace: &std::path::Path) -> Result<usize> {
+    calls_in(trace, "bpf")
+}
+
+/// The calls of `syscall` in a trace strace wrote.
+fn calls_in(trace: &std::path::Path, syscall: &str) -> Result<usize> {
     let text = std::fs::read_to_string(trace)?;
+    let call = format!("{syscall}(");
     Ok(text
         .lines()
-        .filter(|l| l.contains("bpf(") && !l.contains("resumed>"))
+        .filter(|l| l.contains(&call) && !l.contains("resumed>"))
         .count())
 }
 
@@ -261,6 +277,93 @@ fn kill_at_every_call(
         "{args:?}: no kill point left the old state"
     );
     Ok(calls)
+}
+
+/// The calls with which `detach` (and `clean`) change the pins: each is killed in turn.
+const PIN_CALLS: [&str; 4] = ["rename", "unlink", "unlinkat", "rmdir"];
+
+/// A detach or clean renames the interface's folder aside before it unlinks a pin, so a kill
+/// at any step leaves the guard whole or no guard, and the next attach starts afresh: never
+/// the old maps, lists or counters taken for an interrupted attach to finish.
+#[test]
+fn a_kill_during_detach_leaves_the_guard_or_none_and_the_next_attach_starts_afresh() {
+    let lab = lab();
+    let iface = lab.guarded_if.as_str();
+    let start = file(&lab, "start.toml", LIMITS, &ALLOW, &DENY);
+    let old = guarded(LIMITS, &ALLOW, &DENY);
+    let detached = || eventually(5, "the guard detaches", || !lab.guarded_has_xdp());
+    let restore = || -> Result<()> {
+        ok(&lab, &["detach", iface])?;
+        detached()?;
+        ok(&lab, &["attach", "--config", &start])
+    };
+    let started = Instant::now();
+    let mut kills = 0;
+    for syscall in PIN_CALLS {
+        let calls = count_calls_of(&lab, syscall, &["detach", iface]).unwrap();
+        assert!(calls <= MAX_CALLS, "{calls} {syscall}() calls");
+        ok(&lab, &["attach", "--config", &start]).unwrap();
+        for n in 1..=calls {
+            assert!(started.elapsed() < BUDGET, "out of time at {syscall} {n}");
+            assert_eq!(observe(&lab).unwrap(), old, "before {syscall} {n}");
+            let inject = format!("inject={syscall}:signal=SIGKILL:when={n}");
+            let trace = format!("trace={syscall}");
+            let out = traced(
+                &lab,
+                &["-o", "/dev/null", "-e", &trace, "-e", &inject],
+                &["detach", iface],
+            )
+            .unwrap();
+            assert_eq!(
+                out.status.signal(),
+                Some(libc::SIGKILL),
+                "detach at {syscall} call {n} was not killed: {}",
+                stderr_of(&out)
+            );
+            kills += 1;
+            let state = observe(&lab).unwrap();
+            assert!(
+                state == old || state == State::Unguarded,
+                "a kill at {syscall} call {n} left {state:?}"
+            );
+            if state == old {
+                ok(&lab, &["detach", iface]).unwrap();
+            }
+            detached().unwrap();
+            let attach = lab.cli(&["attach", iface]).unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&attach.stdout),
+                stderr_of(&attach)
+            );
+            assert!(attach.status.success(), "after {syscall} {n}: {said}");
+            assert!(
+                !said.contains("interrupted"),
+                "after a kill at {syscall} call {n}, attach took the detached guard's pins for its own: {said}"
+            );
+            assert_eq!(
+                observe(&lab).unwrap(),
+                guarded(LIMITS, &[], &[]),
+                "after {syscall} {n}: the defaults, no lists"
+            );
+            let guard = Guard::open(lab.pins(iface)).unwrap();
+            for list in [List::Allow, List::Deny] {
+                for bank in 0..2 {
+                    assert!(
+                        guard.maps.bank_list(list, bank).unwrap().is_empty(),
+                        "after {syscall} {n}: bank {bank} of the {list:?} list kept old prefixes"
+                    );
+                }
+            }
+            drop(guard);
+            assert!(
+                !lab.pins(iface).removing_dir().exists(),
+                "after {syscall} {n}: the removal cut short was not finished"
+            );
+            restore().unwrap();
+        }
+    }
+    assert!(kills >= 3, "only {kills} kill points");
 }
 
 /// A lab whose interface is guarded with `LIMITS`, `ALLOW` and `DENY` from a file.

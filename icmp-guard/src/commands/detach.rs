@@ -1,8 +1,6 @@
-//! `icmp-guard detach`: unpin the link (which detaches the program) and remove every pin.
+//! `icmp-guard detach`: remove every pin, the link's first (which detaches the program).
 
 use std::path::Path;
-
-use aya::programs::links::PinnedLink;
 
 use crate::{
     Error,
@@ -32,13 +30,8 @@ pub fn run(bpffs: &Path, iface: &IfaceName) -> Result<(), Error> {
         ),
         _ => String::new(),
     };
-    let path = pins.link();
-    let link = PinnedLink::from_pin(&path).map_err(Error::pin("opening the pinned link", &path))?;
-    // Removing the pin leaves our fd as the link's last reference; dropping it detaches.
-    let link = link
-        .unpin()
-        .map_err(Error::io("removing the pinned link", &path))?;
-    drop(link);
+    // Unlinking the link's pin, its last reference, detaches the program; the folder is
+    // renamed aside first, so a detach cut short is never taken for an interrupted attach.
     pins.remove()?;
     println!("icmp-guard detached from {iface}{elsewhere}; pins removed");
     Ok(())

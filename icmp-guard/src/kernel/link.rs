@@ -19,6 +19,9 @@ const BPF_OBJ_GET: libc::c_long = 7;
 /// `BPF_OBJ_GET_INFO_BY_FD` from linux/bpf.h.
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 
+/// `BPF_LINK_DETACH` from linux/bpf.h.
+const BPF_LINK_DETACH: libc::c_long = 34;
+
 /// `BPF_LINK_TYPE_XDP` from linux/bpf.h.
 const BPF_LINK_TYPE_XDP: u32 = 6;
 
@@ -91,6 +94,18 @@ pub fn pinned_state(path: &Path) -> io::Result<LinkState> {
         program_id,
         ifindex,
     })
+}
+
+/// Detaches the link pinned at `path` from its interface now (`BPF_LINK_DETACH`): the
+/// program is off the interface when this returns, the link defunct but still pinned.
+/// Unlinking the last reference to a link detaches it too, but later, from a kernel work
+/// item, so a command that runs right after might still find the program attached.
+pub fn detach_pinned(path: &Path) -> io::Result<()> {
+    let fd = open_pin(path)?;
+    // struct bpf_attr's link_detach member: the link's descriptor.
+    let mut link_fd = u32::try_from(fd.as_raw_fd()).map_err(io::Error::other)?;
+    bpf(BPF_LINK_DETACH, (&raw mut link_fd).cast(), size_of::<u32>())?;
+    Ok(())
 }
 
 /// Opens a pinned BPF object (`BPF_OBJ_GET`).

@@ -33,6 +33,12 @@ pub const MAP_PREFIX: &str = "IG_";
 /// dots in pin names).
 pub const LINK_STAGING: &str = "link_staging";
 
+/// What an interface's folder is renamed to, `removing:<IFACE>` beside it, before its pins are
+/// removed: a removal cut short (a kill, a crash) leaves that folder, which the next command
+/// that changes the interface finishes removing, never the pins of a guard that an attach
+/// would take for an interrupted attach of its own. (No interface name holds a `:`.)
+pub const REMOVING_PREFIX: &str = "removing:";
+
 /// Every map the program pins, in the order they are pinned.
 pub const MAPS: [&str; 13] = [
     maps::CONFIG,
@@ -128,6 +134,12 @@ impl Pins {
     pub fn to_change(bpffs: &Path, iface: &IfaceName) -> Result<Self, Error> {
         let pins = Self::new(bpffs, iface)?;
         pins.adopt_legacy()?;
+        // A removal cut short: finish it (the folder's name says it is no guard any more).
+        Self {
+            dir: pins.removing_dir(),
+            ..pins.clone()
+        }
+        .remove_folder()?;
         // A process that died between pinning a new link aside and renaming it left the live
         // link under the staging name: finish the rename.
         let staging = pins.link_staging();
@@ -285,14 +297,40 @@ impl Pins {
         self.link().exists()
     }
 
+    /// The folder this interface's is renamed to while its pins are removed (see
+    /// [`REMOVING_PREFIX`]).
+    #[must_use]
+    pub fn removing_dir(&self) -> PathBuf {
+        let parent = self.dir.parent().unwrap_or(&self.root);
+        parent.join(format!("{REMOVING_PREFIX}{}", self.iface))
+    }
+
     /// Removes the pins icmp-guard makes (the link first, which detaches the program, then
     /// every map pin: this version's, and any `IG_*` map an older or newer version pinned)
-    /// and the interface's folder. Nothing else is ever unlinked: a file icmp-guard did not
-    /// make stays, and is named in the error. A folder that is a symbolic link is refused.
+    /// and the interface's folder, after renaming the folder aside (see [`REMOVING_PREFIX`]),
+    /// and what an earlier removal cut short left there. Nothing else is ever unlinked: a
+    /// folder holding a file icmp-guard did not make is left as it was, and the file named in
+    /// the error. A folder that is a symbolic link is refused.
     pub fn remove(&self) -> Result<(), Error> {
         self.check()?;
+        let removing = Self {
+            dir: self.removing_dir(),
+            ..self.clone()
+        };
+        removing.remove_folder()?;
+        if self.pins_to_remove()?.is_none() {
+            return Ok(());
+        }
+        std::fs::rename(&self.dir, &removing.dir)
+            .map_err(Error::io("renaming the pin folder aside", &self.dir))?;
+        removing.remove_folder()
+    }
+
+    /// The pins in this folder, the link first; `None` if there is no folder. An error if it
+    /// is not a directory or holds anything else.
+    fn pins_to_remove(&self) -> Result<Option<Vec<PathBuf>>, Error> {
         match std::fs::symlink_metadata(&self.dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("inspecting the pin folder", &self.dir)(e)),
             Ok(meta) if !meta.is_dir() => {
                 return Err(Error::ForeignFiles {
@@ -302,17 +340,54 @@ impl Pins {
             }
             Ok(_) => {}
         }
-        let older = std::fs::read_dir(&self.dir)
+        // Root's alone, and in a folder of root's alone: no one else can have put a pin here.
+        if let Some(parent) = self.dir.parent() {
+            private::check_dir(parent)?;
+        }
+        private::check_dir(&self.dir)?;
+        let ours: Vec<PathBuf> = self.all().collect();
+        let mut older = Vec::new();
+        let mut foreign = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)
             .map_err(Error::io("listing the pin folder", &self.dir))?
             .flatten()
-            .filter(|e| {
-                e.file_type().is_ok_and(|t| t.is_file())
-                    && e.file_name()
-                        .to_str()
-                        .is_some_and(|n| n.starts_with(MAP_PREFIX))
-            })
-            .map(|e| e.path());
-        let pins: Vec<PathBuf> = self.all().chain(older).collect();
+        {
+            let path = entry.path();
+            let is_map = entry.file_type().is_ok_and(|t| t.is_file())
+                && entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(MAP_PREFIX));
+            if ours.contains(&path) {
+                continue;
+            }
+            if is_map {
+                older.push(path);
+            } else {
+                foreign.push(format!("{:?}", entry.file_name().to_string_lossy()));
+            }
+        }
+        if !foreign.is_empty() {
+            return Err(Error::ForeignFiles {
+                dir: self.dir.clone(),
+                files: foreign.join(", "),
+            });
+        }
+        Ok(Some(ours.into_iter().chain(older).collect()))
+    }
+
+    /// Unlinks every pin of this folder (the link first) and the folder; nothing when there is
+    /// none.
+    fn remove_folder(&self) -> Result<(), Error> {
+        let Some(pins) = self.pins_to_remove()? else {
+            return Ok(());
+        };
+        // Off the interface before its pin goes, so the interface is free when this returns.
+        // Best effort: unlinking the pin detaches it too, a moment later.
+        let link = self.link();
+        if link.exists() {
+            let _ = link::detach_pinned(&link);
+        }
         for path in pins {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
