@@ -413,7 +413,9 @@ fn pins_of_the_earlier_layout_are_adopted_in_place() {
 }
 
 /// A namespace that took a dead one's inode number never sees the dead one's guards as its
-/// own: the folder's cookie tells them apart, and `status` marks them stale.
+/// own: the folder's cookie tells them apart. `status` says a guard whose link is still
+/// attached (its interface lived on in another namespace) still enforces, and never to remove
+/// its pins; one whose link is detached is stale.
 #[test]
 fn a_dead_namespace_s_guards_are_stale_not_ours() {
     let lab = Lab::new().unwrap();
@@ -430,10 +432,21 @@ fn a_dead_namespace_s_guards_are_stale_not_ours() {
     std::fs::rename(&ours, &dead).unwrap();
     let text = lab.cli_ok(&["status"]).unwrap();
     assert!(
-        text.contains(&format!("(stale: {iface} was guarded")),
+        text.contains(&format!("(also guarded: {iface} was guarded"))
+            && text.contains("the guard enforces there")
+            && !text.contains("rm -r"),
         "{text}"
     );
     assert_eq!(lab.status().unwrap(), serde_json::json!([]), "not ours");
+    run(std::process::Command::new("bpftool")
+        .args(["link", "detach", "pinned"])
+        .arg(dead.join(&iface).join("link")))
+    .unwrap();
+    let text = lab.cli_ok(&["status"]).unwrap();
+    assert!(
+        text.contains(&format!("(stale: {iface} was guarded")) && text.contains("`rm -r` them"),
+        "{text}"
+    );
     let out = lab.cli(&["detach", &iface]).unwrap();
     assert!(
         stderr_of(&out).contains("is not guarded"),

@@ -80,24 +80,32 @@ fn unreadable(snapshots: &[(&Found, Result<Snapshot, Error>)]) -> Result<(), Err
 
 /// A guard this namespace does not show: another namespace's, or legacy pins.
 fn elsewhere_line(bpffs: &Path, here: Netns, found: &Found) -> String {
-    if let Some(netns) = found.netns.filter(|ns| ns.inode == here.inode) {
-        // This namespace's number with another cookie: a namespace that is gone.
-        let dir = netns
-            .dir_in(&layout::root(bpffs))
-            .join(found.iface.as_str());
-        return format!(
-            "(stale: {} was guarded in a network namespace that no longer exists, whose number this one now has; its pins at {} enforce nothing: `rm -r` them)",
-            found.iface,
-            shown(&dir)
-        );
-    }
     if let Some(netns) = found.netns {
         let dir = netns
             .dir_in(&layout::root(bpffs))
             .join(found.iface.as_str());
         // An attached link holds its interface, hence its namespace; a detached one enforces
         // nothing, whether the interface or the whole namespace is gone.
-        let attached = link::pinned_state(&dir.join("link")).is_ok_and(link::LinkState::attached);
+        let state = link::pinned_state(&dir.join("link"));
+        let attached = state.as_ref().is_ok_and(|s| s.attached());
+        if netns.inode == here.inode {
+            // This namespace's number with another cookie: a namespace that is gone. Its
+            // interface may live on elsewhere (a physical device returns to the initial
+            // namespace when its namespace is destroyed), and its guard with it.
+            if let (true, Ok(state)) = (attached, &state) {
+                return format!(
+                    "(also guarded: {} was guarded in a network namespace that no longer exists, whose number this one now has, and its link is still attached, to ifindex {} of the namespace the interface went to (a physical device returns to the initial one): the guard enforces there; removing its pins at {} would detach it)",
+                    found.iface,
+                    state.ifindex,
+                    shown(&dir)
+                );
+            }
+            return format!(
+                "(stale: {} was guarded in a network namespace that no longer exists, whose number this one now has; its link is detached and its pins at {} enforce nothing: `rm -r` them)",
+                found.iface,
+                shown(&dir)
+            );
+        }
         if !attached {
             return format!(
                 "(stale: {} of network namespace {netns} enforces nothing: its link is detached, because the interface or the namespace is gone; if the namespace is gone, `rm -r` its pins at {})",
