@@ -906,3 +906,68 @@ fn config_files_are_bounded_and_checked_against_the_maps() {
     }
     assert!(!lab.guarded_has_xdp(), "nothing attached");
 }
+
+/// `attach --config` of several interfaces leaves none of them attached when one is refused:
+/// another program on an interface is found before any attach, and a refusal only the attach
+/// can meet (a driver without native XDP) detaches again the guards the command created.
+/// (the second interface, how to make it, the file's mode for it, what the error says, what
+/// the command says of the first.)
+#[test]
+fn a_file_refused_for_one_interface_leaves_none_attached() {
+    let lab = Lab::new().unwrap();
+    let first = lab.guarded_if.clone();
+    let (bridge, held) = (unique('b'), unique('h'));
+    let cases = [
+        (
+            &bridge,
+            format!("link add {bridge} type bridge"),
+            "native",
+            "native XDP is not available on",
+            Some("detached again, as the file could not be applied whole"),
+        ),
+        (
+            &held,
+            format!("link add {held} type bridge"),
+            "auto",
+            "already has an XDP program",
+            None,
+        ),
+    ];
+    // A guard under another pin root is another program to this one.
+    let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
+    for (second, setup, mode, refusal, undone) in cases {
+        let setup: Vec<&str> = setup.split_whitespace().collect();
+        ip(&[&["-n", lab.guarded.name.as_str()], setup.as_slice()].concat()).unwrap();
+        ip(&["-n", &lab.guarded.name, "link", "set", second, "up"]).unwrap();
+        if undone.is_none() {
+            let out = lab
+                .cli_command(&other.path, &["attach", second, "--mode", "generic"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr_of(&out));
+        }
+        let file = lab.scratch.file(&format!("{second}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "[[interface]]\nname = \"{first}\"\n[[interface]]\nname = \"{second}\"\nmode = \"{mode}\"\n"
+            ),
+        )
+        .unwrap();
+        let out = lab
+            .cli(&["attach", "--config", file.to_str().unwrap()])
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{second}: {err}");
+        assert!(err.contains(refusal), "{second}: {err}");
+        match undone {
+            Some(undone) => assert!(err.contains(&format!("{first}: {undone}")), "{err}"),
+            None => assert!(!err.contains(&first), "nothing done to {first}: {err}"),
+        }
+        assert!(!lab.guarded_has_xdp(), "{second}: {first} left attached");
+        assert!(
+            !lab.pin_dir(&first).exists(),
+            "{second}: {first} left pinned"
+        );
+    }
+}

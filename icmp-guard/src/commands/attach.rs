@@ -9,7 +9,7 @@ use crate::{
     Error,
     cli::AttachArgs,
     config_file::{
-        ConfigFile,
+        ConfigFile, InterfaceConfig,
         apply::{self, Applied},
     },
     kernel::{clock_tick_ns, iface::ifindex, loader, privilege, support},
@@ -152,10 +152,11 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
     support::require()?;
     let bpffs = cfg.bpffs_or(bpffs);
     let _lock = Lock::acquire(&bpffs)?;
-    // Every interface is checked before any changes, so a refusal leaves all as they were.
+    // Every interface is checked before any changes, so a refusal leaves all as they were:
+    // what would stop its attach, its upgrade or its policy.
     let mut todo = Vec::with_capacity(chosen.len());
     for ic in chosen {
-        ifindex(&ic.name)?;
+        let index = ifindex(&ic.name)?;
         let pins = Pins::to_change(&bpffs, &ic.name)?;
         // A guard whose link is dead is attached again below (`apply` revives it).
         let attached = pins.exist() && health::link_attached(&pins)?;
@@ -186,41 +187,80 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
                 ..wanted
             };
             policy::check_fixed(&ic.name, &current, &wanted)?;
+        } else if !pins.dir.exists() {
+            loader::check_new(ic.name.as_str(), index, wanted.max_sources, true)?;
         }
         todo.push((ic, pins, attached));
     }
-    for (ic, pins, attached) in todo {
-        if args.replace && attached {
-            let replaced = loader::replace(&pins)?;
-            println!(
-                "{}: replaced program {} with {}",
-                ic.name, replaced.old_program, replaced.new_program
-            );
+    // What the checks cannot foresee (the driver refusing native mode, the kernel refusing a
+    // map) may still stop the file half way: the guards this command created are detached
+    // again, and those it changed keep the change (a replaced program cannot be put back).
+    let mut created: Vec<&Pins> = Vec::new();
+    for (ic, pins, attached) in &todo {
+        let fresh = !pins.dir.exists();
+        let result = apply_one(&bpffs, ic, pins, *attached, args.replace);
+        if result.is_ok() && fresh {
+            created.push(pins);
         }
-        let (applied, unchangeable) = apply::apply(&bpffs, ic)?;
-        // Checked above, before anything changed: only a change made meanwhile gets here.
-        if let Some(e) = unchangeable.into_iter().next() {
-            return Err(e);
-        }
-        match applied {
-            Applied::Attached(a) => {
-                for note in a.notes(&ic.name) {
-                    println!("{note}");
-                }
-                println!(
-                    "icmp-guard attached to {} (ifindex {}) in {} mode as program {}: {}",
-                    ic.name,
-                    a.ifindex,
-                    a.mode,
-                    a.program_id,
-                    describe(&apply::policy(ic)?)
-                );
-                if let Some(note) = a.fallback_note(&ic.name) {
-                    println!("{note}");
+        if let Err(e) = result {
+            for pins in created {
+                match pins.remove() {
+                    Ok(()) => eprintln!(
+                        "{}: detached again, as the file could not be applied whole",
+                        pins.iface
+                    ),
+                    Err(undo) => eprintln!(
+                        "{}: attached by this command, and could not be detached again: {}",
+                        pins.iface,
+                        crate::error::chain(&undo)
+                    ),
                 }
             }
-            Applied::Updated => println!("{}: {}", ic.name, describe(&apply::policy(ic)?)),
+            return Err(e);
         }
+    }
+    Ok(())
+}
+
+/// Applies one interface of the file (upgrading its program first with `--replace`), saying
+/// what it did.
+fn apply_one(
+    bpffs: &Path,
+    ic: &InterfaceConfig,
+    pins: &Pins,
+    attached: bool,
+    replace: bool,
+) -> Result<(), Error> {
+    if replace && attached {
+        let replaced = loader::replace(pins)?;
+        println!(
+            "{}: replaced program {} with {}",
+            ic.name, replaced.old_program, replaced.new_program
+        );
+    }
+    let (applied, unchangeable) = apply::apply(bpffs, ic)?;
+    // Checked above, before anything changed: only a change made meanwhile gets here.
+    if let Some(e) = unchangeable.into_iter().next() {
+        return Err(e);
+    }
+    match applied {
+        Applied::Attached(a) => {
+            for note in a.notes(&ic.name) {
+                println!("{note}");
+            }
+            println!(
+                "icmp-guard attached to {} (ifindex {}) in {} mode as program {}: {}",
+                ic.name,
+                a.ifindex,
+                a.mode,
+                a.program_id,
+                describe(&apply::policy(ic)?)
+            );
+            if let Some(note) = a.fallback_note(&ic.name) {
+                println!("{note}");
+            }
+        }
+        Applied::Updated => println!("{}: {}", ic.name, describe(&apply::policy(ic)?)),
     }
     Ok(())
 }

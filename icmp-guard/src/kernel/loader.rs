@@ -159,6 +159,30 @@ fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
         .map_err(Error::map("writing the config"))
 }
 
+/// What refuses a new guard on `iface` (index `ifindex`) with a table of `max_sources`
+/// before anything is loaded: the loopback, a table that would not fit in memory, and, with
+/// `foreign`, another program on the interface, which would make the kernel refuse the link
+/// (said before loading, which creates every map, a source table of up to about 1.8 GiB, for
+/// nothing; a program offloaded to the NIC may stay beside a native or generic one).
+/// `attach --config` runs it for every new interface of the file before it attaches any.
+pub fn check_new(iface: &str, ifindex: u32, max_sources: u32, foreign: bool) -> Result<(), Error> {
+    if is_loopback(iface) {
+        return Err(Error::Loopback {
+            iface: iface.to_owned(),
+        });
+    }
+    table_fits(max_sources)?;
+    if foreign
+        && matches!(netlink::xdp_state(ifindex), Ok(Some(state)) if state.mode != AttachMode::Offload)
+    {
+        return Err(Error::ForeignProgram {
+            iface: iface.to_owned(),
+            program: Box::new(self::foreign(iface)),
+        });
+    }
+    Ok(())
+}
+
 /// Attaches a new guard to `pins.iface` with `cfg` (whose policy fields are used as given)
 /// and, when given, `lists` (else the lists the maps hold: none on a first attach). Limits
 /// and lists are in the maps before the link is pinned, so a guard never runs with some of
@@ -174,12 +198,7 @@ pub fn attach(
 ) -> Result<Attached, Error> {
     let iface = pins.iface.as_str();
     let ifindex = ifindex(iface)?;
-    if is_loopback(iface) {
-        return Err(Error::Loopback {
-            iface: iface.to_owned(),
-        });
-    }
-    table_fits(cfg.max_sources)?;
+    check_new(iface, ifindex, cfg.max_sources, false)?;
     // Mounted (or refused) before anything under it is looked at: on a path that is no bpffs
     // yet, what is there now is what the mount will hide.
     bpffs::ensure_mounted(bpffs_path)?;
@@ -195,16 +214,8 @@ pub fn attach(
     }
     let mut cfg = *cfg;
     let resumed = pins.dir.exists();
-    // Another program on the interface would make the kernel refuse the link: say so before
-    // loading, which creates every map (a source table of up to about 1.8 GiB) for nothing.
-    // (A program offloaded to the NIC may stay beside a native or generic one.)
-    if !resumed
-        && matches!(netlink::xdp_state(ifindex), Ok(Some(state)) if state.mode != AttachMode::Offload)
-    {
-        return Err(Error::ForeignProgram {
-            iface: iface.to_owned(),
-            program: Box::new(foreign(iface)),
-        });
+    if !resumed {
+        check_new(iface, ifindex, cfg.max_sources, true)?;
     }
     if resumed {
         interrupted(pins, ifindex)?;
