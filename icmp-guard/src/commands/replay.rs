@@ -10,7 +10,7 @@ use crate::{
     replay::{
         Replay,
         capture::{Capture, CaptureError, Record, unread_link},
-        kernel::{Comparison, Program},
+        kernel::{Comparison, Program, Run},
         policy::Policy,
         progress::Progress,
         render,
@@ -118,8 +118,10 @@ pub fn run(args: &ReplayArgs) -> Result<(), Error> {
 }
 
 /// Judges every record of `capture` (and, with `program`, compares the real program's
-/// verdicts). A file cut short inside a record after the first (tcpdump killed, a full disk)
-/// ends the reading with that error returned, for the report of the records before it.
+/// verdicts; a frame the kernel will not run is left out of the comparison and named in the
+/// report). A file cut short inside a record after the first (tcpdump killed, a full disk)
+/// ends the reading with that error returned, for the report of the records before it. The
+/// progress line is cleared on every way out (`Progress`'s drop).
 fn judge_all<R: std::io::Read>(
     capture: &mut Capture<R>,
     replay: &mut Replay,
@@ -130,10 +132,7 @@ fn judge_all<R: std::io::Read>(
     for record in capture.by_ref() {
         let record = match record {
             Ok(record) => record,
-            Err(e) if e.cut && e.frame.is_some_and(|n| n > 1) => {
-                progress.done();
-                return Ok(Some(e));
-            }
+            Err(e) if e.cut && e.frame.is_some_and(|n| n > 1) => return Ok(Some(e)),
             Err(e) => {
                 return Err(Error::Capture {
                     path: path.to_owned(),
@@ -145,10 +144,21 @@ fn judge_all<R: std::io::Read>(
         if let (Some(host), Some((program, comparison)), Record::Frame { number, frame, .. }) =
             (reason, program.as_deref_mut(), &record)
         {
-            comparison.record(*number, host, program.judge(frame)?);
+            match program.judge(frame) {
+                Ok(Run::Judged(kernel)) => comparison.record(*number, host, kernel),
+                Ok(Run::Refused(why)) => comparison.refuse(*number, frame.len(), &why),
+                Err(e) => {
+                    return Err(Error::Capture {
+                        path: path.to_owned(),
+                        message: format!(
+                            "frame {number}: {e}, so `--kernel` cannot compare it or the frames \
+                             after it; replay without `--kernel` for the host's report"
+                        ),
+                    });
+                }
+            }
         }
         progress.reached(&record);
     }
-    progress.done();
     Ok(None)
 }

@@ -6,10 +6,14 @@
 //! clock (the time of the test run, not the capture's), so whether a metered frame passed,
 //! was over a bucket or was not admitted may differ without either being wrong. Every other
 //! reason (parse, martian, oversize, lists, types, broadcast) must be the same.
+//!
+//! A frame the kernel will not run (`BPF_PROG_TEST_RUN` takes no frame under the 14 bytes of
+//! an Ethernet header, and none larger than it lays out in pages) is left out of the
+//! comparison, counted and named; the host's report still judges it.
 
 use aya::{
     Ebpf,
-    programs::{TestRun as _, TestRunOptions, Xdp},
+    programs::{ProgramError, TestRun as _, TestRunOptions, Xdp},
 };
 use icmp_guard_common::{Config, Reason, maps};
 
@@ -46,6 +50,15 @@ pub struct Difference {
     pub kernel: Reason,
 }
 
+/// A frame the kernel would not run, left out of the comparison.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub frame: u64,
+    pub bytes: usize,
+    /// The kernel's error, in words.
+    pub why: String,
+}
+
 /// The comparison so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Comparison {
@@ -53,6 +66,9 @@ pub struct Comparison {
     /// The first [`LISTED_MAX`] differences.
     pub differences: Vec<Difference>,
     pub total: u64,
+    /// The first [`LISTED_MAX`] frames the kernel would not run.
+    pub refusals: Vec<Refusal>,
+    pub refused: u64,
 }
 
 impl Comparison {
@@ -71,6 +87,64 @@ impl Comparison {
             });
         }
     }
+
+    /// Records that the kernel would not run frame `frame` of `bytes` bytes, and why.
+    pub fn refuse(&mut self, frame: u64, bytes: usize, why: &std::io::Error) {
+        self.refused += 1;
+        if self.refusals.len() < LISTED_MAX {
+            self.refusals.push(Refusal {
+                frame,
+                bytes,
+                why: why.to_string(),
+            });
+        }
+    }
+}
+
+/// What one test run of a frame gave.
+#[derive(Debug)]
+pub enum Run {
+    /// The reason whose counter moved.
+    Judged(Reason),
+    /// The kernel would not run the frame: too short for an Ethernet header (`EINVAL`), or
+    /// larger than a test run lays out (`ENOMEM`, `E2BIG`; `EINVAL` on kernels without
+    /// multi-buffer test runs).
+    Refused(std::io::Error),
+}
+
+/// Why the comparison cannot go on past a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum JudgeError {
+    #[error("BPF_PROG_TEST_RUN failed on its {bytes}-byte frame: {}", why(.source))]
+    Run {
+        bytes: usize,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("reading the program's counters after its test run failed: {0}")]
+    Counters(#[source] Box<Error>),
+    #[error("the program moved no counter on its {bytes}-byte frame")]
+    NoCounter { bytes: usize },
+    #[error("the replay's object has no XDP program {0:?}")]
+    NoProgram(&'static str),
+}
+
+/// A test run's error in words: the kernel's, for a failed system call.
+fn why(e: &ProgramError) -> String {
+    match e {
+        ProgramError::SyscallError(s) => s.io_error.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether the test run's error `e` is the kernel refusing the frame itself (see
+/// [`Run::Refused`]) rather than the run failing.
+#[must_use]
+pub fn refused(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOMEM | libc::E2BIG)
+    )
 }
 
 /// The program, loaded for test runs, with the replay's policy.
@@ -107,36 +181,35 @@ impl Program {
         Ok(maps.counters()?.into_iter().map(|(_, n)| n).collect())
     }
 
-    /// Runs `frame` through the program once; the reason whose counter moved.
-    pub fn judge(&mut self, frame: &[u8]) -> Result<Reason, Error> {
+    /// Runs `frame` through the program once: the reason whose counter moved, or the
+    /// kernel's refusal of the frame.
+    pub fn judge(&mut self, frame: &[u8]) -> Result<Run, JudgeError> {
+        let bytes = frame.len();
         let program: &Xdp = self
             .ebpf
             .program(maps::PROGRAM)
-            .ok_or_else(|| Error::Load("the object has no XDP program".into()))?
-            .try_into()
-            .map_err(|e| Error::Load(Box::new(e)))?;
+            .and_then(|p| p.try_into().ok())
+            .ok_or(JudgeError::NoProgram(maps::PROGRAM))?;
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
         opts.repeat = 1;
-        program.test_run(opts).map_err(|e| {
-            Error::Load(format!("BPF_PROG_TEST_RUN on a {}-byte frame: {e}", frame.len()).into())
-        })?;
-        let after = Self::read(&self.maps)?;
+        match program.test_run(opts) {
+            Ok(_) => {}
+            Err(ProgramError::SyscallError(s)) if refused(&s.io_error) => {
+                return Ok(Run::Refused(s.io_error));
+            }
+            Err(source) => return Err(JudgeError::Run { bytes, source }),
+        }
+        let after = Self::read(&self.maps).map_err(|e| JudgeError::Counters(Box::new(e)))?;
         let moved = Reason::ALL
             .iter()
             .zip(after.iter().zip(&self.counters))
             .find(|(_, (a, b))| a != b)
             .map(|(r, _)| *r);
         self.counters = after;
-        moved.ok_or_else(|| {
-            Error::Load(
-                format!(
-                    "the program moved no counter on a {}-byte frame",
-                    frame.len()
-                )
-                .into(),
-            )
-        })
+        moved
+            .map(Run::Judged)
+            .ok_or(JudgeError::NoCounter { bytes })
     }
 }
 
@@ -178,5 +251,42 @@ mod tests {
         assert_eq!(comparison.compared, cases.len() as u64);
         assert_eq!(comparison.total, wanted.len() as u64);
         assert_eq!(comparison.differences, wanted);
+    }
+
+    /// (errno of a failed test run, a refusal of the frame: skipped rather than stopping).
+    #[test]
+    fn the_kernels_refusals_of_a_frame_are_told_from_failures() {
+        for (errno, skipped) in [
+            (libc::EINVAL, true),
+            (libc::ENOMEM, true),
+            (libc::E2BIG, true),
+            (libc::EPERM, false),
+            (libc::EFAULT, false),
+            (libc::EOPNOTSUPP, false),
+        ] {
+            let e = std::io::Error::from_raw_os_error(errno);
+            assert_eq!(refused(&e), skipped, "{e}");
+        }
+        assert!(!refused(&std::io::Error::other("no errno")));
+    }
+
+    #[test]
+    fn refusals_are_counted_and_the_first_listed() {
+        let mut comparison = Comparison::default();
+        let e = std::io::Error::from_raw_os_error(libc::EINVAL);
+        for frame in 1..=(LISTED_MAX as u64 + 5) {
+            comparison.refuse(frame, 10, &e);
+        }
+        assert_eq!(comparison.refused, LISTED_MAX as u64 + 5);
+        assert_eq!(comparison.refusals.len(), LISTED_MAX);
+        assert_eq!(comparison.compared, 0);
+        assert_eq!(
+            comparison.refusals[0],
+            Refusal {
+                frame: 1,
+                bytes: 10,
+                why: e.to_string()
+            }
+        );
     }
 }

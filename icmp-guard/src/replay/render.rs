@@ -182,6 +182,23 @@ pub fn text(
         if c.total > 20 {
             let _ = writeln!(out, "  ... {} more (--json lists up to 1000)", c.total - 20);
         }
+        if c.refused > 0 {
+            let _ = writeln!(
+                out,
+                "kernel: {} frames left out of the comparison: BPF_PROG_TEST_RUN would not run them (it takes no frame under the 14 bytes of an Ethernet header, nor one larger than it lays out in pages)",
+                c.refused
+            );
+            for r in c.refusals.iter().take(20) {
+                let _ = writeln!(out, "  frame {}: {} bytes, {}", r.frame, r.bytes, r.why);
+            }
+            if c.refused > 20 {
+                let _ = writeln!(
+                    out,
+                    "  ... {} more (--json lists up to 1000)",
+                    c.refused - 20
+                );
+            }
+        }
     }
     if let (Some((sug, iface)), Some(measured)) = (suggestion, &s.rates) {
         let _ = writeln!(out);
@@ -319,6 +336,10 @@ pub fn json(
             "differences_total": c.total,
             "differences": c.differences.iter().map(|d| json!({
                 "frame": d.frame, "host": d.host.name(), "kernel": d.kernel.name()
+            })).collect::<Vec<_>>(),
+            "refused_total": c.refused,
+            "refused": c.refusals.iter().map(|r| json!({
+                "frame": r.frame, "bytes": r.bytes, "error": r.why
             })).collect::<Vec<_>>(),
         });
     }
