@@ -100,7 +100,8 @@ pub enum Command {
 pub struct ReplayArgs {
     /// The capture: pcap or pcapng of Ethernet (link type 1) or Linux cooked frames (SLL 113,
     /// SLL2 276), read as a stream. On the guarded host, capture what arrives on the
-    /// interface: `tcpdump -i IFACE -Q in -w FILE icmp or icmp6`
+    /// interface: `tcpdump -i IFACE -Q in -w FILE icmp or ip6` (not `icmp6`, which misses
+    /// ICMPv6 behind extension headers or in fragments), or with no filter at all
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 

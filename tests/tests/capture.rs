@@ -317,6 +317,96 @@ fn a_capture_whose_reader_goes_away_stops_cleanly() {
     assert!(err.contains("output closed"), "{err}");
 }
 
+/// A reader that stops reading, without closing the pipe, leaves the capture blocked in a
+/// write; SIGTERM still stops it (the write is interrupted, not restarted), and it clears the
+/// flag and exits 0, saying why it stopped.
+#[test]
+fn sigterm_stops_a_capture_blocked_on_its_output() {
+    let lab = guarded_lab();
+    let mut child = start_capture(&lab, &["-w", "-", "--rate", "10000"], Stdio::piped());
+    // Held open and never read.
+    let stdout = child.stdout.take().unwrap();
+    let wchan = format!("/proc/{}/wchan", child.id());
+    // Sleeping in a pipe write (`pipe_write`, `anon_pipe_write` on newer kernels).
+    let blocked = || std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("pipe_write"));
+    for _ in 0..20 {
+        if blocked() {
+            break;
+        }
+        lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if !blocked() {
+        let _ = child.kill();
+        panic!("the capture never blocked on its output");
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) },
+        0
+    );
+    let err = finish(&lab, child);
+    assert!(
+        err.contains("stopped: signal (while the output was blocked"),
+        "{err}"
+    );
+    drop(stdout);
+}
+
+/// (what, FILE, stopped by SIGTERM rather than `--count 0`, the error or None): a capture
+/// that wrote no frame still writes its headers, to a new file of mode 0600 (it holds the
+/// host's traffic), and fails when they cannot be written (a full disk: `/dev/full`)
+/// rather than exit 0 with an empty file.
+#[test]
+fn a_capture_of_no_frames_writes_its_headers_or_fails() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let lab = guarded_lab();
+    let file = |name: &str| lab.scratch.file(name).to_str().unwrap().to_owned();
+    let cases = [
+        ("a new file, --count 0", file("none.pcapng"), false, None),
+        ("a new file, SIGTERM", file("term.pcapng"), true, None),
+        (
+            "a full disk, --count 0",
+            "/dev/full".to_owned(),
+            false,
+            Some("No space left on device"),
+        ),
+        (
+            "a full disk, SIGTERM",
+            "/dev/full".to_owned(),
+            true,
+            Some("No space left on device"),
+        ),
+    ];
+    for (what, path, signal, error) in cases {
+        let out = if signal {
+            let child = start_capture(&lab, &["-w", &path], Stdio::null());
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) };
+            child.wait_with_output().unwrap()
+        } else {
+            lab.cli(&["capture", &lab.guarded_if, "-w", &path, "--count", "0"])
+                .unwrap()
+        };
+        let err = stderr_of(&out);
+        assert_eq!(
+            config_flags(&lab) & flags::CAPTURE_BITS,
+            0,
+            "{what}: the flag is cleared"
+        );
+        if let Some(words) = error {
+            assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+            assert!(err.contains(words) && err.contains(&path), "{what}: {err}");
+            continue;
+        }
+        assert!(out.status.success(), "{what}: {err}");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{what}");
+        assert!(tcpdump(&path).unwrap().is_empty(), "{what}");
+        assert!(meta.len() > 0, "{what}: the headers are written");
+    }
+}
+
 #[test]
 fn a_killed_capture_leaves_a_lease_that_runs_out() {
     let lab = guarded_lab();

@@ -24,7 +24,7 @@ use std::{
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
     path::Path,
     ptr::NonNull,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -154,11 +154,111 @@ impl Summary {
     }
 }
 
-/// Set by SIGINT and SIGTERM.
-static STOP: AtomicBool = AtomicBool::new(false);
+/// SIGINT and SIGTERM received: counted, so that a write can tell whether one arrived
+/// while it ran (see [`Stoppable`]).
+static SIGNALS: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Installs [`on_signal`] for SIGINT and SIGTERM without `SA_RESTART`, so that a write blocked
+/// on the output (a reader that stopped reading) returns `EINTR` instead of going on waiting.
+fn catch_stop_signals() -> io::Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler is
+        // async-signal-safe (it only adds to an atomic).
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+        action.sa_flags = 0;
+        // SAFETY: a valid action for a catchable signal; the old action is not wanted.
+        if unsafe { libc::sigaction(signal, &raw const action, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The error [`Stoppable`] returns once a signal cut its write short.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by a signal while the output was blocked")]
+struct StoppedWriting;
+
+/// Whether `e` is a write that a stop signal cut short ([`Stoppable`]).
+fn stopped_writing(e: &io::Error) -> bool {
+    matches!(e.get_ref(), Some(inner) if inner.is::<StoppedWriting>())
+}
+
+/// Why a write's error `e` ends the capture without failing it: the reader went away, or a
+/// stop signal interrupted the write; `None` for an error that fails it.
+fn write_stop(e: &io::Error) -> Option<&'static str> {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Some(OUTPUT_CLOSED)
+    } else if stopped_writing(e) {
+        Some(SIGNAL_BLOCKED)
+    } else {
+        None
+    }
+}
+
+/// The capture's output, under its buffer: a write that a stop signal interrupts ends the
+/// writing, where `write_all` (and `BufWriter`'s flush) would retry it and block again.
+///
+/// Interrupted before it wrote anything (`EINTR`), the write leaves the output on the end of
+/// a block: the buffer above hands over whole blocks, and what it had written before went
+/// out whole. Interrupted after it wrote part of its bytes (a pipe with some room left), the
+/// write reports that part and every later one is refused: the output then ends inside a
+/// block, which readers (tcpdump, tshark, `icmp-guard replay`) report as cut short, after
+/// every whole frame before it. That cannot be helped: the rest would wait on the reader.
+struct Stoppable<W> {
+    out: W,
+    signals: &'static AtomicU64,
+    cut: bool,
+}
+
+impl<W: Write> Stoppable<W> {
+    const fn new(out: W, signals: &'static AtomicU64) -> Self {
+        Self {
+            out,
+            signals,
+            cut: false,
+        }
+    }
+
+    fn stopped() -> io::Error {
+        io::Error::other(StoppedWriting)
+    }
+}
+
+impl<W: Write> Write for Stoppable<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.cut {
+            return Err(Self::stopped());
+        }
+        let before = self.signals.load(Ordering::SeqCst);
+        match self.out.write(buf) {
+            // A signal other than ours (none is caught) would be retried by the caller.
+            Err(e)
+                if e.kind() == io::ErrorKind::Interrupted
+                    && self.signals.load(Ordering::SeqCst) > 0 =>
+            {
+                self.cut = true;
+                Err(Self::stopped())
+            }
+            Ok(n) if n < buf.len() && self.signals.load(Ordering::SeqCst) != before => {
+                self.cut = true;
+                Ok(n)
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.cut {
+            return Err(Self::stopped());
+        }
+        self.out.flush()
+    }
 }
 
 /// An armed capture of one guarded interface.
@@ -282,16 +382,19 @@ impl Session {
         })
     }
 
-    /// Writes samples to `out` (named `target` in errors: the file, or `-` for stdout) as
-    /// pcapng until the count, a signal (SIGINT, SIGTERM), a closed output, the interface
-    /// going away or another capture taking it over; then disarms (unless taken over) and
-    /// returns the summary.
+    /// Writes samples to `out` (named `target` in errors: the file, or `-` for stdout;
+    /// unbuffered, as writes are buffered here above the check for a stop signal) as pcapng
+    /// until the count, a signal (SIGINT, SIGTERM; also while a write is blocked), a closed
+    /// output, the interface going away or another capture taking it over; then disarms
+    /// (unless taken over) and returns the summary.
     pub fn run(mut self, out: impl Write, target: &Path) -> Result<Summary, Error> {
         let iface = self.guard.pins.iface.as_str().to_owned();
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: installs an async-signal-safe handler that only stores to an atomic.
-            unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
-        }
+        catch_stop_signals().map_err(|e| Error::Io {
+            what: "catching SIGINT and SIGTERM (sigaction) for the capture written to",
+            path: target.to_path_buf(),
+            source: e,
+        })?;
+        let out = io::BufWriter::new(Stoppable::new(out, &SIGNALS));
         let result = self.read_loop(out, target, &iface);
         let finished = self.finish();
         let mut summary = result?;
@@ -315,6 +418,9 @@ impl Session {
         let mut epoch_offset = realtime_ns().saturating_sub(monotonic_ns());
         let mut summary = Summary::default();
         let mut renewed = Instant::now();
+        // When a stop signal was first seen: samples the program took after it are not
+        // written, so that a flood cannot hold the drain past the signal.
+        let mut stop_at: Option<u64> = None;
         let stopped = loop {
             // Checked before every read of the ring, which the capture that took over reads.
             if !self.lease.ours() {
@@ -338,12 +444,15 @@ impl Session {
                 cfg = self.guard.maps.config()?;
                 epoch_offset = realtime_ns().saturating_sub(monotonic_ns());
             }
-            let (mut wrote, mut closed) = (false, false);
+            let (mut wrote, mut ended) = (false, None);
             // The lease is asked before every record: a write below may block past it, and
             // the capture that took over reads the same ring. A drain that lasts (a slow
             // output under a flood) goes back to renew the lease and to look for a signal.
             let renew_every = Duration::from_nanos(capture::LEASE_RENEW_NS);
             while self.lease.ours() && renewed.elapsed() < renew_every {
+                if stop_at.is_none() && SIGNALS.load(Ordering::SeqCst) > 0 {
+                    stop_at = Some(monotonic_ns());
+                }
                 let Some(record) = self.ring.next() else {
                     break;
                 };
@@ -351,6 +460,9 @@ impl Session {
                     summary.unreadable += 1;
                     continue;
                 };
+                if stop_at.is_some_and(|at| header.time_ns > at) {
+                    break;
+                }
                 // `Reason::ALL` is in slot order; a slot past it (a newer program swapped in
                 // under this reader) is skipped rather than named wrongly.
                 let Some(&reason) = Reason::ALL.get(header.reason as usize) else {
@@ -372,17 +484,14 @@ impl Session {
                 drop(record);
                 // A reader that went away (`| tcpdump -c 10 -nr -`) is met here as often as
                 // at the flush: the buffer fills within one wake-up under a flood.
-                match writer.packet(
+                if let Err(e) = writer.packet(
                     header.time_ns.saturating_add(epoch_offset),
                     &data,
                     header.orig_len,
                     &comment,
                 ) {
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                        closed = true;
-                        break;
-                    }
-                    other => other.map_err(io_err)?,
+                    ended = Some(write_stop(&e).ok_or_else(|| io_err(e))?);
+                    break;
                 }
                 wrote = true;
                 summary.captured += 1;
@@ -391,20 +500,24 @@ impl Session {
                     break;
                 }
             }
-            if closed {
-                break "output closed";
+            if let Some(why) = ended {
+                break why;
             }
-            if wrote {
-                match writer.flush() {
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break "output closed",
-                    other => other.map_err(io_err)?,
-                }
+            if wrote && let Err(e) = writer.flush() {
+                break write_stop(&e).ok_or_else(|| io_err(e))?;
             }
             // After the drain: what the program sampled before the signal is written.
-            if STOP.load(Ordering::SeqCst) {
+            if SIGNALS.load(Ordering::SeqCst) > 0 {
                 break "signal";
             }
             wait_readable(self.ring.as_raw_fd(), 100);
+        };
+        // Also when nothing was written: the headers may still sit in the buffer, and a write
+        // that fails here (a full disk) must fail the capture, not be lost in the drop.
+        let stopped = match writer.flush() {
+            Ok(()) => stopped,
+            Err(_) if stopped == OUTPUT_CLOSED || stopped == SIGNAL_BLOCKED => stopped,
+            Err(e) => write_stop(&e).ok_or_else(|| io_err(e))?,
         };
         summary.stopped = stopped;
         Ok(summary)
@@ -430,6 +543,11 @@ impl Session {
         )))
     }
 }
+
+const OUTPUT_CLOSED: &str = "output closed";
+/// Why a capture stops when a signal interrupted a write its reader did not take.
+const SIGNAL_BLOCKED: &str =
+    "signal (while the output was blocked: its last frame may be cut short)";
 
 /// Why a capture stops when another holds its interface: its lease ran out (the process was
 /// stopped, or its output blocked, for longer than the lease) and the next capture took it.
@@ -684,6 +802,87 @@ mod tests {
         a.claim(run_out);
         assert!(b.fence(b.current()));
         assert!(!a.ours() && !a.renew() && !a.end());
+    }
+
+    /// One write of a scripted output: what it returns and whether a stop signal arrives
+    /// while it runs.
+    #[derive(Clone, Copy, Debug)]
+    enum Step {
+        /// Takes this many bytes at most.
+        Takes(usize),
+        /// Fails with `EINTR`, nothing written.
+        Interrupted,
+    }
+
+    /// An output that answers each write with the next step, writing what it takes.
+    struct Scripted {
+        steps: std::collections::VecDeque<(Step, bool)>,
+        signals: &'static AtomicU64,
+        written: Vec<u8>,
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (step, signal) = self
+                .steps
+                .pop_front()
+                .unwrap_or((Step::Takes(usize::MAX), false));
+            if signal {
+                self.signals.fetch_add(1, Ordering::SeqCst);
+            }
+            match step {
+                Step::Takes(n) => {
+                    let n = n.min(buf.len());
+                    self.written.extend_from_slice(&buf[..n]);
+                    Ok(n)
+                }
+                Step::Interrupted => Err(io::ErrorKind::Interrupted.into()),
+            }
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// (the output's writes, with whether a signal arrives during each; a signal before the
+    /// write; bytes written of 8; whether the writing stops). A write a stop signal
+    /// interrupts ends the writing, where `write_all` would retry it and block again.
+    #[test]
+    fn a_write_a_stop_signal_interrupts_ends_the_writing() {
+        use Step::{Interrupted, Takes};
+        type Case = (&'static [(Step, bool)], bool, usize, bool);
+        let cases: [Case; 7] = [
+            (&[(Takes(8), false)], false, 8, false),
+            (&[(Takes(3), false), (Takes(5), false)], false, 8, false),
+            (&[(Interrupted, true)], false, 0, true),
+            (&[(Takes(3), true), (Takes(5), false)], false, 3, true),
+            (&[(Takes(8), true)], false, 8, false),
+            // A signal that came before (during a poll) stops only a write it interrupts.
+            (&[(Takes(3), false), (Takes(5), false)], true, 8, false),
+            (&[(Takes(3), false), (Interrupted, false)], true, 3, true),
+        ];
+        for (steps, signalled, written, stops) in cases {
+            let signals: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+            if signalled {
+                signals.store(1, Ordering::SeqCst);
+            }
+            let scripted = Scripted {
+                steps: steps.iter().copied().collect(),
+                signals,
+                written: Vec::new(),
+            };
+            let mut out = Stoppable::new(scripted, signals);
+            let result = out.write_all(&[7; 8]);
+            assert_eq!(out.out.written.len(), written, "{steps:?}");
+            match result {
+                Err(e) => assert!(stops && stopped_writing(&e), "{steps:?}: {e}"),
+                Ok(()) => assert!(!stops, "{steps:?}"),
+            }
+            if stops {
+                assert!(stopped_writing(&out.write_all(&[7]).unwrap_err()));
+                assert!(stopped_writing(&out.flush().unwrap_err()));
+            }
+        }
     }
 
     fn frame(ethertypes: &[u16], ip: &[u8]) -> Vec<u8> {

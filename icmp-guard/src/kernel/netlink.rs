@@ -145,24 +145,38 @@ impl Socket {
         Ok(socket)
     }
 
+    /// Sends `msg`, again if a signal interrupted it (`capture` catches SIGINT and SIGTERM
+    /// without `SA_RESTART`, and looks at its interface meanwhile).
     fn send(&self, msg: &[u8]) -> io::Result<()> {
-        // SAFETY: msg is a valid, initialised buffer of its length.
-        let sent = unsafe { libc::send(self.0.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
+        loop {
+            // SAFETY: msg is a valid, initialised buffer of its length.
+            let sent = unsafe { libc::send(self.0.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+            if sent >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
         }
-        Ok(())
     }
 
+    /// One message, again if a signal interrupted the wait (see [`Self::send`]).
     fn recv(&self) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; 64 * 1024];
-        // SAFETY: buf is writable for its length.
-        let n = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+        loop {
+            // SAFETY: buf is writable for its length.
+            let n =
+                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n >= 0 {
+                buf.truncate(n.cast_unsigned());
+                return Ok(buf);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
         }
-        buf.truncate(n.cast_unsigned());
-        Ok(buf)
     }
 }
 
