@@ -187,12 +187,16 @@ pub enum Error {
     },
 
     #[error(
-        "--max-sources {wanted} needs about {needed_mib} MiB of kernel memory for the per-source table, more than half of the {available_mib} MiB available; choose at most {fits}"
+        "{iface}: max_sources (--max-sources) {wanted} needs about {needed_mib} MiB of kernel memory for the per-source table, more than half of the {available_mib} MiB {within}; choose at most {fits}, or give it more memory",
+        iface = shown(iface)
     )]
     TableTooLarge {
+        iface: String,
         wanted: u32,
         needed_mib: u64,
         available_mib: u64,
+        /// Where that memory is: the host's, or what the process's memory cgroup allows.
+        within: &'static str,
         fits: u32,
     },
 
@@ -263,6 +267,16 @@ pub enum Error {
 
     #[error("loading the XDP program failed (kernel too old, or the verifier refused it)")]
     Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    #[error(
+        "{iface}: creating or opening the guard's maps failed (out of kernel memory, or of what the memory cgroup allows: try a smaller max_sources; or a pinned map this version cannot open: `icmp-guard clean {iface}` drops the old state)",
+        iface = shown(iface)
+    )]
+    Maps {
+        iface: String,
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
 
     #[error("{what} {}", shown(path))]
     Pin {

@@ -628,6 +628,19 @@ impl Lab {
         cmd.output().with_context(|| format!("spawning {cmd:?}"))
     }
 
+    /// The CLI in the guarded namespace, inside `cgroup` (see [`MemoryCgroup`]).
+    pub fn cli_in_cgroup(&self, cgroup: &MemoryCgroup, args: &[&str]) -> Result<Output> {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.guarded.name))
+            .args(["--", "sh", "-c", "echo $$ > \"$0\" && exec \"$@\""])
+            .arg(cgroup.procs())
+            .arg(&self.cli)
+            .arg("--bpffs")
+            .arg(&self.bpffs.path)
+            .args(args);
+        cmd.output().with_context(|| format!("spawning {cmd:?}"))
+    }
+
     /// The CLI, which must succeed; returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
         let out = self.cli(args)?;
@@ -951,4 +964,50 @@ pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Res
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("not within {secs} s: {what}")
+}
+
+/// A memory cgroup of its own with a limit, removed on drop (once the processes put in it
+/// have ended): cgroup v2's `memory.max` where `/sys/fs/cgroup` is cgroup v2 with the memory
+/// controller, else v1's `memory.limit_in_bytes` under `/sys/fs/cgroup/memory`.
+pub struct MemoryCgroup {
+    dir: PathBuf,
+}
+
+impl MemoryCgroup {
+    pub fn new(limit_bytes: u64) -> Result<Self> {
+        let v2 = Path::new("/sys/fs/cgroup");
+        let v2_memory = std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"));
+        let (parent, limit_file) = if v2_memory {
+            (v2.to_path_buf(), "memory.max")
+        } else {
+            (v2.join("memory"), "memory.limit_in_bytes")
+        };
+        let dir = parent.join(unique('m'));
+        std::fs::create_dir(&dir)
+            .with_context(|| format!("creating the cgroup {}", dir.display()))?;
+        let cgroup = Self { dir };
+        std::fs::write(cgroup.dir.join(limit_file), limit_bytes.to_string())
+            .with_context(|| format!("limiting {}", cgroup.dir.display()))?;
+        Ok(cgroup)
+    }
+
+    /// The file a process writes its pid to, to enter the group.
+    #[must_use]
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // A group empties a moment after its last process exits.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("could not remove the cgroup {}", self.dir.display());
+    }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use icmp_guard_common::bucket::AHEAD_SHARE;
 use icmp_guard_tests::lab::{
-    CLIENT_ADDR, Lab, bucket_allows, bucket_allows_over, counter, ip, sending_span, stderr_of,
-    unique, workspace_bin,
+    CLIENT_ADDR, Lab, MemoryCgroup, bucket_allows, bucket_allows_over, counter, ip, sending_span,
+    stderr_of, unique, workspace_bin,
 };
 use serde_json::Value;
 
@@ -367,6 +367,35 @@ fn cli_refuses_bad_requests_and_does_nothing_half() {
     );
 
     lab.cli_ok(&["detach", iface]).unwrap();
+}
+
+/// A source table is weighed against the memory the attaching process's cgroup may still
+/// charge, as well as the host's: the kernel charges the maps to that cgroup (a pod's limit,
+/// a unit's `MemoryMax=`). (cgroup limit, max_sources, refused.)
+#[test]
+fn a_table_beyond_the_memory_cgroup_s_room_is_refused_naming_it() {
+    let lab = Lab::new().unwrap();
+    let iface = lab.guarded_if.as_str();
+    let cases = [(64 << 20, "1000000", true), (64 << 20, "65536", false)];
+    for (limit, max_sources, refused) in cases {
+        let cgroup = MemoryCgroup::new(limit).unwrap();
+        let out = lab
+            .cli_in_cgroup(&cgroup, &["attach", iface, "--max-sources", max_sources])
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.success(), !refused, "{max_sources}: {err}");
+        if refused {
+            assert!(
+                err.contains(&format!(
+                    "{iface}: max_sources (--max-sources) {max_sources} needs about"
+                )) && err.contains("its memory cgroup allows"),
+                "{err}"
+            );
+            assert!(!lab.guarded_has_xdp(), "{max_sources}");
+        } else {
+            lab.cli_ok(&["detach", iface]).unwrap();
+        }
+    }
 }
 
 #[test]

@@ -427,6 +427,34 @@ fn a_start_that_waits_out_the_lock_applies_the_file_when_it_is_free() {
     assert!(daemon.running());
 }
 
+/// A service whose file names no interface this host has guards nothing, and says so on
+/// `/ready` (a rollout stops there) until one appears, which it then guards.
+#[test]
+fn a_service_that_guards_nothing_is_not_ready() {
+    let lab = Lab::new().unwrap();
+    let late = unique('n');
+    let config = lab.scratch.file("icmp-guard.toml");
+    let log = lab.scratch.file("daemon.log");
+    std::fs::write(
+        &config,
+        format!("[daemon]\nmetrics = \"{METRICS}\"\n[[interface]]\nname = \"{late}\"\n"),
+    )
+    .unwrap();
+    let _daemon = lab.daemon(&config, &log).unwrap();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually(10, "not ready, guarding nothing", || {
+        lab.guarded
+            .http_get(METRICS, "/ready")
+            .is_err_and(|e| e.to_string().contains("none of the interfaces of"))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+    late_interface_appears(&lab, &late, &log);
+    eventually(5, "ready once it guards the interface", || {
+        lab.guarded.http_get(METRICS, "/ready").is_ok()
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", logged()));
+}
+
 /// An interface whose attach fails at start (another program holds it) is tried again, and
 /// attached once that program is gone, the log naming the failure (not a removal of its
 /// pins); `/ready` names the interface until then.

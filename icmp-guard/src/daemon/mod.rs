@@ -545,8 +545,8 @@ impl Daemon {
     /// outside), and attaches anew when someone removed the pins, saying which.
     ///
     /// Also renews what `GET /ready` answers, from what it found: ready when the file was
-    /// applied to every interface of it that the host has and each is guarded; otherwise the
-    /// first reason it is not.
+    /// applied to every interface of it that the host has, each is guarded, and the host has
+    /// at least one; otherwise the first reason it is not.
     fn watch(&mut self) {
         let interfaces = self.cfg.interfaces.clone();
         let mut changed = false;
@@ -555,6 +555,16 @@ impl Daemon {
             let (moved, why_not) = self.keep_guarded(ic);
             changed |= moved;
             unready = unready.or(why_not);
+        }
+        // A service that guards nothing is not ready: a file whose names no interface of
+        // this host has (`eth0` on a host of `ens5`s) must stop a rollout, not pass it.
+        if !interfaces.is_empty() && interfaces.iter().all(|ic| ifindex(&ic.name).is_err()) {
+            let names: Vec<String> = interfaces.iter().map(|ic| ic.name.to_string()).collect();
+            unready = Some(format!(
+                "none of the interfaces of {} exists on this host ({}): it guards nothing",
+                crate::error::shown(&self.cfg.path),
+                names.join(", ")
+            ));
         }
         if let Ok(mut served) = self.shared.lock() {
             served.unready = unready;

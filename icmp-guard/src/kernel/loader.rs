@@ -132,7 +132,10 @@ fn load(pins: &Pins, max_sources: u32) -> Result<Ebpf, Error> {
     }
     let mut ebpf = loader
         .load(super::object::ICMP_GUARD)
-        .map_err(|e| Error::Load(Box::new(e)))?;
+        .map_err(|e| Error::Maps {
+            iface: pins.iface.as_str().to_owned(),
+            source: Box::new(e),
+        })?;
     program(&mut ebpf)?
         .load()
         .map_err(|e| Error::Load(Box::new(e)))?;
@@ -171,7 +174,7 @@ pub fn check_new(iface: &str, ifindex: u32, max_sources: u32, foreign: bool) -> 
             iface: iface.to_owned(),
         });
     }
-    table_fits(max_sources)?;
+    table_fits(iface, max_sources)?;
     if foreign
         && matches!(netlink::xdp_state(ifindex), Ok(Some(state)) if state.mode != AttachMode::Offload)
     {
@@ -577,10 +580,15 @@ pub fn table_bytes(entries: u32) -> u64 {
     u64::from(entries) * ELEMENT + u64::from(entries.next_power_of_two()) * BUCKET
 }
 
-/// Refuses a per-source table that would take more than half of the memory available now:
-/// the kernel preallocates it whole when the map is created.
-fn table_fits(entries: u32) -> Result<(), Error> {
-    let Some(available) = mem_available() else {
+/// Refuses a per-source table for `iface` that would take more than half of the memory
+/// available now: the kernel preallocates it whole when the map is created, and charges it to
+/// the memory cgroup of the process that creates it (a container's limit, or a unit's
+/// `MemoryMax=`), so the room left under that limit counts too, where it is lower.
+fn table_fits(iface: &str, entries: u32) -> Result<(), Error> {
+    let host = mem_available().map(|bytes| (bytes, "available on the host (MemAvailable)"));
+    let cgroup = cgroup_room();
+    let Some((available, within)) = [host, cgroup].into_iter().flatten().min_by_key(|(b, _)| *b)
+    else {
         return Ok(());
     };
     let needed = table_bytes(entries);
@@ -589,11 +597,66 @@ fn table_fits(entries: u32) -> Result<(), Error> {
     }
     let per_entry = table_bytes(1 << 20) >> 20;
     Err(Error::TableTooLarge {
+        iface: iface.to_owned(),
         wanted: entries,
         needed_mib: needed >> 20,
         available_mib: available >> 20,
+        within,
         fits: u32::try_from(available / 2 / per_entry).unwrap_or(u32::MAX),
     })
+}
+
+/// The bytes this process's memory cgroup may still charge (its limit less its usage) and the
+/// file that sets the limit; `None` without a limit, or when it cannot be read. cgroup v2
+/// (`memory.max`) or v1's memory controller (`memory.limit_in_bytes`); the process's own
+/// group only, not its parents'.
+fn cgroup_room() -> Option<(u64, &'static str)> {
+    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut found = None;
+    for line in groups.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let path = path.trim_start_matches('/');
+        let (dir, limit, usage, name) = if controllers.is_empty() {
+            // v2: mounted at /sys/fs/cgroup, or at /sys/fs/cgroup/unified beside v1's.
+            let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+                .into_iter()
+                .map(Path::new)
+                .find(|root| root.join("cgroup.controllers").exists())?;
+            (
+                root.join(path),
+                "memory.max",
+                "memory.current",
+                "its memory cgroup allows (memory.max, less what the group uses)",
+            )
+        } else if controllers.split(',').any(|c| c == "memory") {
+            (
+                Path::new("/sys/fs/cgroup/memory").join(path),
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+                "its memory cgroup allows (memory.limit_in_bytes, less what the group uses)",
+            )
+        } else {
+            continue;
+        };
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
+        // "max" (v2) or a number past any memory (v1's "no limit") parse as no limit.
+        let Some(limit) = read(limit).and_then(|t| t.trim().parse::<u64>().ok()) else {
+            continue;
+        };
+        let used = read(usage)
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let room = limit.saturating_sub(used);
+        if found.is_none_or(|(least, _)| room < least) {
+            found = Some((room, name));
+        }
+    }
+    found
 }
 
 /// `MemAvailable` from `/proc/meminfo`, in bytes.
