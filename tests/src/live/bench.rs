@@ -8,7 +8,8 @@
 //! more cases repeat the reading `XDP_DROP` and icmp-guard's single source with frames it
 //! leaves as they are, which the receiving CPU still has in its cache, to show what that
 //! write costs. A window around each flood gives the receiver's NAPI CPU time and packets,
-//! and for XDP cases the program's own run time.
+//! with BPF run-time statistics off (they add two clock reads to every run of a program); for
+//! XDP cases a second flood, with them on, gives the program's own run time.
 //! After the rounds, a real `ping` from the client runs through a spoofed flood (the monitor).
 
 use std::{
@@ -52,8 +53,10 @@ const FULL_PERCENT: u64 = 99;
 pub const MONITOR_PINGS: u32 = 100;
 pub const MONITOR_INTERVAL: &str = "0.2";
 const MONITOR_DEADLINE: u32 = 30;
-/// The monitor pings this long before the flood starts, so its source is known.
-const MONITOR_LEAD: Duration = Duration::from_secs(1);
+/// Pings the monitor sends before the flood, so its source is known; not counted.
+pub const MONITOR_INTRODUCTION: u32 = 3;
+/// How long the flood runs before the counted pings start, so that each of them meets it.
+pub const MONITOR_LEAD: Duration = Duration::from_millis(500);
 /// How long the receiver gets to empty its ring after a flood, before the window closes.
 const DRAIN: Duration = Duration::from_millis(50);
 
@@ -127,7 +130,8 @@ impl Case {
     }
 }
 
-/// One flood through one case: the window around it.
+/// One case in one round: the window around a flood with BPF statistics off, and for an XDP
+/// program the window around a second flood with them on.
 #[derive(Clone, Copy, Debug)]
 pub struct Measured {
     /// Frames the generator sent, and for how long.
@@ -138,11 +142,22 @@ pub struct Measured {
     pub passed: u64,
     /// CPU time of the receiver's NAPI thread.
     pub napi_ns: u64,
-    /// The XDP program's run time and runs, when one is attached.
+    /// The XDP program's run time and runs, when one is attached: from the second flood.
     pub prog: Option<(u64, u64)>,
+    /// The second flood's NAPI CPU time and frames received: what the statistics cost.
+    pub with_stats: Option<(u64, u64)>,
 }
 
-impl Measured {
+/// One flood's window.
+struct Window {
+    sent: Sent,
+    received: u64,
+    passed: u64,
+    napi_ns: u64,
+    prog: Option<(u64, u64)>,
+}
+
+impl Window {
     fn between(sent: Sent, before: &Snapshot, after: &Snapshot) -> Result<Self> {
         let prog = match (before.prog, after.prog) {
             (Some(b), Some(a)) => {
@@ -159,6 +174,27 @@ impl Measured {
             napi_ns: after.napi_ns - before.napi_ns,
             prog,
         })
+    }
+}
+
+impl Measured {
+    /// The receive path from `plain`; the program's run time from `stats`, if there is one.
+    fn of(plain: &Window, stats: Option<&Window>) -> Self {
+        Self {
+            sent: plain.sent,
+            received: plain.received,
+            passed: plain.passed,
+            napi_ns: plain.napi_ns,
+            prog: stats.and_then(|w| w.prog),
+            with_stats: stats.map(|w| (w.napi_ns, w.received)),
+        }
+    }
+
+    /// The whole receive path's CPU ns per received frame with BPF statistics on.
+    #[must_use]
+    pub fn receive_ns_with_stats(&self) -> Option<f64> {
+        self.with_stats
+            .map(|(napi_ns, received)| napi_ns as f64 / received.max(1) as f64)
     }
 
     /// Frames received and not passed to the stack.
@@ -247,9 +283,10 @@ impl Live {
 /// monitor, and removes the lab (also on failure). `stop` (set on Ctrl-C) ends it early.
 pub fn run(stop: &AtomicBool) -> Result<Live> {
     let lab = Lab::new()?;
-    // Program run time is only counted while statistics are on: this descriptor turns them on
-    // (like `sysctl kernel.bpf_stats_enabled=1`) until it is closed, however the bench ends.
-    let _stats = enable_stats(Stats::RunTime).context("BPF_ENABLE_STATS")?;
+    ensure!(
+        !stats_on()?,
+        "kernel.bpf_stats_enabled is 1: BPF run-time statistics add two clock reads to every run of a program, which the receive windows must not count; set it to 0 (the bench turns them on for the program's own windows)"
+    );
     let rx = Receiver::setup(&lab.guarded, &lab.guarded_if)?;
     let mut bench = Bench::new(&lab, rx, stop)?;
     let mut cases: Vec<(Case, Vec<Measured>)> = Case::ALL.iter().map(|c| (*c, vec![])).collect();
@@ -363,14 +400,30 @@ impl<'a> Bench<'a> {
             .send(&self.lab.client.name, self.ifindex, &self.frame, &until)
     }
 
-    /// One flood of [`FLOOD_FRAMES`], and the receiver's window around it.
+    /// One flood of [`FLOOD_FRAMES`] with BPF statistics off and the receiver's window around
+    /// it; then, if an XDP program runs, another with them on, for its run time.
     fn measure(&mut self, frames: Frames) -> Result<Measured> {
+        ensure!(!stats_on()?, "BPF run-time statistics were turned on");
+        let plain = self.window(frames)?;
+        if plain.prog.is_none() {
+            return Ok(Measured::of(&plain, None));
+        }
+        // Counted only while a descriptor holds them on (like `sysctl
+        // kernel.bpf_stats_enabled=1`), until it is closed, however the bench ends.
+        let stats = enable_stats(Stats::RunTime).context("BPF_ENABLE_STATS")?;
+        let with_stats = self.window(frames);
+        drop(stats);
+        Ok(Measured::of(&plain, Some(&with_stats?)))
+    }
+
+    /// One flood of [`FLOOD_FRAMES`], and the receiver's window around it.
+    fn window(&mut self, frames: Frames) -> Result<Window> {
         self.rx.napi.pin()?;
         let before = self.rx.snapshot()?;
         let sent = self.flood(frames, FLOOD_FRAMES, FLOOD_TIME)?;
         std::thread::sleep(DRAIN);
         let after = self.rx.snapshot()?;
-        Measured::between(sent, &before, &after)
+        Window::between(sent, &before, &after)
     }
 
     fn attach_guard(&self) -> Result<()> {
@@ -489,20 +542,25 @@ impl<'a> Bench<'a> {
     fn monitor_attached(&mut self) -> Result<Monitor> {
         let fill = self.prefill()?;
         self.checkpoint()?;
-        let before = self.rx.snapshot()?;
-        let ping = self
+        // Known before the flood: a few answered pings, not counted.
+        let introduction = self
             .lab
             .ping_command(
                 GUARDED_ADDR,
-                MONITOR_PINGS,
+                MONITOR_INTRODUCTION,
                 MONITOR_INTERVAL,
                 MONITOR_DEADLINE,
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
-            .context("spawning ping")?;
-        std::thread::sleep(MONITOR_LEAD);
+            .output()
+            .context("running ping")?;
+        let (_, introduced) = ping_summary(&introduction)?;
+        ensure!(
+            introduced == MONITOR_INTRODUCTION,
+            "the monitor's pings before the flood: {introduced} of {MONITOR_INTRODUCTION} answered"
+        );
+        let before = self.rx.snapshot()?;
         let done = AtomicBool::new(false);
         self.generator.frames(Frames::Spoofed)?;
         let (generator, lab) = (&self.generator, self.lab);
@@ -511,18 +569,44 @@ impl<'a> Bench<'a> {
             let flood = s.spawn(|| {
                 let until = Until {
                     frames: u64::MAX,
-                    time: Duration::from_secs(MONITOR_DEADLINE.into()),
+                    time: Duration::from_secs(MONITOR_DEADLINE.into()) + 2 * MONITOR_LEAD,
                     stop: &done,
                 };
                 generator.send(&lab.client.name, ifindex, frame, &until)
             });
-            // ping ends by itself, after its count or its deadline.
-            let out = ping.wait_with_output();
+            // Every counted ping meets the flood: it runs before the first and until the last
+            // has its answer or its deadline (ping ends by itself, after its count of replies
+            // or its deadline).
+            std::thread::sleep(MONITOR_LEAD);
+            let out = if flood.is_finished() {
+                Err(anyhow!("the flood ended before the monitor started"))
+            } else {
+                lab.ping_command(
+                    GUARDED_ADDR,
+                    MONITOR_PINGS,
+                    MONITOR_INTERVAL,
+                    MONITOR_DEADLINE,
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .output()
+                .context("running ping")
+            };
+            let ended_first = flood.is_finished();
             done.store(true, Ordering::Relaxed);
-            (flood.join(), out)
+            (
+                flood.join(),
+                out.and_then(|out| {
+                    ensure!(
+                        !ended_first,
+                        "the flood ended before the monitor's last ping"
+                    );
+                    Ok(out)
+                }),
+            )
         });
         let flood = flood.map_err(|_| anyhow!("the flood thread panicked"))??;
-        let (sent, answered) = ping_summary(&out.context("waiting for ping")?)?;
+        let (sent, answered) = ping_summary(&out?)?;
         let after = self.rx.snapshot()?;
         let stats = self.lab.stats()?;
         let prefix = format!("{CLIENT_ADDR}/");
@@ -559,4 +643,12 @@ fn mac(text: &str) -> Result<[u8; 6]> {
     bytes
         .try_into()
         .map_err(|_| anyhow!("MAC {text}: not 6 bytes"))
+}
+
+/// Whether BPF run-time statistics are on (`kernel.bpf_stats_enabled`, which also reads 1 while
+/// a `BPF_ENABLE_STATS` descriptor is open).
+fn stats_on() -> Result<bool> {
+    let path = "/proc/sys/kernel/bpf_stats_enabled";
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    Ok(text.trim() != "0")
 }
