@@ -112,6 +112,14 @@ fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Error> {
         .map_err(Error::io("listing", dir))
 }
 
+/// What an interface's pin folder holds (see [`Pins::contents`]).
+struct Contents {
+    /// icmp-guard's pins, the link first.
+    pins: Vec<PathBuf>,
+    /// The names of anything else.
+    foreign: Vec<String>,
+}
+
 /// The pins of one interface.
 #[derive(Clone, Debug)]
 pub struct Pins {
@@ -134,12 +142,15 @@ impl Pins {
     pub fn to_change(bpffs: &Path, iface: &IfaceName) -> Result<Self, Error> {
         let pins = Self::new(bpffs, iface)?;
         pins.adopt_legacy()?;
-        // A removal cut short: finish it (the folder's name says it is no guard any more).
-        Self {
-            dir: pins.removing_dir(),
-            ..pins.clone()
+        // A removal cut short, of this namespace's folder or of a legacy one: finish it (the
+        // folder's name says it is no guard any more).
+        for folder in [pins.clone(), pins.legacy()] {
+            Self {
+                dir: folder.removing_dir(),
+                ..pins.clone()
+            }
+            .remove_folder()?;
         }
-        .remove_folder()?;
         // A process that died between pinning a new link aside and renaming it left the live
         // link under the staging name: finish the rename.
         let staging = pins.link_staging();
@@ -318,19 +329,31 @@ impl Pins {
             ..self.clone()
         };
         removing.remove_folder()?;
-        if self.pins_to_remove()?.is_none() {
+        let Some(Contents { foreign, .. }) = self.contents()? else {
             return Ok(());
+        };
+        if !foreign.is_empty() {
+            // A file someone else put there would move with the folder: the pins are removed
+            // in place (the link first), and the error names the file.
+            return self.remove_folder();
         }
         std::fs::rename(&self.dir, &removing.dir)
             .map_err(Error::io("renaming the pin folder aside", &self.dir))?;
         removing.remove_folder()
     }
 
-    /// The pins in this folder, the link first; `None` if there is no folder. An error if it
-    /// is not a directory or holds anything else.
-    fn pins_to_remove(&self) -> Result<Option<Vec<PathBuf>>, Error> {
+    /// The pins in this folder, the link first, and the names of anything else in it; `None`
+    /// if there is no folder (or no folder above it). An error if it is not a directory.
+    fn contents(&self) -> Result<Option<Contents>, Error> {
         match std::fs::symlink_metadata(&self.dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
             Err(e) => return Err(Error::io("inspecting the pin folder", &self.dir)(e)),
             Ok(meta) if !meta.is_dir() => {
                 return Err(Error::ForeignFiles {
@@ -367,19 +390,16 @@ impl Pins {
                 foreign.push(format!("{:?}", entry.file_name().to_string_lossy()));
             }
         }
-        if !foreign.is_empty() {
-            return Err(Error::ForeignFiles {
-                dir: self.dir.clone(),
-                files: foreign.join(", "),
-            });
-        }
-        Ok(Some(ours.into_iter().chain(older).collect()))
+        Ok(Some(Contents {
+            pins: ours.into_iter().chain(older).collect(),
+            foreign,
+        }))
     }
 
     /// Unlinks every pin of this folder (the link first) and the folder; nothing when there is
     /// none.
     fn remove_folder(&self) -> Result<(), Error> {
-        let Some(pins) = self.pins_to_remove()? else {
+        let Some(Contents { pins, .. }) = self.contents()? else {
             return Ok(());
         };
         // Off the interface before its pin goes, so the interface is free when this returns.
