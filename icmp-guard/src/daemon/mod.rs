@@ -146,6 +146,9 @@ struct Daemon {
     retry: HashMap<IfaceName, (std::time::Instant, Duration)>,
     /// Whether the last start or reload applied the whole file, for the STATUS line.
     applied: bool,
+    /// Whether all that kept the last start or reload from applying the whole file was
+    /// interfaces in `refused`: once the check has applied the file to each, it is applied.
+    refusals_only: bool,
     /// Interfaces the file no longer names whose guard a reload could not detach.
     undetached: BTreeSet<IfaceName>,
     /// Interfaces the start or a reload could not apply the file to (an attach, an upgrade
@@ -180,6 +183,7 @@ impl Daemon {
             loggers: HashMap::new(),
             retry: HashMap::new(),
             applied: false,
+            refusals_only: false,
             undetached: BTreeSet::new(),
             refused: BTreeSet::new(),
             pending: None,
@@ -234,6 +238,11 @@ impl Daemon {
                             );
                             self.record(ok);
                             systemd::status(&self.summary(ok));
+                            // A reload's detaches were put off with it: the lock names what
+                            // the service manages now.
+                            if let Err(e) = service.update(&self.cfg.path, &self.names()) {
+                                log::warn!("{}", crate::error::chain(&e));
+                            }
                         }
                     }
                     // Until the file is applied, the check has nothing to keep (it would take
@@ -335,6 +344,7 @@ impl Daemon {
         };
         self.pending = None;
         let mut ok = self.detach_dropped();
+        let mut other_failures = !ok;
         for ic in &self.cfg.interfaces.clone() {
             if ifindex(&ic.name).is_err() {
                 log::warn!(
@@ -350,6 +360,7 @@ impl Daemon {
             let result = self.apply_one(ic, upgrade).map(|(applied, unchangeable)| {
                 for e in &unchangeable {
                     ok = false;
+                    other_failures = true;
                     log::error!("{}", crate::error::chain(e));
                 }
                 applied
@@ -382,6 +393,7 @@ impl Daemon {
                 }
             }
         }
+        self.refusals_only = !ok && !other_failures;
         ok
     }
 
@@ -443,6 +455,8 @@ impl Daemon {
     /// SIGHUP: the new file, if all of it is valid (moving the metrics `server` when its
     /// address changed); whether the whole file was applied.
     async fn reload(&mut self, server: &mut JoinHandle<()>) -> bool {
+        // Set again by the apply, if the reload gets that far.
+        self.refusals_only = false;
         let new = match ConfigFile::load(&self.cfg.path) {
             Ok(new) => new,
             Err(e) => {
@@ -485,8 +499,9 @@ impl Daemon {
             self.cfg.interfaces.iter().map(|i| i.name.clone()).collect();
         self.refused.retain(|name| in_file.contains(name));
         let mut ok = self.apply(false, lock::WAIT);
-        if self.cfg.metrics != old_metrics {
-            ok &= self.move_metrics(server, old_metrics).await;
+        if self.cfg.metrics != old_metrics && !self.move_metrics(server, old_metrics).await {
+            ok = false;
+            self.refusals_only = false;
         }
         self.record(ok);
         if self.pending.is_some() {
@@ -691,6 +706,11 @@ impl Daemon {
                 self.refused.remove(&ic.name);
                 self.failing.remove(&ic.name);
                 self.retry.remove(&ic.name);
+                // The last one the file could not be applied to: now it is, whole.
+                if self.refused.is_empty() && !self.applied && self.refusals_only {
+                    self.record(true);
+                    systemd::status(&self.summary(true));
+                }
                 true
             }
             Err(e) => {
