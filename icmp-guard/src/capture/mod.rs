@@ -277,6 +277,13 @@ impl Session {
     /// another capture holds a live lease, then arms the program.
     pub fn start(bpffs: &Path, pins: Pins, settings: Settings) -> Result<Self, Error> {
         let (reasons, bits) = settings.bits()?;
+        // Caught before the capture is armed: a signal from then on stops it (counted, and
+        // seen by `run`), never kills it with the flag left set until its lease runs out.
+        catch_stop_signals().map_err(|e| Error::Io {
+            what: "catching SIGINT and SIGTERM (sigaction) for the capture of",
+            path: pins.dir.clone(),
+            source: e,
+        })?;
         let _lock = Lock::acquire(bpffs)?;
         let guard = Guard::open(pins)?;
         let iface = guard.pins.iface.as_str().to_owned();
@@ -389,11 +396,6 @@ impl Session {
     /// (unless taken over) and returns the summary.
     pub fn run(mut self, out: impl Write, target: &Path) -> Result<Summary, Error> {
         let iface = self.guard.pins.iface.as_str().to_owned();
-        catch_stop_signals().map_err(|e| Error::Io {
-            what: "catching SIGINT and SIGTERM (sigaction) for the capture written to",
-            path: target.to_path_buf(),
-            source: e,
-        })?;
         let out = io::BufWriter::new(Stoppable::new(out, &SIGNALS));
         let result = self.read_loop(out, target, &iface);
         let finished = self.finish();

@@ -199,7 +199,8 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
     for (ic, pins, attached) in &todo {
         let fresh = !pins.dir.exists();
         let result = apply_one(&bpffs, ic, pins, *attached, args.replace);
-        if result.is_ok() && fresh {
+        // Also one whose attach succeeded and whose policy or lists then failed.
+        if fresh && pins.exist() {
             created.push(pins);
         }
         if let Err(e) = result {

@@ -132,9 +132,12 @@ fn load(pins: &Pins, max_sources: u32) -> Result<Ebpf, Error> {
     }
     let mut ebpf = loader
         .load(super::object::ICMP_GUARD)
-        .map_err(|e| Error::Maps {
-            iface: pins.iface.as_str().to_owned(),
-            source: Box::new(e),
+        .map_err(|e| match e {
+            aya::EbpfError::MapError(_) => Error::Maps {
+                iface: pins.iface.as_str().to_owned(),
+                source: Box::new(e),
+            },
+            e => Error::Load(Box::new(e)),
         })?;
     program(&mut ebpf)?
         .load()
@@ -623,10 +626,13 @@ fn cgroup_room() -> Option<(u64, &'static str)> {
         let path = path.trim_start_matches('/');
         let (dir, limit, usage, name) = if controllers.is_empty() {
             // v2: mounted at /sys/fs/cgroup, or at /sys/fs/cgroup/unified beside v1's.
-            let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            let Some(root) = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
                 .into_iter()
                 .map(Path::new)
-                .find(|root| root.join("cgroup.controllers").exists())?;
+                .find(|root| root.join("cgroup.controllers").exists())
+            else {
+                continue;
+            };
             (
                 root.join(path),
                 "memory.max",
