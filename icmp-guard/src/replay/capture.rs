@@ -904,57 +904,29 @@ mod tests {
     /// (either byte order).
     fn valid_head(kind: usize) -> Vec<u8> {
         let pcap = |magic: u32, big: bool| {
-            let w16 = |n: u16| {
-                if big {
-                    n.to_be_bytes()
-                } else {
-                    n.to_le_bytes()
-                }
-            };
-            let w32 = |n: u32| {
-                if big {
-                    n.to_be_bytes()
-                } else {
-                    n.to_le_bytes()
-                }
-            };
-            let mut h = w32(magic).to_vec();
-            h.extend(w16(2));
-            h.extend(w16(4));
-            h.extend(w32(0));
-            h.extend(w32(0));
-            h.extend(w32(262_144));
-            h.extend(w32(ETHERNET));
+            let mut h = word32(magic, big).to_vec();
+            h.extend(word16(2, big));
+            h.extend(word16(4, big));
+            h.extend(word32(0, big));
+            h.extend(word32(0, big));
+            h.extend(word32(262_144, big));
+            h.extend(word32(ETHERNET, big));
             h
         };
         let pcapng = |big: bool| {
-            let w16 = |n: u16| {
-                if big {
-                    n.to_be_bytes()
-                } else {
-                    n.to_le_bytes()
-                }
-            };
-            let w32 = |n: u32| {
-                if big {
-                    n.to_be_bytes()
-                } else {
-                    n.to_le_bytes()
-                }
-            };
             let mut h = PCAPNG_MAGIC.to_vec();
-            h.extend(w32(28));
-            h.extend(w32(0x1a2b_3c4d));
-            h.extend(w16(1));
-            h.extend(w16(0));
+            h.extend(word32(28, big));
+            h.extend(word32(0x1a2b_3c4d, big));
+            h.extend(word16(1, big));
+            h.extend(word16(0, big));
             h.extend((-1i64).to_le_bytes());
-            h.extend(w32(28));
-            h.extend(w32(1));
-            h.extend(w32(20));
-            h.extend(w16(1));
-            h.extend(w16(0));
-            h.extend(w32(0));
-            h.extend(w32(20));
+            h.extend(word32(28, big));
+            h.extend(word32(1, big));
+            h.extend(word32(20, big));
+            h.extend(word16(1, big));
+            h.extend(word16(0, big));
+            h.extend(word32(0, big));
+            h.extend(word32(20, big));
             h
         };
         match kind {
@@ -965,18 +937,30 @@ mod tests {
         }
     }
 
+    /// `n` in big- or little-endian order.
+    fn word16(n: u16, big: bool) -> [u8; 2] {
+        if big {
+            n.to_be_bytes()
+        } else {
+            n.to_le_bytes()
+        }
+    }
+
+    /// `n` in big- or little-endian order.
+    fn word32(n: u32, big: bool) -> [u8; 4] {
+        if big {
+            n.to_be_bytes()
+        } else {
+            n.to_le_bytes()
+        }
+    }
+
     /// What follows a valid head: records (pcap) or blocks (pcapng) whose lengths are mostly
     /// right and whose contents are random, some lengths and trailers wrong, and the file cut
     /// anywhere in the last one.
     fn random_body(next: &mut impl FnMut() -> u64, kind: usize) -> Vec<u8> {
         let big = kind % 2 == 1;
-        let w32 = |n: u32| {
-            if big {
-                n.to_be_bytes()
-            } else {
-                n.to_le_bytes()
-            }
-        };
+        let w32 = |n: u32| word32(n, big);
         let mut body = Vec::new();
         for _ in 0..next() % 8 {
             let len = (next() % 120) as u32;

@@ -543,18 +543,7 @@ impl<'a> Bench<'a> {
         let fill = self.prefill()?;
         self.checkpoint()?;
         // Known before the flood: a few answered pings, not counted.
-        let introduction = self
-            .lab
-            .ping_command(
-                GUARDED_ADDR,
-                MONITOR_INTRODUCTION,
-                MONITOR_INTERVAL,
-                MONITOR_DEADLINE,
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .output()
-            .context("running ping")?;
+        let introduction = monitor_ping(self.lab, MONITOR_INTRODUCTION)?;
         let (_, introduced) = ping_summary(&introduction)?;
         ensure!(
             introduced == MONITOR_INTRODUCTION,
@@ -581,16 +570,7 @@ impl<'a> Bench<'a> {
             let out = if flood.is_finished() {
                 Err(anyhow!("the flood ended before the monitor started"))
             } else {
-                lab.ping_command(
-                    GUARDED_ADDR,
-                    MONITOR_PINGS,
-                    MONITOR_INTERVAL,
-                    MONITOR_DEADLINE,
-                )
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .output()
-                .context("running ping")
+                monitor_ping(lab, MONITOR_PINGS)
             };
             let ended_first = flood.is_finished();
             done.store(true, Ordering::Relaxed);
@@ -631,6 +611,15 @@ impl<'a> Bench<'a> {
             fill,
         })
     }
+}
+
+/// The monitor's `ping -c count` from the client to the guarded side, run to its end.
+fn monitor_ping(lab: &Lab, count: u32) -> Result<std::process::Output> {
+    lab.ping_command(GUARDED_ADDR, count, MONITOR_INTERVAL, MONITOR_DEADLINE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .context("running ping")
 }
 
 /// "aa:bb:cc:dd:ee:ff" as bytes.
