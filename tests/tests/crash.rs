@@ -279,8 +279,9 @@ fn kill_at_every_call(
     Ok(calls)
 }
 
-/// The calls with which `detach` (and `clean`) change the pins: each is killed in turn.
-const PIN_CALLS: [&str; 4] = ["rename", "unlink", "unlinkat", "rmdir"];
+/// The calls with which `detach` (and `clean`) change the pins and the link (`bpf`:
+/// `BPF_LINK_DETACH`, and the reads before it): each is killed in turn.
+const PIN_CALLS: [&str; 5] = ["rename", "bpf", "unlink", "unlinkat", "rmdir"];
 
 /// A detach or clean renames the interface's folder aside before it unlinks a pin, so a kill
 /// at any step leaves the guard whole or no guard, and the next attach starts afresh: never
@@ -326,10 +327,12 @@ fn a_kill_during_detach_leaves_the_guard_or_none_and_the_next_attach_starts_afre
                 state == old || state == State::Unguarded,
                 "a kill at {syscall} call {n} left {state:?}"
             );
+            // Whole: detach it. Gone, its folder renamed aside and maybe its link still
+            // attached (a kill before `BPF_LINK_DETACH`): the attach finishes the removal.
             if state == old {
                 ok(&lab, &["detach", iface]).unwrap();
+                detached().unwrap();
             }
-            detached().unwrap();
             let attach = lab.cli(&["attach", iface]).unwrap();
             let said = format!(
                 "{}{}",
