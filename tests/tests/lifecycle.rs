@@ -263,7 +263,8 @@ fn a_guard_whose_link_is_dead_is_reported_and_attach_brings_it_back() {
 }
 
 /// A renamed interface keeps its guard under its new name: commands on the old name say
-/// where the guard is instead of claiming the name is guarded.
+/// where the guard is instead of claiming the name is guarded, and an attach of the new name
+/// names the guard it meets, not another tool's or another bpffs's program.
 #[test]
 fn a_renamed_interface_s_guard_is_reported_where_it_is() {
     let lab = Lab::new().unwrap();
@@ -283,6 +284,16 @@ fn a_renamed_interface_s_guard_is_reported_where_it_is() {
             && !stderr_of(&out).contains("already guarded"),
         "{}",
         stderr_of(&out)
+    );
+    let out = lab.cli(&["attach", &renamed]).unwrap();
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "icmp-guard's guard of {iface}, pinned under that name here"
+        )) && err.contains(&format!("`icmp-guard detach {iface}` removes that guard"))
+            && !err.contains("another --bpffs"),
+        "{err}"
     );
     let out = lab.cli(&["allow", "add", &iface, "192.0.2.0/24"]).unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));

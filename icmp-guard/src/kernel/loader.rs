@@ -26,9 +26,9 @@ use aya::{
 use icmp_guard_common::{Config, config::attach_mode, maps, policy::List};
 
 use super::{
-    AttachMode,
+    AttachMode, IfaceName,
     iface::{ifindex, is_loopback},
-    netlink,
+    link, netlink,
     owner::{self, Foreign, Owner},
     refusal::NativeRefusal,
 };
@@ -171,7 +171,8 @@ fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
 /// (said before loading, which creates every map, a source table of up to about 1.8 GiB, for
 /// nothing; a program offloaded to the NIC may stay beside a native or generic one).
 /// `attach --config` runs it for every new interface of the file before it attaches any.
-pub fn check_new(iface: &str, ifindex: u32, max_sources: u32, foreign: bool) -> Result<(), Error> {
+pub fn check_new(pins: &Pins, ifindex: u32, max_sources: u32, foreign: bool) -> Result<(), Error> {
+    let iface = pins.iface.as_str();
     if is_loopback(iface) {
         return Err(Error::Loopback {
             iface: iface.to_owned(),
@@ -183,7 +184,7 @@ pub fn check_new(iface: &str, ifindex: u32, max_sources: u32, foreign: bool) -> 
     {
         return Err(Error::ForeignProgram {
             iface: iface.to_owned(),
-            program: Box::new(self::foreign(iface)),
+            program: Box::new(self::foreign(iface, Some(&pins.netns_dir()))),
         });
     }
     Ok(())
@@ -204,7 +205,7 @@ pub fn attach(
 ) -> Result<Attached, Error> {
     let iface = pins.iface.as_str();
     let ifindex = ifindex(iface)?;
-    check_new(iface, ifindex, cfg.max_sources, false)?;
+    check_new(pins, ifindex, cfg.max_sources, false)?;
     // Mounted (or refused) before anything under it is looked at: on a path that is no bpffs
     // yet, what is there now is what the mount will hide.
     bpffs::ensure_mounted(bpffs_path)?;
@@ -221,7 +222,7 @@ pub fn attach(
     let mut cfg = *cfg;
     let resumed = pins.dir.exists();
     if !resumed {
-        check_new(iface, ifindex, cfg.max_sources, true)?;
+        check_new(pins, ifindex, cfg.max_sources, true)?;
     }
     if resumed {
         interrupted(pins, ifindex)?;
@@ -537,12 +538,14 @@ fn refused(iface: &str, mode: AttachMode, source: ProgramError) -> Error {
     }
     Error::ForeignProgram {
         iface: iface.to_owned(),
-        program: Box::new(foreign(iface)),
+        program: Box::new(foreign(iface, None)),
     }
 }
 
-/// The program attached to `iface` and its owner, as far as they can be read.
-fn foreign(iface: &str) -> Foreign {
+/// The program attached to `iface` and its owner, as far as they can be read; with `here`
+/// (this namespace's folder of guards), a guard pinned there under another interface's name
+/// is named (its interface was renamed).
+fn foreign(iface: &str, here: Option<&Path>) -> Foreign {
     let index = ifindex(iface).ok();
     let state = index.and_then(|index| netlink::xdp_state(index).ok().flatten());
     let Some((index, state)) = index.zip(state) else {
@@ -557,12 +560,32 @@ fn foreign(iface: &str) -> Foreign {
         .then(|| netlink::program_name(state.program_id))
         .flatten();
     let pins = owner::Pins::find(iface, index, state.program_id);
+    let ours = here.and_then(|dir| guard_holding(dir, iface, state.program_id));
     Foreign {
         id: state.program_id,
-        owner: Owner::identify(name.as_deref(), &pins),
+        owner: ours.map_or_else(
+            || Owner::identify(name.as_deref(), &pins),
+            |iface| Owner::GuardOf { iface },
+        ),
         name,
         mode: state.mode,
     }
+}
+
+/// The interface name under which a guard in `dir` (a namespace's folder of guards) holds a
+/// link to `program_id`, other than `iface`.
+fn guard_holding(dir: &Path, iface: &str, program_id: u32) -> Option<String> {
+    if program_id == 0 {
+        return None;
+    }
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let name = entry.file_name().to_str()?.to_owned();
+        let holds = name != iface
+            && name.parse::<IfaceName>().is_ok()
+            && link::pinned_state(&entry.path().join(maps::LINK_PIN))
+                .is_ok_and(|state| state.program_id == program_id);
+        holds.then_some(name)
+    })
 }
 
 /// The capacity of the per-source table pinned for `pins` (checked by [`schema::check`]).

@@ -48,6 +48,9 @@ pub enum Owner {
     Cilium,
     /// icmp-guard itself, attached with another `--bpffs`.
     IcmpGuard,
+    /// The guard of another interface name under this `--bpffs`: the interface was renamed
+    /// (or another took its name) since.
+    GuardOf { iface: String },
     /// Nothing tells.
     Unknown,
 }
@@ -201,6 +204,12 @@ impl Foreign {
             Owner::IcmpGuard => format!(
                 "if it is icmp-guard with another --bpffs, use that one: `icmp-guard --bpffs PATH status`; otherwise {inspect}"
             ),
+            Owner::GuardOf { iface: was } => {
+                let was = shown(was);
+                format!(
+                    "the interface was renamed since `icmp-guard attach {was}` (its guard follows it): `icmp-guard detach {was}` removes that guard, then attach {iface} anew; or rename the interface back"
+                )
+            }
             Owner::Unknown => format!("{inspect}, and ask whoever attached it"),
         }
     }
@@ -231,6 +240,11 @@ impl fmt::Display for Foreign {
             Owner::Bpfman => f.write_str(", managed by bpfman"),
             Owner::Cilium => f.write_str(", Cilium's datapath"),
             Owner::IcmpGuard => f.write_str(", an icmp-guard program whose pins are not here"),
+            Owner::GuardOf { iface } => write!(
+                f,
+                ", icmp-guard's guard of {}, pinned under that name here",
+                shown(iface)
+            ),
             Owner::Unknown => f.write_str(", owner unknown"),
         }
     }
