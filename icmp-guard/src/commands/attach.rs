@@ -188,7 +188,7 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             };
             policy::check_fixed(&ic.name, &current, &wanted)?;
         } else if !pins.dir.exists() {
-            loader::check_new(&pins, index, wanted.max_sources, true)?;
+            loader::check_new(&pins, index, wanted.max_sources)?;
         }
         todo.push((ic, pins, attached));
     }

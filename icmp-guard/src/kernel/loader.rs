@@ -165,26 +165,34 @@ fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
         .map_err(Error::map("writing the config"))
 }
 
-/// What refuses a new guard on `iface` (index `ifindex`) with a table of `max_sources`
-/// before anything is loaded: the loopback, a table that would not fit in memory, and, with
-/// `foreign`, another program on the interface, which would make the kernel refuse the link
-/// (said before loading, which creates every map, a source table of up to about 1.8 GiB, for
-/// nothing; a program offloaded to the NIC may stay beside a native or generic one).
-/// `attach --config` runs it for every new interface of the file before it attaches any.
-pub fn check_new(pins: &Pins, ifindex: u32, max_sources: u32, foreign: bool) -> Result<(), Error> {
+/// What refuses a new guard on `pins.iface` (index `ifindex`) with a table of `max_sources`
+/// before anything is loaded: [`check_fits`], then [`refuse_foreign`]. `attach --config`
+/// runs it for every new interface of the file before it attaches any.
+pub fn check_new(pins: &Pins, ifindex: u32, max_sources: u32) -> Result<(), Error> {
+    check_fits(pins, max_sources)?;
+    refuse_foreign(pins, ifindex)
+}
+
+/// Refuses the loopback, and a table that would not fit in memory.
+fn check_fits(pins: &Pins, max_sources: u32) -> Result<(), Error> {
     let iface = pins.iface.as_str();
     if is_loopback(iface) {
         return Err(Error::Loopback {
             iface: iface.to_owned(),
         });
     }
-    table_fits(iface, max_sources)?;
-    if foreign
-        && matches!(netlink::xdp_state(ifindex), Ok(Some(state)) if state.mode != AttachMode::Offload)
-    {
+    table_fits(iface, max_sources)
+}
+
+/// Refuses an interface another program holds, which would make the kernel refuse the link:
+/// said before loading, which creates every map (a source table of up to about 1.8 GiB) for
+/// nothing. A program offloaded to the NIC may stay beside a native or generic one.
+fn refuse_foreign(pins: &Pins, ifindex: u32) -> Result<(), Error> {
+    if matches!(netlink::xdp_state(ifindex), Ok(Some(state)) if state.mode != AttachMode::Offload) {
+        let iface = pins.iface.as_str();
         return Err(Error::ForeignProgram {
             iface: iface.to_owned(),
-            program: Box::new(self::foreign(iface, Some(&pins.netns_dir()))),
+            program: Box::new(foreign(iface, Some(&pins.netns_dir()))),
         });
     }
     Ok(())
@@ -205,7 +213,7 @@ pub fn attach(
 ) -> Result<Attached, Error> {
     let iface = pins.iface.as_str();
     let ifindex = ifindex(iface)?;
-    check_new(pins, ifindex, cfg.max_sources, false)?;
+    check_fits(pins, cfg.max_sources)?;
     // Mounted (or refused) before anything under it is looked at: on a path that is no bpffs
     // yet, what is there now is what the mount will hide.
     bpffs::ensure_mounted(bpffs_path)?;
@@ -221,14 +229,13 @@ pub fn attach(
     }
     let mut cfg = *cfg;
     let resumed = pins.dir.exists();
-    if !resumed {
-        check_new(pins, ifindex, cfg.max_sources, true)?;
-    }
     if resumed {
         interrupted(pins, ifindex)?;
         if let Ok(capacity) = pinned_capacity(pins) {
             cfg.max_sources = capacity;
         }
+    } else {
+        refuse_foreign(pins, ifindex)?;
     }
     pins.make_dirs()?;
     let mode = mode.unwrap_or(AttachMode::Auto);
