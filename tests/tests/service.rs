@@ -65,6 +65,14 @@ fn service_files(lab: &Lab) -> (PathBuf, PathBuf) {
     (config, lab.scratch.file("daemon.log"))
 }
 
+/// A service's config file in the lab's scratch folder, holding `toml`, and the path of its
+/// log.
+fn service_files_with(lab: &Lab, toml: &str) -> (PathBuf, PathBuf) {
+    let config = lab.scratch.file("icmp-guard.toml");
+    std::fs::write(&config, toml).unwrap();
+    (config, lab.scratch.file("daemon.log"))
+}
+
 /// The value of one sample of a scrape.
 fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
@@ -433,13 +441,10 @@ fn a_start_that_waits_out_the_lock_applies_the_file_when_it_is_free() {
 fn a_service_that_guards_nothing_is_not_ready() {
     let lab = Lab::new().unwrap();
     let late = unique('n');
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    std::fs::write(
-        &config,
-        format!("[daemon]\nmetrics = \"{METRICS}\"\n[[interface]]\nname = \"{late}\"\n"),
-    )
-    .unwrap();
+    let (config, log) = service_files_with(
+        &lab,
+        &format!("[daemon]\nmetrics = \"{METRICS}\"\n[[interface]]\nname = \"{late}\"\n"),
+    );
     let _daemon = lab.daemon(&config, &log).unwrap();
     let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     eventually(10, "not ready, guarding nothing", || {
@@ -516,16 +521,13 @@ fn a_late_interface_under_a_bpffs_not_mounted_yet_is_attached_when_it_appears() 
     let lab = Lab::new().unwrap();
     let mount = Unmount(lab.scratch.file("bpf"));
     let late = unique('m');
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    std::fs::write(
-        &config,
-        format!(
+    let (config, log) = service_files_with(
+        &lab,
+        &format!(
             "[daemon]\nmetrics = \"{METRICS}\"\nbpffs = \"{}\"\n[[interface]]\nname = \"{late}\"\n",
             mount.0.display()
         ),
-    )
-    .unwrap();
+    );
     let _daemon = lab.daemon(&config, &log).unwrap();
     let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     eventually(10, "the start", || {
@@ -551,15 +553,12 @@ fn what_a_running_guard_cannot_change_leaves_the_rest_of_the_file_applied() {
     let iface = lab.guarded_if.clone();
     lab.cli_ok(&["attach", &iface, "--max-sources", "4096"])
         .unwrap();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    std::fs::write(
-        &config,
-        format!(
+    let (config, log) = service_files_with(
+        &lab,
+        &format!(
             "[daemon]\nmetrics = \"{METRICS}\"\n[defaults]\nmax_sources = 8192\n[[interface]]\nname = \"{iface}\"\n[interface.limits]\necho_rate = 33\n"
         ),
-    )
-    .unwrap();
+    );
     let _daemon = lab.daemon(&config, &log).unwrap();
     let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     eventually(10, "the refusal is logged", || {
@@ -607,13 +606,13 @@ fn a_service_in_another_pid_namespace_is_named_as_such() {
 #[test]
 fn daemon_detaches_on_sigterm_when_configured() {
     let lab = Lab::new().unwrap();
-    let config = lab.scratch.file("icmp-guard.toml");
-    let log = lab.scratch.file("daemon.log");
-    std::fs::write(
-        &config,
-        format!("[daemon]\nmetrics = \"{METRICS}\"\non_exit = \"detach\"\n[[interface]]\nname = \"{}\"\n", lab.guarded_if),
-    )
-    .unwrap();
+    let (config, log) = service_files_with(
+        &lab,
+        &format!(
+            "[daemon]\nmetrics = \"{METRICS}\"\non_exit = \"detach\"\n[[interface]]\nname = \"{}\"\n",
+            lab.guarded_if
+        ),
+    );
     let mut daemon = lab.daemon(&config, &log).unwrap();
     eventually(10, "the daemon attaches", || lab.guarded_has_xdp()).unwrap();
     daemon.signal(libc::SIGTERM).unwrap();
