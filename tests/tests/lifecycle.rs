@@ -70,6 +70,26 @@ fn two_namespaces_with_the_same_interface_name_never_touch_each_other() {
         "named by ip netns: {text}"
     );
 
+    // A namespace folder icmp-guard cannot trust hides its own guards only: this namespace's
+    // is still listed, the folder is named with the fix, and the exit status says so.
+    let theirs_dir = other.id().dir_in(&lab.pin_root());
+    std::os::unix::fs::chown(&theirs_dir, Some(65534), None).unwrap();
+    for args in [&["status"][..], &["status", "--json"]] {
+        let out = lab.cli(args).unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+        assert!(
+            said.contains(&theirs_dir.display().to_string())
+                && said.contains("is owned by nobody (uid 65534), not root"),
+            "{args:?}: {said}"
+        );
+        assert!(
+            said.contains(&lab.pin_dir(&name).display().to_string()),
+            "{args:?}: this namespace's guard is listed: {said}"
+        );
+    }
+    std::os::unix::fs::chown(&theirs_dir, Some(0), None).unwrap();
+
     // The other namespace's guard as an earlier version pinned it (`<root>/<IFACE>`): both
     // interfaces are index 2 in their namespaces, so only the program on the interface says
     // whose it is. A command here neither adopts nor cleans it.

@@ -1,7 +1,9 @@
 //! `icmp-guard status`: every guard of this network namespace under the bpffs, and a mark for
 //! those of other namespaces (and legacy pins), which this namespace cannot see or act on.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use icmp_guard_common::maps;
 
 use crate::{
     Error,
@@ -10,7 +12,7 @@ use crate::{
     kernel::{link, netns::Netns, privilege},
     pinned::{
         Pins, bpffs,
-        layout::{self, Found},
+        layout::{self, Found, Listing, Stage},
     },
     report::{Keep, Snapshot, text},
 };
@@ -19,17 +21,19 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
     privilege::require("status", privilege::PINS)?;
     bpffs::require(bpffs_path)?;
     let here = Netns::current()?;
-    let (local, elsewhere): (Vec<Found>, Vec<Found>) = layout::everywhere(bpffs_path)?
-        .into_iter()
-        .partition(|f| f.netns == Some(here));
+    let Listing { found, unreadable } = layout::everywhere(bpffs_path)?;
+    let (local, elsewhere): (Vec<Found>, Vec<Found>) =
+        found.into_iter().partition(|f| f.netns == Some(here));
+    let (guards, cut_short): (Vec<Found>, Vec<Found>) =
+        local.into_iter().partition(|f| f.stage == Stage::Guard);
     // One guard that cannot be read (pins of another version, say) is one row saying why,
     // not a status of none.
-    let snapshots: Vec<(&Found, Result<Snapshot, Error>)> = local
+    let snapshots: Vec<(&Found, Result<Snapshot, Error>)> = guards
         .iter()
         .map(|f| (f, Snapshot::open(bpffs_path, &f.iface, Keep::Top(0))))
         .collect();
     if args.json {
-        let rows: Vec<serde_json::Value> = snapshots
+        let mut rows: Vec<serde_json::Value> = snapshots
             .iter()
             .map(|(found, snapshot)| match snapshot {
                 Ok(snapshot) => serde_json::to_value(snapshot.status()),
@@ -40,8 +44,23 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             })
             .collect::<Result<_, _>>()
             .map_err(Error::Json)?;
+        rows.extend(cut_short.iter().map(|found| {
+            let left = Left::of(bpffs_path, here, found);
+            serde_json::json!({
+                "interface": found.iface.as_str(),
+                "stage": left.stage_name(),
+                "attached": left.attached,
+                "pins": left.dir,
+                "note": left.line(),
+            })
+        }));
+        rows.extend(
+            unreadable
+                .iter()
+                .map(|e| serde_json::json!({ "error": crate::error::chain(e) })),
+        );
         println!("{}", serde_json::to_string(&rows).map_err(Error::Json)?);
-        return unreadable(&snapshots);
+        return unreadable_error(&snapshots, &unreadable);
     }
     if snapshots.is_empty() {
         println!(
@@ -59,16 +78,33 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             ),
         }
     }
-    for found in &elsewhere {
-        println!("{}", elsewhere_line(bpffs_path, here, found));
+    for found in &cut_short {
+        println!("{}", Left::of(bpffs_path, here, found).line());
     }
-    unreadable(&snapshots)
+    for found in &elsewhere {
+        let line = if found.stage == Stage::Guard {
+            elsewhere_line(bpffs_path, here, found)
+        } else {
+            Left::of(bpffs_path, here, found).line()
+        };
+        println!("{line}");
+    }
+    for e in &unreadable {
+        println!("(not listed: {})", crate::error::chain(e));
+    }
+    unreadable_error(&snapshots, &unreadable)
 }
 
-/// The error for guards that could not be read, naming the first one's reason (stderr then
-/// says why, as for any other command); `Ok` when every one was.
-fn unreadable(snapshots: &[(&Found, Result<Snapshot, Error>)]) -> Result<(), Error> {
-    let mut errors = snapshots.iter().filter_map(|(_, s)| s.as_ref().err());
+/// The error for guards, or namespace folders, that could not be read, naming the first
+/// one's reason (stderr then says why, as for any other command); `Ok` when every one was.
+fn unreadable_error(
+    snapshots: &[(&Found, Result<Snapshot, Error>)],
+    folders: &[Error],
+) -> Result<(), Error> {
+    let mut errors = snapshots
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().err())
+        .chain(folders);
     let Some(first) = errors.next() else {
         return Ok(());
     };
@@ -76,6 +112,86 @@ fn unreadable(snapshots: &[(&Found, Result<Snapshot, Error>)]) -> Result<(), Err
         count: 1 + errors.count(),
         first: crate::error::chain(first),
     })
+}
+
+/// What a command cut short left of a guard (a [`Found`] of any stage but a guard's): where,
+/// and whether a link of it is still attached.
+struct Left<'a> {
+    found: &'a Found,
+    /// This process's namespace.
+    here: Netns,
+    dir: PathBuf,
+    attached: bool,
+}
+
+impl<'a> Left<'a> {
+    fn of(bpffs: &Path, here: Netns, found: &'a Found) -> Self {
+        let pins = match found.netns {
+            Some(netns) => Pins::in_netns(bpffs, netns, &found.iface),
+            None => Pins::in_netns(bpffs, here, &found.iface).legacy(),
+        };
+        let (dir, link) = match found.stage {
+            Stage::Removing => {
+                let dir = pins.removing_dir();
+                let link = dir.join(maps::LINK_PIN);
+                (dir, link)
+            }
+            Stage::Staged => (pins.dir.clone(), pins.link_staging()),
+            Stage::Guard | Stage::Interrupted => (pins.dir.clone(), pins.link()),
+        };
+        let attached = link::pinned_state(&link).is_ok_and(link::LinkState::attached);
+        Self {
+            found,
+            here,
+            dir,
+            attached,
+        }
+    }
+
+    fn stage_name(&self) -> &'static str {
+        match self.found.stage {
+            Stage::Guard => "guard",
+            Stage::Staged => "staged",
+            Stage::Interrupted => "interrupted",
+            Stage::Removing => "removing",
+        }
+    }
+
+    /// The line `status` prints.
+    fn line(&self) -> String {
+        let iface = &self.found.iface;
+        let dir = shown(&self.dir);
+        let what = match self.found.stage {
+            Stage::Staged => format!(
+                "an attach of {iface} stopped after it pinned its link under a temporary name at {dir}; {}; the next command that changes {iface} (`set`, `allow`/`deny add` or `del`, `detach`, `clean`) names the pin, and `status` shows the guard again",
+                if self.attached {
+                    "the guard is attached and enforces"
+                } else {
+                    "its link is detached: it enforces nothing"
+                }
+            ),
+            Stage::Interrupted => format!(
+                "an attach of {iface} stopped before it attached: its folder {dir} holds no link, and nothing enforces; `icmp-guard attach {iface}` finishes it with the maps pinned there, `icmp-guard clean {iface}` removes them"
+            ),
+            Stage::Removing => format!(
+                "a detach or clean of {iface} stopped after it renamed the pins aside to {dir}; {}; `icmp-guard clean {iface}` (or any command that changes {iface}) finishes the removal",
+                if self.attached {
+                    "their link is still attached: the program runs on the interface"
+                } else {
+                    "their link is detached: they enforce nothing"
+                }
+            ),
+            Stage::Guard => format!("{iface} is guarded (pins at {dir})"),
+        };
+        let whose = match self.found.netns {
+            None => " (pins of an earlier version; run the command in the interface's network namespace)".to_owned(),
+            Some(netns) if netns != self.here => format!(
+                " (in another network namespace, {netns}: run the command there; if that namespace is gone, `rm -r` the folder)"
+            ),
+            Some(_) => String::new(),
+        };
+        format!("(cut short: {what}{whose})")
+    }
 }
 
 /// A guard this namespace does not show: another namespace's, or legacy pins.

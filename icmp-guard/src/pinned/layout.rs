@@ -62,46 +62,105 @@ pub fn root(bpffs: &Path) -> PathBuf {
     bpffs.join(ROOT_DIR)
 }
 
-/// A guard found under the pin root: its namespace (none for a legacy folder) and interface.
+/// A folder found under the pin root: its namespace (none for a legacy folder), interface and
+/// what it holds.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Found {
     pub netns: Option<Netns>,
     pub iface: IfaceName,
+    pub stage: Stage,
 }
 
-/// Every guard under `bpffs`, in every namespace and legacy ones, sorted; none when `bpffs`
-/// is not a bpffs.
-pub fn everywhere(bpffs: &Path) -> Result<Vec<Found>, Error> {
+/// What an interface's folder holds: a guard, or what a command cut short left of one. Every
+/// stage but [`Stage::Guard`] is finished by the next command that changes the interface
+/// ([`Pins::to_change`]), or by `clean`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// A guard: its link is pinned.
+    Guard,
+    /// A link pinned under [`LINK_STAGING`] only: an attach stopped between pinning its new
+    /// link and renaming the pin. The link is attached: the guard enforces.
+    Staged,
+    /// A folder without a link: an attach stopped before it attached. Nothing enforces; the
+    /// next `attach` reuses the maps pinned there.
+    Interrupted,
+    /// The folder renamed aside as `removing:<IFACE>`: a `detach` or `clean` stopped before
+    /// it removed every pin, maybe before it detached the link.
+    Removing,
+}
+
+/// The folders under the pin root, and the namespace folders that could not be trusted or
+/// listed, each the error that says why (one such folder hides only its own guards).
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Sorted.
+    pub found: Vec<Found>,
+    pub unreadable: Vec<Error>,
+}
+
+/// Every guard under `bpffs`, in every namespace and legacy ones, and what a command cut short
+/// left of one; none when `bpffs` is not a bpffs. An error only when the pin root itself
+/// cannot be trusted or listed.
+pub fn everywhere(bpffs: &Path) -> Result<Listing, Error> {
     let root = root(bpffs);
+    let mut listing = Listing::default();
     if !super::bpffs::is_bpffs(bpffs) || !private::check_dir(&root)? {
-        return Ok(Vec::new());
+        return Ok(listing);
     }
-    let mut found = Vec::new();
     for entry in read_dir(&root)? {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if let Some(netns) = Netns::from_dir_name(name) {
             let dir = entry.path();
-            private::check_dir(&dir)?;
-            for entry in read_dir(&dir)? {
-                if let Some(iface) = entry.file_name().to_str().and_then(|n| n.parse().ok())
-                    && Pins::in_netns(bpffs, netns, &iface).exist()
-                {
-                    found.push(Found {
+            let entries = private::check_dir(&dir).and_then(|_| read_dir(&dir));
+            match entries {
+                Ok(entries) => listing.found.extend(entries.iter().filter_map(|entry| {
+                    let (iface, stage) = folder_stage(&entry.path())?;
+                    Some(Found {
                         netns: Some(netns),
                         iface,
-                    });
-                }
+                        stage,
+                    })
+                })),
+                Err(e) => listing.unreadable.push(e),
             }
-        } else if let Ok(iface) = name.parse::<IfaceName>() {
-            // A folder whose name is neither was not made by icmp-guard.
-            if root.join(name).join(maps::LINK_PIN).exists() {
-                found.push(Found { netns: None, iface });
+        } else if let Some((iface, stage)) = folder_stage(&entry.path()) {
+            // Pins of an earlier version: their guard, or a removal of them cut short (a
+            // legacy folder without a link is no guard: `clean` removes it).
+            if matches!(stage, Stage::Guard | Stage::Removing) {
+                listing.found.push(Found {
+                    netns: None,
+                    iface,
+                    stage,
+                });
             }
         }
     }
-    found.sort();
-    Ok(found)
+    listing.found.sort();
+    Ok(listing)
+}
+
+/// The interface and stage of the folder at `path`, if it is an interface's folder:
+/// `<IFACE>` or `removing:<IFACE>`, a directory. Anything else under the root was not made by
+/// icmp-guard.
+fn folder_stage(path: &Path) -> Option<(IfaceName, Stage)> {
+    let name = path.file_name()?.to_str()?;
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return None;
+    }
+    if let Some(iface) = name.strip_prefix(REMOVING_PREFIX) {
+        return Some((iface.parse().ok()?, Stage::Removing));
+    }
+    let iface = name.parse().ok()?;
+    let stage = if path.join(maps::LINK_PIN).exists() {
+        Stage::Guard
+    } else if path.join(LINK_STAGING).exists() {
+        Stage::Staged
+    } else {
+        // As `attach` takes it: a folder without a link is an attach to finish.
+        Stage::Interrupted
+    };
+    Some((iface, stage))
 }
 
 /// The entries of a folder.
