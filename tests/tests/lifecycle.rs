@@ -297,14 +297,20 @@ fn a_renamed_interface_s_guard_is_reported_where_it_is() {
     ip(&["-n", ns, "link", "set", &renamed, "up"]).unwrap();
     assert_eq!(health(&lab), "interface_renamed");
 
-    let out = lab.cli(&["attach", &iface]).unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("which has another name now")
-            && !stderr_of(&out).contains("already guarded"),
-        "{}",
-        stderr_of(&out)
-    );
+    // Neither a plain attach nor an upgrade calls the old name guarded: both say where the
+    // guard is, and the upgrade swaps nothing first.
+    let program = lab.status().unwrap()[0]["program_id"].clone();
+    for args in [&["attach", &iface][..], &["attach", &iface, "--replace"]] {
+        let out = lab.cli(args).unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr_of(&out).contains("which has another name now")
+                && !stderr_of(&out).contains("already guarded"),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+        assert_eq!(lab.status().unwrap()[0]["program_id"], program, "{args:?}");
+    }
     let out = lab.cli(&["attach", &renamed]).unwrap();
     let err = stderr_of(&out);
     assert!(!out.status.success(), "{err}");

@@ -39,13 +39,14 @@ pub fn run(bpffs: &Path, args: &AttachArgs) -> Result<(), Error> {
         let wanted = args.limits.apply(&current, clock_tick_ns())?;
         policy::check_fixed(iface, &current, &wanted)?;
     }
-    if args.replace {
-        return replace(&pins, args);
-    }
-    // A guard that followed its interface to another name enforces there: attaching "again"
-    // would say this name is guarded, which it is not.
+    // A guard that followed its interface to another name (or namespace) enforces there:
+    // attaching "again", or upgrading it under this name, would say this name is guarded,
+    // which it is not.
     if pins.exist() {
         health::Health::refuse_renamed(&pins)?;
+    }
+    if args.replace {
+        return replace(&pins, args);
     }
     let attached = loader::attach(bpffs, &pins, args.mode, &cfg, None)?;
     if let Some(note) = attached.resumed_note(iface) {
