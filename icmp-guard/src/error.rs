@@ -265,8 +265,21 @@ pub enum Error {
         max: u32,
     },
 
-    #[error("loading the XDP program failed (kernel too old, or the verifier refused it)")]
-    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(
+        "{target}: the kernel refused to load the XDP program: the kernel lacks something icmp-guard's checks do not test, or the verifier rejects this build (its log, if any, follows); report it with `uname -r` and this message",
+        target = shown(target)
+    )]
+    Load {
+        /// The interface, or the command the program was loaded for (`replay --kernel`).
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error(
+        "icmp-guard's embedded XDP object is damaged: {0}; this build is broken: rebuild it (`cargo xtask build`) or reinstall the package"
+    )]
+    Object(String),
 
     #[error(
         "{iface}: creating or opening the guard's maps failed (out of kernel memory, or of what the memory cgroup allows: try a smaller max_sources; or a pinned map this version cannot open: `icmp-guard clean {iface}` drops the old state)",
@@ -354,6 +367,18 @@ impl Error {
     pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { what, path, source }
+    }
+
+    /// Wraps an error of the kernel's loading the program for `target` (an interface).
+    pub fn load<E>(target: impl AsRef<str>) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let target = target.as_ref().to_owned();
+        move |source| Self::Load {
+            target,
+            source: Box::new(source),
+        }
     }
 
     /// Wraps a pinning error with what was being done to which path.
@@ -463,6 +488,7 @@ mod tests {
                 problem: "is owned by nobody".into(),
                 fix: "remove it".into(),
             },
+            Error::load(&name)(io::Error::other("refused")),
             Error::MountRefused {
                 path: path.clone(),
                 why: "is a symbolic link".into(),

@@ -137,27 +137,25 @@ fn load(pins: &Pins, max_sources: u32) -> Result<Ebpf, Error> {
                 iface: pins.iface.as_str().to_owned(),
                 source: Box::new(e),
             },
-            e => Error::Load(Box::new(e)),
+            e => Error::load(&pins.iface)(e),
         })?;
     program(&mut ebpf)?
         .load()
-        .map_err(|e| Error::Load(Box::new(e)))?;
+        .map_err(Error::load(&pins.iface))?;
     Ok(ebpf)
 }
 
 fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, Error> {
     ebpf.program_mut(maps::PROGRAM)
-        .ok_or_else(|| {
-            Error::Load(format!("program {} missing from the object", maps::PROGRAM).into())
-        })?
+        .ok_or_else(|| Error::Object(format!("program {} missing from it", maps::PROGRAM)))?
         .try_into()
-        .map_err(|e: ProgramError| Error::Load(Box::new(e)))
+        .map_err(|e: ProgramError| Error::Object(format!("program {}: {e}", maps::PROGRAM)))
 }
 
 fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
-    let map = ebpf.map_mut(maps::CONFIG).ok_or_else(|| {
-        Error::Load(format!("map {} missing from the object", maps::CONFIG).into())
-    })?;
+    let map = ebpf
+        .map_mut(maps::CONFIG)
+        .ok_or_else(|| Error::Object(format!("map {} missing from it", maps::CONFIG)))?;
     let mut config: Array<&mut MapData, Config> =
         Array::try_from(map).map_err(Error::map(maps::CONFIG))?;
     config
@@ -321,12 +319,21 @@ fn link_and_pin(
     let attached_mode = linked.mode;
     let link: FdLink = program
         .take_link(linked.id)
-        .map_err(|e| Error::Load(Box::new(e)))?
+        .map_err(Error::pin(
+            "taking the new link, to be pinned at",
+            pins.link(),
+        ))?
         .try_into()
-        .map_err(|e| Error::Load(Box::new(e)))?;
+        .map_err(Error::pin(
+            "taking the new link, to be pinned at",
+            pins.link(),
+        ))?;
     let program_id = link
         .info()
-        .map_err(|e| Error::Load(Box::new(e)))?
+        .map_err(Error::pin(
+            "reading the new link, to be pinned at",
+            pins.link(),
+        ))?
         .program_id();
     cfg.ifindex = ifindex;
     cfg.attach_mode = attached_mode.recorded()
@@ -415,14 +422,20 @@ pub fn replace(pins: &Pins) -> Result<Replaced, Error> {
         .program_id();
     let mut ebpf = load(pins, pinned_capacity(pins)?)?;
     let program = program(&mut ebpf)?;
-    let link = XdpLink::try_from(link).map_err(|e| Error::Load(Box::new(e)))?;
+    let link = XdpLink::try_from(link).map_err(Error::pin("reading the pinned link", &path))?;
     program
         .attach_to_link(link)
         .map_err(|source| Error::Replace {
             iface: pins.iface.as_str().to_owned(),
             source,
         })?;
-    let new = program.info().map_err(|e| Error::Load(Box::new(e)))?.id();
+    let new = program
+        .info()
+        .map_err(Error::pin(
+            "reading the program swapped into the link",
+            &path,
+        ))?
+        .id();
     // Dropping `ebpf` closes our descriptors; the pinned link keeps the new program attached.
     Ok(Replaced {
         old_program: old,
@@ -441,7 +454,7 @@ pub fn reattach(pins: &Pins, mode: AttachMode) -> Result<Attached, Error> {
     let cfg = {
         let map = ebpf
             .map(maps::CONFIG)
-            .ok_or_else(|| Error::Load("config map missing".into()))?;
+            .ok_or_else(|| Error::Object(format!("map {} missing from it", maps::CONFIG)))?;
         let config: Array<&MapData, Config> =
             Array::try_from(map).map_err(Error::map(maps::CONFIG))?;
         config

@@ -191,7 +191,7 @@ impl Maps {
     pub fn from_ebpf(label: impl Into<String>, ebpf: &mut Ebpf) -> Result<Self, Error> {
         Self::from_fn(label.into(), true, |name| {
             ebpf.take_map(name)
-                .ok_or_else(|| Error::Load(format!("map {name} missing from the object").into()))
+                .ok_or_else(|| Error::Object(format!("map {name} missing from it")))
         })
     }
 

@@ -15,12 +15,13 @@ use crate::{Error, kernel::object};
 /// for the loader to create.
 pub fn check(pins: &Pins) -> Result<(), Error> {
     pins.check()?;
-    let obj = aya_obj::Object::parse(object::ICMP_GUARD).map_err(|e| Error::Load(Box::new(e)))?;
+    let obj =
+        aya_obj::Object::parse(object::ICMP_GUARD).map_err(|e| Error::Object(e.to_string()))?;
     for name in layout::MAPS {
         let wanted = obj
             .maps
             .get(name)
-            .ok_or_else(|| Error::Load(format!("map {name} missing from the object").into()))?;
+            .ok_or_else(|| Error::Object(format!("map {name} missing from it")))?;
         let path = pins.map(name);
         if !path.exists() {
             continue;

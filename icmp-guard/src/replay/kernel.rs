@@ -147,6 +147,9 @@ pub fn refused(e: &std::io::Error) -> bool {
     )
 }
 
+/// What a load error names the program's use as.
+const TARGET: &str = "replay --kernel";
+
 /// The program, loaded for test runs, with the replay's policy.
 pub struct Program {
     ebpf: Ebpf,
@@ -159,13 +162,13 @@ impl Program {
     pub fn load(config: &Config, allow: &[Cidr], deny: &[Cidr]) -> Result<Self, Error> {
         let mut ebpf = object::loader()
             .load(object::ICMP_GUARD)
-            .map_err(|e| Error::Load(Box::new(e)))?;
+            .map_err(Error::load(TARGET))?;
         let program: &mut Xdp = ebpf
             .program_mut(maps::PROGRAM)
-            .ok_or_else(|| Error::Load("the object has no XDP program".into()))?
+            .ok_or_else(|| Error::Object(format!("program {} missing from it", maps::PROGRAM)))?
             .try_into()
-            .map_err(|e| Error::Load(Box::new(e)))?;
-        program.load().map_err(|e| Error::Load(Box::new(e)))?;
+            .map_err(|e: ProgramError| Error::Object(format!("program {}: {e}", maps::PROGRAM)))?;
+        program.load().map_err(Error::load(TARGET))?;
         let mut maps = Maps::from_ebpf("the replay's program", &mut ebpf)?;
         maps.switch_lists(config, &Lists::new(allow, deny))?;
         maps.reset_buckets()?;
