@@ -124,6 +124,18 @@ pub struct Served {
 const STARTING: &str = "the configuration is being applied";
 
 /// Seconds since the Unix epoch.
+/// An error about interface `iface` as a log line: its chain, after the name unless it names
+/// the interface already (a lock, a path or a map error may not), so every line of the
+/// service's log says which interface it is about.
+fn about(iface: &IfaceName, e: &Error) -> String {
+    let text = crate::error::chain(e);
+    if text.contains(iface.as_str()) {
+        text
+    } else {
+        format!("{iface}: {text}")
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -361,7 +373,7 @@ impl Daemon {
                 for e in &unchangeable {
                     ok = false;
                     other_failures = true;
-                    log::error!("{}", crate::error::chain(e));
+                    log::error!("{}", about(&ic.name, e));
                 }
                 applied
             });
@@ -388,7 +400,7 @@ impl Daemon {
                 }
                 Err(e) => {
                     ok = false;
-                    log::error!("{}", crate::error::chain(&e));
+                    log::error!("{}", about(&ic.name, &e));
                     self.refused.insert(ic.name.clone());
                 }
             }
@@ -677,7 +689,7 @@ impl Daemon {
                 false,
             )),
             Err(e) => {
-                self.once(&ic.name, crate::error::chain(&e));
+                self.once(&ic.name, about(&ic.name, &e));
                 Err(false)
             }
         }
@@ -753,7 +765,7 @@ impl Daemon {
         let result = self.locked(|| apply::apply(&self.bpffs, ic));
         let result = result.map(|(applied, unchangeable)| {
             for e in &unchangeable {
-                self.once(&ic.name, crate::error::chain(e));
+                self.once(&ic.name, about(&ic.name, e));
             }
             applied
         });
@@ -843,7 +855,7 @@ impl Daemon {
             Ok(true) => log::info!("{name}: detached ({why})"),
             Ok(false) => log::info!("{name}: nothing to detach ({why}): it had no pins"),
             Err(e) => {
-                log::error!("{}", crate::error::chain(&e));
+                log::error!("{}", about(name, &e));
                 return false;
             }
         }
@@ -883,6 +895,37 @@ impl Daemon {
                     })
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error line names its interface once: after its name when the error does not.
+    #[test]
+    fn an_error_line_names_its_interface_once() {
+        let iface: IfaceName = "eth0".parse().unwrap();
+        for (error, line) in [
+            (
+                Error::NotGuarded {
+                    iface: "eth0".into(),
+                    dir: "/sys/fs/bpf/icmp-guard/eth0".into(),
+                },
+                "eth0 is not guarded",
+            ),
+            (
+                Error::Busy {
+                    lock: "/run/icmp-guard/lock".into(),
+                    bpffs: "/sys/fs/bpf".into(),
+                    waited: Duration::from_secs(10),
+                },
+                "eth0: another icmp-guard command has held the lock",
+            ),
+        ] {
+            let text = about(&iface, &error);
+            assert!(text.starts_with(line), "{text}");
         }
     }
 }
