@@ -353,6 +353,35 @@ fn sigterm_stops_a_capture_blocked_on_its_output() {
     drop(stdout);
 }
 
+/// A SIGTERM that lands between two writes (here while the capture is stopped, with samples
+/// waiting in the ring and a reader that never reads) leaves the drain writing what was
+/// sampled before it: the write the reader takes nothing of is interrupted within a second
+/// or two, and the capture stops as above, instead of waiting on the reader for ever.
+#[test]
+fn sigterm_between_writes_stops_a_capture_whose_output_then_blocks() {
+    let lab = guarded_lab();
+    let mut capture = Reaped(Some(start_capture(
+        &lab,
+        &["-w", "-", "--rate", "10000"],
+        Stdio::piped(),
+    )));
+    // Held open and never read.
+    let stdout = capture.child().stdout.take().unwrap();
+    capture.signal(libc::SIGSTOP);
+    // More samples than the pipe holds, taken well within the lease (3 s).
+    for _ in 0..2 {
+        lab.inject(&["--kind", "echo", "--count", FLOOD]).unwrap();
+    }
+    capture.signal(libc::SIGTERM);
+    capture.signal(libc::SIGCONT);
+    let err = finish(&lab, capture.0.take().unwrap());
+    assert!(
+        err.contains("stopped: signal (while the output was blocked"),
+        "{err}"
+    );
+    drop(stdout);
+}
+
 /// (what, FILE, stopped by SIGTERM rather than `--count 0`, the error or None): a capture
 /// that wrote no frame still writes its headers, to a new file of mode 0600 (it holds the
 /// host's traffic), and fails when they cannot be written (a full disk: `/dev/full`)

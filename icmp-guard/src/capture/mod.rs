@@ -179,6 +179,74 @@ fn catch_stop_signals() -> io::Result<()> {
     Ok(())
 }
 
+/// How long the output may stay blocked once a stop signal came: from then on, a write the
+/// reader takes nothing of for this long is interrupted (SIGALRM) and the capture stops,
+/// as it does for a signal that lands while the write is blocked. Without it, a signal that
+/// came between two writes left the drain's next write waiting on the reader for ever.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+extern "C" fn on_alarm(_: libc::c_int) {}
+
+/// While held, interrupts a write blocked for [`STOP_GRACE`], every `STOP_GRACE`: SIGALRM,
+/// caught without `SA_RESTART`, so the blocked write returns `EINTR`, which [`Stoppable`]
+/// takes as the stop (a stop signal having come). Dropped, the ticks stop.
+struct StopGrace;
+
+impl StopGrace {
+    /// Arms the ticks, once a stop signal came: `armed` holds them until the capture ends.
+    /// `pins` names the capture in an error.
+    fn arm_once(armed: &mut Option<Self>, pins: &Path) -> Result<(), Error> {
+        if armed.is_some() || SIGNALS.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        Self::arm().map_err(|e| Error::Io {
+            what: "arming the stop's deadline (setitimer) for the capture of",
+            path: pins.to_path_buf(),
+            source: e,
+        })?;
+        *armed = Some(Self);
+        Ok(())
+    }
+
+    fn arm() -> io::Result<()> {
+        // SAFETY: as in `catch_stop_signals`; the handler does nothing.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_alarm as *const () as libc::sighandler_t;
+        // SAFETY: a valid action for a catchable signal.
+        if unsafe { libc::sigaction(libc::SIGALRM, &raw const action, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        set_timer(libc::timeval {
+            tv_sec: libc::time_t::try_from(STOP_GRACE.as_secs()).unwrap_or(1),
+            tv_usec: 0,
+        })
+    }
+}
+
+impl Drop for StopGrace {
+    fn drop(&mut self) {
+        // setitimer fails only on arguments that are wrong, and these are not.
+        let _ = set_timer(libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        });
+    }
+}
+
+/// Sets the real-time interval timer to fire after `every` and then every `every` (zero:
+/// off).
+fn set_timer(every: libc::timeval) -> io::Result<()> {
+    let timer = libc::itimerval {
+        it_interval: every,
+        it_value: every,
+    };
+    // SAFETY: a valid itimerval; the old one is not wanted.
+    if unsafe { libc::setitimer(libc::ITIMER_REAL, &raw const timer, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The error [`Stoppable`] returns once a signal cut its write short.
 #[derive(Debug, thiserror::Error)]
 #[error("stopped by a signal while the output was blocked")]
@@ -423,6 +491,8 @@ impl Session {
         // When a stop signal was first seen: samples the program took after it are not
         // written, so that a flood cannot hold the drain past the signal.
         let mut stop_at: Option<u64> = None;
+        // Once a stop signal came, no write may wait on the reader for long.
+        let mut grace: Option<StopGrace> = None;
         let stopped = loop {
             // Checked before every read of the ring, which the capture that took over reads.
             if !self.lease.ours() {
@@ -454,6 +524,7 @@ impl Session {
             while self.lease.ours() && renewed.elapsed() < renew_every {
                 if stop_at.is_none() && SIGNALS.load(Ordering::SeqCst) > 0 {
                     stop_at = Some(monotonic_ns());
+                    StopGrace::arm_once(&mut grace, &self.guard.pins.dir)?;
                 }
                 let Some(record) = self.ring.next() else {
                     break;
@@ -516,11 +587,13 @@ impl Session {
         };
         // Also when nothing was written: the headers may still sit in the buffer, and a write
         // that fails here (a full disk) must fail the capture, not be lost in the drop.
+        StopGrace::arm_once(&mut grace, &self.guard.pins.dir)?;
         let stopped = match writer.flush() {
             Ok(()) => stopped,
             Err(_) if stopped == OUTPUT_CLOSED || stopped == SIGNAL_BLOCKED => stopped,
             Err(e) => write_stop(&e).ok_or_else(|| io_err(e))?,
         };
+        drop(grace);
         summary.stopped = stopped;
         Ok(summary)
     }
