@@ -250,6 +250,9 @@ pub struct Monitor {
     /// Echo replies the receiver's stack sent while the monitor ran (`Icmp: OutEchoReps`):
     /// the monitor's only, since the flood's sources have no route back.
     pub replied: u64,
+    /// icmp-guard's counters that moved while the monitor ran (`stats --json`'s `counters`,
+    /// after less before), every frame of the flood and of the monitor: by name.
+    pub verdicts: std::collections::BTreeMap<String, u64>,
     pub flood: Sent,
     pub fill: Fill,
 }
@@ -550,6 +553,7 @@ impl<'a> Bench<'a> {
             "the monitor's pings before the flood: {introduced} of {MONITOR_INTRODUCTION} answered"
         );
         let before = self.rx.snapshot()?;
+        let counted_before = self.lab.stats()?;
         let done = AtomicBool::new(false);
         self.generator.frames(Frames::Spoofed)?;
         let (generator, lab) = (&self.generator, self.lab);
@@ -589,6 +593,7 @@ impl<'a> Bench<'a> {
         let (sent, answered) = ping_summary(&out?)?;
         let after = self.rx.snapshot()?;
         let stats = self.lab.stats()?;
+        let verdicts = counters_moved(&counted_before, &stats)?;
         let prefix = format!("{CLIENT_ADDR}/");
         let seen = stats["top_sources"].as_array().and_then(|top| {
             top.iter().find_map(|s| {
@@ -607,10 +612,32 @@ impl<'a> Bench<'a> {
             answered,
             seen,
             replied: after.out_echo_reps - before.out_echo_reps,
+            verdicts,
             flood,
             fill,
         })
     }
+}
+
+/// The counters of `stats --json` that moved from `before` to `after`, by name.
+fn counters_moved(
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let counters = |stats: &serde_json::Value| {
+        stats["counters"]
+            .as_object()
+            .context("stats --json has counters")
+            .cloned()
+    };
+    let (before, after) = (counters(before)?, counters(after)?);
+    Ok(after
+        .iter()
+        .filter_map(|(name, n)| {
+            let moved = n.as_u64()? - before.get(name).and_then(serde_json::Value::as_u64)?;
+            (moved > 0).then(|| (name.clone(), moved))
+        })
+        .collect())
 }
 
 /// The monitor's `ping -c count` from the client to the guarded side, run to its end.

@@ -331,6 +331,7 @@ impl<'a> Summary<'a> {
                 "sent": m.sent,
                 "answered": m.answered,
                 "stack_echo_replies": m.replied,
+                "counters": m.verdicts,
                 "guard_stats": m.seen.as_ref().map(|(source, passed, dropped)| json!({
                     "source": source, "passed": passed, "dropped": dropped,
                 })),
@@ -364,8 +365,14 @@ fn monitor_line(m: &Monitor) -> String {
             format!("icmp-guard stats for {source}: passed {passed}, dropped {dropped}")
         },
     );
+    let verdicts = m
+        .verdicts
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "monitor: from {CLIENT_ADDR}, {MONITOR_INTRODUCTION} pings before a spoofed flood (so its source is known), then ping -c {MONITOR_PINGS} -i {MONITOR_INTERVAL} started {:.1} s into the flood, which lasts until it ends ({:.2} Mpps sent, source table {}/{}): {}/{} answered; {seen}; the receiver's stack sent {} echo replies meanwhile (the flood's sources have no route back, so these are the monitor's).\n",
+        "monitor: from {CLIENT_ADDR}, {MONITOR_INTRODUCTION} pings before a spoofed flood (so its source is known), then ping -c {MONITOR_PINGS} -i {MONITOR_INTERVAL} started {:.1} s into the flood, which lasts until it ends ({:.2} Mpps sent, source table {}/{}): {}/{} answered; {seen}; the receiver's stack sent {} echo replies meanwhile (the flood's sources have no route back, so these are the monitor's); icmp-guard's counters over the flood: {verdicts}.\n",
         MONITOR_LEAD.as_secs_f64(),
         m.flood.frames as f64 / m.flood.seconds / 1e6,
         m.fill.tracked,
