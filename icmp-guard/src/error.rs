@@ -187,13 +187,16 @@ pub enum Error {
     },
 
     #[error(
-        "{iface}: max_sources (--max-sources) {wanted} needs about {needed_mib} MiB of kernel memory for the per-source table, more than half of the {available_mib} MiB {within}; choose at most {fits}, or give it more memory",
+        "{iface}: max_sources (--max-sources) {wanted} needs about {needed_mib} MiB of kernel memory for the per-source table{besides}, more than half of the {available_mib} MiB {within}; choose at most {fits}, or give it more memory",
         iface = shown(iface)
     )]
     TableTooLarge {
         iface: String,
         wanted: u32,
         needed_mib: u64,
+        /// The tables of the other guards the same command creates, when there are any: " (and
+        /// 42 MiB for the file's other new guards)".
+        besides: String,
         available_mib: u64,
         /// Where that memory is: the host's, or what the process's memory cgroup allows.
         within: &'static str,

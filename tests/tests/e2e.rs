@@ -398,6 +398,55 @@ fn a_table_beyond_the_memory_cgroup_s_room_is_refused_naming_it() {
     }
 }
 
+/// `attach --config` weighs the tables of all the file's new guards together: two that each
+/// fit the cgroup's room, and together do not, are refused before either is attached.
+#[test]
+fn a_file_s_new_tables_are_weighed_together() {
+    let lab = Lab::new().unwrap();
+    let first = lab.guarded_if.clone();
+    let second = unique('b');
+    ip(&[
+        "-n",
+        &lab.guarded.name,
+        "link",
+        "add",
+        &second,
+        "type",
+        "bridge",
+    ])
+    .unwrap();
+    ip(&["-n", &lab.guarded.name, "link", "set", &second, "up"]).unwrap();
+    // About 22 MiB each: one fits in half of a 64 MiB cgroup's room, two do not.
+    let file = lab.scratch.file("two.toml");
+    let entry = |name: &str| {
+        format!("[[interface]]\nname = \"{name}\"\n[interface.limits]\nmax_sources = 200000\n")
+    };
+    std::fs::write(&file, format!("{}{}", entry(&first), entry(&second))).unwrap();
+    let cgroup = MemoryCgroup::new(64 << 20).unwrap();
+    let out = lab
+        .cli_in_cgroup(&cgroup, &["attach", "--config", file.to_str().unwrap()])
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{second}: max_sources (--max-sources) 200000 needs about"
+        )) && err.contains("MiB for the file's other new guards)")
+            && err.contains("its memory cgroup allows"),
+        "{err}"
+    );
+    assert!(!lab.guarded_has_xdp() && !lab.guarded.has_xdp(&second));
+    // Each alone fits.
+    let out = lab
+        .cli_in_cgroup(
+            &cgroup,
+            &["attach", "--config", file.to_str().unwrap(), &first],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    lab.cli_ok(&["detach", &first]).unwrap();
+}
+
 #[test]
 fn the_source_table_is_sized_at_attach_and_reported() {
     let lab = Lab::new().unwrap();

@@ -156,6 +156,8 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
     // Every interface is checked before any changes, so a refusal leaves all as they were:
     // what would stop its attach, its upgrade or its policy.
     let mut todo = Vec::with_capacity(chosen.len());
+    // The tables of the new guards checked so far: each must fit beside those before it.
+    let mut planned = 0;
     for ic in chosen {
         let index = ifindex(&ic.name)?;
         let pins = Pins::to_change(&bpffs, &ic.name)?;
@@ -189,7 +191,8 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             };
             policy::check_fixed(&ic.name, &current, &wanted)?;
         } else if !pins.dir.exists() {
-            loader::check_new(&pins, index, wanted.max_sources)?;
+            loader::check_new(&pins, index, wanted.max_sources, planned)?;
+            planned += loader::table_bytes(wanted.max_sources);
         }
         todo.push((ic, pins, attached));
     }

@@ -165,21 +165,24 @@ fn write_config(ebpf: &mut Ebpf, cfg: &Config) -> Result<(), Error> {
 
 /// What refuses a new guard on `pins.iface` (index `ifindex`) with a table of `max_sources`
 /// before anything is loaded: [`check_fits`], then [`refuse_foreign`]. `attach --config`
-/// runs it for every new interface of the file before it attaches any.
-pub fn check_new(pins: &Pins, ifindex: u32, max_sources: u32) -> Result<(), Error> {
-    check_fits(pins, max_sources)?;
+/// runs it for every new interface of the file before it attaches any, with `besides` the
+/// bytes of the tables of the file's new guards checked before this one, which the memory
+/// must hold as well.
+pub fn check_new(pins: &Pins, ifindex: u32, max_sources: u32, besides: u64) -> Result<(), Error> {
+    check_fits(pins, max_sources, besides)?;
     refuse_foreign(pins, ifindex)
 }
 
-/// Refuses the loopback, and a table that would not fit in memory.
-fn check_fits(pins: &Pins, max_sources: u32) -> Result<(), Error> {
+/// Refuses the loopback, and a table that would not fit in memory beside `besides` bytes of
+/// other new tables.
+fn check_fits(pins: &Pins, max_sources: u32, besides: u64) -> Result<(), Error> {
     let iface = pins.iface.as_str();
     if is_loopback(iface) {
         return Err(Error::Loopback {
             iface: iface.to_owned(),
         });
     }
-    table_fits(iface, max_sources)
+    table_fits(iface, max_sources, besides)
 }
 
 /// Refuses an interface another program holds, which would make the kernel refuse the link:
@@ -211,7 +214,7 @@ pub fn attach(
 ) -> Result<Attached, Error> {
     let iface = pins.iface.as_str();
     let ifindex = ifindex(iface)?;
-    check_fits(pins, cfg.max_sources)?;
+    check_fits(pins, cfg.max_sources, 0)?;
     // Mounted (or refused) before anything under it is looked at: on a path that is no bpffs
     // yet, what is there now is what the mount will hide.
     bpffs::ensure_mounted(bpffs_path)?;
@@ -626,11 +629,12 @@ pub fn table_bytes(entries: u32) -> u64 {
     u64::from(entries) * ELEMENT + u64::from(entries.next_power_of_two()) * BUCKET
 }
 
-/// Refuses a per-source table for `iface` that would take more than half of the memory
-/// available now: the kernel preallocates it whole when the map is created, and charges it to
-/// the memory cgroup of the process that creates it (a container's limit, or a unit's
-/// `MemoryMax=`), so the room left under that limit counts too, where it is lower.
-fn table_fits(iface: &str, entries: u32) -> Result<(), Error> {
+/// Refuses a per-source table for `iface` that would take, with `besides` bytes of the other
+/// tables the command creates, more than half of the memory available now: the kernel
+/// preallocates a table whole when the map is created, and charges it to the memory cgroup of
+/// the process that creates it (a container's limit, or a unit's `MemoryMax=`), so the room
+/// left under that limit counts too, where it is lower.
+fn table_fits(iface: &str, entries: u32, besides: u64) -> Result<(), Error> {
     let host = mem_available().map(|bytes| (bytes, "available on the host (MemAvailable)"));
     let cgroup = cgroup_room();
     let Some((available, within)) = [host, cgroup].into_iter().flatten().min_by_key(|(b, _)| *b)
@@ -638,7 +642,7 @@ fn table_fits(iface: &str, entries: u32) -> Result<(), Error> {
         return Ok(());
     };
     let needed = table_bytes(entries);
-    if needed <= available / 2 {
+    if needed.saturating_add(besides) <= available / 2 {
         return Ok(());
     }
     let per_entry = table_bytes(1 << 20) >> 20;
@@ -646,9 +650,18 @@ fn table_fits(iface: &str, entries: u32) -> Result<(), Error> {
         iface: iface.to_owned(),
         wanted: entries,
         needed_mib: needed >> 20,
+        besides: if besides == 0 {
+            String::new()
+        } else {
+            format!(
+                " (and {} MiB for the file's other new guards)",
+                besides.div_ceil(1 << 20)
+            )
+        },
         available_mib: available >> 20,
         within,
-        fits: u32::try_from(available / 2 / per_entry).unwrap_or(u32::MAX),
+        fits: u32::try_from((available / 2).saturating_sub(besides) / per_entry)
+            .unwrap_or(u32::MAX),
     })
 }
 
