@@ -24,7 +24,7 @@ use std::{
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
     path::Path,
     ptr::NonNull,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -158,91 +158,61 @@ impl Summary {
 /// while it ran (see [`Stoppable`]).
 static SIGNALS: AtomicU64 = AtomicU64::new(0);
 
+/// Whether the ticks that follow a stop signal go on (see [`tick`]); cleared when the capture
+/// has written its last byte.
+static TICKING: AtomicBool = AtomicBool::new(true);
+
+/// How long a write may stay blocked once a stop signal came: from the signal on, SIGALRM
+/// interrupts whatever write is blocked every `STOP_GRACE`, and [`Stoppable`] ends the one
+/// that has waited this long. Without the ticks, a signal that came between two writes left
+/// the next one waiting on a reader that stopped reading for ever.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 extern "C" fn on_signal(_: libc::c_int) {
     SIGNALS.fetch_add(1, Ordering::SeqCst);
+    tick();
 }
 
-/// Installs [`on_signal`] for SIGINT and SIGTERM without `SA_RESTART`, so that a write blocked
-/// on the output (a reader that stopped reading) returns `EINTR` instead of going on waiting.
+extern "C" fn on_alarm(_: libc::c_int) {
+    tick();
+}
+
+/// Schedules the next SIGALRM in [`STOP_GRACE`], unless the ticks were stopped. Async-signal
+/// safe: an atomic load and alarm(2).
+fn tick() {
+    if TICKING.load(Ordering::SeqCst) {
+        // SAFETY: alarm(2) has no memory arguments and is async-signal-safe.
+        unsafe { libc::alarm(STOP_GRACE.as_secs().try_into().unwrap_or(1)) };
+    }
+}
+
+/// Stops the ticks of [`tick`]: the flag first, so a handler that runs meanwhile does not
+/// schedule another.
+fn stop_ticking() {
+    TICKING.store(false, Ordering::SeqCst);
+    // SAFETY: as in `tick`; 0 cancels a pending alarm.
+    unsafe { libc::alarm(0) };
+}
+
+/// Installs [`on_signal`] for SIGINT and SIGTERM, and [`on_alarm`] for the SIGALRM ticks that
+/// follow them, without `SA_RESTART`, so that a write blocked on the output (a reader that
+/// stopped reading) returns `EINTR` instead of going on waiting.
 fn catch_stop_signals() -> io::Result<()> {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler is
-        // async-signal-safe (it only adds to an atomic).
+    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 3] = [
+        (libc::SIGINT, on_signal),
+        (libc::SIGTERM, on_signal),
+        (libc::SIGALRM, on_alarm),
+    ];
+    for (signal, handler) in handlers {
+        // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handlers are
+        // async-signal-safe (an atomic add, an atomic load and alarm(2)).
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+        action.sa_sigaction = handler as *const () as libc::sighandler_t;
         action.sa_flags = 0;
         // SAFETY: a valid action for a catchable signal; the old action is not wanted.
         if unsafe { libc::sigaction(signal, &raw const action, std::ptr::null_mut()) } != 0 {
             return Err(io::Error::last_os_error());
         }
-    }
-    Ok(())
-}
-
-/// How long the output may stay blocked once a stop signal came: from then on, a write the
-/// reader takes nothing of for this long is interrupted (SIGALRM) and the capture stops,
-/// as it does for a signal that lands while the write is blocked. Without it, a signal that
-/// came between two writes left the drain's next write waiting on the reader for ever.
-const STOP_GRACE: Duration = Duration::from_secs(1);
-
-extern "C" fn on_alarm(_: libc::c_int) {}
-
-/// While held, interrupts a write blocked for [`STOP_GRACE`], every `STOP_GRACE`: SIGALRM,
-/// caught without `SA_RESTART`, so the blocked write returns `EINTR`, which [`Stoppable`]
-/// takes as the stop (a stop signal having come). Dropped, the ticks stop.
-struct StopGrace;
-
-impl StopGrace {
-    /// Arms the ticks, once a stop signal came: `armed` holds them until the capture ends.
-    /// `pins` names the capture in an error.
-    fn arm_once(armed: &mut Option<Self>, pins: &Path) -> Result<(), Error> {
-        if armed.is_some() || SIGNALS.load(Ordering::SeqCst) == 0 {
-            return Ok(());
-        }
-        Self::arm().map_err(|e| Error::Io {
-            what: "arming the stop's deadline (setitimer) for the capture of",
-            path: pins.to_path_buf(),
-            source: e,
-        })?;
-        *armed = Some(Self);
-        Ok(())
-    }
-
-    fn arm() -> io::Result<()> {
-        // SAFETY: as in `catch_stop_signals`; the handler does nothing.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = on_alarm as *const () as libc::sighandler_t;
-        // SAFETY: a valid action for a catchable signal.
-        if unsafe { libc::sigaction(libc::SIGALRM, &raw const action, std::ptr::null_mut()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        set_timer(libc::timeval {
-            tv_sec: libc::time_t::try_from(STOP_GRACE.as_secs()).unwrap_or(1),
-            tv_usec: 0,
-        })
-    }
-}
-
-impl Drop for StopGrace {
-    fn drop(&mut self) {
-        // setitimer fails only on arguments that are wrong, and these are not.
-        let _ = set_timer(libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        });
-    }
-}
-
-/// Sets the real-time interval timer to fire after `every` and then every `every` (zero:
-/// off).
-fn set_timer(every: libc::timeval) -> io::Result<()> {
-    let timer = libc::itimerval {
-        it_interval: every,
-        it_value: every,
-    };
-    // SAFETY: a valid itimerval; the old one is not wanted.
-    if unsafe { libc::setitimer(libc::ITIMER_REAL, &raw const timer, std::ptr::null_mut()) } != 0 {
-        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -269,18 +239,22 @@ fn write_stop(e: &io::Error) -> Option<&'static str> {
     }
 }
 
-/// The capture's output, under its buffer: a write that a stop signal interrupts ends the
-/// writing, where `write_all` (and `BufWriter`'s flush) would retry it and block again.
+/// The capture's output, under its buffer: once a stop signal came, a write that stays
+/// blocked for [`STOP_GRACE`] ends the writing, where `write_all` (and `BufWriter`'s flush)
+/// would retry it and block again. A write that the signal or a tick interrupts sooner is
+/// retried, so a reader that is slow but reading gets the rest of the drain.
 ///
 /// Interrupted before it wrote anything (`EINTR`), the write leaves the output on the end of
 /// a block: the buffer above hands over whole blocks, and what it had written before went
-/// out whole. Interrupted after it wrote part of its bytes (a pipe with some room left), the
-/// write reports that part and every later one is refused: the output then ends inside a
-/// block, which readers (tcpdump, tshark, `icmp-guard replay`) report as cut short, after
-/// every whole frame before it. That cannot be helped: the rest would wait on the reader.
+/// out whole. A write of a block that went out in part (a pipe with some room left) is
+/// followed by one of the rest, and if that one is ended, the output ends inside a block,
+/// which readers (tcpdump, tshark, `icmp-guard replay`) report as cut short, after every
+/// whole frame before it. That cannot be helped: the rest would wait on the reader.
 struct Stoppable<W> {
     out: W,
     signals: &'static AtomicU64,
+    /// [`STOP_GRACE`] (the tests' own).
+    grace: Duration,
     cut: bool,
 }
 
@@ -289,6 +263,7 @@ impl<W: Write> Stoppable<W> {
         Self {
             out,
             signals,
+            grace: STOP_GRACE,
             cut: false,
         }
     }
@@ -303,21 +278,22 @@ impl<W: Write> Write for Stoppable<W> {
         if self.cut {
             return Err(Self::stopped());
         }
-        let before = self.signals.load(Ordering::SeqCst);
-        match self.out.write(buf) {
-            // A signal other than ours (none is caught) would be retried by the caller.
-            Err(e)
-                if e.kind() == io::ErrorKind::Interrupted
-                    && self.signals.load(Ordering::SeqCst) > 0 =>
-            {
-                self.cut = true;
-                Err(Self::stopped())
+        let started = Instant::now();
+        loop {
+            match self.out.write(buf) {
+                // Only after a stop signal: SIGALRM ticks only after one, and no other signal
+                // is caught (one would be retried by the caller).
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && self.signals.load(Ordering::SeqCst) > 0 =>
+                {
+                    if started.elapsed() >= self.grace {
+                        self.cut = true;
+                        return Err(Self::stopped());
+                    }
+                }
+                other => return other,
             }
-            Ok(n) if n < buf.len() && self.signals.load(Ordering::SeqCst) != before => {
-                self.cut = true;
-                Ok(n)
-            }
-            other => other,
         }
     }
 
@@ -466,6 +442,9 @@ impl Session {
         let iface = self.guard.pins.iface.as_str().to_owned();
         let out = io::BufWriter::new(Stoppable::new(out, &SIGNALS));
         let result = self.read_loop(out, target, &iface);
+        // Written, and the writer dropped: the ticks a stop signal started have done their
+        // work.
+        stop_ticking();
         let finished = self.finish();
         let mut summary = result?;
         if let Some(control) = finished? {
@@ -491,8 +470,6 @@ impl Session {
         // When a stop signal was first seen: samples the program took after it are not
         // written, so that a flood cannot hold the drain past the signal.
         let mut stop_at: Option<u64> = None;
-        // Once a stop signal came, no write may wait on the reader for long.
-        let mut grace: Option<StopGrace> = None;
         let stopped = loop {
             // Checked before every read of the ring, which the capture that took over reads.
             if !self.lease.ours() {
@@ -524,7 +501,6 @@ impl Session {
             while self.lease.ours() && renewed.elapsed() < renew_every {
                 if stop_at.is_none() && SIGNALS.load(Ordering::SeqCst) > 0 {
                     stop_at = Some(monotonic_ns());
-                    StopGrace::arm_once(&mut grace, &self.guard.pins.dir)?;
                 }
                 let Some(record) = self.ring.next() else {
                     break;
@@ -587,13 +563,11 @@ impl Session {
         };
         // Also when nothing was written: the headers may still sit in the buffer, and a write
         // that fails here (a full disk) must fail the capture, not be lost in the drop.
-        StopGrace::arm_once(&mut grace, &self.guard.pins.dir)?;
         let stopped = match writer.flush() {
             Ok(()) => stopped,
             Err(_) if stopped == OUTPUT_CLOSED || stopped == SIGNAL_BLOCKED => stopped,
             Err(e) => write_stop(&e).ok_or_else(|| io_err(e))?,
         };
-        drop(grace);
         summary.stopped = stopped;
         Ok(summary)
     }
@@ -919,24 +893,68 @@ mod tests {
         }
     }
 
-    /// (the output's writes, with whether a signal arrives during each; a signal before the
-    /// write; bytes written of 8; whether the writing stops). A write a stop signal
-    /// interrupts ends the writing, where `write_all` would retry it and block again.
+    /// (the output's writes, with whether a stop signal arrives during each; a signal before
+    /// the write; how long a write may stay blocked; bytes written of 8; whether the writing
+    /// stops). After a stop signal, a write interrupted once it has waited the grace ends the
+    /// writing, where `write_all` would retry it and block again; one interrupted sooner is
+    /// retried, and a write that goes out in part is no stop.
     #[test]
-    fn a_write_a_stop_signal_interrupts_ends_the_writing() {
+    fn a_write_blocked_past_the_grace_after_a_stop_signal_ends_the_writing() {
         use Step::{Interrupted, Takes};
-        type Case = (&'static [(Step, bool)], bool, usize, bool);
-        let cases: [Case; 7] = [
-            (&[(Takes(8), false)], false, 8, false),
-            (&[(Takes(3), false), (Takes(5), false)], false, 8, false),
-            (&[(Interrupted, true)], false, 0, true),
-            (&[(Takes(3), true), (Takes(5), false)], false, 3, true),
-            (&[(Takes(8), true)], false, 8, false),
-            // A signal that came before (during a poll) stops only a write it interrupts.
-            (&[(Takes(3), false), (Takes(5), false)], true, 8, false),
-            (&[(Takes(3), false), (Interrupted, false)], true, 3, true),
+        const NOW: Duration = Duration::ZERO;
+        const LATER: Duration = Duration::from_secs(3600);
+        type Case = (&'static [(Step, bool)], bool, Duration, usize, bool);
+        let cases: [Case; 9] = [
+            (&[(Takes(8), false)], false, NOW, 8, false),
+            (
+                &[(Takes(3), false), (Takes(5), false)],
+                false,
+                NOW,
+                8,
+                false,
+            ),
+            (&[(Interrupted, true)], false, NOW, 0, true),
+            // A reader that is slow but reading gets the rest.
+            (
+                &[(Interrupted, true), (Takes(8), false)],
+                false,
+                LATER,
+                8,
+                false,
+            ),
+            (&[(Takes(3), true), (Takes(5), false)], false, NOW, 8, false),
+            (
+                &[(Takes(3), true), (Interrupted, false)],
+                false,
+                NOW,
+                3,
+                true,
+            ),
+            // A signal that came before (during a poll): its ticks interrupt the write.
+            (
+                &[(Takes(3), false), (Interrupted, false)],
+                true,
+                NOW,
+                3,
+                true,
+            ),
+            (
+                &[(Takes(3), false), (Interrupted, false), (Takes(5), false)],
+                true,
+                LATER,
+                8,
+                false,
+            ),
+            // No stop signal: an interruption is another signal's, which `write_all` retries.
+            (
+                &[(Interrupted, false), (Takes(8), false)],
+                false,
+                NOW,
+                8,
+                false,
+            ),
         ];
-        for (steps, signalled, written, stops) in cases {
+        for (steps, signalled, grace, written, stops) in cases {
             let signals: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
             if signalled {
                 signals.store(1, Ordering::SeqCst);
@@ -947,6 +965,7 @@ mod tests {
                 written: Vec::new(),
             };
             let mut out = Stoppable::new(scripted, signals);
+            out.grace = grace;
             let result = out.write_all(&[7; 8]);
             assert_eq!(out.out.written.len(), written, "{steps:?}");
             match result {
