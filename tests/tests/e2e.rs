@@ -727,6 +727,9 @@ fn interface_names_never_leave_the_pin_folder() {
     assert!(err.contains("\"not-ours\""), "{err}");
     assert!(stranger.exists(), "clean removed a file it did not make");
     assert!(!lab.guarded.has_xdp(iface), "clean still detaches");
+    // What is left is no guard, nor an attach to finish: `status` lists nothing of it.
+    let rows = lab.status().unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(0), "{rows}");
 }
 
 /// Runs `args` as `nobody` (uid and gid 65534, no groups); true when it succeeded.

@@ -9,7 +9,7 @@ use crate::{
     Error,
     cli::StatusArgs,
     error::shown,
-    kernel::{link, netns::Netns, privilege},
+    kernel::{iface::ifindex, link, netlink, netns::Netns, privilege},
     pinned::{
         Pins, bpffs,
         layout::{self, Found, Listing, Stage},
@@ -48,6 +48,8 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             let left = Left::of(bpffs_path, here, found);
             serde_json::json!({
                 "interface": found.iface.as_str(),
+                "netns": here.inode,
+                "health": { "state": "cut_short" },
                 "stage": left.stage_name(),
                 "attached": left.attached,
                 "pins": left.dir,
@@ -55,14 +57,14 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             })
         }));
         rows.extend(
-            unreadable
-                .iter()
-                .map(|e| serde_json::json!({ "error": crate::error::chain(e) })),
+            unreadable.iter().map(
+                |(dir, e)| serde_json::json!({ "pins": dir, "error": crate::error::chain(e) }),
+            ),
         );
         println!("{}", serde_json::to_string(&rows).map_err(Error::Json)?);
         return unreadable_error(&snapshots, &unreadable);
     }
-    if snapshots.is_empty() {
+    if snapshots.is_empty() && cut_short.is_empty() {
         println!(
             "no interface is guarded in this network namespace ({here}; pins under {})",
             shown(here.dir_in(&layout::root(bpffs_path)))
@@ -89,7 +91,7 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
         };
         println!("{line}");
     }
-    for e in &unreadable {
+    for (_, e) in &unreadable {
         println!("(not listed: {})", crate::error::chain(e));
     }
     unreadable_error(&snapshots, &unreadable)
@@ -99,12 +101,12 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
 /// one's reason (stderr then says why, as for any other command); `Ok` when every one was.
 fn unreadable_error(
     snapshots: &[(&Found, Result<Snapshot, Error>)],
-    folders: &[Error],
+    folders: &[(PathBuf, Error)],
 ) -> Result<(), Error> {
     let mut errors = snapshots
         .iter()
         .filter_map(|(_, s)| s.as_ref().err())
-        .chain(folders);
+        .chain(folders.iter().map(|(_, e)| e));
     let Some(first) = errors.next() else {
         return Ok(());
     };
@@ -115,13 +117,15 @@ fn unreadable_error(
 }
 
 /// What a command cut short left of a guard (a [`Found`] of any stage but a guard's): where,
-/// and whether a link of it is still attached.
+/// whether a link of it is still attached, and for an interrupted attach of this namespace,
+/// the program the interface runs now (which makes `attach` refuse to finish it).
 struct Left<'a> {
     found: &'a Found,
     /// This process's namespace.
     here: Netns,
     dir: PathBuf,
     attached: bool,
+    running: Option<u32>,
 }
 
 impl<'a> Left<'a> {
@@ -140,11 +144,17 @@ impl<'a> Left<'a> {
             Stage::Guard | Stage::Interrupted => (pins.dir.clone(), pins.link()),
         };
         let attached = link::pinned_state(&link).is_ok_and(link::LinkState::attached);
+        let running = (found.stage == Stage::Interrupted && found.netns == Some(here))
+            .then(|| ifindex(&found.iface).ok())
+            .flatten()
+            .and_then(|index| netlink::xdp_state(index).ok().flatten())
+            .map(|xdp| xdp.program_id);
         Self {
             found,
             here,
             dir,
             attached,
+            running,
         }
     }
 
@@ -170,9 +180,14 @@ impl<'a> Left<'a> {
                     "its link is detached: it enforces nothing"
                 }
             ),
-            Stage::Interrupted => format!(
-                "an attach of {iface} stopped before it attached: its folder {dir} holds no link, and nothing enforces; `icmp-guard attach {iface}` finishes it with the maps pinned there, `icmp-guard clean {iface}` removes them"
-            ),
+            Stage::Interrupted => match self.running {
+                None => format!(
+                    "an attach of {iface} stopped before it attached: its folder {dir} holds no link, and nothing of it enforces; `icmp-guard attach {iface}` finishes it with the maps pinned there, `icmp-guard clean {iface}` removes them"
+                ),
+                Some(program) => format!(
+                    "an attach of {iface} stopped before it attached: its folder {dir} holds no link, and nothing of it enforces; {iface} runs program {program}, which is not this folder's, so `attach` refuses to finish it: `icmp-guard clean {iface}` removes the folder's maps"
+                ),
+            },
             Stage::Removing => format!(
                 "a detach or clean of {iface} stopped after it renamed the pins aside to {dir}; {}; `icmp-guard clean {iface}` (or any command that changes {iface}) finishes the removal",
                 if self.attached {
@@ -184,6 +199,10 @@ impl<'a> Left<'a> {
             Stage::Guard => format!("{iface} is guarded (pins at {dir})"),
         };
         let whose = match self.found.netns {
+            // A legacy removal is finished by a command in any namespace.
+            None if self.found.stage == Stage::Removing => {
+                " (pins of an earlier version)".to_owned()
+            }
             None => " (pins of an earlier version; run the command in the interface's network namespace)".to_owned(),
             Some(netns) if netns != self.here => format!(
                 " (in another network namespace, {netns}: run the command there; if that namespace is gone, `rm -r` the folder)"

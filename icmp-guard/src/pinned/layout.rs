@@ -71,15 +71,17 @@ pub struct Found {
     pub stage: Stage,
 }
 
-/// What an interface's folder holds: a guard, or what a command cut short left of one. Every
-/// stage but [`Stage::Guard`] is finished by the next command that changes the interface
-/// ([`Pins::to_change`]), or by `clean`.
+/// What an interface's folder holds: a guard, or what a command cut short left of one, which
+/// `clean` removes in any stage and: [`Stage::Staged`] and [`Stage::Removing`], the next
+/// command that changes the interface ([`Pins::to_change`]); [`Stage::Interrupted`], the next
+/// `attach`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
     /// A guard: its link is pinned.
     Guard,
-    /// A link pinned under [`LINK_STAGING`] only: an attach stopped between pinning its new
-    /// link and renaming the pin. The link is attached: the guard enforces.
+    /// A link pinned under [`LINK_STAGING`]: an attach stopped between pinning its new link
+    /// and renaming the pin (over the dead link's, when it attached the guard again). The new
+    /// link is attached: the guard enforces.
     Staged,
     /// A folder without a link: an attach stopped before it attached. Nothing enforces; the
     /// next `attach` reuses the maps pinned there.
@@ -90,12 +92,12 @@ pub enum Stage {
 }
 
 /// The folders under the pin root, and the namespace folders that could not be trusted or
-/// listed, each the error that says why (one such folder hides only its own guards).
+/// listed, each with the error that says why (one such folder hides only its own guards).
 #[derive(Debug, Default)]
 pub struct Listing {
     /// Sorted.
     pub found: Vec<Found>,
-    pub unreadable: Vec<Error>,
+    pub unreadable: Vec<(PathBuf, Error)>,
 }
 
 /// Every guard under `bpffs`, in every namespace and legacy ones, and what a command cut short
@@ -122,7 +124,7 @@ pub fn everywhere(bpffs: &Path) -> Result<Listing, Error> {
                         stage,
                     })
                 })),
-                Err(e) => listing.unreadable.push(e),
+                Err(e) => listing.unreadable.push((dir, e)),
             }
         } else if let Some((iface, stage)) = folder_stage(&entry.path()) {
             // Pins of an earlier version: their guard, or a removal of them cut short (a
@@ -152,11 +154,24 @@ fn folder_stage(path: &Path) -> Option<(IfaceName, Stage)> {
         return Some((iface.parse().ok()?, Stage::Removing));
     }
     let iface = name.parse().ok()?;
-    let stage = if path.join(maps::LINK_PIN).exists() {
-        Stage::Guard
-    } else if path.join(LINK_STAGING).exists() {
+    // The staging name first: a guard attached again pins its new link there before it
+    // renames it over the old, dead one.
+    let stage = if path.join(LINK_STAGING).exists() {
         Stage::Staged
+    } else if path.join(maps::LINK_PIN).exists() {
+        Stage::Guard
     } else {
+        let entries = read_dir(path).ok()?;
+        let ours = |e: &std::fs::DirEntry| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(MAP_PREFIX))
+        };
+        if !entries.is_empty() && !entries.iter().any(ours) {
+            // Only what someone else put there: a removal leaves such a folder (naming the
+            // files), and nothing in it is icmp-guard's.
+            return None;
+        }
         // As `attach` takes it: a folder without a link is an attach to finish.
         Stage::Interrupted
     };
