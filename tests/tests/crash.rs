@@ -341,6 +341,7 @@ fn a_kill_during_detach_leaves_the_guard_or_none_and_the_next_attach_starts_afre
                 ok(&lab, &["detach", iface]).unwrap();
                 detached().unwrap();
             }
+            let removing = lab.pins(iface).removing_dir().exists();
             let attach = lab.cli(&["attach", iface]).unwrap();
             let said = format!(
                 "{}{}",
@@ -348,6 +349,11 @@ fn a_kill_during_detach_leaves_the_guard_or_none_and_the_next_attach_starts_afre
                 stderr_of(&attach)
             );
             assert!(attach.status.success(), "after {syscall} {n}: {said}");
+            assert_eq!(
+                said.contains("finished removing the pins at"),
+                removing,
+                "after {syscall} {n}, the attach says whether it finished a removal: {said}"
+            );
             assert!(
                 !said.contains("interrupted"),
                 "after a kill at {syscall} call {n}, attach took the detached guard's pins for its own: {said}"

@@ -219,11 +219,18 @@ impl Pins {
         // A removal cut short, of this namespace's folder or of a legacy one: finish it (the
         // folder's name says it is no guard any more).
         for folder in [pins.clone(), pins.legacy()] {
-            Self {
+            let removing = Self {
                 dir: folder.removing_dir(),
                 ..pins.clone()
+            };
+            if removing.dir.exists() {
+                removing.remove_folder()?;
+                log::warn!(
+                    "{}: finished removing the pins at {}, which a detach or clean cut short",
+                    pins.iface,
+                    crate::error::shown(&removing.dir)
+                );
             }
-            .remove_folder()?;
         }
         // A process that died between pinning a new link aside and renaming it left the live
         // link under the staging name: finish the rename.
