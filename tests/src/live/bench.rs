@@ -631,13 +631,22 @@ fn counters_moved(
             .cloned()
     };
     let (before, after) = (counters(before)?, counters(after)?);
-    Ok(after
-        .iter()
-        .filter_map(|(name, n)| {
-            let moved = n.as_u64()? - before.get(name).and_then(serde_json::Value::as_u64)?;
-            (moved > 0).then(|| (name.clone(), moved))
-        })
-        .collect())
+    let mut moved = std::collections::BTreeMap::new();
+    for (name, n) in &after {
+        let now = n.as_u64().context("a counter is a number")?;
+        // A counter new since (a newer program swapped in) started at 0.
+        let was = before
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let by = now.checked_sub(was).with_context(|| {
+            format!("counter {name} went down, from {was} to {now}: the guard was attached anew")
+        })?;
+        if by > 0 {
+            moved.insert(name.clone(), by);
+        }
+    }
+    Ok(moved)
 }
 
 /// The monitor's `ping -c count` from the client to the guarded side, run to its end.
