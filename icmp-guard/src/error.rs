@@ -187,7 +187,7 @@ pub enum Error {
     },
 
     #[error(
-        "{iface}: max_sources (--max-sources) {wanted} needs about {needed_mib} MiB of kernel memory for the per-source table{besides}, more than half of the {available_mib} MiB {within}; choose at most {fits}, or give it more memory",
+        "{iface}: max_sources (--max-sources) {wanted} needs about {needed_mib} MiB of kernel memory for the per-source table{besides}, more than half of the {available_mib} MiB {within}; {fix}",
         iface = shown(iface)
     )]
     TableTooLarge {
@@ -200,7 +200,8 @@ pub enum Error {
         available_mib: u64,
         /// Where that memory is: the host's, or what the process's memory cgroup allows.
         within: &'static str,
-        fits: u32,
+        /// "choose at most 172214, or give it more memory", or what to do when no table fits.
+        fix: String,
     },
 
     #[error("cannot swap the program on {iface} through its pinned link", iface = shown(iface))]
@@ -351,6 +352,35 @@ pub fn shown(text: impl AsRef<OsStr>) -> String {
 }
 
 impl Error {
+    /// The interface the error is about, when it names one.
+    #[must_use]
+    pub fn iface(&self) -> Option<&str> {
+        match self {
+            Self::UnknownInterface { iface }
+            | Self::AlreadyGuarded { iface, .. }
+            | Self::NotGuarded { iface, .. }
+            | Self::NativeUnavailable { iface, .. }
+            | Self::Loopback { iface }
+            | Self::ForeignProgram { iface, .. }
+            | Self::NotAttached { iface, .. }
+            | Self::CaptureUnavailable { iface, .. }
+            | Self::PinsUnreadable { iface, .. }
+            | Self::GuardElsewhere { iface, .. }
+            | Self::Stale { iface, .. }
+            | Self::Incompatible { iface, .. }
+            | Self::FixedAtAttach { iface, .. }
+            | Self::ModeFixed { iface, .. }
+            | Self::TableTooLarge { iface, .. }
+            | Self::Replace { iface, .. }
+            | Self::Attach { iface, .. }
+            | Self::NotListed { iface, .. }
+            | Self::ListFull { iface, .. }
+            | Self::Maps { iface, .. }
+            | Self::Load { target: iface, .. } => Some(iface),
+            _ => None,
+        }
+    }
+
     /// The process exit code: 2 for usage errors, 1 for everything else.
     #[must_use]
     pub const fn exit_code(&self) -> u8 {
@@ -381,6 +411,18 @@ impl Error {
         move |source| Self::Load {
             target,
             source: Box::new(source),
+        }
+    }
+
+    /// An error of loading the embedded object for `target`: the object's own fault (it
+    /// does not parse) is [`Error::Object`], the rest the kernel's ([`Error::Load`]).
+    #[must_use]
+    pub fn of_object_load(target: impl AsRef<str>, e: aya::EbpfError) -> Self {
+        match e {
+            aya::EbpfError::ParseError(_) | aya::EbpfError::UnexpectedPinningType { .. } => {
+                Self::Object(e.to_string())
+            }
+            e => Self::load(target)(e),
         }
     }
 

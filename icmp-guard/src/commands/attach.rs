@@ -190,8 +190,14 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
                 ..wanted
             };
             policy::check_fixed(&ic.name, &current, &wanted)?;
-        } else if !pins.dir.exists() {
-            loader::check_new(&pins, index, wanted.max_sources, planned)?;
+        } else if !pins.exist() {
+            // A new guard, or an interrupted attach that made no table: the table is made
+            // here. (A program on an interrupted attach's interface is refused by the attach.)
+            if pins.dir.exists() {
+                loader::check_fits(&pins, wanted.max_sources, planned)?;
+            } else {
+                loader::check_new(&pins, index, wanted.max_sources, planned)?;
+            }
             planned += loader::table_bytes(wanted.max_sources);
         }
         todo.push((ic, pins, attached));

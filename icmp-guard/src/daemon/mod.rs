@@ -123,19 +123,19 @@ pub struct Served {
 /// has looked at every interface.
 const STARTING: &str = "the configuration is being applied";
 
-/// Seconds since the Unix epoch.
-/// An error about interface `iface` as a log line: its chain, after the name unless it names
-/// the interface already (a lock, a path or a map error may not), so every line of the
-/// service's log says which interface it is about.
+/// An error about interface `iface` as a log line: its chain, after the name unless the error
+/// names that interface already (a lock, a path or a map error does not), so every line of
+/// the service's log says which interface it is about.
 fn about(iface: &IfaceName, e: &Error) -> String {
     let text = crate::error::chain(e);
-    if text.contains(iface.as_str()) {
+    if e.iface() == Some(iface.as_str()) {
         text
     } else {
         format!("{iface}: {text}")
     }
 }
 
+/// Seconds since the Unix epoch.
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -903,28 +903,30 @@ impl Daemon {
 mod tests {
     use super::*;
 
-    /// Every error line names its interface once: after its name when the error does not.
+    /// Every error line names its interface once: after its name when the error is not about
+    /// it, even if the name appears in the text (a lock under `/run` for an interface `run`).
     #[test]
     fn an_error_line_names_its_interface_once() {
-        let iface: IfaceName = "eth0".parse().unwrap();
-        for (error, line) in [
+        let busy = || Error::Busy {
+            lock: "/run/icmp-guard/lock".into(),
+            bpffs: "/sys/fs/bpf".into(),
+            waited: Duration::from_secs(10),
+        };
+        let not_guarded = |iface: &str| Error::NotGuarded {
+            iface: iface.into(),
+            dir: "/sys/fs/bpf/icmp-guard/x".into(),
+        };
+        for (iface, error, line) in [
+            ("eth0", not_guarded("eth0"), "eth0 is not guarded"),
             (
-                Error::NotGuarded {
-                    iface: "eth0".into(),
-                    dir: "/sys/fs/bpf/icmp-guard/eth0".into(),
-                },
-                "eth0 is not guarded",
-            ),
-            (
-                Error::Busy {
-                    lock: "/run/icmp-guard/lock".into(),
-                    bpffs: "/sys/fs/bpf".into(),
-                    waited: Duration::from_secs(10),
-                },
+                "eth0",
+                busy(),
                 "eth0: another icmp-guard command has held the lock",
             ),
+            ("run", busy(), "run: another icmp-guard command"),
+            ("eth0", not_guarded("eth1"), "eth0: eth1 is not guarded"),
         ] {
-            let text = about(&iface, &error);
+            let text = about(&iface.parse().unwrap(), &error);
             assert!(text.starts_with(line), "{text}");
         }
     }

@@ -137,7 +137,7 @@ fn load(pins: &Pins, max_sources: u32) -> Result<Ebpf, Error> {
                 iface: pins.iface.as_str().to_owned(),
                 source: Box::new(e),
             },
-            e => Error::load(&pins.iface)(e),
+            e => Error::of_object_load(&pins.iface, e),
         })?;
     program(&mut ebpf)?
         .load()
@@ -175,7 +175,7 @@ pub fn check_new(pins: &Pins, ifindex: u32, max_sources: u32, besides: u64) -> R
 
 /// Refuses the loopback, and a table that would not fit in memory beside `besides` bytes of
 /// other new tables.
-fn check_fits(pins: &Pins, max_sources: u32, besides: u64) -> Result<(), Error> {
+pub fn check_fits(pins: &Pins, max_sources: u32, besides: u64) -> Result<(), Error> {
     let iface = pins.iface.as_str();
     if is_loopback(iface) {
         return Err(Error::Loopback {
@@ -646,10 +646,19 @@ fn table_fits(iface: &str, entries: u32, besides: u64) -> Result<(), Error> {
         return Ok(());
     }
     let per_entry = table_bytes(1 << 20) >> 20;
+    let fits =
+        u32::try_from((available / 2).saturating_sub(besides) / per_entry).unwrap_or(u32::MAX);
+    let fix = if fits >= crate::policy::knobs::MIN_SOURCES {
+        format!("choose at most {fits}, or give it more memory")
+    } else if besides > 0 {
+        "attach fewer of the file's interfaces at once (`attach --config FILE IFACE`), or give them smaller max_sources or more memory".to_owned()
+    } else {
+        "give it more memory: not even the smallest table fits".to_owned()
+    };
     Err(Error::TableTooLarge {
         iface: iface.to_owned(),
         wanted: entries,
-        needed_mib: needed >> 20,
+        needed_mib: needed.div_ceil(1 << 20),
         besides: if besides == 0 {
             String::new()
         } else {
@@ -660,8 +669,7 @@ fn table_fits(iface: &str, entries: u32, besides: u64) -> Result<(), Error> {
         },
         available_mib: available >> 20,
         within,
-        fits: u32::try_from((available / 2).saturating_sub(besides) / per_entry)
-            .unwrap_or(u32::MAX),
+        fix,
     })
 }
 

@@ -162,7 +162,7 @@ impl Program {
     pub fn load(config: &Config, allow: &[Cidr], deny: &[Cidr]) -> Result<Self, Error> {
         let mut ebpf = object::loader()
             .load(object::ICMP_GUARD)
-            .map_err(Error::load(TARGET))?;
+            .map_err(|e| Error::of_object_load(TARGET, e))?;
         let program: &mut Xdp = ebpf
             .program_mut(maps::PROGRAM)
             .ok_or_else(|| Error::Object(format!("program {} missing from it", maps::PROGRAM)))?
