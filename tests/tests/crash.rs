@@ -540,6 +540,17 @@ fn a_link_left_under_its_staging_name_is_shown_and_the_next_change_names_it() {
     let iface = lab.guarded_if.as_str();
     let pins = lab.pins(iface);
     std::fs::rename(pins.link(), pins.link_staging()).unwrap();
+    // While a command holds the lock, a folder it has not finished is its work in progress,
+    // not a leftover: not shown, and the text says why.
+    let held = icmp_guard::pinned::Lock::acquire(&lab.bpffs.path).unwrap();
+    assert_eq!(lab.status().unwrap(), serde_json::json!([]));
+    let text = lab.cli_ok(&["status"]).unwrap();
+    assert!(
+        text.contains("another icmp-guard command is changing the guards")
+            && !text.contains("cut short"),
+        "{text}"
+    );
+    drop(held);
     expect_cut_short(&lab, "staged", true, "staged");
     ok(&lab, &["set", iface, "--echo-rate", "7"]).unwrap();
     assert!(pins.link().exists() && !pins.link_staging().exists());

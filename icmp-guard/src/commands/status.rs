@@ -1,7 +1,10 @@
 //! `icmp-guard status`: every guard of this network namespace under the bpffs, and a mark for
 //! those of other namespaces (and legacy pins), which this namespace cannot see or act on.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use icmp_guard_common::maps;
 
@@ -11,7 +14,7 @@ use crate::{
     error::shown,
     kernel::{iface::ifindex, link, netlink, netns::Netns, privilege},
     pinned::{
-        Pins, bpffs,
+        Lock, Pins, bpffs,
         layout::{self, Found, Listing, Stage},
     },
     report::{Keep, Snapshot, text},
@@ -21,7 +24,19 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
     privilege::require("status", privilege::PINS)?;
     bpffs::require(bpffs_path)?;
     let here = Netns::current()?;
-    let Listing { found, unreadable } = layout::everywhere(bpffs_path)?;
+    // What a command cut short looks just like what a running command has not finished yet:
+    // it is shown only while no command holds the lock, which `status` then holds while it
+    // reads (one try, no wait). A lock it cannot take for another reason (an untrusted lock
+    // file) cannot tell it, and it shows them.
+    let lock = Lock::acquire_within(bpffs_path, Duration::ZERO);
+    let changing = matches!(lock, Err(Error::Busy { .. }));
+    let Listing {
+        mut found,
+        unreadable,
+    } = layout::everywhere(bpffs_path)?;
+    if changing {
+        found.retain(|f| f.stage == Stage::Guard);
+    }
     let (local, elsewhere): (Vec<Found>, Vec<Found>) =
         found.into_iter().partition(|f| f.netns == Some(here));
     let (guards, cut_short): (Vec<Found>, Vec<Found>) =
@@ -94,6 +109,13 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
     for (_, e) in &unreadable {
         println!("(not listed: {})", crate::error::chain(e));
     }
+    if changing {
+        println!(
+            "(another icmp-guard command is changing the guards under {} now: what it has not finished is not shown)",
+            shown(bpffs_path)
+        );
+    }
+    drop(lock);
     unreadable_error(&snapshots, &unreadable)
 }
 
