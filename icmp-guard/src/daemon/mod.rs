@@ -171,6 +171,10 @@ struct Daemon {
     /// check applies the file as soon as it can (`true`: with the start's upgrade of
     /// attached guards).
     pending: Option<bool>,
+    /// The last error of taking the command lock other than a wait that ran out (a lock
+    /// file or folder that cannot be trusted), so the check's retries of a put-off apply log
+    /// it once, not every second.
+    lock_failing: Option<String>,
     shared: Shared,
 }
 
@@ -199,6 +203,7 @@ impl Daemon {
             undetached: BTreeSet::new(),
             refused: BTreeSet::new(),
             pending: None,
+            lock_failing: None,
         }
     }
 
@@ -348,12 +353,26 @@ impl Daemon {
                 }
                 return false;
             }
-            // A lock file that cannot be trusted or opened: no wait cures that.
+            // A lock file that cannot be trusted or opened: no wait cures that. A put-off
+            // apply stays put off, and the check tries it again every second: said once.
             Err(e) => {
-                log::error!("{}", crate::error::chain(&e));
+                let problem = crate::error::chain(&e);
+                if self.lock_failing.as_ref() != Some(&problem) {
+                    log::error!("{problem}");
+                }
+                if self.pending.is_some()
+                    && let Ok(mut served) = self.shared.lock()
+                {
+                    served.unready = Some(format!(
+                        "{} waits for the command lock, which cannot be taken: {problem}",
+                        crate::error::shown(&self.cfg.path)
+                    ));
+                }
+                self.lock_failing = Some(problem);
                 return false;
             }
         };
+        self.lock_failing = None;
         self.pending = None;
         let mut ok = self.detach_dropped();
         let mut other_failures = !ok;
