@@ -1,10 +1,7 @@
 //! `icmp-guard status`: every guard of this network namespace under the bpffs, and a mark for
 //! those of other namespaces (and legacy pins), which this namespace cannot see or act on.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use icmp_guard_common::maps;
 
@@ -14,8 +11,9 @@ use crate::{
     error::shown,
     kernel::{iface::ifindex, link, netlink, netns::Netns, privilege},
     pinned::{
-        Lock, Pins, bpffs,
+        Pins, bpffs,
         layout::{self, Found, Listing, Stage},
+        lock::Quiet,
     },
     report::{Keep, Snapshot, text},
 };
@@ -24,29 +22,23 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
     privilege::require("status", privilege::PINS)?;
     bpffs::require(bpffs_path)?;
     let here = Netns::current()?;
-    // What a command cut short looks just like what a running command has not finished yet:
-    // it is shown only while no command holds the lock, which `status` then holds while it
-    // reads (one try, no wait). A lock it cannot take for another reason (an untrusted lock
-    // file) cannot tell it, and it shows them.
-    let lock = Lock::acquire_within(bpffs_path, Duration::ZERO);
-    let changing = matches!(lock, Err(Error::Busy { .. }));
-    let Listing {
-        mut found,
+    let Listed {
+        guards,
+        left,
         unreadable,
-    } = layout::everywhere(bpffs_path)?;
-    if changing {
-        found.retain(|f| f.stage == Stage::Guard);
-    }
+        lock,
+    } = listed(bpffs_path, here)?;
     let (local, elsewhere): (Vec<Found>, Vec<Found>) =
-        found.into_iter().partition(|f| f.netns == Some(here));
-    let (guards, cut_short): (Vec<Found>, Vec<Found>) =
-        local.into_iter().partition(|f| f.stage == Stage::Guard);
+        guards.into_iter().partition(|f| f.netns == Some(here));
+    let (left_here, left_elsewhere): (Vec<Left>, Vec<Left>) =
+        left.into_iter().partition(|l| l.found.netns == Some(here));
     // One guard that cannot be read (pins of another version, say) is one row saying why,
     // not a status of none.
-    let snapshots: Vec<(&Found, Result<Snapshot, Error>)> = guards
+    let snapshots: Vec<(&Found, Result<Snapshot, Error>)> = local
         .iter()
         .map(|f| (f, Snapshot::open(bpffs_path, &f.iface, Keep::Top(0))))
         .collect();
+    let lock_note = lock.note(bpffs_path);
     if args.json {
         let mut rows: Vec<serde_json::Value> = snapshots
             .iter()
@@ -59,10 +51,9 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             })
             .collect::<Result<_, _>>()
             .map_err(Error::Json)?;
-        rows.extend(cut_short.iter().map(|found| {
-            let left = Left::of(bpffs_path, here, found);
+        rows.extend(left_here.iter().map(|left| {
             serde_json::json!({
-                "interface": found.iface.as_str(),
+                "interface": left.found.iface.as_str(),
                 "netns": here.inode,
                 "health": { "state": "cut_short" },
                 "stage": left.stage_name(),
@@ -76,10 +67,11 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
                 |(dir, e)| serde_json::json!({ "pins": dir, "error": crate::error::chain(e) }),
             ),
         );
+        rows.extend(lock_note.map(|note| serde_json::json!({ "note": note })));
         println!("{}", serde_json::to_string(&rows).map_err(Error::Json)?);
         return unreadable_error(&snapshots, &unreadable);
     }
-    if snapshots.is_empty() && cut_short.is_empty() {
+    if snapshots.is_empty() && left_here.is_empty() {
         println!(
             "no interface is guarded in this network namespace ({here}; pins under {})",
             shown(here.dir_in(&layout::root(bpffs_path)))
@@ -95,28 +87,86 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
             ),
         }
     }
-    for found in &cut_short {
-        println!("{}", Left::of(bpffs_path, here, found).line());
+    for left in left_here.iter().chain(&left_elsewhere) {
+        println!("{}", left.line());
     }
     for found in &elsewhere {
-        let line = if found.stage == Stage::Guard {
-            elsewhere_line(bpffs_path, here, found)
-        } else {
-            Left::of(bpffs_path, here, found).line()
-        };
-        println!("{line}");
+        println!("{}", elsewhere_line(bpffs_path, here, found));
     }
     for (_, e) in &unreadable {
         println!("(not listed: {})", crate::error::chain(e));
     }
-    if changing {
-        println!(
-            "(another icmp-guard command is changing the guards under {} now: what it has not finished is not shown)",
-            shown(bpffs_path)
-        );
+    if let Some(note) = lock_note {
+        println!("({note})");
     }
-    drop(lock);
     unreadable_error(&snapshots, &unreadable)
+}
+
+/// The folders under the pin root, read in one go: the guards, what commands cut short left
+/// (unless a command may be running), the namespace folders that could not be read, and what
+/// the command lock said.
+struct Listed {
+    guards: Vec<Found>,
+    left: Vec<Left>,
+    unreadable: Vec<(PathBuf, Error)>,
+    lock: LockSaid,
+}
+
+/// What the command lock said while `status` read the folders.
+enum LockSaid {
+    /// No command held it: what looks cut short was.
+    Quiet,
+    /// A command held it (or started meanwhile): what looks cut short may be its work.
+    Changing,
+    /// It could not be told (why).
+    Unknown(String),
+}
+
+impl LockSaid {
+    /// The line (and JSON note) that says why what looks cut short is not shown, or may be a
+    /// command's work in progress.
+    fn note(&self, bpffs: &Path) -> Option<String> {
+        match self {
+            Self::Quiet => None,
+            Self::Changing => Some(format!(
+                "another icmp-guard command is changing the guards under {} now: what it has not finished is not shown",
+                shown(bpffs)
+            )),
+            Self::Unknown(why) => Some(format!(
+                "whether another icmp-guard command is changing the guards cannot be told ({why}): what looks cut short may be its work in progress"
+            )),
+        }
+    }
+}
+
+/// Reads the folders under the pin root holding the command lock shared, if no command holds
+/// it (taken without waiting, and creating nothing; see [`Quiet`]): a command cut short
+/// leaves what a running command has not finished yet, and only the lock tells them apart.
+/// The lock is let go before the guards are read.
+fn listed(bpffs: &Path, here: Netns) -> Result<Listed, Error> {
+    let quiet = Quiet::hold(bpffs);
+    let Listing { found, unreadable } = layout::everywhere(bpffs)?;
+    let (guards, others): (Vec<Found>, Vec<Found>) =
+        found.into_iter().partition(|f| f.stage == Stage::Guard);
+    let left: Vec<Left> = others
+        .into_iter()
+        .map(|found| Left::of(bpffs, here, found))
+        .collect();
+    let lock = match quiet {
+        Ok(Some(hold)) if hold.still(bpffs) => LockSaid::Quiet,
+        Ok(_) => LockSaid::Changing,
+        Err(e) => LockSaid::Unknown(crate::error::chain(&e)),
+    };
+    Ok(Listed {
+        guards,
+        left: if matches!(lock, LockSaid::Changing) {
+            Vec::new()
+        } else {
+            left
+        },
+        unreadable,
+        lock,
+    })
 }
 
 /// The error for guards, or namespace folders, that could not be read, naming the first
@@ -141,8 +191,8 @@ fn unreadable_error(
 /// What a command cut short left of a guard (a [`Found`] of any stage but a guard's): where,
 /// whether a link of it is still attached, and for an interrupted attach of this namespace,
 /// the program the interface runs now (which makes `attach` refuse to finish it).
-struct Left<'a> {
-    found: &'a Found,
+struct Left {
+    found: Found,
     /// This process's namespace.
     here: Netns,
     dir: PathBuf,
@@ -150,8 +200,8 @@ struct Left<'a> {
     running: Option<u32>,
 }
 
-impl<'a> Left<'a> {
-    fn of(bpffs: &Path, here: Netns, found: &'a Found) -> Self {
+impl Left {
+    fn of(bpffs: &Path, here: Netns, found: Found) -> Self {
         let pins = match found.netns {
             Some(netns) => Pins::in_netns(bpffs, netns, &found.iface),
             None => Pins::in_netns(bpffs, here, &found.iface).legacy(),

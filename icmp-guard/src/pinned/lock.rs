@@ -139,15 +139,76 @@ impl Lock {
     }
 }
 
+/// A shared hold on the lock of a bpffs, for a reader that must not take a running command's
+/// work for what a command cut short left (see [`Quiet::hold`]): while it lives, no command
+/// can take the lock. It creates nothing: no lock file means no command holds the lock.
+#[derive(Debug)]
+pub struct Quiet {
+    file: Option<File>,
+}
+
+impl Quiet {
+    /// A hold on the lock of the pins under `bpffs` if no command holds it (shared, and
+    /// without waiting), `None` if one does; an error when it cannot be told (a lock file or
+    /// folder that cannot be trusted, say). Where no lock file exists, nothing is held: a
+    /// command may start at once, so a reader asks [`Self::still`] when it is done.
+    pub fn hold(bpffs: &Path) -> Result<Option<Self>, Error> {
+        Self::hold_in(Path::new(RUN_DIR), bpffs)
+    }
+
+    /// The same with the lock folder `run_dir`.
+    fn hold_in(run_dir: &Path, bpffs: &Path) -> Result<Option<Self>, Error> {
+        if !private::check_dir(run_dir)? {
+            return Ok(Some(Self { file: None }));
+        }
+        let path = path_in(run_dir, bpffs);
+        // A holder unlinks the file as it lets go: a file opened just before that is no
+        // longer the lock. A few looks are enough; past them, say busy.
+        for _ in 0..4 {
+            let file = match open_checked(&path, false) {
+                Ok(file) => file,
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Some(Self { file: None }));
+                }
+                Err(e) => return Err(e),
+            };
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0 {
+                let err = std::io::Error::last_os_error();
+                if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                    return Ok(None);
+                }
+                return Err(Error::io("locking", &path)(err));
+            }
+            if same_file(&file, &path) {
+                return Ok(Some(Self { file: Some(file) }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether no command holds the lock now either: for a reader that held nothing (no lock
+    /// file), a command that started while it read may have been half way.
+    #[must_use]
+    pub fn still(&self, bpffs: &Path) -> bool {
+        self.file.is_some() || matches!(Self::hold(bpffs), Ok(Some(_)))
+    }
+}
+
 /// Opens (creating it mode 0600 if needed) a lock file of root's that no one else can open;
 /// one that is a link, not a regular file, another user's, or open to others is refused,
 /// naming the fix.
 pub(super) fn open_trusted(path: &Path) -> Result<File, Error> {
+    open_checked(path, true)
+}
+
+/// [`open_trusted`], creating the file only if `create` (and then for writing).
+fn open_checked(path: &Path, create: bool) -> Result<File, Error> {
     let path = path.to_path_buf();
     let file = OpenOptions::new()
         .read(true)
-        .write(true)
-        .create(true)
+        .write(create)
+        .create(create)
         .truncate(false)
         .mode(FILE_MODE)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -279,6 +340,43 @@ mod tests {
         let err = Lock::acquire_in(&run, &link, Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err, Error::Busy { .. }), "{err}");
         drop(second);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// (what is there, whether a reader gets a hold): a reader's shared hold creates nothing,
+    /// is refused while a command holds the lock, and keeps a command from taking it while
+    /// it lives; a lock file others could open cannot tell anything.
+    #[test]
+    fn a_reader_holds_the_lock_shared_only_when_no_command_does() {
+        let base = scratch("quiet");
+        let (run, bpffs) = (base.join("run"), base.join("bpffs"));
+        std::fs::create_dir(&bpffs).unwrap();
+        let file = path_in(&run, &bpffs);
+        // No folder, then no file: free, and nothing made.
+        assert!(Quiet::hold_in(&run, &bpffs).unwrap().is_some());
+        assert!(!run.exists());
+        private::make_dir(&run).unwrap();
+        assert!(Quiet::hold_in(&run, &bpffs).unwrap().is_some());
+        assert!(!file.exists());
+        // A command holds it: busy.
+        let command = Lock::acquire_in(&run, &bpffs, Duration::ZERO).unwrap();
+        assert!(Quiet::hold_in(&run, &bpffs).unwrap().is_none());
+        drop(command);
+        // A file left by a holder that died (no one holds it): held shared, which keeps a
+        // command out until the reader lets go; two readers share it.
+        std::fs::write(&file, b"").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let reader = Quiet::hold_in(&run, &bpffs).unwrap().unwrap();
+        assert!(Quiet::hold_in(&run, &bpffs).unwrap().is_some());
+        let err = Lock::acquire_in(&run, &bpffs, Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        drop(reader);
+        drop(Lock::acquire_in(&run, &bpffs, Duration::ZERO).unwrap());
+        // Open to others: it cannot be told.
+        std::fs::write(&file, b"").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Quiet::hold_in(&run, &bpffs).unwrap_err();
+        assert!(matches!(err, Error::Untrusted { .. }), "{err}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 
