@@ -1052,3 +1052,54 @@ fn a_file_refused_for_one_interface_leaves_none_attached() {
         );
     }
 }
+
+/// An interrupted attach (maps, no link) on an interface that runs another program since is
+/// refused before the file attaches anything, as `attach` alone refuses it.
+#[test]
+fn a_file_with_an_interrupted_attach_beside_another_program_attaches_nothing() {
+    let lab = Lab::new().unwrap();
+    let first = lab.guarded_if.clone();
+    let second = unique('b');
+    ip(&[
+        "-n",
+        &lab.guarded.name,
+        "link",
+        "add",
+        &second,
+        "type",
+        "bridge",
+    ])
+    .unwrap();
+    ip(&["-n", &lab.guarded.name, "link", "set", &second, "up"]).unwrap();
+    lab.cli_ok(&["attach", &second, "--mode", "generic"])
+        .unwrap();
+    std::fs::remove_file(lab.pins(&second).link()).unwrap();
+    icmp_guard_tests::lab::eventually(5, "the guard detaches", || !lab.guarded.has_xdp(&second))
+        .unwrap();
+    let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
+    let out = lab
+        .cli_command(&other.path, &["attach", &second, "--mode", "generic"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let file = lab.scratch.file("two.toml");
+    std::fs::write(
+        &file,
+        format!("[[interface]]\nname = \"{first}\"\n[[interface]]\nname = \"{second}\"\nmode = \"generic\"\n"),
+    )
+    .unwrap();
+    let out = lab
+        .cli(&["attach", "--config", file.to_str().unwrap()])
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds pins but no link"), "{err}");
+    assert!(!err.contains(&first), "nothing done to {first}: {err}");
+    assert!(!lab.guarded_has_xdp() && !lab.pin_dir(&first).exists());
+    lab.cli_ok(&["clean", &second]).unwrap();
+    let out = lab
+        .cli_command(&other.path, &["detach", &second])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}

@@ -184,7 +184,11 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         } else if pins.dir.exists()
             && let Ok(capacity) = loader::pinned_capacity(&pins)
         {
-            // An interrupted attach is finished with the table it made.
+            // An interrupted attach is finished with the table it made, unless the interface
+            // runs another program since.
+            if !pins.exist() {
+                loader::interrupted(&pins, index)?;
+            }
             let current = Config {
                 max_sources: capacity,
                 ..wanted
@@ -192,8 +196,9 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             policy::check_fixed(&ic.name, &current, &wanted)?;
         } else if !pins.exist() {
             // A new guard, or an interrupted attach that made no table: the table is made
-            // here. (A program on an interrupted attach's interface is refused by the attach.)
+            // here.
             if pins.dir.exists() {
+                loader::interrupted(&pins, index)?;
                 loader::check_fits(&pins, wanted.max_sources, planned)?;
             } else {
                 loader::check_new(&pins, index, wanted.max_sources, planned)?;

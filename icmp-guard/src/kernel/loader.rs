@@ -252,7 +252,8 @@ pub fn attach(
 /// Pins without a link: an attach interrupted before it pinned the link (the kernel
 /// detached the program when the process died). Finished only when nothing is attached to
 /// the interface and every map pinned fits this version; otherwise `clean` is the way.
-fn interrupted(pins: &Pins, ifindex: u32) -> Result<(), Error> {
+/// `attach --config` runs it for every such interface of the file before it attaches any.
+pub fn interrupted(pins: &Pins, ifindex: u32) -> Result<(), Error> {
     let refuse = |why: String| Error::Stale {
         iface: pins.iface.as_str().to_owned(),
         why,
