@@ -357,7 +357,8 @@ impl Daemon {
             // apply stays put off, and the check tries it again every second: said once.
             Err(e) => {
                 let problem = crate::error::chain(&e);
-                if self.lock_failing.as_ref() != Some(&problem) {
+                // Every start and reload says it; the check's retries only when it changed.
+                if !wait.is_zero() || self.lock_failing.as_ref() != Some(&problem) {
                     log::error!("{problem}");
                 }
                 if self.pending.is_some()
