@@ -528,6 +528,17 @@ impl Lab {
         Ok(())
     }
 
+    /// Adds a bridge of a new name to the guarded namespace, up, and returns its name: a
+    /// second interface for a config file, one whose driver has no native XDP. Removed with
+    /// the namespace.
+    pub fn add_bridge(&self) -> Result<String> {
+        let name = unique('b');
+        let ns = self.guarded.name.as_str();
+        ip(&["-n", ns, "link", "add", &name, "type", "bridge"])?;
+        ip(&["-n", ns, "link", "set", &name, "up"])?;
+        Ok(name)
+    }
+
     /// Deletes the link and creates it again under the same names: the guarded interface
     /// comes back with a new ifindex.
     pub fn recreate_link(&self) -> Result<()> {

@@ -404,18 +404,7 @@ fn a_table_beyond_the_memory_cgroup_s_room_is_refused_naming_it() {
 fn a_file_s_new_tables_are_weighed_together() {
     let lab = Lab::new().unwrap();
     let first = lab.guarded_if.clone();
-    let second = unique('b');
-    ip(&[
-        "-n",
-        &lab.guarded.name,
-        "link",
-        "add",
-        &second,
-        "type",
-        "bridge",
-    ])
-    .unwrap();
-    ip(&["-n", &lab.guarded.name, "link", "set", &second, "up"]).unwrap();
+    let second = lab.add_bridge().unwrap();
     // About 22 MiB each: one fits in half of a 64 MiB cgroup's room, two do not.
     let file = lab.scratch.file("two.toml");
     let entry = |name: &str| {
@@ -1027,19 +1016,7 @@ fn a_file_refused_for_one_interface_leaves_none_attached() {
                 .unwrap();
             assert!(out.status.success(), "{}", stderr_of(&out));
         }
-        let file = lab.scratch.file(&format!("{second}.toml"));
-        std::fs::write(
-            &file,
-            format!(
-                "[[interface]]\nname = \"{first}\"\n[[interface]]\nname = \"{second}\"\nmode = \"{mode}\"\n"
-            ),
-        )
-        .unwrap();
-        let out = lab
-            .cli(&["attach", "--config", file.to_str().unwrap()])
-            .unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(1), "{second}: {err}");
+        let err = refused_file_of_two(&lab, &first, second, mode);
         assert!(err.contains(refusal), "{second}: {err}");
         match undone {
             Some(undone) => assert!(err.contains(&format!("{first}: {undone}")), "{err}"),
@@ -1053,24 +1030,32 @@ fn a_file_refused_for_one_interface_leaves_none_attached() {
     }
 }
 
+/// Runs `attach --config` of a file naming `first`, then `second` in `mode`, expects it to
+/// fail, and returns what it said.
+fn refused_file_of_two(lab: &Lab, first: &str, second: &str, mode: &str) -> String {
+    let file = lab.scratch.file(&format!("{second}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "[[interface]]\nname = \"{first}\"\n[[interface]]\nname = \"{second}\"\nmode = \"{mode}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = lab
+        .cli(&["attach", "--config", file.to_str().unwrap()])
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{second}: {err}");
+    err
+}
+
 /// An interrupted attach (maps, no link) on an interface that runs another program since is
 /// refused before the file attaches anything, as `attach` alone refuses it.
 #[test]
 fn a_file_with_an_interrupted_attach_beside_another_program_attaches_nothing() {
     let lab = Lab::new().unwrap();
     let first = lab.guarded_if.clone();
-    let second = unique('b');
-    ip(&[
-        "-n",
-        &lab.guarded.name,
-        "link",
-        "add",
-        &second,
-        "type",
-        "bridge",
-    ])
-    .unwrap();
-    ip(&["-n", &lab.guarded.name, "link", "set", &second, "up"]).unwrap();
+    let second = lab.add_bridge().unwrap();
     lab.cli_ok(&["attach", &second, "--mode", "generic"])
         .unwrap();
     std::fs::remove_file(lab.pins(&second).link()).unwrap();
@@ -1082,17 +1067,7 @@ fn a_file_with_an_interrupted_attach_beside_another_program_attaches_nothing() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let file = lab.scratch.file("two.toml");
-    std::fs::write(
-        &file,
-        format!("[[interface]]\nname = \"{first}\"\n[[interface]]\nname = \"{second}\"\nmode = \"generic\"\n"),
-    )
-    .unwrap();
-    let out = lab
-        .cli(&["attach", "--config", file.to_str().unwrap()])
-        .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = refused_file_of_two(&lab, &first, &second, "generic");
     assert!(err.contains("holds pins but no link"), "{err}");
     assert!(!err.contains(&first), "nothing done to {first}: {err}");
     assert!(!lab.guarded_has_xdp() && !lab.pin_dir(&first).exists());
