@@ -67,8 +67,11 @@ pub fn run(bpffs_path: &Path, args: &StatusArgs) -> Result<(), Error> {
                 |(dir, e)| serde_json::json!({ "pins": dir, "error": crate::error::chain(e) }),
             ),
         );
-        rows.extend(lock_note.map(|note| serde_json::json!({ "note": note })));
         println!("{}", serde_json::to_string(&rows).map_err(Error::Json)?);
+        // On stderr: the rows stay one per interface (or folder) for scripts that count them.
+        if let Some(note) = lock_note {
+            eprintln!("icmp-guard: warning: {note}");
+        }
         return unreadable_error(&snapshots, &unreadable);
     }
     if snapshots.is_empty() && left_here.is_empty() {
@@ -123,8 +126,8 @@ enum LockSaid {
 }
 
 impl LockSaid {
-    /// The line (and JSON note) that says why what looks cut short is not shown, or may be a
-    /// command's work in progress.
+    /// The line (on stderr with `--json`) that says why what looks cut short is not shown,
+    /// or may be a command's work in progress.
     fn note(&self, bpffs: &Path) -> Option<String> {
         match self {
             Self::Quiet => None,
@@ -245,7 +248,7 @@ impl Left {
         let dir = shown(&self.dir);
         let what = match self.found.stage {
             Stage::Staged => format!(
-                "an attach of {iface} stopped after it pinned its link under a temporary name at {dir}; {}; the next command that changes {iface} (`set`, `allow`/`deny add` or `del`, `detach`, `clean`) names the pin, and `status` shows the guard again",
+                "an attach of {iface} stopped after it pinned its link under a temporary name at {dir}; {}; the next `set`, `allow`/`deny add` or `del` of {iface} names the pin, and `status` shows the guard again (`detach` or `clean` removes it)",
                 if self.attached {
                     "the guard is attached and enforces"
                 } else {
