@@ -539,6 +539,27 @@ impl Lab {
         Ok(name)
     }
 
+    /// Leaves `iface` (of the guarded namespace) as an attach cut short beside another
+    /// program: attached in `mode`, its link's pin removed (so its maps are left and the
+    /// kernel detaches it), then another icmp-guard attached to it in generic mode under a
+    /// bpffs of its own, which is returned for the caller to detach from.
+    pub fn interrupted_beside_another(&self, iface: &str, mode: &str) -> Result<Bpffs> {
+        let out = self.cli(&["attach", iface, "--mode", mode])?;
+        ensure!(out.status.success(), "attach: {}", stderr_of(&out));
+        std::fs::remove_file(self.pins(iface).link())?;
+        eventually(5, "the guard detaches", || !self.guarded.has_xdp(iface))?;
+        let other = Bpffs::new()?;
+        let out = self
+            .cli_command(&other.path, &["attach", iface, "--mode", "generic"])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "the other attach: {}",
+            stderr_of(&out)
+        );
+        Ok(other)
+    }
+
     /// Deletes the link and creates it again under the same names: the guarded interface
     /// comes back with a new ifindex.
     pub fn recreate_link(&self) -> Result<()> {

@@ -570,17 +570,7 @@ fn a_link_left_under_its_staging_name_is_shown_and_the_next_change_names_it() {
 fn an_interrupted_attach_beside_another_program_points_to_clean() {
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.as_str();
-    lab.cli_ok(&["attach", iface]).unwrap();
-    let pins = lab.pins(iface);
-    // The link's pin gone (the kernel detaches the program a moment later), its maps left.
-    std::fs::remove_file(pins.link()).unwrap();
-    eventually(5, "the guard detaches", || !lab.guarded_has_xdp()).unwrap();
-    let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
-    let out = lab
-        .cli_command(&other.path, &["attach", iface, "--mode", "generic"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let other = lab.interrupted_beside_another(iface, "auto").unwrap();
     expect_cut_short(&lab, "interrupted", false, "beside another program");
     let text = lab.cli_ok(&["status"]).unwrap();
     assert!(

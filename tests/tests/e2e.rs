@@ -1056,17 +1056,7 @@ fn a_file_with_an_interrupted_attach_beside_another_program_attaches_nothing() {
     let lab = Lab::new().unwrap();
     let first = lab.guarded_if.clone();
     let second = lab.add_bridge().unwrap();
-    lab.cli_ok(&["attach", &second, "--mode", "generic"])
-        .unwrap();
-    std::fs::remove_file(lab.pins(&second).link()).unwrap();
-    icmp_guard_tests::lab::eventually(5, "the guard detaches", || !lab.guarded.has_xdp(&second))
-        .unwrap();
-    let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
-    let out = lab
-        .cli_command(&other.path, &["attach", &second, "--mode", "generic"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let other = lab.interrupted_beside_another(&second, "generic").unwrap();
     let err = refused_file_of_two(&lab, &first, &second, "generic");
     assert!(err.contains("holds pins but no link"), "{err}");
     assert!(!err.contains(&first), "nothing done to {first}: {err}");
