@@ -181,7 +181,8 @@ pub struct CaptureArgs {
     #[arg(value_name = "IFACE")]
     pub iface: IfaceName,
 
-    /// pcapng file to write, or - for stdout. Example: -w drops.pcapng
+    /// pcapng file to write, or - for stdout; a FIFO is waited for until it has a reader.
+    /// Example: -w drops.pcapng
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub file: PathBuf,
 

@@ -300,6 +300,54 @@ fn a_capture_to_stdout_pipes_into_tcpdump() {
     assert_eq!(lines.len(), 20, "{lines:?}");
 }
 
+/// (what, whether a reader opens the FIFO before the stop signal): a capture into a FIFO
+/// that nobody reads yet waits for a reader and says so; a stop signal ends the wait, where
+/// `open(2)` would wait through it, and the capture exits 0 with nothing written and the flag
+/// clear; a reader that comes gets the frames.
+#[test]
+fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
+    let cases = [("no reader ever", false), ("a reader comes", true)];
+    for (what, reader_comes) in cases {
+        let lab = guarded_lab();
+        let fifo = lab.scratch.file("capture.fifo");
+        let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "{what}");
+        let fifo_arg = fifo.to_str().unwrap();
+        let mut capture = Reaped(Some(start_capture(
+            &lab,
+            &["-w", fifo_arg, "--rate", "10000"],
+            Stdio::null(),
+        )));
+        // Long enough for the capture to find no reader and say so.
+        std::thread::sleep(Duration::from_millis(500));
+        let reader = reader_comes.then(|| {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo))
+        });
+        if reader_comes {
+            flood_until_done(&lab, capture.child(), 2).unwrap();
+        }
+        capture.signal(libc::SIGTERM);
+        let err = finish(&lab, capture.0.take().unwrap());
+        assert!(err.contains("waiting for a reader"), "{what}: {err}");
+        if let Some(reader) = reader {
+            let bytes = reader.join().unwrap().unwrap();
+            let file = lab.scratch.file("from-fifo.pcapng");
+            std::fs::write(&file, bytes).unwrap();
+            let frames = tcpdump(file.to_str().unwrap()).unwrap();
+            assert!(!frames.is_empty(), "{what}: {err}");
+            assert!(err.contains("stopped: signal"), "{what}: {err}");
+        } else {
+            assert!(
+                err.contains(": 0 captured,")
+                    && err.contains("stopped: signal (before the output had a reader"),
+                "{what}: {err}"
+            );
+        }
+    }
+}
+
 /// A reader that stops reading (`| tcpdump -c 10 -nr -`, `| head`) stops the capture
 /// cleanly under a flood, however much was buffered when the pipe closed.
 #[test]

@@ -442,8 +442,48 @@ impl Session {
         let iface = self.guard.pins.iface.as_str().to_owned();
         let out = io::BufWriter::new(Stoppable::new(out, &SIGNALS));
         let result = self.read_loop(out, target, &iface);
-        // Written, and the writer dropped: the ticks a stop signal started have done their
-        // work.
+        self.end(result)
+    }
+
+    /// [`run`](Self::run) into the output `open` gives, once it gives one: `None` while the
+    /// output cannot be opened yet (a FIFO that nobody reads), asked again every
+    /// [`OUTPUT_POLL`] while the lease is renewed. A stop signal or another capture taking
+    /// over meanwhile ends the capture with nothing written: a FIFO's `open(2)` would wait for
+    /// a reader through every signal, as the standard library retries it.
+    pub fn run_when_open<W: Write>(
+        mut self,
+        target: &Path,
+        mut open: impl FnMut() -> Result<Option<W>, Error>,
+    ) -> Result<Summary, Error> {
+        let mut renewed = Instant::now();
+        let stopped = loop {
+            if let Some(out) = open()? {
+                return self.run(out, target);
+            }
+            if SIGNALS.load(Ordering::SeqCst) > 0 {
+                break NO_READER;
+            }
+            if !self.lease.ours() {
+                break TAKEN_OVER;
+            }
+            if renewed.elapsed() >= Duration::from_nanos(capture::LEASE_RENEW_NS) {
+                if !self.lease.renew() {
+                    break TAKEN_OVER;
+                }
+                renewed = Instant::now();
+            }
+            std::thread::sleep(OUTPUT_POLL);
+        };
+        self.end(Ok(Summary {
+            stopped,
+            ..Summary::default()
+        }))
+    }
+
+    /// Ends the capture that `result` summarises: the ticks a stop signal started have done
+    /// their work (everything is written and the writer dropped), the lease ends and the
+    /// program is disarmed, and the summary gets the final counters.
+    fn end(&mut self, result: Result<Summary, Error>) -> Result<Summary, Error> {
         stop_ticking();
         let finished = self.finish();
         let mut summary = result?;
@@ -594,6 +634,10 @@ impl Session {
 }
 
 const OUTPUT_CLOSED: &str = "output closed";
+/// Why a capture stops when a signal came before its output could be opened.
+const NO_READER: &str = "signal (before the output had a reader: nothing written)";
+/// How often [`Session::run_when_open`] tries to open the output again.
+const OUTPUT_POLL: Duration = Duration::from_millis(100);
 /// Why a capture stops when a signal interrupted a write its reader did not take.
 const SIGNAL_BLOCKED: &str =
     "signal (while the output was blocked: its last frame may be cut short)";

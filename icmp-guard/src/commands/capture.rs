@@ -6,6 +6,7 @@ use crate::{
     Error,
     capture::{Session, Settings},
     cli::CaptureArgs,
+    error::shown,
     kernel::privilege,
     pinned::Pins,
 };
@@ -27,16 +28,27 @@ pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
     // Unbuffered: `run` buffers above its check for a stop signal. Standard output is
     // written through a copy of its descriptor, past std's line buffer, which would retry a
     // write a signal interrupted (and block again on a reader that stopped reading).
-    let out = if args.file.as_os_str() == "-" {
-        io::stdout()
+    let summary = if args.file.as_os_str() == "-" {
+        let out = io::stdout()
             .as_fd()
             .try_clone_to_owned()
             .map(File::from)
-            .map_err(Error::io("writing the capture", &args.file))?
+            .map_err(Error::io("writing the capture", &args.file))?;
+        session.run(out, &args.file)?
     } else {
-        create(&args.file)?
+        let mut said = false;
+        session.run_when_open(&args.file, || {
+            let file = create(&args.file)?;
+            if file.is_none() && !std::mem::replace(&mut said, true) {
+                eprintln!(
+                    "icmp-guard capture {}: {} is a FIFO nobody reads yet; waiting for a reader (Ctrl-C stops)",
+                    args.iface,
+                    shown(&args.file)
+                );
+            }
+            Ok(file)
+        })?
     };
-    let summary = session.run(out, &args.file)?;
     eprintln!("{}", summary.render(&args.iface));
     Ok(())
 }
@@ -45,25 +57,51 @@ pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
 /// link someone else left in a shared folder such as `/tmp` would have the capture
 /// overwrite whatever it points to. A new file is created with mode 0600, for root's eyes
 /// only: it holds frames of the host's traffic. A file that exists keeps its mode.
-fn create(path: &Path) -> Result<File, Error> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
+///
+/// `None` for a FIFO that nobody reads yet: opened without waiting (`O_NONBLOCK`, which
+/// `ENXIO` refuses then), so the caller can wait for a reader and still stop on a signal.
+/// The file is written blocking: the flag is cleared once it is open.
+fn create(path: &Path) -> Result<Option<File>, Error> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let opened = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                Error::Untrusted {
-                    path: path.to_owned(),
-                    problem: "is a symbolic link".into(),
-                    fix: "give the path of the file itself (capture never writes through a link)"
-                        .into(),
-                }
-            } else {
-                Error::io("creating the capture file", path)(e)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match opened {
+        Ok(file) => blocking(&file)
+            .map(|()| Some(file))
+            .map_err(Error::io("opening the capture file", path)),
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENXIO)
+                && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(if e.raw_os_error() == Some(libc::ELOOP) {
+            Error::Untrusted {
+                path: path.to_owned(),
+                problem: "is a symbolic link".into(),
+                fix: "give the path of the file itself (capture never writes through a link)"
+                    .into(),
             }
-        })
+        } else {
+            Error::io("creating the capture file", path)(e)
+        }),
+    }
+}
+
+/// Clears `O_NONBLOCK` on `file`.
+fn blocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `file` owns; F_GETFL takes no argument.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above; F_SETFL takes the flags as an int.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
