@@ -1,8 +1,9 @@
 //! The cases of the live table and how each is measured.
 //!
 //! Every round floods each case with the same number of frames: a bare `XDP_DROP` on the
-//! receiver, and one that reads two bytes of each frame; icmp-guard with its default limits
-//! against one source; icmp-guard against a spoofed flood (a new source per frame) into a full
+//! receiver, and one that reads two bytes of each frame; the floor of a per-source meter
+//! (`xdp_floor`) and icmp-guard, both with icmp-guard's default limits, against one source;
+//! icmp-guard against a spoofed flood (a new source per frame) into a full
 //! source table; and, without XDP, an nftables per-source meter with icmp-guard's echo limits.
 //! The sender writes every frame before it leaves, as a NIC writes each frame it receives; two
 //! more cases repeat the reading `XDP_DROP` and icmp-guard's single source with frames it
@@ -20,10 +21,12 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use aya::sys::{Stats, enable_stats};
+use icmp_guard::kernel::clock_tick_ns;
+use icmp_guard_common::Config;
 
 use super::{
     generator::{Frames, Generator, Sent, Until},
-    receiver::{NftMeter, Receiver, Snapshot, XdpDrop},
+    receiver::{NftMeter, Receiver, Snapshot, XdpProgram},
 };
 use crate::{
     lab::{CLIENT_ADDR, GUARDED_ADDR, Lab, ip, ping_summary},
@@ -68,6 +71,11 @@ pub enum Case {
     /// `XDP_DROP` after reading the ethertype and the IPv4 protocol: what touching the frame
     /// costs, the floor of any program that parses.
     XdpReadDrop,
+    /// The floor of any per-source meter whose quotas hold over all CPUs (`xdp_floor`, the
+    /// program table's last floor row), with icmp-guard's default echo and global limits, a
+    /// flood from one source: it parses only an untagged IPv4 echo, looks the source up in a
+    /// shared LRU hash and charges its bucket, and counts the drop in its entry.
+    FloorSingle,
     /// icmp-guard with default limits, a flood from one source.
     GuardSingle,
     /// icmp-guard with default limits, a new source per frame, the source table full.
@@ -81,9 +89,10 @@ pub enum Case {
 }
 
 impl Case {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::XdpDrop,
         Self::XdpReadDrop,
+        Self::FloorSingle,
         Self::GuardSingle,
         Self::GuardSpoofed,
         Self::Nft,
@@ -96,6 +105,7 @@ impl Case {
         match self {
             Self::XdpDrop => "bare XDP_DROP",
             Self::XdpReadDrop => "XDP_DROP, reads frame",
+            Self::FloorSingle => "floor, 1 source",
             Self::GuardSingle => "icmp-guard, 1 source",
             Self::GuardSpoofed => "icmp-guard, spoofed",
             Self::Nft => "nftables meter",
@@ -110,6 +120,7 @@ impl Case {
         match self {
             Self::XdpDrop => "xdp_drop",
             Self::XdpReadDrop => "xdp_read_drop",
+            Self::FloorSingle => "floor_single_source",
             Self::GuardSingle => "guard_single_source",
             Self::GuardSpoofed => "guard_spoofed",
             Self::Nft => "nftables_meter",
@@ -125,7 +136,11 @@ impl Case {
         match self {
             Self::GuardSpoofed => Frames::Spoofed,
             Self::XdpReadDropWarm | Self::GuardSingleWarm => Frames::Warm,
-            Self::XdpDrop | Self::XdpReadDrop | Self::GuardSingle | Self::Nft => Frames::Written,
+            Self::XdpDrop
+            | Self::XdpReadDrop
+            | Self::FloorSingle
+            | Self::GuardSingle
+            | Self::Nft => Frames::Written,
         }
     }
 }
@@ -295,21 +310,34 @@ pub fn run(stop: &AtomicBool) -> Result<Live> {
     let mut cases: Vec<(Case, Vec<Measured>)> = Case::ALL.iter().map(|c| (*c, vec![])).collect();
     let mut fills = Vec::with_capacity(ROUNDS);
     let mut echo_limit = None;
+    // icmp-guard's default limits as its attach writes them, for the floor.
+    let defaults = Config::with_defaults()
+        .derive(clock_tick_ns())
+        .context("icmp-guard's default limits")?;
     for _ in 0..ROUNDS {
         for (case, rounds) in &mut cases {
             let frames = case.frames();
             let measured = match case {
                 Case::XdpDrop => {
-                    let _drop = XdpDrop::attach(&bench.rx, XdpDrop::BARE)?;
+                    let _drop = XdpProgram::drop(&bench.rx, XdpProgram::BARE)?;
                     bench.measure(frames)?
                 }
                 Case::XdpReadDrop | Case::XdpReadDropWarm => {
-                    let _drop = XdpDrop::attach(&bench.rx, XdpDrop::READS)?;
+                    let _drop = XdpProgram::drop(&bench.rx, XdpProgram::READS)?;
+                    bench.measure(frames)?
+                }
+                Case::FloorSingle => {
+                    let _floor = XdpProgram::floor(&bench.rx, defaults.echo, defaults.global)?;
                     bench.measure(frames)?
                 }
                 Case::GuardSingle | Case::GuardSingleWarm => {
                     bench.attach_guard()?;
-                    echo_limit = Some(bench.echo_limit()?);
+                    let limit = bench.echo_limit()?;
+                    ensure!(
+                        limit == (defaults.echo.rate, defaults.echo.burst),
+                        "icmp-guard attached with the echo limit {limit:?}, not its default, which the floor meters with"
+                    );
+                    echo_limit = Some(limit);
                     let measured = bench.measure(frames);
                     bench.detach_guard()?;
                     measured?

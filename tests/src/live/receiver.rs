@@ -16,9 +16,13 @@ use aya::{
     programs::{Xdp, XdpMode, loaded_programs},
 };
 use icmp_guard::kernel::object;
+use icmp_guard_common::Limit;
 
 use super::RECEIVER_CPU;
-use crate::lab::{Netns, enter_netns, eventually, ip, pin_task_to, run};
+use crate::{
+    harness::{load_floor, load_programs},
+    lab::{Netns, enter_netns, eventually, ip, pin_task_to, run},
+};
 
 /// The NAPI thread's real-time priority (`chrt -f 50`, what threaded-NAPI tuning guides use).
 const NAPI_PRIORITY: i32 = 50;
@@ -224,29 +228,49 @@ fn prog_runs(id: u32) -> Result<ProgRuns> {
     bail!("program {id} is not loaded")
 }
 
-/// A bare `XDP_DROP` program attached (native) to the receiver; detached on drop.
-pub struct XdpDrop {
+/// One of the bench's XDP programs attached (native) to the receiver: the `XDP_DROP`
+/// baselines or the floor; detached on drop.
+pub struct XdpProgram {
     _ebpf: Ebpf,
 }
 
-impl XdpDrop {
+impl XdpProgram {
     /// The program that drops without reading the frame.
     pub const BARE: &'static str = "xdp_drop";
     /// The program that reads the ethertype and the IPv4 protocol, then drops.
     pub const READS: &'static str = "xdp_read_drop";
+    /// The floor that meters each source ([`crate::harness::load_floor`]).
+    pub const FLOOR: &'static str = "xdp_floor";
 
-    /// Attaches `program` (one of the above) from the `xdp-drop` object.
-    pub fn attach(rx: &Receiver, program: &'static str) -> Result<Self> {
+    /// Attaches `program` (one of the two `XDP_DROP`s) from the `xdp-drop` object.
+    pub fn drop(rx: &Receiver, program: &'static str) -> Result<Self> {
+        Self::attach(rx, program, move || {
+            load_programs(Ebpf::load(object::XDP_DROP)?, &[program])
+        })
+    }
+
+    /// Attaches the floor that meters each source with `echo` and takes tokens of `global`.
+    pub fn floor(rx: &Receiver, echo: Limit, global: Limit) -> Result<Self> {
+        Self::attach(rx, Self::FLOOR, move || {
+            load_floor(&[Self::FLOOR], echo, global)
+        })
+    }
+
+    /// Attaches `program` of the object `load` returns, its programs loaded.
+    fn attach(
+        rx: &Receiver,
+        program: &'static str,
+        load: impl FnOnce() -> Result<Ebpf> + Send + 'static,
+    ) -> Result<Self> {
         let (ns, iface) = (rx.ns.name.clone(), rx.iface.to_owned());
         // The interface name resolves in the attaching thread's namespace: a thread of its own.
         let ebpf = std::thread::spawn(move || -> Result<Ebpf> {
             enter_netns(&ns)?;
-            let mut ebpf = Ebpf::load(object::XDP_DROP)?;
+            let mut ebpf = load()?;
             let prog: &mut Xdp = ebpf
                 .program_mut(program)
                 .with_context(|| format!("{program} in the object"))?
                 .try_into()?;
-            prog.load()?;
             prog.attach(&iface, XdpMode::Driver)
                 .with_context(|| format!("attaching {program} to {iface} (native)"))?;
             Ok(ebpf)

@@ -99,17 +99,7 @@ impl<'a> Summary<'a> {
             .iter()
             .map(|(case, rounds)| (*case, Medians::of(rounds)))
             .collect();
-        // The rounds are interleaved (each round runs every case once, in turn), so a target is
-        // judged on the median of the rounds' own ratios, not on a ratio of two medians taken
-        // from different rounds.
-        let ratio = |a: Case, b: Case, f: fn(&Measured) -> f64| {
-            median(
-                live.rounds(a)
-                    .iter()
-                    .zip(live.rounds(b))
-                    .map(|(a, b)| f(a) / f(b)),
-            )
-        };
+        let ratio = |a, b, f| round_ratio(live, a, b, f);
         let prog_ns = |m: &Measured| m.prog_ns().unwrap_or(f64::NAN);
         let monitor = &live.monitor;
         let targets = vec![
@@ -149,6 +139,11 @@ impl<'a> Summary<'a> {
         }
     }
 
+    /// The median of the rounds' own ratios of `a`'s receive ns to `b`'s.
+    fn receive_ratio(&self, a: Case, b: Case) -> f64 {
+        round_ratio(self.live, a, b, Measured::receive_ns)
+    }
+
     fn baseline_receive_ns(&self) -> f64 {
         self.receive_ns(Case::XdpDrop)
     }
@@ -171,7 +166,6 @@ impl<'a> Summary<'a> {
     pub fn text(&self) -> String {
         let live = self.live;
         let mut out = String::new();
-        let src = std::net::Ipv4Addr::from(FLOOD_SRC);
         let _ = writeln!(
             out,
             "live traffic: xdp-gen sends 98-byte echo requests through a veth pair (BPF_PROG_TEST_RUN live frames, XDP_TX, CPU {SENDER_CPU}); the receiver's threaded NAPI ({}) runs on CPU {RECEIVER_CPU}, XDP native; {FLOOD_FRAMES} frames per case, median of {ROUNDS} rounds",
@@ -212,32 +206,7 @@ impl<'a> Summary<'a> {
                 m.napi_busy * 100.0
             );
         }
-        let (rate, burst) = live.echo_limit;
-        let spoof_base = std::net::Ipv4Addr::from(SPOOF_BASE);
-        let _ = writeln!(
-            out,
-            "  1 source: {src}. spoofed: a new source per frame ({spoof_base} up), the source table {} before each flood. nftables: ingress hook, a dynamic set, {rate}/s burst {burst} per source (icmp-guard's echo limit), no XDP.",
-            fills(live)
-        );
-        let _ = writeln!(
-            out,
-            "  receive ns: the NAPI thread's CPU time / frames received, BPF statistics off; prog ns: the receiver's XDP program (run time / runs) in a second flood with BPF run-time statistics on, which add {:.1} ns of receive time per frame to the bare XDP_DROP; NAPI: the NAPI thread's CPU time over the flood's duration, on CPU {RECEIVER_CPU} (the drain after the flood included). Each column is a median of its own, so dropped need not be received less passed exactly; the targets take the median of the rounds' own ratios.",
-            self.median(Case::XdpDrop, |m| m.receive_ns_with_stats) - base
-        );
-        let reads = self.receive_ns(Case::XdpReadDrop);
-        let _ = writeln!(
-            out,
-            "  touching the frame: XDP_DROP that reads two bytes of it costs {:.2}x the bare one; icmp-guard with one source {:.2}x that.",
-            reads / base,
-            self.receive_ns(Case::GuardSingle) / reads
-        );
-        let prog = |case| self.median(case, |m| m.prog_ns);
-        let _ = writeln!(
-            out,
-            "  frames: the sender writes each one before it leaves (a NIC writes every frame it receives), so the receiving CPU fetches it from the sender's cache; the warm rows get frames the sender leaves as they are, still in the receiver's cache from the page's last use. Fetching the frame: {:.1} ns of XDP_DROP's program time (reads frame, minus warm), {:.1} ns of icmp-guard's (1 source, minus warm).",
-            prog(Case::XdpReadDrop) - prog(Case::XdpReadDropWarm),
-            prog(Case::GuardSingle) - prog(Case::GuardSingleWarm)
-        );
+        out += &self.notes();
         out += &monitor_line(&live.monitor);
         let _ = writeln!(
             out,
@@ -262,6 +231,49 @@ impl<'a> Summary<'a> {
                 t.bound_text()
             );
         }
+        out
+    }
+
+    /// The lines under the table: what the cases were and what their ratios say.
+    fn notes(&self) -> String {
+        let live = self.live;
+        let mut out = String::new();
+        let src = std::net::Ipv4Addr::from(FLOOD_SRC);
+        let base = self.baseline_receive_ns();
+        let (rate, burst) = live.echo_limit;
+        let spoof_base = std::net::Ipv4Addr::from(SPOOF_BASE);
+        let _ = writeln!(
+            out,
+            "  1 source: {src}. spoofed: a new source per frame ({spoof_base} up), the source table {} before each flood. nftables: ingress hook, a dynamic set, {rate}/s burst {burst} per source (icmp-guard's echo limit), no XDP.",
+            fills(live)
+        );
+        let _ = writeln!(
+            out,
+            "  receive ns: the NAPI thread's CPU time / frames received, BPF statistics off; prog ns: the receiver's XDP program (run time / runs) in a second flood with BPF run-time statistics on, which add {:.1} ns of receive time per frame to the bare XDP_DROP; NAPI: the NAPI thread's CPU time over the flood's duration, on CPU {RECEIVER_CPU} (the drain after the flood included). Each column is a median of its own, so dropped need not be received less passed exactly; the targets take the median of the rounds' own ratios.",
+            self.median(Case::XdpDrop, |m| m.receive_ns_with_stats) - base
+        );
+        let reads = self.receive_ns(Case::XdpReadDrop);
+        let _ = writeln!(
+            out,
+            "  touching the frame: XDP_DROP that reads two bytes of it costs {:.2}x the bare one; icmp-guard with one source {:.2}x that.",
+            reads / base,
+            self.receive_ns(Case::GuardSingle) / reads
+        );
+        let _ = writeln!(
+            out,
+            "  the floor of a per-source meter (xdp_floor: an untagged IPv4 echo's source looked up in a shared LRU hash, its bucket charged, the drop counted in its entry; none of icmp-guard's screening) with one source costs {:.2}x the bare XDP_DROP and {:.2}x the reading one; the nftables meter costs {:.2}x the floor, icmp-guard {:.2}x it (medians of the rounds' own ratios).",
+            self.receive_ratio(Case::FloorSingle, Case::XdpDrop),
+            self.receive_ratio(Case::FloorSingle, Case::XdpReadDrop),
+            self.receive_ratio(Case::Nft, Case::FloorSingle),
+            self.receive_ratio(Case::GuardSingle, Case::FloorSingle),
+        );
+        let prog = |case| self.median(case, |m| m.prog_ns);
+        let _ = writeln!(
+            out,
+            "  frames: the sender writes each one before it leaves (a NIC writes every frame it receives), so the receiving CPU fetches it from the sender's cache; the warm rows get frames the sender leaves as they are, still in the receiver's cache from the page's last use. Fetching the frame: {:.1} ns of XDP_DROP's program time (reads frame, minus warm), {:.1} ns of icmp-guard's (1 source, minus warm).",
+            prog(Case::XdpReadDrop) - prog(Case::XdpReadDropWarm),
+            prog(Case::GuardSingle) - prog(Case::GuardSingleWarm)
+        );
         out
     }
 
@@ -339,6 +351,12 @@ impl<'a> Summary<'a> {
                 "flood_seconds": m.flood.seconds,
                 "source_table": { "tracked": m.fill.tracked, "capacity": m.fill.capacity },
             },
+            "floor_ratios": {
+                "floor_vs_xdp_drop": number(self.receive_ratio(Case::FloorSingle, Case::XdpDrop)),
+                "floor_vs_xdp_read_drop": number(self.receive_ratio(Case::FloorSingle, Case::XdpReadDrop)),
+                "nftables_vs_floor": number(self.receive_ratio(Case::Nft, Case::FloorSingle)),
+                "guard_single_source_vs_floor": number(self.receive_ratio(Case::GuardSingle, Case::FloorSingle)),
+            },
             "targets": self.targets.iter().map(|t| json!({
                 "target": t.what,
                 "measured": number(t.measured),
@@ -348,6 +366,18 @@ impl<'a> Summary<'a> {
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// The median of the rounds' own ratios of `f` of `a` to `f` of `b`: the rounds are
+/// interleaved (each runs every case once, in turn), so a ratio is judged per round, not as a
+/// ratio of two medians taken from different rounds.
+fn round_ratio(live: &Live, a: Case, b: Case, f: fn(&Measured) -> f64) -> f64 {
+    median(
+        live.rounds(a)
+            .iter()
+            .zip(live.rounds(b))
+            .map(|(a, b)| f(a) / f(b)),
+    )
 }
 
 /// The source table's fill before the spoofed floods: the least full round.
