@@ -143,7 +143,7 @@ impl LockSaid {
 }
 
 /// Reads the folders under the pin root holding the command lock shared, if no command holds
-/// it (taken without waiting, and creating nothing; see [`Quiet`]): a command cut short
+/// it (taken without waiting; see [`Quiet`]): a command cut short
 /// leaves what a running command has not finished yet, and only the lock tells them apart.
 /// The lock is let go before the guards are read.
 fn listed(bpffs: &Path, here: Netns) -> Result<Listed, Error> {
@@ -156,8 +156,8 @@ fn listed(bpffs: &Path, here: Netns) -> Result<Listed, Error> {
         .map(|found| Left::of(bpffs, here, found))
         .collect();
     let lock = match quiet {
-        Ok(Some(hold)) if hold.still(bpffs) => LockSaid::Quiet,
-        Ok(_) => LockSaid::Changing,
+        Ok(Some(_)) => LockSaid::Quiet,
+        Ok(None) => LockSaid::Changing,
         Err(e) => LockSaid::Unknown(crate::error::chain(&e)),
     };
     Ok(Listed {

@@ -102,96 +102,91 @@ impl Lock {
 
     /// The same with the lock folder `run_dir` and another wait.
     pub fn acquire_in(run_dir: &Path, bpffs: &Path, wait: Duration) -> Result<Self, Error> {
-        private::make_dir(run_dir)?;
         let path = path_in(run_dir, bpffs);
-        let deadline = Instant::now() + wait;
-        let mut file = open_trusted(&path)?;
-        loop {
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                // The holder before us unlinks the file as it lets go (see `Drop`): if it did
-                // while we waited, ours is a file no one else will ever lock; take the new one,
-                // within the same wait.
-                if same_file(&file, &path) {
-                    break;
-                }
-                file = open_trusted(&path)?;
-                continue;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(Error::io("locking", &path)(err));
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Busy {
-                    lock: path,
-                    bpffs: bpffs.to_path_buf(),
-                    waited: wait,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let Some(file) = take(run_dir, &path, libc::LOCK_EX, Instant::now() + wait)? else {
+            return Err(Error::Busy {
+                lock: path,
+                bpffs: bpffs.to_path_buf(),
+                waited: wait,
+            });
+        };
         // For people: which bpffs this lock is for. Best effort; the lock is what counts.
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.write_all(format!("{}\n", resolved(bpffs).display()).as_bytes()));
+        let _ = file.set_len(0).and_then(|()| {
+            (&file).write_all(format!("{}\n", resolved(bpffs).display()).as_bytes())
+        });
         Ok(Self { file, path })
+    }
+}
+
+/// Takes the lock file `path` (in `run_dir`, both made as needed) with `flock` `mode`
+/// (`LOCK_EX` or `LOCK_SH`), trying until `deadline`: the file held under the lock's name, or
+/// `None` when others still held it then. A holder unlinks the file as it lets go: one that
+/// did while this waited leaves a file no one else will lock, so the new one is taken, within
+/// the same wait.
+fn take(
+    run_dir: &Path,
+    path: &Path,
+    mode: libc::c_int,
+    deadline: Instant,
+) -> Result<Option<File>, Error> {
+    private::make_dir(run_dir)?;
+    let mut file = open_trusted(path)?;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) } == 0 {
+            if same_file(&file, path) {
+                return Ok(Some(file));
+            }
+            file = open_trusted(path)?;
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(Error::io("locking", path)(err));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// A shared hold on the lock of a bpffs, for a reader that must not take a running command's
 /// work for what a command cut short left (see [`Quiet::hold`]): while it lives, no command
-/// can take the lock. It creates nothing: no lock file means no command holds the lock.
+/// can take the lock.
 #[derive(Debug)]
 pub struct Quiet {
-    file: Option<File>,
+    file: File,
+    path: PathBuf,
 }
 
 impl Quiet {
     /// A hold on the lock of the pins under `bpffs` if no command holds it (shared, and
     /// without waiting), `None` if one does; an error when it cannot be told (a lock file or
-    /// folder that cannot be trusted, say). Where no lock file exists, nothing is held: a
-    /// command may start at once, so a reader asks [`Self::still`] when it is done.
+    /// folder that cannot be trusted, say). The lock file is made if there is none, as a
+    /// command makes it, so that a command that starts while the reader reads waits for it;
+    /// the last reader to let go removes it again.
     pub fn hold(bpffs: &Path) -> Result<Option<Self>, Error> {
         Self::hold_in(Path::new(RUN_DIR), bpffs)
     }
 
     /// The same with the lock folder `run_dir`.
     fn hold_in(run_dir: &Path, bpffs: &Path) -> Result<Option<Self>, Error> {
-        if !private::check_dir(run_dir)? {
-            return Ok(Some(Self { file: None }));
-        }
         let path = path_in(run_dir, bpffs);
-        // A holder unlinks the file as it lets go: a file opened just before that is no
-        // longer the lock. A few looks are enough; past them, say busy.
-        for _ in 0..4 {
-            let file = match open_checked(&path, false) {
-                Ok(file) => file,
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok(Some(Self { file: None }));
-                }
-                Err(e) => return Err(e),
-            };
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0 {
-                let err = std::io::Error::last_os_error();
-                if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                    return Ok(None);
-                }
-                return Err(Error::io("locking", &path)(err));
-            }
-            if same_file(&file, &path) {
-                return Ok(Some(Self { file: Some(file) }));
-            }
-        }
-        Ok(None)
+        Ok(take(run_dir, &path, libc::LOCK_SH, Instant::now())?.map(|file| Self { file, path }))
     }
+}
 
-    /// Whether no command holds the lock now either: for a reader that held nothing (no lock
-    /// file), a command that started while it read may have been half way.
-    #[must_use]
-    pub fn still(&self, bpffs: &Path) -> bool {
-        self.file.is_some() || matches!(Self::hold(bpffs), Ok(Some(_)))
+impl Drop for Quiet {
+    /// Unlinks the file, as a command does, if no one else holds it (an exclusive lock taken
+    /// without waiting): another reader's hold stays a hold on the file under the lock's name.
+    fn drop(&mut self) {
+        // SAFETY: flock on a descriptor we own.
+        let alone =
+            unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if alone && same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -343,34 +338,40 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
-    /// (what is there, whether a reader gets a hold): a reader's shared hold creates nothing,
-    /// is refused while a command holds the lock, and keeps a command from taking it while
-    /// it lives; a lock file others could open cannot tell anything.
+    /// (what is there, whether a reader gets a hold): a reader's shared hold is refused while a
+    /// command holds the lock, and keeps a command from taking it while it lives, also where
+    /// there was no lock file (it makes one, so a command that starts meanwhile waits); the
+    /// last reader to let go leaves nothing behind; a lock file others could open cannot tell
+    /// anything.
     #[test]
     fn a_reader_holds_the_lock_shared_only_when_no_command_does() {
         let base = scratch("quiet");
         let (run, bpffs) = (base.join("run"), base.join("bpffs"));
         std::fs::create_dir(&bpffs).unwrap();
         let file = path_in(&run, &bpffs);
-        // No folder, then no file: free, and nothing made.
-        assert!(Quiet::hold_in(&run, &bpffs).unwrap().is_some());
-        assert!(!run.exists());
-        private::make_dir(&run).unwrap();
-        assert!(Quiet::hold_in(&run, &bpffs).unwrap().is_some());
+        // No folder, no file: held, a command kept out meanwhile, and nothing left after.
+        let reader = Quiet::hold_in(&run, &bpffs).unwrap().unwrap();
+        let err = Lock::acquire_in(&run, &bpffs, Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        drop(reader);
         assert!(!file.exists());
         // A command holds it: busy.
         let command = Lock::acquire_in(&run, &bpffs, Duration::ZERO).unwrap();
         assert!(Quiet::hold_in(&run, &bpffs).unwrap().is_none());
         drop(command);
         // A file left by a holder that died (no one holds it): held shared, which keeps a
-        // command out until the reader lets go; two readers share it.
+        // command out until the last reader lets go; two readers share it, and the first to
+        // let go leaves it to the other.
         std::fs::write(&file, b"").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let reader = Quiet::hold_in(&run, &bpffs).unwrap().unwrap();
-        assert!(Quiet::hold_in(&run, &bpffs).unwrap().is_some());
+        let second = Quiet::hold_in(&run, &bpffs).unwrap().unwrap();
+        drop(second);
+        assert!(file.exists());
         let err = Lock::acquire_in(&run, &bpffs, Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err, Error::Busy { .. }), "{err}");
         drop(reader);
+        assert!(!file.exists());
         drop(Lock::acquire_in(&run, &bpffs, Duration::ZERO).unwrap());
         // Open to others: it cannot be told.
         std::fs::write(&file, b"").unwrap();
