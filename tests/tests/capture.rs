@@ -300,52 +300,114 @@ fn a_capture_to_stdout_pipes_into_tcpdump() {
     assert_eq!(lines.len(), 20, "{lines:?}");
 }
 
-/// (what, whether a reader opens the FIFO before the stop signal): a capture into a FIFO
-/// that nobody reads yet waits for a reader and says so; a stop signal ends the wait, where
-/// `open(2)` would wait through it, and the capture exits 0 with nothing written and the flag
-/// clear; a reader that comes gets the frames.
+/// What happens to a capture waiting for a reader of its FIFO.
+#[derive(Clone, Copy, Debug)]
+enum FifoThen {
+    /// Nobody reads; after a wait longer than a lease, a second capture is refused (the
+    /// waiting one renews its lease), then SIGTERM.
+    Signal,
+    /// A reader comes, frames flow, then SIGTERM.
+    ReaderComes,
+    /// The FIFO is removed: the capture fails, and makes no file in its place.
+    Removed,
+}
+
+/// A capture into a FIFO that nobody reads yet waits for a reader and says so, keeping its
+/// lease; a stop signal ends the wait, where `open(2)` would wait through it, and the capture
+/// exits 0 with nothing written and the flag clear; a reader that comes gets the frames, from
+/// a blocking descriptor; a FIFO removed meanwhile is not replaced by a regular file.
 #[test]
 fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
-    let cases = [("no reader ever", false), ("a reader comes", true)];
-    for (what, reader_comes) in cases {
+    use std::sync::mpsc;
+    for then in [FifoThen::Signal, FifoThen::ReaderComes, FifoThen::Removed] {
         let lab = guarded_lab();
         let fifo = lab.scratch.file("capture.fifo");
         let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: mkfifo with a valid path.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "{what}");
-        let fifo_arg = fifo.to_str().unwrap();
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "{then:?}");
         let mut capture = Reaped(Some(start_capture(
             &lab,
-            &["-w", fifo_arg, "--rate", "10000"],
+            &["-w", fifo.to_str().unwrap(), "--rate", "10000"],
             Stdio::null(),
         )));
         // Long enough for the capture to find no reader and say so.
         std::thread::sleep(Duration::from_millis(500));
-        let reader = reader_comes.then(|| {
-            let fifo = fifo.clone();
-            std::thread::spawn(move || std::fs::read(fifo))
-        });
-        if reader_comes {
-            flood_until_done(&lab, capture.child(), 2).unwrap();
-        }
-        capture.signal(libc::SIGTERM);
-        let err = finish(&lab, capture.0.take().unwrap());
-        assert!(err.contains("waiting for a reader"), "{what}: {err}");
-        if let Some(reader) = reader {
-            let bytes = reader.join().unwrap().unwrap();
-            let file = lab.scratch.file("from-fifo.pcapng");
-            std::fs::write(&file, bytes).unwrap();
-            let frames = tcpdump(file.to_str().unwrap()).unwrap();
-            assert!(!frames.is_empty(), "{what}: {err}");
-            assert!(err.contains("stopped: signal"), "{what}: {err}");
-        } else {
-            assert!(
-                err.contains(": 0 captured,")
-                    && err.contains("stopped: signal (before the output had a reader"),
-                "{what}: {err}"
-            );
+        match then {
+            FifoThen::Signal => {
+                // Past a lease (3 s): still held, so a second capture is refused.
+                std::thread::sleep(Duration::from_secs(4));
+                let out = lab
+                    .cli(&["capture", &lab.guarded_if, "-w", "-", "--count", "1"])
+                    .unwrap();
+                let err = stderr_of(&out);
+                assert_eq!(out.status.code(), Some(1), "{err}");
+                assert!(err.contains("another capture of it is running"), "{err}");
+                capture.signal(libc::SIGTERM);
+                let err = finish(&lab, capture.0.take().unwrap());
+                assert!(err.contains("waiting for a reader"), "{err}");
+                assert!(
+                    err.contains(": 0 captured,")
+                        && err.contains("stopped: signal (before the output had a reader"),
+                    "{err}"
+                );
+            }
+            FifoThen::ReaderComes => {
+                let (sent, received) = mpsc::channel();
+                let from = fifo.clone();
+                std::thread::spawn(move || sent.send(std::fs::read(from)));
+                flood_until_done(&lab, capture.child(), 2).unwrap();
+                let flags = fd_flags_of(capture.child().id(), &fifo);
+                assert_eq!(flags & libc::O_NONBLOCK, 0, "written blocking: {flags:o}");
+                capture.signal(libc::SIGTERM);
+                let err = finish(&lab, capture.0.take().unwrap());
+                let bytes = received
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("the reader got to the end")
+                    .unwrap();
+                let file = lab.scratch.file("from-fifo.pcapng");
+                std::fs::write(&file, bytes).unwrap();
+                assert!(
+                    !tcpdump(file.to_str().unwrap()).unwrap().is_empty(),
+                    "{err}"
+                );
+                assert!(err.contains("waiting for a reader"), "{err}");
+                assert!(err.contains("stopped: signal"), "{err}");
+            }
+            FifoThen::Removed => {
+                std::fs::remove_file(&fifo).unwrap();
+                // It stops at its next try to open the path (every tenth of a second).
+                let _ = eventually(5, "the capture stops", || {
+                    capture.child().try_wait().unwrap().is_some()
+                });
+                let out = capture.finish();
+                let err = stderr_of(&out);
+                assert_eq!(out.status.code(), Some(1), "{err}");
+                assert!(err.contains("opening the capture FIFO"), "{err}");
+                assert!(!fifo.exists(), "no file made in its place: {err}");
+                assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0, "{err}");
+            }
         }
     }
+}
+
+/// The status flags (`fdinfo`'s `flags`, octal) of the descriptor process `pid` has open on
+/// `path`.
+fn fd_flags_of(pid: u32, path: &std::path::Path) -> i32 {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    let fd = fds
+        .flatten()
+        .find(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == path))
+        .unwrap_or_else(|| panic!("{pid} has no descriptor on {}", path.display()));
+    let info = std::fs::read_to_string(format!(
+        "/proc/{pid}/fdinfo/{}",
+        fd.file_name().to_string_lossy()
+    ))
+    .unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .unwrap_or_else(|| panic!("no flags in {info}"));
+    i32::from_str_radix(flags.trim(), 8).unwrap()
 }
 
 /// A reader that stops reading (`| tcpdump -c 10 -nr -`, `| head`) stops the capture

@@ -447,9 +447,11 @@ impl Session {
 
     /// [`run`](Self::run) into the output `open` gives, once it gives one: `None` while the
     /// output cannot be opened yet (a FIFO that nobody reads), asked again every
-    /// [`OUTPUT_POLL`] while the lease is renewed. A stop signal or another capture taking
-    /// over meanwhile ends the capture with nothing written: a FIFO's `open(2)` would wait for
-    /// a reader through every signal, as the standard library retries it.
+    /// [`OUTPUT_POLL`] while the lease is renewed as in `run`. A stop signal, another capture
+    /// taking over or the guard going away meanwhile ends the capture with nothing written: a
+    /// FIFO's `open(2)` would wait for a reader through every signal, as the standard library
+    /// retries it. The program samples from the start, so what it took while the capture
+    /// waited is written first (what the ring had no room for is counted as lost).
     pub fn run_when_open<W: Write>(
         mut self,
         target: &Path,
@@ -457,9 +459,6 @@ impl Session {
     ) -> Result<Summary, Error> {
         let mut renewed = Instant::now();
         let stopped = loop {
-            if let Some(out) = open()? {
-                return self.run(out, target);
-            }
             if SIGNALS.load(Ordering::SeqCst) > 0 {
                 break NO_READER;
             }
@@ -467,10 +466,17 @@ impl Session {
                 break TAKEN_OVER;
             }
             if renewed.elapsed() >= Duration::from_nanos(capture::LEASE_RENEW_NS) {
-                if !self.lease.renew() {
-                    break TAKEN_OVER;
+                if let Some(why) = self.renew()? {
+                    break why;
                 }
                 renewed = Instant::now();
+            }
+            if let Some(out) = open()? {
+                // Renewed now, so `run` starts with a whole lease ahead.
+                if let Some(why) = self.renew()? {
+                    break why;
+                }
+                return self.run(out, target);
             }
             std::thread::sleep(OUTPUT_POLL);
         };
@@ -478,6 +484,23 @@ impl Session {
             stopped,
             ..Summary::default()
         }))
+    }
+
+    /// Renews the lease, if the capture is still to go on: why it stops instead (the guard no
+    /// longer enforces, was attached anew, or another capture took the lease over).
+    fn renew(&self) -> Result<Option<&'static str>, Error> {
+        Ok(if !Health::of(&self.guard)?.attached() {
+            Some(
+                "the guard no longer enforces on the interface of its name (gone, detached, \
+                 renamed or moved: see `icmp-guard status`)",
+            )
+        } else if !self.guard.still_pinned() {
+            Some("the guard was attached anew, with a ring of its own: capture again")
+        } else if !self.lease.renew() {
+            Some(TAKEN_OVER)
+        } else {
+            None
+        })
     }
 
     /// Ends the capture that `result` summarises: the ticks a stop signal started have done
@@ -519,15 +542,8 @@ impl Session {
                 break "count";
             }
             if renewed.elapsed() >= Duration::from_nanos(capture::LEASE_RENEW_NS) {
-                if !Health::of(&self.guard)?.attached() {
-                    break "the guard no longer enforces on the interface of its name (gone, \
-                           detached, renamed or moved: see `icmp-guard status`)";
-                }
-                if !self.guard.still_pinned() {
-                    break "the guard was attached anew, with a ring of its own: capture again";
-                }
-                if !self.lease.renew() {
-                    break TAKEN_OVER;
+                if let Some(why) = self.renew()? {
+                    break why;
                 }
                 renewed = Instant::now();
                 cfg = self.guard.maps.config()?;

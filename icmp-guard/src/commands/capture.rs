@@ -36,10 +36,12 @@ pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
             .map_err(Error::io("writing the capture", &args.file))?;
         session.run(out, &args.file)?
     } else {
-        let mut said = false;
+        // Once the path was a FIFO nobody read, it is only opened again, never created: a
+        // FIFO removed meanwhile must not become a regular file the capture fills unasked.
+        let mut waiting = false;
         session.run_when_open(&args.file, || {
-            let file = create(&args.file)?;
-            if file.is_none() && !std::mem::replace(&mut said, true) {
+            let file = open(&args.file, !waiting)?;
+            if file.is_none() && !std::mem::replace(&mut waiting, true) {
                 eprintln!(
                     "icmp-guard capture {}: {} is a FIFO nobody reads yet; waiting for a reader (Ctrl-C stops)",
                     args.iface,
@@ -53,27 +55,38 @@ pub fn run(bpffs: &Path, args: &CaptureArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Creates (or truncates) the capture file, never through a symbolic link: run as root, a
-/// link someone else left in a shared folder such as `/tmp` would have the capture
-/// overwrite whatever it points to. A new file is created with mode 0600, for root's eyes
-/// only: it holds frames of the host's traffic. A file that exists keeps its mode.
+/// Creates (or truncates) the capture file, or with `create` false only opens the FIFO the
+/// capture waits on, never through a symbolic link: run as root, a link someone else left in
+/// a shared folder such as `/tmp` would have the capture overwrite whatever it points to. A
+/// new file is created with mode 0600, for root's eyes only: it holds frames of the host's
+/// traffic. A file that exists keeps its mode.
 ///
 /// `None` for a FIFO that nobody reads yet: opened without waiting (`O_NONBLOCK`, which
 /// `ENXIO` refuses then), so the caller can wait for a reader and still stop on a signal.
 /// The file is written blocking: the flag is cleared once it is open.
-fn create(path: &Path) -> Result<Option<File>, Error> {
+fn open(path: &Path, create: bool) -> Result<Option<File>, Error> {
     use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let what = if create {
+        "creating the capture file"
+    } else {
+        "opening the capture FIFO"
+    };
     let opened = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create(create)
+        .truncate(create)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path);
     match opened {
+        Ok(file) if !create && !file.metadata().is_ok_and(|m| m.file_type().is_fifo()) => {
+            Err(Error::io(what, path)(io::Error::other(
+                "it was replaced while the capture waited for a reader: not a FIFO any more",
+            )))
+        }
         Ok(file) => blocking(&file)
             .map(|()| Some(file))
-            .map_err(Error::io("opening the capture file", path)),
+            .map_err(Error::io(what, path)),
         Err(e)
             if e.raw_os_error() == Some(libc::ENXIO)
                 && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo()) =>
@@ -88,7 +101,7 @@ fn create(path: &Path) -> Result<Option<File>, Error> {
                     .into(),
             }
         } else {
-            Error::io("creating the capture file", path)(e)
+            Error::io(what, path)(e)
         }),
     }
 }
