@@ -119,7 +119,7 @@ struct Listed {
 enum LockSaid {
     /// No command held it: what looks cut short was.
     Quiet,
-    /// A command held it (or started meanwhile): what looks cut short may be its work.
+    /// A command held it: what looks cut short may be its work.
     Changing,
     /// It could not be told (why).
     Unknown(String),
@@ -143,9 +143,8 @@ impl LockSaid {
 }
 
 /// Reads the folders under the pin root holding the command lock shared, if no command holds
-/// it (taken without waiting; see [`Quiet`]): a command cut short
-/// leaves what a running command has not finished yet, and only the lock tells them apart.
-/// The lock is let go before the guards are read.
+/// it (see [`Quiet`]): a command cut short leaves what a running command has not finished
+/// yet, and only the lock tells them apart. The lock is let go before the guards are read.
 fn listed(bpffs: &Path, here: Netns) -> Result<Listed, Error> {
     let quiet = Quiet::hold(bpffs);
     let Listing { found, unreadable } = layout::everywhere(bpffs)?;

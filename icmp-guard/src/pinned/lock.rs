@@ -103,7 +103,7 @@ impl Lock {
     /// The same with the lock folder `run_dir` and another wait.
     pub fn acquire_in(run_dir: &Path, bpffs: &Path, wait: Duration) -> Result<Self, Error> {
         let path = path_in(run_dir, bpffs);
-        let Some(file) = take(run_dir, &path, libc::LOCK_EX, Instant::now() + wait)? else {
+        let Some(mut file) = take(run_dir, &path, libc::LOCK_EX, Instant::now() + wait)? else {
             return Err(Error::Busy {
                 lock: path,
                 bpffs: bpffs.to_path_buf(),
@@ -111,9 +111,9 @@ impl Lock {
             });
         };
         // For people: which bpffs this lock is for. Best effort; the lock is what counts.
-        let _ = file.set_len(0).and_then(|()| {
-            (&file).write_all(format!("{}\n", resolved(bpffs).display()).as_bytes())
-        });
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.write_all(format!("{}\n", resolved(bpffs).display()).as_bytes()));
         Ok(Self { file, path })
     }
 }
@@ -161,11 +161,16 @@ pub struct Quiet {
 }
 
 impl Quiet {
-    /// A hold on the lock of the pins under `bpffs` if no command holds it (shared, and
-    /// without waiting), `None` if one does; an error when it cannot be told (a lock file or
-    /// folder that cannot be trusted, say). The lock file is made if there is none, as a
-    /// command makes it, so that a command that starts while the reader reads waits for it;
-    /// the last reader to let go removes it again.
+    /// How long a reader waits for the lock: long enough for another reader that is letting
+    /// go (it holds the lock exclusively for a moment, see `Drop`), far shorter than any
+    /// command holds it.
+    const WAIT: Duration = Duration::from_millis(100);
+
+    /// A hold on the lock of the pins under `bpffs` if no command holds it (shared, waiting
+    /// at most [`Self::WAIT`]), `None` if one does; an error when it cannot be told (a lock
+    /// file or folder that cannot be trusted, or that cannot be made, say). The lock file is
+    /// made if there is none, as a command makes it, so that a command that starts while the
+    /// reader reads waits for it; the last reader to let go removes it again.
     pub fn hold(bpffs: &Path) -> Result<Option<Self>, Error> {
         Self::hold_in(Path::new(RUN_DIR), bpffs)
     }
@@ -173,13 +178,16 @@ impl Quiet {
     /// The same with the lock folder `run_dir`.
     fn hold_in(run_dir: &Path, bpffs: &Path) -> Result<Option<Self>, Error> {
         let path = path_in(run_dir, bpffs);
-        Ok(take(run_dir, &path, libc::LOCK_SH, Instant::now())?.map(|file| Self { file, path }))
+        let deadline = Instant::now() + Self::WAIT;
+        Ok(take(run_dir, &path, libc::LOCK_SH, deadline)?.map(|file| Self { file, path }))
     }
 }
 
 impl Drop for Quiet {
     /// Unlinks the file, as a command does, if no one else holds it (an exclusive lock taken
     /// without waiting): another reader's hold stays a hold on the file under the lock's name.
+    /// The conversion is not atomic: when it fails, this reader's shared hold is gone
+    /// already, which at its end does not matter.
     fn drop(&mut self) {
         // SAFETY: flock on a descriptor we own.
         let alone =
@@ -194,16 +202,11 @@ impl Drop for Quiet {
 /// one that is a link, not a regular file, another user's, or open to others is refused,
 /// naming the fix.
 pub(super) fn open_trusted(path: &Path) -> Result<File, Error> {
-    open_checked(path, true)
-}
-
-/// [`open_trusted`], creating the file only if `create` (and then for writing).
-fn open_checked(path: &Path, create: bool) -> Result<File, Error> {
     let path = path.to_path_buf();
     let file = OpenOptions::new()
         .read(true)
-        .write(create)
-        .create(create)
+        .write(true)
+        .create(true)
         .truncate(false)
         .mode(FILE_MODE)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
