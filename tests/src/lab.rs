@@ -351,8 +351,42 @@ impl Bpffs {
 
 impl Drop for Bpffs {
     fn drop(&mut self) {
+        remove_run_files(&self.path);
         let _ = Command::new("umount").arg(&self.path).output();
         let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// A bpffs the product mounted (`attach` or the service, on a path the test chose):
+/// unmounted on drop whatever the test's outcome, its folder and its run files removed.
+pub struct Mounted(pub PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        remove_run_files(&self.0);
+        let _ = Command::new("umount").arg(&self.0).output();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Removes what icmp-guard keeps in its run folder for the bpffs at `bpffs`: the service
+/// files, which the product never removes (one per bpffs and namespace, see
+/// `icmp_guard::pinned::service`; every lab has a bpffs of its own), and a command lock that
+/// a killed command left.
+pub fn remove_run_files(bpffs: &Path) {
+    let lock = icmp_guard::pinned::lock::path(bpffs);
+    let (Some(dir), Some(stem)) = (lock.parent(), lock.file_stem()) else {
+        return;
+    };
+    // `<name>.lock` and `<name>.<netns>.service` share `<name>.`.
+    let prefix = format!("{}.", stem.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::Result;
 use icmp_guard_tests::lab::{
-    Daemon, Lab, Scratch, bucket_allows, eventually, ip, stderr_of, unique, workspace_bin,
+    Daemon, Lab, Mounted, Scratch, bucket_allows, eventually, ip, stderr_of, unique, workspace_bin,
 };
 
 const METRICS: &str = "127.0.0.1:9966";
@@ -510,16 +510,8 @@ fn an_interface_refused_at_start_is_attached_when_it_can_be() {
 /// no bpffs there and wait for ever).
 #[test]
 fn a_late_interface_under_a_bpffs_not_mounted_yet_is_attached_when_it_appears() {
-    /// Unmounts what the service mounted, whatever the test's outcome.
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).output();
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
     let lab = Lab::new().unwrap();
-    let mount = Unmount(lab.scratch.file("bpf"));
+    let mount = Mounted(lab.scratch.file("bpf"));
     let late = unique('m');
     let (config, log) = service_files_with(
         &lab,
