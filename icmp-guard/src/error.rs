@@ -118,7 +118,7 @@ pub enum Error {
     },
 
     #[error(
-        "refusing to mount a bpffs on {}: it {why}; pass --bpffs a mounted bpffs (e.g. /sys/fs/bpf), a path that does not exist yet, or an empty folder of root's",
+        "refusing to mount a bpffs on {}: it {why}; pass --bpffs a mounted bpffs (e.g. /sys/fs/bpf), or a path that does not exist yet or an empty folder of root's, in folders only root can change",
         shown(path)
     )]
     MountRefused { path: PathBuf, why: String },

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use icmp_guard_common::bucket::AHEAD_SHARE;
 use icmp_guard_tests::lab::{
-    CLIENT_ADDR, Lab, MemoryCgroup, bucket_allows, bucket_allows_over, counter, ip, sending_span,
-    stderr_of, unique, workspace_bin,
+    CLIENT_ADDR, Lab, MemoryCgroup, Mounted, bucket_allows, bucket_allows_over, counter, ip,
+    sending_span, stderr_of, unique, workspace_bin,
 };
 use serde_json::Value;
 
@@ -807,19 +807,44 @@ fn pin_folders_of_other_users_are_refused() {
     lab.cli_ok(&["detach", iface]).unwrap();
 }
 
-/// Unmounts its path on drop, so a failed assertion leaves no bpffs behind.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).output();
-    }
+/// Checks that `attach` with `--bpffs path` refuses to mount there, saying `why`, and leaves
+/// nothing behind: no bpffs on `target` (what the path names), no pin root, nothing made at
+/// the path, no program attached.
+fn refuses_to_mount(lab: &Lab, path: &std::path::Path, target: &std::path::Path, why: &str) {
+    let existed = std::fs::symlink_metadata(path).is_ok();
+    let out = lab
+        .cli_command(path, &["attach", &lab.guarded_if])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    let at = path.display();
+    assert_eq!(out.status.code(), Some(1), "{at}: {err}");
+    assert_eq!(
+        std::fs::symlink_metadata(path).is_ok(),
+        existed,
+        "{at}: nothing made"
+    );
+    assert!(
+        err.contains(&format!("refusing to mount a bpffs on {at}: it {why}")),
+        "{at}: {err}"
+    );
+    let is_bpffs = icmp_guard::pinned::bpffs::is_bpffs;
+    assert!(!is_bpffs(target), "{} got a bpffs", target.display());
+    assert!(
+        !target.join("icmp-guard").exists(),
+        "{} got a pin root",
+        target.display()
+    );
+    assert!(!lab.guarded_has_xdp());
 }
 
 /// `attach` mounts a bpffs where there is none, but only on a new path or an empty folder of
-/// root's: `--bpffs` pointing at a link to `/` once created `/icmp-guard` and mounted a bpffs
-/// over `/`, and any folder silently got one. Each refusal names the path and what is there,
-/// and leaves nothing behind (no mount, no folder). The bait is a scratch folder, never `/`.
+/// root's, in folders only root can change: `--bpffs` pointing at a link to `/` once created
+/// `/icmp-guard` and mounted a bpffs over `/`, any folder silently got one, and a path in a
+/// folder of another user's could be turned into a link to any folder before the mount. Each
+/// refusal names the path and what is there, and leaves nothing behind (no mount, no folder).
+/// Links in the folders of the path are followed to folders of root's. The bait is a scratch
+/// folder, never `/`.
 #[test]
 fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
     use std::os::unix::fs::MetadataExt as _;
@@ -840,8 +865,32 @@ fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
     let (to_full, to_empty) = (base.join("to-full"), base.join("to-empty"));
     std::os::unix::fs::symlink(&full, &to_full).unwrap();
     std::os::unix::fs::symlink(&empty, &to_empty).unwrap();
+    // Folders the path is in: one anyone may write (not sticky), one anyone may write but
+    // sticky, as /tmp is, and a link to a folder of root's.
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    };
+    let (open, sticky, roots) = (base.join("open"), base.join("sticky"), base.join("roots"));
+    for folder in [&open, &sticky, &roots] {
+        std::fs::create_dir(folder).unwrap();
+    }
+    mode(&open, 0o777);
+    mode(&sticky, 0o1777);
+    let to_roots = base.join("to-roots");
+    std::os::unix::fs::symlink(&roots, &to_roots).unwrap();
+    let (in_nobodys, in_open) = (nobodys.join("bpffs"), open.join("new/bpffs"));
     let is_bpffs = icmp_guard::pinned::bpffs::is_bpffs;
+    let in_nobodys_why = format!(
+        "is in {}, which is owned by nobody (uid 65534), not root: whoever can change it could replace what the path names with a link before the mount",
+        nobodys.display()
+    );
+    let in_open_why = format!(
+        "is in {}, which is writable by its group or by others (mode 0777) and not sticky",
+        open.display()
+    );
     for (path, target, why) in [
+        (&in_nobodys, &in_nobodys, in_nobodys_why.as_str()),
+        (&in_open, &in_open, in_open_why.as_str()),
         (&to_full, &full, "is a symbolic link (to "),
         (&to_empty, &empty, "is a symbolic link (to "),
         (
@@ -856,30 +905,19 @@ fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
         ),
         (&file, &file, "is not a directory"),
     ] {
-        let out = lab.cli_command(path, &["attach", iface]).output().unwrap();
-        let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(1), "{}: {err}", path.display());
-        assert!(
-            err.contains(&format!(
-                "refusing to mount a bpffs on {}: it {why}",
-                path.display()
-            )),
-            "{}: {err}",
-            path.display()
-        );
-        assert!(!is_bpffs(target), "{} got a bpffs", target.display());
-        assert!(
-            !target.join("icmp-guard").exists(),
-            "{} got a pin root",
-            target.display()
-        );
-        assert!(!lab.guarded_has_xdp());
+        refuses_to_mount(&lab, path, target, why);
     }
     assert!(full.join("precious").exists());
 
-    // A path that does not exist yet, and an empty folder of root's: mounted, mode 0700.
-    for path in [base.join("new/bpffs"), empty.clone()] {
-        let mounted = Unmount(path.clone());
+    // A path that does not exist yet (also in a sticky folder anyone may write, and through a
+    // link to a folder of root's), and an empty folder of root's: mounted, mode 0700.
+    for path in [
+        base.join("new/bpffs"),
+        sticky.join("bpffs"),
+        to_roots.join("bpffs"),
+        empty.clone(),
+    ] {
+        let mounted = Mounted(path.clone());
         let out = lab.cli_command(&path, &["attach", iface]).output().unwrap();
         assert!(
             out.status.success(),

@@ -3,8 +3,8 @@
 use std::{
     ffi::CString,
     io,
-    os::unix::{ffi::OsStrExt as _, fs::DirBuilderExt as _, fs::MetadataExt as _},
-    path::Path,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    path::{Path, PathBuf},
 };
 
 use super::private;
@@ -45,8 +45,11 @@ pub fn require(path: &Path) -> Result<(), Error> {
 /// exist yet (created mode 0700), or an empty folder of root's that no one else can write.
 /// Anything else is refused, naming what is there: a symbolic link (`--bpffs` pointing at a
 /// link to `/` once mounted a bpffs over `/`), a file, a folder that holds something (it would
-/// be hidden), or a folder of another user. The bpffs is mounted mode 0700 (the kernel's
-/// default is 1777, where any user could create `icmp-guard` before root does).
+/// be hidden), or a folder of another user. The folders it is in are resolved first and must
+/// be root's too (see [`resolve_folders`]): mount(2) follows links in every part of the path,
+/// so whoever can change one of them could put a link there between the checks and the
+/// mount, and have root cover any folder of the system. The bpffs is mounted mode 0700 (the
+/// kernel's default is 1777, where any user could create `icmp-guard` before root does).
 pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
     if is_bpffs(path) {
         return Ok(());
@@ -55,13 +58,19 @@ pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
         path: path.to_path_buf(),
         why,
     };
+    let (resolved, missing) = resolve_folders(path).map_err(refuse)?;
+    let path = resolved.as_path();
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(private::DIR_MODE)
-                .create(path)
-                .map_err(Error::io("creating the bpffs folder", path))?;
+            // One folder at a time, each ours (0700) before the next goes in it.
+            let mut at = path.to_path_buf();
+            for _ in 0..missing {
+                at.pop();
+            }
+            for part in path.iter().skip(path.iter().count() - missing) {
+                at.push(part);
+                private::make_dir(&at)?;
+            }
         }
         Err(e) => return Err(Error::io("inspecting the bpffs folder", path)(e)),
         Ok(meta) if meta.file_type().is_symlink() => {
@@ -118,4 +127,76 @@ pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
         shown(path)
     );
     Ok(())
+}
+
+/// `path` made absolute with the links of the folders it is in resolved (its last part is
+/// left as it is: a link there is refused by the caller), and how many of its parts do not
+/// exist yet, counted from its end (its last part included). Every folder of the existing
+/// part, from `/` down, must be root's, and none may be writable by its group or by others
+/// unless it is sticky (`/tmp`), where no one can rename or remove an entry of root's: so no
+/// one but root can change which folder the path names until the mount. The error says which
+/// folder is not so, and why.
+fn resolve_folders(path: &Path) -> Result<(PathBuf, usize), String> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| format!("cannot be made absolute: {e}"))?;
+    let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+        return Err("names no folder of its own (it is / or ends in ..)".into());
+    };
+    // The longest part that exists, resolved; the rest is made by the caller.
+    let mut existing = parent;
+    let mut missing = vec![name];
+    let resolved = loop {
+        match existing.canonicalize() {
+            Ok(real) => break real,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match (existing.parent(), existing.file_name()) {
+                    (Some(up), Some(part)) => {
+                        missing.push(part);
+                        existing = up;
+                    }
+                    _ => return Err(format!("has no folder that exists ({e})")),
+                }
+            }
+            Err(e) => {
+                return Err(format!(
+                    "is in {}, which cannot be resolved: {e}",
+                    shown(existing)
+                ));
+            }
+        }
+    };
+    for folder in resolved.ancestors() {
+        let meta = std::fs::symlink_metadata(folder)
+            .map_err(|e| format!("is in {}, which cannot be inspected: {e}", shown(folder)))?;
+        let sticky = meta.mode() & libc::S_ISVTX != 0;
+        let problem = if !meta.is_dir() {
+            Some("which is not a directory".to_owned())
+        } else if !private::trusted_owner(meta.uid()) {
+            Some(format!(
+                "which is owned by {}, not root",
+                private::user(meta.uid())
+            ))
+        } else if meta.mode() & 0o022 != 0 && !sticky {
+            Some(format!(
+                "which is writable by its group or by others (mode {:04o}) and not sticky",
+                meta.mode() & 0o7777
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(format!(
+                "is in {}, {problem}: whoever can change it could replace what the path names with a link before the mount",
+                shown(folder)
+            ));
+        }
+    }
+    let count = missing.len();
+    Ok((
+        missing
+            .into_iter()
+            .rev()
+            .fold(resolved, |p, part| p.join(part)),
+        count,
+    ))
 }
