@@ -3,6 +3,14 @@
 //! guard. The program's `#[map]` attributes spell the names again (the macro takes a literal);
 //! a mismatch fails the floor test when it loads the object.
 
+/// The program that reads the ethertype and the protocol, counts and passes.
+pub const PASS_PROGRAM: &str = "xdp_floor_pass";
+/// The program that meters a source with one compare-and-swap on its bucket.
+pub const SOURCE_PROGRAM: &str = "xdp_floor_source";
+/// The same, with a token of the global budget and the source's count: the floor of a
+/// per-source meter, in the program table and the live table alike.
+pub const METER_PROGRAM: &str = "xdp_floor";
+
 /// `Array<Limit>` of two entries: [`ECHO_SLOT`] and [`GLOBAL_SLOT`].
 pub const LIMITS: &str = "FLOOR_LIMITS";
 /// The source bucket's limit in [`LIMITS`].

@@ -180,7 +180,7 @@ fn the_floor_programs_do_their_work() {
     let frame = echo_from(src);
     let cases = [
         Case {
-            program: "xdp_floor_pass",
+            program: floor::PASS_PROGRAM,
             frame: l4_frame(IPPROTO_TCP),
             echo: lifted,
             global: lifted,
@@ -190,7 +190,7 @@ fn the_floor_programs_do_their_work() {
         },
         // Burst 3: the entry's first token and two more.
         Case {
-            program: "xdp_floor_source",
+            program: floor::SOURCE_PROGRAM,
             frame: frame.clone(),
             echo: limit(1, 3),
             global: lifted,
@@ -199,7 +199,7 @@ fn the_floor_programs_do_their_work() {
             source: None,
         },
         Case {
-            program: "xdp_floor",
+            program: floor::METER_PROGRAM,
             frame: frame.clone(),
             echo: limit(1, 3),
             global: lifted,
@@ -209,7 +209,7 @@ fn the_floor_programs_do_their_work() {
         },
         // The first packet does not reach the global budget; two more fit its burst.
         Case {
-            program: "xdp_floor",
+            program: floor::METER_PROGRAM,
             frame: frame.clone(),
             echo: lifted,
             global: limit(1, 2),
@@ -220,7 +220,7 @@ fn the_floor_programs_do_their_work() {
         // Taken ahead: the entry's packet, then exactly the global burst, whatever the
         // batches (tokens a CPU took and did not spend are passed by its next frames).
         Case {
-            program: "xdp_floor",
+            program: floor::METER_PROGRAM,
             frame,
             echo: lifted,
             global: limit(1, TAKEN_AHEAD),

@@ -41,7 +41,7 @@ use icmp_guard_common::{
     bucket::MAX_RATE,
     capture::{self, Control},
     config::flags,
-    maps,
+    floor, maps,
 };
 use icmp_guard_tests::{
     fixtures::{Tag, Verdict, cases},
@@ -273,9 +273,9 @@ impl Floor {
 
     const fn program(self) -> &'static str {
         match self {
-            Self::Pass => "xdp_floor_pass",
-            Self::Source => "xdp_floor_source",
-            Self::GlobalAndCount => "xdp_floor",
+            Self::Pass => floor::PASS_PROGRAM,
+            Self::Source => floor::SOURCE_PROGRAM,
+            Self::GlobalAndCount => floor::METER_PROGRAM,
         }
     }
 

@@ -319,11 +319,11 @@ pub fn run(stop: &AtomicBool) -> Result<Live> {
             let frames = case.frames();
             let measured = match case {
                 Case::XdpDrop => {
-                    let _drop = XdpProgram::drop(&bench.rx, XdpProgram::BARE)?;
+                    let _drop = XdpProgram::bare(&bench.rx)?;
                     bench.measure(frames)?
                 }
                 Case::XdpReadDrop | Case::XdpReadDropWarm => {
-                    let _drop = XdpProgram::drop(&bench.rx, XdpProgram::READS)?;
+                    let _drop = XdpProgram::reads(&bench.rx)?;
                     bench.measure(frames)?
                 }
                 Case::FloorSingle => {
@@ -332,13 +332,10 @@ pub fn run(stop: &AtomicBool) -> Result<Live> {
                 }
                 Case::GuardSingle | Case::GuardSingleWarm => {
                     bench.attach_guard()?;
-                    let limit = bench.echo_limit()?;
-                    ensure!(
-                        limit == (defaults.echo.rate, defaults.echo.burst),
-                        "icmp-guard attached with the echo limit {limit:?}, not its default, which the floor meters with"
-                    );
-                    echo_limit = Some(limit);
-                    let measured = bench.measure(frames);
+                    let measured = bench.defaults(&defaults).and_then(|limit| {
+                        echo_limit = Some(limit);
+                        bench.measure(frames)
+                    });
                     bench.detach_guard()?;
                     measured?
                 }
@@ -489,13 +486,23 @@ impl<'a> Bench<'a> {
         Ok(u32::try_from(value)?)
     }
 
-    /// The attached guard's echo rate and burst.
-    fn echo_limit(&self) -> Result<(u32, u32)> {
+    /// The attached guard's echo rate and burst, checked to be `defaults`' as its global
+    /// limit is: those the floor meters with.
+    fn defaults(&self, defaults: &Config) -> Result<(u32, u32)> {
         let status = self.status()?;
-        Ok((
-            Self::limit(&status, "echo_rate")?,
-            Self::limit(&status, "echo_burst")?,
-        ))
+        let limit = |rate, burst| -> Result<(u32, u32)> {
+            Ok((Self::limit(&status, rate)?, Self::limit(&status, burst)?))
+        };
+        let (echo, global) = (
+            limit("echo_rate", "echo_burst")?,
+            limit("global_rate", "global_burst")?,
+        );
+        ensure!(
+            echo == (defaults.echo.rate, defaults.echo.burst)
+                && global == (defaults.global.rate, defaults.global.burst),
+            "icmp-guard attached with the echo limit {echo:?} and the global limit {global:?}, not its defaults, which the floor meters with"
+        );
+        Ok(echo)
     }
 
     fn fill(&self) -> Result<Fill> {

@@ -16,7 +16,7 @@ use aya::{
     programs::{Xdp, XdpMode, loaded_programs},
 };
 use icmp_guard::kernel::object;
-use icmp_guard_common::Limit;
+use icmp_guard_common::{Limit, floor};
 
 use super::RECEIVER_CPU;
 use crate::{
@@ -235,24 +235,28 @@ pub struct XdpProgram {
 }
 
 impl XdpProgram {
-    /// The program that drops without reading the frame.
-    pub const BARE: &'static str = "xdp_drop";
-    /// The program that reads the ethertype and the IPv4 protocol, then drops.
-    pub const READS: &'static str = "xdp_read_drop";
-    /// The floor that meters each source ([`crate::harness::load_floor`]).
-    pub const FLOOR: &'static str = "xdp_floor";
+    /// Attaches the `XDP_DROP` that does not read the frame.
+    pub fn bare(rx: &Receiver) -> Result<Self> {
+        Self::drop_program(rx, "xdp_drop")
+    }
 
-    /// Attaches `program` (one of the two `XDP_DROP`s) from the `xdp-drop` object.
-    pub fn drop(rx: &Receiver, program: &'static str) -> Result<Self> {
+    /// Attaches the `XDP_DROP` that reads the ethertype and the IPv4 protocol first.
+    pub fn reads(rx: &Receiver) -> Result<Self> {
+        Self::drop_program(rx, "xdp_read_drop")
+    }
+
+    /// Attaches `program` of the `xdp-drop` object.
+    fn drop_program(rx: &Receiver, program: &'static str) -> Result<Self> {
         Self::attach(rx, program, move || {
             load_programs(Ebpf::load(object::XDP_DROP)?, &[program])
         })
     }
 
-    /// Attaches the floor that meters each source with `echo` and takes tokens of `global`.
+    /// Attaches the floor of a per-source meter ([`floor::METER_PROGRAM`]), metering each
+    /// source with `echo` and taking tokens of `global`.
     pub fn floor(rx: &Receiver, echo: Limit, global: Limit) -> Result<Self> {
-        Self::attach(rx, Self::FLOOR, move || {
-            load_floor(&[Self::FLOOR], echo, global)
+        Self::attach(rx, floor::METER_PROGRAM, move || {
+            load_floor(&[floor::METER_PROGRAM], echo, global)
         })
     }
 
