@@ -850,13 +850,18 @@ fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
     use std::os::unix::fs::MetadataExt as _;
     let lab = Lab::new().unwrap();
     let iface = lab.guarded_if.as_str();
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    };
     let base = lab.scratch.file("mounts");
     std::fs::create_dir(&base).unwrap();
+    mode(&base, 0o755);
     let full = base.join("full");
     std::fs::create_dir(&full).unwrap();
     std::fs::write(full.join("precious"), b"keep me").unwrap();
     let empty = base.join("empty");
     std::fs::create_dir(&empty).unwrap();
+    mode(&empty, 0o755);
     let nobodys = base.join("nobodys");
     std::fs::create_dir(&nobodys).unwrap();
     std::os::unix::fs::chown(&nobodys, Some(65534), None).unwrap();
@@ -866,19 +871,22 @@ fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
     std::os::unix::fs::symlink(&full, &to_full).unwrap();
     std::os::unix::fs::symlink(&empty, &to_empty).unwrap();
     // Folders the path is in: one anyone may write (not sticky), one anyone may write but
-    // sticky, as /tmp is, and a link to a folder of root's.
-    let mode = |path: &std::path::Path, mode: u32| {
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
-    };
+    // sticky, as /tmp is, and links to a folder of root's, one of them nobody's.
     let (open, sticky, roots) = (base.join("open"), base.join("sticky"), base.join("roots"));
-    for folder in [&open, &sticky, &roots] {
+    for (folder, bits) in [(&open, 0o777), (&sticky, 0o1777), (&roots, 0o755)] {
         std::fs::create_dir(folder).unwrap();
+        mode(folder, bits);
     }
-    mode(&open, 0o777);
-    mode(&sticky, 0o1777);
-    let to_roots = base.join("to-roots");
+    let (to_roots, nobodys_link) = (base.join("to-roots"), base.join("nobodys-link"));
     std::os::unix::fs::symlink(&roots, &to_roots).unwrap();
+    std::os::unix::fs::symlink(&roots, &nobodys_link).unwrap();
+    std::os::unix::fs::lchown(&nobodys_link, Some(65534), None).unwrap();
     let (in_nobodys, in_open) = (nobodys.join("bpffs"), open.join("new/bpffs"));
+    let through_nobodys = nobodys_link.join("bpffs");
+    let through_nobodys_why = format!(
+        "goes through the link {}, which is owned by nobody (uid 65534), not root: its owner could point it elsewhere",
+        nobodys_link.display()
+    );
     let is_bpffs = icmp_guard::pinned::bpffs::is_bpffs;
     let in_nobodys_why = format!(
         "is in {}, which is owned by nobody (uid 65534), not root: whoever can change it could replace what the path names with a link before the mount",
@@ -891,6 +899,11 @@ fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
     for (path, target, why) in [
         (&in_nobodys, &in_nobodys, in_nobodys_why.as_str()),
         (&in_open, &in_open, in_open_why.as_str()),
+        (
+            &through_nobodys,
+            &roots.join("bpffs"),
+            through_nobodys_why.as_str(),
+        ),
         (&to_full, &full, "is a symbolic link (to "),
         (&to_empty, &empty, "is a symbolic link (to "),
         (
@@ -908,6 +921,10 @@ fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
         refuses_to_mount(&lab, path, target, why);
     }
     assert!(full.join("precious").exists());
+    assert!(
+        !open.join("new").exists(),
+        "no folder made in a folder open to others"
+    );
 
     // A path that does not exist yet (also in a sticky folder anyone may write, and through a
     // link to a folder of root's), and an empty folder of root's: mounted, mode 0700.

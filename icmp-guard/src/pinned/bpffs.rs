@@ -1,10 +1,10 @@
 //! Finding, and if needed mounting, the BPF filesystem that holds the pins.
 
 use std::{
-    ffi::CString,
+    ffi::{CString, OsString},
     io,
-    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
-    path::{Path, PathBuf},
+    os::unix::{ffi::OsStrExt as _, fs::DirBuilderExt as _, fs::MetadataExt as _},
+    path::{Component, Path, PathBuf},
 };
 
 use super::private;
@@ -45,63 +45,46 @@ pub fn require(path: &Path) -> Result<(), Error> {
 /// exist yet (created mode 0700), or an empty folder of root's that no one else can write.
 /// Anything else is refused, naming what is there: a symbolic link (`--bpffs` pointing at a
 /// link to `/` once mounted a bpffs over `/`), a file, a folder that holds something (it would
-/// be hidden), or a folder of another user. The folders it is in are resolved first and must
-/// be root's too (see [`resolve_folders`]): mount(2) follows links in every part of the path,
-/// so whoever can change one of them could put a link there between the checks and the
-/// mount, and have root cover any folder of the system. The bpffs is mounted mode 0700 (the
-/// kernel's default is 1777, where any user could create `icmp-guard` before root does).
+/// be hidden), or a folder of another user. The folders it is in, and the links among them,
+/// must be root's too, also for a bpffs that is there (see [`resolve_folders`]): mount(2)
+/// follows links in every part of the path, so whoever can change one of them could put a
+/// link there between the checks and the mount, and have root cover any folder of the
+/// system. The bpffs is mounted mode 0700 (the kernel's default is 1777, where any user could
+/// create `icmp-guard` before root does).
 pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
-    if is_bpffs(path) {
-        return Ok(());
-    }
     let refuse = |why: String| Error::MountRefused {
         path: path.to_path_buf(),
         why,
     };
+    // Also for a bpffs that is there: the other commands use the path as given.
     let (resolved, missing) = resolve_folders(path).map_err(refuse)?;
     let path = resolved.as_path();
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // One folder at a time, each ours (0700) before the next goes in it.
-            let mut at = path.to_path_buf();
-            for _ in 0..missing {
-                at.pop();
-            }
-            for part in path.iter().skip(path.iter().count() - missing) {
-                at.push(part);
-                private::make_dir(&at)?;
-            }
+    if is_bpffs(path) {
+        return Ok(());
+    }
+    // The folders missing before the last one, made one at a time, each root's (0700)
+    // before the next goes in it; then the last one, which must be new, or pass the checks.
+    let mut at = path.to_path_buf();
+    for _ in 0..missing {
+        at.pop();
+    }
+    for part in path
+        .iter()
+        .skip(path.iter().count() - missing)
+        .take(missing - 1)
+    {
+        at.push(part);
+        private::make_dir(&at)?;
+    }
+    match std::fs::DirBuilder::new()
+        .mode(private::DIR_MODE)
+        .create(path)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            ours_to_cover(path).map_err(refuse)?;
         }
-        Err(e) => return Err(Error::io("inspecting the bpffs folder", path)(e)),
-        Ok(meta) if meta.file_type().is_symlink() => {
-            let target = std::fs::read_link(path).map_or_else(|_| "?".into(), |t| shown(&t));
-            return Err(refuse(format!(
-                "is a symbolic link (to {target}), and a bpffs mounted through it would cover its target"
-            )));
-        }
-        Ok(meta) if !meta.is_dir() => return Err(refuse("is not a directory".into())),
-        Ok(meta) if !private::trusted_owner(meta.uid()) => {
-            return Err(refuse(format!(
-                "is owned by {}, not root",
-                private::user(meta.uid())
-            )));
-        }
-        Ok(meta) if meta.mode() & 0o022 != 0 => {
-            return Err(refuse(format!(
-                "is writable by its group or by others (mode {:04o})",
-                meta.mode() & 0o7777
-            )));
-        }
-        Ok(_) => {
-            let mut entries =
-                std::fs::read_dir(path).map_err(Error::io("listing the bpffs folder", path))?;
-            if let Some(entry) = entries.next() {
-                let name = entry.map_or_else(|_| "?".into(), |e| shown(e.file_name()));
-                return Err(refuse(format!(
-                    "is a folder that is not empty (it holds \"{name}\"), which a bpffs would hide"
-                )));
-            }
-        }
+        Err(e) => return Err(Error::io("creating the bpffs folder", path)(e)),
     }
     let fail = |source| Error::Mount {
         path: path.to_path_buf(),
@@ -129,74 +112,215 @@ pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks that the folder at `path`, which exists, is plainly ours to cover with a mount:
+/// not a link, a folder of root's that no one else can write, and empty.
+fn ours_to_cover(path: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot be inspected: {e}"))?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path).map_or_else(|_| "?".into(), |t| shown(&t));
+        return Err(format!(
+            "is a symbolic link (to {target}), and a bpffs mounted through it would cover its target"
+        ));
+    }
+    if !meta.is_dir() {
+        return Err("is not a directory".into());
+    }
+    if !private::trusted_owner(meta.uid()) {
+        return Err(format!(
+            "is owned by {}, not root",
+            private::user(meta.uid())
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "is writable by its group or by others (mode {:04o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    let mut entries = std::fs::read_dir(path).map_err(|e| format!("cannot be listed: {e}"))?;
+    if let Some(entry) = entries.next() {
+        let name = entry.map_or_else(|_| "?".into(), |e| shown(e.file_name()));
+        return Err(format!(
+            "is a folder that is not empty (it holds \"{name}\"), which a bpffs would hide"
+        ));
+    }
+    Ok(())
+}
+
+/// Links followed at most while resolving a path, as the kernel's `MAXSYMLINKS`.
+const MAX_LINKS: u32 = 40;
+
 /// `path` made absolute with the links of the folders it is in resolved (its last part is
-/// left as it is: a link there is refused by the caller), and how many of its parts do not
-/// exist yet, counted from its end (its last part included). Every folder of the existing
-/// part, from `/` down, must be root's, and none may be writable by its group or by others
-/// unless it is sticky (`/tmp`), where no one can rename or remove an entry of root's: so no
-/// one but root can change which folder the path names until the mount. The error says which
-/// folder is not so, and why.
+/// left as it is: a link there is refused by the caller), and how many of its last parts the
+/// caller is to make or check: the folders that do not exist yet, and the last part, whether
+/// it exists or not.
+///
+/// The folders are walked from `/` one part at a time, as the kernel walks them. Every folder
+/// must be root's, and none may be writable by its group or by others unless it is sticky
+/// (`/tmp`), where no one can rename or remove an entry of root's; a link is followed only if
+/// it is root's (it sits in such a folder already). So no one but root can change which
+/// folder the path names until the mount, or after it, when the other commands use the path
+/// as given. The error says which folder or link is not so, and why.
 fn resolve_folders(path: &Path) -> Result<(PathBuf, usize), String> {
     let absolute =
         std::path::absolute(path).map_err(|e| format!("cannot be made absolute: {e}"))?;
     let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
         return Err("names no folder of its own (it is / or ends in ..)".into());
     };
-    // The longest part that exists, resolved; the rest is made by the caller.
-    let mut existing = parent;
-    let mut missing = vec![name];
-    let resolved = loop {
-        match existing.canonicalize() {
-            Ok(real) => break real,
+    let mut resolved = PathBuf::from("/");
+    trusted_folder(&resolved)?;
+    // The parts still to walk, first part last.
+    let mut todo: Vec<OsString> = parts(parent);
+    let mut links = 0;
+    let mut missing = Vec::new();
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let next = resolved.join(&part);
+        let meta = match std::fs::symlink_metadata(&next) {
+            Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match (existing.parent(), existing.file_name()) {
-                    (Some(up), Some(part)) => {
-                        missing.push(part);
-                        existing = up;
+                // This part and the rest are made by the caller, one folder at a time.
+                missing.push(part);
+                while let Some(part) = todo.pop() {
+                    if part == ".." {
+                        return Err(format!(
+                            "has .. after {}, which does not exist",
+                            shown(resolved.join(missing.iter().collect::<PathBuf>()))
+                        ));
                     }
-                    _ => return Err(format!("has no folder that exists ({e})")),
+                    missing.push(part);
                 }
+                break;
             }
             Err(e) => {
                 return Err(format!(
-                    "is in {}, which cannot be resolved: {e}",
-                    shown(existing)
+                    "is in {}, which cannot be inspected: {e}",
+                    shown(&next)
                 ));
             }
-        }
-    };
-    for folder in resolved.ancestors() {
-        let meta = std::fs::symlink_metadata(folder)
-            .map_err(|e| format!("is in {}, which cannot be inspected: {e}", shown(folder)))?;
-        let sticky = meta.mode() & libc::S_ISVTX != 0;
-        let problem = if !meta.is_dir() {
-            Some("which is not a directory".to_owned())
-        } else if !private::trusted_owner(meta.uid()) {
-            Some(format!(
-                "which is owned by {}, not root",
-                private::user(meta.uid())
-            ))
-        } else if meta.mode() & 0o022 != 0 && !sticky {
-            Some(format!(
-                "which is writable by its group or by others (mode {:04o}) and not sticky",
-                meta.mode() & 0o7777
-            ))
-        } else {
-            None
         };
-        if let Some(problem) = problem {
-            return Err(format!(
-                "is in {}, {problem}: whoever can change it could replace what the path names with a link before the mount",
-                shown(folder)
-            ));
+        if meta.file_type().is_symlink() {
+            if !private::trusted_owner(meta.uid()) {
+                return Err(format!(
+                    "goes through the link {}, which is owned by {}, not root: its owner could point it elsewhere",
+                    shown(&next),
+                    private::user(meta.uid())
+                ));
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(format!("goes through more than {MAX_LINKS} links"));
+            }
+            let target = std::fs::read_link(&next).map_err(|e| {
+                format!(
+                    "goes through the link {}, which cannot be read: {e}",
+                    shown(&next)
+                )
+            })?;
+            if target.is_absolute() {
+                resolved = PathBuf::from("/");
+            }
+            todo.extend(parts(&target));
+            continue;
         }
+        resolved = next;
+        trusted_folder(&resolved)?;
     }
+    missing.push(name.to_owned());
     let count = missing.len();
     Ok((
-        missing
-            .into_iter()
-            .rev()
-            .fold(resolved, |p, part| p.join(part)),
+        missing.into_iter().fold(resolved, |p, part| p.join(part)),
         count,
     ))
+}
+
+/// The normal parts of `path` (`..` kept, `.` and the root dropped), last part first.
+fn parts(path: &Path) -> Vec<OsString> {
+    path.components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_owned()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Checks that `folder` is a folder only root can change (see [`resolve_folders`]).
+fn trusted_folder(folder: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(folder)
+        .map_err(|e| format!("is in {}, which cannot be inspected: {e}", shown(folder)))?;
+    let sticky = meta.mode() & libc::S_ISVTX != 0;
+    let at = shown(folder);
+    if !meta.is_dir() {
+        return Err(format!("is in {at}, which is not a directory"));
+    }
+    let problem = if !private::trusted_owner(meta.uid()) {
+        format!("which is owned by {}, not root", private::user(meta.uid()))
+    } else if meta.mode() & 0o022 != 0 && !sticky {
+        format!(
+            "which is writable by its group or by others (mode {:04o}) and not sticky",
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "is in {at}, {problem}: whoever can change it could replace what the path names with a link before the mount"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    /// (the path under a scratch folder, what it resolves to and how many parts are missing,
+    /// or words of the refusal): the folders are walked as the kernel walks them, links of
+    /// root's followed (absolute, relative, after `..`), and what cannot name a folder of its
+    /// own is refused.
+    #[test]
+    fn paths_are_resolved_through_folders_and_links_of_roots() {
+        type Case = (&'static str, Result<(&'static str, usize), &'static str>);
+        let base =
+            std::env::temp_dir().join(format!("icmp-guard-bpffs-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir(&base).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(base.join("real")).unwrap();
+        std::fs::set_permissions(base.join("real"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("absolute")).unwrap();
+        std::os::unix::fs::symlink("real", base.join("relative")).unwrap();
+        std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+        let cases: [Case; 9] = [
+            ("x", Ok(("x", 1))),
+            ("new/deeper", Ok(("new/deeper", 2))),
+            ("absolute/x", Ok(("real/x", 1))),
+            ("relative/x", Ok(("real/x", 1))),
+            ("real/../relative/x", Ok(("real/x", 1))),
+            ("absolute/../real", Ok(("real", 1))),
+            ("new/../x", Err("has .. after")),
+            ("x/..", Err("names no folder of its own")),
+            ("loop/x", Err("goes through more than 40 links")),
+        ];
+        for (path, want) in cases {
+            let got = resolve_folders(&base.join(path));
+            match want {
+                Ok((resolved, missing)) => {
+                    assert_eq!(got, Ok((base.join(resolved), missing)), "{path}");
+                }
+                Err(words) => {
+                    let err = got.expect_err(path);
+                    assert!(err.contains(words), "{path}: {err}");
+                }
+            }
+        }
+        assert!(resolve_folders(Path::new("/")).is_err());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }
