@@ -334,10 +334,11 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
         std::thread::sleep(Duration::from_millis(500));
         match then {
             FifoThen::Signal => {
-                // Past a lease (3 s): still held, so a second capture is refused.
+                // Past a lease (3 s): still held, so a second capture is refused (one that
+                // took over would stop at once, after its count of none).
                 std::thread::sleep(Duration::from_secs(4));
                 let out = lab
-                    .cli(&["capture", &lab.guarded_if, "-w", "-", "--count", "1"])
+                    .cli(&["capture", &lab.guarded_if, "-w", "-", "--count", "0"])
                     .unwrap();
                 let err = stderr_of(&out);
                 assert_eq!(out.status.code(), Some(1), "{err}");
@@ -393,6 +394,7 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
 /// The status flags (`fdinfo`'s `flags`, octal) of the descriptor process `pid` has open on
 /// `path`.
 fn fd_flags_of(pid: u32, path: &std::path::Path) -> i32 {
+    let path = path.canonicalize().unwrap();
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
     let fd = fds
         .flatten()
