@@ -310,21 +310,28 @@ enum FifoThen {
     ReaderComes,
     /// The FIFO is removed: the capture fails, and makes no file in its place.
     Removed,
+    /// Another FIFO takes its place, and a reader opens that one: the capture fails.
+    Replaced,
 }
 
 /// A capture into a FIFO that nobody reads yet waits for a reader and says so, keeping its
 /// lease; a stop signal ends the wait, where `open(2)` would wait through it, and the capture
 /// exits 0 with nothing written and the flag clear; a reader that comes gets the frames, from
-/// a blocking descriptor; a FIFO removed meanwhile is not replaced by a regular file.
+/// a blocking descriptor; a FIFO removed meanwhile is not replaced by a regular file, and one
+/// put in its place is not written.
 #[test]
 fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
-    use std::sync::mpsc;
-    for then in [FifoThen::Signal, FifoThen::ReaderComes, FifoThen::Removed] {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let cases = [
+        FifoThen::Signal,
+        FifoThen::ReaderComes,
+        FifoThen::Removed,
+        FifoThen::Replaced,
+    ];
+    for then in cases {
         let lab = guarded_lab();
         let fifo = lab.scratch.file("capture.fifo");
-        let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo with a valid path.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "{then:?}");
+        mkfifo(&fifo);
         let mut capture = Reaped(Some(start_capture(
             &lab,
             &["-w", fifo.to_str().unwrap(), "--rate", "10000"],
@@ -348,14 +355,12 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
                 assert!(err.contains("waiting for a reader"), "{err}");
                 assert!(
                     err.contains(": 0 captured,")
-                        && err.contains("stopped: signal (before the output had a reader"),
+                        && err.contains("stopped: signal (before the output was opened"),
                     "{err}"
                 );
             }
             FifoThen::ReaderComes => {
-                let (sent, received) = mpsc::channel();
-                let from = fifo.clone();
-                std::thread::spawn(move || sent.send(std::fs::read(from)));
+                let received = read_in_background(&fifo);
                 flood_until_done(&lab, capture.child(), 2).unwrap();
                 let flags = fd_flags_of(capture.child().id(), &fifo);
                 assert_eq!(flags & libc::O_NONBLOCK, 0, "written blocking: {flags:o}");
@@ -374,8 +379,12 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
                 assert!(err.contains("waiting for a reader"), "{err}");
                 assert!(err.contains("stopped: signal"), "{err}");
             }
-            FifoThen::Removed => {
+            FifoThen::Removed | FifoThen::Replaced => {
                 std::fs::remove_file(&fifo).unwrap();
+                let reader = matches!(then, FifoThen::Replaced).then(|| {
+                    mkfifo(&fifo);
+                    read_in_background(&fifo)
+                });
                 // It stops at its next try to open the path (every tenth of a second).
                 let _ = eventually(5, "the capture stops", || {
                     capture.child().try_wait().unwrap().is_some()
@@ -384,11 +393,49 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
                 let err = stderr_of(&out);
                 assert_eq!(out.status.code(), Some(1), "{err}");
                 assert!(err.contains("opening the capture FIFO"), "{err}");
-                assert!(!fifo.exists(), "no file made in its place: {err}");
                 assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0, "{err}");
+                if let Some(received) = reader {
+                    assert!(
+                        err.contains("it was removed while the capture waited"),
+                        "{err}"
+                    );
+                    // A writer of our own, closed at once, lets the reader see the end.
+                    drop(
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .custom_flags(libc::O_NONBLOCK)
+                            .open(&fifo)
+                            .unwrap(),
+                    );
+                    let bytes = received
+                        .recv_timeout(Duration::from_secs(10))
+                        .expect("the reader got to the end")
+                        .unwrap();
+                    assert!(bytes.is_empty(), "nothing written into the other FIFO");
+                } else {
+                    assert!(!fifo.exists(), "no file made in its place: {err}");
+                }
             }
         }
     }
+}
+
+/// Makes a FIFO at `path`, mode 0600.
+fn mkfifo(path: &std::path::Path) {
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+}
+
+/// Reads the FIFO at `path` to its end on a thread of its own; what it read arrives on the
+/// channel, so a test can wait for it with a deadline.
+fn read_in_background(
+    path: &std::path::Path,
+) -> std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (sent, received) = std::sync::mpsc::channel();
+    let from = path.to_path_buf();
+    std::thread::spawn(move || sent.send(std::fs::read(from)));
+    received
 }
 
 /// The status flags (`fdinfo`'s `flags`, octal) of the descriptor process `pid` has open on

@@ -460,7 +460,7 @@ impl Session {
         let mut renewed = Instant::now();
         let stopped = loop {
             if SIGNALS.load(Ordering::SeqCst) > 0 {
-                break NO_READER;
+                break NO_OUTPUT;
             }
             if !self.lease.ours() {
                 break TAKEN_OVER;
@@ -651,7 +651,8 @@ impl Session {
 
 const OUTPUT_CLOSED: &str = "output closed";
 /// Why a capture stops when a signal came before its output could be opened.
-const NO_READER: &str = "signal (before the output had a reader: nothing written)";
+const NO_OUTPUT: &str =
+    "signal (before the output was opened, e.g. a FIFO nobody read: nothing written)";
 /// How often [`Session::run_when_open`] tries to open the output again.
 const OUTPUT_POLL: Duration = Duration::from_millis(100);
 /// Why a capture stops when a signal interrupted a write its reader did not take.
