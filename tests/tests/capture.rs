@@ -308,6 +308,9 @@ enum FifoThen {
     Signal,
     /// A reader comes, frames flow, then SIGTERM.
     ReaderComes,
+    /// The FIFO is renamed and a new one takes its name, each with a reader: the frames go
+    /// to the renamed one, the FIFO the capture waited on.
+    Renamed,
     /// The FIFO is removed: the capture fails, and makes no file in its place.
     Removed,
     /// Another FIFO takes its place, and a reader opens that one: the capture fails.
@@ -317,14 +320,15 @@ enum FifoThen {
 /// A capture into a FIFO that nobody reads yet waits for a reader and says so, keeping its
 /// lease; a stop signal ends the wait, where `open(2)` would wait through it, and the capture
 /// exits 0 with nothing written and the flag clear; a reader that comes gets the frames, from
-/// a blocking descriptor; a FIFO removed meanwhile is not replaced by a regular file, and one
-/// put in its place is not written.
+/// a blocking descriptor, and they go to the FIFO the capture waited on, whatever its name is
+/// by then; a FIFO removed meanwhile is not replaced by a regular file, and one put in its
+/// place is not written.
 #[test]
 fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let cases = [
         FifoThen::Signal,
         FifoThen::ReaderComes,
+        FifoThen::Renamed,
         FifoThen::Removed,
         FifoThen::Replaced,
     ];
@@ -340,44 +344,22 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
         // Long enough for the capture to find no reader and say so.
         std::thread::sleep(Duration::from_millis(500));
         match then {
-            FifoThen::Signal => {
-                // Past a lease (3 s): still held, so a second capture is refused (one that
-                // took over would stop at once, after its count of none).
-                std::thread::sleep(Duration::from_secs(4));
-                let out = lab
-                    .cli(&["capture", &lab.guarded_if, "-w", "-", "--count", "0"])
-                    .unwrap();
-                let err = stderr_of(&out);
-                assert_eq!(out.status.code(), Some(1), "{err}");
-                assert!(err.contains("another capture of it is running"), "{err}");
-                capture.signal(libc::SIGTERM);
-                let err = finish(&lab, capture.0.take().unwrap());
-                assert!(err.contains("waiting for a reader"), "{err}");
-                assert!(
-                    err.contains(": 0 captured,")
-                        && err.contains("stopped: signal (before the output was opened"),
-                    "{err}"
-                );
-            }
+            FifoThen::Signal => fifo_then_signal(&lab, capture),
             FifoThen::ReaderComes => {
                 let received = read_in_background(&fifo);
-                flood_until_done(&lab, capture.child(), 2).unwrap();
-                let flags = fd_flags_of(capture.child().id(), &fifo);
-                assert_eq!(flags & libc::O_NONBLOCK, 0, "written blocking: {flags:o}");
-                capture.signal(libc::SIGTERM);
-                let err = finish(&lab, capture.0.take().unwrap());
-                let bytes = received
-                    .recv_timeout(Duration::from_secs(10))
-                    .expect("the reader got to the end")
-                    .unwrap();
-                let file = lab.scratch.file("from-fifo.pcapng");
-                std::fs::write(&file, bytes).unwrap();
-                assert!(
-                    !tcpdump(file.to_str().unwrap()).unwrap().is_empty(),
-                    "{err}"
+                fifo_read(&lab, capture, &fifo, &received);
+            }
+            FifoThen::Renamed => {
+                let old = lab.scratch.file("capture.fifo.old");
+                std::fs::rename(&fifo, &old).unwrap();
+                mkfifo(&fifo);
+                let (to_old, to_new) = (read_in_background(&old), read_in_background(&fifo));
+                fifo_read(&lab, capture, &old, &to_old);
+                assert_eq!(
+                    release_reader(&fifo, &to_new),
+                    0,
+                    "the new FIFO got nothing"
                 );
-                assert!(err.contains("waiting for a reader"), "{err}");
-                assert!(err.contains("stopped: signal"), "{err}");
             }
             FifoThen::Removed | FifoThen::Replaced => {
                 std::fs::remove_file(&fifo).unwrap();
@@ -385,39 +367,89 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
                     mkfifo(&fifo);
                     read_in_background(&fifo)
                 });
-                // It stops at its next try to open the path (every tenth of a second).
+                // It stops at its next try to open the FIFO (every tenth of a second).
                 let _ = eventually(5, "the capture stops", || {
                     capture.child().try_wait().unwrap().is_some()
                 });
                 let out = capture.finish();
                 let err = stderr_of(&out);
                 assert_eq!(out.status.code(), Some(1), "{err}");
-                assert!(err.contains("opening the capture FIFO"), "{err}");
+                assert!(
+                    err.contains("opening the capture FIFO")
+                        && err.contains("it was removed while the capture waited"),
+                    "{err}"
+                );
                 assert_eq!(config_flags(&lab) & flags::CAPTURE_BITS, 0, "{err}");
-                if let Some(received) = reader {
-                    assert!(
-                        err.contains("it was removed while the capture waited"),
-                        "{err}"
-                    );
-                    // A writer of our own, closed at once, lets the reader see the end.
-                    drop(
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .custom_flags(libc::O_NONBLOCK)
-                            .open(&fifo)
-                            .unwrap(),
-                    );
-                    let bytes = received
-                        .recv_timeout(Duration::from_secs(10))
-                        .expect("the reader got to the end")
-                        .unwrap();
-                    assert!(bytes.is_empty(), "nothing written into the other FIFO");
-                } else {
-                    assert!(!fifo.exists(), "no file made in its place: {err}");
+                match reader {
+                    Some(received) => assert_eq!(release_reader(&fifo, &received), 0),
+                    None => assert!(!fifo.exists(), "no file made in its place: {err}"),
                 }
             }
         }
     }
+}
+
+/// The capture waiting on a FIFO nobody reads: past a lease (3 s) it still holds it, so a
+/// second capture is refused (one that took over would stop at once, after its count of
+/// none); SIGTERM ends the wait with nothing written.
+fn fifo_then_signal(lab: &Lab, mut capture: Reaped) {
+    std::thread::sleep(Duration::from_secs(4));
+    let out = lab
+        .cli(&["capture", &lab.guarded_if, "-w", "-", "--count", "0"])
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another capture of it is running"), "{err}");
+    capture.signal(libc::SIGTERM);
+    let err = finish(lab, capture.0.take().unwrap());
+    assert!(err.contains("waiting for a reader"), "{err}");
+    assert!(
+        err.contains(": 0 captured,")
+            && err.contains("stopped: signal (before the output was opened"),
+        "{err}"
+    );
+}
+
+/// The capture, waiting on the FIFO now at `fifo` that a reader opened (`received`), writes
+/// the frames of a flood into it, blocking, and stops on SIGTERM.
+fn fifo_read(
+    lab: &Lab,
+    mut capture: Reaped,
+    fifo: &std::path::Path,
+    received: &std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+) {
+    flood_until_done(lab, capture.child(), 2).unwrap();
+    let flags = fd_flags_of(capture.child().id(), fifo);
+    assert_eq!(flags & libc::O_NONBLOCK, 0, "written blocking: {flags:o}");
+    capture.signal(libc::SIGTERM);
+    let err = finish(lab, capture.0.take().unwrap());
+    let bytes = received
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the reader got to the end")
+        .unwrap();
+    let file = lab.scratch.file("from-fifo.pcapng");
+    std::fs::write(&file, bytes).unwrap();
+    assert!(
+        !tcpdump(file.to_str().unwrap()).unwrap().is_empty(),
+        "{err}"
+    );
+    assert!(err.contains("waiting for a reader"), "{err}");
+    assert!(err.contains("stopped: signal"), "{err}");
+}
+
+/// Lets the reader of the FIFO at `path` (`received`), which no capture wrote to, see its
+/// end (a writer of our own, closed at once), and returns how many bytes it read.
+fn release_reader(
+    path: &std::path::Path,
+    received: &std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+) -> usize {
+    // Blocking: it waits for the reader, if that one is not in its open(2) yet.
+    drop(std::fs::OpenOptions::new().write(true).open(path).unwrap());
+    received
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the reader got to the end")
+        .unwrap()
+        .len()
 }
 
 /// Makes a FIFO at `path`, mode 0600.

@@ -889,7 +889,7 @@ fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
     );
     let is_bpffs = icmp_guard::pinned::bpffs::is_bpffs;
     let in_nobodys_why = format!(
-        "is in {}, which is owned by nobody (uid 65534), not root: whoever can change it could replace what the path names with a link before the mount",
+        "is in {}, which is owned by nobody (uid 65534), not root: whoever can change it could make the path name another folder",
         nobodys.display()
     );
     let in_open_why = format!(
@@ -951,6 +951,75 @@ fn attach_mounts_a_bpffs_only_on_a_new_path_or_an_empty_folder_of_roots() {
         drop(mounted);
         assert!(!is_bpffs(&path));
     }
+}
+
+/// A bpffs that is there already is used only through folders and links of root's, itself
+/// included: not through a link of another user's to it, nor as a folder another user made in
+/// a bpffs open to all (the kernel mounts one mode 1777 by default). Nothing is pinned there.
+#[test]
+fn a_bpffs_that_is_there_is_used_only_through_folders_and_links_of_roots() {
+    let lab = Lab::new().unwrap();
+    let base = lab.scratch.file("there");
+    std::fs::create_dir(&base).unwrap();
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bpffs = base.join("bpffs");
+    std::fs::create_dir(&bpffs).unwrap();
+    let mounted = Mounted(bpffs.clone());
+    icmp_guard_tests::lab::run(
+        std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&bpffs),
+    )
+    .unwrap();
+    let (link, theirs) = (base.join("nobodys-link"), bpffs.join("theirs"));
+    std::os::unix::fs::symlink(&bpffs, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+    for (path, why) in [
+        (
+            &link,
+            format!(
+                "is a bpffs whose path goes through the link {}, which is owned by nobody (uid 65534), not root",
+                link.display()
+            ),
+        ),
+        (
+            &theirs,
+            format!(
+                "is a bpffs whose path is in {}, which is owned by nobody (uid 65534), not root",
+                theirs.display()
+            ),
+        ),
+    ] {
+        let out = lab
+            .cli_command(path, &["attach", &lab.guarded_if])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        let at = path.display();
+        assert_eq!(out.status.code(), Some(1), "{at}: {err}");
+        assert!(err.contains(&format!("{at} {why}")), "{at}: {err}");
+        assert!(
+            !bpffs.join("icmp-guard").exists(),
+            "{at}: pinned through it"
+        );
+        assert!(!theirs.join("icmp-guard").exists(), "{at}: pinned in it");
+        assert!(!lab.guarded_has_xdp(), "{at}");
+    }
+    // The bpffs itself, root's and sticky: used.
+    let iface = lab.guarded_if.as_str();
+    let out = lab
+        .cli_command(&bpffs, &["attach", iface])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = lab
+        .cli_command(&bpffs, &["detach", iface])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    drop(mounted);
 }
 
 /// `config check` reads only regular files of at most 1 MiB (`/dev/zero` was read without

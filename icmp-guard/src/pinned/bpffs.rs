@@ -16,15 +16,7 @@ const BPF_FS_MAGIC: u32 = 0xcafe_4a11;
 /// Whether `path` is the root of (or inside) a mounted bpffs.
 #[must_use]
 pub fn is_bpffs(path: &Path) -> bool {
-    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: an all-zero statfs is a valid out-parameter.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is NUL-terminated; st is a valid, writable statfs.
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), &raw mut st) };
-    // f_type is signed on glibc and unsigned on musl: let the comparison pick the type.
-    rc == 0 && u64::try_from(st.f_type).is_ok_and(|t| t == u64::from(BPF_FS_MAGIC))
+    fs_type(path) == Some(BPF_FS_MAGIC)
 }
 
 /// For commands that only read: `path` must be a bpffs, or the pins cannot be there (a
@@ -56,11 +48,18 @@ pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
         path: path.to_path_buf(),
         why,
     };
-    // Also for a bpffs that is there: the other commands use the path as given.
+    // Also for a bpffs that is there, itself included (its last part may be a link, or a
+    // folder of someone else's in a bpffs open to all): the other commands use the path as
+    // given.
+    let given = path;
     let (resolved, missing) = resolve_folders(path).map_err(refuse)?;
     let path = resolved.as_path();
     if is_bpffs(path) {
-        return Ok(());
+        return walk(path).map(|_| ()).map_err(|why| Error::Untrusted {
+            path: given.to_path_buf(),
+            problem: format!("is a bpffs whose path {why}"),
+            fix: "pass --bpffs a bpffs whose folders and links are all root's".into(),
+        });
     }
     // The folders missing before the last one, made one at a time, each root's (0700)
     // before the next goes in it; then the last one, which must be new, or pass the checks.
@@ -167,12 +166,24 @@ fn resolve_folders(path: &Path) -> Result<(PathBuf, usize), String> {
     let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
         return Err("names no folder of its own (it is / or ends in ..)".into());
     };
+    let (resolved, mut missing) = walk(parent)?;
+    missing.push(name.to_owned());
+    let count = missing.len();
+    Ok((
+        missing.into_iter().fold(resolved, |p, part| p.join(part)),
+        count,
+    ))
+}
+
+/// Walks the absolute `path` from `/` (see [`resolve_folders`]): the folder its existing
+/// part names, every folder and link on the way checked, and the parts after it that do not
+/// exist, in order.
+fn walk(path: &Path) -> Result<(PathBuf, Vec<OsString>), String> {
     let mut resolved = PathBuf::from("/");
     trusted_folder(&resolved)?;
     // The parts still to walk, first part last.
-    let mut todo: Vec<OsString> = parts(parent);
+    let mut todo: Vec<OsString> = parts(path);
     let mut links = 0;
-    let mut missing = Vec::new();
     while let Some(part) = todo.pop() {
         if part == ".." {
             resolved.pop();
@@ -183,7 +194,7 @@ fn resolve_folders(path: &Path) -> Result<(PathBuf, usize), String> {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // This part and the rest are made by the caller, one folder at a time.
-                missing.push(part);
+                let mut missing = vec![part];
                 while let Some(part) = todo.pop() {
                     if part == ".." {
                         return Err(format!(
@@ -193,7 +204,7 @@ fn resolve_folders(path: &Path) -> Result<(PathBuf, usize), String> {
                     }
                     missing.push(part);
                 }
-                break;
+                return Ok((resolved, missing));
             }
             Err(e) => {
                 return Err(format!(
@@ -203,13 +214,7 @@ fn resolve_folders(path: &Path) -> Result<(PathBuf, usize), String> {
             }
         };
         if meta.file_type().is_symlink() {
-            if !private::trusted_owner(meta.uid()) {
-                return Err(format!(
-                    "goes through the link {}, which is owned by {}, not root: its owner could point it elsewhere",
-                    shown(&next),
-                    private::user(meta.uid())
-                ));
-            }
+            follow(&resolved, &next, &meta)?;
             links += 1;
             if links > MAX_LINKS {
                 return Err(format!("goes through more than {MAX_LINKS} links"));
@@ -229,12 +234,41 @@ fn resolve_folders(path: &Path) -> Result<(PathBuf, usize), String> {
         resolved = next;
         trusted_folder(&resolved)?;
     }
-    missing.push(name.to_owned());
-    let count = missing.len();
-    Ok((
-        missing.into_iter().fold(resolved, |p, part| p.join(part)),
-        count,
-    ))
+    Ok((resolved, Vec::new()))
+}
+
+/// `PROC_SUPER_MAGIC` from linux/magic.h.
+const PROC_MAGIC: u32 = 0x9fa0;
+
+/// Checks that the link `link` (in the folder `folder`, checked already; `meta` its own) may be
+/// followed by its text: root's, and not one of `/proc`'s, which the kernel follows to what
+/// they stand for (`/proc/PID/root` is a process's root, not `/`), not to their text.
+fn follow(folder: &Path, link: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    if !private::trusted_owner(meta.uid()) {
+        return Err(format!(
+            "goes through the link {}, which is owned by {}, not root: its owner could point it elsewhere",
+            shown(link),
+            private::user(meta.uid())
+        ));
+    }
+    if fs_type(folder) == Some(PROC_MAGIC) {
+        return Err(format!(
+            "goes through {}, a link of /proc, which stands for more than its text: give the path it leads to",
+            shown(link)
+        ));
+    }
+    Ok(())
+}
+
+/// The file system type (`statfs`'s `f_type`) of `path`, if it can be read.
+fn fs_type(path: &Path) -> Option<u32> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is NUL-terminated; st is a valid, writable statfs.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &raw mut st) };
+    // f_type is signed on glibc and unsigned on musl: let the conversion pick the type.
+    (rc == 0).then(|| u32::try_from(st.f_type).ok()).flatten()
 }
 
 /// The normal parts of `path` (`..` kept, `.` and the root dropped), last part first.
@@ -269,7 +303,7 @@ fn trusted_folder(folder: &Path) -> Result<(), String> {
         return Ok(());
     };
     Err(format!(
-        "is in {at}, {problem}: whoever can change it could replace what the path names with a link before the mount"
+        "is in {at}, {problem}: whoever can change it could make the path name another folder"
     ))
 }
 
@@ -297,7 +331,13 @@ mod tests {
         std::os::unix::fs::symlink(base.join("real"), base.join("absolute")).unwrap();
         std::os::unix::fs::symlink("real", base.join("relative")).unwrap();
         std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
-        let cases: [Case; 9] = [
+        let name = base.file_name().unwrap().to_str().unwrap().to_owned();
+        std::os::unix::fs::symlink(format!("../{name}/real"), base.join("up")).unwrap();
+        std::fs::create_dir(base.join("open")).unwrap();
+        std::fs::set_permissions(base.join("open"), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
+        std::os::unix::fs::symlink(base.join("open"), base.join("to-open")).unwrap();
+        let cases: [Case; 11] = [
             ("x", Ok(("x", 1))),
             ("new/deeper", Ok(("new/deeper", 2))),
             ("absolute/x", Ok(("real/x", 1))),
@@ -307,6 +347,11 @@ mod tests {
             ("new/../x", Err("has .. after")),
             ("x/..", Err("names no folder of its own")),
             ("loop/x", Err("goes through more than 40 links")),
+            ("up/x", Ok(("real/x", 1))),
+            (
+                "to-open/x",
+                Err("writable by its group or by others (mode 0777) and not sticky"),
+            ),
         ];
         for (path, want) in cases {
             let got = resolve_folders(&base.join(path));
@@ -321,6 +366,14 @@ mod tests {
             }
         }
         assert!(resolve_folders(Path::new("/")).is_err());
+        // `..` at `/` stays there, as in the kernel.
+        let from_root = Path::new("/../..")
+            .join(base.strip_prefix("/").unwrap())
+            .join("x");
+        assert_eq!(resolve_folders(&from_root), Ok((base.join("x"), 1)));
+        // A link of /proc stands for a process's root, not for its text.
+        let err = resolve_folders(Path::new("/proc/self/root/x")).unwrap_err();
+        assert!(err.contains("a link of /proc"), "{err}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 }
