@@ -807,18 +807,25 @@ fn pin_folders_of_other_users_are_refused() {
     lab.cli_ok(&["detach", iface]).unwrap();
 }
 
-/// Checks that `attach` with `--bpffs path` refuses to mount there, saying `why`, and leaves
-/// nothing behind: no bpffs on `target` (what the path names), no pin root, nothing made at
-/// the path, no program attached.
-fn refuses_to_mount(lab: &Lab, path: &std::path::Path, target: &std::path::Path, why: &str) {
-    let existed = std::fs::symlink_metadata(path).is_ok();
+/// `attach` with `--bpffs path`, which must fail: what it said, and that it attached nothing.
+fn attach_refused(lab: &Lab, path: &std::path::Path) -> String {
     let out = lab
         .cli_command(path, &["attach", &lab.guarded_if])
         .output()
         .unwrap();
     let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{}: {err}", path.display());
+    assert!(!lab.guarded_has_xdp(), "{}", path.display());
+    err
+}
+
+/// Checks that `attach` with `--bpffs path` refuses to mount there, saying `why`, and leaves
+/// nothing behind: no bpffs on `target` (what the path names), no pin root, nothing made at
+/// the path, no program attached.
+fn refuses_to_mount(lab: &Lab, path: &std::path::Path, target: &std::path::Path, why: &str) {
+    let existed = std::fs::symlink_metadata(path).is_ok();
+    let err = attach_refused(lab, path);
     let at = path.display();
-    assert_eq!(out.status.code(), Some(1), "{at}: {err}");
     assert_eq!(
         std::fs::symlink_metadata(path).is_ok(),
         existed,
@@ -835,7 +842,6 @@ fn refuses_to_mount(lab: &Lab, path: &std::path::Path, target: &std::path::Path,
         "{} got a pin root",
         target.display()
     );
-    assert!(!lab.guarded_has_xdp());
 }
 
 /// `attach` mounts a bpffs where there is none, but only on a new path or an empty folder of
@@ -992,20 +998,14 @@ fn a_bpffs_that_is_there_is_used_only_through_folders_and_links_of_roots() {
             ),
         ),
     ] {
-        let out = lab
-            .cli_command(path, &["attach", &lab.guarded_if])
-            .output()
-            .unwrap();
-        let err = stderr_of(&out);
+        let err = attach_refused(&lab, path);
         let at = path.display();
-        assert_eq!(out.status.code(), Some(1), "{at}: {err}");
         assert!(err.contains(&format!("{at} {why}")), "{at}: {err}");
         assert!(
             !bpffs.join("icmp-guard").exists(),
             "{at}: pinned through it"
         );
         assert!(!theirs.join("icmp-guard").exists(), "{at}: pinned in it");
-        assert!(!lab.guarded_has_xdp(), "{at}");
     }
     // The bpffs itself, root's and sticky: used.
     let iface = lab.guarded_if.as_str();
