@@ -52,29 +52,27 @@ pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
     // folder of someone else's in a bpffs open to all): the other commands use the path as
     // given.
     let given = path;
-    let (resolved, missing) = resolve_folders(path).map_err(refuse)?;
-    let path = resolved.as_path();
-    if is_bpffs(path) {
-        return walk(path).map(|_| ()).map_err(|why| Error::Untrusted {
-            path: given.to_path_buf(),
-            problem: format!("is a bpffs whose path {why}"),
-            fix: "pass --bpffs a bpffs whose folders and links are all root's".into(),
-        });
+    let (mut at, rest) = resolve_folders(path).map_err(refuse)?;
+    let (last, missing) = rest.split_last().expect("the last part is always there");
+    // Only a path whose folders all exist can be a bpffs already.
+    if missing.is_empty() && is_bpffs(&at.join(last)) {
+        // The folders before it were checked: the last part is walked on from there.
+        return walk_from(at, vec![last.clone()])
+            .map(|_| ())
+            .map_err(|why| Error::Untrusted {
+                path: given.to_path_buf(),
+                problem: format!("is a bpffs whose path {why}"),
+                fix: "pass --bpffs a bpffs whose folders and links are all root's".into(),
+            });
     }
     // The folders missing before the last one, made one at a time, each root's (0700)
     // before the next goes in it; then the last one, which must be new, or pass the checks.
-    let mut at = path.to_path_buf();
-    for _ in 0..missing {
-        at.pop();
-    }
-    for part in path
-        .iter()
-        .skip(path.iter().count() - missing)
-        .take(missing - 1)
-    {
+    for part in missing {
         at.push(part);
         private::make_dir(&at)?;
     }
+    at.push(last);
+    let path = at.as_path();
     match std::fs::DirBuilder::new()
         .mode(private::DIR_MODE)
         .create(path)
@@ -115,26 +113,15 @@ pub fn ensure_mounted(path: &Path) -> Result<(), Error> {
 /// not a link, a folder of root's that no one else can write, and empty.
 fn ours_to_cover(path: &Path) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot be inspected: {e}"))?;
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(path).map_or_else(|_| "?".into(), |t| shown(&t));
-        return Err(format!(
-            "is a symbolic link (to {target}), and a bpffs mounted through it would cover its target"
-        ));
-    }
-    if !meta.is_dir() {
-        return Err("is not a directory".into());
-    }
-    if !private::trusted_owner(meta.uid()) {
-        return Err(format!(
-            "is owned by {}, not root",
-            private::user(meta.uid())
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "is writable by its group or by others (mode {:04o})",
-            meta.mode() & 0o7777
-        ));
+    match private::Flaw::of_folder(&meta, false) {
+        None => {}
+        Some(private::Flaw::Link) => {
+            let target = std::fs::read_link(path).map_or_else(|_| "?".into(), |t| shown(&t));
+            return Err(format!(
+                "is a symbolic link (to {target}), and a bpffs mounted through it would cover its target"
+            ));
+        }
+        Some(flaw) => return Err(flaw.to_string()),
     }
     let mut entries = std::fs::read_dir(path).map_err(|e| format!("cannot be listed: {e}"))?;
     if let Some(entry) = entries.next() {
@@ -150,9 +137,9 @@ fn ours_to_cover(path: &Path) -> Result<(), String> {
 const MAX_LINKS: u32 = 40;
 
 /// `path` made absolute with the links of the folders it is in resolved (its last part is
-/// left as it is: a link there is refused by the caller), and how many of its last parts the
-/// caller is to make or check: the folders that do not exist yet, and the last part, whether
-/// it exists or not.
+/// left as it is: a link there is refused by the caller), as the folder its existing part
+/// names and the parts the caller is to make or check after it: the folders that do not
+/// exist yet, and the last part, whether it exists or not.
 ///
 /// The folders are walked from `/` one part at a time, as the kernel walks them. Every folder
 /// must be root's, and none may be writable by its group or by others unless it is sticky
@@ -160,29 +147,32 @@ const MAX_LINKS: u32 = 40;
 /// it is root's (it sits in such a folder already). So no one but root can change which
 /// folder the path names until the mount, or after it, when the other commands use the path
 /// as given. The error says which folder or link is not so, and why.
-fn resolve_folders(path: &Path) -> Result<(PathBuf, usize), String> {
+fn resolve_folders(path: &Path) -> Result<(PathBuf, Vec<OsString>), String> {
     let absolute =
         std::path::absolute(path).map_err(|e| format!("cannot be made absolute: {e}"))?;
     let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
         return Err("names no folder of its own (it is / or ends in ..)".into());
     };
-    let (resolved, mut missing) = walk(parent)?;
-    missing.push(name.to_owned());
-    let count = missing.len();
-    Ok((
-        missing.into_iter().fold(resolved, |p, part| p.join(part)),
-        count,
-    ))
+    let (existing, mut rest) = walk(parent)?;
+    rest.push(name.to_owned());
+    Ok((existing, rest))
 }
 
 /// Walks the absolute `path` from `/` (see [`resolve_folders`]): the folder its existing
 /// part names, every folder and link on the way checked, and the parts after it that do not
 /// exist, in order.
 fn walk(path: &Path) -> Result<(PathBuf, Vec<OsString>), String> {
-    let mut resolved = PathBuf::from("/");
-    trusted_folder(&resolved)?;
-    // The parts still to walk, first part last.
-    let mut todo: Vec<OsString> = parts(path);
+    let root = PathBuf::from("/");
+    trusted_folder(&root)?;
+    walk_from(root, parts(path))
+}
+
+/// [`walk`] on from the folder `resolved`, checked already as every folder before it was,
+/// through the parts `todo` still to walk (first part last).
+fn walk_from(
+    mut resolved: PathBuf,
+    mut todo: Vec<OsString>,
+) -> Result<(PathBuf, Vec<OsString>), String> {
     let mut links = 0;
     while let Some(part) = todo.pop() {
         if part == ".." {
@@ -287,23 +277,15 @@ fn parts(path: &Path) -> Vec<OsString> {
 fn trusted_folder(folder: &Path) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(folder)
         .map_err(|e| format!("is in {}, which cannot be inspected: {e}", shown(folder)))?;
-    let sticky = meta.mode() & libc::S_ISVTX != 0;
     let at = shown(folder);
-    if !meta.is_dir() {
-        return Err(format!("is in {at}, which is not a directory"));
-    }
-    let problem = if !private::trusted_owner(meta.uid()) {
-        format!("which is owned by {}, not root", private::user(meta.uid()))
-    } else if meta.mode() & 0o022 != 0 && !sticky {
-        format!(
-            "which is writable by its group or by others (mode {:04o}) and not sticky",
-            meta.mode() & 0o7777
-        )
-    } else {
-        return Ok(());
+    let which = match private::Flaw::of_folder(&meta, true) {
+        None => return Ok(()),
+        Some(private::Flaw::NotDir) => return Err(format!("is in {at}, which is not a directory")),
+        Some(flaw @ private::Flaw::Writable(_)) => format!("{flaw} and not sticky"),
+        Some(flaw) => flaw.to_string(),
     };
     Err(format!(
-        "is in {at}, {problem}: whoever can change it could make the path name another folder"
+        "is in {at}, which {which}: whoever can change it could make the path name another folder"
     ))
 }
 
@@ -354,7 +336,12 @@ mod tests {
             ),
         ];
         for (path, want) in cases {
-            let got = resolve_folders(&base.join(path));
+            let got = resolve_folders(&base.join(path)).map(|(existing, rest)| {
+                (
+                    rest.iter().fold(existing, |p, part| p.join(part)),
+                    rest.len(),
+                )
+            });
             match want {
                 Ok((resolved, missing)) => {
                     assert_eq!(got, Ok((base.join(resolved), missing)), "{path}");
@@ -370,7 +357,10 @@ mod tests {
         let from_root = Path::new("/../..")
             .join(base.strip_prefix("/").unwrap())
             .join("x");
-        assert_eq!(resolve_folders(&from_root), Ok((base.join("x"), 1)));
+        assert_eq!(
+            resolve_folders(&from_root),
+            Ok((base.clone(), vec![OsString::from("x")]))
+        );
         // A link of /proc stands for a process's root, not for its text.
         let err = resolve_folders(Path::new("/proc/self/root/x")).unwrap_err();
         assert!(err.contains("a link of /proc"), "{err}");

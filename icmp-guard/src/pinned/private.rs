@@ -50,6 +50,52 @@ pub fn user(uid: u32) -> String {
     format!("uid {uid}")
 }
 
+/// What breaks the rules in a folder, as its own metadata (`symlink_metadata`) shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flaw {
+    Link,
+    NotDir,
+    /// Owned by this uid, not root (nor the user icmp-guard runs as).
+    Owner(u32),
+    /// Writable by its group or by others: the mode.
+    Writable(u32),
+}
+
+impl Flaw {
+    /// The first flaw of the folder `meta` describes, if any. With `sticky_ok`, a sticky
+    /// folder that others may write (`/tmp`) passes: no one can rename or remove an entry of
+    /// root's in it.
+    #[must_use]
+    pub fn of_folder(meta: &std::fs::Metadata, sticky_ok: bool) -> Option<Self> {
+        let sticky = meta.mode() & libc::S_ISVTX != 0;
+        if meta.file_type().is_symlink() {
+            Some(Self::Link)
+        } else if !meta.is_dir() {
+            Some(Self::NotDir)
+        } else if !trusted_owner(meta.uid()) {
+            Some(Self::Owner(meta.uid()))
+        } else if meta.mode() & 0o022 != 0 && !(sticky_ok && sticky) {
+            Some(Self::Writable(meta.mode() & 0o7777))
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Flaw {
+    /// The flaw as messages say it after the folder's name: "is owned by nobody ...".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Link => f.write_str("is a symbolic link"),
+            Self::NotDir => f.write_str("is not a directory"),
+            Self::Owner(uid) => write!(f, "is owned by {}, not root", user(*uid)),
+            Self::Writable(mode) => {
+                write!(f, "is writable by its group or by others (mode {mode:04o})")
+            }
+        }
+    }
+}
+
 /// Checks an existing folder against the rules; `Ok(false)` when there is nothing at `path`.
 pub fn check_dir(path: &Path) -> Result<bool, Error> {
     let meta = match std::fs::symlink_metadata(path) {
@@ -57,44 +103,25 @@ pub fn check_dir(path: &Path) -> Result<bool, Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io("inspecting", path)(e)),
     };
-    let refuse = |problem: String, fix: String| Error::Untrusted {
-        path: path.to_path_buf(),
-        problem,
-        fix,
+    let Some(flaw) = Flaw::of_folder(&meta, false) else {
+        return Ok(true);
     };
     let at = shown(path);
-    if meta.file_type().is_symlink() {
-        return Err(refuse(
-            "is a symbolic link".into(),
-            format!(
-                "icmp-guard follows no link in its state: remove it (`rm {at}`) and run the command again"
-            ),
-        ));
-    }
-    if !meta.is_dir() {
-        return Err(refuse(
-            "is not a directory".into(),
-            format!("remove it (`rm {at}`) and run the command again"),
-        ));
-    }
-    if !trusted_owner(meta.uid()) {
-        return Err(refuse(
-            format!("is owned by {}, not root", user(meta.uid())),
-            format!(
-                "its owner can rename or replace what icmp-guard keeps there: check what it holds, remove it (`rm -r {at}`) and run the command again, which creates it mode 0700"
-            ),
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(refuse(
-            format!(
-                "is writable by its group or by others (mode {:04o})",
-                meta.mode() & 0o7777
-            ),
-            format!("make it root's alone: `chmod 0700 {at}`"),
-        ));
-    }
-    Ok(true)
+    let fix = match flaw {
+        Flaw::Link => format!(
+            "icmp-guard follows no link in its state: remove it (`rm {at}`) and run the command again"
+        ),
+        Flaw::NotDir => format!("remove it (`rm {at}`) and run the command again"),
+        Flaw::Owner(_) => format!(
+            "its owner can rename or replace what icmp-guard keeps there: check what it holds, remove it (`rm -r {at}`) and run the command again, which creates it mode 0700"
+        ),
+        Flaw::Writable(_) => format!("make it root's alone: `chmod 0700 {at}`"),
+    };
+    Err(Error::Untrusted {
+        path: path.to_path_buf(),
+        problem: flaw.to_string(),
+        fix,
+    })
 }
 
 /// Creates the folder `path` (its parent must exist) with mode 0700, or checks the one that
