@@ -470,25 +470,26 @@ fn read_in_background(
     received
 }
 
-/// The status flags (`fdinfo`'s `flags`, octal) of the descriptor process `pid` has open on
-/// `path`.
+/// The status flags (`fdinfo`'s `flags`, octal) of the descriptor process `pid` has open for
+/// writing on `path` (not another one on it, such as the `O_PATH` hold of a FIFO).
 fn fd_flags_of(pid: u32, path: &std::path::Path) -> i32 {
     let path = path.canonicalize().unwrap();
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
-    let fd = fds
+    let flags_of = |fd: &std::fs::DirEntry| {
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .ok()?;
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+        i32::from_str_radix(flags.trim(), 8).ok()
+    };
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
         .flatten()
-        .find(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == path))
-        .unwrap_or_else(|| panic!("{pid} has no descriptor on {}", path.display()));
-    let info = std::fs::read_to_string(format!(
-        "/proc/{pid}/fdinfo/{}",
-        fd.file_name().to_string_lossy()
-    ))
-    .unwrap();
-    let flags = info
-        .lines()
-        .find_map(|l| l.strip_prefix("flags:"))
-        .unwrap_or_else(|| panic!("no flags in {info}"));
-    i32::from_str_radix(flags.trim(), 8).unwrap()
+        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == path))
+        .filter_map(|fd| flags_of(&fd))
+        .find(|flags| flags & libc::O_ACCMODE == libc::O_WRONLY)
+        .unwrap_or_else(|| panic!("{pid} has no descriptor writing {}", path.display()))
 }
 
 /// A reader that stops reading (`| tcpdump -c 10 -nr -`, `| head`) stops the capture
