@@ -173,6 +173,11 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             });
         }
         let wanted = apply::policy(ic)?;
+        // An interrupted attach is finished with what it made, unless the interface runs
+        // another program since.
+        if pins.dir.exists() && !pins.exist() {
+            loader::interrupted(&pins, index)?;
+        }
         if pins.exist()
             && let Ok(current) = Guard::open(pins.clone()).and_then(|g| g.maps.config())
         {
@@ -184,11 +189,7 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
         } else if pins.dir.exists()
             && let Ok(capacity) = loader::pinned_capacity(&pins)
         {
-            // An interrupted attach is finished with the table it made, unless the interface
-            // runs another program since.
-            if !pins.exist() {
-                loader::interrupted(&pins, index)?;
-            }
+            // An interrupted attach's table, or a guard's whose config cannot be read.
             let current = Config {
                 max_sources: capacity,
                 ..wanted
@@ -198,7 +199,6 @@ fn from_file(bpffs: &Path, file: &Path, args: &AttachArgs) -> Result<(), Error> 
             // A new guard, or an interrupted attach that made no table: the table is made
             // here.
             if pins.dir.exists() {
-                loader::interrupted(&pins, index)?;
                 loader::check_fits(&pins, wanted.max_sources, planned)?;
             } else {
                 loader::check_new(&pins, index, wanted.max_sources, planned)?;
