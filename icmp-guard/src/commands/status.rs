@@ -147,25 +147,27 @@ impl LockSaid {
 /// yet, and only the lock tells them apart. The lock is let go before the guards are read.
 fn listed(bpffs: &Path, here: Netns) -> Result<Listed, Error> {
     let quiet = Quiet::hold(bpffs);
+    let lock = match &quiet {
+        Ok(Some(_)) => LockSaid::Quiet,
+        Ok(None) => LockSaid::Changing,
+        Err(e) => LockSaid::Unknown(crate::error::chain(e)),
+    };
     let Listing { found, unreadable } = layout::everywhere(bpffs)?;
     let (guards, others): (Vec<Found>, Vec<Found>) =
         found.into_iter().partition(|f| f.stage == Stage::Guard);
-    let left: Vec<Left> = others
-        .into_iter()
-        .map(|found| Left::of(bpffs, here, found))
-        .collect();
-    let lock = match quiet {
-        Ok(Some(_)) => LockSaid::Quiet,
-        Ok(None) => LockSaid::Changing,
-        Err(e) => LockSaid::Unknown(crate::error::chain(&e)),
+    // What a running command has not finished is not shown, so not looked at either.
+    let left: Vec<Left> = if matches!(lock, LockSaid::Changing) {
+        Vec::new()
+    } else {
+        others
+            .into_iter()
+            .map(|found| Left::of(bpffs, here, found))
+            .collect()
     };
+    drop(quiet);
     Ok(Listed {
         guards,
-        left: if matches!(lock, LockSaid::Changing) {
-            Vec::new()
-        } else {
-            left
-        },
+        left,
         unreadable,
         lock,
     })
