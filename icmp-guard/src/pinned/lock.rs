@@ -192,8 +192,8 @@ impl Drop for Quiet {
         // SAFETY: flock on a descriptor we own.
         let alone =
             unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-        if alone && same_file(&self.file, &self.path) {
-            let _ = std::fs::remove_file(&self.path);
+        if alone {
+            unlink_held(&self.file, &self.path);
         }
     }
 }
@@ -269,9 +269,16 @@ impl Drop for Lock {
     /// bpffs path ever used); a command that opened it meanwhile sees it is gone once it gets
     /// the `flock`, and starts over on a new file.
     fn drop(&mut self) {
-        if same_file(&self.file, &self.path) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        unlink_held(&self.file, &self.path);
+    }
+}
+
+/// Unlinks the lock file `path` if it is still `file`, held exclusively by the caller: a
+/// command that opened it meanwhile sees it is gone once it gets the `flock`, and starts over
+/// on a new file.
+fn unlink_held(file: &File, path: &Path) {
+    if same_file(file, path) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
