@@ -351,9 +351,7 @@ impl Bpffs {
 
 impl Drop for Bpffs {
     fn drop(&mut self) {
-        remove_run_files(&self.path);
-        let _ = Command::new("umount").arg(&self.path).output();
-        let _ = std::fs::remove_dir(&self.path);
+        unmount(&self.path);
     }
 }
 
@@ -363,10 +361,16 @@ pub struct Mounted(pub PathBuf);
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        remove_run_files(&self.0);
-        let _ = Command::new("umount").arg(&self.0).output();
-        let _ = std::fs::remove_dir(&self.0);
+        unmount(&self.0);
     }
+}
+
+/// Unmounts the bpffs at `path` and removes its folder and its run files, as far as they are
+/// there.
+fn unmount(path: &Path) {
+    remove_run_files(path);
+    let _ = Command::new("umount").arg(path).output();
+    let _ = std::fs::remove_dir(path);
 }
 
 /// Removes what icmp-guard keeps in its run folder for the bpffs at `bpffs`: the service

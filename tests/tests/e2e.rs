@@ -968,15 +968,8 @@ fn a_bpffs_that_is_there_is_used_only_through_folders_and_links_of_roots() {
     let base = lab.scratch.file("there");
     std::fs::create_dir(&base).unwrap();
     std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let bpffs = base.join("bpffs");
-    std::fs::create_dir(&bpffs).unwrap();
-    let mounted = Mounted(bpffs.clone());
-    icmp_guard_tests::lab::run(
-        std::process::Command::new("mount")
-            .args(["-t", "bpf", "bpf"])
-            .arg(&bpffs),
-    )
-    .unwrap();
+    let mounted = icmp_guard_tests::lab::Bpffs::new().unwrap();
+    let bpffs = mounted.path.clone();
     let (link, theirs) = (base.join("nobodys-link"), bpffs.join("theirs"));
     std::os::unix::fs::symlink(&bpffs, &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
@@ -1104,43 +1097,33 @@ fn config_files_are_bounded_and_checked_against_the_maps() {
 /// `attach --config` of several interfaces leaves none of them attached when one is refused:
 /// another program on an interface is found before any attach, and a refusal only the attach
 /// can meet (a driver without native XDP) detaches again the guards the command created.
-/// (the second interface, how to make it, the file's mode for it, what the error says, what
-/// the command says of the first.)
+/// (the file's mode for the second interface, a bridge; whether another program runs on it;
+/// what the error says; what the command says of the first.)
 #[test]
 fn a_file_refused_for_one_interface_leaves_none_attached() {
     let lab = Lab::new().unwrap();
     let first = lab.guarded_if.clone();
-    let (bridge, held) = (unique('b'), unique('h'));
     let cases = [
         (
-            &bridge,
-            format!("link add {bridge} type bridge"),
             "native",
+            false,
             "native XDP is not available on",
             Some("detached again, as the file could not be applied whole"),
         ),
-        (
-            &held,
-            format!("link add {held} type bridge"),
-            "auto",
-            "already has an XDP program",
-            None,
-        ),
+        ("auto", true, "already has an XDP program", None),
     ];
     // A guard under another pin root is another program to this one.
     let other = icmp_guard_tests::lab::Bpffs::new().unwrap();
-    for (second, setup, mode, refusal, undone) in cases {
-        let setup: Vec<&str> = setup.split_whitespace().collect();
-        ip(&[&["-n", lab.guarded.name.as_str()], setup.as_slice()].concat()).unwrap();
-        ip(&["-n", &lab.guarded.name, "link", "set", second, "up"]).unwrap();
-        if undone.is_none() {
+    for (mode, held, refusal, undone) in cases {
+        let second = lab.add_bridge().unwrap();
+        if held {
             let out = lab
-                .cli_command(&other.path, &["attach", second, "--mode", "generic"])
+                .cli_command(&other.path, &["attach", &second, "--mode", "generic"])
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{}", stderr_of(&out));
         }
-        let err = refused_file_of_two(&lab, &first, second, mode);
+        let err = refused_file_of_two(&lab, &first, &second, mode);
         assert!(err.contains(refusal), "{second}: {err}");
         match undone {
             Some(undone) => assert!(err.contains(&format!("{first}: {undone}")), "{err}"),
