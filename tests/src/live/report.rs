@@ -139,6 +139,26 @@ impl<'a> Summary<'a> {
         }
     }
 
+    /// The floor's receive cost against the bare and the reading `XDP_DROP`, and the nftables
+    /// meter's and icmp-guard's against the floor's, by their keys in JSON.
+    fn floor_ratios(&self) -> [(&'static str, f64); 4] {
+        [
+            ("floor_vs_xdp_drop", Case::FloorSingle, Case::XdpDrop),
+            (
+                "floor_vs_xdp_read_drop",
+                Case::FloorSingle,
+                Case::XdpReadDrop,
+            ),
+            ("nftables_vs_floor", Case::Nft, Case::FloorSingle),
+            (
+                "guard_single_source_vs_floor",
+                Case::GuardSingle,
+                Case::FloorSingle,
+            ),
+        ]
+        .map(|(key, a, b)| (key, self.receive_ratio(a, b)))
+    }
+
     /// The median of the rounds' own ratios of `a`'s receive ns to `b`'s.
     fn receive_ratio(&self, a: Case, b: Case) -> f64 {
         round_ratio(self.live, a, b, Measured::receive_ns)
@@ -259,13 +279,11 @@ impl<'a> Summary<'a> {
             reads / base,
             self.receive_ns(Case::GuardSingle) / reads
         );
+        let [floor_drop, floor_reads, nft_floor, guard_floor] =
+            self.floor_ratios().map(|(_, ratio)| ratio);
         let _ = writeln!(
             out,
-            "  the floor of a per-source meter (xdp_floor: an untagged IPv4 echo's source looked up in a shared LRU hash, its bucket charged, the drop counted in its entry; none of icmp-guard's screening) with one source costs {:.2}x the bare XDP_DROP and {:.2}x the reading one; the nftables meter costs {:.2}x the floor, icmp-guard {:.2}x it (medians of the rounds' own ratios).",
-            self.receive_ratio(Case::FloorSingle, Case::XdpDrop),
-            self.receive_ratio(Case::FloorSingle, Case::XdpReadDrop),
-            self.receive_ratio(Case::Nft, Case::FloorSingle),
-            self.receive_ratio(Case::GuardSingle, Case::FloorSingle),
+            "  the floor of a per-source meter (xdp_floor: an untagged IPv4 echo's source looked up in a shared LRU hash, its bucket charged, the drop counted in its entry; none of icmp-guard's screening) with one source costs {floor_drop:.2}x the bare XDP_DROP and {floor_reads:.2}x the reading one; the nftables meter costs {nft_floor:.2}x the floor, icmp-guard {guard_floor:.2}x it (medians of the rounds' own ratios).",
         );
         let prog = |case| self.median(case, |m| m.prog_ns);
         let _ = writeln!(
@@ -351,12 +369,11 @@ impl<'a> Summary<'a> {
                 "flood_seconds": m.flood.seconds,
                 "source_table": { "tracked": m.fill.tracked, "capacity": m.fill.capacity },
             },
-            "floor_ratios": {
-                "floor_vs_xdp_drop": number(self.receive_ratio(Case::FloorSingle, Case::XdpDrop)),
-                "floor_vs_xdp_read_drop": number(self.receive_ratio(Case::FloorSingle, Case::XdpReadDrop)),
-                "nftables_vs_floor": number(self.receive_ratio(Case::Nft, Case::FloorSingle)),
-                "guard_single_source_vs_floor": number(self.receive_ratio(Case::GuardSingle, Case::FloorSingle)),
-            },
+            "floor_ratios": self
+                .floor_ratios()
+                .into_iter()
+                .map(|(key, ratio)| (key.to_owned(), number(ratio)))
+                .collect::<serde_json::Map<_, _>>(),
             "targets": self.targets.iter().map(|t| json!({
                 "target": t.what,
                 "measured": number(t.measured),
