@@ -20,6 +20,9 @@ const BURST: &str = "20";
 /// Echoes per flood: far over the source's burst, so most are dropped_rate_source.
 const FLOOD: &str = "1500";
 const CAPTURE_DEADLINE: Duration = Duration::from_secs(20);
+/// Longer than a capture's lease (`capture::LEASE_NS`), by a second.
+const PAST_A_LEASE: Duration =
+    Duration::from_nanos(icmp_guard_common::capture::LEASE_NS + 1_000_000_000);
 
 /// A guarded lab with a tight echo quota.
 fn guarded_lab() -> Lab {
@@ -368,9 +371,10 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
                     read_in_background(&fifo)
                 });
                 // It stops at its next try to open the FIFO (every tenth of a second).
-                let _ = eventually(5, "the capture stops", || {
+                eventually(5, "the capture stops", || {
                     capture.child().try_wait().unwrap().is_some()
-                });
+                })
+                .unwrap();
                 let out = capture.finish();
                 let err = stderr_of(&out);
                 assert_eq!(out.status.code(), Some(1), "{err}");
@@ -393,7 +397,7 @@ fn a_capture_into_a_fifo_waits_for_a_reader_and_stops_on_a_signal() {
 /// second capture is refused (one that took over would stop at once, after its count of
 /// none); SIGTERM ends the wait with nothing written.
 fn fifo_then_signal(lab: &Lab, mut capture: Reaped) {
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(PAST_A_LEASE);
     let out = lab
         .cli(&["capture", &lab.guarded_if, "-w", "-", "--count", "0"])
         .unwrap();
@@ -649,7 +653,7 @@ fn a_killed_capture_leaves_a_lease_that_runs_out() {
         "{}",
         stderr_of(&out)
     );
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(PAST_A_LEASE);
     let mut child = start_capture(&lab, &["-w", path2, "--count", "5"], Stdio::null());
     flood_until_done(&lab, &mut child, 5).unwrap();
     let err = finish(&lab, child);
@@ -854,7 +858,7 @@ fn a_capture_stopped_past_its_lease_goes_on_when_nobody_took_over() {
 fn stopped_past_lease(lab: &Lab, args: &[&str]) -> Reaped {
     let mut capture = Reaped(Some(start_capture(lab, args, Stdio::null())));
     capture.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(PAST_A_LEASE);
     capture
 }
 
